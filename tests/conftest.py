@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny randomly initialised BERT saved as a local arch, and small datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def bundled_tokenizer():
+    from unirex.arch import load_tokenizer
+
+    return load_tokenizer("default")
+
+
+@pytest.fixture(scope="session")
+def tiny_arch(tmp_path_factory, bundled_tokenizer) -> str:
+    """Path of a tiny BERT (2 layers, hidden 32) with the bundled tokenizer: usable as ``arch=``."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(bundled_tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(path)
+    bundled_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def small_demo_dir(tmp_path_factory) -> Path:
+    """A data_dir holding a small demo dataset (``demo``: 64 / 32 / 32 examples)."""
+    from unirex.data.demo import ensure_demo
+
+    data_dir = tmp_path_factory.mktemp("data")
+    ensure_demo(data_dir / "demo", sizes={"train": 64, "val": 32, "test": 32})
+    return data_dir

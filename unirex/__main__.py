@@ -1,0 +1,3 @@
+from unirex.cli import main
+
+raise SystemExit(main())

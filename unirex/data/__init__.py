@@ -1,0 +1,32 @@
+"""Data layer: ERASER reader/writer, the demo-dataset generator, tokenisation with word alignment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unirex.data.build import BuiltSplit, build_split, load_built
+from unirex.data.demo import ensure_demo
+from unirex.data.tensors import SplitDataset, collate
+
+DEMO = "demo"
+
+
+def ensure_source(data_dir: Path, dataset: str) -> Path:
+    """The ERASER folder of ``dataset``; the demo dataset is generated on first use."""
+    path = Path(data_dir) / dataset
+    if dataset == DEMO:
+        ensure_demo(path)
+    return path
+
+
+def load_split(data_dir: Path, dataset: str, split: str, arch: str | None = None, max_length: int | None = None,
+               num_train: int | None = None, num_train_seed: int = 0) -> tuple[SplitDataset, BuiltSplit]:
+    """Build (or reuse) a split and wrap it as a :class:`SplitDataset`."""
+    ensure_source(data_dir, dataset)
+    built = build_split(data_dir, dataset, split, arch=arch, max_length=max_length,
+                        num_train=num_train, num_train_seed=num_train_seed)
+    ds = SplitDataset(load_built(built.path), built.summary["pad_token_id"], built.labels)
+    return ds, built
+
+
+__all__ = ["BuiltSplit", "SplitDataset", "build_split", "collate", "ensure_source", "load_built", "load_split", "DEMO"]

@@ -1,0 +1,62 @@
+"""Built splits as PyTorch datasets, and the collate function that pads a batch.
+
+A batch is a dict of tensors, shapes ``[B, L]`` unless noted (``L`` = longest example in the batch):
+
+==================  =======  =============================================================
+input_ids           long     subword ids, padded with the tokenizer's pad id
+attention_mask      long     1 on real tokens
+token_type_ids      long     segment ids (zeros for single-segment archs)
+word_ids            long     word index in the concatenated documents, -1 elsewhere
+explainable         bool     document tokens: the only positions a rationale may contain
+rationale           float    gold rationale (0/1) at subword level
+label               long     ``[B]`` label ids
+has_rationale       bool     ``[B]`` whether the example has gold evidence
+index               long     ``[B]`` row index in the split table (maps back to annotation ids)
+==================  =======  =============================================================
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+
+LIST_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "word_ids", "explainable", "rationale")
+
+
+class SplitDataset(torch.utils.data.Dataset):
+    """Rows of a built split (see :mod:`unirex.data.build`)."""
+
+    def __init__(self, table: pl.DataFrame, pad_token_id: int = 0, labels: list[str] | None = None):
+        self.table = table
+        self.pad_token_id = int(pad_token_id or 0)
+        self.labels = labels
+        self._cols = {c: table[c].to_list() for c in LIST_COLUMNS}
+        self._label = table["label"].to_list()
+        self._has = table["has_rationale"].to_list()
+
+    def __len__(self) -> int:
+        return self.table.height
+
+    def __getitem__(self, i: int) -> dict:
+        item = {c: self._cols[c][i] for c in LIST_COLUMNS}
+        item.update(label=self._label[i], has_rationale=self._has[i], index=i)
+        return item
+
+    def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        return collate(items, self.pad_token_id)
+
+
+def collate(items: list[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a list of rows to the longest one."""
+    length = max(len(it["input_ids"]) for it in items)
+    pad_values = {"input_ids": pad_token_id, "word_ids": -1}
+    out = {}
+    for c in LIST_COLUMNS:
+        pad = pad_values.get(c, 0)
+        out[c] = torch.tensor([list(it[c]) + [pad] * (length - len(it[c])) for it in items], dtype=torch.long)
+    out["explainable"] = out["explainable"].bool()
+    out["rationale"] = out["rationale"].float()
+    out["label"] = torch.tensor([it["label"] for it in items], dtype=torch.long)
+    out["has_rationale"] = torch.tensor([bool(it["has_rationale"]) for it in items], dtype=torch.bool)
+    out["index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
+    return out
