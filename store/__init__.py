@@ -1,4 +1,8 @@
-"""DuckDB run store (schema, ingest of run directories, dashboard queries).
+"""DuckDB run store: schema, idempotent ingest of run directories, rebuild, read queries.
 
-Arrives with the engine/store issue; nothing here yet, and nothing imports it yet.
+The core library never imports this package; the CLI and the app wire it in.
 """
+
+from store.db import connect, db_path, ingest_all, ingest_run, query, rebuild
+
+__all__ = ["connect", "db_path", "ingest_all", "ingest_run", "query", "rebuild"]

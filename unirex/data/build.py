@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import polars as pl
 from unirex.arch import arch_slug, load_tokenizer, resolve_arch
 from unirex.data.eraser import Example, read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
+from unirex.fsutil import atomic_write, write_json_atomic
 
 BUILD_VERSION = 1
 DEFAULT_MAX_LENGTH = 512
@@ -186,21 +186,6 @@ def _summarise(df: pl.DataFrame, labels: list[str]) -> dict:
     }
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    _atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
-
-
 def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = None,
                 max_length: int | None = None, num_train: int | None = None, num_train_seed: int = 0,
                 force: bool = False) -> BuiltSplit:
@@ -256,7 +241,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
         "pad_token_id": tokenizer.pad_token_id, "fingerprint": fingerprint, "build_version": BUILD_VERSION,
     })
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(parquet, lambda tmp: df.write_parquet(tmp))
+    atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
     write_json_atomic(out_dir / "labels.json", labels)
     write_json_atomic(summary_path, summary)
     return BuiltSplit(parquet, summary, cache_hit=False)
