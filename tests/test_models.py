@@ -1,0 +1,136 @@
+"""Task LM, every rationale extractor, and the attribution algorithms (tiny BERT)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unirex.data import load_split
+from unirex.models import TaskLM, TokenHead
+from unirex.models.extractors import (CAPTUM_ALGOS, AttributionExtractor, LMExtractor, SelfLMExtractor,
+                                      captum_attributions, input_x_gradient, saliency)
+from unirex.models.task_lm import load_encoder
+
+
+@pytest.fixture(scope="module")
+def split(small_demo_dir, tiny_arch):
+    ds, _ = load_split(small_demo_dir, "demo", "train", arch=tiny_arch, max_length=64)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def batch(split):
+    return split.collate([split[i] for i in range(6)])
+
+
+@pytest.fixture(scope="module")
+def task_lm(tiny_arch):
+    torch.manual_seed(0)
+    return TaskLM.from_arch(tiny_arch, num_classes=2, dropout=0.1).eval()
+
+
+def test_task_lm_takes_ids_or_embeddings(task_lm, batch):
+    kw = dict(attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"])
+    a = task_lm(input_ids=batch["input_ids"], **kw)
+    b = task_lm(inputs_embeds=task_lm.embed(batch["input_ids"]), **kw)
+    assert a.shape == (6, 2)
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_rationale_removal_keeps_special_tokens_and_uses_attention_mask(task_lm, batch):
+    empty = torch.zeros_like(batch["explainable"])
+    full = task_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   token_type_ids=batch["token_type_ids"])
+    # removing nothing is the full input
+    assert torch.allclose(task_lm.forward_rationale(batch, empty, "remove"), full, atol=1e-6)
+    # keeping an empty rationale leaves exactly the non-explainable, non-padding tokens
+    special = batch["attention_mask"] * (~batch["explainable"]).long()
+    only = task_lm(input_ids=batch["input_ids"], attention_mask=special, token_type_ids=batch["token_type_ids"])
+    assert torch.allclose(task_lm.forward_rationale(batch, empty, "only"), only, atol=1e-6)
+    # removing every explainable token changes the prediction inputs, and equals "only" of nothing
+    everything = batch["explainable"]
+    assert torch.allclose(task_lm.forward_rationale(batch, everything, "remove"), only, atol=1e-6)
+    assert not torch.allclose(only, full, atol=1e-4)
+
+
+def _extractors(tiny_arch, hidden):
+    head = lambda out=1, t="linear": TokenHead(hidden, out, t, hidden_dim=16, hidden_layers=2)  # noqa: E731
+    ex = {f"attr:{a}": AttributionExtractor(a, "sum", hidden, ig_steps=4, return_convergence_delta=True)
+          for a in CAPTUM_ALGOS + ("gold", "inv", "rand")}
+    ex["attr:input-x-gradient:mlp"] = AttributionExtractor("input-x-gradient", "mlp", hidden, 16, 2)
+    ex["lm:linear"] = LMExtractor(load_encoder(tiny_arch), head())
+    ex["lm:mlp"] = LMExtractor(load_encoder(tiny_arch), head(t="mlp"))
+    ex["self_lm:linear"] = SelfLMExtractor(head())
+    ex["self_lm:l2e"] = SelfLMExtractor(head(out=5))
+    return ex
+
+
+def test_every_extractor_scores_only_explainable_positions(task_lm, batch, tiny_arch):
+    torch.manual_seed(0)
+    expl = batch["explainable"]
+    for name, ex in _extractors(tiny_arch, task_lm.hidden_size).items():
+        s = ex.scores(batch, task_lm)
+        assert s.shape == batch["input_ids"].shape, name
+        assert torch.isfinite(s).all(), name
+        assert (s[~expl] == 0).all(), f"{name}: non-zero score outside explainable positions"
+        assert (s[expl] != 0).any(), f"{name}: no signal on explainable positions"
+
+
+def test_differentiable_input_x_gradient_equals_captum(task_lm, batch):
+    target = batch["label"]
+    ours = input_x_gradient(task_lm, batch, target, create_graph=True)
+    captum, _ = captum_attributions("input-x-gradient", task_lm, batch, target)
+    assert ours.requires_grad
+    assert torch.allclose(ours, captum, atol=1e-5, rtol=1e-4)
+    sal, _ = captum_attributions("gradient", task_lm, batch, target)
+    assert torch.allclose(saliency(task_lm, batch, target, create_graph=True), sal, atol=1e-5, rtol=1e-4)
+    # double backward reaches the task LM's weights (the SDPA math kernel makes it possible on CPU)
+    task_lm.zero_grad()
+    ours.sum(-1).pow(2).sum().backward()
+    grads = [p.grad for p in task_lm.encoder.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    task_lm.zero_grad()
+
+
+def test_integrated_gradients_convergence_delta_shrinks_with_steps(task_lm, batch):
+    deltas = []
+    for steps in (1, 4, 64):
+        _, d = captum_attributions("integrated-gradients", task_lm, batch, batch["label"], ig_steps=steps,
+                                   internal_batch_size=16, return_convergence_delta=True)
+        deltas.append(d.abs().mean().item())
+    assert deltas[0] > deltas[1] > deltas[2] * 0.999
+    assert deltas[2] < deltas[0] / 5
+
+
+def test_gold_is_perfectly_plausible_and_inv_not_at_all(task_lm, batch):
+    from sklearn.metrics import average_precision_score
+
+    gold = AttributionExtractor("gold").scores(batch, task_lm)
+    inv = AttributionExtractor("inv").scores(batch, task_lm)
+    for i in range(batch["input_ids"].shape[0]):
+        expl = batch["explainable"][i]
+        truth = batch["rationale"][i][expl].numpy()
+        if 0 < truth.sum() < truth.size:
+            assert average_precision_score(truth, gold[i][expl].numpy()) == pytest.approx(1.0)
+        g_hard, i_hard = gold[i][expl] > 0.5, inv[i][expl] > 0.5
+        t = torch.from_numpy(truth > 0.5)
+        assert torch.equal(g_hard, t)  # token F1 = 1
+        assert not (i_hard & t).any()  # token F1 = 0: no gold token predicted
+
+
+def test_rand_scores_are_seeded_per_example(task_lm, split):
+    a = split.collate([split[i] for i in (0, 1)])
+    b = split.collate([split[i] for i in (5, 1)])  # example 1 in another batch, other padding
+    r = AttributionExtractor("rand", seed=3)
+    sa, sb = r.scores(a, task_lm), r.scores(b, task_lm)
+    n = int(a["attention_mask"][1].sum())
+    assert torch.equal(sa[1, :n], sb[1, :n])
+    assert not torch.equal(AttributionExtractor("rand", seed=4).scores(a, task_lm), sa)
+
+
+def test_task_lm_save_and_load_roundtrip(task_lm, batch, tmp_path):
+    task_lm.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "model.safetensors").is_file()
+    loaded = TaskLM.from_pretrained(tmp_path / "ckpt").eval()
+    kw = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert torch.allclose(loaded(**kw), task_lm(**kw), atol=1e-6)

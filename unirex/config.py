@@ -1,0 +1,488 @@
+"""The run configuration: dataclasses with UNIREX's dotted key names, and Hydra-style overrides.
+
+A config is a :class:`RunConfig` (top-level keys ``seed``, ``save_checkpoint``, ``debug``, ``data_dir``,
+``arch``, ``workspace``, ``work_dir``) holding the groups ``data.*``, ``model.*`` (with
+``model.optimizer.*`` and ``model.scheduler.*``), ``setup.*``, ``training.*`` and ``logger.*``.
+
+:func:`resolve_config` turns a list of overrides as the paper writes them into a validated config::
+
+    resolve_config(["data=sst", "model=expl_reg", "model.comp_wt=0.5",
+                    "training.eval_splits=\\"'train,dev,test'\\""])
+
+Group selections (applied first, whatever their position, as in Hydra):
+
+* ``model=lm|expl_reg|fresh|a2r`` applies the group's defaults (:data:`MODEL_GROUPS`);
+* ``data=NAME`` sets ``data.dataset``;
+* ``training=train|evaluate|finetune`` sets ``training.mode``;
+* ``method=NAME`` applies a preset of :mod:`unirex.methods` (itself a list of overrides).
+
+Then ``key=value`` overrides are applied in order. Values are parsed as YAML (``0.5``, ``True``,
+``[1,5,10]``, quoted strings); ``None``/``null`` mean no value. A leading ``+`` on a key is accepted
+and ignored; ``hydra.*`` keys are ignored. Unknown keys raise :class:`~unirex.errors.UnirexError`
+naming the closest valid keys. Sweeps (``-m``, ``seed=0,1,2``) are expanded by :func:`expand_sweep`
+before resolving each run. This module is pure: no file, network or model access.
+
+Decisions where UNIREX's own config is not copied: ``model.name`` records the model group;
+``model.topk`` holds the top-k bins (percent) used by the training losses; ``data.plaus_frac`` is the
+fraction of train examples with plausibility supervision; ``model.rationale_relaxation`` (default
+``none``) optionally lets comp/suff train the extractor; ``training.mode`` is what ``training=...``
+selects; ``setup.accumulate_grad_batches`` / ``setup.eff_train_batch_size`` default to each other.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from unirex.errors import UnirexError
+
+# ----------------------------------------------------------------------------------------- choices
+EXPLAINER_TYPES = ("attr_algo", "lm", "self_lm")
+ATTR_ALGOS = ("input-x-gradient", "integrated-gradients", "gradient", "deeplift", "gradient-shap",
+              "gold", "inv", "rand")
+ATTR_POOLINGS = ("sum", "mlp")
+HEAD_TYPES = ("linear", "mlp")
+COMP_CRITERIA = ("margin", "diff")
+SUFF_CRITERIA = ("margin", "diff", "mae", "mse", "kldiv")
+PLAUS_CRITERIA = ("bce",)
+RELAXATIONS = ("none", "straight_through")
+MODEL_NAMES = ("lm", "expl_reg", "fresh", "a2r")
+TRAINING_MODES = ("train", "evaluate", "finetune")
+PRECISIONS = ("32", "bf16", "fp16")
+SPLITS = ("train", "dev", "test")
+
+
+# ------------------------------------------------------------------------------------------ groups
+@dataclass
+class DataConfig:
+    dataset: str = "demo"
+    max_length: int = 512
+    num_train: int | None = None  # subsample the train split (with num_train_seed)
+    num_train_seed: int = 0
+    plaus_frac: float = 1.0  # fraction of train examples that get plausibility supervision
+    fresh_exp_id: str | None = None  # run id (or outputs path) whose attributions FRESH reads
+    fresh_attr_algo: str | None = None
+    fresh_topk: float | None = None  # percent of tokens FRESH keeps
+    l2e_exp_id: str | None = None  # teacher run whose attributions L2E distils
+    l2e_attr_algo: str | None = None
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adamw"
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    adam_epsilon: float = 1e-8
+
+
+@dataclass
+class SchedulerConfig:
+    lr_scheduler: str = "linear_with_warmup"  # or "fixed"
+    warmup_updates: float = 0.0  # < 1: fraction of all updates; >= 1: number of updates
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lm"  # the model group: lm | expl_reg | fresh | a2r
+    dropout: float = 0.1  # before the task LM's classification layer
+    # rationale extractor
+    explainer_type: str = "attr_algo"
+    attr_algo: str = "input-x-gradient"
+    attr_pooling: str = "sum"
+    attr_mlp_hidden_dim: int = 2048
+    attr_mlp_hidden_layers: int = 2
+    expl_head_type: str = "linear"
+    expl_head_mlp_hidden_dim: int = 2048
+    expl_head_mlp_hidden_layers: int = 2
+    expl_head_mlp_dropout: float = 0.0
+    ig_steps: int = 50
+    internal_batch_size: int | None = None
+    return_convergence_delta: bool = False
+    # objective
+    task_wt: float = 1.0
+    comp_wt: float = 0.0
+    suff_wt: float = 0.0
+    plaus_wt: float = 0.0
+    comp_criterion: str = "margin"
+    comp_margin: float = 1.0
+    suff_criterion: str = "margin"
+    suff_margin: float = 0.1
+    plaus_criterion: str = "bce"
+    topk: list[float] = field(default_factory=lambda: [1.0, 5.0, 10.0, 20.0, 50.0])  # percent bins
+    rationale_relaxation: str = "none"  # "straight_through" also trains the extractor via comp/suff
+    l2e: bool = False
+    l2e_wt: float = 0.0
+    l2e_num_classes: int = 5
+    a2r_wt: float = 0.0
+    # outputs
+    save_outputs: bool = False
+    exp_id: str | None = None
+    measure_attrs_runtime: bool = False
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+@dataclass
+class SetupConfig:
+    train_batch_size: int = 32
+    eval_batch_size: int = 32
+    accumulate_grad_batches: int | None = None  # None: eff_train_batch_size / train_batch_size
+    eff_train_batch_size: int | None = None  # None: train_batch_size * accumulate_grad_batches
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "32"  # 32 | bf16 | fp16 (autocast on CUDA)
+
+
+@dataclass
+class TrainingConfig:
+    mode: str = "train"  # train | evaluate | finetune
+    ckpt_path: str | None = None
+    eval_splits: str = "dev,test"  # comma-separated, as the paper writes it
+    epochs: int = 10
+    patience: int = 5
+    monitor: str = "dev_task_macro_f1"  # early-stopping metric
+    monitor_mode: str = "max"
+    max_grad_norm: float = 1.0
+    train_shuffle: bool = True
+
+    @property
+    def splits(self) -> list[str]:
+        """``eval_splits`` as a list (``'train,dev,test'`` -> ``['train', 'dev', 'test']``)."""
+        return [s.strip() for s in str(self.eval_splits).strip("'\"").split(",") if s.strip()]
+
+
+@dataclass
+class LoggerConfig:
+    offline: bool = False  # accepted for UNIREX compatibility: all logging is local anyway
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    save_checkpoint: bool = False
+    debug: bool = False
+    arch: str = "default"
+    data_dir: str | None = None  # None: <workspace>/data
+    workspace: str | None = None  # None: $UNIREX_WORKSPACE or ./workspace
+    work_dir: str | None = None  # accepted for UNIREX compatibility (not used by the library)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    setup: SetupConfig = field(default_factory=SetupConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+# Model groups: what ``model=NAME`` means in UNIREX (defaults before any key override).
+MODEL_GROUPS: dict[str, dict[str, Any]] = {
+    # the task LM alone; explanations are post-hoc attributions (for evaluation)
+    "lm": {"name": "lm", "explainer_type": "attr_algo", "attr_algo": "input-x-gradient",
+           "attr_pooling": "sum", "task_wt": 1.0, "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0,
+           "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0},
+    # explanation regularisation: task loss + comp/suff/plaus (and L2E) on a rationale extractor
+    "expl_reg": {"name": "expl_reg", "explainer_type": "attr_algo", "attr_algo": "input-x-gradient",
+                 "attr_pooling": "sum", "task_wt": 1.0, "comp_wt": 0.5, "suff_wt": 0.5, "plaus_wt": 0.0,
+                 "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0},
+    # FRESH: a new task LM on the top-k tokens of a saved run's attributions (data.fresh_*)
+    "fresh": {"name": "fresh", "explainer_type": "attr_algo", "attr_algo": "input-x-gradient",
+              "attr_pooling": "sum", "task_wt": 1.0, "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0,
+              "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0},
+    # A2R: a DLM generator, the task LM reading the top-k rationale, an attention predictor, JS
+    "a2r": {"name": "a2r", "explainer_type": "lm", "expl_head_type": "linear", "task_wt": 1.0,
+            "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0, "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.5},
+}
+GROUP_KEYS = ("model", "data", "training", "method")
+_TRAINING_GROUP = {"train": "train", "evaluate": "evaluate", "eval": "evaluate", "finetune": "finetune"}
+
+
+# ---------------------------------------------------------------------------------------- key sets
+def valid_keys(node: Any = RunConfig, prefix: str = "") -> list[str]:
+    """All dotted leaf keys of the config (``model.optimizer.lr``, ``seed``, ...)."""
+    out = []
+    for f in fields(node):
+        name = f"{prefix}{f.name}"
+        default = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+        if is_dataclass(default):
+            out.extend(valid_keys(type(default), name + "."))
+        else:
+            out.append(name)
+    return out
+
+
+def suggest_keys(key: str, n: int = 3) -> list[str]:
+    """Closest valid keys to ``key`` (difflib), also matching on the last dotted component."""
+    keys = valid_keys()
+    close = difflib.get_close_matches(key, keys, n=n, cutoff=0.5)
+    leaf = key.rsplit(".", 1)[-1]
+    for k in keys:
+        if k.rsplit(".", 1)[-1] == leaf and k not in close:
+            close.insert(0, k)
+    return close[:n]
+
+
+def unknown_key_error(key: str) -> UnirexError:
+    hint = suggest_keys(key)
+    groups = ", ".join(f"{g}=" for g in GROUP_KEYS)
+    msg = f"unknown config key '{key}'"
+    msg += f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else f" (group selections: {groups})"
+    return UnirexError(msg)
+
+
+# -------------------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, str]:
+    """Split ``key=value`` (the value may contain ``=``); a leading ``+`` on the key is dropped."""
+    if "=" not in text:
+        raise UnirexError(f"override '{text}' is not of the form key=value")
+    key, value = text.split("=", 1)
+    key = key.strip().lstrip("+")
+    if not key:
+        raise UnirexError(f"override '{text}' has no key")
+    return key, value.strip()
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    if raw in ("None", "none", "null", "~", ""):
+        return None
+    parsed = OmegaConf.from_dotlist([f"v={raw}"])
+    value = OmegaConf.to_container(parsed)["v"]
+    return _unquote(value) if isinstance(value, str) else value
+
+
+def split_sweep_value(raw: str) -> list[str]:
+    """Split a multirun value on top-level commas: ``0,1,2`` -> 3 values; quoted strings and
+    ``[...]`` lists stay whole (``"'train,dev,test'"`` is one value)."""
+    out, depth, quote, cur = [], 0, None, ""
+    for ch in raw:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    out.append(cur)
+    return out
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """Hydra's basic sweeper: the cartesian product of every comma list (``seed=0,1,2 model=lm,a2r``
+    gives 6 override lists, in order, last key varying fastest)."""
+    choices = []
+    for o in overrides:
+        key, value = parse_override(o)
+        choices.append([f"{key}={v}" for v in split_sweep_value(value)])
+    return [list(c) for c in itertools.product(*choices)]
+
+
+def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool = True) -> RunConfig:
+    """Build a :class:`RunConfig` from overrides (see the module docstring for the syntax).
+
+    Raises:
+        UnirexError: unknown key (with suggestions), unknown group choice, a value of the wrong type,
+            or (with ``validate``) a setting out of range or contradictory.
+    """
+    pairs = [parse_override(o) for o in overrides]
+    # a method preset expands into its own overrides, placed before the user's
+    method = [v for k, v in pairs if k == "method"]
+    if method:
+        from unirex.methods import get_method
+
+        name = _unquote(method[-1])
+        preset = [parse_override(o) for o in get_method(name).overrides]
+        pairs = preset + [(k, v) for k, v in pairs if k != "method"]
+
+    groups = {k: _unquote(v) for k, v in pairs if k in GROUP_KEYS}
+    cfg = OmegaConf.structured(RunConfig)
+    model_group = groups.get("model", "lm")
+    if model_group not in MODEL_GROUPS:
+        raise UnirexError(f"unknown model group '{model_group}'; choose one of {', '.join(MODEL_GROUPS)}")
+    cfg = OmegaConf.merge(cfg, {"model": MODEL_GROUPS[model_group]})
+    if "data" in groups:
+        cfg.data.dataset = groups["data"]
+    if "training" in groups:
+        mode = _TRAINING_GROUP.get(groups["training"])
+        if mode is None:
+            raise UnirexError(f"unknown training group '{groups['training']}'; choose train, evaluate or finetune")
+        cfg.training.mode = mode
+
+    keys = set(valid_keys())
+    for key, raw in pairs:
+        if key in GROUP_KEYS:
+            continue
+        if key not in keys:
+            if key.split(".")[0] == "hydra":
+                continue  # Hydra's own settings (run dirs, sweepers) have no meaning here
+            raise unknown_key_error(key)
+        value = _parse_value(key, raw)
+        try:
+            OmegaConf.update(cfg, key, value, merge=False)
+        except OmegaConfBaseException as e:
+            first = str(e).strip().splitlines()[0]
+            raise UnirexError(f"bad value for {key}: {raw!r} ({first})") from None
+    obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    _fill_derived(obj)
+    if validate:
+        validate_config(obj)
+    return obj
+
+
+def _unquote(v: str) -> str:
+    v = v.strip()
+    while len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        v = v[1:-1]
+    return v
+
+
+def _fill_derived(cfg: RunConfig) -> None:
+    """Fill ``setup.accumulate_grad_batches`` / ``setup.eff_train_batch_size`` from each other."""
+    s = cfg.setup
+    if s.accumulate_grad_batches is None and s.eff_train_batch_size is None:
+        s.accumulate_grad_batches, s.eff_train_batch_size = 1, s.train_batch_size
+    elif s.accumulate_grad_batches is None:
+        if s.train_batch_size <= 0 or s.eff_train_batch_size % s.train_batch_size:
+            raise UnirexError(f"setup.eff_train_batch_size={s.eff_train_batch_size} is not a multiple of "
+                              f"setup.train_batch_size={s.train_batch_size}")
+        s.accumulate_grad_batches = s.eff_train_batch_size // s.train_batch_size
+    elif s.eff_train_batch_size is None:
+        s.eff_train_batch_size = s.train_batch_size * s.accumulate_grad_batches
+
+
+# ------------------------------------------------------------------------------------- validation
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UnirexError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}{hint}")
+
+
+def validate_config(cfg: RunConfig) -> None:
+    """Ranges and choices of single keys, batch-size consistency, and the contradictions between keys
+    that need no data (see :func:`unirex.methods.check_settings`). Raises :class:`UnirexError`."""
+    m, d, s, t = cfg.model, cfg.data, cfg.setup, cfg.training
+    _choice("model.name", m.name, MODEL_NAMES)
+    _choice("model.explainer_type", m.explainer_type, EXPLAINER_TYPES)
+    _choice("model.attr_algo", m.attr_algo, ATTR_ALGOS)
+    _choice("model.attr_pooling", m.attr_pooling, ATTR_POOLINGS)
+    _choice("model.expl_head_type", m.expl_head_type, HEAD_TYPES)
+    _choice("model.comp_criterion", m.comp_criterion, COMP_CRITERIA)
+    _choice("model.suff_criterion", m.suff_criterion, SUFF_CRITERIA)
+    _choice("model.plaus_criterion", m.plaus_criterion, PLAUS_CRITERIA)
+    _choice("model.rationale_relaxation", m.rationale_relaxation, RELAXATIONS)
+    _choice("training.mode", t.mode, TRAINING_MODES)
+    _choice("training.monitor_mode", t.monitor_mode, ("max", "min"))
+    _choice("setup.precision", str(s.precision), PRECISIONS)
+    for name in ("task_wt", "comp_wt", "suff_wt", "plaus_wt", "l2e_wt", "a2r_wt", "comp_margin", "suff_margin"):
+        if getattr(m, name) < 0:
+            raise UnirexError(f"model.{name} must be >= 0, got {getattr(m, name)}")
+    if not 0.0 <= m.dropout < 1.0:
+        raise UnirexError(f"model.dropout must be in [0, 1), got {m.dropout}")
+    if not m.topk or any(not 0 < k <= 100 for k in m.topk):
+        raise UnirexError(f"model.topk must be a non-empty list of percentages in (0, 100], got {list(m.topk)}")
+    if m.ig_steps < 1:
+        raise UnirexError(f"model.ig_steps must be >= 1, got {m.ig_steps}")
+    if m.internal_batch_size is not None and m.internal_batch_size < 1:
+        raise UnirexError(f"model.internal_batch_size must be >= 1, got {m.internal_batch_size}")
+    if m.l2e_num_classes < 2:
+        raise UnirexError(f"model.l2e_num_classes must be >= 2, got {m.l2e_num_classes}")
+    for name in ("attr_mlp_hidden_dim", "attr_mlp_hidden_layers", "expl_head_mlp_hidden_dim"):
+        if getattr(m, name) < 1:
+            raise UnirexError(f"model.{name} must be >= 1, got {getattr(m, name)}")
+    if m.expl_head_mlp_hidden_layers < 0:
+        raise UnirexError("model.expl_head_mlp_hidden_layers must be >= 0")
+    if m.optimizer.lr <= 0:
+        raise UnirexError(f"model.optimizer.lr must be > 0, got {m.optimizer.lr}")
+    if not 0.0 <= d.plaus_frac <= 1.0:
+        raise UnirexError(f"data.plaus_frac must be in [0, 1], got {d.plaus_frac}")
+    if d.fresh_topk is not None and not 0 < d.fresh_topk <= 100:
+        raise UnirexError(f"data.fresh_topk must be in (0, 100], got {d.fresh_topk}")
+    if d.max_length < 8:
+        raise UnirexError(f"data.max_length must be >= 8, got {d.max_length}")
+    if d.num_train is not None and d.num_train < 1:
+        raise UnirexError(f"data.num_train must be >= 1, got {d.num_train}")
+    for name in ("train_batch_size", "eval_batch_size", "accumulate_grad_batches", "eff_train_batch_size"):
+        if getattr(s, name) < 1:
+            raise UnirexError(f"setup.{name} must be >= 1, got {getattr(s, name)}")
+    if s.num_workers < 0:
+        raise UnirexError("setup.num_workers must be >= 0")
+    if s.train_batch_size * s.accumulate_grad_batches != s.eff_train_batch_size:
+        raise UnirexError(
+            f"setup.eff_train_batch_size={s.eff_train_batch_size} != setup.train_batch_size="
+            f"{s.train_batch_size} x setup.accumulate_grad_batches={s.accumulate_grad_batches}")
+    bad = [x for x in t.splits if x not in SPLITS]
+    if bad or not t.splits:
+        raise UnirexError(f"training.eval_splits={t.eval_splits!r}: use a comma list of {', '.join(SPLITS)}")
+    if t.epochs < 1 or t.patience < 0:
+        raise UnirexError("training.epochs must be >= 1 and training.patience >= 0")
+    from unirex.methods import check_settings
+
+    check_settings(cfg)
+
+
+# ---------------------------------------------------------------------------------- serialisation
+def to_dict(cfg: RunConfig) -> dict:
+    """Plain nested dict (JSON/YAML-ready) of a config."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def from_dict(data: dict, validate: bool = True) -> RunConfig:
+    """Inverse of :func:`to_dict`; unknown keys are an error (with suggestions)."""
+    flat = flatten(data)
+    keys = set(valid_keys())
+    for k in flat:
+        if k not in keys:
+            raise unknown_key_error(k)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), data)
+    except OmegaConfBaseException as e:
+        raise UnirexError(f"bad config: {str(e).strip().splitlines()[0]}") from None
+    obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    _fill_derived(obj)
+    if validate:
+        validate_config(obj)
+    return obj
+
+
+def flatten(data: dict | RunConfig, prefix: str = "") -> dict[str, Any]:
+    """``{'model': {'comp_wt': 0.5}}`` -> ``{'model.comp_wt': 0.5}`` (lists stay values)."""
+    if is_dataclass(data):
+        data = to_dict(data)  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    for k, v in data.items():  # type: ignore[union-attr]
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def to_overrides(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
+    """The ``key=value`` overrides that turn ``base`` (default: the defaults) into ``cfg``."""
+    a, b = flatten(cfg), flatten(base or resolve_config([], validate=False))
+    return [f"{k}={_fmt(v)}" for k, v in a.items() if b.get(k) != v]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, str) and ("," in v or " " in v):
+        return f"'{v}'"
+    return str(v)
+
+
+__all__ = [
+    "ATTR_ALGOS", "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "EXPLAINER_TYPES", "HEAD_TYPES",
+    "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RunConfig", "SUFF_CRITERIA",
+    "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict",
+    "parse_override", "resolve_config", "split_sweep_value", "suggest_keys", "to_dict", "to_overrides",
+    "valid_keys", "validate_config",
+]

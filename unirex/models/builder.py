@@ -1,0 +1,83 @@
+"""Build the models a config asks for: :func:`build_model` -> :class:`UnirexModel`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from unirex.models.a2r import A2RAttentionPredictor
+from unirex.models.extractors import AttributionExtractor, Extractor, LMExtractor, SelfLMExtractor
+from unirex.models.heads import TokenHead
+from unirex.models.task_lm import TaskLM, load_encoder
+
+if TYPE_CHECKING:
+    from unirex.config import RunConfig
+
+
+class UnirexModel(nn.Module):
+    """Everything one run trains, as one ``nn.Module`` (``.parameters()``, ``.to()``, ``state_dict()``).
+
+    Attributes:
+        task_lm: the :class:`TaskLM`.
+        extractor: the rationale :class:`Extractor` (may have no parameters: ``attr_algo`` + ``sum``).
+        a2r: the :class:`A2RAttentionPredictor` for ``model=a2r``, else None.
+        token_classes: outputs per token of a learned extractor's head (1, or L2E's classes).
+    """
+
+    def __init__(self, task_lm: TaskLM, extractor: Extractor, a2r: A2RAttentionPredictor | None = None,
+                 token_classes: int = 1):
+        super().__init__()
+        self.task_lm = task_lm
+        self.extractor = extractor
+        self.a2r = a2r
+        self.token_classes = token_classes
+
+    @property
+    def num_classes(self) -> int:
+        return self.task_lm.num_classes
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None) -> torch.Tensor:
+        """The task LM's logits ``[B, C]``."""
+        return self.task_lm(input_ids, attention_mask, token_type_ids, inputs_embeds)
+
+    def explain(self, batch: dict[str, torch.Tensor], target: torch.Tensor | None = None) -> torch.Tensor:
+        """Token scores ``[B, L]`` for evaluation (target ``None``: the predicted class), no graph kept."""
+        if isinstance(self.extractor, AttributionExtractor):
+            return self.extractor.scores(batch, self.task_lm, target).detach()
+        with torch.no_grad():
+            return self.extractor.scores(batch, self.task_lm, target)
+
+
+def build_extractor(cfg: "RunConfig", task_lm: TaskLM) -> tuple[Extractor, int]:
+    """The extractor of ``cfg.model`` (and its head's outputs per token)."""
+    m = cfg.model
+    out_dim = m.l2e_num_classes if m.l2e else 1
+
+    def head() -> TokenHead:
+        return TokenHead(task_lm.hidden_size, out_dim, m.expl_head_type, m.expl_head_mlp_hidden_dim,
+                         m.expl_head_mlp_hidden_layers, m.expl_head_mlp_dropout)
+
+    if m.explainer_type == "attr_algo":
+        return AttributionExtractor(m.attr_algo, m.attr_pooling, task_lm.hidden_size, m.attr_mlp_hidden_dim,
+                                    m.attr_mlp_hidden_layers, m.ig_steps, m.internal_batch_size,
+                                    m.return_convergence_delta, seed=cfg.seed), 1
+    if m.explainer_type == "lm":
+        return LMExtractor(load_encoder(cfg.arch), head()), out_dim
+    if m.explainer_type == "self_lm":
+        return SelfLMExtractor(head()), out_dim
+    raise ValueError(f"unknown explainer_type {m.explainer_type!r}")
+
+
+def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = None) -> UnirexModel:
+    """Task LM (from ``cfg.arch``, or the one given, e.g. loaded from a checkpoint), extractor, and A2R's
+    attention predictor for ``model=a2r``. Seeds torch with ``cfg.seed`` before creating new layers."""
+    torch.manual_seed(cfg.seed)
+    if task_lm is None:
+        task_lm = TaskLM.from_arch(cfg.arch, num_classes, cfg.model.dropout)
+    extractor, token_classes = build_extractor(cfg, task_lm)
+    a2r = None
+    if cfg.model.name == "a2r":
+        a2r = A2RAttentionPredictor(load_encoder(cfg.arch), num_classes, cfg.model.dropout)
+    return UnirexModel(task_lm, extractor, a2r, token_classes)

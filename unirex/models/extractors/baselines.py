@@ -1,0 +1,30 @@
+"""Baseline "attributions" that do not read the model: ``gold``, ``inv``, ``rand`` (``[B, L]``)."""
+
+from __future__ import annotations
+
+import torch
+
+from unirex.models.extractors.base import mask_scores
+
+
+def gold_scores(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The gold rationale (1 on rationale subwords, 0 elsewhere)."""
+    return mask_scores(batch["rationale"].float(), batch["explainable"])
+
+
+def inv_scores(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The inverse of the gold rationale on explainable positions."""
+    return mask_scores(1.0 - batch["rationale"].float(), batch["explainable"])
+
+
+def rand_scores(batch: dict[str, torch.Tensor], seed: int = 0) -> torch.Tensor:
+    """Uniform [0, 1) scores, a deterministic function of ``(seed, batch['index'][i], position)``:
+    the same example gets the same scores whatever batch it is in."""
+    expl = batch["explainable"]
+    b, length = expl.shape
+    index = batch.get("index", torch.arange(b))
+    rows = []
+    for i in index.tolist():
+        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i))
+        rows.append(torch.rand(length, generator=g))
+    return mask_scores(torch.stack(rows).to(expl.device), expl)

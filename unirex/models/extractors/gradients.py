@@ -1,0 +1,72 @@
+"""Hand-written gradient attributions that can be differentiated again (``create_graph=True``).
+
+Training through attributions (AA-Sum / AA-MLP with a plausibility weight) needs a second derivative
+of the task LM. PyTorch's fused SDPA kernels have no double backward (on CPU: "derivative for
+aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented"), so the forward pass
+runs inside :func:`second_order_attention`, which selects the math kernel; every other pass keeps the
+fast kernel. :func:`input_x_gradient` equals Captum's ``InputXGradient`` on ``inputs_embeds``
+(tested).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def second_order_attention():
+    """Run SDPA attention with the math backend (differentiable twice) inside this block."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        yield
+        return
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
+def predicted_class(task_lm: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B]`` argmax of the task LM's logits on the full input (no gradient)."""
+    with torch.no_grad():
+        logits = task_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         token_type_ids=batch.get("token_type_ids"))
+    return logits.argmax(-1)
+
+
+def embedding_gradient(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
+                       create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word embeddings ``[B, L, H]`` and d logit[target] / d embeddings ``[B, L, H]``.
+
+    With ``create_graph`` the gradient stays in the graph (w.r.t. the task LM's parameters, including
+    the embedding matrix), so a loss on it trains the task LM; without it both are detached.
+    """
+    with torch.enable_grad():
+        embeds = task_lm.embed(batch["input_ids"])
+        if not create_graph:
+            embeds = embeds.detach().requires_grad_(True)
+        ctx = second_order_attention() if create_graph else contextlib.nullcontext()
+        with ctx:
+            logits = task_lm(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                             token_type_ids=batch.get("token_type_ids"))
+            picked = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
+            (grad,) = torch.autograd.grad(picked, embeds, create_graph=create_graph)
+    if not create_graph:
+        embeds = embeds.detach()
+    return embeds, grad
+
+
+def input_x_gradient(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
+                     create_graph: bool = True) -> torch.Tensor:
+    """Input x gradient over the word embeddings, ``[B, L, H]`` (sum over ``H`` for token scores)."""
+    embeds, grad = embedding_gradient(task_lm, batch, target, create_graph)
+    return embeds * grad
+
+
+def saliency(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
+             create_graph: bool = True) -> torch.Tensor:
+    """Absolute gradient (Captum's ``Saliency`` with ``abs=True``), ``[B, L, H]``."""
+    _, grad = embedding_gradient(task_lm, batch, target, create_graph)
+    return grad.abs()

@@ -1,0 +1,43 @@
+"""``model.explainer_type=lm`` (DLM): a dedicated second encoder of the task LM's arch with a token head."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from unirex.models.extractors.base import Extractor, mask_scores, ordinal_scores
+from unirex.models.heads import TokenHead
+
+
+class LMExtractor(Extractor):
+    """Encoder + :class:`~unirex.models.heads.TokenHead`.
+
+    Args:
+        encoder: a Hugging Face ``AutoModel`` (its own weights, not shared with the task LM).
+        head: ``[B, L, H] -> [B, L, out_dim]``; ``out_dim > 1`` is L2E's ordinal classes.
+    """
+
+    kind = "lm"
+    differentiable = True
+
+    def __init__(self, encoder: nn.Module, head: TokenHead):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self._takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
+
+    def token_logits(self, batch: dict[str, torch.Tensor], task_lm: nn.Module | None = None, **kwargs) -> torch.Tensor:
+        """Raw head outputs ``[B, L, out_dim]`` (not masked)."""
+        kw = {"attention_mask": batch["attention_mask"]}
+        if self._takes_token_types and batch.get("token_type_ids") is not None:
+            kw["token_type_ids"] = batch["token_type_ids"]
+        hidden = self.encoder(input_ids=batch["input_ids"], **kw).last_hidden_state
+        return self.head(hidden)
+
+    def scores(self, batch, task_lm=None, target=None, token_logits: torch.Tensor | None = None, **kwargs):
+        """``[B, L]`` logits (``out_dim=1``) or centred expected class (L2E), 0 outside explainable."""
+        out = self.token_logits(batch, task_lm) if token_logits is None else token_logits
+        s = out.squeeze(-1) if out.shape[-1] == 1 else ordinal_scores(out)
+        return mask_scores(s, batch["explainable"])

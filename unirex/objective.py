@@ -1,0 +1,198 @@
+"""One training batch -> every loss component the config asks for (:func:`compute_losses`).
+
+The engine calls ``losses = compute_losses(batch, model, cfg)``, then ``losses["loss"].backward()`` and
+steps its optimizer. Components (present only when active):
+
+===============  ==========================================================================
+task_loss        CE of the task LM on the full input (weight ``model.task_wt``)
+comp_loss        comprehensiveness, mean over the batch per top-k bin, then over ``model.topk``
+suff_loss        sufficiency, same averaging (``kldiv`` = SGT)
+plaus_loss       BCE of the extractor scores against gold rationales (``model.plaus_wt``)
+l2e_loss         CE of the extractor's 5-class head against the teacher's binned attributions
+a2r_task_loss    A2R: CE of the attention predictor + CE of the task LM on each top-k rationale
+a2r_loss         A2R: Jensen-Shannon divergence between the two (``model.a2r_wt``)
+loss             the weighted sum
+===============  ==========================================================================
+
+Extra batch entries this module reads (the engine adds them):
+
+* ``teacher_scores`` ``[B, L]`` float: a teacher run's saved attributions aligned with ``input_ids``
+  (same arch and ``max_length``; values outside explainable positions are ignored). Required for
+  ``model=fresh`` (from ``data.fresh_exp_id``) and ``model.l2e=True`` (from ``data.l2e_exp_id``).
+* ``plaus_mask`` ``[B]`` bool: which examples get plausibility supervision when
+  ``data.plaus_frac < 1`` (see :func:`plausibility_subset`); always combined with ``has_rationale``.
+
+The rationale is a hard top-k selection (:func:`unirex.rationale.topk_mask`) with no gradient: the
+comprehensiveness and sufficiency losses train the **task LM** through the masked forward passes
+(removal through the attention mask), as in the paper. The extractor is trained by plausibility,
+L2E and A2R; ``model.rationale_relaxation=straight_through`` (off by default) also lets comp/suff
+reach it (see :meth:`unirex.models.task_lm.TaskLM.forward_rationale`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from unirex import losses as L
+from unirex.errors import UnirexError
+from unirex.models.extractors import AttributionExtractor, LMExtractor, SelfLMExtractor
+from unirex.rationale import keep_mask, repack, topk_keep, topk_mask
+
+if TYPE_CHECKING:
+    from unirex.config import RunConfig
+    from unirex.models.builder import UnirexModel
+
+
+def plausibility_subset(num_examples: int, frac: float, seed: int = 0) -> torch.Tensor:
+    """``[N]`` bool: exactly ``round(frac * N)`` examples of a split, chosen by a seeded permutation
+    (``data.plaus_frac``; index = row in the split, ``batch['index']``)."""
+    n_sel = int(round(float(frac) * num_examples))
+    perm = torch.randperm(num_examples, generator=torch.Generator().manual_seed(int(seed)))
+    mask = torch.zeros(num_examples, dtype=torch.bool)
+    mask[perm[:n_sel]] = True
+    return mask
+
+
+def fresh_batch(batch: dict[str, torch.Tensor], k_percent: float, pad_token_id: int = 0) -> dict[str, torch.Tensor]:
+    """FRESH's input: the top-``k_percent`` explainable tokens of ``batch['teacher_scores']`` plus special
+    tokens and query; the other tokens are deleted and rows re-packed (use it in evaluation too)."""
+    if "teacher_scores" not in batch:
+        raise UnirexError("model=fresh needs batch['teacher_scores'] (the attributions of data.fresh_exp_id)")
+    return repack(batch, topk_keep(batch, batch["teacher_scores"], k_percent), pad_token_id)
+
+
+def _needs_scores(cfg: "RunConfig") -> bool:
+    m = cfg.model
+    return m.comp_wt > 0 or m.suff_wt > 0 or m.plaus_wt > 0 or m.l2e or m.name == "a2r"
+
+
+def _scores(batch, model: "UnirexModel", cfg: "RunConfig", hidden: torch.Tensor):
+    """Extractor scores ``[B, L]`` and (learned heads) token logits ``[B, L, out]``."""
+    m, ext, lm = cfg.model, model.extractor, model.task_lm
+    if isinstance(ext, AttributionExtractor):
+        grad = m.plaus_wt > 0 or m.rationale_relaxation != "none"
+        return ext.scores(batch, lm, target=batch["label"], create_graph=grad), None
+    if isinstance(ext, SelfLMExtractor):
+        tl = ext.token_logits(batch, lm, hidden_states=hidden)
+    elif isinstance(ext, LMExtractor):
+        tl = ext.token_logits(batch)
+    else:
+        return ext.scores(batch, lm, target=batch["label"]), None
+    return ext.scores(batch, lm, token_logits=tl), tl
+
+
+def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: torch.Tensor | None) -> list[torch.Tensor]:
+    """One stacked forward for several (rationale ``[B, L]``, mode) variants -> list of ``[B, C]``."""
+    b = batch["input_ids"].shape[0]
+    keeps = torch.cat([keep_mask(batch["attention_mask"], batch["explainable"], r, mode) for r, mode in variants])
+    n = len(variants)
+    ids = batch["input_ids"].repeat(n, 1)
+    tt = batch.get("token_type_ids")
+    tt = tt.repeat(n, 1) if tt is not None else None
+    if soft is None:
+        logits = lm(input_ids=ids, attention_mask=keeps, token_type_ids=tt)
+    else:
+        expl = batch["explainable"].to(soft.dtype)
+        delta = (soft - soft.detach()) * expl
+        factors = torch.cat([1.0 + (1.0 if mode == "only" else -1.0) * delta for _, mode in variants])
+        logits = lm(inputs_embeds=lm.embed(ids) * factors.unsqueeze(-1), attention_mask=keeps, token_type_ids=tt)
+    return list(logits.split(b))
+
+
+def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "RunConfig",
+                   return_outputs: bool = False):
+    """All loss components of one training batch (see the module docstring).
+
+    Args:
+        batch: a collated batch on the model's device (plus ``teacher_scores`` / ``plaus_mask``).
+        model: from :func:`unirex.models.build_model`.
+        cfg: the resolved run config.
+        return_outputs: also return ``{"logits": [B, C], "scores": [B, L] | None, "batch": the batch
+            actually fed (FRESH re-packs it)}``, detached.
+
+    Returns:
+        ``{name: scalar tensor}`` including ``"loss"``; or ``(losses, outputs)``.
+    """
+    m = cfg.model
+    lm = model.task_lm
+    if m.name == "fresh":
+        batch = fresh_batch(batch, cfg.data.fresh_topk, lm.pad_token_id)
+    labels = batch["label"]
+    hidden = lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    logits = lm.classify(hidden)
+    ce_full = L.task_loss(logits, labels, reduction="none")  # [B]
+    out: dict[str, torch.Tensor] = {"task_loss": ce_full.mean()}
+    total = m.task_wt * out["task_loss"]
+
+    scores = token_logits = None
+    if _needs_scores(cfg):
+        scores, token_logits = _scores(batch, model, cfg, hidden)
+    bins = list(m.topk)
+    rationales = ([topk_mask(scores, batch["explainable"], batch["attention_mask"], k) for k in bins]
+                  if scores is not None and (m.comp_wt > 0 or m.suff_wt > 0 or m.name == "a2r") else [])
+
+    if m.comp_wt > 0 or m.suff_wt > 0:
+        soft = torch.sigmoid(scores) if m.rationale_relaxation == "straight_through" else None
+        variants = []
+        for r in rationales:
+            if m.comp_wt > 0:
+                variants.append((r, "remove"))
+            if m.suff_wt > 0:
+                variants.append((r, "only"))
+        masked = iter(_masked_logits(lm, batch, variants, soft))
+        comps, suffs = [], []
+        for _ in rationales:
+            if m.comp_wt > 0:
+                lw = next(masked)
+                comps.append(L.comp_loss(ce_full, L.task_loss(lw, labels, "none"), m.comp_criterion,
+                                         m.comp_margin).mean())
+            if m.suff_wt > 0:
+                lo = next(masked)
+                suffs.append(L.suff_loss(ce_full, L.task_loss(lo, labels, "none"), m.suff_criterion,
+                                         m.suff_margin, logits, lo).mean())
+        if comps:
+            out["comp_loss"] = torch.stack(comps).mean()
+            total = total + m.comp_wt * out["comp_loss"]
+        if suffs:
+            out["suff_loss"] = torch.stack(suffs).mean()
+            total = total + m.suff_wt * out["suff_loss"]
+
+    if m.plaus_wt > 0:
+        selected = batch["has_rationale"].bool()
+        if "plaus_mask" in batch:
+            selected = selected & batch["plaus_mask"].bool()
+        elif cfg.data.plaus_frac < 1.0:
+            raise UnirexError("data.plaus_frac < 1 needs batch['plaus_mask'] (see unirex.objective.plausibility_subset)")
+        token_mask = batch["explainable"].bool() & selected.unsqueeze(1)
+        out["plaus_loss"] = L.plaus_loss(scores, batch["rationale"], token_mask, m.plaus_criterion)
+        total = total + m.plaus_wt * out["plaus_loss"]
+
+    if m.l2e:
+        if "teacher_scores" not in batch:
+            raise UnirexError("model.l2e=True needs batch['teacher_scores'] (the attributions of data.l2e_exp_id)")
+        if token_logits is None:
+            raise UnirexError("model.l2e=True needs a learned token head (model.explainer_type=lm or self_lm)")
+        targets = L.l2e_targets(batch["teacher_scores"], batch["explainable"], token_logits.shape[-1])
+        out["l2e_loss"] = L.l2e_loss(token_logits, targets)
+        total = total + m.l2e_wt * out["l2e_loss"]
+
+    if m.name == "a2r":
+        if model.a2r is None:
+            raise UnirexError("model=a2r needs the A2R attention predictor (build the model with model=a2r)")
+        att_logits = model.a2r(batch, scores)
+        only = _masked_logits(lm, batch, [(r, "only") for r in rationales], None)
+        out["a2r_task_loss"] = L.task_loss(att_logits, labels) + torch.stack(
+            [L.task_loss(lo, labels) for lo in only]).mean()
+        out["a2r_loss"] = torch.stack([L.js_divergence(lo, att_logits).mean() for lo in only]).mean()
+        total = total + m.task_wt * out["a2r_task_loss"] + m.a2r_wt * out["a2r_loss"]
+
+    out["loss"] = total
+    if return_outputs:
+        outputs = {"logits": logits.detach(), "scores": None if scores is None else scores.detach(), "batch": batch}
+        return out, outputs
+    return out
+
+
+__all__ = ["compute_losses", "fresh_batch", "plausibility_subset"]
