@@ -155,7 +155,8 @@ def generate_demo_splits(sizes: dict[str, int] | None = None, seed: int = 0):
 
 
 def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """Write the demo dataset to ``dataset_dir`` unless an identical one is already there.
+    """Write the demo dataset to ``dataset_dir`` unless an identical one is already there (with no
+    ``sizes`` given, any demo of this generator version is kept, whatever its sizes).
 
     Written to a temporary folder beside the target and renamed at the end, so a crash never leaves a
     half-written dataset.
@@ -165,10 +166,12 @@ def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: in
     marker = dataset_dir / "demo.json"
     if marker.is_file():
         try:
-            if json.loads(marker.read_text()) == spec:
-                return dataset_dir
+            found = json.loads(marker.read_text())
         except json.JSONDecodeError:
-            pass
+            found = {}
+        # same spec, or no spec asked for and one from this generator version is there: keep it
+        if found == spec or (sizes is None and seed == 0 and found.get("generator_version") == GENERATOR_VERSION):
+            return dataset_dir
     dataset_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=dataset_dir.parent))
     try:

@@ -13,6 +13,10 @@ label               long     ``[B]`` label ids
 has_rationale       bool     ``[B]`` whether the example has gold evidence
 index               long     ``[B]`` row index in the split table (maps back to annotation ids)
 ==================  =======  =============================================================
+
+Extra per-row columns (``SplitDataset(..., extras={name: values})``) are collated too: a list per row
+becomes a float ``[B, L]`` tensor padded with 0 (e.g. ``teacher_scores``, a teacher run's saved
+attributions), a scalar per row a ``[B]`` tensor (e.g. ``plaus_mask``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ LIST_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "word_ids", "ex
 class SplitDataset(torch.utils.data.Dataset):
     """Rows of a built split (see :mod:`unirex.data.build`)."""
 
-    def __init__(self, table: pl.DataFrame, pad_token_id: int = 0, labels: list[str] | None = None):
+    def __init__(self, table: pl.DataFrame, pad_token_id: int = 0, labels: list[str] | None = None,
+                 extras: dict[str, list] | None = None):
         self.table = table
+        self.extras = dict(extras or {})
+        for name, values in self.extras.items():
+            if len(values) != table.height:
+                raise ValueError(f"extra column '{name}' has {len(values)} rows, the split has {table.height}")
         self.pad_token_id = int(pad_token_id or 0)
         self.labels = labels
         self._cols = {c: table[c].to_list() for c in LIST_COLUMNS}
@@ -40,7 +49,13 @@ class SplitDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         item = {c: self._cols[c][i] for c in LIST_COLUMNS}
         item.update(label=self._label[i], has_rationale=self._has[i], index=i)
+        for name, values in self.extras.items():
+            item[name] = values[i]
         return item
+
+    def with_extras(self, **extras) -> "SplitDataset":
+        """The same rows with more per-row columns (see the module docstring)."""
+        return SplitDataset(self.table, self.pad_token_id, self.labels, {**self.extras, **extras})
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return collate(items, self.pad_token_id)
@@ -59,4 +74,10 @@ def collate(items: list[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]
     out["label"] = torch.tensor([it["label"] for it in items], dtype=torch.long)
     out["has_rationale"] = torch.tensor([bool(it["has_rationale"]) for it in items], dtype=torch.bool)
     out["index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
+    for name in items[0].keys() - out.keys():
+        values = [it[name] for it in items]
+        if isinstance(values[0], (list, tuple)) or hasattr(values[0], "__len__"):
+            out[name] = torch.tensor([list(v) + [0.0] * (length - len(v)) for v in values], dtype=torch.float)
+        else:
+            out[name] = torch.tensor(values)
     return out

@@ -1,0 +1,623 @@
+"""The training engine: train / evaluate / finetune a config, write its run directory, emit events.
+
+``run(cfg)`` does everything one UNIREX command line does:
+
+1. loads (building on first use) the dataset splits for the config's arch and ``data.max_length``;
+   for FRESH and L2E it loads the teacher run's saved attributions and checks they line up;
+2. checks the settings against the data (:func:`unirex.methods.check_settings`) before any compute;
+3. builds the model (or loads ``training.ckpt_path`` for ``training=evaluate`` / ``finetune``);
+4. trains with AdamW, linear warmup/decay, gradient accumulation and clipping, evaluates on dev each
+   epoch with every ERASER metric, keeps the best checkpoint (``save_checkpoint=True``) and stops early
+   after ``training.patience`` epochs without improvement of ``training.monitor``;
+5. evaluates the best model on ``training.eval_splits`` and writes the evaluation outputs the ERASER
+   export reads; ``model.save_outputs=True`` also writes every split's attributions for FRESH / L2E;
+   ``model.measure_attrs_runtime=True`` times the extractor per example.
+
+Progress flows through ``callback(event: dict)`` (``kind`` = start, step, eval, checkpoint, log, done);
+``cancel`` (a :class:`threading.Event` or anything with ``is_set()``) is checked every step and between
+evaluation batches, and a cancelled run stops cleanly with what it saved so far and status ``cancelled``.
+
+Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1) each process trains on its shard of the
+train split and gradients are averaged across processes (all-reduce after each backward pass); rank 0
+alone evaluates and writes the one run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+import torch
+
+from unirex.config import RunConfig, to_dict
+from unirex.errors import UnirexError
+from unirex.runs import RunDir
+from unirex.workspace import workspace_dir
+
+Callback = Callable[[dict], None]
+ATTRS_KIND = "attrs"
+DEBUG_BATCHES = 4
+
+
+@dataclass
+class RunResult:
+    run_id: str | None
+    run_dir: Path | None
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)  # "<split>_<name>" of the final evaluation
+    best_epoch: int | None = None
+    error: str | None = None
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec in ("auto", "", None):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UnirexError(f"setup.device={spec} but CUDA is not available on this machine")
+    return torch.device(spec)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16/fp16 autocast on CUDA when asked; a no-op context on CPU or at 32-bit."""
+    if device.type == "cuda" and str(precision) in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if str(precision) == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def _dist():
+    """(rank, world_size), initialising torch.distributed when launched by torchrun/accelerate."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def _monitor_value(metrics: dict, monitor: str) -> float | None:
+    """``dev_macro_f1`` (or ``dev_task_macro_f1``, ``macro_f1``) -> the dev metric's value."""
+    name = monitor[4:] if monitor.startswith("dev_") else monitor
+    for key in (name, name.removeprefix("task_")):
+        if metrics.get(key) is not None:
+            return float(metrics[key])
+    return None
+
+
+def _signature(cfg: RunConfig) -> tuple:
+    m = cfg.model
+    attr = (m.attr_algo, m.attr_pooling) if m.explainer_type == "attr_algo" else (None, None)
+    head = m.expl_head_type if m.explainer_type in ("lm", "self_lm") else None
+    return (m.name, m.explainer_type, *attr, head, m.comp_wt > 0, m.suff_wt > 0, m.plaus_wt > 0,
+            m.suff_criterion if m.suff_wt > 0 else None, bool(m.l2e))
+
+
+def identify_method(cfg: RunConfig) -> str:
+    """The preset of :mod:`unirex.methods` this config is an instance of (weights may differ), or a
+    description built from its keys (``custom: expl_reg/self_lm comp+plaus``)."""
+    from unirex.methods import list_methods, method_config
+
+    sig = _signature(cfg)
+    if cfg.model.name == "lm":  # Task LM + any attribution algorithm
+        return "task_lm" if cfg.model.attr_algo == "input-x-gradient" else f"task_lm+{cfg.model.attr_algo}"
+    for meth in list_methods():
+        try:
+            if _signature(method_config(meth.id, ["data.fresh_exp_id=x", "data.l2e_exp_id=x"]
+                                        if meth.needs and any("teacher" in n for n in meth.needs) else [])) == sig:
+                return meth.id
+        except UnirexError:
+            continue
+    m = cfg.model
+    parts = [k for k, on in (("comp", m.comp_wt > 0), ("suff", m.suff_wt > 0), ("plaus", m.plaus_wt > 0),
+                             ("l2e", m.l2e)) if on]
+    return f"custom: {m.name}/{m.explainer_type} {'+'.join(parts) or 'task'}"
+
+
+# --------------------------------------------------------------------------------- data + teacher
+def _data_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.data_dir) if cfg.data_dir else workspace_dir(cfg.workspace) / "data"
+
+
+def load_splits(cfg: RunConfig, splits: list[str]):
+    """``{split: (SplitDataset, BuiltSplit)}`` for the config's dataset, arch and max length."""
+    from unirex.data import load_split
+
+    out = {}
+    for split in splits:
+        num_train = cfg.data.num_train if split == "train" else None
+        out[split] = load_split(_data_dir(cfg), cfg.data.dataset, split, arch=cfg.arch,
+                                max_length=cfg.data.max_length, num_train=num_train,
+                                num_train_seed=cfg.data.num_train_seed)
+    return out
+
+
+def attrs_path(run_dir: Path, split: str) -> Path:
+    return Path(run_dir) / "outputs" / f"{ATTRS_KIND}_{split}.parquet"
+
+
+def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.DataFrame,
+                        attr_algo: str | None = None) -> list[list[float]]:
+    """A teacher run's saved attributions for ``split``, one list per row of ``table`` (same order).
+
+    The teacher must have been run with ``model.save_outputs=True`` on the same dataset, arch and max
+    length; rows are matched by annotation id and their subword counts must agree.
+    """
+    rd = RunDir.open(runs_root, exp_id)
+    path = attrs_path(rd.path, split)
+    if not path.is_file():
+        raise UnirexError(f"run '{exp_id}' has no saved attributions for split '{split}' ({path}); "
+                          "rerun it with model.save_outputs=True")
+    saved = pl.read_parquet(path)
+    algo = saved["attr_algo"][0] if "attr_algo" in saved.columns and saved.height else None
+    if attr_algo and algo and attr_algo != algo:
+        raise UnirexError(f"run '{exp_id}' saved '{algo}' attributions, but '{attr_algo}' was asked for")
+    by_id = dict(zip(saved["annotation_id"].to_list(), saved["scores"].to_list()))
+    out = []
+    for ann_id, ids in zip(table["annotation_id"].to_list(), table["input_ids"].to_list()):
+        s = by_id.get(ann_id)
+        if s is None:
+            raise UnirexError(f"run '{exp_id}' has no attributions for annotation '{ann_id}' ({split}); "
+                              "was it trained on the same dataset?")
+        if len(s) != len(ids):
+            raise UnirexError(f"run '{exp_id}': attributions of '{ann_id}' have {len(s)} subwords, the input has "
+                              f"{len(ids)}; use the same arch and data.max_length as the teacher")
+        out.append(s)
+    return out
+
+
+def fresh_table(table: pl.DataFrame, teacher: list[list[float]], k_percent: float) -> pl.DataFrame:
+    """FRESH's inputs: per row, the top-k% explainable subwords of the teacher's scores plus special
+    tokens and query, the rest deleted (same rule as training: :func:`unirex.objective.fresh_batch`)."""
+    from unirex.rationale import topk_count
+
+    cols = ("input_ids", "attention_mask", "token_type_ids", "word_ids", "explainable", "rationale")
+    rows = {c: table[c].to_list() for c in cols}
+    new = {c: [] for c in cols}
+    for i, scores in enumerate(teacher):
+        expl = np.asarray(rows["explainable"][i], dtype=bool)
+        n = len(expl)
+        count = min(int(topk_count(n, k_percent)), int(expl.sum()))
+        s = np.where(expl, np.asarray(scores, dtype=np.float64), -np.inf)
+        chosen = np.argsort(-s, kind="stable")[:count]
+        keep = ~expl
+        keep[chosen] = True
+        for c in cols:
+            new[c].append([v for v, k in zip(rows[c][i], keep) if k])
+    return table.with_columns([pl.Series(c, new[c], dtype=table.schema[c]) for c in cols])
+
+
+# ------------------------------------------------------------------------------------------- engine
+class Engine:
+    """One run. Use :func:`run`; the class holds the state its steps share."""
+
+    def __init__(self, cfg: RunConfig, callback: Callback | None = None, cancel=None, parent_run: str | None = None,
+                 run_id: str | None = None):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress events replace the loaders' bars
+        self.cfg = cfg
+        self.callback = callback
+        self.cancel = cancel
+        self.parent_run = parent_run
+        self.run_id = run_id
+        self.ws = workspace_dir(cfg.workspace)
+        self.runs_root = self.ws / "runs"
+        self.rank, self.world = _dist()
+        self.rd: RunDir | None = None
+        self.device = pick_device(cfg.setup.device)
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+    # -- events ------------------------------------------------------------------------------------
+    def emit(self, kind: str, **data) -> None:
+        if self.callback is not None and self.rank == 0:
+            try:
+                self.callback({"kind": kind, "run_id": self.run_id, **data})
+            except Exception:  # noqa: BLE001 - a broken listener must not kill training
+                pass
+
+    def cancelled(self) -> bool:
+        return bool(self.cancel is not None and self.cancel.is_set())
+
+    def log(self, metrics: dict, split: str, epoch=None, step=None) -> None:
+        if self.rd is not None and self.rank == 0:
+            self.rd.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, split, epoch, step)
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        from unirex.methods import check_settings
+
+        cfg = self.cfg
+        mode = cfg.training.mode
+        need = ["train", "dev"] if mode in ("train", "finetune") else []
+        eval_splits = cfg.training.splits
+        if cfg.model.save_outputs:
+            eval_splits = list(dict.fromkeys(["train", "dev", "test"]))
+        self.eval_splits = cfg.training.splits
+        self.data = load_splits(cfg, list(dict.fromkeys(need + eval_splits)))
+        self.labels = next(iter(self.data.values()))[1].labels
+        has_gold = any(b.summary["with_rationale"] > 0 for _, b in self.data.values())
+        check_settings(cfg, has_gold_rationales=has_gold)
+        # teacher attributions (FRESH / L2E)
+        teacher_id = cfg.data.fresh_exp_id if cfg.model.name == "fresh" else (cfg.data.l2e_exp_id if cfg.model.l2e else None)
+        algo = cfg.data.fresh_attr_algo if cfg.model.name == "fresh" else cfg.data.l2e_attr_algo
+        if teacher_id:
+            for split, (ds, built) in list(self.data.items()):
+                scores = load_teacher_scores(self.runs_root, teacher_id, split, ds.table, algo)
+                if cfg.model.name == "fresh":  # FRESH reads a pruned input everywhere, training and evaluation
+                    from unirex.data import SplitDataset
+
+                    ds = SplitDataset(fresh_table(ds.table, scores, cfg.data.fresh_topk), ds.pad_token_id, ds.labels)
+                else:
+                    ds = ds.with_extras(teacher_scores=scores)
+                self.data[split] = (ds, built)
+        if cfg.data.plaus_frac < 1.0 and "train" in self.data:
+            from unirex.objective import plausibility_subset
+
+            ds, built = self.data["train"]
+            mask = plausibility_subset(len(ds), cfg.data.plaus_frac, cfg.seed).tolist()
+            self.data["train"] = (ds.with_extras(plaus_mask=mask), built)
+
+    def build(self) -> None:
+        from unirex.checkpoint import load_checkpoint, resolve_checkpoint
+        from unirex.models import build_model
+
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        if cfg.training.mode in ("evaluate", "finetune"):
+            ckpt = resolve_checkpoint(cfg.training.ckpt_path, self.runs_root)
+            self.model, saved_cfg, info = load_checkpoint(ckpt, cfg=cfg)
+            if saved_cfg.arch != cfg.arch and cfg.arch == "default":
+                cfg.arch = saved_cfg.arch
+            if info.get("labels") and info["labels"] != self.labels:
+                raise UnirexError(f"checkpoint labels {info['labels']} differ from dataset labels {self.labels}")
+            self.parent_run = self.parent_run or info.get("run_id")
+        else:
+            self.model = build_model(cfg, len(self.labels))
+        self.model.to(self.device)
+
+    def open_run_dir(self) -> None:
+        cfg = self.cfg
+        if self.rank == 0:
+            meta = {"method": identify_method(cfg), "dataset": cfg.data.dataset, "arch": cfg.arch, "seed": cfg.seed,
+                    "mode": cfg.training.mode, "parent_run": self.parent_run, "labels": self.labels,
+                    "world_size": self.world, "device": str(self.device)}
+            self.rd = RunDir.create(self.runs_root, to_dict(cfg), meta, run_id=self.run_id)
+            self.run_id = self.rd.run_id
+        if self.world > 1:
+            import torch.distributed as dist
+
+            box = [self.run_id]
+            dist.broadcast_object_list(box, src=0)
+            self.run_id = box[0]
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def evaluate_split(self, split: str, epoch: int | None = None, save: bool = False) -> dict:
+        from unirex.evaluate import EvaluationCancelled, evaluate, save_outputs
+
+        ds, built = self.data[split]
+        cfg = self.cfg
+        limit = None
+        if cfg.debug:
+            limit = cfg.setup.eval_batch_size * DEBUG_BATCHES
+            from unirex.data import SplitDataset
+
+            ds = SplitDataset(ds.table.head(limit), ds.pad_token_id, ds.labels,
+                              {k: v[:limit] for k, v in ds.extras.items()})
+        n = len(ds)
+
+        def progress(done, total):
+            self.emit("eval_progress", split=split, done=done, total=total, epoch=epoch)
+
+        try:
+            with autocast(self.device, cfg.setup.precision):
+                result = evaluate(self.model, ds, self.model.explain, batch_size=cfg.setup.eval_batch_size,
+                                  bins=cfg.model.topk, device=self.device, source=built.summary.get("source"),
+                                  progress=progress, should_stop=self.cancelled)
+        except EvaluationCancelled:
+            raise _Cancelled() from None
+        metrics = {k: v for k, v in result.metrics.items() if v is not None}
+        metrics["eval_examples_per_s"] = n / max(result.stats.get("seconds", 1e-9), 1e-9)
+        self.log(metrics, split, epoch=epoch)
+        if save and self.rd is not None:
+            save_outputs(self.rd.path, split, result, built=built)
+        self.emit("eval", split=split, epoch=epoch, metrics=metrics)
+        return metrics
+
+    def save_attributions(self) -> None:
+        """``outputs/attrs_<split>.parquet``: per annotation, one score per subword (FRESH / L2E teachers)."""
+        from unirex.fsutil import atomic_write
+
+        algo = self.cfg.model.attr_algo if self.cfg.model.explainer_type == "attr_algo" else self.cfg.model.explainer_type
+        for split in ("train", "dev", "test"):
+            ds, _ = self.data[split]
+            loader = torch.utils.data.DataLoader(ds, batch_size=self.cfg.setup.eval_batch_size, collate_fn=ds.collate)
+            ids, scores = [], []
+            table_ids = ds.table["annotation_id"].to_list()
+            lengths = ds.table["input_ids"].list.len().to_list()
+            self.model.eval()
+            for bi, batch in enumerate(loader):
+                if self.cancelled():
+                    raise _Cancelled()
+                batch = _to(batch, self.device)
+                s = self.model.explain(batch).float().cpu()
+                for row, idx in enumerate(batch["index"].tolist()):
+                    ids.append(table_ids[idx])
+                    scores.append(s[row, : lengths[idx]].tolist())
+                self.emit("log", message=f"saving {split} attributions: batch {bi + 1}/{len(loader)}")
+            df = pl.DataFrame({"annotation_id": ids, "scores": scores, "attr_algo": [algo] * len(ids)},
+                              schema_overrides={"scores": pl.List(pl.Float32)})
+            path = attrs_path(self.rd.path, split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: df.write_parquet(tmp))
+
+    def measure_runtime(self) -> dict:
+        """Milliseconds per example of the extractor alone (no task metrics), on up to 64 dev examples."""
+        split = "dev" if "dev" in self.data else next(iter(self.data))
+        ds, _ = self.data[split]
+        n = min(len(ds), 64)
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=self.cfg.setup.eval_batch_size,
+                                             collate_fn=ds.collate)
+        self.model.eval()
+        batches = [_to(b, self.device) for b in loader]
+        self.model.explain(batches[0])  # warm-up
+        t0 = time.perf_counter()
+        for b in batches:
+            self.model.explain(b)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        ms = 1000.0 * (time.perf_counter() - t0) / n
+        m = self.cfg.model
+        what = m.attr_algo if m.explainer_type == "attr_algo" else m.explainer_type
+        out = {"attrs_runtime_ms": ms}
+        self.log(out, split)
+        self.emit("log", message=f"extractor {what}: {ms:.2f} ms/example on {n} {split} examples")
+        return out
+
+    # -- training ----------------------------------------------------------------------------------
+    def _optimizer(self, num_updates: int):
+        from transformers import get_constant_schedule, get_linear_schedule_with_warmup
+
+        o = self.cfg.model.optimizer
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, eps=o.adam_epsilon)
+        sch = self.cfg.model.scheduler
+        if sch.lr_scheduler == "fixed":
+            return opt, get_constant_schedule(opt)
+        w = sch.warmup_updates
+        warmup = int(w * num_updates) if w < 1 else int(w)
+        return opt, get_linear_schedule_with_warmup(opt, warmup, max(num_updates, 1))
+
+    def _train_loader(self, epoch: int):
+        ds, _ = self.data["train"]
+        cfg = self.cfg
+        if self.world > 1:
+            sampler = torch.utils.data.distributed.DistributedSampler(ds, shuffle=cfg.training.train_shuffle, seed=cfg.seed)
+            sampler.set_epoch(epoch)
+            return torch.utils.data.DataLoader(ds, batch_size=cfg.setup.train_batch_size, sampler=sampler,
+                                               collate_fn=ds.collate, num_workers=cfg.setup.num_workers)
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        return torch.utils.data.DataLoader(ds, batch_size=cfg.setup.train_batch_size, shuffle=cfg.training.train_shuffle,
+                                           generator=g, collate_fn=ds.collate, num_workers=cfg.setup.num_workers)
+
+    def _all_reduce_grads(self) -> None:
+        import torch.distributed as dist
+
+        for p in self.model.parameters():
+            if p.requires_grad:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad /= self.world
+
+    def train(self) -> tuple[int | None, dict | None]:
+        from unirex.checkpoint import save_checkpoint
+        from unirex.objective import compute_losses
+
+        cfg = self.cfg
+        accum = cfg.setup.accumulate_grad_batches
+        epochs = 1 if cfg.debug else cfg.training.epochs
+        batches_per_epoch = len(self._train_loader(0))
+        if cfg.debug:
+            batches_per_epoch = min(batches_per_epoch, DEBUG_BATCHES)
+        updates_per_epoch = math.ceil(batches_per_epoch / accum)
+        opt, sched = self._optimizer(updates_per_epoch * epochs)
+        best_value, best_epoch, best_state, bad_epochs = None, None, None, 0
+        step = 0
+        t_start = time.perf_counter()
+        total_steps = batches_per_epoch * epochs
+        sign = 1.0 if cfg.training.monitor_mode == "max" else -1.0
+        tokenizer = None
+        for epoch in range(epochs):
+            self.model.train()
+            loader = self._train_loader(epoch)
+            opt.zero_grad(set_to_none=True)
+            sums: dict[str, float] = {}
+            seen = 0
+            for bi, batch in enumerate(loader):
+                if bi >= batches_per_epoch:
+                    break
+                if self.cancelled():
+                    raise _Cancelled()
+                batch = _to(batch, self.device)
+                with autocast(self.device, cfg.setup.precision):
+                    losses = compute_losses(batch, self.model, cfg)
+                loss = losses["loss"]
+                if not torch.isfinite(loss):
+                    raise UnirexError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                      "lower model.optimizer.lr or check the loss weights")
+                (loss / accum).backward()
+                last = bi + 1 == batches_per_epoch
+                if (bi + 1) % accum == 0 or last:
+                    if self.world > 1:
+                        self._all_reduce_grads()
+                    if cfg.training.max_grad_norm and cfg.training.max_grad_norm > 0:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.training.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                step += 1
+                values = {k: float(v.detach()) for k, v in losses.items()}
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                seen += 1
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / step * (total_steps - step)
+                if self.rank == 0 and (step % 10 == 0 or last):
+                    self.log({**values, "lr": sched.get_last_lr()[0]}, "train", epoch, step)
+                    if self.rd is not None:
+                        self.rd.heartbeat()
+                self.emit("step", epoch=epoch, epochs=epochs, step=step, total_steps=total_steps,
+                          losses=values, lr=sched.get_last_lr()[0], eta_s=eta, elapsed_s=elapsed)
+            epoch_means = {f"{k}_epoch": v / max(seen, 1) for k, v in sums.items()}
+            self.log(epoch_means, "train", epoch, step)
+            # dev evaluation on rank 0; the others wait
+            value = None
+            if self.rank == 0:
+                dev = self.evaluate_split("dev", epoch=epoch)
+                value = _monitor_value(dev, cfg.training.monitor)
+                if value is None:
+                    raise UnirexError(f"training.monitor={cfg.training.monitor} is not a dev metric; some that are: "
+                                      f"{', '.join(sorted(dev)[:8])}")
+            improved = False
+            if self.rank == 0:
+                improved = best_value is None or sign * (value - best_value) > 0
+            if self.world > 1:
+                import torch.distributed as dist
+
+                box = [improved]
+                dist.broadcast_object_list(box, src=0)
+                improved = box[0]
+            if improved:
+                best_value, best_epoch, bad_epochs = value, epoch, 0
+                if self.rank == 0:
+                    if cfg.save_checkpoint:
+                        if tokenizer is None:
+                            from unirex.arch import load_tokenizer
+
+                            tokenizer = load_tokenizer(cfg.arch)
+                        save_checkpoint(self.model, to_dict(cfg), self.rd.checkpoint_dir, tokenizer,
+                                        {"epoch": epoch, "monitor": cfg.training.monitor, "value": value,
+                                         "labels": self.labels, "run_id": self.run_id, "step": step})
+                        self.emit("checkpoint", epoch=epoch, path=str(self.rd.checkpoint_dir), value=value)
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            else:
+                bad_epochs += 1
+                if bad_epochs > cfg.training.patience:
+                    self.emit("log", message=f"early stop after epoch {epoch}: no gain in {cfg.training.monitor} "
+                                             f"for {bad_epochs} epochs")
+                    break
+        return best_epoch, best_state
+
+    # -- the whole run -----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        self.prepare()  # errors here happen before any run directory or compute
+        self.build()
+        self.open_run_dir()
+        self.emit("start", run_dir=str(self.rd.path) if self.rd else None, config=to_dict(cfg))
+        status, error, best_epoch, final = "completed", None, None, {}
+        try:
+            if cfg.training.mode in ("train", "finetune"):
+                best_epoch, best_state = self.train()
+                if best_state is not None and self.rank == 0:
+                    self.model.load_state_dict(best_state)
+            if self.rank == 0:
+                for split in self.eval_splits:
+                    m = self.evaluate_split(split, epoch=None, save=True)
+                    final.update({f"{split}_{k}": v for k, v in m.items()})
+                if cfg.model.save_outputs:
+                    self.save_attributions()
+                if cfg.model.measure_attrs_runtime:
+                    final.update(self.measure_runtime())
+        except _Cancelled:
+            status = "cancelled"
+        except Exception as e:  # noqa: BLE001 - recorded in the run directory, then re-raised
+            status = "failed"
+            error = str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}"
+            if self.rd is not None:
+                (self.rd.path / "error.txt").write_text(traceback.format_exc())
+                self.rd.set_status(status, error=error, best_epoch=best_epoch)
+            self.emit("done", status=status, error=error)
+            raise
+        finally:
+            if self.world > 1:
+                import torch.distributed as dist
+
+                dist.barrier()
+        if self.rd is not None:
+            self.rd.set_status(status, best_epoch=best_epoch, final_metrics=final)
+        self.emit("done", status=status, metrics=final, best_epoch=best_epoch)
+        return RunResult(self.run_id, self.rd.path if self.rd else None, status, final, best_epoch)
+
+
+#: keys a user's evaluate/finetune command sets itself; every other key comes from the checkpoint's config
+_RUN_KEYS = ("training.", "workspace", "data_dir", "save_checkpoint", "debug", "seed", "model.save_outputs",
+             "model.measure_attrs_runtime", "model.exp_id", "setup.", "logger.", "work_dir")
+_GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode"}
+
+
+def resolve_run_config(overrides: list[str], workspace: str | None = None) -> RunConfig:
+    """A config from command-line overrides. For ``training=evaluate|finetune`` the checkpoint's own
+    config is the base (its arch, dataset, extractor and objective), and the user's keys win."""
+    import json
+
+    from unirex.checkpoint import resolve_checkpoint
+    from unirex.config import from_dict, parse_override, resolve_config, to_overrides
+
+    overrides = list(overrides) + ([f"workspace={workspace}"] if workspace else [])
+    cfg = resolve_config(overrides, validate=False)
+    if cfg.training.mode not in ("evaluate", "finetune") or not cfg.training.ckpt_path:
+        return resolve_config(overrides)
+    ckpt = resolve_checkpoint(cfg.training.ckpt_path, workspace_dir(cfg.workspace) / "runs")
+    saved = from_dict(json.loads((ckpt / "config.json").read_text()), validate=False)
+    base = [o for o in to_overrides(saved) if not o.split("=", 1)[0].startswith(_RUN_KEYS)]
+    user = []
+    for o in overrides:
+        k, v = parse_override(o)
+        user.append(f"{_GROUP_AS_KEY[k]}={v}" if k in _GROUP_AS_KEY else o)
+    return resolve_config(base + user)
+
+
+def run(cfg: RunConfig, callback: Callback | None = None, cancel=None, parent_run: str | None = None,
+        run_id: str | None = None) -> RunResult:
+    """Run one config (train, evaluate or finetune) and return its result (see the module docstring)."""
+    return Engine(cfg, callback, cancel, parent_run, run_id).run()
+
+
+__all__ = ["RunResult", "Engine", "attrs_path", "fresh_table", "load_splits", "load_teacher_scores", "pick_device", "run"]
