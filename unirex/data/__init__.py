@@ -12,10 +12,15 @@ DEMO = "demo"
 
 
 def ensure_source(data_dir: Path, dataset: str) -> Path:
-    """The ERASER folder of ``dataset``; the demo dataset is generated on first use."""
+    """The ERASER folder of ``dataset``; the demo dataset is generated and catalog datasets are
+    downloaded (:mod:`unirex.data.download`) on first use."""
     path = Path(data_dir) / dataset
     if dataset == DEMO:
         ensure_demo(path)
+    elif not path.exists():  # an ERASER dataset of the catalog: downloaded on first use
+        from unirex.data.download import ensure_downloaded
+
+        ensure_downloaded(data_dir, dataset)
     return path
 
 

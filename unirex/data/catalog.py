@@ -1,0 +1,151 @@
+"""The catalog of ERASER datasets: where each archive lives, what task it is, its labels and sizes.
+
+Archives are fetched from ``<base>/<name>.tar.gz``, the base being the ERASER site
+(``http://www.eraserbenchmark.com/zipped``) unless the environment variable
+
+    ``UNIREX_ERASER_BASE_URL``
+
+names another one (a mirror, a folder served over HTTP, or the loopback server of the tests), e.g.
+``UNIREX_ERASER_BASE_URL=http://mirror.example.org/eraser`` fetches ``.../eraser/movies.tar.gz``.
+
+Sizes are the example counts (train / val / test) that the ERASER paper (DeYoung et al., 2020,
+Table 1) reports; they are shown to the user, never checked, since a mirror may hold another release.
+The catalog also names, where one exists, a Hugging Face dataset holding the same task in a close
+form (:mod:`unirex.data.hf_convert` converts it to the ERASER layout).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from unirex.errors import UnirexError
+
+ENV_BASE_URL = "UNIREX_ERASER_BASE_URL"
+DEFAULT_BASE_URL = "http://www.eraserbenchmark.com/zipped"
+SINGLE_DOCUMENT = "single-document"
+QUERY = "query"
+GiB = 1 << 30
+
+
+def base_url() -> str:
+    """The archive base address: ``$UNIREX_ERASER_BASE_URL`` or the ERASER site, without a trailing slash."""
+    return (os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str  # the folder name under data_dir and the archive stem
+    title: str
+    task_type: str  # SINGLE_DOCUMENT or QUERY
+    labels: tuple[str, ...]
+    sizes: tuple[int, int, int]  # train, val, test examples, as published
+    notes: str = ""
+    sha256: str | None = None  # pinned digest of the archive; None: the publisher gives none
+    max_unpacked_bytes: int = 4 * GiB  # decompressed-size limit while unpacking
+    hf_id: str | None = None  # a Hugging Face dataset with the same task (``--source hf``)
+    hf_config: str | None = None
+    hf_format: str | None = None  # the converter in unirex.data.hf_convert
+
+    @property
+    def archive_name(self) -> str:
+        return f"{self.name}.tar.gz"
+
+    @property
+    def url(self) -> str:
+        """The archive address under the current base (read at call time, so the variable may change)."""
+        return f"{base_url()}/{self.archive_name}"
+
+
+CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
+    CatalogEntry(
+        "movies", "Movie Reviews (Zaidan et al., 2007)", SINGLE_DOCUMENT, ("NEG", "POS"), (1600, 200, 200),
+        notes="sentiment of a full review; many rationale spans per document",
+        max_unpacked_bytes=1 * GiB, hf_id="eraser-benchmark/movie_rationales", hf_format="movie_rationales"),
+    CatalogEntry(
+        "multirc", "MultiRC (Khashabi et al., 2018)", QUERY, ("False", "True"), (24029, 3214, 4848),
+        notes="query = question || candidate answer; label: is the answer correct",
+        max_unpacked_bytes=1 * GiB, hf_id="CogComp/eraser_multi_rc", hf_format="eraser_multi_rc"),
+    CatalogEntry(
+        "esnli", "e-SNLI (Camburu et al., 2018)", QUERY, ("contradiction", "entailment", "neutral"),
+        (911938, 16449, 16429),
+        notes="premise and hypothesis are two documents (<id>_premise, <id>_hypothesis); the Hugging Face "
+              "copy has free-text explanations only, so it converts without gold rationales",
+        max_unpacked_bytes=8 * GiB, hf_id="esnli", hf_config="plain_text", hf_format="esnli"),
+    CatalogEntry(
+        "cose", "CoS-E (Rajani et al., 2019)", QUERY, ("A", "B", "C", "D", "E"), (8733, 1092, 1092),
+        notes="document = question; query = the five choices joined by ' [sep] '; label = the letter of "
+              "the answer",
+        max_unpacked_bytes=1 * GiB, hf_id="Salesforce/cos_e", hf_config="v1.11", hf_format="cos_e"),
+    CatalogEntry(
+        "fever", "FEVER (Thorne et al., 2018)", QUERY, ("REFUTES", "SUPPORTS"), (97957, 6122, 6111),
+        notes="query = claim; documents = Wikipedia pages",
+        max_unpacked_bytes=8 * GiB),
+    CatalogEntry(
+        "boolq", "BoolQ (Clark et al., 2019)", QUERY, ("False", "True"), (6363, 1491, 2817),
+        notes="query = yes/no question; documents = Wikipedia passages (long)",
+        max_unpacked_bytes=4 * GiB),
+    CatalogEntry(
+        "evidence_inference", "Evidence Inference (Lehman et al., 2019)", QUERY,
+        ("no significant difference", "significantly decreased", "significantly increased"), (7958, 972, 959),
+        notes="query = intervention | comparator | outcome; documents = full-text clinical trial articles (long)",
+        max_unpacked_bytes=8 * GiB),
+]}
+
+
+def names() -> list[str]:
+    return list(CATALOG)
+
+
+def unknown_dataset_message(name: str, data_dir: Path | None = None) -> str:
+    """One message for a name that is neither a folder under ``data_dir`` nor in the catalog."""
+    close = difflib.get_close_matches(name, list(CATALOG) + ["demo"], n=3, cutoff=0.5)
+    if not close:
+        close = [n for n in CATALOG if n.lower() == name.lower() or name.lower() in n.lower()]
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    where_ = f" and there is no folder {Path(data_dir) / name}" if data_dir is not None else ""
+    return (f"unknown dataset '{name}': it is not in the catalog ({', '.join(CATALOG)}){where_}.{hint} "
+            f"A dataset of your own goes in <data_dir>/{name}/ with train.jsonl, val.jsonl, test.jsonl and "
+            "docs/ (or docs.jsonl) in ERASER layout.")
+
+
+def get_entry(name: str, data_dir: Path | None = None) -> CatalogEntry:
+    """The catalog entry of ``name``; an unknown name is a :class:`UnirexError` suggesting close names."""
+    entry = CATALOG.get(name)
+    if entry is None:
+        raise UnirexError(unknown_dataset_message(name, data_dir))
+    return entry
+
+
+def local_status(data_dir: Path, name: str) -> str:
+    """``present`` (the folder holds train.jsonl), ``incomplete`` (a folder without it), ``partial download``
+    (an interrupted download waits to be resumed) or ``absent``."""
+    folder = Path(data_dir) / name
+    if folder.is_dir():
+        return "present" if (folder / "train.jsonl").is_file() else "incomplete"
+    from unirex.data.download import partial_path
+
+    entry = CATALOG.get(name)
+    if entry is not None and partial_path(Path(data_dir), entry).is_file():
+        return "partial download"
+    return "absent"
+
+
+def catalog_rows(data_dir: Path | None = None) -> list[dict]:
+    """One flat dict per catalog dataset, for a table: name, title, task type, labels, sizes, source URL,
+    Hugging Face id, notes, and (given ``data_dir``) whether it is present locally and where."""
+    rows = []
+    for e in CATALOG.values():
+        row = {
+            "name": e.name, "title": e.title, "task_type": e.task_type, "labels": ", ".join(e.labels),
+            "train": e.sizes[0], "val": e.sizes[1], "test": e.sizes[2],
+            "sizes": f"{e.sizes[0]:,} / {e.sizes[1]:,} / {e.sizes[2]:,}",
+            "source_url": e.url, "hf_id": e.hf_id or "", "notes": e.notes,
+        }
+        if data_dir is not None:
+            status = local_status(Path(data_dir), e.name)
+            row.update(present=status == "present", status=status, path=str(Path(data_dir) / e.name))
+        rows.append(row)
+    return rows
