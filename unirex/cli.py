@@ -9,7 +9,8 @@ Runs take UNIREX's own overrides, so a command line from the paper's README past
 ``-m`` (``--multirun``) sweeps every comma list (cartesian product) and prints a summary table.
 
 Commands:
-  build-dataset   tokenise an ERASER dataset for an arch and cache it (mirrors UNIREX's build_dataset.py)
+  build-dataset     tokenise an ERASER dataset for an arch and cache it (mirrors UNIREX's build_dataset.py)
+  download-dataset  fetch an ERASER dataset of the catalog (or its Hugging Face copy) into the data dir
   export-eraser   write a run's predictions in ERASER's results format
   methods         list the paper's methods (presets usable as method=<id>)
   store           ingest | rebuild the DuckDB run store from the run directories
@@ -20,6 +21,7 @@ Errors in the user's input print one line ``error: ...`` and exit with status 2,
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 
@@ -28,7 +30,7 @@ from unirex.workspace import data_dir as default_data_dir
 from unirex.workspace import workspace_dir
 
 SPLIT_CHOICES = ("train", "dev", "val", "test", "all")
-SUBCOMMANDS = ("build-dataset", "export-eraser", "methods", "store")
+SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "store")
 
 
 # ------------------------------------------------------------------------------------ subcommands
@@ -100,12 +102,11 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=("ingest", "rebuild"))
     s.set_defaults(func=_store)
 
-    try:
-        from unirex.export import add_export_parser
+    from unirex.data.download import add_download_parser
+    from unirex.export import add_export_parser
 
-        add_export_parser(sub)
-    except ImportError:  # pragma: no cover
-        pass
+    add_download_parser(sub)
+    add_export_parser(sub)
     return p
 
 
@@ -184,7 +185,8 @@ def run_overrides(argv: list[str]) -> int:
             print(f"{label}{' '.join(combo)}")
         res = run(cfg, callback=TqdmProgress(label, enabled=not args.no_progress))
         _ingest(cfg, res)
-        print(_summary_line(res, cfg))
+        if os.environ.get("RANK", "0") == "0":
+            print(_summary_line(res, cfg))
         results.append((combo, cfg, res))
     if len(results) > 1:
         _print_table(results)

@@ -132,8 +132,9 @@ def identify_method(cfg: RunConfig) -> str:
         return "task_lm" if cfg.model.attr_algo == "input-x-gradient" else f"task_lm+{cfg.model.attr_algo}"
     for meth in list_methods():
         try:
-            if _signature(method_config(meth.id, ["data.fresh_exp_id=x", "data.l2e_exp_id=x"]
-                                        if meth.needs and any("teacher" in n for n in meth.needs) else [])) == sig:
+            teacher = {"fresh_teacher": "data.fresh_exp_id=x", "l2e_teacher": "data.l2e_exp_id=x"}
+            extra = [teacher[n] for n in meth.needs if n in teacher]
+            if _signature(method_config(meth.id, extra)) == sig:
                 return meth.id
         except UnirexError:
             continue
@@ -195,24 +196,23 @@ def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.Data
     return out
 
 
-def fresh_table(table: pl.DataFrame, teacher: list[list[float]], k_percent: float) -> pl.DataFrame:
-    """FRESH's inputs: per row, the top-k% explainable subwords of the teacher's scores plus special
-    tokens and query, the rest deleted (same rule as training: :func:`unirex.objective.fresh_batch`)."""
-    from unirex.rationale import topk_count
+def fresh_table(ds, teacher: list[list[float]], k_percent: float, chunk: int = 256) -> pl.DataFrame:
+    """FRESH's inputs for a whole split: per row, the top-k% explainable subwords of the teacher's scores
+    plus special tokens and query, the rest deleted (:func:`unirex.objective.fresh_batch`, the same
+    rule as a training batch), as a new split table."""
+    from unirex.objective import fresh_batch
 
     cols = ("input_ids", "attention_mask", "token_type_ids", "word_ids", "explainable", "rationale")
-    rows = {c: table[c].to_list() for c in cols}
+    withs = ds.with_extras(teacher_scores=teacher)
     new = {c: [] for c in cols}
-    for i, scores in enumerate(teacher):
-        expl = np.asarray(rows["explainable"][i], dtype=bool)
-        n = len(expl)
-        count = min(int(topk_count(n, k_percent)), int(expl.sum()))
-        s = np.where(expl, np.asarray(scores, dtype=np.float64), -np.inf)
-        chosen = np.argsort(-s, kind="stable")[:count]
-        keep = ~expl
-        keep[chosen] = True
+    for start in range(0, len(withs), chunk):
+        batch = withs.collate([withs[i] for i in range(start, min(start + chunk, len(withs)))])
+        pruned = fresh_batch(batch, k_percent, ds.pad_token_id)
+        lengths = pruned["attention_mask"].sum(1).tolist()
         for c in cols:
-            new[c].append([v for v, k in zip(rows[c][i], keep) if k])
+            rows = pruned[c].long().tolist()
+            new[c].extend(r[:n] for r, n in zip(rows, lengths))
+    table = ds.table
     return table.with_columns([pl.Series(c, new[c], dtype=table.schema[c]) for c in cols])
 
 
@@ -277,7 +277,7 @@ class Engine:
                 if cfg.model.name == "fresh":  # FRESH reads a pruned input everywhere, training and evaluation
                     from unirex.data import SplitDataset
 
-                    ds = SplitDataset(fresh_table(ds.table, scores, cfg.data.fresh_topk), ds.pad_token_id, ds.labels)
+                    ds = SplitDataset(fresh_table(ds, scores, cfg.data.fresh_topk), ds.pad_token_id, ds.labels)
                 else:
                     ds = ds.with_extras(teacher_scores=scores)
                 self.data[split] = (ds, built)
@@ -468,7 +468,8 @@ class Engine:
             loader = self._train_loader(epoch)
             opt.zero_grad(set_to_none=True)
             sums: dict[str, float] = {}
-            seen = 0
+            seen = examples = 0
+            t_epoch = time.perf_counter()
             for bi, batch in enumerate(loader):
                 if bi >= batches_per_epoch:
                     break
@@ -496,6 +497,7 @@ class Engine:
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
                 seen += 1
+                examples += int(batch["label"].shape[0])
                 elapsed = time.perf_counter() - t_start
                 eta = elapsed / step * (total_steps - step)
                 if self.rank == 0 and (step % 10 == 0 or last):
@@ -505,6 +507,8 @@ class Engine:
                 self.emit("step", epoch=epoch, epochs=epochs, step=step, total_steps=total_steps,
                           losses=values, lr=sched.get_last_lr()[0], eta_s=eta, elapsed_s=elapsed)
             epoch_means = {f"{k}_epoch": v / max(seen, 1) for k, v in sums.items()}
+            # training throughput of this process (the batch loop only, evaluation excluded)
+            epoch_means["train_examples_per_s"] = examples / max(time.perf_counter() - t_epoch, 1e-9)
             self.log(epoch_means, "train", epoch, step)
             # dev evaluation on rank 0; the others wait
             value = None
@@ -587,7 +591,7 @@ class Engine:
 
 
 #: keys a user's evaluate/finetune command sets itself; every other key comes from the checkpoint's config
-_RUN_KEYS = ("training.", "workspace", "data_dir", "save_checkpoint", "debug", "seed", "model.save_outputs",
+_RUN_KEYS = ("training.", "workspace", "save_checkpoint", "debug", "seed", "model.save_outputs",
              "model.measure_attrs_runtime", "model.exp_id", "setup.", "logger.", "work_dir")
 _GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode"}
 

@@ -18,7 +18,8 @@ Extra batch entries this module reads (the engine adds them):
 
 * ``teacher_scores`` ``[B, L]`` float: a teacher run's saved attributions aligned with ``input_ids``
   (same arch and ``max_length``; values outside explainable positions are ignored). Required for
-  ``model=fresh`` (from ``data.fresh_exp_id``) and ``model.l2e=True`` (from ``data.l2e_exp_id``).
+  ``model.l2e=True`` (from ``data.l2e_exp_id``); for ``model=fresh`` (from ``data.fresh_exp_id``) the
+  batch is pruned to the teacher's top-k when it carries them, else it is taken as already pruned.
 * ``plaus_mask`` ``[B]`` bool: which examples get plausibility supervision when
   ``data.plaus_frac < 1`` (see :func:`plausibility_subset`); always combined with ``has_rationale``.
 
@@ -117,7 +118,9 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     """
     m = cfg.model
     lm = model.task_lm
-    if m.name == "fresh":
+    if m.name == "fresh" and "teacher_scores" in batch:
+        # a batch that still carries the teacher's scores is pruned here; the engine prunes whole
+        # splits up front instead (unirex.engine.fresh_table), so evaluation sees the same input
         batch = fresh_batch(batch, cfg.data.fresh_topk, lm.pad_token_id)
     labels = batch["label"]
     hidden = lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))

@@ -1,0 +1,129 @@
+"""Run the paper's method grid on the demo dataset and write the comparison table.
+
+    python bench/reproduce.py                       # every method, seeds 0,1,2, the full demo
+    python bench/reproduce.py --num_train 400 --methods task_lm,sgt,slm_plaus_linear --seeds 0
+
+Each (method, seed) is one engine run (one epoch by default) on the bundled MiniLM (``--arch``), in the
+workspace ``bench/out/reproduce``; FRESH and L2E read the attributions of that seed's Task LM run
+(``model.save_outputs=True``). The table gives the test split's task macro F1 and accuracy,
+comprehensiveness and sufficiency AOPC, AUPRC and token F1 (ERASER word level), as mean ± std over
+seeds, NRG computed over the methods' means, and each method's training throughput relative to Task LM
+measured in the same invocation. It is printed, written to ``bench/out/reproduce.md`` and ``.json``, and
+with ``--readme`` placed in README.md between the ``reproduce-table`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from unirex.engine import resolve_run_config, run  # noqa: E402
+from unirex.methods import list_methods  # noqa: E402
+from unirex.metrics.nrg import nrg  # noqa: E402
+from unirex.runs import RunDir  # noqa: E402
+
+COLUMNS = [("macro_f1", "task F1"), ("acc", "acc"), ("comp_aopc", "comp ↑"), ("suff_aopc", "suff ↓"),
+           ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1")]
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default="all", help="comma list of method ids (python -m unirex methods)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--arch", default="default")
+    p.add_argument("--num_train", type=int, default=None, help="subsample the demo train split")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max_length", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--workspace", default=str(ROOT / "bench" / "out" / "reproduce"))
+    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = p.parse_args()
+
+    all_ids = [m.id for m in list_methods()]
+    methods = all_ids if args.methods == "all" else args.methods.split(",")
+    if "task_lm" not in methods:
+        methods = ["task_lm", *methods]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    common = [f"workspace={args.workspace}", "data=demo", f"arch={args.arch}", f"data.max_length={args.max_length}",
+              f"training.epochs={args.epochs}", f"setup.train_batch_size={args.batch_size}",
+              f"model.optimizer.lr={args.lr}", "training.eval_splits=test"]
+    if args.num_train:
+        common.append(f"data.num_train={args.num_train}")
+    results: dict[str, list[dict]] = {m: [] for m in methods}
+    t0 = time.time()
+    for seed in seeds:
+        teacher = None
+        for mid in methods:
+            extra = [f"method={mid}", f"seed={seed}"]
+            if mid == "task_lm":
+                extra.append("model.save_outputs=True")
+            if mid == "fresh":
+                extra.append(f"data.fresh_exp_id={teacher}")
+            if mid == "l2e":
+                extra += [f"data.l2e_exp_id={teacher}", "data.l2e_attr_algo=input-x-gradient"]
+            started = time.time()
+            res = run(resolve_run_config(common + extra))
+            rd = RunDir(res.run_dir)
+            tput = [m["value"] for m in rd.metrics() if m["name"] == "train_examples_per_s"]
+            row = {k: res.metrics.get(f"test_{k}") for k, _ in COLUMNS}
+            row.update(run_id=res.run_id, seed=seed, status=res.status, seconds=time.time() - started,
+                       train_examples_per_s=statistics.mean(tput) if tput else None)
+            results[mid].append(row)
+            if mid == "task_lm":
+                teacher = res.run_id
+            print(f"[{time.time() - t0:7.0f}s] seed {seed} {mid:32s} " +
+                  " ".join(f"{k}={row[k]:.3f}" for k, _ in COLUMNS if row[k] is not None), flush=True)
+
+    means = {m: {k: statistics.mean([r[k] for r in rows if r[k] is not None])
+                 for k, _ in COLUMNS if any(r[k] is not None for r in rows)} for m, rows in results.items()}
+    scores = nrg(means)
+    base_tput = statistics.mean([r["train_examples_per_s"] for r in results["task_lm"]])
+    titles = {m.id: m.title for m in list_methods()}
+    header = "| method | " + " | ".join(t for _, t in COLUMNS) + " | NRG | train speed vs Task LM |"
+    lines = [header, "|" + " --- |" * (len(COLUMNS) + 3)]
+    for m, rows in results.items():
+        cells = [fmt([r[k] for r in rows if r[k] is not None]) for k, _ in COLUMNS]
+        tput = statistics.mean([r["train_examples_per_s"] for r in rows])
+        lines.append(f"| {titles.get(m, m)} | " + " | ".join(cells) + f" | {scores.nrg[m]:.3f} | {tput / base_tput:.2f}x |")
+    setup = (f"demo dataset, arch {args.arch}, seeds {args.seeds}, {args.epochs} epoch(s), "
+             f"{'train subsample ' + str(args.num_train) if args.num_train else 'full train split (2000)'}, "
+             f"max length {args.max_length}, batch {args.batch_size}, lr {args.lr}; test split (300), "
+             f"ERASER word-level plausibility, AOPC over k in {{1, 5, 10, 20, 50}}%; "
+             f"Task LM trains at {base_tput:.1f} examples/s here; measured {time.strftime('%Y-%m-%d')} on 2 CPU cores")
+    table = "\n".join(lines) + f"\n\n_{setup}._\n"
+    print("\n" + table)
+    out = Path(args.workspace).parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "reproduce.md").write_text(table)
+    (out / "reproduce.json").write_text(json.dumps({"setup": setup, "results": results, "means": means,
+                                                    "nrg": scores.nrg, "nrg_by_desideratum": scores.by_desideratum},
+                                                   indent=2, default=str))
+    if args.readme:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        block = f"<!-- reproduce-table -->\n{table}<!-- /reproduce-table -->"
+        new = re.sub(r"<!-- reproduce-table -->.*?<!-- /reproduce-table -->", lambda _: block, text, flags=re.S)
+        readme.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
