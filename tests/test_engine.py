@@ -80,10 +80,17 @@ def test_seed_makes_a_cpu_run_reproducible(base):
     assert a != c
 
 
-def test_chain_save_outputs_fresh_l2e(base):
-    teacher = run(resolve_run_config(base + ["debug=True", "model.save_outputs=True"]))
-    outs = {p.name for p in (teacher.run_dir / "outputs").iterdir()}
-    assert {"attrs_train.parquet", "attrs_dev.parquet", "attrs_test.parquet"} <= outs
+def test_chain_save_outputs_fresh_l2e(base, tmp_path):
+    """The paper's FRESH recipe: train a Task LM with a checkpoint, evaluate it with save_outputs under its
+    exp_id (the paper's quoted checkpoint path), then FRESH and L2E name the training run."""
+    teacher = run(resolve_run_config(base + ["debug=True", "save_checkpoint=True"]))
+    assert main(["--no-progress", *base, "logger.offline=True", "training=evaluate",
+                 f"training.ckpt_path=\"'{teacher.run_id}/checkpoints/epoch=0-step=4.ckpt'\"",
+                 "training.eval_splits=\"'train,dev,test'\"", "model=lm", "model.explainer_type=attr_algo",
+                 "model.attr_algo=input-x-gradient", "model.save_outputs=True", f"model.exp_id={teacher.run_id}"]) == 0
+    evaluator = [r for r in list_runs(tmp_path / "runs") if r.run_id != teacher.run_id][0]
+    outs = {p.name for p in (evaluator.path / "outputs").iterdir()}
+    assert {"attrs_train.parquet", "attrs_dev.parquet", "attrs_test.parquet", "eval_train.parquet"} <= outs
 
     fresh = run(resolve_run_config(base + ["debug=True", "model=fresh", f"data.fresh_exp_id={teacher.run_id}",
                                            "data.fresh_topk=20", "data.fresh_attr_algo=input-x-gradient"]))

@@ -66,10 +66,13 @@ def save_checkpoint(model, cfg_dict: dict, folder: Path, tokenizer=None, info: d
 
 def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None) -> Path:
     """A checkpoint folder from a folder path, a run directory or a run id (``R-...``)."""
+    path_or_run = str(path_or_run).strip().strip("'\"")
     p = Path(path_or_run).expanduser()
     candidates = [p, p / "checkpoint"]
     if runs_root is not None:
         candidates += [Path(runs_root) / path_or_run / "checkpoint"]
+        # UNIREX writes 'ER-XXXX/checkpoints/epoch=X-step=XXXX.ckpt': the first component names the run
+        candidates += [Path(runs_root) / Path(path_or_run).parts[0] / "checkpoint"] if Path(path_or_run).parts else []
     for c in candidates:
         if (c / "checkpoint.json").is_file():
             return c

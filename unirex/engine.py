@@ -166,6 +166,22 @@ def attrs_path(run_dir: Path, split: str) -> Path:
     return Path(run_dir) / "outputs" / f"{ATTRS_KIND}_{split}.parquet"
 
 
+def find_attributions(runs_root: Path, exp_id: str, split: str) -> Path:
+    """The saved attributions of run ``exp_id``: its own, or (newest first) those of a run that named it
+    with ``model.exp_id`` or evaluated its checkpoint (UNIREX's ``training=evaluate model.save_outputs=True
+    model.exp_id=ER-XXXX``)."""
+    from unirex.runs import list_runs
+
+    own = RunDir.open(runs_root, exp_id)
+    candidates = [own] + [rd for rd in reversed(list_runs(runs_root)) if rd.run_id != own.run_id and (
+        rd.meta().get("parent_run") == own.run_id or (rd.config().get("model") or {}).get("exp_id") == own.run_id)]
+    for rd in candidates:
+        if attrs_path(rd.path, split).is_file():
+            return attrs_path(rd.path, split)
+    raise UnirexError(f"run '{exp_id}' has no saved attributions for split '{split}' (nor any run that evaluated it "
+                      "with model.save_outputs=True); rerun it with model.save_outputs=True")
+
+
 def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.DataFrame,
                         attr_algo: str | None = None) -> list[list[float]]:
     """A teacher run's saved attributions for ``split``, one list per row of ``table`` (same order).
@@ -173,11 +189,7 @@ def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.Data
     The teacher must have been run with ``model.save_outputs=True`` on the same dataset, arch and max
     length; rows are matched by annotation id and their subword counts must agree.
     """
-    rd = RunDir.open(runs_root, exp_id)
-    path = attrs_path(rd.path, split)
-    if not path.is_file():
-        raise UnirexError(f"run '{exp_id}' has no saved attributions for split '{split}' ({path}); "
-                          "rerun it with model.save_outputs=True")
+    path = find_attributions(runs_root, exp_id, split)
     saved = pl.read_parquet(path)
     algo = saved["attr_algo"][0] if "attr_algo" in saved.columns and saved.height else None
     if attr_algo and algo and attr_algo != algo:
