@@ -1,0 +1,529 @@
+"""Batched ERASER evaluation of a classifier and its rationale scores: task, faithfulness, plausibility.
+
+Per batch of ``B`` examples the evaluator needs ``1 + 2 x |K|`` predictions: the full input, and for
+each bin ``k`` the input with the top-k% rationale *deleted* (comprehensiveness) and with *only* the
+rationale kept (sufficiency). Deletion follows ERASER: removed subwords are cut out and the sequence is
+re-packed (shorter, contiguous positions), never masked and never decoded back to text. Special tokens
+and the query are always kept (:func:`unirex.rationale.topk_mask` never selects them).
+
+How the cost is kept down (``cost`` below counts subword positions through the encoder):
+
+* all ``B x (1 + 2|K|)`` variants of a batch are described by one boolean *keep* matrix ``[R, L]``;
+* rows are sorted by their kept length and cut into chunks of at most ``chunk_size`` sequences; each
+  chunk is re-packed and padded only to its own longest row, then run in one forward pass;
+* the deleted variants of the 5 bins add up to about 5 full lengths (``k`` and ``100 - k`` percent of
+  each), so one batch costs about 6 full lengths instead of the 11 of a naive loop, and less again for
+  attention, which is quadratic in length.
+
+Memory is bounded by ``batch_size`` (the keep matrix) and ``chunk_size`` (one forward); nothing grows
+with the dataset except the per-example outputs kept for the export. Every example's numbers are
+independent of which other examples share its batch or chunk (up to floating-point summation order).
+
+The model contract: ``model(input_ids=, attention_mask=, token_type_ids=) -> logits [B, C]`` (an
+object with ``.logits`` is accepted too). Rationale scores come from ``explain``: a callable
+``explain(batch) -> scores [B, L]`` (higher = more important; only document positions are read), or a
+sequence holding, per split-table row, one score per subword of that row (precomputed attributions).
+
+Outputs are saved per split as ``runs/<run_id>/outputs/eval_<split>.parquet`` plus
+``eval_<split>.json`` (see :func:`save_outputs`), which :mod:`unirex.export` turns into ERASER's
+results file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
+from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics, spans_from_mask
+from unirex.metrics.task import accuracy, macro_f1
+from unirex.rationale import topk_mask
+
+#: k (percent) of the hard rationale scored for token P/R/F1 and IOU F1, and used for the top-level
+#: comprehensiveness / sufficiency of the ERASER export.
+DEFAULT_HARD_K = 10
+OUTPUTS_VERSION = 1
+
+
+class EvaluationCancelled(Exception):
+    """Raised when ``should_stop()`` returns True between batches."""
+
+
+@dataclass
+class EvalOutputs:
+    """Per-example outputs, one row per split-table row, in table order (``index`` ascending).
+
+    Shapes: ``N`` examples, ``C`` labels, ``K`` bins. Probabilities are float64 softmaxes of the
+    model's logits. ``word_scores[i]`` / ``hard_words[i]`` run over the words of all documents of
+    example ``i`` concatenated (``doc_word_counts`` in the split table splits them); truncated words
+    score 0 and are never in the hard rationale.
+    """
+
+    labels: list[str]
+    bins: tuple[float, ...]
+    hard_k: float
+    index: np.ndarray  # [N] row in the split table
+    annotation_id: list[str]
+    label: np.ndarray  # [N] gold label ids
+    pred: np.ndarray  # [N] predicted label ids (argmax of probs)
+    probs: np.ndarray  # [N, C]
+    comp_probs: np.ndarray  # [N, K, C] rationale deleted
+    suff_probs: np.ndarray  # [N, K, C] only the rationale kept
+    hard_comp_probs: np.ndarray  # [N, C] at hard_k
+    hard_suff_probs: np.ndarray  # [N, C] at hard_k
+    word_scores: list[np.ndarray]  # float64 per word (subword scores summed)
+    hard_words: list[np.ndarray]  # bool per word: a subword of it is in the top hard_k %
+    subword_scores: list[np.ndarray] | None = None  # float32 per subword of the row, when kept
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float | None]
+    outputs: EvalOutputs
+    stats: dict = field(default_factory=dict)  # timing and cost counters
+
+
+# --- the hot path ---------------------------------------------------------------------------------
+
+
+def repack(input_ids: torch.Tensor, token_type_ids: torch.Tensor, keep: torch.Tensor, pad_token_id: int,
+           length: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Delete the positions where ``keep`` is False and shift the rest left (ERASER's removal).
+
+    Args: ``input_ids``, ``token_type_ids`` and bool ``keep``, all ``[R, L]``; ``length`` the output
+    width (default: the longest kept row).
+    Returns ``(input_ids, attention_mask, token_type_ids)``, each ``[R, length]``, padded on the right.
+    """
+    keep = keep.bool()
+    lengths = keep.sum(dim=1)
+    width = int(lengths.max()) if length is None else int(length)
+    width = max(width, 1)
+    rows, cols = keep.nonzero(as_tuple=True)
+    dest = (keep.long().cumsum(dim=1) - 1)[rows, cols]
+    ids = torch.full((keep.shape[0], width), int(pad_token_id), dtype=input_ids.dtype, device=input_ids.device)
+    tt = torch.zeros((keep.shape[0], width), dtype=token_type_ids.dtype, device=token_type_ids.device)
+    ids[rows, dest] = input_ids[rows, cols]
+    tt[rows, dest] = token_type_ids[rows, cols]
+    attn = (torch.arange(width, device=keep.device).unsqueeze(0) < lengths.unsqueeze(1)).long()
+    return ids, attn, tt
+
+
+def _logits(model, **inputs) -> torch.Tensor:
+    out = model(**inputs)
+    return getattr(out, "logits", out)
+
+
+def variant_keep_masks(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
+                       bins: Sequence[float]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The keep matrix of all variants of a batch, ``[(1 + 2K) * B, L]`` bool: the full input, then the
+    comprehensiveness variants of each bin, then the sufficiency variants; and the top-k masks."""
+    am = attention_mask.bool()
+    expl = explainable.bool() & am
+    sels = [topk_mask(scores, expl, attention_mask, k) for k in bins]
+    keeps = [am] + [am & ~s for s in sels] + [am & (~expl | s) for s in sels]
+    return torch.cat(keeps, dim=0), sels
+
+
+#: fixed cost of one forward pass, in padded positions, used to choose chunk boundaries
+FORWARD_OVERHEAD = 32
+
+
+def plan_chunks(sorted_lengths: np.ndarray, chunk_size: int, overhead: int = FORWARD_OVERHEAD) -> list[tuple[int, int]]:
+    """Cut rows sorted by ascending length into contiguous chunks ``[(start, end), ...]`` of at most
+    ``chunk_size`` rows minimising ``sum(overhead + rows * longest)`` over chunks (exact, by dynamic
+    programming): the padded cost follows the tokens actually present. Depends only on the lengths."""
+    n = len(sorted_lengths)
+    chunk_size = max(1, int(chunk_size))
+    lengths = np.asarray(sorted_lengths, dtype=np.float64)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        i = np.arange(max(0, j - chunk_size), j)
+        cost = best[i] + overhead + (j - i) * lengths[j - 1]
+        a = int(np.argmin(cost))
+        best[j], cut[j] = cost[a], i[a]
+    out, j = [], n
+    while j > 0:
+        out.append((int(cut[j]), j))
+        j = int(cut[j])
+    return out[::-1]
+
+
+@torch.no_grad()
+def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_token_id: int) -> tuple[torch.Tensor, dict]:
+    """Run every row of ``keep`` (``[R, L]``, row ``r`` describes batch example ``r % B``) through the
+    model, re-packed, in length-sorted chunks of at most ``chunk_size`` sequences (:func:`plan_chunks`).
+
+    Returns ``probs [R, C]`` (float64) and counters (forward passes, positions run incl. padding).
+    """
+    B = batch["input_ids"].shape[0]
+    R = keep.shape[0]
+    src = torch.arange(R, device=keep.device) % B
+    lengths = keep.sum(dim=1)
+    sorted_lengths, order = torch.sort(lengths, stable=True)
+    logits = None
+    n_forward = positions = 0
+    for start, end in plan_chunks(sorted_lengths.cpu().numpy(), chunk_size):
+        rows = order[start:end]
+        srows = src[rows]
+        ids, attn, tt = repack(batch["input_ids"][srows], batch["token_type_ids"][srows], keep[rows], pad_token_id)
+        out = _logits(model, input_ids=ids, attention_mask=attn, token_type_ids=tt).float()
+        if logits is None:
+            logits = torch.empty((R, out.shape[-1]), dtype=torch.float32, device=out.device)
+        logits[rows.to(out.device)] = out
+        n_forward += 1
+        positions += ids.numel()
+    probs = torch.softmax(logits.double(), dim=-1)
+    return probs, {"forward_passes": n_forward, "positions": positions}
+
+
+def _batch_scores(explain, batch: dict) -> torch.Tensor:
+    if callable(explain):
+        with torch.enable_grad():
+            scores = explain(batch)
+        scores = scores.detach()
+    else:
+        L = batch["input_ids"].shape[1]
+        rows = []
+        for i in batch["index"].tolist():
+            s = np.asarray(explain[i], dtype=np.float32).reshape(-1)
+            rows.append(np.pad(s[:L], (0, max(0, L - len(s)))))
+        scores = torch.from_numpy(np.stack(rows))
+    if scores.shape != batch["input_ids"].shape:
+        raise ValueError(f"rationale scores have shape {tuple(scores.shape)}, expected {tuple(batch['input_ids'].shape)}")
+    return scores.to(batch["input_ids"].device).float()
+
+
+def _pool_words(values: torch.Tensor, word_ids: torch.Tensor, n_words: int) -> torch.Tensor:
+    """Sum ``values [B, L]`` into ``[B, n_words]`` by ``word_ids`` (-1 = not a document word)."""
+    on = word_ids >= 0
+    idx = torch.where(on, word_ids, torch.full_like(word_ids, n_words))
+    out = torch.zeros((values.shape[0], n_words + 1), dtype=torch.float64, device=values.device)
+    out.scatter_add_(1, idx.long(), torch.where(on, values.double(), torch.zeros_like(values, dtype=torch.float64)))
+    return out[:, :n_words]
+
+
+# --- gold spans -----------------------------------------------------------------------------------
+
+
+def gold_spans_from_source(source: str | Path | None, table: pl.DataFrame) -> list[list[tuple[int, int, int]]] | None:
+    """Gold evidence spans per split-table row as ``[(doc_position, start, end), ...]`` (word offsets
+    within the document, end exclusive): the table's ``evidence_spans`` column, or (older builds) read
+    from the ERASER annotation file ``source``
+    (``BuiltSplit.summary['source']``). None when the file is not available: callers then use the
+    maximal runs of the gold word mask, which differ only where two evidences touch or overlap."""
+    if "evidence_spans" in table.columns:  # stored by the build (BUILD_VERSION >= 2)
+        return [[tuple(int(x) for x in span) for span in spans] for spans in table["evidence_spans"].to_list()]
+    if not source or not Path(source).is_file():
+        return None
+    from unirex.data.eraser import read_annotations
+
+    by_id = {a.annotation_id: a for a in read_annotations(Path(source))}
+    out = []
+    for ann_id, docids in zip(table["annotation_id"].to_list(), table["docids"].to_list()):
+        ann = by_id.get(ann_id)
+        pos = {d: j for j, d in enumerate(docids)}
+        spans = [] if ann is None else [(pos[e.docid], e.start_token, e.end_token) for e in ann.all_evidences if e.docid in pos]
+        out.append(spans)
+    return out
+
+
+# --- word level (ERASER) --------------------------------------------------------------------------
+
+
+def word_level_documents(outputs: EvalOutputs, table: pl.DataFrame,
+                         gold_spans: list[list[tuple[int, int, int]]] | None = None) -> list[ScoredDocument]:
+    """One :class:`ScoredDocument` per (annotation, document), as ERASER scores them."""
+    ids = table["annotation_id"].to_list()
+    counts = table["doc_word_counts"].to_list()
+    docids = table["docids"].to_list()
+    gold = table["rationale_words"].to_list()
+    docs = []
+    for j, row in enumerate(outputs.index.tolist()):
+        offsets = np.concatenate(([0], np.cumsum(counts[row])))
+        g = np.asarray(gold[row], dtype=bool)
+        for d, docid in enumerate(docids[row]):
+            a, b = int(offsets[d]), int(offsets[d + 1])
+            spans = None
+            if gold_spans is not None:
+                spans = tuple(sorted({(s, e) for (p, s, e) in gold_spans[row] if p == d}))
+            docs.append(ScoredDocument(key=(ids[row], docid), truth=g[a:b], scores=outputs.word_scores[j][a:b],
+                                       hard=outputs.hard_words[j][a:b], gold_spans=spans))
+    return docs
+
+
+def task_and_faithfulness(outputs: EvalOutputs, log_odds: bool = True) -> dict[str, float]:
+    m = {"acc": accuracy(outputs.label, outputs.pred), "macro_f1": macro_f1(outputs.label, outputs.pred)}
+    m.update(faithfulness_metrics(outputs.probs, outputs.comp_probs, outputs.suff_probs, outputs.pred,
+                                  outputs.bins, log_odds_variants=log_odds))
+    m["comp"] = float(prob_drop(outputs.probs, outputs.hard_comp_probs, outputs.pred).mean()) if len(outputs) else 0.0
+    m["suff"] = float(prob_drop(outputs.probs, outputs.hard_suff_probs, outputs.pred).mean()) if len(outputs) else 0.0
+    return m
+
+
+def word_level_plausibility(outputs: EvalOutputs, table: pl.DataFrame, gold_spans=None,
+                            iou_threshold: float = IOU_THRESHOLD) -> dict[str, float | None]:
+    """ERASER word-level plausibility (``plaus_*`` keys); all None when no example has gold evidence."""
+    has = np.asarray(table["has_rationale"].to_list(), dtype=bool)[outputs.index]
+    if not has.any():
+        return {f"plaus_{k}": None for k in ("auprc", "ap", "token_p", "token_r", "token_f1", "iou_f1")}
+    m = plausibility_metrics(word_level_documents(outputs, table, gold_spans), iou_threshold)
+    return {f"plaus_{k}": v for k, v in m.items()}
+
+
+# --- the evaluator --------------------------------------------------------------------------------
+
+
+def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence, *, batch_size: int = 32,
+             chunk_size: int = 64, bins: Sequence[float] = BINS, hard_k: float = DEFAULT_HARD_K,
+             device: str | torch.device | None = None, source: str | Path | None = None,
+             iou_threshold: float = IOU_THRESHOLD, log_odds: bool = True, keep_subword_scores: bool = False,
+             progress: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> EvalResult:
+    """Evaluate ``model`` with rationale scores from ``explain`` on every example of ``dataset``.
+
+    Args:
+        model: classifier, ``model(input_ids=, attention_mask=, token_type_ids=) -> logits [B, C]``;
+            put in eval mode for the call (its mode is restored afterwards).
+        dataset: a :class:`unirex.data.SplitDataset` (its ``table``, ``labels``, ``collate``).
+        explain: ``explain(batch) -> scores [B, L]`` (called with gradients enabled), or precomputed
+            scores: ``explain[row]`` is a 1-D array with one score per subword of that table row.
+        batch_size: examples per batch (bounds the variant bookkeeping and the explainer's batch).
+        chunk_size: at most this many sequences per forward pass (bounds activation memory).
+        bins: the k (percent) of the faithfulness bins.
+        hard_k: k (percent) of the hard rationale used for token P/R/F1, IOU F1 and the top-level
+            ``comp`` / ``suff`` (added as an extra variant when it is not among ``bins``).
+        device: where to run; default: the device of the model's first parameter (else CPU).
+        source: the split's ERASER annotation file (``BuiltSplit.summary['source']``) for gold evidence
+            spans in IOU F1; without it the runs of the gold word mask are used.
+        progress: ``progress(done_examples, total_examples)`` after each batch.
+        should_stop: checked between batches; True raises :class:`EvaluationCancelled`.
+
+    Returns:
+        :class:`EvalResult` with ``metrics`` (keys in :mod:`unirex.metrics`), ``outputs`` (per example)
+        and ``stats`` (seconds, examples/s, forward passes, positions run).
+    """
+    t0 = time.perf_counter()
+    if len(dataset) == 0:
+        from unirex.errors import UnirexError
+
+        raise UnirexError("nothing to evaluate: the split has no examples")
+    bins = tuple(bins)
+    var_bins = bins + (() if hard_k in bins else (hard_k,))
+    hard_j = var_bins.index(hard_k)
+    K, V = len(bins), len(var_bins)
+    if device is None:
+        p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        device = p.device if p is not None else torch.device("cpu")
+    device = torch.device(device)
+    table = dataset.table
+    n_words_all = np.asarray([sum(c) for c in table["doc_word_counts"].to_list()], dtype=np.int64)
+    pad_id = int(getattr(dataset, "pad_token_id", 0) or 0)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
+
+    parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp", "hsuff")}
+    word_scores, hard_words, sub_scores, sub_docs = [], [], [], []
+    n_forward = positions = 0
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        done = 0
+        for batch in loader:
+            if should_stop is not None and should_stop():
+                raise EvaluationCancelled("evaluation cancelled")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            scores = _batch_scores(explain, batch)
+            B = scores.shape[0]
+            keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
+            probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id)
+            n_forward += cost["forward_passes"]
+            positions += cost["positions"]
+            probs = probs.view(1 + 2 * V, B, -1).cpu()
+            comp = probs[1 : 1 + V].transpose(0, 1)  # [B, V, C]
+            suff = probs[1 + V :].transpose(0, 1)
+            parts["index"].append(batch["index"].cpu())
+            parts["label"].append(batch["label"].cpu())
+            parts["pred"].append(probs[0].argmax(dim=-1))
+            parts["probs"].append(probs[0])
+            parts["comp"].append(comp[:, :K])
+            parts["suff"].append(suff[:, :K])
+            parts["hcomp"].append(comp[:, hard_j])
+            parts["hsuff"].append(suff[:, hard_j])
+
+            # word level: sum-pooled scores and the hard rationale projected onto words
+            rows = batch["index"].cpu().numpy()
+            nw = n_words_all[rows]
+            W = int(nw.max()) if len(nw) else 0
+            ws = _pool_words(scores, batch["word_ids"], W).cpu().numpy()
+            hw = _pool_words(sels[hard_j].float(), batch["word_ids"], W).cpu().numpy() > 0
+            word_scores.extend(ws[i, : nw[i]] for i in range(B))
+            hard_words.extend(hw[i, : nw[i]] for i in range(B))
+
+            # subword level: the document positions of each example, for training-curve plausibility
+            expl = (batch["explainable"].bool() & batch["attention_mask"].bool()).cpu().numpy()
+            sc, gold, hard = scores.cpu().numpy(), batch["rationale"].cpu().numpy() > 0, sels[hard_j].cpu().numpy()
+            has = batch["has_rationale"].cpu().numpy()
+            lens = batch["attention_mask"].sum(dim=1).cpu().numpy()
+            for i in range(B):
+                if keep_subword_scores:
+                    sub_scores.append(sc[i, : lens[i]].copy())
+                if has[i]:
+                    e = expl[i]
+                    sub_docs.append(ScoredDocument(key=(int(rows[i]),), truth=gold[i][e], scores=sc[i][e], hard=hard[i][e]))
+            done += B
+            if progress is not None:
+                progress(done, len(dataset))
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+
+    cat = {k: (torch.cat(v).numpy() if v else np.zeros((0,))) for k, v in parts.items()}
+    order = np.argsort(cat["index"], kind="stable")
+    labels = list(getattr(dataset, "labels", None) or [])
+    ids = table["annotation_id"].to_list()
+    outputs = EvalOutputs(
+        labels=labels, bins=bins, hard_k=hard_k, index=cat["index"][order].astype(np.int64),
+        annotation_id=[ids[i] for i in cat["index"][order]],
+        label=cat["label"][order].astype(np.int64), pred=cat["pred"][order].astype(np.int64),
+        probs=cat["probs"][order], comp_probs=cat["comp"][order], suff_probs=cat["suff"][order],
+        hard_comp_probs=cat["hcomp"][order], hard_suff_probs=cat["hsuff"][order],
+        word_scores=[word_scores[i] for i in order], hard_words=[hard_words[i] for i in order],
+        subword_scores=[sub_scores[i] for i in order] if keep_subword_scores else None,
+    )
+    t_forward = time.perf_counter() - t0
+    metrics = task_and_faithfulness(outputs, log_odds)
+    gold_spans = gold_spans_from_source(source, table)
+    metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
+    sub = plausibility_metrics(sub_docs, iou_threshold) if sub_docs else {}
+    for k in ("auprc", "ap", "token_p", "token_r", "token_f1", "iou_f1"):
+        metrics[f"plaus_sub_{k}"] = sub.get(k)
+    seconds = time.perf_counter() - t0
+    stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
+             "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,
+             "forward_passes": n_forward, "positions": positions, "with_rationale": len(sub_docs),
+             "gold_spans": "evidences" if gold_spans is not None else "mask_runs"}
+    return EvalResult(metrics=metrics, outputs=outputs, stats=stats)
+
+
+# --- saving and loading ---------------------------------------------------------------------------
+
+OUTPUT_COLUMNS = """\
+Columns of ``runs/<run_id>/outputs/eval_<split>.parquet`` (one row per split-table row, table order):
+
+===============  ======================  ==============================================================
+index            int32                   row in the split table (``BuiltSplit.path``)
+annotation_id    str                     ERASER annotation id (checked against the table on load)
+label            int32                   gold label id (into ``labels`` of the JSON)
+pred             int32                   predicted label id
+probs            list<f64> [C]           p(. | x)
+comp_probs       list<list<f64>> [K][C]  p(. | x without the top-k% rationale), bins in JSON ``bins``
+suff_probs       list<list<f64>> [K][C]  p(. | top-k% rationale only)
+hard_comp_probs  list<f64> [C]           comprehensiveness input at ``hard_k``
+hard_suff_probs  list<f64> [C]           sufficiency input at ``hard_k``
+word_scores      list<f64> [W]           per document word (all documents concatenated), subword sum
+hard_words       list<i8> [W]            1 on words of the hard rationale (top ``hard_k`` %)
+subword_scores   list<f32> [L]           raw per-subword scores (only when kept)
+===============  ======================  ==============================================================
+
+``eval_<split>.json`` holds ``version``, ``split``, ``labels``, ``bins``, ``hard_k``, ``iou_threshold``,
+``metrics``, ``stats`` and where the split table lives: ``dataset``, ``arch``, ``max_length``, ``tag``,
+``split_table`` (path of the Parquet), ``source`` (ERASER annotation file), ``fingerprint``.
+"""
+
+
+def outputs_paths(run_dir: str | Path, split: str) -> tuple[Path, Path]:
+    out = Path(run_dir) / "outputs"
+    return out / f"eval_{split}.parquet", out / f"eval_{split}.json"
+
+
+def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None, extra: dict | None = None) -> Path:
+    """Write ``<run_dir>/outputs/eval_<split>.parquet`` and ``eval_<split>.json`` (atomically).
+
+    ``built`` is the :class:`unirex.data.BuiltSplit` evaluated (or its summary dict plus a ``path``
+    key); it tells the export where the split table and the ERASER annotations are.
+    """
+    from unirex.fsutil import atomic_write, write_json_atomic
+
+    o = result.outputs
+    parquet, meta_path = outputs_paths(run_dir, split)
+    parquet.parent.mkdir(parents=True, exist_ok=True)
+    cols = {
+        "index": pl.Series(o.index, dtype=pl.Int32), "annotation_id": o.annotation_id,
+        "label": pl.Series(o.label, dtype=pl.Int32), "pred": pl.Series(o.pred, dtype=pl.Int32),
+        "probs": o.probs.tolist(), "comp_probs": o.comp_probs.tolist(), "suff_probs": o.suff_probs.tolist(),
+        "hard_comp_probs": o.hard_comp_probs.tolist(), "hard_suff_probs": o.hard_suff_probs.tolist(),
+        "word_scores": [w.tolist() for w in o.word_scores], "hard_words": [h.astype(np.int8).tolist() for h in o.hard_words],
+    }
+    schema = {"probs": pl.List(pl.Float64), "comp_probs": pl.List(pl.List(pl.Float64)),
+              "suff_probs": pl.List(pl.List(pl.Float64)), "hard_comp_probs": pl.List(pl.Float64),
+              "hard_suff_probs": pl.List(pl.Float64), "word_scores": pl.List(pl.Float64), "hard_words": pl.List(pl.Int8)}
+    if o.subword_scores is not None:
+        cols["subword_scores"] = [s.tolist() for s in o.subword_scores]
+        schema["subword_scores"] = pl.List(pl.Float32)
+    df = pl.DataFrame(cols, schema_overrides=schema)
+    atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
+    summary, table_path = {}, None
+    if built is not None:
+        summary = dict(getattr(built, "summary", None) or built)
+        table_path = getattr(built, "path", None) or summary.get("path")
+    meta = {
+        "version": OUTPUTS_VERSION, "split": split, "labels": o.labels, "bins": list(o.bins), "hard_k": o.hard_k,
+        "iou_threshold": IOU_THRESHOLD, "metrics": result.metrics,
+        "stats": {k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))},
+        "dataset": summary.get("dataset"), "arch": summary.get("arch"), "max_length": summary.get("max_length"),
+        "tag": summary.get("tag", split), "split_table": str(table_path) if table_path else None,
+        "source": summary.get("source"), "fingerprint": summary.get("fingerprint"),
+    }
+    meta.update(extra or {})
+    write_json_atomic(meta_path, meta)
+    return parquet
+
+
+def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
+    """Read what :func:`save_outputs` wrote: ``(outputs, meta)``."""
+    from unirex.errors import UnirexError
+
+    parquet, meta_path = outputs_paths(run_dir, split)
+    if not parquet.is_file() or not meta_path.is_file():
+        raise UnirexError(f"{run_dir}: no evaluation outputs for split '{split}' (expected {parquet} and {meta_path.name}); "
+                          "evaluate the run on that split first")
+    meta = json.loads(meta_path.read_text())
+    df = pl.read_parquet(parquet)
+    C = len(meta["labels"])
+
+    def arr(col, shape):
+        return np.asarray(df[col].to_list(), dtype=np.float64).reshape(shape)
+
+    n, K = df.height, len(meta["bins"])
+    outputs = EvalOutputs(
+        labels=list(meta["labels"]), bins=tuple(meta["bins"]), hard_k=meta["hard_k"],
+        index=df["index"].to_numpy().astype(np.int64), annotation_id=df["annotation_id"].to_list(),
+        label=df["label"].to_numpy().astype(np.int64), pred=df["pred"].to_numpy().astype(np.int64),
+        probs=arr("probs", (n, C)), comp_probs=arr("comp_probs", (n, K, C)), suff_probs=arr("suff_probs", (n, K, C)),
+        hard_comp_probs=arr("hard_comp_probs", (n, C)), hard_suff_probs=arr("hard_suff_probs", (n, C)),
+        word_scores=[np.asarray(w, dtype=np.float64) for w in df["word_scores"].to_list()],
+        hard_words=[np.asarray(h, dtype=bool) for h in df["hard_words"].to_list()],
+        subword_scores=([np.asarray(s, dtype=np.float32) for s in df["subword_scores"].to_list()]
+                        if "subword_scores" in df.columns else None),
+    )
+    return outputs, meta
+
+
+save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS
+
+__all__ = ["DEFAULT_HARD_K", "EvalOutputs", "EvalResult", "EvaluationCancelled", "evaluate", "gold_spans_from_source",
+           "load_outputs", "outputs_paths", "repack", "save_outputs", "task_and_faithfulness", "variant_keep_masks",
+           "variant_probs", "word_level_documents", "word_level_plausibility"]

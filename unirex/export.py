@@ -1,0 +1,170 @@
+"""ERASER results export: ``python -m unirex export-eraser --run RUN --split test --out FILE``.
+
+Writes ERASER's results format (``rationale_benchmark/metrics.py --results``), one JSON line per
+annotation of the split, from a run's saved evaluation outputs (:func:`unirex.evaluate.save_outputs`)
+and the split table they index:
+
+* ``annotation_id``
+* ``rationales``: one entry per document of the annotation, ``{docid, hard_rationale_predictions:
+  [{start_token, end_token}], soft_rationale_predictions: [one float per document word]}``. Soft
+  scores are subword scores summed per word (truncated words 0); the hard spans are the maximal runs
+  of words of the top-``hard_k`` % rationale.
+* ``classification`` (predicted label name), ``classification_scores`` ``{label: p}``
+* ``comprehensiveness_classification_scores`` / ``sufficiency_classification_scores``: the class
+  distributions with the hard rationale deleted / alone
+* ``thresholded_scores``: ``[{threshold: k / 100, comprehensiveness_classification_scores,
+  sufficiency_classification_scores}]`` for the bins (ERASER's AOPC thresholds 0.01 ... 0.5).
+
+ERASER's scorer skips all hard-rationale scoring when the first document of the first line has no
+hard prediction; when that would happen, the export lists a document that has one first (the order
+of lines and documents carries no meaning to the scorer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from unirex.errors import UnirexError
+from unirex.fsutil import atomic_write
+from unirex.evaluate import EvalOutputs, load_outputs
+from unirex.metrics.plausibility import spans_from_mask
+
+
+def resolve_run_dir(run: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
+    """A run id under ``<workspace>/runs/`` or a run directory path."""
+    from unirex.workspace import workspace_dir
+
+    p = Path(run).expanduser()
+    if p.is_dir() and (p / "outputs").is_dir():
+        return p
+    cand = workspace_dir(workspace) / "runs" / str(run)
+    if cand.is_dir():
+        return cand
+    if p.is_dir():
+        return p
+    raise UnirexError(f"run '{run}' not found: neither a run directory nor {cand}")
+
+
+def find_split_table(meta: dict, workspace: str | os.PathLike | None = None) -> Path:
+    """The split table the outputs index: the recorded path, else rebuilt from dataset/arch/max_length
+    under ``<workspace>/data``."""
+    recorded = meta.get("split_table")
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    if meta.get("dataset") and meta.get("max_length"):
+        from unirex.data.build import build_dir
+        from unirex.workspace import data_dir
+
+        cand = build_dir(data_dir(workspace), meta["dataset"], meta.get("arch"), int(meta["max_length"])) / f"{meta.get('tag') or meta['split']}.parquet"
+        if cand.is_file():
+            return cand
+    raise UnirexError(f"the split table of these outputs is gone (recorded: {recorded}); rebuild the dataset "
+                      f"'{meta.get('dataset')}' for arch '{meta.get('arch')}' at max_length {meta.get('max_length')}")
+
+
+def _scores_dict(labels: list[str], probs: np.ndarray) -> dict[str, float]:
+    return {lab: float(p) for lab, p in zip(labels, probs)}
+
+
+def eraser_instances(outputs: EvalOutputs, table: pl.DataFrame) -> list[dict]:
+    """ERASER result lines (dicts) for every example of ``outputs``; ``table`` is the split table."""
+    ids = table["annotation_id"].to_list()
+    docids_all = table["docids"].to_list()
+    counts_all = table["doc_word_counts"].to_list()
+    labels = outputs.labels
+    if len(labels) != outputs.probs.shape[1]:
+        raise UnirexError(f"outputs have {outputs.probs.shape[1]} classes but {len(labels)} label names")
+    lines = []
+    for j, row in enumerate(outputs.index.tolist()):
+        if row >= len(ids) or ids[row] != outputs.annotation_id[j]:
+            raise UnirexError(f"outputs row {j} ({outputs.annotation_id[j]}) does not match the split table row {row}; "
+                              "was the dataset rebuilt since the evaluation?")
+        counts = counts_all[row]
+        ws, hw = outputs.word_scores[j], outputs.hard_words[j]
+        if len(ws) != sum(counts):
+            raise UnirexError(f"{ids[row]}: {len(ws)} word scores for {sum(counts)} document words")
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(int)
+        rationales = []
+        for d, docid in enumerate(docids_all[row]):
+            a, b = offsets[d], offsets[d + 1]
+            rationales.append({
+                "docid": docid,
+                "hard_rationale_predictions": [{"start_token": s, "end_token": e} for s, e in spans_from_mask(hw[a:b])],
+                "soft_rationale_predictions": [float(x) for x in ws[a:b]],
+            })
+        pred = int(outputs.pred[j])
+        lines.append({
+            "annotation_id": ids[row],
+            "rationales": rationales,
+            "classification": labels[pred],
+            "classification_scores": _scores_dict(labels, outputs.probs[j]),
+            "comprehensiveness_classification_scores": _scores_dict(labels, outputs.hard_comp_probs[j]),
+            "sufficiency_classification_scores": _scores_dict(labels, outputs.hard_suff_probs[j]),
+            "thresholded_scores": [
+                {"threshold": k / 100,
+                 "comprehensiveness_classification_scores": _scores_dict(labels, outputs.comp_probs[j, b]),
+                 "sufficiency_classification_scores": _scores_dict(labels, outputs.suff_probs[j, b])}
+                for b, k in enumerate(outputs.bins)
+            ],
+        })
+    _hard_first(lines)
+    return lines
+
+
+def _hard_first(lines: list[dict]) -> None:
+    """Make the first line's first document carry a hard prediction when any line has one."""
+    def has(rat):
+        return bool(rat["hard_rationale_predictions"])
+
+    if not lines or has(lines[0]["rationales"][0]):
+        return
+    i = next((i for i, ln in enumerate(lines) if any(has(r) for r in ln["rationales"])), None)
+    if i is None:
+        return
+    lines.insert(0, lines.pop(i))
+    rats = lines[0]["rationales"]
+    d = next(d for d, r in enumerate(rats) if has(r))
+    rats.insert(0, rats.pop(d))
+
+
+def export_eraser(run: str | os.PathLike, split: str, out: str | os.PathLike,
+                  workspace: str | os.PathLike | None = None) -> tuple[Path, int]:
+    """Write the ERASER results file of ``run`` on ``split`` to ``out``; returns ``(path, lines)``."""
+    from unirex.data.build import CANONICAL_SPLIT
+
+    run_dir = resolve_run_dir(run, workspace)
+    split = CANONICAL_SPLIT.get(split, split)
+    outputs, meta = load_outputs(run_dir, split)
+    table = pl.read_parquet(find_split_table(meta, workspace))
+    lines = eraser_instances(outputs, table)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: Path(tmp).write_text("".join(json.dumps(ln) + "\n" for ln in lines), encoding="utf-8"))
+    return out, len(lines)
+
+
+def _export_command(args) -> int:
+    workspace = getattr(args, "export_workspace", None) or getattr(args, "workspace", None)
+    path, n = export_eraser(args.run, args.split, args.out, workspace)
+    print(f"wrote {n} ERASER result lines to {path}")
+    return 0
+
+
+def add_export_parser(subparsers) -> None:
+    """Register ``export-eraser`` on an argparse ``subparsers`` object (sets ``func``)."""
+    p = subparsers.add_parser("export-eraser", help="write a run's ERASER results file (*_decoded.jsonl)",
+                              description="Write ERASER's results format for a run's saved evaluation of a split.")
+    p.add_argument("--run", required=True, help="run id under <workspace>/runs/, or a run directory")
+    p.add_argument("--split", default="test", choices=("train", "dev", "val", "test"))
+    p.add_argument("--out", required=True, help="output file (.jsonl)")
+    p.add_argument("--workspace", dest="export_workspace", default=None,
+                   help="workspace folder (default: the global --workspace, $UNIREX_WORKSPACE or ./workspace)")
+    p.set_defaults(func=_export_command)
+
+
+__all__ = ["add_export_parser", "eraser_instances", "export_eraser", "find_split_table", "resolve_run_dir"]
