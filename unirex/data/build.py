@@ -20,6 +20,8 @@ explainable        per subword: 1 for document tokens (never special tokens or t
 rationale          per subword: gold rationale (0/1)
 rationale_words    per document word (concatenated over documents): gold rationale (0/1)
 has_rationale      whether the annotation has any gold evidence
+evidence_spans     the gold evidences as ``[doc_position, start_token, end_token]`` (word offsets within
+                   that document, end exclusive): ERASER's IOU matches these spans
 truncated          whether document words were cut to fit ``max_length``
 =================  ===========================================================================
 """
@@ -41,7 +43,7 @@ from unirex.data.eraser import Example, read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
 from unirex.fsutil import atomic_write, write_json_atomic
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 DEFAULT_MAX_LENGTH = 512
 CANONICAL_SPLIT = {"train": "train", "dev": "dev", "val": "dev", "validation": "dev", "test": "test"}
 
@@ -142,6 +144,7 @@ def _encode(examples: list[Example], tokenizer, max_length: int) -> list[dict]:
             seg_map = seg_maps[i]
             word_ids = [seg_map[w] if (s == 0 and w is not None) else -1 for s, w in zip(seq_ids, wids)]
             gold_words = [m for mask in ex.gold_word_masks for m in mask]
+            d_pos = {d.docid: p for p, d in enumerate(ex.documents)}
             n_words = len(gold_words)
             present = [w for w in word_ids if w >= 0]
             tt = enc.get("token_type_ids")
@@ -159,6 +162,7 @@ def _encode(examples: list[Example], tokenizer, max_length: int) -> list[dict]:
                 "rationale": [gold_words[w] if w >= 0 else 0 for w in word_ids],
                 "rationale_words": gold_words,
                 "has_rationale": any(gold_words),
+                "evidence_spans": [[d_pos[e.docid], e.start_token, e.end_token] for e in ex.annotation.all_evidences],
                 "truncated": (max(present) + 1 if present else 0) < n_words,
                 "_line": ex.annotation.line,
             })
@@ -231,6 +235,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
         "input_ids": pl.List(pl.Int32), "attention_mask": pl.List(pl.Int8), "token_type_ids": pl.List(pl.Int8),
         "word_ids": pl.List(pl.Int32), "explainable": pl.List(pl.Int8), "rationale": pl.List(pl.Int8),
         "rationale_words": pl.List(pl.Int8), "doc_word_counts": pl.List(pl.Int32), "label": pl.Int32,
+        "evidence_spans": pl.List(pl.List(pl.Int32)),
     })
 
     summary = _summarise(df, labels)
