@@ -73,7 +73,7 @@ def test_seed_makes_a_cpu_run_reproducible(base):
     def metrics(seed):
         res = run(resolve_run_config(base + ["debug=True", f"seed={seed}", "model=expl_reg"]))
         return [(m["split"], m["epoch"], m["step"], m["name"], m["value"]) for m in RunDir(res.run_dir).metrics()
-                if m["name"] != "eval_examples_per_s"]
+                if not m["name"].endswith("_per_s")]  # timings differ, the numbers must not
 
     a, b, c = metrics(0), metrics(0), metrics(1)
     assert a == b
