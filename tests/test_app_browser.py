@@ -27,7 +27,9 @@ def _free_port() -> int:
 def app_url(tmp_path_factory):
     port = _free_port()
     ws = tmp_path_factory.mktemp("ws")
-    env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    # downloads go to a closed loopback port: no traffic leaves the machine
+    env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -82,3 +84,10 @@ def test_bad_example_index_shows_error(page):
     page.get_by_label("Example").fill("99999")
     page.get_by_role("button", name="Show example").click()
     page.get_by_text("out of range").wait_for(timeout=30_000)
+
+
+def test_catalog_download_error_is_shown(page):
+    """The archive server is unreachable: the Download button reports it in the page, naming the address."""
+    page.get_by_role("button", name="Download").click()
+    page.get_by_text("movies.tar.gz").first.wait_for(timeout=60_000)
+    assert "Error:" in page.inner_text("body")

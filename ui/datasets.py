@@ -7,6 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 from unirex.data import build_split, ensure_source, load_built
+from unirex.data.catalog import catalog_rows
+from unirex.data.download import ensure_downloaded
 from unirex.data.eraser import DocumentStore
 from unirex.errors import UnirexError
 
@@ -60,6 +62,24 @@ def rationale_pieces(words: list[str], marks: list[int], label: str = "rationale
     return [(text + " ", lab) for text, lab in pieces]
 
 
+CATALOG_HEADERS = ["name", "task type", "labels", "train / val / test", "status", "source"]
+
+
+def catalog_table(data_dir: Path) -> list[list]:
+    return [[r["name"], r["task_type"], r["labels"], r["sizes"], r["status"], r["source_url"]]
+            for r in catalog_rows(data_dir)]
+
+
+def download(data_dir: Path, name: str, source: str, progress=None) -> str:
+    """Fetch a catalog dataset into the data dir (progress in bytes)."""
+    def on_progress(done: int, total: int | None) -> None:
+        if progress is not None:
+            progress((done, total) if total else None, desc=f"downloading {name}: {done / 1e6:.1f} MB", unit="bytes")
+
+    path = ensure_downloaded(data_dir, name, progress=False, source=source, on_progress=on_progress)
+    return f"**{name}** is in `{path}`; build it above."
+
+
 def build_tab(data_dir: Path) -> None:
     headers = ["split", "examples", "labels", "mean subwords", "truncated", "with rationale", "rationale coverage (words)", "cache"]
     with gr.Row():
@@ -92,3 +112,21 @@ def build_tab(data_dir: Path) -> None:
 
     build_btn.click(on_build, [dataset, arch, max_length], [status, summary])
     show_btn.click(on_show, [dataset, arch, max_length, split, index], [title, highlighted])
+
+    gr.Markdown("### ERASER catalog\nDownloaded on first use, verified and unpacked safely into the data folder "
+                "(`UNIREX_ERASER_BASE_URL` points at a mirror).")
+    catalog = gr.Dataframe(value=catalog_table(data_dir), headers=CATALOG_HEADERS, label="Catalog", interactive=False)
+    with gr.Row():
+        name = gr.Dropdown([r[0] for r in catalog_table(data_dir)], value="movies", label="Dataset to download")
+        source = gr.Radio(["eraser", "hf"], value="eraser", label="Source (ERASER archive or Hugging Face copy)")
+        dl_btn = gr.Button("Download")
+    dl_status = gr.Markdown()
+
+    def on_download(n, src, progress=gr.Progress()):
+        try:
+            msg = download(data_dir, n, src, progress)
+        except UnirexError as e:
+            msg = f"**Error:** {e}"
+        return msg, catalog_table(data_dir), gr.update(choices=list_datasets(data_dir))
+
+    dl_btn.click(on_download, [name, source], [dl_status, catalog, dataset])

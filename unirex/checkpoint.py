@@ -17,15 +17,13 @@ previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from unirex.errors import UnirexError
+from unirex.fsutil import atomic_dir
 
 TASK_LM_DIR = "task_lm"
 EXTRACTOR_FILE = "extractor.safetensors"
@@ -41,9 +39,7 @@ def save_checkpoint(model, cfg_dict: dict, folder: Path, tokenizer=None, info: d
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         model.task_lm.save_pretrained(tmp / TASK_LM_DIR)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / TASK_LM_DIR)
@@ -52,15 +48,6 @@ def save_checkpoint(model, cfg_dict: dict, folder: Path, tokenizer=None, info: d
         save_file({k: v.clone() for k, v in rest.items()}, str(tmp / EXTRACTOR_FILE))
         (tmp / "config.json").write_text(json.dumps(cfg_dict, indent=2))
         (tmp / "checkpoint.json").write_text(json.dumps({"created_at": time.time(), **(info or {})}, indent=2))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}-old-{os.getpid()}-{time.time_ns()}")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -20,13 +20,11 @@ negation and contrast, and a good rationale spans several tokens.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 from unirex.data.eraser import write_dataset
+from unirex.fsutil import atomic_dir
 
 GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train": 2000, "val": 300, "test": 300}
@@ -172,19 +170,8 @@ def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: in
         # same spec, or no spec asked for and one from this generator version is there: keep it
         if found == spec or (sizes is None and seed == 0 and found.get("generator_version") == GENERATOR_VERSION):
             return dataset_dir
-    dataset_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=dataset_dir.parent))
-    try:
+    with atomic_dir(dataset_dir, prefix=".demo-") as tmp:
         splits, documents = generate_demo_splits(spec["sizes"], seed)
         write_dataset(tmp, splits, documents)
         (tmp / "demo.json").write_text(json.dumps(spec))
-        if dataset_dir.exists():
-            old = dataset_dir.with_name(f".{dataset_dir.name}-old-{os.getpid()}")
-            os.replace(dataset_dir, old)
-            os.replace(tmp, dataset_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dataset_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dataset_dir

@@ -47,7 +47,7 @@ from typing import Callable
 
 from unirex.data.catalog import CATALOG, ENV_BASE_URL, CatalogEntry, get_entry, unknown_dataset_message
 from unirex.errors import UnirexError
-from unirex.fsutil import write_json_atomic
+from unirex.fsutil import replace_dir, write_json_atomic
 
 DOWNLOADS_DIRNAME = ".downloads"
 SOURCE_MARKER = ".unirex-source.json"  # written into the dataset folder: where it came from
@@ -415,13 +415,7 @@ def _clear_leftovers(data_dir: Path, name: str) -> None:
 
 def install_tree(tree_root: Path, target: Path) -> None:
     """Move a finished dataset folder to ``target`` (same file system), replacing an existing one."""
-    if target.exists():
-        old = target.with_name(f".{target.name}-tmp-old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tree_root, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tree_root, target)
+    replace_dir(tree_root, target)
 
 
 def unpack_archive(archive: Path, target: Path, *, name: str | None = None, origin: str | None = None,
