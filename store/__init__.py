@@ -3,6 +3,6 @@
 The core library never imports this package; the CLI and the app wire it in.
 """
 
-from store.db import connect, db_path, ingest_all, ingest_run, query, rebuild
+from store.db import connect, db_path, ingest_all, ingest_datasets, ingest_run, query, rebuild
 
-__all__ = ["connect", "db_path", "ingest_all", "ingest_run", "query", "rebuild"]
+__all__ = ["connect", "db_path", "ingest_all", "ingest_datasets", "ingest_run", "query", "rebuild"]

@@ -117,11 +117,35 @@ def ingest_run(workspace: Path, run_dir: Path | RunDir) -> str:
     return run[1]
 
 
+def ingest_datasets(workspace: Path) -> int:
+    """Index the built dataset splits under ``<workspace>/data`` (their summary JSON files). Idempotent."""
+    rows = []
+    for summary_path in sorted((Path(workspace) / "data").glob("*/*/L*/*.json")):
+        if summary_path.name == "labels.json":
+            continue
+        try:
+            s = json.loads(summary_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if "fingerprint" not in s:
+            continue
+        rows.append((s.get("dataset"), s.get("arch"), s.get("max_length"), s.get("tag"), s.get("count"),
+                     json.dumps(s), str(summary_path.with_suffix(".parquet"))))
+    with connect(workspace) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM datasets")
+        if rows:
+            con.executemany("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("COMMIT")
+    return len(rows)
+
+
 def ingest_all(workspace: Path) -> int:
-    """Index every run directory of the workspace (idempotent). Returns the number of runs."""
+    """Index every run directory and built dataset of the workspace (idempotent). Returns the number of runs."""
     runs = list_runs(Path(workspace) / "runs")
     for rd in runs:
         ingest_run(workspace, rd)
+    ingest_datasets(workspace)
     return len(runs)
 
 
@@ -135,13 +159,15 @@ def rebuild(workspace: Path) -> int:
         runs = list_runs(Path(workspace) / "runs")
         for rd in runs:
             ingest_run(tmp_ws, rd)
+        (tmp_ws / "data").symlink_to(Path(workspace).resolve() / "data", target_is_directory=True)
+        ingest_datasets(tmp_ws)
         with connect(tmp_ws):
             pass
         (tmp_ws / DB_NAME).replace(path)
         Path(str(path) + ".wal").unlink(missing_ok=True)
     finally:
         for p in tmp_ws.glob("*"):
-            p.unlink()
+            p.unlink()  # files and the data link (never followed)
         tmp_ws.rmdir()
     return len(runs)
 

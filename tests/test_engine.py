@@ -201,3 +201,10 @@ def test_torchrun_two_processes_one_run(base, tmp_path):
     assert _metric(rd, "test", "acc") is not None
     assert (rd.checkpoint_dir / "task_lm" / "model.safetensors").is_file()
     assert json.loads((rd.checkpoint_dir / "checkpoint.json").read_text())["run_id"] == rd.run_id
+
+
+def test_measure_attrs_runtime_is_stored_with_the_run(base):
+    res = run(resolve_run_config(base + ["debug=True", "model.measure_attrs_runtime=True",
+                                         "model.attr_algo=integrated-gradients", "model.ig_steps=8"]))
+    ms = _metric(RunDir(res.run_dir), "dev", "attrs_runtime_ms")
+    assert ms is not None and ms > 0 and res.metrics["attrs_runtime_ms"] == ms

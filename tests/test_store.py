@@ -108,3 +108,18 @@ def test_stale_heartbeat_reads_interrupted(tmp_path):
     (rd.path / "status.json").write_text(json.dumps(s))
     assert rd.effective_status() == "running"
     assert rd.effective_status(now=time.time() + 3600) == "interrupted"
+
+
+def test_built_datasets_are_indexed(tmp_path, small_demo_dir):
+    import shutil
+
+    from unirex.data import build_split
+
+    shutil.copytree(small_demo_dir / "demo", tmp_path / "data" / "demo", ignore=shutil.ignore_patterns("default"))
+    build_split(tmp_path / "data", "demo", "dev", max_length=64)
+    db.ingest_all(tmp_path)
+    rows = db.query(tmp_path, "SELECT dataset, arch, max_length, tag, count FROM datasets")
+    assert rows.rows() == [("demo", "default", 64, "dev", 32)]
+    assert db.rebuild(tmp_path) == 0
+    assert db.query(tmp_path, "SELECT count(*) AS n FROM datasets")["n"][0] == 1
+    assert (tmp_path / "data" / "demo" / "dev.jsonl").exists() is False and (tmp_path / "data" / "demo" / "val.jsonl").exists()

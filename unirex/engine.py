@@ -144,6 +144,23 @@ def identify_method(cfg: RunConfig) -> str:
     return f"custom: {m.name}/{m.explainer_type} {'+'.join(parts) or 'task'}"
 
 
+def time_explainer(model, ds, batch_size: int, device: torch.device, n: int = 64) -> tuple[float, int]:
+    """Milliseconds per example of ``model.explain`` alone (no task metrics) on the first ``n`` examples
+    of ``ds``, after one warm-up batch. Returns ``(ms_per_example, examples)``."""
+    n = min(len(ds), n)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size,
+                                         collate_fn=ds.collate)
+    model.eval()
+    batches = [_to(b, device) for b in loader]
+    model.explain(batches[0])  # warm-up
+    t0 = time.perf_counter()
+    for b in batches:
+        model.explain(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 1000.0 * (time.perf_counter() - t0) / n, n
+
+
 # --------------------------------------------------------------------------------- data + teacher
 def _data_dir(cfg: RunConfig) -> Path:
     return Path(cfg.data_dir) if cfg.data_dir else workspace_dir(cfg.workspace) / "data"
@@ -394,21 +411,10 @@ class Engine:
             atomic_write(path, lambda tmp: df.write_parquet(tmp))
 
     def measure_runtime(self) -> dict:
-        """Milliseconds per example of the extractor alone (no task metrics), on up to 64 dev examples."""
+        """``model.measure_attrs_runtime``: ms per example of the extractor alone on up to 64 dev examples."""
         split = "dev" if "dev" in self.data else next(iter(self.data))
         ds, _ = self.data[split]
-        n = min(len(ds), 64)
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=self.cfg.setup.eval_batch_size,
-                                             collate_fn=ds.collate)
-        self.model.eval()
-        batches = [_to(b, self.device) for b in loader]
-        self.model.explain(batches[0])  # warm-up
-        t0 = time.perf_counter()
-        for b in batches:
-            self.model.explain(b)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        ms = 1000.0 * (time.perf_counter() - t0) / n
+        ms, n = time_explainer(self.model, ds, self.cfg.setup.eval_batch_size, self.device)
         m = self.cfg.model
         what = m.attr_algo if m.explainer_type == "attr_algo" else m.explainer_type
         out = {"attrs_runtime_ms": ms}
@@ -469,6 +475,8 @@ class Engine:
             batches_per_epoch = min(batches_per_epoch, DEBUG_BATCHES)
         updates_per_epoch = math.ceil(batches_per_epoch / accum)
         opt, sched = self._optimizer(updates_per_epoch * epochs)
+        # fp16 autocast needs loss scaling; bf16 and fp32 do not (the scaler is then a pass-through)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and str(cfg.setup.precision) == "fp16")
         best_value, best_epoch, best_state, bad_epochs = None, None, None, 0
         step = 0
         t_start = time.perf_counter()
@@ -494,14 +502,16 @@ class Engine:
                 if not torch.isfinite(loss):
                     raise UnirexError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
                                       "lower model.optimizer.lr or check the loss weights")
-                (loss / accum).backward()
+                scaler.scale(loss / accum).backward()
                 last = bi + 1 == batches_per_epoch
                 if (bi + 1) % accum == 0 or last:
                     if self.world > 1:
                         self._all_reduce_grads()
+                    scaler.unscale_(opt)
                     if cfg.training.max_grad_norm and cfg.training.max_grad_norm > 0:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.training.max_grad_norm)
-                    opt.step()
+                    scaler.step(opt)
+                    scaler.update()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
                 step += 1
@@ -636,4 +646,4 @@ def run(cfg: RunConfig, callback: Callback | None = None, cancel=None, parent_ru
     return Engine(cfg, callback, cancel, parent_run, run_id).run()
 
 
-__all__ = ["RunResult", "Engine", "attrs_path", "fresh_table", "load_splits", "load_teacher_scores", "pick_device", "run"]
+__all__ = ["RunResult", "Engine", "time_explainer", "attrs_path", "fresh_table", "load_splits", "load_teacher_scores", "pick_device", "run"]
