@@ -288,12 +288,10 @@ class Engine:
 
         cfg = self.cfg
         mode = cfg.training.mode
-        need = ["train", "dev"] if mode in ("train", "finetune") else []
-        eval_splits = cfg.training.splits
-        if cfg.model.save_outputs:
-            eval_splits = list(dict.fromkeys(["train", "dev", "test"]))
         self.eval_splits = cfg.training.splits
-        self.data = load_splits(cfg, list(dict.fromkeys(need + eval_splits)))
+        need = ["train", "dev"] if mode in ("train", "finetune") else []
+        saved = ["train", "dev", "test"] if cfg.model.save_outputs else []  # attributions of every split
+        self.data = load_splits(cfg, list(dict.fromkeys(need + self.eval_splits + saved)))
         self.labels = next(iter(self.data.values()))[1].labels
         has_gold = any(b.summary["with_rationale"] > 0 for _, b in self.data.values())
         check_settings(cfg, has_gold_rationales=has_gold)
