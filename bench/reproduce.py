@@ -2,6 +2,7 @@
 
     python bench/reproduce.py                       # every method, seeds 0,1,2, the full demo
     python bench/reproduce.py --num_train 400 --methods task_lm,sgt,slm_plaus_linear --seeds 0
+    python bench/reproduce.py ... --resume          # reuse the runs an interrupted invocation finished
 
 Each (method, seed) is one engine run (one epoch by default) on the bundled MiniLM (``--arch``), in the
 workspace ``bench/out/reproduce``; FRESH and L2E read the attributions of that seed's Task LM run
@@ -22,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from unirex.engine import resolve_run_config, run  # noqa: E402
 from unirex.methods import list_methods  # noqa: E402
 from unirex.metrics.nrg import nrg  # noqa: E402
-from unirex.runs import RunDir  # noqa: E402
+from unirex.runs import RunDir, list_runs  # noqa: E402
 
 COLUMNS = [("macro_f1", "task F1"), ("acc", "acc"), ("comp_aopc", "comp ↑"), ("suff_aopc", "suff ↓"),
            ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1")]
@@ -42,6 +44,16 @@ def fmt(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def finished_run(runs_root: Path, method: str, seed: int) -> RunDir | None:
+    """The newest completed training run of ``method`` with ``seed`` in the workspace, if any."""
+    for rd in reversed(list_runs(runs_root)):
+        meta = rd.meta()
+        if (meta.get("method") == method and meta.get("seed") == seed and meta.get("mode") == "train"
+                and rd.status().get("status") == "completed"):
+            return rd
+    return None
 
 
 def main() -> None:
@@ -56,6 +68,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--workspace", default=str(ROOT / "bench" / "out" / "reproduce"))
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse completed runs of the same method and seed found in the workspace")
     args = p.parse_args()
 
     all_ids = [m.id for m in list_methods()]
@@ -81,8 +95,13 @@ def main() -> None:
             if mid == "l2e":
                 extra += [f"data.l2e_exp_id={teacher}", "data.l2e_attr_algo=input-x-gradient"]
             started = time.time()
-            res = run(resolve_run_config(common + extra))
-            rd = RunDir(res.run_dir)
+            done = finished_run(Path(args.workspace) / "runs", mid, seed) if args.resume else None
+            if done is not None:  # the same (method, seed) finished in an earlier invocation
+                rd = done
+                res = SimpleNamespace(run_id=rd.run_id, status="completed", metrics=rd.status().get("final_metrics", {}))
+            else:
+                res = run(resolve_run_config(common + extra))
+                rd = RunDir(res.run_dir)
             tput = [m["value"] for m in rd.metrics() if m["name"] == "train_examples_per_s"]
             row = {k: res.metrics.get(f"test_{k}") for k, _ in COLUMNS}
             row.update(run_id=res.run_id, seed=seed, status=res.status, seconds=time.time() - started,
