@@ -41,3 +41,21 @@ def small_demo_dir(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("data")
     ensure_demo(data_dir / "demo", sizes={"train": 64, "val": 32, "test": 32})
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def toy_batch(small_demo_dir, tiny_arch):
+    """``toy_batch(n)``: the first ``n`` demo train rows collated for the tiny BERT, with seeded
+    ``teacher_scores`` (what FRESH and L2E read from a teacher run)."""
+    import torch
+
+    from unirex.data import load_split
+
+    ds, _ = load_split(small_demo_dir, "demo", "train", arch=tiny_arch, max_length=64)
+
+    def make(n: int) -> dict:
+        b = ds.collate([ds[i] for i in range(n)])
+        b["teacher_scores"] = torch.randn(b["input_ids"].shape, generator=torch.Generator().manual_seed(0))
+        return b
+
+    return make

@@ -9,7 +9,6 @@ import torch
 
 from unirex import losses as L
 from unirex.config import resolve_config
-from unirex.data import load_split
 from unirex.models import build_model
 from unirex.objective import compute_losses
 from unirex.rationale import repack, topk_count, topk_mask
@@ -18,11 +17,8 @@ SMALL = ["model.attr_mlp_hidden_dim=16", "model.expl_head_mlp_hidden_dim=16"]
 
 
 @pytest.fixture(scope="module")
-def batch(small_demo_dir, tiny_arch):
-    ds, _ = load_split(small_demo_dir, "demo", "train", arch=tiny_arch, max_length=64)
-    b = ds.collate([ds[i] for i in range(8)])
-    b["teacher_scores"] = torch.randn(b["input_ids"].shape, generator=torch.Generator().manual_seed(0))
-    return b
+def batch(toy_batch):
+    return toy_batch(8)
 
 
 def _cfg(tiny_arch, *overrides):

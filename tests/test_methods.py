@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from unirex.config import resolve_config
-from unirex.data import load_split
 from unirex.errors import UnirexError
 from unirex.methods import METHODS, check_settings, get_method, list_methods
 from unirex.models import build_model
@@ -21,11 +20,8 @@ PAPER_METHODS = {"task_lm", "sgt", "fresh", "aa_sum_comp_suff", "aa_sum_gold_com
 
 
 @pytest.fixture(scope="module")
-def batch(small_demo_dir, tiny_arch):
-    ds, _ = load_split(small_demo_dir, "demo", "train", arch=tiny_arch, max_length=64)
-    b = ds.collate([ds[i] for i in range(4)])
-    b["teacher_scores"] = torch.randn(b["input_ids"].shape, generator=torch.Generator().manual_seed(0))
-    return b
+def batch(toy_batch):
+    return toy_batch(4)
 
 
 def test_registry_names_every_method_of_the_paper():

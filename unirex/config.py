@@ -329,6 +329,11 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
         except OmegaConfBaseException as e:
             first = str(e).strip().splitlines()[0]
             raise UnirexError(f"bad value for {key}: {raw!r} ({first})") from None
+    return _finish(cfg, validate)
+
+
+def _finish(cfg, validate: bool) -> RunConfig:
+    """OmegaConf node -> :class:`RunConfig`, derived batch keys filled, validated when asked."""
     obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     _fill_derived(obj)
     if validate:
@@ -445,11 +450,7 @@ def from_dict(data: dict, validate: bool = True) -> RunConfig:
         cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), data)
     except OmegaConfBaseException as e:
         raise UnirexError(f"bad config: {str(e).strip().splitlines()[0]}") from None
-    obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    _fill_derived(obj)
-    if validate:
-        validate_config(obj)
-    return obj
+    return _finish(cfg, validate)
 
 
 def flatten(data: dict | RunConfig, prefix: str = "") -> dict[str, Any]:
