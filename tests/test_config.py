@@ -82,3 +82,10 @@ def test_sweep_expands_comma_lists_but_not_quoted_values():
     assert len(runs) == 6
     assert runs[1] == ["seed=0", "model=expl_reg", "training.eval_splits='dev,test'"]
     assert resolve_config(runs[1]).training.splits == ["dev", "test"]
+
+
+def test_dataset_is_an_alias_of_the_data_group():
+    from unirex.config import expand_sweep
+
+    runs = [resolve_config(c) for c in expand_sweep(["dataset=sst,stf", "seed=0,1"])]
+    assert [(c.data.dataset, c.seed) for c in runs] == [("sst", 0), ("sst", 1), ("stf", 0), ("stf", 1)]

@@ -12,7 +12,7 @@ A config is a :class:`RunConfig` (top-level keys ``seed``, ``save_checkpoint``, 
 Group selections (applied first, whatever their position, as in Hydra):
 
 * ``model=lm|expl_reg|fresh|a2r`` applies the group's defaults (:data:`MODEL_GROUPS`);
-* ``data=NAME`` sets ``data.dataset``;
+* ``data=NAME`` (or ``dataset=NAME``, as the UNIREX README's multirun example writes it) sets ``data.dataset``;
 * ``training=train|evaluate|finetune`` sets ``training.mode``;
 * ``method=NAME`` applies a preset of :mod:`unirex.methods` (itself a list of overrides).
 
@@ -291,7 +291,8 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
         UnirexError: unknown key (with suggestions), unknown group choice, a value of the wrong type,
             or (with ``validate``) a setting out of range or contradictory.
     """
-    pairs = [parse_override(o) for o in overrides]
+    # `dataset=` is the name the UNIREX README's multirun example uses for the data group
+    pairs = [("data", v) if k == "dataset" else (k, v) for k, v in (parse_override(o) for o in overrides)]
     # a method preset expands into its own overrides, placed before the user's
     method = [v for k, v in pairs if k == "method"]
     if method:
