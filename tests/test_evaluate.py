@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from unirex.data import SplitDataset
-from unirex.evaluate import (EvaluationCancelled, evaluate, load_outputs, plan_chunks, repack, save_outputs)
+from unirex.evaluate import EvaluationCancelled, evaluate, load_outputs, plan_chunks, save_outputs
+from unirex.rationale import repack
 
 BINS = (1, 5, 10, 20, 50)
 
@@ -43,7 +44,8 @@ def test_repack_deletes_and_shifts_left():
     ids = torch.tensor([[101, 5, 6, 7, 102], [101, 8, 9, 102, 0]])
     tt = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 0, 0]])
     keep = torch.tensor([[1, 0, 1, 0, 1], [1, 1, 1, 1, 0]], dtype=torch.bool)
-    out_ids, attn, out_tt = repack(ids, tt, keep, pad_token_id=0)
+    out = repack({"input_ids": ids, "token_type_ids": tt, "attention_mask": keep.long()}, keep, pad_token_id=0)
+    out_ids, attn, out_tt = out["input_ids"], out["attention_mask"], out["token_type_ids"]
     assert out_ids.tolist() == [[101, 6, 102, 0], [101, 8, 9, 102]]
     assert attn.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
     assert out_tt.tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]

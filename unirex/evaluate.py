@@ -45,7 +45,7 @@ import torch
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics, spans_from_mask
 from unirex.metrics.task import accuracy, macro_f1
-from unirex.rationale import topk_mask
+from unirex.rationale import repack, topk_mask
 
 #: k (percent) of the hard rationale scored for token P/R/F1 and IOU F1, and used for the top-level
 #: comprehensiveness / sufficiency of the ERASER export.
@@ -95,28 +95,6 @@ class EvalResult:
 
 
 # --- the hot path ---------------------------------------------------------------------------------
-
-
-def repack(input_ids: torch.Tensor, token_type_ids: torch.Tensor, keep: torch.Tensor, pad_token_id: int,
-           length: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Delete the positions where ``keep`` is False and shift the rest left (ERASER's removal).
-
-    Args: ``input_ids``, ``token_type_ids`` and bool ``keep``, all ``[R, L]``; ``length`` the output
-    width (default: the longest kept row).
-    Returns ``(input_ids, attention_mask, token_type_ids)``, each ``[R, length]``, padded on the right.
-    """
-    keep = keep.bool()
-    lengths = keep.sum(dim=1)
-    width = int(lengths.max()) if length is None else int(length)
-    width = max(width, 1)
-    rows, cols = keep.nonzero(as_tuple=True)
-    dest = (keep.long().cumsum(dim=1) - 1)[rows, cols]
-    ids = torch.full((keep.shape[0], width), int(pad_token_id), dtype=input_ids.dtype, device=input_ids.device)
-    tt = torch.zeros((keep.shape[0], width), dtype=token_type_ids.dtype, device=token_type_ids.device)
-    ids[rows, dest] = input_ids[rows, cols]
-    tt[rows, dest] = token_type_ids[rows, cols]
-    attn = (torch.arange(width, device=keep.device).unsqueeze(0) < lengths.unsqueeze(1)).long()
-    return ids, attn, tt
 
 
 def _logits(model, **inputs) -> torch.Tensor:
@@ -178,8 +156,12 @@ def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_t
     for start, end in plan_chunks(sorted_lengths.cpu().numpy(), chunk_size):
         rows = order[start:end]
         srows = src[rows]
-        ids, attn, tt = repack(batch["input_ids"][srows], batch["token_type_ids"][srows], keep[rows], pad_token_id)
-        out = _logits(model, input_ids=ids, attention_mask=attn, token_type_ids=tt).float()
+        k = keep[rows]
+        packed = repack({"input_ids": batch["input_ids"][srows], "token_type_ids": batch["token_type_ids"][srows],
+                         "attention_mask": k.long()}, k, pad_token_id)
+        ids = packed["input_ids"]
+        out = _logits(model, input_ids=ids, attention_mask=packed["attention_mask"],
+                      token_type_ids=packed["token_type_ids"]).float()
         if logits is None:
             logits = torch.empty((R, out.shape[-1]), dtype=torch.float32, device=out.device)
         logits[rows.to(out.device)] = out
@@ -525,5 +507,5 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
 save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS
 
 __all__ = ["DEFAULT_HARD_K", "EvalOutputs", "EvalResult", "EvaluationCancelled", "evaluate", "gold_spans_from_source",
-           "load_outputs", "outputs_paths", "repack", "save_outputs", "task_and_faithfulness", "variant_keep_masks",
+           "load_outputs", "outputs_paths", "save_outputs", "task_and_faithfulness", "variant_keep_masks",
            "variant_probs", "word_level_documents", "word_level_plausibility"]
