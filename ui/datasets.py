@@ -115,9 +115,10 @@ def build_tab(data_dir: Path) -> None:
 
     gr.Markdown("### ERASER catalog\nDownloaded on first use, verified and unpacked safely into the data folder "
                 "(`UNIREX_ERASER_BASE_URL` points at a mirror).")
-    catalog = gr.Dataframe(value=catalog_table(data_dir), headers=CATALOG_HEADERS, label="Catalog", interactive=False)
+    rows = catalog_table(data_dir)
+    catalog = gr.Dataframe(value=rows, headers=CATALOG_HEADERS, label="Catalog", interactive=False)
     with gr.Row():
-        name = gr.Dropdown([r[0] for r in catalog_table(data_dir)], value="movies", label="Dataset to download")
+        name = gr.Dropdown([r[0] for r in rows], value="movies", label="Dataset to download")
         source = gr.Radio(["eraser", "hf"], value="eraser", label="Source (ERASER archive or Hugging Face copy)")
         dl_btn = gr.Button("Download")
     dl_status = gr.Markdown()

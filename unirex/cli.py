@@ -141,9 +141,14 @@ class TqdmProgress:
             self.bar = None
 
 
+def _report_split(res, cfg) -> str:
+    """The split a run's result is reported on: test when it was evaluated, else its first eval split."""
+    return "test" if any(k.startswith("test_") for k in res.metrics) else (cfg.training.splits or ["dev"])[0]
+
+
 def _summary_line(res, cfg) -> str:
     m = res.metrics
-    split = "test" if any(k.startswith("test_") for k in m) else (cfg.training.splits[0] if cfg.training.splits else "dev")
+    split = _report_split(res, cfg)
 
     def g(name):
         v = m.get(f"{split}_{name}")
@@ -208,16 +213,16 @@ def _print_table(results) -> None:
     varying = sorted({o.split("=", 1)[0] for combo, _, _ in results for o in combo
                       if len({dict(x.split("=", 1) for x in c).get(o.split("=", 1)[0]) for c, _, _ in results}) > 1})
     cols = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
-    header = ["run_id", "status", *varying, *cols]
+    header = ["run_id", "status", *varying, "split", *cols]
     rows = []
     for combo, cfg, res in results:
         kv = dict(x.split("=", 1) for x in combo)
-        split = "test" if any(k.startswith("test_") for k in res.metrics) else cfg.training.splits[0]
+        split = _report_split(res, cfg)
         vals = [res.metrics.get(f"{split}_{c}") for c in cols]
-        rows.append([res.run_id, res.status, *[kv.get(v, "") for v in varying],
+        rows.append([res.run_id, res.status, *[kv.get(v, "") for v in varying], split,
                      *["n/a" if v is None else f"{v:.4f}" for v in vals]])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print("\nsummary (" + ("test" if any(r for r in rows) else "") + " split)")
+    print("\nsummary")
     for r in [header, *rows]:
         print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
 
