@@ -3,14 +3,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 7860
 
-.PHONY: app test test-fast install clean
+.PHONY: app test test-fast lint-imports install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# Re-install only when requirements.txt changed since the last install.
-$(STAMP): requirements.txt | $(BIN)/python
+# Re-install only when requirements.txt or pyproject.toml changed since the last install.
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install --no-deps -e .
@@ -18,13 +20,18 @@ $(STAMP): requirements.txt | $(BIN)/python
 
 install: $(STAMP)
 
+# The app on http://$(HOST):$(PORT) (`make app PORT=7861`); anything but loopback needs --auth (see README).
 app: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python app.py
+	$(BIN)/python app.py --host $(HOST) --port $(PORT) $(ARGS)
 
-test: $(STAMP)
+# The import contract (.importlinter: layers, no cycles), then every test. Tests run offline.
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+test: $(STAMP) lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" tests
 
 clean:

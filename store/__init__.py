@@ -1,8 +1,12 @@
-"""DuckDB run store: schema, idempotent ingest of run directories, rebuild, read queries.
+"""DuckDB run store: schema, idempotent ingest of run directories, sync, rebuild, typed read queries.
 
-The core library never imports this package; the CLI and the app wire it in.
+The core library never imports this package; the application layer (``workbench``) and the CLI use it.
 """
 
-from store.db import connect, db_path, ingest_all, ingest_datasets, ingest_run, query, rebuild
+from store.db import SyncReport, connect, db_path, ingest_all, ingest_datasets, ingest_run, query, rebuild, sync
+from store.queries import (HEADLINE_METRICS, RunFilter, aggregate, datasets_table, distinct_values, final_metrics,
+                           run_metrics, run_row, runs_table)
 
-__all__ = ["connect", "db_path", "ingest_all", "ingest_datasets", "ingest_run", "query", "rebuild"]
+__all__ = ["HEADLINE_METRICS", "RunFilter", "SyncReport", "aggregate", "connect", "datasets_table", "db_path",
+           "distinct_values", "final_metrics", "ingest_all", "ingest_datasets", "ingest_run", "query", "rebuild",
+           "run_metrics", "run_row", "runs_table", "sync"]

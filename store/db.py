@@ -3,14 +3,28 @@
 Run directories are the source of truth (DESIGN.md); this database can be deleted and rebuilt from them
 at any time (:func:`rebuild`). DuckDB locks a file per process, so no process keeps the database open
 between operations: every call opens, works, closes, and retries with backoff on a lock conflict.
+
+Writers (:func:`ingest_run`, :func:`sync`, the swap at the end of :func:`rebuild`) also hold the workspace's
+store lock (``unirex.duckdb.lock``, an ``flock``), so a rebuild cannot swap in a database built from an
+older snapshot of a run while that run's own final ingest goes into the file being replaced: the rebuild
+re-ingests, under the lock and just before the swap, every run whose files changed since its snapshot.
+
+Each indexed run keeps a ``signature`` of its files (sizes and modification times): :func:`sync`
+re-ingests only runs whose files changed (or that still read ``running``, whose effective status can turn
+``interrupted`` with no file changing) and drops the rows of run folders that no longer exist.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
+import shutil
+import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -20,11 +34,15 @@ from unirex.errors import UnirexError
 from unirex.runs import RunDir, list_runs
 
 DB_NAME = "unirex.duckdb"
+LOCK_NAME = "unirex.duckdb.lock"
+SCHEMA_VERSION = 2
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, status VARCHAR, method VARCHAR, dataset VARCHAR, arch VARCHAR,
     seed INTEGER, mode VARCHAR, parent_run VARCHAR, config JSON, created_at DOUBLE, started_at DOUBLE,
-    ended_at DOUBLE, duration_s DOUBLE, error VARCHAR, run_dir VARCHAR, ingested_at DOUBLE
+    ended_at DOUBLE, duration_s DOUBLE, error VARCHAR, run_dir VARCHAR, ingested_at DOUBLE,
+    command VARCHAR, launcher VARCHAR, signature VARCHAR
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, split VARCHAR, epoch INTEGER, step INTEGER, name VARCHAR, value DOUBLE, time DOUBLE
@@ -41,6 +59,7 @@ CREATE TABLE IF NOT EXISTS datasets (
 );
 """
 RUN_TABLES = ("runs", "metrics", "checkpoints", "outputs")
+LOCK_TIMEOUT_S = 300.0
 
 
 def db_path(workspace: Path) -> Path:
@@ -48,17 +67,59 @@ def db_path(workspace: Path) -> Path:
 
 
 @contextmanager
+def store_lock(workspace: Path, timeout_s: float = LOCK_TIMEOUT_S):
+    """Hold the workspace's store lock (one writer at a time, across processes)."""
+    path = Path(workspace) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UnirexError(f"the run store {db_path(workspace)} is busy (another process holds {path} "
+                                      f"for more than {timeout_s:.0f} s)") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+_PROCESS_LOCKS: dict[str, threading.RLock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    """One connection at a time per database file within this process: DuckDB refuses a read-only and a
+    read-write connection to the same file side by side in one process (the app's worker thread ingests
+    while its request threads query)."""
+    key = str(Path(path).resolve())
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.RLock())
+
+
+@contextmanager
 def connect(workspace: Path, read_only: bool = False, timeout_s: float = 60.0):
     """Open the workspace database for one operation; retry while another process holds the lock."""
     path = db_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _process_lock(path):
+        with _connect(path, read_only, timeout_s) as con:
+            yield con
+
+
+@contextmanager
+def _connect(path: Path, read_only: bool, timeout_s: float):
     deadline = time.monotonic() + timeout_s
     delay = 0.05
     while True:
         try:
-            if read_only and not path.exists():
-                con = duckdb.connect(str(path))  # create it once so read-only opens work
-                con.execute(SCHEMA)
+            if read_only and not _schema_current(path):
+                con = duckdb.connect(str(path))  # create or migrate it once so read-only opens work
+                _ensure_schema(con)
                 con.close()
             con = duckdb.connect(str(path), read_only=read_only)
             break
@@ -69,52 +130,168 @@ def connect(workspace: Path, read_only: bool = False, timeout_s: float = 60.0):
             delay = min(delay * 2, 1.0)
     try:
         if not read_only:
-            con.execute(SCHEMA)
+            _ensure_schema(con)
         yield con
     finally:
         con.close()
 
 
+_CURRENT: set[tuple[str, int]] = set()  # (path, inode) of files already checked for the schema version
+
+
+def _schema_current(path: Path) -> bool:
+    """Whether ``path`` holds a database with this version's schema (checked once per file per process)."""
+    try:
+        key = (str(path), path.stat().st_ino)
+    except FileNotFoundError:
+        return False
+    if key in _CURRENT:
+        return True
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise  # another process writes: the caller retries
+        return False
+    try:
+        ok = con.execute("SELECT max(version) FROM schema_info").fetchone()[0] == SCHEMA_VERSION
+    except duckdb.Error:
+        ok = False
+    finally:
+        con.close()
+    if ok:
+        _CURRENT.add(key)
+    return ok
+
+
+def _ensure_schema(con) -> None:
+    """Create the tables; an index written by an older version is dropped and re-created (it is only an
+    index: :func:`sync` fills it again from the run directories)."""
+    con.execute(SCHEMA)
+    row = con.execute("SELECT max(version) FROM schema_info").fetchone()
+    if row is None or row[0] != SCHEMA_VERSION:
+        for t in (*RUN_TABLES, "datasets", "schema_info"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        con.execute(SCHEMA)
+        con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+
+
+def run_signature(rd: RunDir) -> str:
+    """Sizes and modification times of the files a run's index rows come from: equal signatures mean
+    nothing to re-ingest."""
+    parts = []
+    for path in (rd.meta_path, rd.status_path, rd.metrics_path, rd.checkpoint_dir / "checkpoint.json", rd.outputs_dir):
+        try:
+            st = path.stat()
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        except FileNotFoundError:
+            parts.append("-")
+    return "|".join(parts)
+
+
 def _run_rows(rd: RunDir):
+    signature = run_signature(rd)  # before reading: a change while reading makes the next sync re-ingest
     meta, config, status = rd.meta(), rd.config(), rd.status()
     st = rd.effective_status()
     started, ended = status.get("started_at"), status.get("ended_at")
     run = (rd.run_id, st, meta.get("method"), meta.get("dataset"), meta.get("arch"), meta.get("seed"),
            meta.get("mode"), meta.get("parent_run"), json.dumps(config), meta.get("created_at"), started, ended,
-           (ended - started) if (started and ended) else None, status.get("error"), str(rd.path), time.time())
+           (ended - started) if (started and ended) else None, status.get("error"), str(rd.path), time.time(),
+           meta.get("command"), meta.get("launcher") or "local", signature)
     metrics = [(rd.run_id, m.get("split"), m.get("epoch"), m.get("step"), m.get("name"), m.get("value"), m.get("time"))
                for m in rd.metrics()]
     ckpts = []
     ck = rd.checkpoint_dir / "checkpoint.json"
     if ck.is_file():
-        info = json.loads(ck.read_text())
+        try:
+            info = json.loads(ck.read_text())
+        except (OSError, json.JSONDecodeError):
+            info = {}
         ckpts.append((rd.run_id, str(rd.checkpoint_dir), info.get("epoch"), info.get("monitor"), info.get("value"),
                       info.get("created_at")))
     outputs = []
     if rd.outputs_dir.is_dir():
         for p in sorted(rd.outputs_dir.glob("*.parquet")):
             kind, _, split = p.stem.partition("_")
-            outputs.append((rd.run_id, split, kind, str(p), pl.scan_parquet(p).select(pl.len()).collect().item()))
+            try:
+                rows = pl.scan_parquet(p).select(pl.len()).collect().item()
+            except Exception:  # noqa: BLE001 - a half-written or damaged file is indexed without a count
+                rows = None
+            outputs.append((rd.run_id, split, kind, str(p), rows))
     return run, metrics, ckpts, outputs
 
 
-def ingest_run(workspace: Path, run_dir: Path | RunDir) -> str:
-    """Index one run directory. Idempotent: the run's rows are replaced as a whole, in one transaction."""
-    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-    run, metrics, ckpts, outputs = _run_rows(rd)
-    with connect(workspace) as con:
-        con.execute("BEGIN TRANSACTION")
+def _write_run(con, run_id: str, rows) -> None:
+    run, metrics, ckpts, outputs = rows
+    for t in RUN_TABLES:
+        con.execute(f"DELETE FROM {t} WHERE run_id = ?", [run_id])
+    con.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run))})", list(run))
+    if metrics:
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", metrics)
+    if ckpts:
+        con.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)", ckpts)
+    if outputs:
+        con.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?)", outputs)
+
+
+def _delete_runs(con, run_ids) -> None:
+    for run_id in run_ids:
         for t in RUN_TABLES:
-            con.execute(f"DELETE FROM {t} WHERE run_id = ?", [rd.run_id])
-        con.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run))})", list(run))
-        if metrics:
-            con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", metrics)
-        if ckpts:
-            con.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)", ckpts)
-        if outputs:
-            con.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?)", outputs)
+            con.execute(f"DELETE FROM {t} WHERE run_id = ?", [run_id])
+
+
+def ingest_run(workspace: Path, run_dir: Path | RunDir) -> str:
+    """Index one run directory. Idempotent: the run's rows are replaced as a whole, in one transaction.
+    Returns the run's (effective) status."""
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    rows = _run_rows(rd)
+    with store_lock(workspace), connect(workspace) as con:
+        con.execute("BEGIN TRANSACTION")
+        _write_run(con, rd.run_id, rows)
         con.execute("COMMIT")
-    return run[1]
+    return rows[0][1]
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What :func:`sync` changed in the index."""
+
+    added: int
+    updated: int
+    removed: int
+    total: int  # run folders indexed after the sync
+
+
+def _stale(workspace: Path, runs: list[RunDir], indexed: dict[str, tuple[str, str]]) -> list[RunDir]:
+    """Runs whose files changed since they were indexed, that are not indexed, or still read running."""
+    out = []
+    for rd in runs:
+        sig, status = indexed.get(rd.run_id, (None, None))
+        if sig != run_signature(rd) or status == "running":
+            out.append(rd)
+    return out
+
+
+def sync(workspace: Path) -> SyncReport:
+    """Bring the index up to date with the run directories: ingest new and changed runs, re-check runs
+    that read ``running`` and drop rows of run folders that were deleted."""
+    workspace = Path(workspace)
+    runs = list_runs(workspace / "runs")
+    with connect(workspace, read_only=True) as con:
+        indexed = {r[0]: (r[1], r[2]) for r in con.execute("SELECT run_id, signature, status FROM runs").fetchall()}
+    stale = _stale(workspace, runs, indexed)
+    rows = [(rd.run_id, _run_rows(rd)) for rd in stale]
+    present = {rd.run_id for rd in runs}
+    gone = [r for r in indexed if r not in present]
+    if rows or gone:
+        with store_lock(workspace), connect(workspace) as con:
+            con.execute("BEGIN TRANSACTION")
+            for run_id, r in rows:
+                _write_run(con, run_id, r)
+            _delete_runs(con, gone)
+            con.execute("COMMIT")
+    added = sum(1 for run_id, _ in rows if run_id not in indexed)
+    return SyncReport(added=added, updated=len(rows) - added, removed=len(gone), total=len(runs))
 
 
 def ingest_datasets(workspace: Path) -> int:
@@ -131,7 +308,7 @@ def ingest_datasets(workspace: Path) -> int:
             continue
         rows.append((s.get("dataset"), s.get("arch"), s.get("max_length"), s.get("tag"), s.get("count"),
                      json.dumps(s), str(summary_path.with_suffix(".parquet"))))
-    with connect(workspace) as con:
+    with store_lock(workspace), connect(workspace) as con:
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM datasets")
         if rows:
@@ -141,34 +318,71 @@ def ingest_datasets(workspace: Path) -> int:
 
 
 def ingest_all(workspace: Path) -> int:
-    """Index every run directory and built dataset of the workspace (idempotent). Returns the number of runs."""
-    runs = list_runs(Path(workspace) / "runs")
-    for rd in runs:
-        ingest_run(workspace, rd)
+    """Index every run directory and built dataset of the workspace (idempotent; runs whose files did not
+    change are skipped, rows of deleted run folders dropped). Returns the number of runs."""
+    report = sync(workspace)
     ingest_datasets(workspace)
-    return len(runs)
+    return report.total
+
+
+REBUILD_PREFIX = ".rebuild-"
+
+
+def _clean_rebuild_leftovers(workspace: Path) -> None:
+    """Remove ``.rebuild-*`` folders left by a rebuild whose process died (their pid is in the name)."""
+    from unirex.runs import pid_alive
+
+    for p in Path(workspace).glob(f"{REBUILD_PREFIX}*"):
+        try:
+            pid = int(p.name[len(REBUILD_PREFIX):].split("-")[0])
+        except ValueError:
+            pid = None
+        if pid is None or pid == os.getpid() or not pid_alive(pid):
+            link = p / "data"
+            if link.is_symlink():
+                link.unlink()  # never follow the data link
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def rebuild(workspace: Path) -> int:
-    """Recreate the database from the run directories (the old file is replaced only at the end)."""
+    """Recreate the database from the run directories. The new file is built from a snapshot of the run
+    folders without blocking writers, then, holding the store lock, every run whose files changed since
+    the snapshot (or that appeared or vanished) is brought up to date in it, and it replaces the old one."""
+    workspace = Path(workspace)
     path = db_path(workspace)
-    tmp_ws = path.with_name(f".rebuild-{time.time_ns()}")
+    _clean_rebuild_leftovers(workspace)
+    tmp_ws = workspace / f"{REBUILD_PREFIX}{os.getpid()}-{time.time_ns()}"
     tmp_ws.mkdir(parents=True)
     try:
-        # build into a fresh file, then swap it in
-        runs = list_runs(Path(workspace) / "runs")
-        for rd in runs:
-            ingest_run(tmp_ws, rd)
-        (tmp_ws / "data").symlink_to(Path(workspace).resolve() / "data", target_is_directory=True)
+        runs = list_runs(workspace / "runs")
+        snapshot = {}
+        with connect(tmp_ws) as con:
+            for rd in runs:
+                rows = _run_rows(rd)
+                snapshot[rd.run_id] = (rows[0][-1], rows[0][1])  # signature, status
+                con.execute("BEGIN TRANSACTION")
+                _write_run(con, rd.run_id, rows)
+                con.execute("COMMIT")
+        (tmp_ws / "data").symlink_to(workspace.resolve() / "data", target_is_directory=True)
         ingest_datasets(tmp_ws)
-        with connect(tmp_ws):
-            pass
-        (tmp_ws / DB_NAME).replace(path)
-        Path(str(path) + ".wal").unlink(missing_ok=True)
+        with store_lock(workspace):
+            now = list_runs(workspace / "runs")
+            late = _stale(workspace, now, snapshot)
+            gone = [r for r in snapshot if r not in {rd.run_id for rd in now}]
+            with connect(tmp_ws) as con:
+                con.execute("BEGIN TRANSACTION")
+                for rd in late:
+                    _write_run(con, rd.run_id, _run_rows(rd))
+                _delete_runs(con, gone)
+                con.execute("COMMIT")
+            (tmp_ws / DB_NAME).replace(path)
+            Path(str(path) + ".wal").unlink(missing_ok=True)
+            runs = now
     finally:
-        for p in tmp_ws.glob("*"):
-            p.unlink()  # files and the data link (never followed)
-        tmp_ws.rmdir()
+        link = tmp_ws / "data"
+        if link.is_symlink():
+            link.unlink()
+        shutil.rmtree(tmp_ws, ignore_errors=True)
     return len(runs)
 
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from unirex.arch import arch_slug, bundled_minilm_dir, resolve_arch
-from unirex.cli import main
+from cli import main
 from unirex.data import build_split, load_split
 from unirex.data.align import pool_to_words, words_to_subwords
 from unirex.data.build import build_dir

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from store import db
-from unirex.cli import main
+from cli import main
 from unirex.engine import resolve_run_config, run
 from unirex.errors import UnirexError
 from unirex.runs import RunDir, list_runs

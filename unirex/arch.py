@@ -35,6 +35,29 @@ def resolve_arch(arch: str | None) -> str:
     return str(arch)
 
 
+def _is_local(target: str) -> bool:
+    return Path(target).expanduser().exists() or target.startswith((".", "/", "~"))
+
+
+def check_hub_arch(arch: str | None) -> None:
+    """An arch given as a Hub id that is not in the local cache needs the Hub: fail at once, with the
+    reason, when it cannot be reached (instead of a minute of download retries)."""
+    from unirex.hubnet import is_cached, unreachable_reason
+
+    target = resolve_arch(arch)
+    if _is_local(target) or is_cached(target):
+        return
+    reason = unreachable_reason()
+    if reason is not None:
+        raise UnirexError(hub_unreachable_message(arch, reason))
+
+
+def hub_unreachable_message(arch: str | None, reason: str) -> str:
+    return (f"arch '{arch}' is a Hugging Face Hub id that is not in the local cache, and the Hub cannot be reached "
+            f"({reason}). Fetch it once on a machine with network access (the cache folder ~/.cache/huggingface "
+            "can be copied over), give a local model folder, or use arch=default (the bundled MiniLM).")
+
+
 def arch_slug(arch: str | None) -> str:
     """A folder-safe name for an arch: ``default`` stays ``default``; ``google/bigbird-roberta-base``
     becomes ``google--bigbird-roberta-base``; a local path uses its last component."""
@@ -51,9 +74,14 @@ def load_tokenizer(arch: str | None):
     from transformers import AutoTokenizer
 
     target = resolve_arch(arch)
+    check_hub_arch(arch)
     try:
         tok = AutoTokenizer.from_pretrained(target)
     except Exception as e:  # noqa: BLE001 - any load failure becomes one clear message
+        from unirex.hubnet import is_unreachable
+
+        if is_unreachable(e):
+            raise UnirexError(hub_unreachable_message(arch, type(e).__name__)) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnirexError(
             f"cannot load the tokenizer of arch '{arch}' ({target}): {first}. "

@@ -333,6 +333,11 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
     return _finish(cfg, validate)
 
 
+def method_config(name: str, extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The resolved config of the preset ``name`` (:mod:`unirex.methods`) plus ``extra`` overrides."""
+    return resolve_config([f"method={name}", *extra])
+
+
 def _finish(cfg, validate: bool) -> RunConfig:
     """OmegaConf node -> :class:`RunConfig`, derived batch keys filled, validated when asked."""
     obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
@@ -484,7 +489,7 @@ def _fmt(v: Any) -> str:
 __all__ = [
     "ATTR_ALGOS", "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "EXPLAINER_TYPES", "HEAD_TYPES",
     "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RunConfig", "SUFF_CRITERIA",
-    "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict",
+    "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict", "method_config",
     "parse_override", "resolve_config", "split_sweep_value", "suggest_keys", "to_dict", "to_overrides",
     "valid_keys", "validate_config",
 ]

@@ -45,7 +45,6 @@ from unirex.runs import RunDir
 from unirex.workspace import workspace_dir
 
 Callback = Callable[[dict], None]
-ATTRS_KIND = "attrs"
 DEBUG_BATCHES = 4
 
 
@@ -125,7 +124,8 @@ def _signature(cfg: RunConfig) -> tuple:
 def identify_method(cfg: RunConfig) -> str:
     """The preset of :mod:`unirex.methods` this config is an instance of (weights may differ), or a
     description built from its keys (``custom: expl_reg/self_lm comp+plaus``)."""
-    from unirex.methods import list_methods, method_config
+    from unirex.config import method_config
+    from unirex.methods import list_methods
 
     sig = _signature(cfg)
     if cfg.model.name == "lm":  # Task LM + any attribution algorithm
@@ -180,7 +180,7 @@ def load_splits(cfg: RunConfig, splits: list[str]):
 
 
 def attrs_path(run_dir: Path, split: str) -> Path:
-    return Path(run_dir) / "outputs" / f"{ATTRS_KIND}_{split}.parquet"
+    return RunDir(Path(run_dir)).attrs_path(split)
 
 
 def find_attributions(runs_root: Path, exp_id: str, split: str) -> Path:
@@ -250,11 +250,12 @@ class Engine:
     """One run. Use :func:`run`; the class holds the state its steps share."""
 
     def __init__(self, cfg: RunConfig, callback: Callback | None = None, cancel=None, parent_run: str | None = None,
-                 run_id: str | None = None):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # our own progress events replace the loaders' bars
-        self.cfg = cfg
+                 run_id: str | None = None, command: str | None = None):
+        # the engine fills in what it learns (a checkpoint's arch, ...): on its own copy, never the caller's
+        self.cfg = copy.deepcopy(cfg)
+        self.command = command
+        self._dev_at_best = None  # the EvalResult of the best epoch's dev evaluation
+        self.last_result = None
         self.callback = callback
         self.cancel = cancel
         self.parent_run = parent_run
@@ -269,9 +270,18 @@ class Engine:
 
     # -- events ------------------------------------------------------------------------------------
     def emit(self, kind: str, **data) -> None:
-        if self.callback is not None and self.rank == 0:
+        """Send an event to the listener and append it to the run's ``events.jsonl`` (rank 0)."""
+        if self.rank != 0:
+            return
+        ev = {"kind": kind, "run_id": self.run_id, **data}
+        if self.rd is not None and kind != "start":  # the start event carries the config: it is in config.json
             try:
-                self.callback({"kind": kind, "run_id": self.run_id, **data})
+                self.rd.append_event(ev)
+            except OSError:  # a full disk must not kill training; metrics.jsonl is the record
+                pass
+        if self.callback is not None:
+            try:
+                self.callback(ev)
             except Exception:  # noqa: BLE001 - a broken listener must not kill training
                 pass
 
@@ -338,7 +348,7 @@ class Engine:
         if self.rank == 0:
             meta = {"method": identify_method(cfg), "dataset": cfg.data.dataset, "arch": cfg.arch, "seed": cfg.seed,
                     "mode": cfg.training.mode, "parent_run": self.parent_run, "labels": self.labels,
-                    "world_size": self.world, "device": str(self.device)}
+                    "world_size": self.world, "device": str(self.device), "command": self.command}
             self.rd = RunDir.create(self.runs_root, to_dict(cfg), meta, run_id=self.run_id)
             self.run_id = self.rd.run_id
         if self.world > 1:
@@ -349,12 +359,15 @@ class Engine:
             self.run_id = box[0]
 
     # -- evaluation --------------------------------------------------------------------------------
-    def evaluate_split(self, split: str, epoch: int | None = None, save: bool = False) -> dict:
+    def evaluate_split(self, split: str, epoch: int | None = None, save: bool = False, reuse=None) -> dict:
+        """Evaluate the model on ``split`` (a debug run: its first few batches only), log the metrics
+        (``epoch=None``: the final evaluation) and, with ``save``, write the outputs the export reads.
+        ``reuse`` is an earlier :class:`~unirex.evaluate.EvalResult` of the same weights on this split:
+        it is logged and saved again instead of being recomputed."""
         from unirex.evaluate import EvaluationCancelled, evaluate, save_outputs
 
         ds, built = self.data[split]
         cfg = self.cfg
-        limit = None
         if cfg.debug:
             limit = cfg.setup.eval_batch_size * DEBUG_BATCHES
             from unirex.data import SplitDataset
@@ -362,23 +375,31 @@ class Engine:
             ds = SplitDataset(ds.table.head(limit), ds.pad_token_id, ds.labels,
                               {k: v[:limit] for k, v in ds.extras.items()})
         n = len(ds)
+        t0 = time.perf_counter()
 
         def progress(done, total):
-            self.emit("eval_progress", split=split, done=done, total=total, epoch=epoch)
+            el = time.perf_counter() - t0
+            self.emit("eval_progress", split=split, done=done, total=total, epoch=epoch,
+                      elapsed_s=el, eta_s=el / max(done, 1) * (total - done))
 
-        try:
-            with autocast(self.device, cfg.setup.precision):
-                result = evaluate(self.model, ds, self.model.explain, batch_size=cfg.setup.eval_batch_size,
-                                  bins=cfg.model.topk, device=self.device, source=built.summary.get("source"),
-                                  progress=progress, should_stop=self.cancelled)
-        except EvaluationCancelled:
-            raise _Cancelled() from None
+        if reuse is not None:
+            result = reuse
+        else:
+            self.emit("eval_start", split=split, epoch=epoch, total=n)
+            try:
+                with autocast(self.device, cfg.setup.precision):
+                    result = evaluate(self.model, ds, self.model.explain, batch_size=cfg.setup.eval_batch_size,
+                                      bins=cfg.model.topk, device=self.device, source=built.summary.get("source"),
+                                      progress=progress, should_stop=self.cancelled)
+            except EvaluationCancelled:
+                raise _Cancelled() from None
         metrics = {k: v for k, v in result.metrics.items() if v is not None}
         metrics["eval_examples_per_s"] = n / max(result.stats.get("seconds", 1e-9), 1e-9)
         self.log(metrics, split, epoch=epoch)
         if save and self.rd is not None:
             save_outputs(self.rd.path, split, result, built=built)
-        self.emit("eval", split=split, epoch=epoch, metrics=metrics)
+        self.emit("eval", split=split, epoch=epoch, metrics=metrics, reused=reuse is not None)
+        self.last_result = result
         return metrics
 
     def save_attributions(self) -> None:
@@ -549,6 +570,8 @@ class Engine:
                 improved = box[0]
             if improved:
                 best_value, best_epoch, bad_epochs = value, epoch, 0
+                if self.rank == 0:  # the final evaluation of dev reuses it: same weights, same numbers
+                    self._dev_at_best = self.last_result
                 if self.rank == 0:
                     if cfg.save_checkpoint:
                         if tokenizer is None:
@@ -575,7 +598,7 @@ class Engine:
         self.build()
         self.open_run_dir()
         self.emit("start", run_dir=str(self.rd.path) if self.rd else None, config=to_dict(cfg))
-        status, error, best_epoch, final = "completed", None, None, {}
+        status, error, best_epoch, final, best_state = "completed", None, None, {}, None
         try:
             if cfg.training.mode in ("train", "finetune"):
                 best_epoch, best_state = self.train()
@@ -583,7 +606,8 @@ class Engine:
                     self.model.load_state_dict(best_state)
             if self.rank == 0:
                 for split in self.eval_splits:
-                    m = self.evaluate_split(split, epoch=None, save=True)
+                    reuse = self._dev_at_best if split == "dev" and best_state is not None else None
+                    m = self.evaluate_split(split, epoch=None, save=True, reuse=reuse)
                     final.update({f"{split}_{k}": v for k, v in m.items()})
                 if cfg.model.save_outputs:
                     self.save_attributions()
@@ -595,7 +619,7 @@ class Engine:
             status = "failed"
             error = str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}"
             if self.rd is not None:
-                (self.rd.path / "error.txt").write_text(traceback.format_exc())
+                self.rd.error_path.write_text(traceback.format_exc())
                 self.rd.set_status(status, error=error, best_epoch=best_epoch)
             self.emit("done", status=status, error=error)
             raise
@@ -639,9 +663,12 @@ def resolve_run_config(overrides: list[str], workspace: str | None = None) -> Ru
 
 
 def run(cfg: RunConfig, callback: Callback | None = None, cancel=None, parent_run: str | None = None,
-        run_id: str | None = None) -> RunResult:
-    """Run one config (train, evaluate or finetune) and return its result (see the module docstring)."""
-    return Engine(cfg, callback, cancel, parent_run, run_id).run()
+        run_id: str | None = None, command: str | None = None) -> RunResult:
+    """Run one config (train, evaluate or finetune) and return its result (see the module docstring).
+
+    ``cfg`` is not modified. ``run_id`` names the run folder (default: a new id); ``command`` is the
+    command line that reproduces the run, recorded in ``meta.json``."""
+    return Engine(cfg, callback, cancel, parent_run, run_id, command).run()
 
 
 __all__ = ["RunResult", "Engine", "time_explainer", "attrs_path", "fresh_table", "load_splits", "load_teacher_scores", "pick_device", "run"]

@@ -427,8 +427,9 @@ subword_scores   list<f32> [L]           raw per-subword scores (only when kept)
 
 
 def outputs_paths(run_dir: str | Path, split: str) -> tuple[Path, Path]:
-    out = Path(run_dir) / "outputs"
-    return out / f"eval_{split}.parquet", out / f"eval_{split}.json"
+    from unirex.runs import RunDir
+
+    return RunDir(Path(run_dir)).eval_outputs_paths(split)
 
 
 def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None, extra: dict | None = None) -> Path:

@@ -139,13 +139,6 @@ def get_method(name: str) -> Method:
     raise UnirexError(f"unknown method '{name}'{hint}")
 
 
-def method_config(name: str, extra: list[str] | tuple[str, ...] = ()) -> "RunConfig":
-    """The resolved config of a preset plus ``extra`` overrides (not validated against data)."""
-    from unirex.config import resolve_config
-
-    return resolve_config([f"method={name}", *extra])
-
-
 def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
                    teacher_available: bool | None = None) -> None:
     """Reject contradictory settings before compute. ``None`` means "not known yet" (skip that check).
@@ -219,4 +212,4 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
 
 
 __all__ = ["BASELINE_ATTR_ALGOS", "DIFFERENTIABLE_ATTR_ALGOS", "METHODS", "Method", "check_settings",
-           "get_method", "list_methods", "method_config"]
+           "get_method", "list_methods"]

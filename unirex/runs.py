@@ -1,15 +1,22 @@
-"""Run directories: the source of truth for every run (DESIGN.md, "A run directory is the source of truth").
+"""Run directories: the source of truth for every run, and the one owner of their layout.
 
-``<workspace>/runs/<run_id>/`` holds:
+``<workspace>/runs/<run_id>/`` holds (every path comes from a :class:`RunDir` property; no other module
+spells these names):
 
 =================  ==========================================================================
 ``config.json``    the resolved config (the paper's dotted keys, nested)
-``meta.json``      run id, method, dataset, arch, seed, parent run, mode, host, created time
+``meta.json``      run id, method, dataset, arch, seed, parent run, mode, host, created time, and the
+                   command line that reproduces the run (``command``: ``python -m unirex ...``)
 ``status.json``    status (running / completed / failed / cancelled), pid, host, start/end,
-                   heartbeat, error message; rewritten atomically
+                   heartbeat, error message, final metrics; rewritten atomically
 ``metrics.jsonl``  append-only: one ``{"time", "split", "epoch", "step", "name", "value"}`` per line
-``checkpoint/``    the best checkpoint (safetensors; see :mod:`unirex.checkpoint`)
-``outputs/``       saved attributions and evaluation outputs (Parquet)
+``events.jsonl``   append-only progress: one engine event per line (start, step with loss components
+                   and ETA, eval_progress, eval, checkpoint, log, done), so any process can follow a run
+``error.txt``      the traceback of a failed run
+``checkpoint/``    the best checkpoint (safetensors; its inside belongs to :mod:`unirex.checkpoint`)
+``outputs/``       ``eval_<split>.parquet`` + ``.json`` (evaluation outputs, :mod:`unirex.evaluate`) and
+                   ``attrs_<split>.parquet`` (saved attributions for FRESH / L2E teachers)
+``logs/``          stdout/stderr of cluster launchers (Slurm, Ray), when one ran the job
 =================  ==========================================================================
 
 A run whose process died is seen as ``interrupted``: its status says ``running`` but its process is gone
@@ -65,17 +72,70 @@ def pid_alive(pid: int) -> bool:
 class RunDir:
     path: Path
 
+    CONFIG = "config.json"
+    META = "meta.json"
+    STATUS = "status.json"
+    METRICS = "metrics.jsonl"
+    EVENTS = "events.jsonl"
+    ERROR = "error.txt"
+    CHECKPOINT = "checkpoint"
+    OUTPUTS = "outputs"
+    LOGS = "logs"
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    # --- layout -----------------------------------------------------------------------------------
     @property
     def run_id(self) -> str:
         return self.path.name
 
     @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / self.META
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / self.STATUS
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / self.EVENTS
+
+    @property
+    def error_path(self) -> Path:
+        return self.path / self.ERROR
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return self.path / "checkpoint"
+        return self.path / self.CHECKPOINT
 
     @property
     def outputs_dir(self) -> Path:
-        return self.path / "outputs"
+        return self.path / self.OUTPUTS
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / self.LOGS
+
+    def eval_outputs_paths(self, split: str) -> tuple[Path, Path]:
+        """``(outputs/eval_<split>.parquet, outputs/eval_<split>.json)``: what the evaluator saves."""
+        return self.outputs_dir / f"eval_{split}.parquet", self.outputs_dir / f"eval_{split}.json"
+
+    def attrs_path(self, split: str) -> Path:
+        """``outputs/attrs_<split>.parquet``: saved attributions (FRESH / L2E teachers)."""
+        return self.outputs_dir / f"attrs_{split}.parquet"
+
+    def has_checkpoint(self) -> bool:
+        return (self.checkpoint_dir / "checkpoint.json").is_file()
 
     # --- creation ---------------------------------------------------------------------------------
     @classmethod
@@ -86,9 +146,9 @@ class RunDir:
         path = runs_root / run_id
         path.mkdir(exist_ok=False)
         rd = cls(path)
-        write_json_atomic(path / "config.json", config)
-        write_json_atomic(path / "meta.json", {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
-        (path / "metrics.jsonl").touch()
+        write_json_atomic(rd.config_path, config)
+        write_json_atomic(rd.meta_path, {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
+        rd.metrics_path.touch()
         rd.set_status("running", started_at=_now())
         return rd
 
@@ -96,29 +156,29 @@ class RunDir:
     def open(cls, runs_root: Path, run: str) -> "RunDir":
         """A run by id (under ``runs_root``) or by path."""
         p = Path(run)
-        if not (p / "meta.json").is_file():
+        if not (p / cls.META).is_file():
             p = Path(runs_root) / run
-        if not (p / "meta.json").is_file():
-            raise UnirexError(f"no run '{run}' (looked for {p}/meta.json)")
+        if not (p / cls.META).is_file():
+            raise UnirexError(f"no run '{run}' (looked for {p}/{cls.META})")
         return cls(p)
 
     # --- status -----------------------------------------------------------------------------------
     def status(self) -> dict:
-        return read_json(self.path / "status.json", default={"status": "unknown"})
+        return read_json(self.status_path, default={"status": "unknown"})
 
     def set_status(self, status: str, **fields) -> None:
-        current = read_json(self.path / "status.json", default={}) or {}
+        current = read_json(self.status_path, default={}) or {}
         current.update(fields)
         current.update(status=status, pid=os.getpid(), host=socket.gethostname(), heartbeat_at=_now())
         if status in TERMINAL:
             current.setdefault("ended_at", _now())
-        write_json_atomic(self.path / "status.json", current)
+        write_json_atomic(self.status_path, current)
 
     def heartbeat(self) -> None:
         s = self.status()
         if s.get("status") == "running":
             s["heartbeat_at"] = _now()
-            write_json_atomic(self.path / "status.json", s)
+            write_json_atomic(self.status_path, s)
 
     def effective_status(self, now: float | None = None) -> str:
         """The stored status, except that a ``running`` run whose process is gone reads ``interrupted``."""
@@ -141,30 +201,78 @@ class RunDir:
             json.dumps({"time": t, "split": split, "epoch": epoch, "step": step, "name": k, "value": float(v)}) + "\n"
             for k, v in metrics.items() if v is not None
         )
-        with open(self.path / "metrics.jsonl", "a") as f:
+        with open(self.metrics_path, "a") as f:
             f.write(lines)
 
     def metrics(self) -> list[dict]:
-        out = []
-        p = self.path / "metrics.jsonl"
-        if not p.is_file():
-            return out
-        for line in p.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a crash mid-write: skip it, keep the rest
-                continue
+        return _read_jsonl(self.metrics_path)
+
+    def final_metrics(self) -> dict[str, float]:
+        """``{"<split>_<name>": value}`` of the final evaluation (rows logged without an epoch); the last
+        value wins when a split was evaluated more than once."""
+        out = {}
+        for m in self.metrics():
+            if m.get("epoch") is None and m.get("split") in ("train", "dev", "test") and m.get("value") is not None:
+                out[f"{m['split']}_{m['name']}"] = m["value"]
         return out
 
+    # --- events -----------------------------------------------------------------------------------
+    def append_event(self, event: dict) -> None:
+        """Append one progress event (a JSON object) to ``events.jsonl``, stamped with the time."""
+        line = json.dumps({"time": _now(), **event}, default=str) + "\n"
+        with open(self.events_path, "a") as f:
+            f.write(line)
+
+    def events(self) -> list[dict]:
+        """Every event so far."""
+        return _read_jsonl(self.events_path)
+
+    def tail_events(self, offset: int = 0) -> tuple[list[dict], int]:
+        """Events written after byte ``offset`` and the offset to pass next time (whole lines only), so a
+        follower reads each event once however long the run."""
+        try:
+            with open(self.events_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        out = []
+        for line in data[:end].splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out, offset + end
+
     def config(self) -> dict:
-        return read_json(self.path / "config.json", default={})
+        return read_json(self.config_path, default={})
 
     def meta(self) -> dict:
-        return read_json(self.path / "meta.json", default={})
+        return read_json(self.meta_path, default={})
+
+    def update_meta(self, **fields) -> None:
+        meta = self.meta()
+        meta.update(fields)
+        write_json_atomic(self.meta_path, meta)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    out = []
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash mid-write: skip it, keep the rest
+            continue
+    return out
 
 
 def list_runs(runs_root: Path) -> list[RunDir]:
     root = Path(runs_root)
     if not root.is_dir():
         return []
-    return [RunDir(p) for p in sorted(root.iterdir()) if (p / "meta.json").is_file()]
+    return [RunDir(p) for p in sorted(root.iterdir()) if (p / RunDir.META).is_file()]

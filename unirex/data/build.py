@@ -39,7 +39,8 @@ from pathlib import Path
 import polars as pl
 
 from unirex.arch import arch_slug, load_tokenizer, resolve_arch
-from unirex.data.eraser import Example, read_annotations, read_split, split_file
+from unirex.data.encode import encode_examples
+from unirex.data.eraser import read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
 from unirex.fsutil import atomic_write, write_json_atomic
 
@@ -102,73 +103,6 @@ def subsample(examples: list, num_train: int, seed: int) -> list:
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
-def _encode(examples: list[Example], tokenizer, max_length: int) -> list[dict]:
-    """Tokenise documents (+ query as the second segment) and align subwords to document words."""
-    sep = tokenizer.sep_token or tokenizer.eos_token
-    rows = []
-    for start in range(0, len(examples), 512):
-        chunk = examples[start : start + 512]
-        firsts, seg_maps, queries = [], [], []
-        for ex in chunk:
-            words, seg_map, offset = [], [], 0
-            for d_i, doc in enumerate(ex.documents):
-                if d_i > 0 and sep:  # documents of one annotation (e-SNLI premise / hypothesis) split by a separator
-                    words.append(sep)
-                    seg_map.append(-1)
-                dw = doc.words
-                words.extend(dw)
-                seg_map.extend(range(offset, offset + len(dw)))
-                offset += len(dw)
-            firsts.append(words)
-            seg_maps.append(seg_map)
-            queries.append(ex.annotation.query.split())
-        has_query = [bool(q) for q in queries]
-        enc_by_index = {}
-        for flag in (False, True):
-            idx = [i for i, h in enumerate(has_query) if h == flag]
-            if not idx:
-                continue
-            kwargs = dict(is_split_into_words=True, max_length=max_length, truncation="only_first" if flag else True)
-            pair = [queries[i] for i in idx] if flag else None
-            try:
-                enc = tokenizer([firsts[i] for i in idx], pair, **kwargs)
-            except Exception:  # the query alone exceeds max_length: cut both segments
-                kwargs["truncation"] = "longest_first"
-                enc = tokenizer([firsts[i] for i in idx], pair, **kwargs)
-            for j, i in enumerate(idx):
-                enc_by_index[i] = (enc, j)
-        for i, ex in enumerate(chunk):
-            enc, j = enc_by_index[i]
-            ids = list(enc["input_ids"][j])
-            seq_ids, wids = enc.sequence_ids(j), enc.word_ids(j)
-            seg_map = seg_maps[i]
-            word_ids = [seg_map[w] if (s == 0 and w is not None) else -1 for s, w in zip(seq_ids, wids)]
-            gold_words = [m for mask in ex.gold_word_masks for m in mask]
-            d_pos = {d.docid: p for p, d in enumerate(ex.documents)}
-            n_words = len(gold_words)
-            present = [w for w in word_ids if w >= 0]
-            tt = enc.get("token_type_ids")
-            rows.append({
-                "annotation_id": ex.annotation.annotation_id,
-                "docids": [d.docid for d in ex.documents],
-                "doc_word_counts": [len(d.words) for d in ex.documents],
-                "query": ex.annotation.query,
-                "label_name": ex.annotation.classification,
-                "input_ids": ids,
-                "attention_mask": [1] * len(ids),
-                "token_type_ids": list(tt[j]) if tt is not None else [0] * len(ids),
-                "word_ids": word_ids,
-                "explainable": [int(w >= 0) for w in word_ids],
-                "rationale": [gold_words[w] if w >= 0 else 0 for w in word_ids],
-                "rationale_words": gold_words,
-                "has_rationale": any(gold_words),
-                "evidence_spans": [[d_pos[e.docid], e.start_token, e.end_token] for e in ex.annotation.all_evidences],
-                "truncated": (max(present) + 1 if present else 0) < n_words,
-                "_line": ex.annotation.line,
-            })
-    return rows
-
-
 def _summarise(df: pl.DataFrame, labels: list[str]) -> dict:
     n = df.height
     lens = df["input_ids"].list.len()
@@ -226,7 +160,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
                 f"{where(src, ex.annotation.line)}: unknown label '{ex.annotation.classification}' "
                 f"(the train split has {labels})"
             )
-    rows = _encode(examples, tokenizer, max_length)
+    rows = encode_examples(examples, tokenizer, max_length)
     for r in rows:
         r["label"] = label_id[r.pop("label_name")]
         r["label_name"] = labels[r["label"]]

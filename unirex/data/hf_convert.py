@@ -40,6 +40,8 @@ from typing import Callable, Iterable, Mapping
 
 from unirex.data.catalog import CatalogEntry
 from unirex.errors import UnirexError
+from unirex.hubnet import hub_offline
+from unirex.hubnet import is_unreachable as _is_unreachable
 
 DATASETS_PIN = "datasets==5.2.0"
 PARQUET_REVISION = "refs/convert/parquet"
@@ -234,23 +236,6 @@ def convert_to_eraser(source: Mapping[str, Iterable[dict]], hf_format: str, out_
 
 
 # ---------------------------------------------------------------------------------------- the Hub
-def hub_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-_UNREACHABLE = {"ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "ConnectError", "ConnectTimeout",
-                "TimeoutException", "NetworkError", "ReadTimeout", "Timeout", "MaxRetryError", "NameResolutionError"}
-
-
-def _is_unreachable(e: BaseException) -> bool:
-    while e is not None:
-        if any(c.__name__ in _UNREACHABLE for c in type(e).__mro__):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
 def unreachable_message(entry: CatalogEntry, hf_id: str, target: Path, reason: str) -> str:
     return (f"the Hugging Face Hub is unreachable ({reason}), so '{hf_id}' cannot be fetched for '{entry.name}'. "
             f"On a machine with network access run `python -m unirex download-dataset {entry.name}` (the ERASER "

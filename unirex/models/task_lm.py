@@ -27,14 +27,19 @@ def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn
     """``AutoModel.from_pretrained`` of an arch name (``default`` = the bundled MiniLM)."""
     from transformers import AutoModel
 
-    from unirex.arch import resolve_arch
+    from unirex.arch import check_hub_arch, hub_unreachable_message, resolve_arch
     from unirex.errors import UnirexError
 
     target = resolve_arch(arch)
+    check_hub_arch(arch)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         return AutoModel.from_pretrained(target, **kwargs)
     except Exception as e:  # noqa: BLE001 - a failed load is a user-facing problem
+        from unirex.hubnet import is_unreachable
+
+        if is_unreachable(e):
+            raise UnirexError(hub_unreachable_message(arch, type(e).__name__)) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnirexError(f"cannot load the encoder of arch '{arch}' ({target}): {first}") from None
 

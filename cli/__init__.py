@@ -1,0 +1,391 @@
+"""The command line: ``python -m unirex ...`` (also the installed ``unirex`` command).
+
+A client of the workbench API (:mod:`workbench`), like the app's tabs. Runs take UNIREX's own overrides,
+so a command line from the paper's README pastes in after ``python -m unirex`` (in place of
+``python main.py``); errors in the user's input print one line ``error: ...`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from unirex.errors import UnirexError
+
+SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
+               "compare", "explain", "queue", "cancel")
+
+DESCRIPTION = """\
+UNIREX Workbench: train and benchmark language-model rationale extractors (UNIREX, ICML 2022), scored
+on ERASER metrics.
+
+Train, evaluate or finetune with UNIREX's own key=value overrides (the paper's command lines paste in
+after `python -m unirex` in place of `python main.py`):
+
+  python -m unirex data=demo method=slm_comp_suff_plaus_linear debug=True     # about a minute on a CPU
+  python -m unirex data=demo model=lm save_checkpoint=True seed=0              # Task LM, 10 epochs
+  python -m unirex -m data=demo method=task_lm,slm_plaus_linear seed=0,1,2     # -m: a sweep, one run per combination
+  python -m unirex training=evaluate training.ckpt_path=R-... training.eval_splits=train,dev,test
+
+  python -m unirex methods     the paper's methods (use as method=<id>)
+  python -m unirex keys        every config key with its default (keys model. narrows it down)
+"""
+
+EPILOG = """\
+Every run writes <workspace>/runs/<run_id>/ and prints that folder and the command line that reproduces it.
+Workspace: --workspace DIR, $UNIREX_WORKSPACE, or ./workspace."""
+
+
+# ------------------------------------------------------------------------------------ subcommands
+def _workbench(args):
+    from workbench import Workbench
+
+    return Workbench(args.workspace)
+
+
+def _build_dataset(args) -> int:
+    from tqdm import tqdm
+
+    from unirex.data import build_split, ensure_source
+    from unirex.workspace import data_dir as default_data_dir
+
+    data_dir = args.data_dir or default_data_dir(args.workspace)
+    ensure_source(data_dir, args.dataset)
+    splits = ["train", "dev", "test"] if args.split == "all" else [args.split]
+    for split in tqdm(splits, desc=f"build {args.dataset}", unit="split", disable=len(splits) == 1):
+        num_train = args.num_train if split == "train" else None
+        built = build_split(data_dir, args.dataset, split, arch=args.arch, max_length=args.max_length,
+                            num_train=num_train, num_train_seed=args.num_train_seed, force=args.force)
+        s = built.summary
+        state = "cache hit" if built.cache_hit else "built"
+        print(f"{args.dataset}/{s['tag']}: {state} -> {built.path}")
+        print(f"  {s['count']} examples, labels {s['label_distribution']}, mean {s['mean_subwords']:.1f} subwords, "
+              f"{s['truncated']} truncated to {s['max_length']}, {s['with_rationale']} with gold rationale"
+              + (f" (coverage {s['rationale_coverage_word']:.3f} of words)" if s["rationale_coverage_word"] is not None else ""))
+        if args.json:
+            print(json.dumps(s))
+    return 0
+
+
+def _methods(args) -> int:
+    from unirex.methods import list_methods
+
+    for m in list_methods():
+        print(f"{m.id:34s} {m.title}")
+        if args.verbose:
+            print(f"{'':34s} {m.description}\n{'':34s} {' '.join(m.overrides)}")
+    return 0
+
+
+def _keys(args) -> int:
+    from unirex.config import flatten, resolve_config
+
+    defaults = flatten(resolve_config([], validate=False))
+    shown = {k: v for k, v in defaults.items() if k.startswith(args.prefix or "")}
+    if not shown:
+        raise UnirexError(f"no config key starts with '{args.prefix}'")
+    width = max(len(k) for k in shown)
+    print("key".ljust(width), " default   (group selections: model=lm|expl_reg|fresh|a2r, data=NAME, "
+          "training=train|evaluate|finetune, method=ID)")
+    for k, v in shown.items():
+        print(k.ljust(width), "", json.dumps(v))
+    return 0
+
+
+def _store(args) -> int:
+    from store import ingest_all, rebuild, sync
+    from unirex.workspace import workspace_dir
+
+    ws = workspace_dir(args.workspace)
+    if args.action == "rebuild":
+        n = rebuild(ws)
+        print(f"rebuild: {n} runs indexed in {ws / 'unirex.duckdb'}")
+    elif args.action == "sync":
+        r = sync(ws)
+        print(f"sync: {r.added} added, {r.updated} updated, {r.removed} removed; {r.total} runs indexed")
+    else:
+        n = ingest_all(ws)
+        print(f"ingest: {n} runs indexed in {ws / 'unirex.duckdb'}")
+    return 0
+
+
+def _filter(args, status_default=None):
+    from store import RunFilter
+
+    seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip()) if getattr(args, "seeds", None) else ()
+    return RunFilter(dataset=args.dataset, method=args.method, arch=getattr(args, "arch", None),
+                     status=getattr(args, "status", None) or status_default, seeds=seeds)
+
+
+def _runs(args) -> int:
+    from cli.render import table
+
+    wb = _workbench(args)
+    wb.sync()
+    df = wb.runs_frame(_filter(args), split=args.split, limit=args.limit)
+    if args.json:
+        print(df.write_json())
+        return 0
+    if df.height == 0:
+        print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch]) else " yet"))
+        return 0
+    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "duration_s", "acc", "comp_aopc", "suff_aopc",
+            "plaus_auprc"]
+    rows = []
+    for r in df.iter_rows(named=True):
+        r["duration_s"] = None if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
+        rows.append([r[c] for c in cols])
+    print(f"{df.height} runs; metrics: final evaluation on {args.split}")
+    table(cols, rows)
+    return 0
+
+
+def _show(args) -> int:
+    from cli.render import fmt, table
+
+    wb = _workbench(args)
+    d = wb.run(args.run, split=args.split)
+    if args.json:
+        print(json.dumps({"run_id": d.summary.run_id, "status": d.summary.status, "path": str(d.path),
+                          "command": d.summary.command, "meta": d.meta, "config": d.config, "final": d.final,
+                          "checkpoint": None if d.checkpoint is None else str(d.checkpoint.path),
+                          "outputs": [str(p) for p in d.outputs], "error": d.summary.error}, indent=2, default=str))
+        return 0
+    s = d.summary
+    print(f"{s.run_id}  [{s.status}]  {s.method}  dataset {s.dataset}  arch {s.arch}  seed {s.seed}  mode {s.mode}")
+    print(f"folder:     {d.path}")
+    if s.command:
+        print(f"reproduce:  {s.command}")
+    if s.error:
+        print(f"error:      {s.error}")
+    print("config:     " + (" ".join(d.overrides) or "(all defaults)"))
+    if d.final:
+        names = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
+        print("\nfinal evaluation")
+        table(["split", *names], [[sp, *[d.final[sp].get(n) for n in names]] for sp in sorted(d.final)])
+    epochs = d.metrics.filter(d.metrics["epoch"].is_not_null() & (d.metrics["split"] == "dev"))
+    if epochs.height:
+        print("\ndev per epoch")
+        names = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"]
+        rows = []
+        for e in sorted(set(epochs["epoch"].to_list())):
+            sub = {r["name"]: r["value"] for r in epochs.filter(epochs["epoch"] == e).iter_rows(named=True)}
+            rows.append([e, *[sub.get(n) for n in names]])
+        table(["epoch", *names], rows)
+    if d.checkpoint is not None:
+        c = d.checkpoint
+        print(f"\ncheckpoint: {c.path} (epoch {c.epoch}, {c.monitor} {fmt(c.value)})")
+    if d.outputs:
+        print("outputs:    " + ", ".join(p.name for p in d.outputs))
+    return 0
+
+
+def _compare(args) -> int:
+    from cli.render import mean_std, table
+
+    wb = _workbench(args)
+    wb.sync()
+    by = tuple(b.strip() for b in args.by.split(",") if b.strip())
+    cmp = wb.compare(_filter(args, status_default="completed"), split=args.split, by=by, convention=args.convention)
+    df = cmp.table
+    if args.csv or args.parquet:
+        flat = df.with_columns(df["seeds"].list.eval(__import__("polars").element().cast(str)).list.join(","))
+        if args.csv:
+            flat.write_csv(args.csv)
+            print(f"wrote {df.height} rows to {args.csv}")
+        if args.parquet:
+            df.write_parquet(args.parquet)
+            print(f"wrote {df.height} rows to {args.parquet}")
+        return 0
+    if args.json:
+        print(df.write_json())
+        return 0
+    if df.height == 0:
+        print("no completed runs with final metrics on that split match")
+        return 0
+    names = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
+    present = [n for n in names if f"{n}_mean" in df.columns]
+    rows = [[*[r[b] for b in by], r["n"], r["nrg"], *[mean_std(r[f"{n}_mean"], r[f"{n}_std"]) for n in present]]
+            for r in df.iter_rows(named=True)]
+    print(f"{args.split} split, mean ± std over seeds; NRG ({cmp.convention}) over the {df.height} rows: "
+          + "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items()))
+    table([*by, "runs", "NRG", *present], rows)
+    return 0
+
+
+def _explain(args) -> int:
+    from cli.render import highlight
+
+    wb = _workbench(args)
+    ex = wb.explain(args.run, args.text, query=args.query, extractor=args.extractor, top_k=args.top_k,
+                    second_text=args.second_text)
+    if args.json:
+        import dataclasses
+
+        print(json.dumps(dataclasses.asdict(ex), indent=2))
+        return 0
+    colour = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
+    probs = ", ".join(f"{lab} {p:.3f}" for lab, p in zip(ex.labels, ex.probs))
+    print(f"prediction: {ex.predicted}   ({probs})")
+    print(f"extractor:  {ex.extractor}; top {ex.top_k:g}% rationale: {', '.join(ex.rationale_words) or '(none)'}")
+    print(f"comprehensiveness {ex.comprehensiveness:.4f}   sufficiency {ex.sufficiency:.4f}"
+          + ("   (text truncated to the model's max length)" if ex.truncated else ""))
+    print()
+    print(highlight(ex.words, ex.word_scores, ex.rationale, colour))
+    return 0
+
+
+def _queue(args) -> int:
+    from cli.render import table
+
+    wb = _workbench(args)
+    jobs = wb.queue(include_final=args.all)
+    if args.json:
+        import dataclasses
+
+        print(json.dumps([dataclasses.asdict(j) for j in jobs], indent=2))
+        return 0
+    if not jobs:
+        print("the queue is empty" + ("" if args.all else " (--all shows finished jobs)"))
+        return 0
+    table(["job_id", "status", "run_id", "launcher", "what"], [[j.job_id, j.status, j.run_id, j.launcher, j.title]
+                                                               for j in jobs])
+    return 0
+
+
+def _cancel(args) -> int:
+    wb = _workbench(args)
+    job = wb.cancel(args.job)
+    print(f"{job.job_id}: " + ("removed from the queue" if job.status == "cancelled" else
+                               "asked to stop; it stops within one training step or evaluation batch"))
+    return 0
+
+
+def _add_filters(p, status: bool = True) -> None:
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--method", help="only runs of this method (python -m unirex methods)")
+    p.add_argument("--arch", help="only runs of this arch")
+    if status:
+        p.add_argument("--status", help="only runs with this status (completed, failed, running, interrupted, ...)")
+    p.add_argument("--seeds", help="only these seeds, comma separated")
+    p.add_argument("--split", default="test", choices=("train", "dev", "test"), help="split of the final metrics")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter,
+                                usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
+    p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+
+    b = sub.add_parser("build-dataset", help="tokenise an ERASER dataset for an arch and cache it")
+    b.add_argument("--data_dir", help="folder holding <dataset>/ in ERASER layout (default: <workspace>/data)")
+    b.add_argument("--dataset", required=True, help="dataset folder name; 'demo' is generated on first use")
+    b.add_argument("--arch", default="default", help="'default' (bundled MiniLM), a Hugging Face id or a local path")
+    b.add_argument("--split", default="all", choices=("train", "dev", "val", "test", "all"))
+    b.add_argument("--num_train", type=int, default=None, help="subsample this many train examples")
+    b.add_argument("--num_train_seed", type=int, default=0)
+    b.add_argument("--max_length", type=int, default=None, help="subwords per input (default: min(512, arch max))")
+    b.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
+    b.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    b.set_defaults(func=_build_dataset)
+
+    m = sub.add_parser("methods", help="list the paper's methods (use as method=<id>)")
+    m.add_argument("-v", "--verbose", action="store_true", help="also each method's description and overrides")
+    m.set_defaults(func=_methods)
+
+    k = sub.add_parser("keys", help="list every config key with its default")
+    k.add_argument("prefix", nargs="?", help="only keys starting with this (e.g. model.)")
+    k.set_defaults(func=_keys)
+
+    s = sub.add_parser("store", help="index run directories in the DuckDB store")
+    s.add_argument("action", choices=("sync", "ingest", "rebuild"),
+                   help="sync: index new/changed runs and drop deleted ones; ingest: sync + datasets; "
+                        "rebuild: recreate the database from the run folders")
+    s.set_defaults(func=_store)
+
+    r = sub.add_parser("runs", help="the runs table (newest first)")
+    _add_filters(r)
+    r.add_argument("--limit", type=int, default=None)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_runs)
+
+    sh = sub.add_parser("show", help="one run: config, status, metrics per split and epoch, checkpoint, folder")
+    sh.add_argument("run", help="run id")
+    sh.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=_show)
+
+    c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG")
+    _add_filters(c, status=False)
+    c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns (default method,dataset,arch)")
+    c.add_argument("--convention", default="eraser", help="metric convention of NRG (default eraser)")
+    c.add_argument("--csv", help="write the table as CSV")
+    c.add_argument("--parquet", help="write the table as Parquet")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_compare)
+
+    e = sub.add_parser("explain", help="the rationale of a checkpoint for a text you type")
+    e.add_argument("--run", required=True, help="run id, checkpoint folder (or Hugging Face repo id)")
+    e.add_argument("--text", required=True, help="the text to explain (the first document)")
+    e.add_argument("--query", help="the query of query tasks (MultiRC, BoolQ, FEVER, ...)")
+    e.add_argument("--second-text", dest="second_text", help="the second document of two-document tasks (e-SNLI hypothesis)")
+    e.add_argument("--extractor", default="own",
+                   help="own (the checkpoint's extractor), input-x-gradient, integrated-gradients or gradient")
+    e.add_argument("--top-k", dest="top_k", type=float, default=10.0, help="rationale size in percent (default 10)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_explain)
+
+    q = sub.add_parser("queue", help="jobs queued by the app (waiting and running)")
+    q.add_argument("--all", action="store_true", help="also finished jobs")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_queue)
+
+    ca = sub.add_parser("cancel", help="cancel a queued or running job of the app")
+    ca.add_argument("job", help="job id (python -m unirex queue)")
+    ca.set_defaults(func=_cancel)
+
+    for name, sp in sub.choices.items():  # --workspace also after the command
+        sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    from unirex.data.download import add_download_parser
+    from unirex.export import add_export_parser
+
+    add_download_parser(sub)
+    add_export_parser(sub)
+    return p
+
+
+# ------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        first = next((a for i, a in enumerate(argv) if not a.startswith("-")
+                      and (i == 0 or argv[i - 1] != "--workspace")), None)
+        if not argv or (first is None and any(a in ("-h", "--help") for a in argv)):
+            make_parser().print_help()
+            return 0
+        if first in SUBCOMMANDS:
+            args = make_parser().parse_args(argv)
+            return args.func(args)
+        from cli.train import run_overrides
+
+        return run_overrides(argv, SUBCOMMANDS)
+    except UnirexError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `python -m unirex methods -v | head`: the reader left, nothing is wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+__all__ = ["main", "make_parser"]

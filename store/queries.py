@@ -1,0 +1,131 @@
+"""Typed read queries over the run index. Every user value is a bound parameter; callers (the
+application layer) never write SQL.
+
+Metrics of a run's *final* evaluation are the rows logged without an epoch (``epoch IS NULL``);
+per-epoch rows hold the training curves and the dev evaluation of each epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from store.db import connect
+
+#: the metrics shown beside each run in the runs table (final evaluation on the chosen split)
+HEADLINE_METRICS = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1")
+RUN_COLUMNS = ("run_id", "status", "method", "dataset", "arch", "seed", "mode", "parent_run", "created_at",
+               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a query covers; ``None`` / empty means any."""
+
+    dataset: str | None = None
+    method: str | None = None
+    arch: str | None = None
+    status: str | None = None
+    mode: str | None = None
+    seeds: tuple[int, ...] = ()
+    run_ids: tuple[str, ...] = ()
+    methods: tuple[str, ...] = field(default=())  # any of these methods (the dashboard's multi-select)
+
+    def where(self, alias: str = "r") -> tuple[str, list]:
+        """``(sql condition, parameters)`` for ``runs AS alias``."""
+        conds, params = [], []
+        for col in ("dataset", "method", "arch", "status", "mode"):
+            value = getattr(self, col)
+            if value not in (None, ""):
+                conds.append(f"{alias}.{col} = ?")
+                params.append(value)
+        for col, values in (("seed", self.seeds), ("run_id", self.run_ids), ("method", self.methods)):
+            if values:
+                conds.append(f"{alias}.{col} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        return (" AND ".join(conds) or "TRUE"), params
+
+
+def runs_table(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
+               metrics: tuple[str, ...] = HEADLINE_METRICS, limit: int | None = None) -> pl.DataFrame:
+    """One row per run (newest first): the run columns plus its final ``metrics`` on ``split`` (null where
+    the run has none)."""
+    where, params = flt.where("r")
+    pivot = ", ".join(f"max(m.value) FILTER (WHERE m.name = ?) AS \"{name}\"" for name in metrics)
+    sql = (f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}{', ' + pivot if metrics else ''} "
+           "FROM runs r LEFT JOIN metrics m ON m.run_id = r.run_id AND m.epoch IS NULL AND m.split = ? "
+           f"WHERE {where} GROUP BY ALL ORDER BY r.created_at DESC NULLS LAST, r.run_id DESC")
+    args = list(metrics) + [split] + params
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    with connect(workspace, read_only=True) as con:
+        return con.sql(sql, params=args).pl()
+
+
+def run_row(workspace: Path, run_id: str) -> dict | None:
+    """The indexed row of one run (the run columns and its config JSON), or None."""
+    with connect(workspace, read_only=True) as con:
+        df = con.sql(f"SELECT {', '.join(RUN_COLUMNS)}, config FROM runs WHERE run_id = ?", params=[run_id]).pl()
+    return df.row(0, named=True) if df.height else None
+
+
+def run_metrics(workspace: Path, run_id: str) -> pl.DataFrame:
+    """Every metric row of a run: split, epoch (null = final evaluation), step, name, value, time."""
+    with connect(workspace, read_only=True) as con:
+        return con.sql("SELECT split, epoch, step, name, value, time FROM metrics WHERE run_id = ? "
+                       "ORDER BY time, split, name", params=[run_id]).pl()
+
+
+def final_metrics(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
+                  names: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Long format: one row per (run, metric) of the runs' final evaluation on ``split``, with the run's
+    method, dataset, arch and seed."""
+    where, params = flt.where("r")
+    name_cond = f" AND m.name IN ({', '.join('?' * len(names))})" if names else ""
+    sql = ("SELECT r.run_id, r.method, r.dataset, r.arch, r.seed, m.name, m.value FROM runs r "
+           "JOIN metrics m ON m.run_id = r.run_id AND m.epoch IS NULL AND m.split = ?"
+           f"{name_cond} WHERE {where} ORDER BY r.run_id, m.name")
+    with connect(workspace, read_only=True) as con:
+        return con.sql(sql, params=[split, *names, *params]).pl()
+
+
+def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test", names: tuple[str, ...] = (),
+              by: tuple[str, ...] = ("method", "dataset", "arch")) -> pl.DataFrame:
+    """Mean, sample standard deviation and count over runs (seeds) of each final metric on ``split``,
+    grouped by ``by`` (run columns); also the seeds and run ids in each group. Long format."""
+    allowed = {"method", "dataset", "arch", "mode", "status"}
+    bad = [b for b in by if b not in allowed]
+    if bad:
+        raise ValueError(f"cannot group by {bad}; choose from {sorted(allowed)}")
+    where, params = flt.where("r")
+    name_cond = f" AND m.name IN ({', '.join('?' * len(names))})" if names else ""
+    group = ", ".join(f"r.{b}" for b in by)
+    sql = (f"SELECT {group}, m.name, avg(m.value) AS mean, stddev_samp(m.value) AS std, count(*) AS n, "
+           "list(DISTINCT r.seed ORDER BY r.seed) AS seeds, list(r.run_id ORDER BY r.run_id) AS run_ids "
+           "FROM runs r JOIN metrics m ON m.run_id = r.run_id AND m.epoch IS NULL AND m.split = ?"
+           f"{name_cond} WHERE {where} GROUP BY {group}, m.name ORDER BY {group}, m.name")
+    with connect(workspace, read_only=True) as con:
+        return con.sql(sql, params=[split, *names, *params]).pl()
+
+
+def distinct_values(workspace: Path, column: str) -> list:
+    """Distinct values of a run column (for the app's filters)."""
+    if column not in ("dataset", "method", "arch", "status", "mode", "seed"):
+        raise ValueError(f"no filter on column {column!r}")
+    with connect(workspace, read_only=True) as con:
+        rows = con.execute(f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def datasets_table(workspace: Path) -> pl.DataFrame:
+    """The built dataset splits indexed from ``<workspace>/data``."""
+    with connect(workspace, read_only=True) as con:
+        return con.sql("SELECT dataset, arch, max_length, tag, count, summary, path FROM datasets "
+                       "ORDER BY dataset, arch, max_length, tag").pl()
+
+
+__all__ = ["HEADLINE_METRICS", "RunFilter", "aggregate", "datasets_table", "distinct_values", "final_metrics",
+           "run_metrics", "run_row", "runs_table"]

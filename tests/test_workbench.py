@@ -1,0 +1,309 @@
+"""The workbench API on a tiny BERT: the run queue and its worker (cancel, failure, restart), progress,
+run queries, explaining typed text, comparing methods, and the CLI commands that front it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli import main
+from store import RunFilter
+from unirex.config import to_dict
+from unirex.engine import resolve_run_config, run
+from unirex.errors import UnirexError
+from unirex.runs import RunDir
+from workbench import Workbench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def common(tiny_arch, small_demo_dir):
+    return [f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
+            "setup.eval_batch_size=16"]
+
+
+def _wait(predicate, timeout=180.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_arch, small_demo_dir):
+    """A finished SLM (plaus) run with a checkpoint, in its own workspace."""
+    ws = tmp_path_factory.mktemp("ws-trained")
+    res = run(resolve_run_config([f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64",
+                                  "setup.train_batch_size=8", "setup.eval_batch_size=16", f"workspace={ws}",
+                                  "method=slm_plaus_linear", "training.epochs=1", "save_checkpoint=True"]),
+              command="python -m unirex method=slm_plaus_linear")
+    assert res.status == "completed"
+    return ws, res
+
+
+def test_two_jobs_one_cancelled_mid_training_the_other_completes(tmp_path, common):
+    wb = Workbench(tmp_path, start_worker=True)
+    try:
+        long_job, short_job = wb.submit(common + ["training.epochs=50", "seed=0"]) + wb.submit(common + ["debug=True", "seed=1"])
+        assert long_job.status == short_job.status == "waiting" and long_job.run_id != short_job.run_id
+        rd = RunDir(tmp_path / "runs" / long_job.run_id)
+        _wait(lambda: rd.events_path.is_file() and any(e["kind"] == "step" for e in rd.events()), what="a training step")
+        assert wb.progress(long_job.run_id).phase in ("training", "evaluating")
+        assert [j.job_id for j in wb.queue()] == [long_job.job_id, short_job.job_id]
+        # cancel through the CLI (another front, the cross-process marker file)
+        assert main(["--workspace", str(tmp_path), "cancel", long_job.job_id]) == 0
+        _wait(lambda: wb.job(short_job.job_id).status in ("completed", "failed"), what="the second job")
+        assert wb.job(long_job.job_id).status == "cancelled"
+        assert rd.status()["status"] == "cancelled"
+        steps = [e for e in rd.events() if e["kind"] == "step"]
+        assert steps and steps[-1]["step"] < steps[-1]["total_steps"]  # stopped mid-training
+        assert wb.job(short_job.job_id).status == "completed", wb.job(short_job.job_id).error
+        assert RunDir(tmp_path / "runs" / short_job.run_id).status()["status"] == "completed"
+        assert wb.queue() == []
+        statuses = {r.run_id: r.status for r in wb.runs()}  # both indexed by the worker as they ended
+        assert statuses == {long_job.run_id: "cancelled", short_job.run_id: "completed"}
+        meta = RunDir(tmp_path / "runs" / short_job.run_id).meta()
+        assert meta["command"] == short_job.command and meta["command"].startswith("python -m unirex ")
+        assert wb.progress(short_job.run_id).fraction == 1.0
+    finally:
+        wb.stop_worker()
+
+
+def test_a_failing_job_is_marked_and_the_worker_goes_on(tmp_path, common):
+    wb = Workbench(tmp_path, start_worker=True)
+    try:
+        bad = wb.submit(common + ["data=no_such_dataset", "debug=True"])[0]
+        good = wb.submit(common + ["debug=True"])[0]
+        _wait(lambda: wb.job(good.job_id).status in ("completed", "failed"), what="the good job")
+        assert wb.job(bad.job_id).status == "failed"
+        assert "no_such_dataset" in wb.job(bad.job_id).error
+        assert wb.job(good.job_id).status == "completed"
+    finally:
+        wb.stop_worker()
+
+
+def test_waiting_queue_survives_a_restart(tmp_path, common):
+    """A process queues a job and dies; the next process restores the queue and runs it. A job that was
+    running in the dead process reads interrupted."""
+    script = (f"from workbench import Workbench; wb = Workbench({str(tmp_path)!r}); "
+              f"j = wb.submit({common + ['debug=True']!r})[0]; print(j.job_id)")
+    job_id = subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip().splitlines()[-1]
+    wb = Workbench(tmp_path)
+    ghost = wb.jobs.add([wb.jobs.get(job_id).__class__(job_id="J-ghost", run_id="R-ghost", overrides=(), command="")])[0]
+    wb.jobs.update(ghost.job_id, status="running", owner="localhost-nope:1")
+    import socket
+
+    wb.jobs.update(ghost.job_id, owner=f"{socket.gethostname()}:999999")  # a dead pid on this host
+    assert [j.job_id for j in wb.queue()] == [job_id, "J-ghost"]
+    wb.start_worker()
+    try:
+        assert wb.job("J-ghost").status == "interrupted"
+        _wait(lambda: wb.job(job_id).status in ("completed", "failed"), what="the restored job")
+        assert wb.job(job_id).status == "completed"
+    finally:
+        wb.stop_worker()
+
+
+def test_submit_checks_every_combination_before_queueing(tmp_path, common):
+    wb = Workbench(tmp_path)
+    with pytest.raises(UnirexError, match="comp_wieght"):
+        wb.submit(common + ["model.comp_wieght=0.5"])
+    with pytest.raises(UnirexError, match="sweep"):
+        wb.submit(common + ["seed=0,1"])
+    jobs = wb.submit(common + ["seed=0,1,2", "debug=True"], sweep=True)
+    assert len(jobs) == 3 and len({j.sweep_id for j in jobs}) == 1 and all(j.sweep_id for j in jobs)
+    assert [j.overrides[-2] for j in jobs] == ["seed=0", "seed=1", "seed=2"]
+    assert wb.cancel(jobs[1].job_id).status == "cancelled"  # a waiting job leaves the queue
+    assert [j.job_id for j in wb.queue()] == [jobs[0].job_id, jobs[2].job_id]
+    with pytest.raises(UnirexError, match="already cancelled"):
+        wb.cancel(jobs[1].job_id)
+
+
+def test_engine_does_not_change_the_callers_config(trained, tmp_path):
+    ws, res = trained
+    cfg = resolve_run_config([f"workspace={ws}", "training=evaluate", f"training.ckpt_path={res.run_id}",
+                              "training.eval_splits=dev", "arch=default"])
+    before = copy.deepcopy(to_dict(cfg))
+    ev = run(cfg)
+    assert ev.status == "completed"
+    assert to_dict(cfg) == before
+
+
+def test_every_split_is_evaluated_once_per_set_of_weights(trained):
+    _, res = trained
+    events = RunDir(res.run_dir).events()
+    computed = [(e["split"], e["epoch"]) for e in events if e["kind"] == "eval" and not e["reused"]]
+    assert computed == [("dev", 0), ("test", None)]
+    reused = [e["split"] for e in events if e["kind"] == "eval" and e["reused"]]
+    assert reused == ["dev"]  # the final dev evaluation is the best epoch's, not run again
+    final = RunDir(res.run_dir).final_metrics()
+    epoch0 = {m["name"]: m["value"] for m in RunDir(res.run_dir).metrics() if m["split"] == "dev" and m["epoch"] == 0}
+    assert final["dev_acc"] == epoch0["acc"] and final["dev_comp_aopc"] == epoch0["comp_aopc"]
+    assert (res.run_dir / "outputs" / "eval_dev.parquet").is_file()
+
+
+def test_run_detail_and_runs_table(trained):
+    ws, res = trained
+    wb = Workbench(ws)
+    wb.sync()
+    [row] = wb.runs(RunFilter(method="slm_plaus_linear", mode="train"))
+    assert row.run_id == res.run_id and row.status == "completed" and row.metrics["acc"] == res.metrics["test_acc"]
+    assert wb.runs(RunFilter(method="task_lm")) == []
+    d = wb.run(res.run_id)
+    assert d.final["test"]["plaus_auprc"] == pytest.approx(res.metrics["test_plaus_auprc"])
+    assert d.checkpoint is not None and d.checkpoint.labels == ["NEG", "POS"]
+    assert "model.explainer_type=self_lm" in d.overrides and d.path == res.run_dir
+    assert d.curve("loss").height >= 1 and d.summary.command == "python -m unirex method=slm_plaus_linear"
+    with pytest.raises(UnirexError, match="no run"):
+        wb.run("R-nope")
+    with pytest.raises(UnirexError, match="not a run id"):
+        wb.run("../../etc")
+
+
+def test_explain_typed_text_matches_the_evaluator(trained):
+    """The one-text path gives the evaluator's numbers for the same input, with the learned extractor and
+    with a post-hoc attribution on the task LM."""
+    import torch
+
+    from unirex.data import SplitDataset
+    from unirex.data.encode import encode_text
+    from unirex.evaluate import evaluate
+
+    ws, res = trained
+    wb = Workbench(ws)
+    text = "the plot was not good .\ni found it very boring but the cast was wonderful ."
+    for extractor in ("own", "input-x-gradient"):
+        ex = wb.explain(res.run_id, text, extractor=extractor, top_k=10)
+        assert ex.words == text.split() and len(ex.word_scores) == len(ex.words)
+        assert ex.labels == ["NEG", "POS"] and sum(ex.probs) == pytest.approx(1.0)
+        assert ex.predicted == ex.labels[int(np.argmax(ex.probs))]
+        ck = wb.checkpoints.get(res.run_id)
+        row = encode_text(text, ck.tokenizer, ck.max_length)
+        import polars as pl
+
+        table = pl.DataFrame([{**row, "label": 0, "label_name": "NEG", "has_rationale": False, "rationale_words": [0] * len(ex.words),
+                               "annotation_id": "t", "evidence_spans": []}])
+        ds = SplitDataset(table, ck.tokenizer.pad_token_id, ck.labels)
+        if extractor == "own":
+            explain = ck.model.explain
+        else:
+            from unirex.models.extractors import AttributionExtractor
+
+            attr = AttributionExtractor("input-x-gradient")
+            explain = lambda b: attr.scores(b, ck.model.task_lm)  # noqa: E731
+        r = evaluate(ck.model, ds, explain, bins=[10], hard_k=10, batch_size=1)
+        assert ex.comprehensiveness == pytest.approx(r.metrics["comp_k10"], abs=1e-6)
+        assert ex.sufficiency == pytest.approx(r.metrics["suff_k10"], abs=1e-6)
+        assert ex.probs == pytest.approx(r.outputs.probs[0].tolist(), abs=1e-6)
+        assert np.allclose(ex.word_scores, r.outputs.word_scores[0], atol=1e-5)
+        assert ex.rationale == r.outputs.hard_words[0].tolist()
+        assert 1 <= sum(ex.rationale) <= 3  # 10% of ~20 subwords
+    assert wb.checkpoints.get(res.run_id) is wb.checkpoints.get(str(res.run_dir))  # one cached load
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"text": "   "}, "empty"),
+    ({"text": "word " * 5000}, "at most"),
+    ({"text": "good", "top_k": 0}, "top-k"),
+    ({"text": "good", "extractor": "lime"}, "unknown extractor"),
+])
+def test_explain_refuses_bad_input(trained, kwargs, message):
+    ws, res = trained
+    with pytest.raises(UnirexError, match=message):
+        Workbench(ws).explain(res.run_id, **kwargs)
+
+
+def test_explain_unknown_checkpoint(tmp_path):
+    with pytest.raises(UnirexError, match="neither a checkpoint folder nor a run id"):
+        Workbench(tmp_path).explain("R-nope", "good film")
+
+
+def _fake_run(ws, method, seed, metrics, split="test"):
+    rd = RunDir.create(ws / "runs", {"seed": seed}, {"method": method, "dataset": "demo", "arch": "default",
+                                                       "seed": seed, "mode": "train"})
+    rd.log_metrics(metrics, split)
+    rd.set_status("completed")
+    return rd
+
+
+def test_compare_mean_std_over_seeds_and_nrg(tmp_path):
+    from unirex.metrics.nrg import nrg
+
+    rng = np.random.default_rng(0)
+    values = {}
+    for method in ("task_lm", "slm_plaus_linear"):
+        for seed in range(3):
+            m = {k: float(rng.uniform()) for k in ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc",
+                                                  "plaus_token_f1", "plaus_iou_f1")}
+            values[(method, seed)] = m
+            _fake_run(tmp_path, method, seed, m)
+    _fake_run(tmp_path, "task_lm", 9, {"acc": 1.0}, split="dev")  # another split: not in the test comparison
+    wb = Workbench(tmp_path)
+    wb.sync()
+    cmp = wb.compare(RunFilter(status="completed"), split="test", by=("method",))
+    t = {r["method"]: r for r in cmp.table.iter_rows(named=True)}
+    assert set(t) == {"task_lm", "slm_plaus_linear"}
+    for method in t:
+        accs = [values[(method, s)]["acc"] for s in range(3)]
+        assert t[method]["acc_mean"] == pytest.approx(np.mean(accs))
+        assert t[method]["acc_std"] == pytest.approx(np.std(accs, ddof=1))
+        assert t[method]["n"] == 3 and t[method]["seeds"] == [0, 1, 2]
+    means = {m: {k: np.mean([values[(m, s)][k] for s in range(3)]) for k in values[(m, 0)]} for m in t}
+    expected = nrg(means)
+    for m in t:
+        assert t[m]["nrg"] == pytest.approx(expected.nrg[m])
+        assert t[m]["nrg_plausibility"] == pytest.approx(expected.by_desideratum[m]["plausibility"])
+    only = wb.compare(RunFilter(status="completed", seeds=(0, 1)), by=("method",))
+    assert set(only.table["n"].to_list()) == {2}
+
+
+def test_cli_runs_show_compare_explain_queue(trained, capsys, tmp_path):
+    ws, res = trained
+    w = ["--workspace", str(ws)]
+    assert main([*w, "runs"]) == 0
+    out = capsys.readouterr().out
+    assert res.run_id in out and "slm_plaus_linear" in out
+    assert main([*w, "runs", "--method", "task_lm"]) == 0 and "no runs match" in capsys.readouterr().out
+    assert main([*w, "runs", "--json"]) == 0
+    assert res.run_id in [r["run_id"] for r in json.loads(capsys.readouterr().out)]
+    assert main([*w, "show", res.run_id]) == 0
+    out = capsys.readouterr().out
+    assert str(res.run_dir) in out and "reproduce:  python -m unirex method=slm_plaus_linear" in out and "dev per epoch" in out
+    assert main([*w, "compare", "--by", "method", "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "slm_plaus_linear" in out and "NRG" in out
+    csv = tmp_path / "cmp.csv"
+    assert main([*w, "compare", "--csv", str(csv)]) == 0 and csv.read_text().startswith("method,dataset,arch,n,seeds,nrg")
+    assert main([*w, "explain", "--run", res.run_id, "--text", "a truly wonderful film", "--top-k", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "prediction:" in out and "[" in out and "\x1b[" not in out  # not a TTY: brackets, no colour
+    assert main([*w, "explain", "--run", res.run_id, "--text", "good", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["words"] == ["good"]
+    assert main([*w, "queue"]) == 0 and "empty" in capsys.readouterr().out
+    assert main([*w, "cancel", "J-nope"]) == 2 and "no job 'J-nope'" in capsys.readouterr().err
+
+
+def test_top_level_help_shows_a_runnable_example(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "debug=True" in out and "python -m unirex methods" in out and "python -m unirex keys" in out
+    assert main(["keys", "model.comp"]) == 0
+    out = capsys.readouterr().out
+    assert "model.comp_wt" in out and "model.comp_margin" in out and "setup." not in out
+
+
+def test_methods_into_a_closed_pipe_is_quiet():
+    proc = subprocess.run(f"{sys.executable} -m unirex methods -v | head -1", shell=True, cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.stdout.startswith("task_lm") and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

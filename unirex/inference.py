@@ -1,0 +1,123 @@
+"""Explain one typed text with a trained model: prediction, word scores, top-k% rationale, and the
+comprehensiveness and sufficiency of that rationale for this one input.
+
+The text is encoded exactly as a built dataset row (:func:`unirex.data.encode.encode_text`), scored by
+the model's own extractor or by an attribution algorithm on its task LM, and the faithfulness of the
+top-k% rationale is measured the way the evaluator measures it (the rationale deleted / kept alone, the
+sequence re-packed: :func:`unirex.evaluate.variant_keep_masks` and :func:`unirex.evaluate.variant_probs`).
+Subword scores are pooled to words by summing, as the ERASER metrics do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from unirex.data.align import pool_to_words
+from unirex.data.encode import encode_text
+from unirex.data.tensors import LIST_COLUMNS, collate
+from unirex.errors import UnirexError
+
+#: longest text :func:`explain_text` accepts (characters over all documents and the query); the model
+#: reads at most its max length in subwords anyway, the rest is reported as truncated
+MAX_TEXT_CHARS = 20_000
+#: extractors that can explain any checkpoint's task LM (besides the checkpoint's own)
+POST_HOC_EXTRACTORS = ("input-x-gradient", "integrated-gradients", "gradient")
+OWN_EXTRACTOR = "own"
+
+
+@dataclass(frozen=True)
+class TextExplanation:
+    """What :func:`explain_text` returns. Word lists run over the documents' words, concatenated."""
+
+    words: list[str]
+    word_document: list[int]  # which document each word is in
+    word_scores: list[float]  # subword scores summed per word (0 for truncated words)
+    rationale: list[bool]  # the word is in the top-k% rationale
+    labels: list[str]
+    probs: list[float]  # p(label | text), in ``labels`` order
+    predicted: str
+    top_k: float
+    comprehensiveness: float  # p(pred | x) - p(pred | x without the rationale)
+    sufficiency: float  # p(pred | x) - p(pred | the rationale only)
+    extractor: str
+    truncated: bool  # words past the model's max length were not read
+    n_subwords: int
+
+
+def _model_device(model) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def text_scorer(model, extractor: str | None, ig_steps: int = 50, seed: int = 0):
+    """``(name, explain(batch) -> [B, L])`` for the checkpoint's own extractor (``None`` / ``"own"``) or a
+    post-hoc attribution algorithm on its task LM."""
+    if extractor in (None, "", OWN_EXTRACTOR):
+        own = model.extractor
+        name = getattr(own, "algo", None) or getattr(own, "kind", "own")
+        return f"own ({name})", model.explain
+    from unirex.models.extractors import AttributionExtractor
+
+    if extractor not in POST_HOC_EXTRACTORS:
+        raise UnirexError(f"unknown extractor '{extractor}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
+                          f"{', '.join(POST_HOC_EXTRACTORS)}")
+    attr = AttributionExtractor(extractor, "sum", ig_steps=ig_steps, seed=seed).to(_model_device(model))
+    return extractor, lambda batch: attr.scores(batch, model.task_lm, None).detach()
+
+
+def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str], max_length: int,
+                 query: str = "", extractor: str | None = None, top_k: float = 10.0,
+                 ig_steps: int = 50) -> TextExplanation:
+    """Explain ``documents`` (one text, or several for multi-document tasks) with ``model`` (a
+    :class:`~unirex.models.UnirexModel` in eval mode), ``labels`` its label names.
+
+    Raises:
+        UnirexError: empty or too long text, ``top_k`` outside (0, 100], an unknown extractor.
+    """
+    from unirex.evaluate import variant_keep_masks, variant_probs
+
+    docs = [documents] if isinstance(documents, str) else list(documents)
+    size = sum(len(d or "") for d in docs) + len(query or "")
+    if not any((d or "").split() for d in docs):
+        raise UnirexError("nothing to explain: the text is empty")
+    if size > MAX_TEXT_CHARS:
+        raise UnirexError(f"the text has {size:,} characters; at most {MAX_TEXT_CHARS:,} can be explained at once")
+    if not 0 < float(top_k) <= 100:
+        raise UnirexError(f"top-k must be a percentage in (0, 100], got {top_k}")
+    name, scorer = text_scorer(model, extractor, ig_steps)
+    row = encode_text(docs, tokenizer, max_length, query=query)
+    item = {**{c: row[c] for c in LIST_COLUMNS}, "label": 0, "has_rationale": False, "index": 0}
+    device = _model_device(model)
+    batch = {k: v.to(device) for k, v in collate([item], tokenizer.pad_token_id or 0).items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            scores = scorer(batch).float()
+        keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], [float(top_k)])
+        probs, _ = variant_probs(model, batch, keep, chunk_size=3, pad_token_id=tokenizer.pad_token_id or 0)
+    finally:
+        model.train(was_training)
+    probs = probs.cpu().numpy()  # [3, C]: full, rationale deleted, rationale only
+    pred = int(probs[0].argmax())
+    n_words = sum(row["doc_word_counts"])
+    word_ids = row["word_ids"]
+    ws = pool_to_words(scores[0].cpu().numpy(), word_ids, n_words, "sum")
+    hard = pool_to_words(sels[0][0].float().cpu().numpy(), word_ids, n_words, "max") > 0
+    words, doc_of = [], []
+    for d, text in enumerate(docs):
+        w = [t for line in str(text).splitlines() for t in line.split()]
+        words += w
+        doc_of += [d] * len(w)
+    return TextExplanation(
+        words=words, word_document=doc_of, word_scores=[float(x) for x in ws], rationale=[bool(x) for x in hard],
+        labels=list(labels), probs=[float(p) for p in probs[0]], predicted=labels[pred] if pred < len(labels) else str(pred),
+        top_k=float(top_k), comprehensiveness=float(probs[0, pred] - probs[1, pred]),
+        sufficiency=float(probs[0, pred] - probs[2, pred]), extractor=name, truncated=bool(row["truncated"]),
+        n_subwords=len(row["input_ids"]))
+
+
+__all__ = ["MAX_TEXT_CHARS", "OWN_EXTRACTOR", "POST_HOC_EXTRACTORS", "TextExplanation", "explain_text", "text_scorer"]

@@ -1,0 +1,210 @@
+"""Typed records the workbench API returns to its two fronts (the app's tabs and the CLI).
+
+They are plain frozen dataclasses (JSON-ready through :func:`dataclasses.asdict`, except the Polars frames
+of :class:`RunDetail` and :class:`Comparison`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+#: job states; ``waiting`` and ``running`` are the queue, the others are final
+JOB_STATES = ("waiting", "running", "completed", "failed", "cancelled", "interrupted")
+FINAL_JOB_STATES = ("completed", "failed", "cancelled", "interrupted")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One queued run: the overrides it resolves, the run folder it will write and where it is.
+
+    Attributes:
+        job_id: ``J-YYYYmmdd-HHMMSS-xxxxxx``.
+        run_id: the run folder the job writes (chosen at submission, so it can be followed at once).
+        overrides: the ``key=value`` overrides of this one run (a sweep is expanded into many jobs).
+        command: the command line that reproduces the run (``python -m unirex ...``).
+        launcher: ``local`` (this process's worker thread), ``ray`` or ``slurm``.
+        sweep_id: jobs submitted together share it.
+        handle: the launcher's own id of the job (a Ray task, a Slurm job id), when it has one.
+        owner: ``host:pid`` of the process running it.
+    """
+
+    job_id: str
+    run_id: str
+    overrides: tuple[str, ...]
+    command: str
+    status: str = "waiting"
+    launcher: str = "local"
+    sweep_id: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    handle: str | None = None
+    owner: str | None = None
+    title: str = ""  # what the queue shows: method, dataset and seed
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("waiting", "running")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is, read from its ``events.jsonl``.
+
+    ``fraction`` is the share of the run's work done (training steps, then evaluation examples);
+    ``eta_s`` the estimated seconds left in the current phase.
+    """
+
+    run_id: str
+    status: str
+    phase: str  # preparing | training | evaluating | finished
+    step: int = 0
+    total_steps: int = 0
+    epoch: int | None = None
+    epochs: int | None = None
+    eval_split: str | None = None
+    eval_done: int = 0
+    eval_total: int = 0
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        if self.phase == "finished":
+            return 1.0
+        if self.phase == "training" and self.total_steps:
+            return self.step / self.total_steps
+        if self.phase == "evaluating" and self.eval_total:
+            return self.eval_done / self.eval_total
+        return 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs table. ``metrics`` are the final evaluation on ``split`` (None where absent)."""
+
+    run_id: str
+    status: str
+    method: str | None
+    dataset: str | None
+    arch: str | None
+    seed: int | None
+    mode: str | None
+    created_at: float | None
+    duration_s: float | None
+    split: str
+    metrics: dict[str, float | None]
+    command: str | None = None
+    launcher: str | None = None
+    run_dir: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    epoch: int | None
+    monitor: str | None
+    value: float | None
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """Everything about one run: its summary, resolved config, metrics per split and epoch, checkpoint
+    and output files, and the folder that holds them."""
+
+    summary: RunSummary
+    config: dict[str, Any]
+    overrides: list[str]  # the keys that differ from the defaults, as key=value
+    meta: dict[str, Any]
+    metrics: pl.DataFrame  # long: split, epoch (null = final evaluation), step, name, value, time
+    final: dict[str, dict[str, float]]  # split -> metric -> value (final evaluation)
+    checkpoint: CheckpointInfo | None
+    outputs: list[Path]
+    path: Path
+    error_text: str | None = None
+
+    def curve(self, name: str, split: str = "train") -> pl.DataFrame:
+        """``step``/``epoch`` and ``value`` of one metric over training (rows with an epoch)."""
+        return (self.metrics.filter((pl.col("name") == name) & (pl.col("split") == split)
+                                    & pl.col("epoch").is_not_null())
+                .select("epoch", "step", "value").sort("epoch", "step"))
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A typed text explained by one checkpoint and extractor (see :class:`unirex.inference.TextExplanation`)."""
+
+    checkpoint: str  # what the user gave: run id, folder or Hub id
+    run_id: str | None
+    extractor: str
+    words: list[str]
+    word_document: list[int]
+    word_scores: list[float]
+    rationale: list[bool]
+    labels: list[str]
+    probs: list[float]
+    predicted: str
+    top_k: float
+    comprehensiveness: float
+    sufficiency: float
+    truncated: bool
+    n_subwords: int
+    seconds: float
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return dict(zip(self.labels, self.probs))
+
+    @property
+    def rationale_words(self) -> list[str]:
+        return [w for w, r in zip(self.words, self.rationale) if r]
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """One built split of a dataset for one arch and max length."""
+
+    dataset: str
+    split: str  # train / dev / test, or a subsample tag (train_n1000_s0)
+    arch: str
+    max_length: int
+    count: int
+    labels: list[str]
+    label_distribution: dict[str, int]
+    truncated: int
+    mean_subwords: float
+    with_rationale: int
+    rationale_coverage: float | None  # share of document words in the gold rationale
+    path: Path
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Methods compared over seeds on one split.
+
+    ``table`` has one row per group (``by`` columns), ``<metric>_mean``/``<metric>_std`` per metric, ``n``
+    (runs), ``seeds``, and ``nrg`` with its components ``nrg_faithfulness``, ``nrg_plausibility``,
+    ``nrg_task`` (NRG is computed over the groups' mean metrics). ``runs`` is the long per-run frame
+    the table was built from (for error bars and per-run charts).
+    """
+
+    table: pl.DataFrame
+    runs: pl.DataFrame
+    split: str
+    by: tuple[str, ...]
+    metrics: tuple[str, ...]
+    convention: str
+    nrg_metrics: dict[str, list[str]]  # desideratum -> metrics NRG used
+
+
+__all__ = ["CheckpointInfo", "Comparison", "DatasetSummary", "Explanation", "FINAL_JOB_STATES", "JOB_STATES", "Job",
+           "Progress", "RunDetail", "RunSummary"]

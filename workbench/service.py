@@ -1,0 +1,377 @@
+"""The workbench API: one facade both fronts (the Gradio app and the CLI) call.
+
+``Workbench(workspace)`` offers, over one workspace folder:
+
+* runs: :meth:`~Workbench.submit` (one run or a sweep of overrides, queued; returns at once),
+  :meth:`~Workbench.queue`, :meth:`~Workbench.cancel`, :meth:`~Workbench.requeue`, :meth:`~Workbench.resume`,
+  :meth:`~Workbench.progress`, :meth:`~Workbench.runs` / :meth:`~Workbench.runs_frame`, :meth:`~Workbench.run`
+  (one run in full), :meth:`~Workbench.delete_run`, and the follow-ups that queue jobs on a run
+  (evaluate, finetune, save attributions, measure explainer runtime);
+* explaining typed text with a checkpoint: :meth:`~Workbench.explain` (loaded checkpoints are cached);
+* comparing methods over seeds with NRG: :meth:`~Workbench.compare`, :meth:`~Workbench.nrg`;
+* datasets: :meth:`~Workbench.datasets`.
+
+Runs are queued for the background worker (:mod:`workbench.jobs`) when ``start_worker`` is set (the app);
+the CLI runs its own commands in the foreground and uses this facade for everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+
+from store import HEADLINE_METRICS, RunFilter
+from unirex.errors import UnirexError
+from unirex.runs import RunDir, new_run_id
+from unirex.workspace import workspace_dir
+from workbench import compare as _compare
+from workbench.checkpoints import CheckpointCache
+from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id
+from workbench.records import (CheckpointInfo, Comparison, DatasetSummary, Explanation, Job, Progress, RunDetail,
+                               RunSummary)
+
+LAUNCHERS = ("local",)
+
+
+def command_line(overrides: list[str] | tuple[str, ...]) -> str:
+    """The shell command that runs ``overrides``: ``python -m unirex key=value ...`` (quoted for a POSIX shell)."""
+    import shlex
+
+    return "python -m unirex " + shlex.join(list(overrides))
+
+
+def _title(cfg) -> str:
+    from unirex.engine import identify_method
+
+    return f"{identify_method(cfg)} · {cfg.data.dataset} · seed {cfg.seed}"
+
+
+class Workbench:
+    """The application layer over one workspace (see the module docstring).
+
+    Args:
+        workspace: the workspace folder (default: ``$UNIREX_WORKSPACE`` or ``./workspace``).
+        start_worker: start the background worker thread (the app does; the CLI does not).
+    """
+
+    def __init__(self, workspace: str | Path | None = None, start_worker: bool = False):
+        self.workspace = workspace_dir(workspace)
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.runs_root = self.workspace / "runs"
+        self.jobs = JobQueue(self.workspace)
+        self.checkpoints = CheckpointCache(self.runs_root)
+        self.worker: Worker | None = None
+        if start_worker:
+            self.start_worker()
+
+    # ------------------------------------------------------------------------------------ the queue
+    def start_worker(self) -> Worker:
+        """Restore the queue after a restart (running jobs of dead processes become interrupted) and start
+        the background worker."""
+        self.jobs.restore()
+        if self.worker is None:
+            self.worker = Worker(self.jobs, self._run_job, self._job_changed)
+        self.worker.start()
+        return self.worker
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def resolve(self, overrides: list[str] | tuple[str, ...]):
+        """The config ``overrides`` give in this workspace (every error before any compute)."""
+        from unirex.engine import resolve_run_config
+
+        return resolve_run_config(list(overrides), workspace=str(self.workspace))
+
+    def submit(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local") -> list[Job]:
+        """Queue one run, or with ``sweep`` one run per combination of the comma lists (Hydra's ``-m``).
+        Every combination is resolved and checked first; nothing is queued when one is wrong."""
+        from unirex.config import expand_sweep, split_sweep_value
+
+        if launcher not in LAUNCHERS:
+            raise UnirexError(f"launcher={launcher!r} is not one of {', '.join(LAUNCHERS)}")
+        overrides = [o.strip() for o in overrides if o.strip()]
+        if any(o.startswith("workspace=") for o in overrides):
+            raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
+        combos = expand_sweep(overrides) if sweep else [overrides]
+        if not sweep:
+            for o in overrides:
+                if "=" in o and len(split_sweep_value(o.split("=", 1)[1])) > 1 and not o.startswith("training.eval_splits="):
+                    raise UnirexError(f"'{o}' is a comma list: tick 'sweep' (-m) to queue one run per value")
+        cfgs = [self.resolve(c) for c in combos]
+        sweep_id = new_job_id().replace("J-", "S-") if len(combos) > 1 else None
+        jobs = [Job(job_id=new_job_id(), run_id=new_run_id(), overrides=tuple(c), command=command_line(c),
+                    launcher=launcher, sweep_id=sweep_id, title=_title(cfg)) for c, cfg in zip(combos, cfgs)]
+        jobs = self.jobs.add(jobs)
+        if self.worker is not None:
+            self.worker.wake()
+        return jobs
+
+    def queue(self, include_final: bool = False) -> list[Job]:
+        """Waiting and running jobs (``include_final``: every job, newest last)."""
+        return self.jobs.jobs(include_final=include_final)
+
+    def job(self, job_id: str) -> Job:
+        return self.jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job:
+        """Remove a waiting job; stop a running one within one training step or evaluation batch."""
+        job = self.jobs.cancel(job_id)
+        if self.worker is not None:
+            self.worker.cancel_local(job_id)
+        return job
+
+    def requeue(self, run_id: str) -> Job:
+        """Queue a fresh run with the same command line as ``run_id`` (e.g. one that was interrupted)."""
+        meta = self._run_dir(run_id).meta()
+        overrides = self._recorded_overrides(run_id, meta)
+        return self.submit(overrides)[0]
+
+    def resume(self, run_id: str) -> Job:
+        """Continue an interrupted (or cancelled) run from its last checkpoint: a finetune run for the epochs
+        it had left, recorded with the original run as its parent."""
+        rd = self._run_dir(run_id)
+        if not rd.has_checkpoint():
+            raise UnirexError(f"run {run_id} has no checkpoint to resume from (it was trained without "
+                              "save_checkpoint=True or stopped before its first epoch ended); requeue it instead")
+        ck = json.loads((rd.checkpoint_dir / "checkpoint.json").read_text())
+        epochs = int((rd.config().get("training") or {}).get("epochs") or 1)
+        left = max(1, epochs - int(ck.get("epoch") or 0) - 1)
+        keep = [o for o in self._recorded_overrides(run_id, rd.meta())
+                if o.split("=", 1)[0] not in ("training", "training.mode", "training.ckpt_path", "training.epochs")]
+        return self.submit(keep + ["training=finetune", f"training.ckpt_path={run_id}", f"training.epochs={left}",
+                                   "save_checkpoint=True"])[0]
+
+    def _recorded_overrides(self, run_id: str, meta: dict) -> list[str]:
+        import shlex
+
+        cmd = meta.get("command")
+        if cmd and cmd.startswith("python -m unirex"):
+            return [o for o in shlex.split(cmd)[3:] if "=" in o]
+        from unirex.config import from_dict, to_overrides
+
+        cfg = from_dict(self._run_dir(run_id).config(), validate=False)
+        return [o for o in to_overrides(cfg) if not o.startswith("workspace=")]
+
+    def _run_job(self, job: Job, token: CancelToken) -> str:
+        from unirex.engine import run
+
+        cfg = self.resolve(job.overrides)
+        try:
+            res = run(cfg, cancel=token, run_id=job.run_id, command=job.command,
+                      callback=lambda ev: self._ingest_soon(job.run_id) if ev.get("kind") == "start" else None)
+        finally:  # the store shows the run's final state before the job reads finished
+            self._ingest_soon(job.run_id)
+        return res.status
+
+    def _ingest_soon(self, run_id: str) -> None:
+        """Index a run (its start, its end) so the runs table shows it; a busy store catches up at the next sync."""
+        from store import ingest_run
+
+        rd = RunDir(self.runs_root / run_id)
+        if rd.meta_path.is_file():
+            try:
+                ingest_run(self.workspace, rd)
+            except UnirexError:
+                pass
+
+    def _job_changed(self, job: Job) -> None:
+        """Hook for the fronts: the worker calls it when a job starts or ends (the run itself is indexed
+        by :meth:`_run_job`)."""
+
+    def progress(self, run_id: str) -> Progress:
+        """Where a run is (from its ``events.jsonl``; works for runs of any process)."""
+        rd = RunDir(self.runs_root / run_id)
+        job = self.jobs.find_by_run(run_id)
+        if not rd.meta_path.is_file():
+            status = job.status if job else "unknown"
+            return Progress(run_id=run_id, status=status, phase="preparing" if status in ("waiting", "running") else "finished",
+                            message=(job.error or "") if job else "")
+        return progress_from_events(run_id, rd.effective_status(), rd.events())
+
+    # --------------------------------------------------------------------------------------- runs
+    def sync(self):
+        """Index new and changed run folders (runs of the CLI, other processes, cluster workers)."""
+        from store import sync
+
+        return sync(self.workspace)
+
+    def runs_frame(self, flt: RunFilter = RunFilter(), split: str = "test", limit: int | None = None,
+                   metrics: tuple[str, ...] = HEADLINE_METRICS) -> pl.DataFrame:
+        """The runs table as a Polars frame (newest first), final metrics on ``split``."""
+        from store import runs_table
+
+        return runs_table(self.workspace, flt, split=split, metrics=metrics, limit=limit)
+
+    def runs(self, flt: RunFilter = RunFilter(), split: str = "test", limit: int | None = None) -> list[RunSummary]:
+        df = self.runs_frame(flt, split, limit)
+        return [_summary(row, split) for row in df.iter_rows(named=True)]
+
+    def run(self, run_id: str, split: str = "test") -> RunDetail:
+        """One run in full (from its folder, with its metrics from the store)."""
+        from store import run_metrics
+        from unirex.config import from_dict, to_overrides
+
+        rd = self._run_dir(run_id)
+        self._ingest_soon(rd.run_id)
+        df = run_metrics(self.workspace, rd.run_id)
+        final: dict[str, dict[str, float]] = {}
+        for row in df.filter(pl.col("epoch").is_null()).iter_rows(named=True):
+            final.setdefault(row["split"], {})[row["name"]] = row["value"]
+        meta, status = rd.meta(), rd.status()
+        try:
+            overrides = [o for o in to_overrides(from_dict(rd.config(), validate=False)) if not o.startswith("workspace=")]
+        except UnirexError:
+            overrides = []
+        ck = None
+        if rd.has_checkpoint():
+            info = json.loads((rd.checkpoint_dir / "checkpoint.json").read_text())
+            ck = CheckpointInfo(path=rd.checkpoint_dir, epoch=info.get("epoch"), monitor=info.get("monitor"),
+                                value=info.get("value"), labels=list(info.get("labels") or []))
+        started, ended = status.get("started_at"), status.get("ended_at")
+        summary = RunSummary(
+            run_id=rd.run_id, status=rd.effective_status(), method=meta.get("method"), dataset=meta.get("dataset"),
+            arch=meta.get("arch"), seed=meta.get("seed"), mode=meta.get("mode"), created_at=meta.get("created_at"),
+            duration_s=(ended - started) if started and ended else None, split=split,
+            metrics={k: final.get(split, {}).get(k) for k in HEADLINE_METRICS}, command=meta.get("command"),
+            launcher=meta.get("launcher") or "local", run_dir=str(rd.path), error=status.get("error"))
+        outputs = sorted(rd.outputs_dir.glob("*")) if rd.outputs_dir.is_dir() else []
+        err = rd.error_path.read_text() if rd.error_path.is_file() else None
+        return RunDetail(summary=summary, config=rd.config(), overrides=overrides, meta=meta, metrics=df, final=final,
+                         checkpoint=ck, outputs=outputs, path=rd.path, error_text=err)
+
+    def _run_dir(self, run_id: str) -> RunDir:
+        run_id = str(run_id or "").strip()
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise UnirexError(f"'{run_id}' is not a run id of this workspace")
+        return RunDir.open(self.runs_root, run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a finished run's folder and its index rows (a running or queued run cannot be deleted)."""
+        rd = self._run_dir(run_id)
+        job = self.jobs.find_by_run(rd.run_id)
+        if rd.effective_status() == "running" or (job is not None and job.active):
+            raise UnirexError(f"run {run_id} is still running or queued: cancel it first")
+        shutil.rmtree(rd.path)
+        self.sync()
+
+    # follow-up jobs on a run --------------------------------------------------------------------
+    def evaluate(self, run_id: str, splits: list[str] | tuple[str, ...] = ("dev", "test"),
+                 extra: list[str] | tuple[str, ...] = ()) -> Job:
+        """Queue ``training=evaluate`` of a run's checkpoint on ``splits``."""
+        self._needs_checkpoint(run_id)
+        if not splits:
+            raise UnirexError("choose at least one split to evaluate")
+        return self.submit(["training=evaluate", f"training.ckpt_path={run_id}",
+                            f"training.eval_splits='{','.join(splits)}'", *extra])[0]
+
+    def finetune(self, run_id: str, extra: list[str] | tuple[str, ...] = ()) -> Job:
+        self._needs_checkpoint(run_id)
+        return self.submit(["training=finetune", f"training.ckpt_path={run_id}", "save_checkpoint=True", *extra])[0]
+
+    def save_attributions(self, run_id: str) -> Job:
+        """Queue an evaluation that saves the run's attributions of every split (a FRESH / L2E teacher)."""
+        return self.evaluate(run_id, ("train", "dev", "test"), ["model.save_outputs=True", f"model.exp_id={run_id}"])
+
+    def measure_runtime(self, run_id: str) -> Job:
+        return self.evaluate(run_id, ("dev",), ["model.measure_attrs_runtime=True"])
+
+    def _needs_checkpoint(self, run_id: str) -> None:
+        rd = self._run_dir(run_id)
+        if not rd.has_checkpoint():
+            raise UnirexError(f"run {run_id} has no checkpoint (train it with save_checkpoint=True)")
+
+    def export_eraser(self, run_id: str, split: str, out: Path | None = None) -> Path:
+        """ERASER results file of a run's saved evaluation on ``split`` (default: in its ``outputs/``)."""
+        from unirex.export import export_eraser
+
+        rd = self._run_dir(run_id)
+        out = Path(out) if out else rd.outputs_dir / f"{split}_decoded.jsonl"
+        export_eraser(str(rd.path), split, out, workspace=str(self.workspace))
+        return out
+
+    # --------------------------------------------------------------------------------- explaining
+    def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
+                top_k: float = 10.0, second_text: str | None = None) -> Explanation:
+        """Explain ``text`` with a checkpoint (run id, folder or Hub id). ``extractor``: ``None``/``own`` (the
+        checkpoint's own) or ``input-x-gradient`` / ``integrated-gradients`` / ``gradient`` on its task LM.
+        ``second_text`` is the second document of two-document tasks (e-SNLI's hypothesis)."""
+        from unirex.inference import explain_text
+
+        t0 = time.perf_counter()
+        ck = self.checkpoints.get(checkpoint)
+        docs = [text] + ([second_text] if second_text and second_text.strip() else [])
+        max_length = min(ck.max_length, int(getattr(ck.tokenizer, "model_max_length", ck.max_length) or ck.max_length))
+        with ck.lock:
+            ex = explain_text(ck.model, ck.tokenizer, docs, ck.labels, max_length, query=query or "",
+                              extractor=extractor, top_k=top_k)
+        return Explanation(checkpoint=str(checkpoint), run_id=ck.run_id, seconds=time.perf_counter() - t0,
+                           **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
+
+    # ---------------------------------------------------------------------------------- comparing
+    def compare(self, flt: RunFilter = RunFilter(status="completed"), split: str = "test",
+                by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "eraser") -> Comparison:
+        """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`)."""
+        return _compare.compare(self.workspace, flt, split, by, convention)
+
+    def nrg(self, run_ids: list[str], split: str = "test", convention: str = "eraser"):
+        """NRG over a chosen set of runs (each run its own entry)."""
+        return _compare.nrg_of_runs(self.workspace, run_ids, split, convention)
+
+    # ---------------------------------------------------------------------------------- datasets
+    def datasets(self) -> list[DatasetSummary]:
+        """The built dataset splits of the workspace (indexed from ``data/``)."""
+        from store import datasets_table, ingest_datasets
+
+        ingest_datasets(self.workspace)
+        out = []
+        for row in datasets_table(self.workspace).iter_rows(named=True):
+            s = json.loads(row["summary"]) if row["summary"] else {}
+            out.append(DatasetSummary(
+                dataset=row["dataset"], split=row["tag"], arch=row["arch"], max_length=row["max_length"],
+                count=row["count"], labels=list(s.get("labels") or []),
+                label_distribution=dict(s.get("label_distribution") or {}), truncated=int(s.get("truncated") or 0),
+                mean_subwords=float(s.get("mean_subwords") or 0.0), with_rationale=int(s.get("with_rationale") or 0),
+                rationale_coverage=s.get("rationale_coverage_word"), path=Path(row["path"])))
+        return out
+
+
+def _summary(row: dict, split: str) -> RunSummary:
+    return RunSummary(run_id=row["run_id"], status=row["status"], method=row["method"], dataset=row["dataset"],
+                      arch=row["arch"], seed=row["seed"], mode=row["mode"], created_at=row["created_at"],
+                      duration_s=row["duration_s"], split=split,
+                      metrics={k: row.get(k) for k in HEADLINE_METRICS}, command=row["command"],
+                      launcher=row["launcher"], run_dir=row["run_dir"], error=row["error"])
+
+
+def progress_from_events(run_id: str, status: str, events: list[dict]) -> Progress:
+    """Fold a run's events into its current :class:`Progress`."""
+    p = dict(run_id=run_id, status=status, phase="preparing")
+    for ev in events:
+        kind = ev.get("kind")
+        if kind == "step":
+            p.update(phase="training", step=ev.get("step", 0), total_steps=ev.get("total_steps", 0),
+                     epoch=ev.get("epoch"), epochs=ev.get("epochs"), elapsed_s=ev.get("elapsed_s"),
+                     eta_s=ev.get("eta_s"), losses=dict(ev.get("losses") or {}))
+        elif kind == "eval_start":
+            p.update(phase="evaluating", eval_split=ev.get("split"), eval_done=0, eval_total=ev.get("total", 0),
+                     eta_s=None)
+        elif kind == "eval_progress":
+            p.update(phase="evaluating", eval_split=ev.get("split"), eval_done=ev.get("done", 0),
+                     eval_total=ev.get("total", 0), eta_s=ev.get("eta_s"))
+        elif kind == "log":
+            p.update(message=ev.get("message", ""))
+        elif kind == "done":
+            p.update(phase="finished", message=ev.get("error") or "")
+    if status not in ("running", "unknown"):
+        p["phase"] = "finished"
+    return Progress(**p)
+
+
+__all__ = ["LAUNCHERS", "Workbench", "command_line", "progress_from_events"]
