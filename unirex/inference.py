@@ -53,19 +53,20 @@ def _model_device(model) -> torch.device:
 
 
 def text_scorer(model, extractor: str | None, ig_steps: int = 50, seed: int = 0):
-    """``(name, explain(batch) -> [B, L])`` for the checkpoint's own extractor (``None`` / ``"own"``) or a
-    post-hoc attribution algorithm on its task LM."""
+    """``(name, score(batch) -> (logits [B, C] or None, scores [B, L]))`` for the checkpoint's own extractor
+    (``None`` / ``"own"``: logits of the full input come with it) or a post-hoc attribution algorithm on its
+    task LM (logits None: the caller runs the full input with the variants)."""
     if extractor in (None, "", OWN_EXTRACTOR):
         own = model.extractor
         name = getattr(own, "algo", None) or getattr(own, "kind", "own")
-        return f"own ({name})", model.explain
+        return f"own ({name})", model.predict_and_explain
     from unirex.models.extractors import AttributionExtractor
 
     if extractor not in POST_HOC_EXTRACTORS:
         raise UnirexError(f"unknown extractor '{extractor}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
                           f"{', '.join(POST_HOC_EXTRACTORS)}")
     attr = AttributionExtractor(extractor, "sum", ig_steps=ig_steps, seed=seed).to(_model_device(model))
-    return extractor, lambda batch: attr.scores(batch, model.task_lm, None).detach()
+    return extractor, lambda batch: (None, attr.scores(batch, model.task_lm, None).detach())
 
 
 def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str], max_length: int,
@@ -96,9 +97,14 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     model.eval()
     try:
         with torch.enable_grad():
-            scores = scorer(batch).float()
+            logits, scores = scorer(batch)
+        scores = scores.float()
         keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], [float(top_k)])
+        if logits is not None:  # the full input already ran: only the two variants are left
+            keep = keep[1:]
         probs, _ = variant_probs(model, batch, keep, chunk_size=3, pad_token_id=tokenizer.pad_token_id or 0)
+        if logits is not None:
+            probs = torch.cat([torch.softmax(logits.double(), -1).to(probs.device), probs])
     finally:
         model.train(was_training)
     probs = probs.cpu().numpy()  # [3, C]: full, rationale deleted, rationale only

@@ -42,6 +42,18 @@ class UnirexModel(nn.Module):
         """The task LM's logits ``[B, C]``."""
         return self.task_lm(input_ids, attention_mask, token_type_ids, inputs_embeds)
 
+    def predict_and_explain(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``[B, C]`` on the full input and the extractor's scores ``[B, L]`` (for the predicted
+        class), no graph kept. A token head on the task LM's own encoder (SLM) reads the hidden states of
+        the same forward pass, so both cost one pass."""
+        if isinstance(self.extractor, SelfLMExtractor):
+            with torch.no_grad():
+                hidden = self.task_lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+                return self.task_lm.classify(hidden), self.extractor.scores(batch, self.task_lm, hidden_states=hidden)
+        scores = self.explain(batch)
+        with torch.no_grad():
+            return self(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")), scores
+
     def explain(self, batch: dict[str, torch.Tensor], target: torch.Tensor | None = None) -> torch.Tensor:
         """Token scores ``[B, L]`` for evaluation (target ``None``: the predicted class), no graph kept."""
         if isinstance(self.extractor, AttributionExtractor):
