@@ -179,15 +179,16 @@ def test_corrupt_task_head_files_of_the_previous_layout(ckpt, tiny_arch, name, m
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_cli_turns_a_corrupt_checkpoint_into_exit_status_2(ckpt, tmp_path, small_demo_dir, capsys):
+@pytest.mark.parametrize("name", ["extractor.safetensors", "config.json", "checkpoint.json"])
+def test_cli_turns_a_corrupt_checkpoint_into_exit_status_2(ckpt, tmp_path, small_demo_dir, capsys, name):
     from unirex.cli import main
 
-    (ckpt / "extractor.safetensors").write_bytes(b"garbage")
+    (ckpt / name).write_bytes(b"garbage")
     argv = ["--no-progress", f"workspace={tmp_path / 'ws'}", f"data_dir={small_demo_dir}", "data=demo",
             "data.max_length=64", "training=evaluate", f"training.ckpt_path={ckpt}", "training.eval_splits='dev'"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "extractor.safetensors: not a readable safetensors file" in err
+    assert err.count("\n") == 0 and err.startswith("error: ") and f"{ckpt / name}: " in err
     assert not (tmp_path / "ws" / "runs").exists() or not list((tmp_path / "ws" / "runs").iterdir())
 
 
@@ -263,3 +264,18 @@ def test_a_pickle_given_as_ckpt_path_is_refused_unread(tmp_path, name, no_unpick
     with pytest.raises(UnirexError, match="no run 'ER-1'.*never loaded"):
         resolve_checkpoint("ER-1/checkpoints/epoch=0-step=4.ckpt", tmp_path / "runs")
     assert not sentinel.exists()
+
+
+@pytest.mark.slow
+def test_the_bundled_minilm_task_lm_is_a_bert_for_sequence_classification(tmp_path, bundled_tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    lm = TaskLM.from_arch("default", 2, labels=["NEG", "POS"]).eval()
+    assert lm.pooling == "pooler" and lm.save_pretrained(tmp_path) == "pooler"
+    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(hf).__name__ == "BertForSequenceClassification" and hf.config.id2label == {0: "NEG", 1: "POS"}
+    enc = bundled_tokenizer(["a superb film overall", "the plot was dull and the acting was not good"],
+                            padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(hf(**enc).logits, lm(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]),
+                              atol=1e-5)

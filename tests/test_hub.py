@@ -359,3 +359,26 @@ def test_hub_ref_parsing():
     assert parse_hub_ref("hf://org/model-1.0").repo_id == "org/model-1.0"
     for text in ("./user/name", "/abs/path", "~/x", "a/b/c", "name", "user/na..me", "user/name.git", "R-1/checkpoint/x"):
         assert parse_hub_ref(text) is None, text
+
+
+def test_training_ckpt_path_evaluates_a_hub_checkpoint(dry, trained, small_demo_dir, monkeypatch, tmp_path):
+    """training=evaluate training.ckpt_path=user/name: snapshot_download (substituted) gives the dry-run folder;
+    the uploaded config's local arch is replaced by the repo's own task LM; the dev metrics are the run's."""
+    import huggingface_hub
+
+    out, _ = dry
+    ws, res = trained
+    seen = []
+
+    def fake_snapshot_download(**kw):
+        seen.append(kw)
+        return str(out)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    ev = run(resolve_run_config([f"workspace={tmp_path}", f"data_dir={small_demo_dir}", "training=evaluate",
+                                 f"training.ckpt_path={REPO}", "training.eval_splits='dev'", "setup.eval_batch_size=16"]))
+    assert ev.status == "completed" and seen and seen[0]["repo_id"] == REPO
+    assert RunDir(ev.run_dir).config()["arch"] == str(out)  # the repo's task LM folder serves as the arch
+    want = final_metrics(RunDir(res.run_dir))["dev"]
+    for name in ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"):
+        assert ev.metrics[f"dev_{name}"] == pytest.approx(want[name], abs=1e-6), name

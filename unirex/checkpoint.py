@@ -187,8 +187,11 @@ def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None,
         raise UnirexError(f"training.ckpt_path='{text}': no run '{p.parts[0]}' here, and a {p.suffix} pickle is never "
                           "loaded: UNIREX reads safetensors checkpoints only")
     ref = parse_hub_ref(text)
-    if ref is not None:
-        return download_hub_checkpoint(ref, download)
+    if ref is not None:  # no local folder or run of that name: a Hub repo id
+        try:
+            return download_hub_checkpoint(ref, download)
+        except UnirexError as e:
+            raise UnirexError(f"'{text}' is no local checkpoint folder or run id here; as a Hub repo: {e}") from None
     raise UnirexError(f"training.ckpt_path='{text}' is neither a checkpoint folder nor a run id (nor a Hub repo id "
                       "namespace/name)")
 

@@ -91,24 +91,31 @@ def _structural_layout(hf: nn.Module, lm: TaskLM) -> str | None:
 
 
 def _fill(hf: nn.Module, lm: TaskLM, layout: str) -> None:
-    """Copy our weights into ``hf`` (strict: every tensor must find its place)."""
+    """Put our tensors into ``hf``, built on the meta device: ``assign`` shares their storage (no copy, no
+    random initialisation); strict, so every tensor must find its place. The encoder's non-persistent
+    buffers (position ids, ...) are shared too."""
     enc_state = lm.encoder.state_dict()
     if layout == "dense_out_proj":
         enc_state = {k: v for k, v in enc_state.items() if not k.startswith("pooler.")}
-    hf.base_model.load_state_dict(enc_state, strict=True)
-    with torch.no_grad():
-        if layout == "pooler" or layout == "identity_context_pooler":
-            hf.classifier.load_state_dict(lm.classifier.state_dict())
-        if layout == "dense_out_proj":
-            hf.classifier.dense.load_state_dict(lm.encoder.pooler.dense.state_dict())
-            hf.classifier.out_proj.load_state_dict(lm.classifier.state_dict())
-        if layout == "identity_context_pooler":
-            dense = hf.pooler.dense
-            if dense.weight.shape[0] != dense.weight.shape[1]:
-                raise RuntimeError("pooler_hidden_size differs from hidden_size")
-            dense.weight.copy_(torch.eye(dense.weight.shape[0], dtype=dense.weight.dtype))
-            dense.bias.zero_()
-            hf.config.pooler_hidden_act = "linear"
+    hf.base_model.load_state_dict(enc_state, strict=True, assign=True)
+    for name, buf in lm.encoder.named_buffers():
+        owner, _, leaf = name.rpartition(".")
+        if name not in enc_state and not name.startswith("pooler."):
+            hf.base_model.get_submodule(owner).register_buffer(leaf, buf, persistent=False)
+    if layout in ("pooler", "identity_context_pooler"):
+        hf.classifier.load_state_dict(lm.classifier.state_dict(), assign=True)
+    if layout == "dense_out_proj":
+        hf.classifier.dense.load_state_dict(lm.encoder.pooler.dense.state_dict(), assign=True)
+        hf.classifier.out_proj.load_state_dict(lm.classifier.state_dict(), assign=True)
+    if layout == "identity_context_pooler":
+        dense, ref = hf.pooler.dense, lm.classifier.weight
+        if dense.in_features != dense.out_features:
+            raise RuntimeError("pooler_hidden_size differs from hidden_size")
+        dense.weight = nn.Parameter(torch.eye(dense.in_features, dtype=ref.dtype, device=ref.device))
+        dense.bias = nn.Parameter(torch.zeros(dense.out_features, dtype=ref.dtype, device=ref.device))
+        hf.config.pooler_hidden_act = "linear"
+    if any(t.is_meta for t in [*hf.parameters(), *hf.buffers()]):
+        raise RuntimeError("tensors of the Hugging Face model found no counterpart in ours")
 
 
 def probe_batch(vocab_size: int, device=None) -> dict[str, torch.Tensor]:
@@ -124,7 +131,7 @@ def _reproduces(hf: nn.Module, lm: TaskLM) -> bool:
     batch = probe_batch(hf.config.vocab_size, device)
     was_training = lm.training
     lm.eval()
-    hf.to(device).eval()
+    hf.eval()
     try:
         with torch.no_grad():
             ours = lm(**batch).float()
@@ -137,8 +144,9 @@ def _reproduces(hf: nn.Module, lm: TaskLM) -> bool:
 
 
 def as_sequence_classifier(lm: TaskLM, labels: list[str] | None = None) -> nn.Module | None:
-    """A Hugging Face ``AutoModelForSequenceClassification`` holding a copy of ``lm``'s weights that gives
-    its logits (eval mode), or None when the arch's head cannot (see the module docstring)."""
+    """A Hugging Face ``AutoModelForSequenceClassification`` sharing ``lm``'s weights (the same tensors, not
+    a copy) that gives its logits (eval mode), or None when the arch's head cannot (see the module
+    docstring)."""
     from transformers import AutoModelForSequenceClassification
 
     id2label = _id2label(lm, labels)
@@ -153,7 +161,8 @@ def as_sequence_classifier(lm: TaskLM, labels: list[str] | None = None) -> nn.Mo
         if hasattr(config, name):
             setattr(config, name, lm.dropout_p)
     try:
-        hf = AutoModelForSequenceClassification.from_config(config)
+        with torch.device("meta"):  # no memory, no random initialisation: _fill assigns our tensors
+            hf = AutoModelForSequenceClassification.from_config(config)
     except (ValueError, KeyError, TypeError, AttributeError):  # the arch has no sequence-classification class
         return None
     layout = _structural_layout(hf, lm)
