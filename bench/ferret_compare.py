@@ -38,17 +38,19 @@ def ferret_side(spec_path: str) -> None:
     from ferret.evaluators.faithfulness_measures import AOPC_Comprehensiveness_Evaluation, AOPC_Sufficiency_Evaluation
     from ferret.explainers.explanation import Explanation
     from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(spec["threads"])
     folder = Path(spec["task_lm"])
-    head = load_file(str(folder / "task_head.safetensors"))
 
-    class TaskLM(torch.nn.Module):  # encoder + linear over the first token, as unirex.models.TaskLM
+    class TaskLM(torch.nn.Module):  # encoder + linear over the pooled output, as unirex.models.TaskLM
         def __init__(self):
             super().__init__()
-            self.encoder = AutoModel.from_pretrained(folder)
+            head = load_file(str(folder / "task_head.safetensors"))
+            meta = json.loads((folder / "task_head.json").read_text())
+            self.pooling = meta.get("pooling", "first_token")  # checkpoints without it read the first token
+            self.encoder = AutoModel.from_pretrained(folder, use_safetensors=True)
             self.classifier = torch.nn.Linear(head["classifier.weight"].shape[1], head["classifier.weight"].shape[0])
             self.classifier.load_state_dict({"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
             self.config = self.encoder.config
@@ -62,11 +64,15 @@ def ferret_side(spec_path: str) -> None:
 
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
                     output_hidden_states=False, **_):
-            h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                             inputs_embeds=inputs_embeds).last_hidden_state
-            return SimpleNamespace(logits=self.classifier(h[:, 0]), hidden_states=None)
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               inputs_embeds=inputs_embeds)
+            pooled = out.pooler_output if self.pooling == "pooler" else out.last_hidden_state[:, 0]
+            return SimpleNamespace(logits=self.classifier(pooled), hidden_states=None)
 
-    model = TaskLM().eval()
+    if (folder / "task_head.safetensors").is_file():  # archs whose Hugging Face head differs, older checkpoints
+        model = TaskLM().eval()
+    else:  # the task LM is the arch's own sequence classifier (unirex.models.hf_layout)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).eval()
     tok = AutoTokenizer.from_pretrained(folder)
     bench = Benchmark(model, tok, explainers=[], evaluators=[AOPC_Comprehensiveness_Evaluation(model, tok),
                                                              AOPC_Sufficiency_Evaluation(model, tok)])

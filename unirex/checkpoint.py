@@ -1,32 +1,86 @@
 """Checkpoints: safetensors only, never pickles (DESIGN.md).
 
-A checkpoint folder::
+A checkpoint folder, as a run writes it (``runs/<run>/checkpoint/``)::
 
     checkpoint/
-      task_lm/                 the task LM encoder in Hugging Face ``save_pretrained`` layout
-                               (config.json + model.safetensors: loadable by plain transformers), the
-                               tokenizer, and the classification head (task_head.safetensors + .json)
+      task_lm/                 the task LM in Hugging Face layout: config.json (with id2label / label2id)
+                               + model.safetensors + the tokenizer. For BERT (the bundled MiniLM),
+                               RoBERTa, DeBERTa and kin it is the arch's own
+                               ``AutoModelForSequenceClassification`` layout, so plain transformers
+                               predicts what the task LM predicts; other archs keep the encoder plus
+                               task_head.safetensors (:mod:`unirex.models.hf_layout`)
       extractor.safetensors    every other trained weight (extractor heads, DLM encoder, A2R predictor)
       config.json              the full run config (the paper's dotted keys, nested)
       checkpoint.json          labels, epoch, monitored metric and value, time, run id
 
-It is written to a temporary folder beside the target and renamed into place, so a crash leaves the
-previous checkpoint intact.
+A checkpoint pushed to the Hugging Face Hub (:mod:`unirex.hub`) puts the task LM at the repository's
+root, where ``AutoModelForSequenceClassification.from_pretrained(repo)`` finds it, and UNIREX's own
+files under ``unirex/``::
+
+    README.md  config.json  model.safetensors  tokenizer files      (the task LM)
+    unirex/extractor.safetensors  unirex/config.json  unirex/checkpoint.json
+
+:class:`CheckpointFiles` finds the parts in either layout. A checkpoint is written to a temporary
+folder beside the target and renamed into place, so a crash leaves the previous checkpoint intact.
+
+Naming a checkpoint (``training.ckpt_path=``, :func:`open_checkpoint`): see :func:`resolve_checkpoint`.
 """
 
 from __future__ import annotations
 
-import json
-import time
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from unirex.errors import UnirexError
 from unirex.fsutil import atomic_dir
+from unirex.safeload import PICKLE_SUFFIXES, load_safetensors, read_json_file
+
+if TYPE_CHECKING:
+    from unirex.config import RunConfig
+    from unirex.models import UnirexModel
 
 TASK_LM_DIR = "task_lm"
 EXTRACTOR_FILE = "extractor.safetensors"
+CONFIG_FILE = "config.json"
+INFO_FILE = "checkpoint.json"
+HUB_DIR = "unirex"  # in the Hub layout: UNIREX's own files, beside the task LM at the root
+
+#: ``namespace/name`` with the Hub's characters, optionally ``@revision``; ``hf://`` forces the Hub
+HUB_PREFIX = "hf://"
+_REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@(?P<rev>[^\s@]+))?$")
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """Where the parts of a checkpoint lie (``layout`` is ``run`` or ``hub``, see the module docstring)."""
+
+    root: Path
+    task_lm: Path
+    extractor: Path
+    config: Path
+    info: Path
+    layout: str
+
+    @classmethod
+    def find(cls, folder: str | Path) -> "CheckpointFiles | None":
+        root = Path(folder)
+        if (root / HUB_DIR / INFO_FILE).is_file():
+            d = root / HUB_DIR
+            return cls(root, root, d / EXTRACTOR_FILE, d / CONFIG_FILE, d / INFO_FILE, "hub")
+        if (root / INFO_FILE).is_file():
+            return cls(root, root / TASK_LM_DIR, root / EXTRACTOR_FILE, root / CONFIG_FILE, root / INFO_FILE, "run")
+        return None
+
+    @classmethod
+    def of(cls, folder: str | Path) -> "CheckpointFiles":
+        files = cls.find(folder)
+        if files is None:
+            raise UnirexError(f"{folder}: not a UNIREX checkpoint (no {INFO_FILE} nor {HUB_DIR}/{INFO_FILE})")
+        return files
 
 
 def _rest_state(model) -> dict[str, torch.Tensor]:
@@ -35,66 +89,291 @@ def _rest_state(model) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(model, cfg_dict: dict, folder: Path, tokenizer=None, info: dict | None = None) -> Path:
-    """Write ``model`` (a :class:`~unirex.models.UnirexModel`) to ``folder`` atomically."""
+    """Write ``model`` (a :class:`~unirex.models.UnirexModel`) to ``folder`` atomically; ``info["labels"]``
+    become the task LM's ``id2label``."""
+    import json
+    import time
+
     from safetensors.torch import save_file
 
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
-        model.task_lm.save_pretrained(tmp / TASK_LM_DIR)
+        model.task_lm.save_pretrained(tmp / TASK_LM_DIR, labels=(info or {}).get("labels"))
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / TASK_LM_DIR)
         rest = _rest_state(model)
         # tied/shared storage is not allowed by safetensors: clone each tensor
         save_file({k: v.clone() for k, v in rest.items()}, str(tmp / EXTRACTOR_FILE))
-        (tmp / "config.json").write_text(json.dumps(cfg_dict, indent=2))
-        (tmp / "checkpoint.json").write_text(json.dumps({"created_at": time.time(), **(info or {})}, indent=2))
+        (tmp / CONFIG_FILE).write_text(json.dumps(cfg_dict, indent=2))
+        (tmp / INFO_FILE).write_text(json.dumps({"created_at": time.time(), **(info or {})}, indent=2))
     return folder
 
 
-def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None) -> Path:
-    """A checkpoint folder from a folder path, a run directory or a run id (``R-...``)."""
-    path_or_run = str(path_or_run).strip().strip("'\"")
-    p = Path(path_or_run).expanduser()
+# ----------------------------------------------------------------------------------------- naming
+@dataclass(frozen=True)
+class HubRef:
+    """A Hugging Face Hub repository (and revision) named as a checkpoint."""
+
+    repo_id: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return self.repo_id + (f"@{self.revision}" if self.revision else "")
+
+
+def parse_hub_ref(text: str) -> HubRef | None:
+    """``namespace/name`` or ``namespace/name@revision`` (optionally ``hf://...``) -> :class:`HubRef`;
+    anything else (a path with more or fewer components, ``./x/y``, ``/abs/path``, ``~/x``) -> None."""
+    text = str(text).strip()
+    if text.startswith(HUB_PREFIX):
+        text = text[len(HUB_PREFIX):]
+    m = _REPO_RE.match(text)
+    if not m or ".." in m["repo"] or "--" in m["repo"] or m["repo"].endswith((".git", ".")):
+        return None
+    return HubRef(m["repo"], m["rev"])
+
+
+def _is_pickle_path(p: Path) -> bool:
+    return p.suffix.lower() in PICKLE_SUFFIXES
+
+
+def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None,
+                       download: Callable[..., str] | None = None) -> Path:
+    """The checkpoint folder a reference names, tried in this order:
+
+    1. ``hf://namespace/name[@revision]``: always the Hugging Face Hub;
+    2. a local folder holding a checkpoint (or a run folder, whose ``checkpoint/`` is taken);
+    3. a run id under ``runs_root`` (also UNIREX's ``ER-XXXX/checkpoints/epoch=X-step=X.ckpt`` form,
+       whose first component names the run: its safetensors checkpoint is used, the ``.ckpt`` never read);
+    4. ``namespace/name[@revision]`` (one slash, the Hub's characters), when no local folder or run
+       matched: a Hub repo, fetched with ``snapshot_download`` into the Hugging Face cache (only
+       ``*.safetensors``, ``*.json`` and ``*.txt`` files).
+
+    So a relative folder ``user/name`` that exists is local; write ``./user/name`` to insist on a local
+    path, ``hf://user/name`` to insist on the Hub. A ``.bin`` / ``.ckpt`` / ``.pt`` file is refused and
+    never unpickled. ``download`` replaces ``huggingface_hub.snapshot_download`` (tests).
+    """
+    text = str(path_or_run).strip().strip("'\"")
+    if not text:
+        raise UnirexError("training.ckpt_path is empty: give a checkpoint folder, a run id or a Hub repo id")
+    if text.startswith(HUB_PREFIX):
+        ref = parse_hub_ref(text)
+        if ref is None:
+            raise UnirexError(f"'{text}' is not a Hub repo id: write hf://namespace/name (optionally @revision)")
+        return download_hub_checkpoint(ref, download)
+    p = Path(text).expanduser()
+    if p.is_file():
+        if _is_pickle_path(p):
+            raise UnirexError(f"training.ckpt_path='{text}' is a pickle file ({p.suffix}): UNIREX loads safetensors "
+                              "checkpoints only and never unpickles; give the checkpoint folder or run id instead")
+        raise UnirexError(f"training.ckpt_path='{text}' is a file: give a checkpoint folder, a run id or a Hub repo id")
     candidates = [p, p / "checkpoint"]
-    if runs_root is not None:
-        candidates += [Path(runs_root) / path_or_run / "checkpoint"]
+    if runs_root is not None and not p.is_absolute():
+        candidates += [Path(runs_root) / text / "checkpoint"]
         # UNIREX writes 'ER-XXXX/checkpoints/epoch=X-step=XXXX.ckpt': the first component names the run
-        candidates += [Path(runs_root) / Path(path_or_run).parts[0] / "checkpoint"] if Path(path_or_run).parts else []
+        candidates += [Path(runs_root) / p.parts[0] / "checkpoint"] if p.parts else []
     for c in candidates:
-        if (c / "checkpoint.json").is_file():
+        if CheckpointFiles.find(c) is not None:
             return c
-    if (p / "meta.json").is_file() or (runs_root is not None and (Path(runs_root) / path_or_run / "meta.json").is_file()):
-        raise UnirexError(f"run '{path_or_run}' has no checkpoint: train it with save_checkpoint=True")
-    raise UnirexError(f"training.ckpt_path='{path_or_run}' is neither a checkpoint folder nor a run id")
+    if (p / "meta.json").is_file() or (runs_root is not None and (Path(runs_root) / text / "meta.json").is_file()):
+        raise UnirexError(f"run '{text}' has no checkpoint: train it with save_checkpoint=True")
+    if p.is_dir():
+        from unirex.safeload import pickled_files
+
+        pickles = pickled_files(p) + pickled_files(p / TASK_LM_DIR)
+        extra = f" (it holds {', '.join(pickles[:3])}: pickles are never loaded)" if pickles else ""
+        raise UnirexError(f"training.ckpt_path='{text}' is a folder but not a UNIREX checkpoint: no {INFO_FILE}{extra}")
+    if _is_pickle_path(p):
+        raise UnirexError(f"training.ckpt_path='{text}': no run '{p.parts[0]}' here, and a {p.suffix} pickle is never "
+                          "loaded: UNIREX reads safetensors checkpoints only")
+    ref = parse_hub_ref(text)
+    if ref is not None:  # no local folder or run of that name: a Hub repo id
+        try:
+            return download_hub_checkpoint(ref, download)
+        except UnirexError as e:
+            raise UnirexError(f"'{text}' is no local checkpoint folder or run id here; as a Hub repo: {e}") from None
+    raise UnirexError(f"training.ckpt_path='{text}' is neither a checkpoint folder nor a run id (nor a Hub repo id "
+                      "namespace/name)")
+
+
+def download_hub_checkpoint(ref: HubRef, download: Callable[..., str] | None = None) -> Path:
+    """Fetch a UNIREX checkpoint from the Hub (see :func:`unirex.hub.download_checkpoint`)."""
+    from unirex.hub import download_checkpoint
+
+    return download_checkpoint(ref.repo_id, ref.revision, download=download)
+
+
+# ----------------------------------------------------------------------------------------- loading
+def read_checkpoint_info(folder: Path) -> dict:
+    """``checkpoint.json`` of a checkpoint folder (either layout)."""
+    return read_json_file(CheckpointFiles.of(folder).info, "checkpoint description")
+
+
+def read_checkpoint_config(folder: Path) -> "RunConfig":
+    """The run config saved with a checkpoint (either layout).
+
+    Its ``arch`` is made portable: a local encoder path that does not exist on this machine (a checkpoint
+    made elsewhere, e.g. downloaded from the Hub) becomes the checkpoint's own task LM folder, which holds
+    the same architecture and tokenizer.
+    """
+    from unirex.config import from_dict
+
+    files = CheckpointFiles.of(folder)
+    data = read_json_file(files.config, "run config")
+    try:
+        cfg = from_dict(data, validate=False)
+    except UnirexError as e:
+        raise UnirexError(f"{files.config}: not a UNIREX run config ({e})") from None
+    arch = cfg.arch
+    if arch and arch != "default" and arch.startswith(("/", ".", "~")) and not Path(arch).expanduser().exists():
+        cfg.arch = str(files.task_lm)
+    return cfg
 
 
 def load_checkpoint(folder: Path, cfg=None, map_location: str | torch.device = "cpu"):
     """Rebuild the model saved in ``folder``.
 
     Args:
-        folder: a checkpoint folder (see :func:`resolve_checkpoint`).
+        folder: a checkpoint folder (see :func:`resolve_checkpoint`), in either layout.
         cfg: a :class:`~unirex.config.RunConfig` to build the extractor with (default: the saved one).
 
     Returns:
         ``(model, saved_cfg, info)``.
     """
-    from safetensors.torch import load_file
-
-    from unirex.config import from_dict
     from unirex.models import TaskLM, build_model
 
-    folder = Path(folder)
-    saved_cfg = from_dict(json.loads((folder / "config.json").read_text()), validate=False)
-    info = json.loads((folder / "checkpoint.json").read_text())
-    task_lm = TaskLM.from_pretrained(folder / TASK_LM_DIR)
-    model = build_model(cfg or saved_cfg, task_lm.num_classes, task_lm=task_lm)
-    rest = load_file(str(folder / EXTRACTOR_FILE))
+    files = CheckpointFiles.of(folder)
+    saved_cfg = read_checkpoint_config(files.root)
+    info = read_json_file(files.info, "checkpoint description")
+    task_lm = TaskLM.from_pretrained(files.task_lm)
+    if task_lm.labels is None and isinstance(info.get("labels"), list) and len(info["labels"]) == task_lm.num_classes:
+        task_lm.labels = [str(x) for x in info["labels"]]
+
+    def new_encoder():  # the DLM / A2R encoders: the task LM's architecture; their weights come from the checkpoint
+        from transformers import AutoModel
+
+        return AutoModel.from_config(task_lm.encoder.config)
+
+    build_cfg = cfg or saved_cfg
+    model = build_model(build_cfg, task_lm.num_classes, task_lm=task_lm, new_encoder=new_encoder)
+    rest = load_safetensors(files.extractor, "extractor weights")
     expected = set(_rest_state(model))
     if cfg is None or set(rest) == expected:
         missing, unexpected = expected - set(rest), set(rest) - expected
         if missing or unexpected:
-            raise UnirexError(f"checkpoint {folder} does not match its config: missing {sorted(missing)[:3]}, "
+            raise UnirexError(f"{files.extractor}: does not match the checkpoint's config: missing {sorted(missing)[:3]}, "
                               f"unexpected {sorted(unexpected)[:3]}")
-        model.load_state_dict(rest, strict=False)
+        try:
+            model.load_state_dict(rest, strict=False)
+        except RuntimeError as e:
+            raise UnirexError(f"{files.extractor}: weights of the wrong shape for the checkpoint's config "
+                              f"({str(e).strip().splitlines()[-1].strip()})") from None
     # else: a different extractor than the checkpoint's (e.g. evaluate a task LM with another attr algo)
     return model.to(map_location), saved_cfg, info
+
+
+# ------------------------------------------------------------------------------------ one-call API
+@dataclass(frozen=True)
+class TextExplanation:
+    """A text explained: its words, one score per word (subword scores summed, as ERASER pools them),
+    the predicted label and the class probabilities."""
+
+    words: list[str]
+    scores: list[float]
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint ready to use: :func:`open_checkpoint` (``unirex.load_checkpoint``) returns one.
+
+    Attributes:
+        model: the :class:`~unirex.models.UnirexModel` (task LM + extractor), in eval mode.
+        config: the run config it was trained with (:class:`~unirex.config.RunConfig`).
+        info: ``checkpoint.json`` (labels, epoch, monitored value, run id).
+        tokenizer: the task LM's tokenizer.
+        folder: the checkpoint folder (in the Hugging Face cache for a Hub repo).
+    """
+
+    model: "UnirexModel"
+    config: "RunConfig"
+    info: dict
+    tokenizer: object
+    folder: Path
+    labels: list[str] = field(default_factory=list)
+
+    def encode(self, texts: list[str], queries: list[str] | None = None) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
+        """A batch the model takes, built as the dataset builder builds one (words split on whitespace,
+        the query in the second segment, only document tokens explainable), and the words of each text."""
+        words = [str(t).split() for t in texts]
+        if any(not w for w in words):
+            raise UnirexError("cannot explain an empty text")
+        pairs = [str(q).split() for q in queries] if queries else None
+        kw = dict(is_split_into_words=True, truncation="only_first" if pairs else True,
+                  max_length=int(self.config.data.max_length), padding=True, return_tensors="pt")
+        enc = self.tokenizer(words, pairs, **kw)
+        word_ids = torch.full_like(enc["input_ids"], -1)
+        for i in range(len(words)):
+            for j, (s, w) in enumerate(zip(enc.sequence_ids(i), enc.word_ids(i))):
+                if s == 0 and w is not None:
+                    word_ids[i, j] = w
+        batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                 "token_type_ids": enc.get("token_type_ids", torch.zeros_like(enc["input_ids"])),
+                 "word_ids": word_ids, "explainable": word_ids >= 0,
+                 "rationale": torch.zeros(enc["input_ids"].shape), "label": torch.zeros(len(words), dtype=torch.long),
+                 "has_rationale": torch.zeros(len(words), dtype=torch.bool), "index": torch.arange(len(words))}
+        return batch, words
+
+    def explain(self, texts: list[str] | str, queries: list[str] | None = None) -> list[TextExplanation]:
+        """Predict and explain each text (``queries``: the second input of query tasks)."""
+        from unirex.data.align import pool_to_words
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        batch, words = self.encode(texts, queries)
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        self.model.eval()
+        scores = self.model.explain(batch).float().cpu()
+        with torch.no_grad():
+            probs = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).float().softmax(-1).cpu()
+        labels = self.labels or [str(i) for i in range(probs.shape[1])]
+        out = []
+        for i, w in enumerate(words):
+            n = int(batch["attention_mask"][i].sum())
+            pooled = pool_to_words(scores[i, :n].numpy(), batch["word_ids"][i, :n].cpu().numpy(), len(w), "sum")
+            out.append(TextExplanation(w, [float(x) for x in pooled], labels[int(probs[i].argmax())],
+                                       {labels[c]: float(probs[i, c]) for c in range(probs.shape[1])}))
+        return out
+
+
+def open_checkpoint(ref: str | Path, workspace: str | Path | None = None, map_location: str | torch.device = "cpu",
+                    download: Callable[..., str] | None = None) -> LoadedCheckpoint:
+    """Load a checkpoint by reference: a checkpoint folder, a run folder or run id (in ``workspace``), or a
+    Hugging Face Hub repo id ``namespace/name[@revision]`` (see :func:`resolve_checkpoint`). Exported as
+    ``unirex.load_checkpoint``::
+
+        import unirex
+        ckpt = unirex.load_checkpoint("user/unirex-demo-slm")
+        ex = ckpt.explain("the acting was superb but the plot was thin")[0]
+        ex.label, list(zip(ex.words, ex.scores))
+    """
+    from unirex.workspace import workspace_dir
+
+    folder = resolve_checkpoint(str(ref), workspace_dir(workspace) / "runs", download=download)
+    model, cfg, info = load_checkpoint(folder, map_location=map_location)
+    files = CheckpointFiles.of(folder)
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(files.task_lm)
+    except Exception as e:  # noqa: BLE001
+        from unirex.safeload import first_line
+
+        raise UnirexError(f"{files.task_lm}: cannot load the tokenizer saved with the checkpoint ({first_line(e)})") from None
+    labels = model.task_lm.labels or [str(x) for x in info.get("labels") or []]
+    return LoadedCheckpoint(model.eval(), cfg, info, tokenizer, Path(folder), list(labels))
+
+
+__all__ = ["CheckpointFiles", "HubRef", "LoadedCheckpoint", "TextExplanation", "load_checkpoint", "open_checkpoint",
+           "parse_hub_ref", "read_checkpoint_config", "read_checkpoint_info", "resolve_checkpoint", "save_checkpoint"]

@@ -643,17 +643,15 @@ _GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode"}
 def resolve_run_config(overrides: list[str], workspace: str | None = None) -> RunConfig:
     """A config from command-line overrides. For ``training=evaluate|finetune`` the checkpoint's own
     config is the base (its arch, dataset, extractor and objective), and the user's keys win."""
-    import json
-
-    from unirex.checkpoint import resolve_checkpoint
-    from unirex.config import from_dict, parse_override, resolve_config, to_overrides
+    from unirex.checkpoint import read_checkpoint_config, resolve_checkpoint
+    from unirex.config import parse_override, resolve_config, to_overrides
 
     overrides = list(overrides) + ([f"workspace={workspace}"] if workspace else [])
     cfg = resolve_config(overrides, validate=False)
     if cfg.training.mode not in ("evaluate", "finetune") or not cfg.training.ckpt_path:
         return resolve_config(overrides)
     ckpt = resolve_checkpoint(cfg.training.ckpt_path, workspace_dir(cfg.workspace) / "runs")
-    saved = from_dict(json.loads((ckpt / "config.json").read_text()), validate=False)
+    saved = read_checkpoint_config(ckpt)
     base = [o for o in to_overrides(saved) if not o.split("=", 1)[0].startswith(_RUN_KEYS)]
     user = []
     for o in overrides:

@@ -62,9 +62,11 @@ class UnirexModel(nn.Module):
             return self.extractor.scores(batch, self.task_lm, target)
 
 
-def build_extractor(cfg: "RunConfig", task_lm: TaskLM) -> tuple[Extractor, int]:
-    """The extractor of ``cfg.model`` (and its head's outputs per token)."""
+def build_extractor(cfg: "RunConfig", task_lm: TaskLM, new_encoder=None) -> tuple[Extractor, int]:
+    """The extractor of ``cfg.model`` (and its head's outputs per token). ``new_encoder()`` makes the
+    DLM's own encoder (default: ``load_encoder(cfg.arch)``)."""
     m = cfg.model
+    new_encoder = new_encoder or (lambda: load_encoder(cfg.arch))
     out_dim = m.l2e_num_classes if m.l2e else 1
 
     def head() -> TokenHead:
@@ -76,20 +78,25 @@ def build_extractor(cfg: "RunConfig", task_lm: TaskLM) -> tuple[Extractor, int]:
                                     m.attr_mlp_hidden_layers, m.ig_steps, m.internal_batch_size,
                                     m.return_convergence_delta, seed=cfg.seed), 1
     if m.explainer_type == "lm":
-        return LMExtractor(load_encoder(cfg.arch), head()), out_dim
+        return LMExtractor(new_encoder(), head()), out_dim
     if m.explainer_type == "self_lm":
         return SelfLMExtractor(head()), out_dim
     raise ValueError(f"unknown explainer_type {m.explainer_type!r}")
 
 
-def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = None) -> UnirexModel:
+def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = None, new_encoder=None) -> UnirexModel:
     """Task LM (from ``cfg.arch``, or the one given, e.g. loaded from a checkpoint), extractor, and A2R's
-    attention predictor for ``model=a2r``. Seeds torch with ``cfg.seed`` before creating new layers."""
+    attention predictor for ``model=a2r``. Seeds torch with ``cfg.seed`` before creating new layers.
+
+    ``new_encoder()`` makes the second encoders (DLM, A2R); default ``load_encoder(cfg.arch)``. Loading a
+    checkpoint builds them from the task LM's config instead (their weights come from the checkpoint), so
+    the original arch need not be reachable."""
     torch.manual_seed(cfg.seed)
     if task_lm is None:
         task_lm = TaskLM.from_arch(cfg.arch, num_classes, cfg.model.dropout)
-    extractor, token_classes = build_extractor(cfg, task_lm)
+    new_encoder = new_encoder or (lambda: load_encoder(cfg.arch))
+    extractor, token_classes = build_extractor(cfg, task_lm, new_encoder)
     a2r = None
     if cfg.model.name == "a2r":
-        a2r = A2RAttentionPredictor(load_encoder(cfg.arch), num_classes, cfg.model.dropout)
+        a2r = A2RAttentionPredictor(new_encoder(), num_classes, cfg.model.dropout)
     return UnirexModel(task_lm, extractor, a2r, token_classes)

