@@ -15,7 +15,7 @@ import sys
 from unirex.errors import UnirexError
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
-               "compare", "explain", "queue", "cancel")
+               "compare", "explain", "queue", "cancel", "push")
 
 DESCRIPTION = """\
 UNIREX Workbench: train and benchmark language-model rationale extractors (UNIREX, ICML 2022), scored
@@ -263,6 +263,21 @@ def _cancel(args) -> int:
     return 0
 
 
+def _push(args) -> int:
+    from unirex.hub import push_run
+
+    # the CLI may write a dry run anywhere the user asks (the app keeps it inside the workspace)
+    result = push_run(args.run, args.repo_id, private=args.private, revision=args.revision, license=args.license,
+                      dry_run_dir=args.dry_run, workspace=args.workspace)
+    if result.dry_run:
+        print(f"dry run: {len(result.files)} files for {result.repo_id} written to {result.folder} (nothing uploaded)")
+    else:
+        where = f" (branch {result.revision})" if result.revision else ""
+        print(f"pushed {len(result.files)} files to https://huggingface.co/{result.repo_id}{where}"
+              + (f": {result.url}" if result.url else ""))
+    return 0
+
+
 def _add_filters(p, status: bool = True) -> None:
     p.add_argument("--dataset", help="only runs on this dataset")
     p.add_argument("--method", help="only runs of this method (python -m unirex methods)")
@@ -350,6 +365,22 @@ def make_parser() -> argparse.ArgumentParser:
     ca.add_argument("job", help="job id (python -m unirex queue)")
     ca.set_defaults(func=_cancel)
 
+    from unirex.hub import DEFAULT_LICENSE
+
+    pu = sub.add_parser(
+        "push", help="upload a run's checkpoint to the Hugging Face Hub with a model card",
+        description="Upload a completed run's checkpoint to the Hugging Face Hub as a model repo (task LM loadable "
+                    "with transformers, extractor with unirex.load_checkpoint, README.md model card with the ERASER "
+                    "metrics). The token comes from HF_TOKEN or `hf auth login`; it is never stored.")
+    pu.add_argument("--run", required=True, help="run id (in the workspace) or run folder")
+    pu.add_argument("--repo-id", required=True, metavar="USER/NAME", help="Hub repo to create or update")
+    pu.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    pu.add_argument("--revision", metavar="BRANCH", help="push to this branch (created if missing)")
+    pu.add_argument("--license", default=DEFAULT_LICENSE, metavar="L",
+                    help=f"Hub license identifier for the card (default {DEFAULT_LICENSE}; e.g. apache-2.0, mit, cc-by-4.0)")
+    pu.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and upload nothing")
+    pu.set_defaults(func=_push)
+
     for name, sp in sub.choices.items():  # --workspace also after the command
         sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -364,6 +395,11 @@ def make_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # the CLI is its own process and shows its own progress: the loaders' bars (weights, shards) would
+    # interleave with them (the app, which shares its process with requests, leaves this setting alone)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers.utils.logging" in sys.modules:  # already imported (the CLI called in-process)
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
     try:
         first = next((a for i, a in enumerate(argv) if not a.startswith("-")
                       and (i == 0 or argv[i - 1] != "--workspace")), None)

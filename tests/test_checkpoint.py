@@ -181,7 +181,7 @@ def test_corrupt_task_head_files_of_the_previous_layout(ckpt, tiny_arch, name, m
 
 @pytest.mark.parametrize("name", ["extractor.safetensors", "config.json", "checkpoint.json"])
 def test_cli_turns_a_corrupt_checkpoint_into_exit_status_2(ckpt, tmp_path, small_demo_dir, capsys, name):
-    from unirex.cli import main
+    from cli import main
 
     (ckpt / name).write_bytes(b"garbage")
     argv = ["--no-progress", f"workspace={tmp_path / 'ws'}", f"data_dir={small_demo_dir}", "data=demo",

@@ -385,18 +385,15 @@ def test_training_ckpt_path_evaluates_a_hub_checkpoint(dry, trained, small_demo_
 
 
 def test_push_subcommand_parser_as_the_cli_will_wire_it(trained, tmp_path, capsys):
-    import argparse
-
-    from unirex.hub import add_push_parser
+    from cli import main, make_parser
 
     ws, res = trained
-    parser = argparse.ArgumentParser(prog="unirex")
-    parser.add_argument("--workspace")
-    add_push_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["--workspace", str(ws), "push", "--run", res.run_id, "--repo-id", REPO, "--private",
-                              "--revision", "dev", "--license", "mit", "--dry-run", str(tmp_path / "out")])
+    argv = ["--workspace", str(ws), "push", "--run", res.run_id, "--repo-id", REPO, "--private",
+            "--revision", "dev", "--license", "mit", "--dry-run", str(tmp_path / "out")]
+    args = make_parser().parse_args(argv)
     assert (args.private, args.revision, args.license) == (True, "dev", "mit")
-    assert args.func(args) == 0
+    assert main(argv) == 0
     assert "nothing uploaded" in capsys.readouterr().out
     assert "license: mit" in (tmp_path / "out" / "README.md").read_text()
+    parser = make_parser()
     assert parser.parse_args(["push", "--run", "r", "--repo-id", "a/b"]).license == "unknown"

@@ -273,17 +273,6 @@ def load_checkpoint(folder: Path, cfg=None, map_location: str | torch.device = "
 
 
 # ------------------------------------------------------------------------------------ one-call API
-@dataclass(frozen=True)
-class TextExplanation:
-    """A text explained: its words, one score per word (subword scores summed, as ERASER pools them),
-    the predicted label and the class probabilities."""
-
-    words: list[str]
-    scores: list[float]
-    label: str
-    probabilities: dict[str, float]
-
-
 @dataclass
 class LoadedCheckpoint:
     """A checkpoint ready to use: :func:`open_checkpoint` (``unirex.load_checkpoint``) returns one.
@@ -303,48 +292,28 @@ class LoadedCheckpoint:
     folder: Path
     labels: list[str] = field(default_factory=list)
 
-    def encode(self, texts: list[str], queries: list[str] | None = None) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
-        """A batch the model takes, built as the dataset builder builds one (words split on whitespace,
-        the query in the second segment, only document tokens explainable), and the words of each text."""
-        words = [str(t).split() for t in texts]
-        if any(not w for w in words):
-            raise UnirexError("cannot explain an empty text")
-        pairs = [str(q).split() for q in queries] if queries else None
-        kw = dict(is_split_into_words=True, truncation="only_first" if pairs else True,
-                  max_length=int(self.config.data.max_length), padding=True, return_tensors="pt")
-        enc = self.tokenizer(words, pairs, **kw)
-        word_ids = torch.full_like(enc["input_ids"], -1)
-        for i in range(len(words)):
-            for j, (s, w) in enumerate(zip(enc.sequence_ids(i), enc.word_ids(i))):
-                if s == 0 and w is not None:
-                    word_ids[i, j] = w
-        batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                 "token_type_ids": enc.get("token_type_ids", torch.zeros_like(enc["input_ids"])),
-                 "word_ids": word_ids, "explainable": word_ids >= 0,
-                 "rationale": torch.zeros(enc["input_ids"].shape), "label": torch.zeros(len(words), dtype=torch.long),
-                 "has_rationale": torch.zeros(len(words), dtype=torch.bool), "index": torch.arange(len(words))}
-        return batch, words
+    @property
+    def max_length(self) -> int:
+        """Subwords the model reads: the run's ``data.max_length``, at most the tokenizer's maximum."""
+        limit = getattr(self.tokenizer, "model_max_length", None) or 10**9
+        return int(min(int(self.config.data.max_length), int(limit)))
 
-    def explain(self, texts: list[str] | str, queries: list[str] | None = None) -> list[TextExplanation]:
-        """Predict and explain each text (``queries``: the second input of query tasks)."""
-        from unirex.data.align import pool_to_words
+    def explain(self, texts: "list[str] | str", queries: "list[str] | None" = None, extractor: str | None = None,
+                top_k: float = 10.0) -> list:
+        """Predict and explain each text (``queries``: the second input of query tasks), tokenised as a built
+        dataset is; one :class:`unirex.inference.TextExplanation` per text (its ``words``, ``scores`` per word
+        (subword scores summed, as ERASER pools them), ``label``, ``probabilities``, the top-k% ``rationale``
+        and that rationale's comprehensiveness and sufficiency). ``extractor``: the checkpoint's own (default)
+        or ``input-x-gradient`` / ``integrated-gradients`` / ``gradient`` on its task LM."""
+        from unirex.inference import explain_text
 
         texts = [texts] if isinstance(texts, str) else list(texts)
-        batch, words = self.encode(texts, queries)
-        device = next(self.model.parameters()).device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        self.model.eval()
-        scores = self.model.explain(batch).float().cpu()
-        with torch.no_grad():
-            probs = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).float().softmax(-1).cpu()
-        labels = self.labels or [str(i) for i in range(probs.shape[1])]
-        out = []
-        for i, w in enumerate(words):
-            n = int(batch["attention_mask"][i].sum())
-            pooled = pool_to_words(scores[i, :n].numpy(), batch["word_ids"][i, :n].cpu().numpy(), len(w), "sum")
-            out.append(TextExplanation(w, [float(x) for x in pooled], labels[int(probs[i].argmax())],
-                                       {labels[c]: float(probs[i, c]) for c in range(probs.shape[1])}))
-        return out
+        queries = list(queries) if queries else [""] * len(texts)
+        if len(queries) != len(texts):
+            raise UnirexError(f"{len(texts)} texts but {len(queries)} queries")
+        labels = self.labels or [str(i) for i in range(self.model.num_classes)]
+        return [explain_text(self.model, self.tokenizer, t, labels, self.max_length, query=q, extractor=extractor,
+                             top_k=top_k) for t, q in zip(texts, queries)]
 
 
 def open_checkpoint(ref: str | Path, workspace: str | Path | None = None, map_location: str | torch.device = "cpu",
@@ -375,5 +344,5 @@ def open_checkpoint(ref: str | Path, workspace: str | Path | None = None, map_lo
     return LoadedCheckpoint(model.eval(), cfg, info, tokenizer, Path(folder), list(labels))
 
 
-__all__ = ["CheckpointFiles", "HubRef", "LoadedCheckpoint", "TextExplanation", "load_checkpoint", "open_checkpoint",
+__all__ = ["CheckpointFiles", "HubRef", "LoadedCheckpoint", "load_checkpoint", "open_checkpoint",
            "parse_hub_ref", "read_checkpoint_config", "read_checkpoint_info", "resolve_checkpoint", "save_checkpoint"]

@@ -683,37 +683,7 @@ def download_checkpoint(repo_id: str, revision: str | None = None, download: Cal
 
 
 # ------------------------------------------------------------------------------------------- the CLI
-def _push_command(args) -> int:
-    result = push_run(args.run, args.repo_id, private=args.private, revision=args.revision, license=args.license,
-                      dry_run_dir=args.dry_run, workspace=getattr(args, "workspace", None))
-    if result.dry_run:
-        print(f"dry run: {len(result.files)} files for {result.repo_id} written to {result.folder} (nothing uploaded)")
-    else:
-        where = f" (branch {result.revision})" if result.revision else ""
-        print(f"pushed {len(result.files)} files to https://huggingface.co/{result.repo_id}{where}"
-              + (f": {result.url}" if result.url else ""))
-    return 0
-
-
-def add_push_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``push --run RUN --repo-id USER/NAME [--private] [--revision BRANCH] [--license L] [--dry-run DIR]``."""
-    p = subparsers.add_parser(
-        "push", help="upload a run's checkpoint to the Hugging Face Hub with a model card",
-        description="Upload a completed run's checkpoint to the Hugging Face Hub as a model repo (task LM loadable "
-                    "with transformers, extractor with unirex.load_checkpoint, README.md model card with the ERASER "
-                    "metrics). The token comes from HF_TOKEN or `hf auth login`; it is never stored.")
-    p.add_argument("--run", required=True, help="run id (in the workspace) or run folder")
-    p.add_argument("--repo-id", required=True, metavar="USER/NAME", help="Hub repo to create or update")
-    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
-    p.add_argument("--revision", metavar="BRANCH", help="push to this branch (created if missing)")
-    p.add_argument("--license", default=DEFAULT_LICENSE, metavar="L",
-                   help=f"Hub license identifier for the card (default {DEFAULT_LICENSE}; e.g. apache-2.0, mit, cc-by-4.0)")
-    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and upload nothing")
-    p.set_defaults(func=_push_command)
-    return p
-
-
-__all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "PushResult", "RunSummary", "add_push_parser",
+__all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "PushResult", "RunSummary",
            "build_model_card", "check_license", "check_model_card", "check_repo_id", "download_checkpoint",
            "export_run", "final_metrics", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
            "summarize_run"]

@@ -46,6 +46,20 @@ class TextExplanation:
     truncated: bool  # words past the model's max length were not read
     n_subwords: int
 
+    @property
+    def scores(self) -> list[float]:
+        """The word scores (alias of ``word_scores``)."""
+        return self.word_scores
+
+    @property
+    def label(self) -> str:
+        """The predicted label (alias of ``predicted``)."""
+        return self.predicted
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return dict(zip(self.labels, self.probs))
+
 
 def _model_device(model) -> torch.device:
     p = next(iter(model.parameters()), None)

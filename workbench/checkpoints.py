@@ -22,18 +22,16 @@ ENV_CACHE_SIZE = "UNIREX_CHECKPOINT_CACHE"
 
 
 @dataclass
-class LoadedCheckpoint:
-    """A model ready to explain text: ``model`` (eval mode), its ``tokenizer``, label names, max length."""
+class CachedCheckpoint:
+    """A loaded checkpoint (:class:`unirex.checkpoint.LoadedCheckpoint`: model in eval mode, tokenizer,
+    labels, config) with the lock that lets one request at a time use it."""
 
-    folder: Path
-    model: Any
-    tokenizer: Any
-    config: Any  # the run config it was trained with (unirex.config.RunConfig)
-    info: dict
-    labels: list[str]
-    max_length: int
+    loaded: Any
     run_id: str | None
-    lock: threading.Lock  # one request at a time per model (autograd state is not thread-safe to share)
+    lock: threading.Lock
+
+    def __getattr__(self, name):
+        return getattr(self.loaded, name)
 
 
 def cache_size() -> int:
@@ -47,12 +45,13 @@ def cache_size() -> int:
 
 
 class CheckpointCache:
-    """LRU cache of :class:`LoadedCheckpoint` keyed by folder (thread-safe)."""
+    """LRU cache of :class:`CachedCheckpoint` keyed by folder (thread-safe)."""
 
     def __init__(self, runs_root: Path, size: int | None = None):
         self.runs_root = Path(runs_root)
+        self.workspace = self.runs_root.parent
         self.size = size or cache_size()
-        self._items: OrderedDict[tuple[str, int], LoadedCheckpoint] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], CachedCheckpoint] = OrderedDict()
         self._lock = threading.Lock()
 
     def resolve(self, ref: str) -> Path:
@@ -62,7 +61,7 @@ class CheckpointCache:
             raise UnirexError("choose a checkpoint: a run id, a checkpoint folder or a Hugging Face repo id")
         return resolve_checkpoint(str(ref), self.runs_root)
 
-    def get(self, ref: str, device: str = "auto") -> LoadedCheckpoint:
+    def get(self, ref: str, device: str = "auto") -> CachedCheckpoint:
         folder = self.resolve(ref)
         stamp = folder / "checkpoint.json"
         key = (str(folder.resolve()), stamp.stat().st_mtime_ns if stamp.exists() else 0)
@@ -85,18 +84,12 @@ class CheckpointCache:
             self._items.clear()
 
 
-def load(folder: Path, device: str = "auto") -> LoadedCheckpoint:
-    from unirex.arch import load_tokenizer
-    from unirex.checkpoint import TASK_LM_DIR, load_checkpoint
+def load(folder: Path, device: str = "auto") -> CachedCheckpoint:
+    from unirex.checkpoint import open_checkpoint
     from unirex.engine import pick_device
 
-    model, cfg, info = load_checkpoint(folder)
-    model.to(pick_device(device)).eval()
-    tokenizer = load_tokenizer(str(Path(folder) / TASK_LM_DIR))
-    labels = list(info.get("labels") or [str(i) for i in range(model.num_classes)])
-    return LoadedCheckpoint(folder=Path(folder), model=model, tokenizer=tokenizer, config=cfg, info=info,
-                            labels=labels, max_length=int(cfg.data.max_length), run_id=info.get("run_id"),
-                            lock=threading.Lock())
+    loaded = open_checkpoint(folder, map_location=pick_device(device))
+    return CachedCheckpoint(loaded=loaded, run_id=loaded.info.get("run_id"), lock=threading.Lock())
 
 
-__all__ = ["CheckpointCache", "DEFAULT_CACHE_SIZE", "ENV_CACHE_SIZE", "LoadedCheckpoint", "cache_size", "load"]
+__all__ = ["CachedCheckpoint", "CheckpointCache", "DEFAULT_CACHE_SIZE", "ENV_CACHE_SIZE", "cache_size", "load"]

@@ -296,6 +296,28 @@ class Workbench:
         export_eraser(str(rd.path), split, out, workspace=str(self.workspace))
         return out
 
+    def push(self, run_id: str, repo_id: str, private: bool = False, revision: str | None = None,
+             license: str | None = None, dry_run_dir: str | Path | None = None, api=None):
+        """Upload a run's checkpoint to the Hugging Face Hub as a model repo with a model card
+        (:func:`unirex.hub.push_run`); ``dry_run_dir`` writes the folder that would be uploaded instead.
+        The token comes from ``HF_TOKEN`` or the cached login and is never stored."""
+        from unirex.hub import push_run
+
+        rd = self._run_dir(run_id)
+        if dry_run_dir is not None:
+            dry_run_dir = self.inside_workspace(dry_run_dir, "the dry-run folder")
+        return push_run(str(rd.path), repo_id, private=private, revision=revision, license=license,
+                        dry_run_dir=dry_run_dir, workspace=self.workspace, api=api)
+
+    def inside_workspace(self, path: str | Path, what: str = "path") -> Path:
+        """``path`` resolved (relative paths against the workspace); refused when it leaves the workspace."""
+        p = Path(path).expanduser()
+        p = (p if p.is_absolute() else self.workspace / p).resolve()
+        root = self.workspace.resolve()
+        if p != root and root not in p.parents:
+            raise UnirexError(f"{what} must be inside the workspace ({path!s} is not)")
+        return p
+
     # --------------------------------------------------------------------------------- explaining
     def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
                 top_k: float = 10.0, second_text: str | None = None) -> Explanation:
@@ -307,9 +329,9 @@ class Workbench:
         t0 = time.perf_counter()
         ck = self.checkpoints.get(checkpoint)
         docs = [text] + ([second_text] if second_text and second_text.strip() else [])
-        max_length = min(ck.max_length, int(getattr(ck.tokenizer, "model_max_length", ck.max_length) or ck.max_length))
+        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
         with ck.lock:
-            ex = explain_text(ck.model, ck.tokenizer, docs, ck.labels, max_length, query=query or "",
+            ex = explain_text(ck.model, ck.tokenizer, docs, labels, ck.max_length, query=query or "",
                               extractor=extractor, top_k=top_k)
         return Explanation(checkpoint=str(checkpoint), run_id=ck.run_id, seconds=time.perf_counter() - t0,
                            **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
