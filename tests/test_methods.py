@@ -101,3 +101,10 @@ def test_plausibility_fraction_selects_an_exact_seeded_subset(tiny_arch, batch):
         compute_losses(batch, model, cfg)
     none = dict(batch, plaus_mask=torch.zeros(4, dtype=torch.bool))
     assert compute_losses(none, model, cfg)["plaus_loss"].item() == 0.0
+
+
+@pytest.mark.parametrize("method", sorted(PAPER_METHODS))
+def test_identify_method_recognises_every_preset(method):
+    from unirex.engine import identify_method
+
+    assert identify_method(resolve_config([f"method={method}", *TEACHER.get(method, [])])) == method
