@@ -95,6 +95,9 @@ def test_chain_save_outputs_fresh_l2e(base, tmp_path):
     fresh = run(resolve_run_config(base + ["debug=True", "model=fresh", f"data.fresh_exp_id={teacher.run_id}",
                                            "data.fresh_topk=20", "data.fresh_attr_algo=input-x-gradient"]))
     assert fresh.status == "completed" and fresh.metrics["test_acc"] is not None
+    # scored as UNIREX's FRESH config: one bin of 100% of the pruned input, sufficiency 0 by construction
+    assert fresh.metrics["test_suff_k100"] == 0.0 and "test_comp_k100" in fresh.metrics
+    assert "test_comp_k10" not in fresh.metrics
 
     l2e = run(resolve_run_config(base + ["debug=True", "method=l2e", f"data.l2e_exp_id={teacher.run_id}",
                                          "data.l2e_attr_algo=input-x-gradient"]))
@@ -105,6 +108,16 @@ def test_chain_save_outputs_fresh_l2e(base, tmp_path):
     with pytest.raises(UnirexError, match="saved 'input-x-gradient' attributions"):
         run(resolve_run_config(base + ["debug=True", "model=fresh", f"data.fresh_exp_id={teacher.run_id}",
                                        "data.fresh_topk=20", "data.fresh_attr_algo=integrated-gradients"]))
+
+
+def test_a2r_with_partial_supervision_trains_and_scores_select_then_predict(base):
+    res = run(resolve_run_config(base + ["debug=True", "method=a2r", "data.plaus_frac=0.25",
+                                         "model.expl_head_mlp_hidden_dim=16"]))
+    assert res.status == "completed"
+    rd = RunDir(res.run_dir)
+    assert _metric(rd, "train", "a2r_loss") is not None and _metric(rd, "train", "plaus_loss") is not None
+    assert res.metrics["test_suff_aopc"] == 0.0 and res.metrics["test_comp_aopc"] is not None
+    assert rd.meta()["method"] == "a2r"
 
 
 def test_cancel_mid_epoch_leaves_a_consistent_run(base):

@@ -58,14 +58,6 @@ def test_plausibility_bce_uses_pos_weight():
     assert L.plaus_loss(scores, gold, mask).item() == pytest.approx(expected.item())
 
 
-def test_l2e_targets_are_equal_frequency_bins_on_explainable_tokens():
-    scores = torch.tensor([[9.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.0]])
-    expl = torch.tensor([[False] + [True] * 10 + [False]])
-    t = L.l2e_targets(scores, expl, 5)
-    assert t[0, 0] == -100 and t[0, -1] == -100
-    assert t[0, 1:11].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-
-
 def test_topk_rule_counts_non_padding_tokens_and_selects_explainable_only():
     # n = 6 non-padding tokens -> 50%: round(5 * 0.5) = 2 (half to even); 1%: max(1, 0) = 1
     assert topk_count(6, 50) == 2 and topk_count(6, 1) == 1
@@ -105,7 +97,7 @@ CASES = [
     (["method=aa_sum_gold_comp_suff"], "comp_loss", {"task_lm"}, set()),
     (["method=l2e", "data.l2e_exp_id=teacher"], "l2e_loss", {"extractor"}, {"task_lm"}),
     (["method=a2r"], "a2r_loss", {"a2r", "extractor", "task_lm"}, set()),
-    (["method=a2r"], "a2r_task_loss", {"a2r", "extractor", "task_lm"}, set()),
+    (["method=a2r"], "task_loss", {"task_lm"}, {"a2r", "extractor"}),
     (["method=dlm_comp_suff_plaus_linear", "model.rationale_relaxation=straight_through"], "comp_loss",
      {"task_lm", "extractor"}, set()),
 ]

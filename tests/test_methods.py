@@ -68,11 +68,18 @@ def test_presets_resolve_like_the_paper_commands():
     (["method=fresh"], {}, "fresh_exp_id"),
     (["model=lm", "model.comp_wt=0.5"], {}, "model=expl_reg"),
     (["model=expl_reg", "model.a2r_wt=0.5"], {}, "model=a2r"),
-    (["model=expl_reg", "model.attr_algo=integrated-gradients", "model.plaus_wt=0.5"], {}, "differentiable"),
-    (["model=expl_reg", "model.attr_algo=rand", "model.plaus_wt=0.5"], {}, "nothing to train"),
+    (["model=expl_reg", "model.explainer_type=attr_algo", "model.attr_algo=gradient", "model.plaus_wt=0.5"], {},
+     "differentiable"),
+    (["model=expl_reg", "model.explainer_type=attr_algo", "model.attr_algo=integrated-gradients",
+      "model.plaus_wt=0.5", "model.attr_grad=create_graph", "model.attr_pooling=sum"], {}, None),
+    (["model=expl_reg", "model.explainer_type=attr_algo", "model.attr_algo=rand", "model.plaus_wt=0.5"], {},
+     "nothing to train"),
     (["training=evaluate"], {}, "ckpt_path"),
 ])
 def test_contradictory_settings_are_errors_before_compute(overrides, kwargs, match):
+    if match is None:  # a setting that must pass
+        check_settings(resolve_config(overrides), **kwargs)
+        return
     with pytest.raises(UnirexError, match=match):
         cfg = resolve_config(overrides)
         check_settings(cfg, **kwargs)
@@ -94,3 +101,10 @@ def test_plausibility_fraction_selects_an_exact_seeded_subset(tiny_arch, batch):
         compute_losses(batch, model, cfg)
     none = dict(batch, plaus_mask=torch.zeros(4, dtype=torch.bool))
     assert compute_losses(none, model, cfg)["plaus_loss"].item() == 0.0
+
+
+@pytest.mark.parametrize("method", sorted(PAPER_METHODS))
+def test_identify_method_recognises_every_preset(method):
+    from unirex.engine import identify_method
+
+    assert identify_method(resolve_config([f"method={method}", *TEACHER.get(method, [])])) == method

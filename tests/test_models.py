@@ -37,20 +37,22 @@ def test_task_lm_takes_ids_or_embeddings(task_lm, batch):
     assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_rationale_removal_keeps_special_tokens_and_uses_attention_mask(task_lm, batch):
+def test_rationale_removal_follows_unirex_masks(task_lm, batch):
     empty = torch.zeros_like(batch["explainable"])
-    full = task_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   token_type_ids=batch["token_type_ids"])
+    kw = dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
+    full = task_lm(attention_mask=batch["attention_mask"], **kw)
     # removing nothing is the full input
     assert torch.allclose(task_lm.forward_rationale(batch, empty, "remove"), full, atol=1e-6)
-    # keeping an empty rationale leaves exactly the non-explainable, non-padding tokens
-    special = batch["attention_mask"] * (~batch["explainable"]).long()
-    only = task_lm(input_ids=batch["input_ids"], attention_mask=special, token_type_ids=batch["token_type_ids"])
+    # keeping an empty rationale leaves the first token ([CLS]) alone, as UNIREX's expls mask
+    first = torch.zeros_like(batch["attention_mask"])
+    first[:, 0] = 1
+    only = task_lm(attention_mask=first, **kw)
     assert torch.allclose(task_lm.forward_rationale(batch, empty, "only"), only, atol=1e-6)
-    # removing every explainable token changes the prediction inputs, and equals "only" of nothing
-    everything = batch["explainable"]
-    assert torch.allclose(task_lm.forward_rationale(batch, everything, "remove"), only, atol=1e-6)
-    assert not torch.allclose(only, full, atol=1e-4)
+    # removing every explainable token keeps the special tokens (UNIREX's inv_expls)
+    special = batch["attention_mask"] * (~batch["explainable"]).long()
+    rest = task_lm(attention_mask=special, **kw)
+    assert torch.allclose(task_lm.forward_rationale(batch, batch["explainable"], "remove"), rest, atol=1e-6)
+    assert not torch.allclose(rest, full, atol=1e-4)
 
 
 def _extractors(tiny_arch, hidden):

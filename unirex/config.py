@@ -23,10 +23,14 @@ naming the closest valid keys. Sweeps (``-m``, ``seed=0,1,2``) are expanded by :
 before resolving each run. This module is pure: no file, network or model access.
 
 Decisions where UNIREX's own config is not copied: ``model.name`` records the model group;
-``model.topk`` holds the top-k bins (percent) used by the training losses; ``data.plaus_frac`` is the
-fraction of train examples with plausibility supervision; ``model.rationale_relaxation`` (default
-``none``) optionally lets comp/suff train the extractor; ``training.mode`` is what ``training=...``
-selects; ``setup.accumulate_grad_batches`` / ``setup.eff_train_batch_size`` default to each other.
+``model.topk`` holds the top-k bins (percent) used by the training losses and the evaluation (UNIREX's
+``train_topk`` / ``eval_topk``, always equal in its configs); ``data.plaus_frac`` is the fraction of
+train examples with plausibility supervision (UNIREX's ``pct_train_rationales`` / 100, with
+``data.plaus_frac_seed`` and ``data.train_rationales_batch_factor`` as its seed and batch factor);
+``model.rationale_relaxation`` (default ``none``) optionally lets comp/suff train the extractor;
+``model.attr_grad`` chooses how plausibility reaches an attribution extractor (``detach``, UNIREX's
+behaviour, or ``create_graph``); ``training.mode`` is what ``training=...`` selects;
+``setup.accumulate_grad_batches`` / ``setup.eff_train_batch_size`` default to each other.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ COMP_CRITERIA = ("margin", "diff")
 SUFF_CRITERIA = ("margin", "diff", "mae", "mse", "kldiv")
 PLAUS_CRITERIA = ("bce",)
 RELAXATIONS = ("none", "straight_through")
+ATTR_GRADS = ("detach", "create_graph")
+A2R_CRITERIA = ("jsd", "js")
 MODEL_NAMES = ("lm", "expl_reg", "fresh", "a2r")
 TRAINING_MODES = ("train", "evaluate", "finetune")
 PRECISIONS = ("32", "bf16", "fp16")
@@ -65,6 +71,8 @@ class DataConfig:
     num_train: int | None = None  # subsample the train split (with num_train_seed)
     num_train_seed: int = 0
     plaus_frac: float = 1.0  # fraction of train examples that get plausibility supervision
+    plaus_frac_seed: int = 0  # picks that fixed subset (UNIREX's pct_train_rationales_seed)
+    train_rationales_batch_factor: float = 2.0  # plaus_frac < 1: 1/factor of each batch is supervised
     fresh_exp_id: str | None = None  # run id (or outputs path) whose attributions FRESH reads
     fresh_attr_algo: str | None = None
     fresh_topk: float | None = None  # percent of tokens FRESH keeps
@@ -100,7 +108,7 @@ class ModelConfig:
     expl_head_mlp_hidden_dim: int = 2048
     expl_head_mlp_hidden_layers: int = 2
     expl_head_mlp_dropout: float = 0.0
-    ig_steps: int = 50
+    ig_steps: int = 3  # UNIREX's configs
     internal_batch_size: int | None = None
     return_convergence_delta: bool = False
     # objective
@@ -115,10 +123,12 @@ class ModelConfig:
     plaus_criterion: str = "bce"
     topk: list[float] = field(default_factory=lambda: [1.0, 5.0, 10.0, 20.0, 50.0])  # percent bins
     rationale_relaxation: str = "none"  # "straight_through" also trains the extractor via comp/suff
+    attr_grad: str = "detach"  # AA plausibility: "detach" (UNIREX) or "create_graph" (double backward)
     l2e: bool = False
     l2e_wt: float = 0.0
     l2e_num_classes: int = 5
     a2r_wt: float = 0.0
+    a2r_criterion: str = "jsd"  # "jsd": UNIREX's js_div; "js": the textbook Jensen-Shannon divergence
     # outputs
     save_outputs: bool = False
     exp_id: str | None = None
@@ -184,13 +194,15 @@ MODEL_GROUPS: dict[str, dict[str, Any]] = {
            "attr_pooling": "sum", "task_wt": 1.0, "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0,
            "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0},
     # explanation regularisation: task loss + comp/suff/plaus (and L2E) on a rationale extractor
-    "expl_reg": {"name": "expl_reg", "explainer_type": "attr_algo", "attr_algo": "input-x-gradient",
-                 "attr_pooling": "sum", "task_wt": 1.0, "comp_wt": 0.5, "suff_wt": 0.5, "plaus_wt": 0.0,
+    # (UNIREX's configs/model/expl_reg.yaml: an SLM with a linear head, every weight but the task's 0)
+    "expl_reg": {"name": "expl_reg", "explainer_type": "self_lm", "expl_head_type": "linear",
+                 "task_wt": 1.0, "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0,
                  "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0},
-    # FRESH: a new task LM on the top-k tokens of a saved run's attributions (data.fresh_*)
+    # FRESH: a new task LM on the top-k tokens of a saved run's attributions (data.fresh_*); its
+    # rationale is that binary top-k, scored at the single bin k = 100% of the pruned input
     "fresh": {"name": "fresh", "explainer_type": "attr_algo", "attr_algo": "input-x-gradient",
               "attr_pooling": "sum", "task_wt": 1.0, "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0,
-              "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0},
+              "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.0, "topk": [100.0]},
     # A2R: a DLM generator, the task LM reading the top-k rationale, an attention predictor, JS
     "a2r": {"name": "a2r", "explainer_type": "lm", "expl_head_type": "linear", "task_wt": 1.0,
             "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0, "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.5},
@@ -389,6 +401,8 @@ def validate_config(cfg: RunConfig) -> None:
     _choice("model.suff_criterion", m.suff_criterion, SUFF_CRITERIA)
     _choice("model.plaus_criterion", m.plaus_criterion, PLAUS_CRITERIA)
     _choice("model.rationale_relaxation", m.rationale_relaxation, RELAXATIONS)
+    _choice("model.attr_grad", m.attr_grad, ATTR_GRADS)
+    _choice("model.a2r_criterion", m.a2r_criterion, A2R_CRITERIA)
     _choice("training.mode", t.mode, TRAINING_MODES)
     _choice("training.monitor_mode", t.monitor_mode, ("max", "min"))
     _choice("setup.precision", str(s.precision), PRECISIONS)
@@ -403,8 +417,8 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError(f"model.ig_steps must be >= 1, got {m.ig_steps}")
     if m.internal_batch_size is not None and m.internal_batch_size < 1:
         raise UnirexError(f"model.internal_batch_size must be >= 1, got {m.internal_batch_size}")
-    if m.l2e_num_classes < 2:
-        raise UnirexError(f"model.l2e_num_classes must be >= 2, got {m.l2e_num_classes}")
+    if m.l2e_num_classes != 5:
+        raise UnirexError(f"model.l2e_num_classes must be 5 (UNIREX's L2E binning), got {m.l2e_num_classes}")
     for name in ("attr_mlp_hidden_dim", "attr_mlp_hidden_layers", "expl_head_mlp_hidden_dim"):
         if getattr(m, name) < 1:
             raise UnirexError(f"model.{name} must be >= 1, got {getattr(m, name)}")
@@ -414,6 +428,8 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError(f"model.optimizer.lr must be > 0, got {m.optimizer.lr}")
     if not 0.0 <= d.plaus_frac <= 1.0:
         raise UnirexError(f"data.plaus_frac must be in [0, 1], got {d.plaus_frac}")
+    if d.train_rationales_batch_factor <= 1.0:
+        raise UnirexError(f"data.train_rationales_batch_factor must be > 1, got {d.train_rationales_batch_factor}")
     if d.fresh_topk is not None and not 0 < d.fresh_topk <= 100:
         raise UnirexError(f"data.fresh_topk must be in (0, 100], got {d.fresh_topk}")
     if d.max_length < 8:

@@ -226,23 +226,21 @@ def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.Data
 
 
 def fresh_table(ds, teacher: list[list[float]], k_percent: float, chunk: int = 256) -> pl.DataFrame:
-    """FRESH's inputs for a whole split: per row, the top-k% explainable subwords of the teacher's scores
-    plus special tokens and query, the rest deleted (:func:`unirex.objective.fresh_batch`, the same
-    rule as a training batch), as a new split table."""
-    from unirex.objective import fresh_batch
+    """FRESH's inputs for a whole split: per row, ``attention_mask`` becomes the teacher's binary top-k
+    plus [CLS] (:func:`unirex.objective.fresh_keep`, the same rule as a training batch); the other
+    tokens stay in place, masked, as UNIREX feeds them in training. The evaluator deletes masked
+    tokens itself, so evaluation scores the re-packed pruned input."""
+    from unirex.objective import fresh_keep
 
-    cols = ("input_ids", "attention_mask", "token_type_ids", "word_ids", "explainable", "rationale")
     withs = ds.with_extras(teacher_scores=teacher)
-    new = {c: [] for c in cols}
+    masks: list[list[int]] = []
+    lengths = ds.table["input_ids"].list.len().to_list()
     for start in range(0, len(withs), chunk):
-        batch = withs.collate([withs[i] for i in range(start, min(start + chunk, len(withs)))])
-        pruned = fresh_batch(batch, k_percent, ds.pad_token_id)
-        lengths = pruned["attention_mask"].sum(1).tolist()
-        for c in cols:
-            rows = pruned[c].long().tolist()
-            new[c].extend(r[:n] for r, n in zip(rows, lengths))
+        idx = range(start, min(start + chunk, len(withs)))
+        keep = fresh_keep(withs.collate([withs[i] for i in idx]), k_percent).long().tolist()
+        masks.extend(row[: lengths[i]] for row, i in zip(keep, idx))
     table = ds.table
-    return table.with_columns([pl.Series(c, new[c], dtype=table.schema[c]) for c in cols])
+    return table.with_columns(pl.Series("attention_mask", masks, dtype=table.schema["attention_mask"]))
 
 
 # ------------------------------------------------------------------------------------------- engine
@@ -322,7 +320,7 @@ class Engine:
             from unirex.objective import plausibility_subset
 
             ds, built = self.data["train"]
-            mask = plausibility_subset(len(ds), cfg.data.plaus_frac, cfg.seed).tolist()
+            mask = plausibility_subset(len(ds), cfg.data.plaus_frac, cfg.data.plaus_frac_seed).tolist()
             self.data["train"] = (ds.with_extras(plaus_mask=mask), built)
 
     def build(self) -> None:
@@ -463,12 +461,20 @@ class Engine:
     def _train_loader(self, epoch: int):
         ds, _ = self.data["train"]
         cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        if "plaus_mask" in ds.extras:  # data.plaus_frac < 1: every batch half supervised, as UNIREX samples
+            from unirex.data.sampling import HalfSupervisedBatchSampler
+
+            sampler = HalfSupervisedBatchSampler(ds.extras["plaus_mask"], cfg.setup.train_batch_size,
+                                                 cfg.data.train_rationales_batch_factor, cfg.training.train_shuffle,
+                                                 g, rank=self.rank, world_size=self.world)
+            return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=ds.collate,
+                                               num_workers=cfg.setup.num_workers)
         if self.world > 1:
             sampler = torch.utils.data.distributed.DistributedSampler(ds, shuffle=cfg.training.train_shuffle, seed=cfg.seed)
             sampler.set_epoch(epoch)
             return torch.utils.data.DataLoader(ds, batch_size=cfg.setup.train_batch_size, sampler=sampler,
                                                collate_fn=ds.collate, num_workers=cfg.setup.num_workers)
-        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         return torch.utils.data.DataLoader(ds, batch_size=cfg.setup.train_batch_size, shuffle=cfg.training.train_shuffle,
                                            generator=g, collate_fn=ds.collate, num_workers=cfg.setup.num_workers)
 

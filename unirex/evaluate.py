@@ -24,6 +24,13 @@ object with ``.logits`` is accepted too). Rationale scores come from ``explain``
 ``explain(batch) -> scores [B, L]`` (higher = more important; only document positions are read), or a
 sequence holding, per split-table row, one score per subword of that row (precomputed attributions).
 
+How the model predicts decides what is scored (its ``scoring`` attribute, a
+:class:`unirex.rationale.Scoring`): by default the prediction is on the whole input (ERASER's
+protocol). A select-then-predict model (A2R, FRESH) predicts from its own rationale, so each bin has
+its own prediction, from the rationale-only input; its variants are that input per bin plus one input
+with no document token, ``V + 1`` rows per example instead of ``1 + 2V``
+(:func:`select_then_predict_keep_masks`).
+
 Outputs are saved per split as ``runs/<run_id>/outputs/eval_<split>.parquet`` plus
 ``eval_<split>.json`` (see :func:`save_outputs`), which :mod:`unirex.export` turns into ERASER's
 results file.
@@ -45,7 +52,7 @@ import torch
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics, spans_from_mask
 from unirex.metrics.task import accuracy, macro_f1
-from unirex.rationale import repack, topk_mask
+from unirex.rationale import Scoring, keep_mask, repack, topk_mask
 
 #: k (percent) of the hard rationale scored for token P/R/F1 and IOU F1, and used for the top-level
 #: comprehensiveness / sufficiency of the ERASER export.
@@ -82,6 +89,9 @@ class EvalOutputs:
     word_scores: list[np.ndarray]  # float64 per word (subword scores summed)
     hard_words: list[np.ndarray]  # bool per word: a subword of it is in the top hard_k %
     subword_scores: list[np.ndarray] | None = None  # float32 per subword of the row, when kept
+    #: select-then-predict models only: [N, K, C] the prediction from each bin's rationale (the base
+    #: of that bin's comp / suff); ``probs`` / ``pred`` are then the ``hard_k`` bin's prediction
+    bin_probs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -111,6 +121,21 @@ def variant_keep_masks(scores: torch.Tensor, explainable: torch.Tensor, attentio
     sels = [topk_mask(scores, expl, attention_mask, k) for k in bins]
     keeps = [am] + [am & ~s for s in sels] + [am & (~expl | s) for s in sels]
     return torch.cat(keeps, dim=0), sels
+
+
+def select_then_predict_keep_masks(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
+                                   bins: Sequence[float]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The keep matrix of a select-then-predict model's variants, ``[(K + 1) * B, L]`` bool: for each
+    bin, the rationale-only input the model predicts from (the training rule,
+    :func:`unirex.rationale.keep_mask` "only": the first token and the rationale), then the input
+    with no document token (the first token alone: comprehensiveness's input, shared by the bins);
+    and the top-k masks."""
+    am = attention_mask.bool()
+    expl = explainable.bool() & am
+    sels = [topk_mask(scores, expl, attention_mask, k) for k in bins]
+    only = [keep_mask(attention_mask, expl, s, "only").bool() for s in sels]
+    empty = keep_mask(attention_mask, expl, torch.zeros_like(expl), "only").bool()
+    return torch.cat(only + [empty], dim=0), sels
 
 
 #: fixed cost of one forward pass, in padded positions, used to choose chunk boundaries
@@ -247,9 +272,19 @@ def word_level_documents(outputs: EvalOutputs, table: pl.DataFrame,
 
 
 def task_and_faithfulness(outputs: EvalOutputs, log_odds: bool = True) -> dict[str, float]:
-    m = {"acc": accuracy(outputs.label, outputs.pred), "macro_f1": macro_f1(outputs.label, outputs.pred)}
-    m.update(faithfulness_metrics(outputs.probs, outputs.comp_probs, outputs.suff_probs, outputs.pred,
-                                  outputs.bins, log_odds_variants=log_odds))
+    """Task and faithfulness metrics. A select-then-predict model (``outputs.bin_probs`` set) is
+    scored as UNIREX's code scores A2R: accuracy and macro F1 over the predictions of every bin
+    (``N x K`` of them), and each bin's comp / suff from that bin's own prediction."""
+    if outputs.bin_probs is not None:
+        bin_pred = outputs.bin_probs.argmax(-1) if len(outputs) else np.zeros((0, len(outputs.bins)), dtype=np.int64)
+        y_true = np.repeat(outputs.label[:, None], bin_pred.shape[1], axis=1).ravel()
+        m = {"acc": accuracy(y_true, bin_pred.ravel()), "macro_f1": macro_f1(y_true, bin_pred.ravel())}
+        m.update(faithfulness_metrics(outputs.bin_probs, outputs.comp_probs, outputs.suff_probs, bin_pred,
+                                      outputs.bins, log_odds_variants=log_odds))
+    else:
+        m = {"acc": accuracy(outputs.label, outputs.pred), "macro_f1": macro_f1(outputs.label, outputs.pred)}
+        m.update(faithfulness_metrics(outputs.probs, outputs.comp_probs, outputs.suff_probs, outputs.pred,
+                                      outputs.bins, log_odds_variants=log_odds))
     m["comp"] = float(prob_drop(outputs.probs, outputs.hard_comp_probs, outputs.pred).mean()) if len(outputs) else 0.0
     m["suff"] = float(prob_drop(outputs.probs, outputs.hard_suff_probs, outputs.pred).mean()) if len(outputs) else 0.0
     return m
@@ -269,11 +304,11 @@ def word_level_plausibility(outputs: EvalOutputs, table: pl.DataFrame, gold_span
 
 
 def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence, *, batch_size: int = 32,
-             chunk_size: int = 64, bins: Sequence[float] = BINS, hard_k: float = DEFAULT_HARD_K,
+             chunk_size: int = 64, bins: Sequence[float] = BINS, hard_k: float | None = None,
              device: str | torch.device | None = None, source: str | Path | None = None,
              iou_threshold: float = IOU_THRESHOLD, log_odds: bool = True, keep_subword_scores: bool = False,
              progress: Callable[[int, int], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> EvalResult:
+             should_stop: Callable[[], bool] | None = None, scoring: Scoring | None = None) -> EvalResult:
     """Evaluate ``model`` with rationale scores from ``explain`` on every example of ``dataset``.
 
     Args:
@@ -286,12 +321,15 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         chunk_size: at most this many sequences per forward pass (bounds activation memory).
         bins: the k (percent) of the faithfulness bins.
         hard_k: k (percent) of the hard rationale used for token P/R/F1, IOU F1 and the top-level
-            ``comp`` / ``suff`` (added as an extra variant when it is not among ``bins``).
+            ``comp`` / ``suff`` (added as an extra variant when it is not among ``bins``); None: the
+            scoring's ``hard_k``, else :data:`DEFAULT_HARD_K`.
         device: where to run; default: the device of the model's first parameter (else CPU).
         source: the split's ERASER annotation file (``BuiltSplit.summary['source']``) for gold evidence
             spans in IOU F1; without it the runs of the gold word mask are used.
         progress: ``progress(done_examples, total_examples)`` after each batch.
         should_stop: checked between batches; True raises :class:`EvaluationCancelled`.
+        scoring: how the model predicts (:class:`unirex.rationale.Scoring`); None: the model's
+            ``scoring`` attribute, else ERASER's protocol.
 
     Returns:
         :class:`EvalResult` with ``metrics`` (keys in :mod:`unirex.metrics`), ``outputs`` (per example)
@@ -303,6 +341,11 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
 
         raise UnirexError("nothing to evaluate: the split has no examples")
     bins = tuple(bins)
+    if scoring is None:
+        scoring = getattr(model, "scoring", None) or Scoring()
+    stp = scoring.select_then_predict
+    if hard_k is None:
+        hard_k = scoring.hard_k if scoring.hard_k is not None else DEFAULT_HARD_K
     var_bins = bins + (() if hard_k in bins else (hard_k,))
     hard_j = var_bins.index(hard_k)
     K, V = len(bins), len(var_bins)
@@ -315,7 +358,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     pad_id = int(getattr(dataset, "pad_token_id", 0) or 0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
 
-    parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp", "hsuff")}
+    parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp", "hsuff", "bin")}
     word_scores, hard_words, sub_scores, sub_docs = [], [], [], []
     n_forward = positions = 0
     was_training = getattr(model, "training", False)
@@ -329,17 +372,27 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             batch = {k: v.to(device) for k, v in batch.items()}
             scores = _batch_scores(explain, batch)
             B = scores.shape[0]
-            keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
-            probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id)
+            if stp:  # the prediction of bin k is the one from its rationale; suff is 0 by construction
+                keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
+                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id)
+                probs = probs.view(V + 1, B, -1).cpu()
+                suff = probs[:V].transpose(0, 1)  # [B, V, C]
+                comp = probs[V].unsqueeze(1).expand_as(suff)
+                full = suff[:, hard_j]
+                parts["bin"].append(suff[:, :K])
+            else:
+                keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
+                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id)
+                probs = probs.view(1 + 2 * V, B, -1).cpu()
+                comp = probs[1 : 1 + V].transpose(0, 1)  # [B, V, C]
+                suff = probs[1 + V :].transpose(0, 1)
+                full = probs[0]
             n_forward += cost["forward_passes"]
             positions += cost["positions"]
-            probs = probs.view(1 + 2 * V, B, -1).cpu()
-            comp = probs[1 : 1 + V].transpose(0, 1)  # [B, V, C]
-            suff = probs[1 + V :].transpose(0, 1)
             parts["index"].append(batch["index"].cpu())
             parts["label"].append(batch["label"].cpu())
-            parts["pred"].append(probs[0].argmax(dim=-1))
-            parts["probs"].append(probs[0])
+            parts["pred"].append(full.argmax(dim=-1))
+            parts["probs"].append(full)
             parts["comp"].append(comp[:, :K])
             parts["suff"].append(suff[:, :K])
             parts["hcomp"].append(comp[:, hard_j])
@@ -384,6 +437,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         hard_comp_probs=cat["hcomp"][order], hard_suff_probs=cat["hsuff"][order],
         word_scores=[word_scores[i] for i in order], hard_words=[hard_words[i] for i in order],
         subword_scores=[sub_scores[i] for i in order] if keep_subword_scores else None,
+        bin_probs=cat["bin"][order] if stp else None,
     )
     t_forward = time.perf_counter() - t0
     metrics = task_and_faithfulness(outputs, log_odds)
@@ -418,6 +472,7 @@ hard_suff_probs  list<f64> [C]           sufficiency input at ``hard_k``
 word_scores      list<f64> [W]           per document word (all documents concatenated), subword sum
 hard_words       list<i8> [W]            1 on words of the hard rationale (top ``hard_k`` %)
 subword_scores   list<f32> [L]           raw per-subword scores (only when kept)
+bin_probs        list<list<f64>> [K][C]  select-then-predict models: the prediction from each bin's rationale
 ===============  ======================  ==============================================================
 
 ``eval_<split>.json`` holds ``version``, ``split``, ``labels``, ``bins``, ``hard_k``, ``iou_threshold``,
@@ -456,6 +511,9 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
     if o.subword_scores is not None:
         cols["subword_scores"] = [s.tolist() for s in o.subword_scores]
         schema["subword_scores"] = pl.List(pl.Float32)
+    if o.bin_probs is not None:
+        cols["bin_probs"] = o.bin_probs.tolist()
+        schema["bin_probs"] = pl.List(pl.List(pl.Float64))
     df = pl.DataFrame(cols, schema_overrides=schema)
     atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
     summary, table_path = {}, None
@@ -501,6 +559,7 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
         hard_words=[np.asarray(h, dtype=bool) for h in df["hard_words"].to_list()],
         subword_scores=([np.asarray(s, dtype=np.float32) for s in df["subword_scores"].to_list()]
                         if "subword_scores" in df.columns else None),
+        bin_probs=arr("bin_probs", (n, K, C)) if "bin_probs" in df.columns else None,
     )
     return outputs, meta
 
@@ -508,5 +567,6 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
 save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS
 
 __all__ = ["DEFAULT_HARD_K", "EvalOutputs", "EvalResult", "EvaluationCancelled", "evaluate", "gold_spans_from_source",
-           "load_outputs", "outputs_paths", "save_outputs", "task_and_faithfulness", "variant_keep_masks",
+           "load_outputs", "outputs_paths", "save_outputs", "select_then_predict_keep_masks", "task_and_faithfulness",
+           "variant_keep_masks",
            "variant_probs", "word_level_documents", "word_level_plausibility"]

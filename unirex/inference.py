@@ -41,7 +41,9 @@ class TextExplanation:
     predicted: str
     top_k: float
     comprehensiveness: float  # p(pred | x) - p(pred | x without the rationale)
-    sufficiency: float  # p(pred | x) - p(pred | the rationale only)
+    sufficiency: float  # p(pred | x) - p(pred | the rationale only); select-then-predict models (A2R, FRESH)
+    # predict from their rationale: comprehensiveness is then against the input with no document token left,
+    # and sufficiency is 0, as the evaluator scores them
     extractor: str
     truncated: bool  # words past the model's max length were not read
     n_subwords: int
@@ -92,7 +94,7 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     Raises:
         UnirexError: empty or too long text, ``top_k`` outside (0, 100], an unknown extractor.
     """
-    from unirex.evaluate import variant_keep_masks, variant_probs
+    from unirex.evaluate import select_then_predict_keep_masks, variant_keep_masks, variant_probs
 
     docs = [documents] if isinstance(documents, str) else list(documents)
     size = sum(len(d or "") for d in docs) + len(query or "")
@@ -109,19 +111,27 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     batch = {k: v.to(device) for k, v in collate([item], tokenizer.pad_token_id or 0).items()}
     was_training = model.training
     model.eval()
+    select_then_predict = bool(getattr(getattr(model, "scoring", None), "select_then_predict", False))
     try:
         with torch.enable_grad():
             logits, scores = scorer(batch)
         scores = scores.float()
-        keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], [float(top_k)])
-        if logits is not None:  # the full input already ran: only the two variants are left
-            keep = keep[1:]
-        probs, _ = variant_probs(model, batch, keep, chunk_size=3, pad_token_id=tokenizer.pad_token_id or 0)
-        if logits is not None:
-            probs = torch.cat([torch.softmax(logits.double(), -1).to(probs.device), probs])
+        pad = tokenizer.pad_token_id or 0
+        if select_then_predict:  # A2R, FRESH: the model predicts from its own top-k rationale (as evaluated)
+            keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"],
+                                                        [float(top_k)])
+            only, empty = variant_probs(model, batch, keep, chunk_size=2, pad_token_id=pad)[0]
+            probs = torch.stack([only, empty, only])  # prediction, rationale deleted (nothing left), rationale only
+        else:
+            keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], [float(top_k)])
+            if logits is not None:  # the full input already ran: only the two variants are left
+                keep = keep[1:]
+            probs, _ = variant_probs(model, batch, keep, chunk_size=3, pad_token_id=pad)
+            if logits is not None:
+                probs = torch.cat([torch.softmax(logits.double(), -1).to(probs.device), probs])
     finally:
         model.train(was_training)
-    probs = probs.cpu().numpy()  # [3, C]: full, rationale deleted, rationale only
+    probs = probs.cpu().numpy()  # [3, C]: the prediction's, rationale deleted, rationale only
     pred = int(probs[0].argmax())
     n_words = sum(row["doc_word_counts"])
     word_ids = row["word_ids"]

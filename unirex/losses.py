@@ -44,7 +44,8 @@ def suff_loss(loss_full: torch.Tensor, loss_only: torch.Tensor, criterion: str =
               logits_full: torch.Tensor | None = None, logits_only: torch.Tensor | None = None) -> torch.Tensor:
     """Sufficiency loss per example ``[B]`` from ``L(x)`` and ``L(r only)`` (both ``[B]``); ``kldiv``
     needs the logits ``[B, C]`` of both passes instead (no detach: both predictions are trained, as
-    in SGT).
+    in SGT): ``KL(p(.|r) || p(.|x))`` averaged over the ``C`` classes, as UNIREX's code computes it
+    (``F.kl_div(log p(.|x), p(.|r), reduction='none')`` then a mean).
 
     Low when the rationale alone predicts as well as the full input."""
     diff = loss_only - loss_full
@@ -59,14 +60,20 @@ def suff_loss(loss_full: torch.Tensor, loss_only: torch.Tensor, criterion: str =
     if criterion == "kldiv":
         if logits_full is None or logits_only is None:
             raise ValueError("suff_criterion=kldiv needs logits_full and logits_only")
-        return kl_div(logits_full, logits_only)
+        return kl_div(logits_only, logits_full, reduction="class_mean")
     raise ValueError(f"unknown suff_criterion {criterion!r}")
 
 
-def kl_div(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
-    """``KL(p || q)`` per example ``[B]`` for logits ``[B, C]``."""
+def kl_div(logits_p: torch.Tensor, logits_q: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """``KL(p || q)`` per example ``[B]`` for logits ``[B, C]``; ``reduction="class_mean"`` divides
+    the sum over classes by ``C``."""
     logp, logq = logits_p.log_softmax(-1), logits_q.log_softmax(-1)
-    return (logp.exp() * (logp - logq)).sum(-1)
+    kl = (logp.exp() * (logp - logq)).sum(-1)
+    if reduction == "class_mean":
+        return kl / logits_p.shape[-1]
+    if reduction != "sum":
+        raise ValueError(f"unknown reduction {reduction!r}")
+    return kl
 
 
 def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
@@ -76,6 +83,25 @@ def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
     kl_pm = (logp.exp() * (logp - logm)).sum(-1)
     kl_qm = (logq.exp() * (logq - logm)).sum(-1)
     return 0.5 * (kl_pm + kl_qm)
+
+
+def a2r_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor, criterion: str = "jsd") -> torch.Tensor:
+    """A2R's divergence per example ``[B]`` for logits ``[B, C]`` (``model.a2r_criterion``).
+
+    ``jsd`` is what UNIREX's code calls ``js_div``: with ``m = (p + q) / 2`` it averages
+    ``F.kl_div(log p, m)`` and ``F.kl_div(log q, m)``, and ``F.kl_div(input, target)`` is
+    ``KL(target || input)``, so the term is ``(KL(m || p) + KL(m || q)) / 2`` (symmetric, zero iff
+    ``p = q``, but unbounded, unlike the Jensen-Shannon divergence). ``js`` is the textbook
+    Jensen-Shannon divergence ``(KL(p || m) + KL(q || m)) / 2`` (:func:`js_divergence`).
+    """
+    if criterion == "js":
+        return js_divergence(logits_a, logits_b)
+    if criterion != "jsd":
+        raise ValueError(f"unknown a2r_criterion {criterion!r}")
+    logp, logq = logits_a.log_softmax(-1), logits_b.log_softmax(-1)
+    logm = torch.logsumexp(torch.stack([logp, logq]), dim=0) - math.log(2.0)
+    m = logm.exp()
+    return 0.5 * ((m * (logm - logp)).sum(-1) + (m * (logm - logq)).sum(-1))
 
 
 def plaus_loss(scores: torch.Tensor, gold: torch.Tensor, token_mask: torch.Tensor,
@@ -98,20 +124,26 @@ def plaus_loss(scores: torch.Tensor, gold: torch.Tensor, token_mask: torch.Tenso
 
 def l2e_targets(teacher_scores: torch.Tensor, explainable: torch.Tensor, num_classes: int = 5,
                 ignore_index: int = -100) -> torch.Tensor:
-    """Bin a teacher's attributions ``[B, L]`` into ``num_classes`` ordinal classes per example.
+    """Bin a teacher's attributions ``[B, L]`` into 5 ordinal classes per token, by UNIREX's rule.
 
-    Binning is by rank among the example's explainable tokens (equal-frequency bins): the token of
-    rank ``r`` (0 = lowest score) out of ``n`` gets class ``floor(r * C / n)``, so every class is used
-    whatever the scale or skew of the attributions. Ties are ranked by position. Returns ``[B, L]``
-    long, ``ignore_index`` outside explainable positions.
+    Per example, with ``pos`` / ``neg`` the mean of its positive / negative scores (0 when it has
+    none), a score ``x`` gets class 0 if ``x < neg``, 1 if ``neg <= x < 0``, 2 if ``x == 0``, 3 if
+    ``0 < x <= pos``, else 4. The means are taken over the explainable positions (the only ones whose
+    saved scores are not 0 in this project, so they are the means over the whole example, as UNIREX
+    takes them). Returns ``[B, L]`` long, ``ignore_index`` outside explainable positions.
     """
+    if num_classes != 5:
+        raise ValueError(f"UNIREX's L2E binning has 5 classes, not {num_classes}")
     expl = explainable.bool()
-    s = teacher_scores.detach().float().masked_fill(~expl, float("inf"))  # non-explainable rank last
-    order = torch.sort(s, dim=1, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(s.shape[1], device=s.device).expand_as(order))
-    n = expl.sum(1, keepdim=True).clamp(min=1)
-    classes = torch.div(rank * num_classes, n, rounding_mode="floor").clamp(max=num_classes - 1)
+    s = teacher_scores.detach().double().masked_fill(~expl, 0.0)
+    pos, neg = s > 0, s < 0
+    mean_pos = (s * pos).sum(1, keepdim=True) / pos.sum(1, keepdim=True).clamp(min=1)
+    mean_neg = (s * neg).sum(1, keepdim=True) / neg.sum(1, keepdim=True).clamp(min=1)
+    classes = torch.full_like(s, 4, dtype=torch.long)
+    classes[(s > 0) & (s <= mean_pos)] = 3
+    classes[s == 0] = 2
+    classes[(s >= mean_neg) & (s < 0)] = 1
+    classes[s < mean_neg] = 0
     return classes.masked_fill(~expl, ignore_index)
 
 
@@ -123,4 +155,4 @@ def l2e_loss(token_logits: torch.Tensor, targets: torch.Tensor, ignore_index: in
                            ignore_index=ignore_index)
 
 
-__all__ = ["comp_loss", "js_divergence", "kl_div", "l2e_loss", "l2e_targets", "plaus_loss", "suff_loss", "task_loss"]
+__all__ = ["a2r_divergence", "comp_loss", "js_divergence", "kl_div", "l2e_loss", "l2e_targets", "plaus_loss", "suff_loss", "task_loss"]

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: attribution algorithms with a differentiable (create_graph) implementation in this project
 DIFFERENTIABLE_ATTR_ALGOS = ("input-x-gradient", "gradient")
+#: per model.attr_grad: the algorithms whose summed scores carry a plausibility gradient
+PLAUS_ATTR_ALGOS = {"detach": ("input-x-gradient", "integrated-gradients", "deeplift"),
+                    "create_graph": ("input-x-gradient", "gradient", "integrated-gradients", "deeplift")}
 #: attribution "algorithms" that read the gold rationale or a seed, not the model
 BASELINE_ATTR_ALGOS = ("gold", "inv", "rand")
 
@@ -68,7 +71,8 @@ def _registry() -> dict[str, Method]:
                ("model.comp_wt=0.0", "model.suff_wt=0.5", "model.suff_criterion=kldiv", "model.plaus_wt=0.0")),
         Method("fresh", "Task LM + FRESH",
                "A new task LM trained and evaluated on only the top-k% tokens of a saved run's "
-               "attributions (data.fresh_exp_id, data.fresh_attr_algo, data.fresh_topk).",
+               "attributions (data.fresh_exp_id, data.fresh_attr_algo, data.fresh_topk); its rationale is "
+               "that binary top-k, scored at the single bin of 100%.",
                ("model=fresh", "data.fresh_attr_algo=input-x-gradient", "data.fresh_topk=10"),
                needs=("fresh_teacher",)),
         Method("aa_sum_comp_suff", "Task LM + AA-Sum (comp/suff)",
@@ -87,7 +91,8 @@ def _registry() -> dict[str, Method]:
     ms += [
         Method("aa_sum_comp_suff_plaus", "Task LM + AA-Sum (comp/suff/plaus)",
                "AA-Sum with plausibility too: the summed input-x-gradient is trained towards the gold "
-               "rationale through a double backward.",
+               "rationale through its input factor (the word embeddings), the gradient factor held "
+               "constant as in UNIREX (model.attr_grad=create_graph trains through a double backward).",
                _AA + ("model.attr_pooling=sum",) + _W + _CS + ("model.plaus_wt=0.5",), needs=("gold",)),
         Method("aa_mlp_comp_suff_plaus", "Task LM + AA-MLP (comp/suff/plaus)",
                "Input-x-gradient vectors pooled by a learned MLP into token scores; comp/suff/plaus.",
@@ -108,15 +113,18 @@ def _registry() -> dict[str, Method]:
     ms += [
         Method("l2e", "Task LM + L2E",
                "Learning to explain: a DLM head with 5 ordinal classes per token distils a teacher run's "
-               "binned attributions (data.l2e_exp_id, data.l2e_attr_algo), plus plausibility.",
+               "attributions binned by UNIREX's rule (data.l2e_exp_id, data.l2e_attr_algo); a token's score is "
+               "its most likely class minus 2, which carries no gradient, so the plausibility weight of the "
+               "paper's command trains nothing, as in UNIREX's code.",
                ("model=expl_reg", "model.explainer_type=lm", "model.expl_head_type=linear") + _W + _NO_CS +
                ("model.plaus_wt=0.5", "model.l2e=True", "model.l2e_wt=0.5",
                 "data.l2e_attr_algo=integrated-gradients"),
                needs=("gold", "l2e_teacher")),
         Method("a2r", "Task LM + A2R",
-               "Attention-to-rationale: a DLM generator scores tokens, the task LM predicts from the top-k "
-               "rationale, an attention predictor reads the whole input pooled by the scores; "
-               "Jensen-Shannon divergence between the two predictions, plus plausibility.",
+               "Attention-to-rationale, a select-then-predict model: a DLM generator scores tokens, the task "
+               "LM is trained and scored on its top-k rationales alone, an attention predictor reads the "
+               "whole input pooled by softmax of the scores; UNIREX's divergence between the two, plus "
+               "plausibility.",
                ("model=a2r",) + _W + ("model.plaus_wt=0.5", "model.a2r_wt=0.5"), needs=("gold",)),
     ]
     return {m.id: m for m in ms}
@@ -172,12 +180,23 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
         raise UnirexError("data.fresh_exp_id is set but model is not fresh; add model=fresh")
     if m.a2r_wt > 0 and m.name != "a2r":
         raise UnirexError("model.a2r_wt>0 needs model=a2r")
-    if m.name == "a2r" and m.explainer_type not in ("lm", "self_lm"):
-        raise UnirexError("model=a2r needs a learned generator: model.explainer_type=lm or self_lm")
+    if m.name == "a2r":
+        if m.explainer_type not in ("lm", "self_lm"):
+            raise UnirexError("model=a2r needs a learned generator: model.explainer_type=lm or self_lm")
+        if m.a2r_wt <= 0:
+            raise UnirexError("model=a2r needs model.a2r_wt>0 (the divergence that trains its generator)")
+        if m.comp_wt > 0 or m.suff_wt > 0 or m.l2e:
+            raise UnirexError("model=a2r trains without comprehensiveness, sufficiency or L2E (as UNIREX asserts); "
+                              "set model.comp_wt=0 and model.suff_wt=0")
     # L2E
     if m.l2e_wt > 0 and not m.l2e:
         raise UnirexError("model.l2e_wt>0 but model.l2e=False; set model.l2e=True")
     if m.l2e:
+        if m.comp_wt > 0 or m.suff_wt > 0:
+            raise UnirexError(f"model.l2e=True trains without comprehensiveness or sufficiency (as UNIREX asserts), "
+                              f"but model.comp_wt={m.comp_wt} model.suff_wt={m.suff_wt}; set both to 0")
+        if m.l2e_wt <= 0:
+            raise UnirexError("model.l2e=True needs model.l2e_wt>0")
         if m.explainer_type not in ("lm", "self_lm"):
             raise UnirexError("model.l2e=True needs a learned token head: model.explainer_type=lm or self_lm")
         if not d.l2e_exp_id and train:
@@ -189,11 +208,13 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
             raise UnirexError(f"model.attr_algo={m.attr_algo} gives token scores directly; use model.attr_pooling=sum")
         if m.plaus_wt > 0 and m.attr_algo in BASELINE_ATTR_ALGOS:
             raise UnirexError(f"model.plaus_wt>0 has nothing to train with model.attr_algo={m.attr_algo}")
-        if (m.plaus_wt > 0 and m.attr_pooling == "sum" and m.attr_algo not in DIFFERENTIABLE_ATTR_ALGOS):
+        ok = PLAUS_ATTR_ALGOS[m.attr_grad]
+        if (m.plaus_wt > 0 and m.attr_pooling == "sum" and m.attr_algo not in BASELINE_ATTR_ALGOS
+                and m.attr_algo not in ok):
             raise UnirexError(
-                f"model.plaus_wt>0 trains through the attributions, which needs a differentiable algorithm "
-                f"({', '.join(DIFFERENTIABLE_ATTR_ALGOS)}); model.attr_algo={m.attr_algo} is not one "
-                "(or use model.attr_pooling=mlp to train an MLP on top of it)")
+                f"model.plaus_wt>0 trains through the attributions, which with model.attr_grad={m.attr_grad} needs "
+                f"an algorithm whose scores are differentiable ({', '.join(ok)}); model.attr_algo={m.attr_algo} "
+                "is not one (or use model.attr_pooling=mlp to train an MLP on top of it)")
         if m.rationale_relaxation != "none" and m.attr_algo in BASELINE_ATTR_ALGOS:
             raise UnirexError(f"model.rationale_relaxation={m.rationale_relaxation} has nothing to train "
                               f"with model.attr_algo={m.attr_algo}")
@@ -211,5 +232,5 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
         raise UnirexError(f"{which}: no saved attributions found for that run; rerun it with model.save_outputs=True")
 
 
-__all__ = ["BASELINE_ATTR_ALGOS", "DIFFERENTIABLE_ATTR_ALGOS", "METHODS", "Method", "check_settings",
+__all__ = ["BASELINE_ATTR_ALGOS", "DIFFERENTIABLE_ATTR_ALGOS", "METHODS", "PLAUS_ATTR_ALGOS", "Method", "check_settings",
            "get_method", "list_methods"]

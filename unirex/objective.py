@@ -4,15 +4,27 @@ The engine calls ``losses = compute_losses(batch, model, cfg)``, then ``losses["
 steps its optimizer. Components (present only when active):
 
 ===============  ==========================================================================
-task_loss        CE of the task LM on the full input (weight ``model.task_wt``)
+task_loss        CE of the task LM on the full input (weight ``model.task_wt``); for A2R, on
+                 the top-k rationale alone, pooled over the bins (A2R has no full-input loss)
 comp_loss        comprehensiveness, mean over the batch per top-k bin, then over ``model.topk``
 suff_loss        sufficiency, same averaging (``kldiv`` = SGT)
 plaus_loss       BCE of the extractor scores against gold rationales (``model.plaus_wt``)
 l2e_loss         CE of the extractor's 5-class head against the teacher's binned attributions
-a2r_task_loss    A2R: CE of the attention predictor + CE of the task LM on each top-k rationale
-a2r_loss         A2R: Jensen-Shannon divergence between the two (``model.a2r_wt``)
+a2r_loss         A2R: divergence (``model.a2r_criterion``) between the rationale predictor and
+                 the attention predictor, pooled over the bins (``model.a2r_wt``)
 loss             the weighted sum
 ===============  ==========================================================================
+
+How each follows UNIREX's code (``src/model/lm.py``, ``src/utils/losses.py``):
+
+* The rationale-only input of training (sufficiency, A2R's predictor, FRESH) keeps the first token
+  ([CLS]) and the rationale, nothing else, through the attention mask (UNIREX's ``expls`` mask); the
+  comprehensiveness input keeps everything but the rationale (:func:`unirex.rationale.keep_mask`).
+* A2R is select-then-predict: the task LM is trained on its top-k rationales only; an attention
+  predictor reads the whole input pooled by ``softmax`` of the generator's token logits over the
+  non-padding positions and is trained only by the divergence, which also trains the generator.
+* FRESH trains on the teacher's binary top-k (:func:`fresh_keep`), [CLS] plus those tokens.
+* AA-Sum / AA-MLP plausibility: ``model.attr_grad=detach`` (UNIREX) or ``create_graph``.
 
 Extra batch entries this module reads (the engine adds them):
 
@@ -21,7 +33,8 @@ Extra batch entries this module reads (the engine adds them):
   ``model.l2e=True`` (from ``data.l2e_exp_id``); for ``model=fresh`` (from ``data.fresh_exp_id``) the
   batch is pruned to the teacher's top-k when it carries them, else it is taken as already pruned.
 * ``plaus_mask`` ``[B]`` bool: which examples get plausibility supervision when
-  ``data.plaus_frac < 1`` (see :func:`plausibility_subset`); always combined with ``has_rationale``.
+  ``data.plaus_frac < 1`` (see :func:`plausibility_subset` and
+  :class:`unirex.data.sampling.HalfSupervisedBatchSampler`); always combined with ``has_rationale``.
 
 The rationale is a hard top-k selection (:func:`unirex.rationale.topk_mask`) with no gradient: the
 comprehensiveness and sufficiency losses train the **task LM** through the masked forward passes
@@ -32,6 +45,7 @@ reach it (see :meth:`unirex.models.task_lm.TaskLM.forward_rationale`).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -39,7 +53,7 @@ import torch
 from unirex import losses as L
 from unirex.errors import UnirexError
 from unirex.models.extractors import AttributionExtractor, LMExtractor, SelfLMExtractor
-from unirex.rationale import keep_mask, repack, topk_keep, topk_mask
+from unirex.rationale import keep_mask, topk_mask
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -47,21 +61,39 @@ if TYPE_CHECKING:
 
 
 def plausibility_subset(num_examples: int, frac: float, seed: int = 0) -> torch.Tensor:
-    """``[N]`` bool: exactly ``round(frac * N)`` examples of a split, chosen by a seeded permutation
-    (``data.plaus_frac``; index = row in the split, ``batch['index']``)."""
-    n_sel = int(round(float(frac) * num_examples))
+    """``[N]`` bool: the fixed subset of a train split that gets plausibility supervision
+    (``data.plaus_frac``; index = row in the split, ``batch['index']``).
+
+    As UNIREX's ``build_dataset.py --pct_train_rationales``: ``ceil(N * pct / 100)`` examples drawn
+    without replacement by a seeded generator (``data.plaus_frac_seed``, not the run's seed, so every
+    seed of a method sees the same subset). ``pct = 100 * frac`` is rounded to 9 decimals first so a
+    fraction like 0.07 counts ``ceil(7.0)``, not ``ceil(7.000000000000001)``.
+    """
+    pct = round(float(frac) * 100.0, 9)
+    n_sel = min(num_examples, int(math.ceil(num_examples * pct / 100.0)))
     perm = torch.randperm(num_examples, generator=torch.Generator().manual_seed(int(seed)))
     mask = torch.zeros(num_examples, dtype=torch.bool)
     mask[perm[:n_sel]] = True
     return mask
 
 
-def fresh_batch(batch: dict[str, torch.Tensor], k_percent: float, pad_token_id: int = 0) -> dict[str, torch.Tensor]:
-    """FRESH's input: the top-``k_percent`` explainable tokens of ``batch['teacher_scores']`` plus special
-    tokens and query; the other tokens are deleted and rows re-packed (use it in evaluation too)."""
+def fresh_keep(batch: dict[str, torch.Tensor], k_percent: float) -> torch.Tensor:
+    """``[B, L]`` bool: FRESH's input, as UNIREX builds it (``src/data/data.py``): the first token
+    ([CLS]) and the teacher's binary top-k of ``batch['teacher_scores']``, with the count
+    ``max(1, int(k / 100 * (n - 1)))`` (truncated, not rounded) for ``n`` non-padding tokens, chosen
+    among the explainable positions."""
     if "teacher_scores" not in batch:
         raise UnirexError("model=fresh needs batch['teacher_scores'] (the attributions of data.fresh_exp_id)")
-    return repack(batch, topk_keep(batch, batch["teacher_scores"], k_percent), pad_token_id)
+    r = topk_mask(batch["teacher_scores"], batch["explainable"], batch["attention_mask"], k_percent, rule="floor")
+    return keep_mask(batch["attention_mask"], batch["explainable"], r, "only").bool()
+
+
+def fresh_batch(batch: dict[str, torch.Tensor], k_percent: float) -> dict[str, torch.Tensor]:
+    """The batch FRESH trains on: ``attention_mask`` replaced by :func:`fresh_keep` (the other tokens
+    stay in place, masked, as in UNIREX's training step); ``teacher_scores`` dropped."""
+    out = {k: v for k, v in batch.items() if k != "teacher_scores"}
+    out["attention_mask"] = fresh_keep(batch, k_percent).to(batch["attention_mask"].dtype)
+    return out
 
 
 def _needs_scores(cfg: "RunConfig") -> bool:
@@ -73,8 +105,8 @@ def _scores(batch, model: "UnirexModel", cfg: "RunConfig", hidden: torch.Tensor)
     """Extractor scores ``[B, L]`` and (learned heads) token logits ``[B, L, out]``."""
     m, ext, lm = cfg.model, model.extractor, model.task_lm
     if isinstance(ext, AttributionExtractor):
-        grad = m.plaus_wt > 0 or m.rationale_relaxation != "none"
-        return ext.scores(batch, lm, target=batch["label"], create_graph=grad), None
+        grad = m.attr_grad if (m.plaus_wt > 0 or m.rationale_relaxation != "none") else None
+        return ext.scores(batch, lm, target=batch["label"], grad=grad), None
     if isinstance(ext, SelfLMExtractor):
         tl = ext.token_logits(batch, lm, hidden_states=hidden)
     elif isinstance(ext, LMExtractor):
@@ -110,8 +142,9 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
         batch: a collated batch on the model's device (plus ``teacher_scores`` / ``plaus_mask``).
         model: from :func:`unirex.models.build_model`.
         cfg: the resolved run config.
-        return_outputs: also return ``{"logits": [B, C], "scores": [B, L] | None, "batch": the batch
-            actually fed (FRESH re-packs it)}``, detached.
+        return_outputs: also return ``{"logits": [B, C] (A2R: [K*B, C], the prediction from each bin's
+            rationale), "scores": [B, L] | None, "batch": the batch actually fed (FRESH masks it)}``,
+            detached.
 
     Returns:
         ``{name: scalar tensor}`` including ``"loss"``; or ``(losses, outputs)``.
@@ -121,20 +154,26 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     if m.name == "fresh" and "teacher_scores" in batch:
         # a batch that still carries the teacher's scores is pruned here; the engine prunes whole
         # splits up front instead (unirex.engine.fresh_table), so evaluation sees the same input
-        batch = fresh_batch(batch, cfg.data.fresh_topk, lm.pad_token_id)
+        batch = fresh_batch(batch, cfg.data.fresh_topk)
     labels = batch["label"]
-    hidden = lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    logits = lm.classify(hidden)
-    ce_full = L.task_loss(logits, labels, reduction="none")  # [B]
-    out: dict[str, torch.Tensor] = {"task_loss": ce_full.mean()}
-    total = m.task_wt * out["task_loss"]
+    a2r = m.name == "a2r"
+    out: dict[str, torch.Tensor] = {}
+    total: torch.Tensor | float = 0.0
+    hidden = logits = ce_full = None
+    if not a2r or isinstance(model.extractor, SelfLMExtractor):
+        hidden = lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    if not a2r:  # A2R predicts from its rationale only: no full-input task loss
+        logits = lm.classify(hidden)
+        ce_full = L.task_loss(logits, labels, reduction="none")  # [B]
+        out["task_loss"] = ce_full.mean()
+        total = m.task_wt * out["task_loss"]
 
     scores = token_logits = None
     if _needs_scores(cfg):
         scores, token_logits = _scores(batch, model, cfg, hidden)
     bins = list(m.topk)
     rationales = ([topk_mask(scores, batch["explainable"], batch["attention_mask"], k) for k in bins]
-                  if scores is not None and (m.comp_wt > 0 or m.suff_wt > 0 or m.name == "a2r") else [])
+                  if scores is not None and (m.comp_wt > 0 or m.suff_wt > 0 or a2r) else [])
 
     if m.comp_wt > 0 or m.suff_wt > 0:
         soft = torch.sigmoid(scores) if m.rationale_relaxation == "straight_through" else None
@@ -181,15 +220,17 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
         out["l2e_loss"] = L.l2e_loss(token_logits, targets)
         total = total + m.l2e_wt * out["l2e_loss"]
 
-    if m.name == "a2r":
+    if a2r:
         if model.a2r is None:
             raise UnirexError("model=a2r needs the A2R attention predictor (build the model with model=a2r)")
-        att_logits = model.a2r(batch, scores)
-        only = _masked_logits(lm, batch, [(r, "only") for r in rationales], None)
-        out["a2r_task_loss"] = L.task_loss(att_logits, labels) + torch.stack(
-            [L.task_loss(lo, labels) for lo in only]).mean()
-        out["a2r_loss"] = torch.stack([L.js_divergence(lo, att_logits).mean() for lo in only]).mean()
-        total = total + m.task_wt * out["a2r_task_loss"] + m.a2r_wt * out["a2r_loss"]
+        if token_logits is None or token_logits.shape[-1] != 1:
+            raise UnirexError("model=a2r needs a learned generator with one output per token (model.explainer_type=lm or self_lm)")
+        k = len(rationales)
+        logits = torch.cat(_masked_logits(lm, batch, [(r, "only") for r in rationales], None))  # [K*B, C]
+        out["task_loss"] = L.task_loss(logits, labels.repeat(k))
+        att_logits = model.a2r(batch, token_logits.squeeze(-1)).repeat(k, 1)  # [K*B, C]
+        out["a2r_loss"] = L.a2r_divergence(logits, att_logits, m.a2r_criterion).mean()
+        total = total + m.task_wt * out["task_loss"] + m.a2r_wt * out["a2r_loss"]
 
     out["loss"] = total
     if return_outputs:
@@ -198,4 +239,4 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     return out
 
 
-__all__ = ["compute_losses", "fresh_batch", "plausibility_subset"]
+__all__ = ["compute_losses", "fresh_batch", "fresh_keep", "plausibility_subset"]

@@ -17,28 +17,74 @@ beyond the paper's code, precisely:
 * Ties in the scores are broken by position: the earlier token wins (stable sort), so the rule is
   deterministic for constant scores.
 
-:func:`topk_count` is exposed on its own so the same count can be applied at word level.
+:func:`topk_count` is exposed on its own so the same count can be applied at word level. FRESH's
+teacher top-k uses UNIREX's other count, ``max(1, int(k / 100 * (n - 1)))`` (truncated): ``rule="floor"``.
+
+Removal in training (:func:`keep_mask`) follows UNIREX's ``expl_forward`` (mode ``loss``): the
+sufficiency input ("only") keeps the first token ([CLS]) and the rationale and masks everything else,
+[SEP] and a query included (UNIREX's attention mask is its ``expls``: [CLS] plus the top-k); the
+comprehensiveness input ("remove") keeps every non-padding token but the rationale (UNIREX's
+``inv_expls``, [CLS] forced on). Evaluation deletes tokens instead and keeps special tokens and the
+query (ERASER's convention, :mod:`unirex.evaluate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 TOPK_BINS: tuple[int, ...] = (1, 5, 10, 20, 50)
 
 
-def topk_count(n_tokens: torch.Tensor | int, k_percent: float) -> torch.Tensor | int:
-    """``max(1, round((n - 1) * k / 100))`` for ``n`` non-padding tokens (int or long tensor ``[B]``)."""
+@dataclass(frozen=True)
+class Scoring:
+    """How a model's prediction relates to its rationale, which decides how it is scored
+    (a model's ``scoring`` attribute; :func:`unirex.evaluate.evaluate` reads it).
+
+    Attributes:
+        select_then_predict: False (the default, ERASER's protocol): the model predicts from the whole
+            input; comprehensiveness and sufficiency compare that prediction with the input without
+            the top-k rationale and with the top-k rationale only. True (A2R, FRESH, as UNIREX's code
+            scores them): the model predicts from its own top-k rationale, so for each bin ``k`` its
+            prediction is the one from the rationale-only input (the same input it trains on,
+            :func:`keep_mask` "only", deleted and re-packed); comprehensiveness compares it with the
+            prediction from the input with no document token left, and sufficiency is 0 (the
+            rationale-only input is the prediction's own input). Task metrics pool the predictions
+            of every bin, as UNIREX's code does.
+        hard_k: the bin (percent) of the hard rationale (token F1, IOU F1, ERASER's top-level comp /
+            suff and the export's prediction); None: the evaluator's default. FRESH uses 100: its
+            rationale is the whole pruned input.
+    """
+
+    select_then_predict: bool = False
+    hard_k: float | None = None
+
+
+COUNT_RULES = ("round", "floor")
+
+
+def topk_count(n_tokens: torch.Tensor | int, k_percent: float, rule: str = "round") -> torch.Tensor | int:
+    """Tokens in a top-k% rationale of ``n`` non-padding tokens (int or long tensor ``[B]``).
+
+    ``rule="round"``: ``max(1, round((n - 1) * k / 100))`` (UNIREX's ``calc_expl``, every loss and
+    metric); ``rule="floor"``: ``max(1, int(k / 100 * (n - 1)))`` (UNIREX's FRESH rationale; the float
+    expression is evaluated in that order, as UNIREX does, so e.g. ``k=29, n-1=100`` gives 28).
+    """
+    if rule not in COUNT_RULES:
+        raise ValueError(f"rule must be one of {COUNT_RULES}, not {rule!r}")
     if isinstance(n_tokens, torch.Tensor):
-        raw = torch.round((n_tokens.to(torch.float64) - 1.0) * float(k_percent) / 100.0).long()
-        return raw.clamp(min=1)
-    return max(1, round((int(n_tokens) - 1) * float(k_percent) / 100.0))
+        m = n_tokens.to(torch.float64) - 1.0
+        raw = torch.round(m * float(k_percent) / 100.0) if rule == "round" else torch.trunc(float(k_percent) / 100.0 * m)
+        return raw.long().clamp(min=1)
+    m = int(n_tokens) - 1
+    raw = round(m * float(k_percent) / 100.0) if rule == "round" else int(float(k_percent) / 100.0 * m)
+    return max(1, raw)
 
 
 def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
-              k_percent: float) -> torch.Tensor:
+              k_percent: float, rule: str = "round") -> torch.Tensor:
     """Hard top-k% rationale.
 
     Args:
@@ -46,6 +92,7 @@ def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: t
         explainable: ``[B, L]`` bool, positions that may belong to a rationale.
         attention_mask: ``[B, L]`` 1 on non-padding tokens; its row sums are the ``n`` of the rule.
         k_percent: ``k`` in percent, e.g. 10.
+        rule: the count rule of :func:`topk_count`.
 
     Returns:
         ``[B, L]`` bool mask, True on the selected tokens (a subset of ``explainable``). No gradient
@@ -53,7 +100,7 @@ def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: t
     """
     explainable = explainable.bool() & attention_mask.bool()
     n = attention_mask.long().sum(dim=1)
-    count = torch.minimum(topk_count(n, k_percent), explainable.long().sum(dim=1))  # [B]
+    count = torch.minimum(topk_count(n, k_percent, rule), explainable.long().sum(dim=1))  # [B]
     s = scores.detach().to(torch.float32).masked_fill(~explainable, float("-inf"))
     order = torch.sort(s, dim=1, descending=True, stable=True).indices  # [B, L]
     rank = torch.empty_like(order)
@@ -69,17 +116,16 @@ def topk_masks(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: 
 
 def keep_mask(attention_mask: torch.Tensor, explainable: torch.Tensor, rationale: torch.Tensor,
               mode: str) -> torch.Tensor:
-    """Attention mask for a masked forward pass (removal through the attention mask, training-time).
-
-    Positions with ``attention_mask=1`` and ``explainable=False`` (special tokens, query) are always
-    kept; padding stays masked.
+    """Attention mask for a masked forward pass (removal through the attention mask, training-time),
+    as UNIREX's ``expl_forward`` builds it (see the module docstring).
 
     Args:
-        attention_mask: ``[B, L]`` 0/1.
+        attention_mask: ``[B, L]`` 0/1 (a row's first position is its first token, [CLS]).
         explainable: ``[B, L]`` bool.
         rationale: ``[B, L]`` bool (or 0/1) hard rationale.
-        mode: ``"only"`` keeps the rationale (sufficiency input); ``"remove"`` drops it
-            (comprehensiveness input).
+        mode: ``"only"`` keeps the first token and the rationale, nothing else (sufficiency input,
+            A2R's and FRESH's input); ``"remove"`` keeps every non-padding token but the rationale
+            (comprehensiveness input; special tokens and the query stay).
 
     Returns:
         ``[B, L]`` long attention mask.
@@ -88,7 +134,9 @@ def keep_mask(attention_mask: torch.Tensor, explainable: torch.Tensor, rationale
     expl = explainable.bool()
     r = rationale.bool() & expl
     if mode == "only":
-        keep = am & (~expl | r)
+        first = torch.zeros_like(am)
+        first[:, 0] = True
+        keep = am & (first | r)
     elif mode == "remove":
         keep = am & ~r
     else:
@@ -127,11 +175,10 @@ def repack(batch: dict[str, torch.Tensor], keep: torch.Tensor, pad_token_id: int
     return out
 
 
-def topk_keep(batch: dict[str, torch.Tensor], scores: torch.Tensor, k_percent: float) -> torch.Tensor:
-    """``[B, L]`` bool: non-padding tokens that are not explainable, plus the top-k% explainable ones
-    (what FRESH and sufficiency-by-deletion keep)."""
-    r = topk_mask(scores, batch["explainable"], batch["attention_mask"], k_percent)
+def topk_keep(batch: dict[str, torch.Tensor], scores: torch.Tensor, k_percent: float, rule: str = "round") -> torch.Tensor:
+    """``[B, L]`` bool: the first token and the top-k% explainable tokens (:func:`keep_mask` "only")."""
+    r = topk_mask(scores, batch["explainable"], batch["attention_mask"], k_percent, rule)
     return keep_mask(batch["attention_mask"], batch["explainable"], r, "only").bool()
 
 
-__all__ = ["TOPK_BINS", "keep_mask", "repack", "topk_count", "topk_keep", "topk_mask", "topk_masks"]
+__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "keep_mask", "repack", "topk_count", "topk_keep", "topk_mask", "topk_masks"]

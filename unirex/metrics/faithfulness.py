@@ -12,7 +12,9 @@ For an example with predicted label ``y_hat = argmax p(.|x)`` and a rationale ``
   (probabilities clamped to ``[eps, 1 - eps]``).
 
 All functions are pure numpy. Shapes: ``probs [N, C]``, ``variant_probs [N, K, C]`` (one row per bin, in
-the order of ``bins``), ``pred [N]``.
+the order of ``bins``), ``pred [N]``. A select-then-predict model (A2R, FRESH) has one prediction per
+bin, the one from that bin's rationale: then ``probs [N, K, C]`` and ``pred [N, K]``, and each bin's
+difference is taken from its own prediction.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ LOG_ODDS_EPS = 1e-6
 
 
 def _gather(probs: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """``probs[..., pred]`` per example: ``[N, C] -> [N]`` or ``[N, K, C] -> [N, K]``."""
+    """``probs[..., pred]`` per example: ``[N, C] -> [N]`` or ``[N, K, C] -> [N, K]`` (``pred`` ``[N]``,
+    or ``[N, K]``: one predicted label per bin)."""
     probs = np.asarray(probs, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.int64)
     if probs.ndim == 2:
         return probs[np.arange(len(pred)), pred]
-    return np.take_along_axis(probs, pred[:, None, None], axis=2)[..., 0]
+    idx = pred[:, None, None] if pred.ndim == 1 else pred[:, :, None]
+    return np.take_along_axis(probs, idx, axis=2)[..., 0]
 
 
 def log_odds(p: np.ndarray, eps: float = LOG_ODDS_EPS) -> np.ndarray:
@@ -43,14 +47,14 @@ def prob_drop(probs, variant_probs, pred) -> np.ndarray:
     """``p(y_hat|x) - p(y_hat|variant)``: ``[N]`` for ``[N, C]`` variants, ``[N, K]`` for ``[N, K, C]``."""
     base = _gather(probs, pred)
     var = _gather(variant_probs, pred)
-    return (base[:, None] - var) if var.ndim == 2 else base - var
+    return (base[:, None] - var) if var.ndim == 2 and base.ndim == 1 else base - var
 
 
 def log_odds_drop(probs, variant_probs, pred, eps: float = LOG_ODDS_EPS) -> np.ndarray:
     """Like :func:`prob_drop` on the log-odds of ``y_hat``."""
     base = log_odds(_gather(probs, pred), eps)
     var = log_odds(_gather(variant_probs, pred), eps)
-    return (base[:, None] - var) if var.ndim == 2 else base - var
+    return (base[:, None] - var) if var.ndim == 2 and base.ndim == 1 else base - var
 
 
 def aopc(per_bin: np.ndarray) -> float:

@@ -1,10 +1,17 @@
-"""A2R's attention predictor: a second task encoder reading the whole input, pooled by the extractor.
+"""A2R's attention predictor: a second task encoder reading the whole input, pooled by the generator.
 
-The hidden states ``[B, L, H]`` are averaged with weights ``softmax(scores)`` over the explainable
-positions (the extractor's scores act as attention), then dropout + linear give logits ``[B, C]``.
-The main predictor of A2R is the task LM reading only the top-k rationale; the two are tied by a
-Jensen-Shannon divergence (:func:`unirex.losses.js_divergence`). The softmax is what carries a
-gradient from the A2R losses into the extractor.
+The hidden states ``[B, L, H]`` are summed with weights ``softmax(token logits)`` over the
+non-padding positions (the generator's per-token logits act as attention, special tokens and the
+query included), then a linear layer gives logits ``[B, C]`` (no dropout, as UNIREX's
+``a2r_task_head``). The main predictor of A2R is the task
+LM reading only the top-k rationale; the two are tied by a divergence
+(:func:`unirex.losses.a2r_divergence`), which is the only loss this predictor gets, as in UNIREX's
+code. The softmax is what carries a gradient from that divergence into the generator.
+
+Softmax domain: UNIREX takes the softmax over every position of its fixed-length rows, padding
+included (padding scores 0 there, after ``attrs * attn_mask``). Rows here are padded to the longest
+example of their batch, so padding is left out: an example's prediction must not depend on which
+examples share its batch.
 """
 
 from __future__ import annotations
@@ -16,28 +23,26 @@ from torch import nn
 
 
 class A2RAttentionPredictor(nn.Module):
-    """Args: encoder (its own ``AutoModel``), num_classes, dropout."""
+    """Args: encoder (its own ``AutoModel``), num_classes."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, num_classes: int):
         super().__init__()
         self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(int(encoder.config.hidden_size), int(num_classes))
         self._takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
 
-    def attention(self, scores: torch.Tensor, explainable: torch.Tensor) -> torch.Tensor:
-        """``[B, L]`` softmax of ``scores`` over explainable positions (the first token for an example
-        with none)."""
-        expl = explainable.bool().clone()
-        expl[:, 0] |= ~expl.any(1)
-        return scores.masked_fill(~expl, float("-inf")).softmax(-1)
+    @staticmethod
+    def attention(token_logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` softmax of the generator's ``token_logits`` ``[B, L]`` over the non-padding
+        positions (0 on padding)."""
+        return token_logits.masked_fill(~attention_mask.bool(), float("-inf")).softmax(-1)
 
-    def forward(self, batch: dict[str, torch.Tensor], scores: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, C]`` from ``batch`` and extractor ``scores`` ``[B, L]``."""
+    def forward(self, batch: dict[str, torch.Tensor], token_logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, C]`` from ``batch`` and the generator's raw ``token_logits`` ``[B, L]``."""
         kw = {"attention_mask": batch["attention_mask"]}
         if self._takes_token_types and batch.get("token_type_ids") is not None:
             kw["token_type_ids"] = batch["token_type_ids"]
         hidden = self.encoder(input_ids=batch["input_ids"], **kw).last_hidden_state
-        weights = self.attention(scores, batch["explainable"])
+        weights = self.attention(token_logits, batch["attention_mask"])
         pooled = (weights.unsqueeze(-1) * hidden).sum(1)
-        return self.classifier(self.dropout(pooled))
+        return self.classifier(pooled)

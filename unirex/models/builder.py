@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from unirex.models.a2r import A2RAttentionPredictor
-from unirex.models.extractors import AttributionExtractor, Extractor, LMExtractor, SelfLMExtractor
+from unirex.models.extractors import AttributionExtractor, Extractor, FreshExtractor, LMExtractor, SelfLMExtractor
 from unirex.models.heads import TokenHead
 from unirex.models.task_lm import TaskLM, load_encoder
+from unirex.rationale import Scoring
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -24,15 +25,18 @@ class UnirexModel(nn.Module):
         extractor: the rationale :class:`Extractor` (may have no parameters: ``attr_algo`` + ``sum``).
         a2r: the :class:`A2RAttentionPredictor` for ``model=a2r``, else None.
         token_classes: outputs per token of a learned extractor's head (1, or L2E's classes).
+        scoring: how the evaluator scores this model (:class:`unirex.rationale.Scoring`):
+            select-then-predict for A2R and FRESH, ERASER's protocol otherwise.
     """
 
     def __init__(self, task_lm: TaskLM, extractor: Extractor, a2r: A2RAttentionPredictor | None = None,
-                 token_classes: int = 1):
+                 token_classes: int = 1, scoring: Scoring | None = None):
         super().__init__()
         self.task_lm = task_lm
         self.extractor = extractor
         self.a2r = a2r
         self.token_classes = token_classes
+        self.scoring = scoring or Scoring()
 
     @property
     def num_classes(self) -> int:
@@ -73,6 +77,8 @@ def build_extractor(cfg: "RunConfig", task_lm: TaskLM, new_encoder=None) -> tupl
         return TokenHead(task_lm.hidden_size, out_dim, m.expl_head_type, m.expl_head_mlp_hidden_dim,
                          m.expl_head_mlp_hidden_layers, m.expl_head_mlp_dropout)
 
+    if m.name == "fresh":  # the input is already pruned to the teacher's top-k: that is the rationale
+        return FreshExtractor(), 1
     if m.explainer_type == "attr_algo":
         return AttributionExtractor(m.attr_algo, m.attr_pooling, task_lm.hidden_size, m.attr_mlp_hidden_dim,
                                     m.attr_mlp_hidden_layers, m.ig_steps, m.internal_batch_size,
@@ -98,5 +104,15 @@ def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = Non
     extractor, token_classes = build_extractor(cfg, task_lm, new_encoder)
     a2r = None
     if cfg.model.name == "a2r":
-        a2r = A2RAttentionPredictor(new_encoder(), num_classes, cfg.model.dropout)
-    return UnirexModel(task_lm, extractor, a2r, token_classes)
+        a2r = A2RAttentionPredictor(new_encoder(), num_classes)
+    return UnirexModel(task_lm, extractor, a2r, token_classes, model_scoring(cfg))
+
+
+def model_scoring(cfg: "RunConfig") -> Scoring:
+    """How a model of ``cfg`` is scored: A2R and FRESH predict from their rationale (UNIREX's
+    ``expl_forward`` with ``a2r=True`` / ``fresh=True``); FRESH's rationale is its whole pruned input."""
+    if cfg.model.name == "a2r":
+        return Scoring(select_then_predict=True)
+    if cfg.model.name == "fresh":
+        return Scoring(select_then_predict=True, hard_k=100.0)
+    return Scoring()

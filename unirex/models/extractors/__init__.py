@@ -3,10 +3,11 @@
 from unirex.models.extractors.attribution import AttributionExtractor
 from unirex.models.extractors.base import Extractor, mask_scores, ordinal_scores
 from unirex.models.extractors.captum_algos import CAPTUM_ALGOS, captum_attributions
+from unirex.models.extractors.fresh import FreshExtractor
 from unirex.models.extractors.gradients import input_x_gradient, predicted_class, saliency, second_order_attention
 from unirex.models.extractors.lm import LMExtractor
 from unirex.models.extractors.self_lm import SelfLMExtractor
 
-__all__ = ["AttributionExtractor", "CAPTUM_ALGOS", "Extractor", "LMExtractor", "SelfLMExtractor",
+__all__ = ["AttributionExtractor", "CAPTUM_ALGOS", "Extractor", "FreshExtractor", "LMExtractor", "SelfLMExtractor",
            "captum_attributions", "input_x_gradient", "mask_scores", "ordinal_scores", "predicted_class",
            "saliency", "second_order_attention"]

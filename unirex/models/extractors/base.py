@@ -22,11 +22,11 @@ def mask_scores(scores: torch.Tensor, explainable: torch.Tensor) -> torch.Tensor
 
 
 def ordinal_scores(logits: torch.Tensor) -> torch.Tensor:
-    """Token score of an ordinal ``C``-class head (L2E): the expected class under softmax, centred,
-    ``sum_c c * p_c - (C - 1) / 2``, in ``[-(C-1)/2, (C-1)/2]``. ``[B, L, C] -> [B, L]``."""
+    """Token score of an ordinal ``C``-class head (L2E), as UNIREX's code reads it: the most likely
+    class minus ``int(C / 2)`` (``-2 .. 2`` for 5 classes). ``[B, L, C] -> [B, L]`` float, with no
+    gradient (an argmax), so a plausibility loss on these scores trains nothing, as in UNIREX."""
     c = logits.shape[-1]
-    classes = torch.arange(c, device=logits.device, dtype=logits.dtype)
-    return (logits.softmax(-1) * classes).sum(-1) - (c - 1) / 2.0
+    return (logits.argmax(-1) - int(c / 2)).to(logits.dtype)
 
 
 class Extractor(nn.Module):

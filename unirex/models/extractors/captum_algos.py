@@ -18,8 +18,14 @@ Baseline ("absence of the text") for integrated gradients, DeepLift and Gradient
 every explainable position's embedding replaced by the pad token's embedding; special tokens and
 the query keep their embeddings.
 
-None of these attributions is differentiable w.r.t. the model (Captum detaches); training through
-attributions uses :mod:`unirex.models.extractors.gradients`.
+Captum never keeps the gradient in the graph (it differentiates without ``create_graph``). With
+``attach_inputs=True`` the word embeddings handed to Captum keep their graph, so the *input factor*
+of an attribution stays differentiable: a loss on ``input-x-gradient`` (``x * grad``),
+``integrated-gradients`` (``(x - baseline) * mean grad``) or ``deeplift`` reaches the embedding
+matrix, the gradient factor being a constant. This is how UNIREX trains AA-Sum / AA-MLP for
+plausibility (``model.attr_grad=detach``). ``gradient`` (|grad|) and ``gradient-shap`` (random
+interpolations) keep no input factor. Differentiating through the gradient itself (a double
+backward) is :mod:`unirex.models.extractors.gradients`.
 """
 
 from __future__ import annotations
@@ -49,11 +55,14 @@ def pad_baseline(task_lm: nn.Module, batch: dict[str, torch.Tensor], embeds: tor
 
 
 def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
-                        ig_steps: int = 50, internal_batch_size: int | None = None,
-                        return_convergence_delta: bool = False, seed: int = 0
+                        ig_steps: int = 3, internal_batch_size: int | None = None,
+                        return_convergence_delta: bool = False, seed: int = 0, attach_inputs: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attributions ``[B, L, H]`` of ``target`` ``[B]`` w.r.t. the word embeddings, and the
     convergence delta ``[B]`` when asked for (integrated gradients, DeepLift, GradientShap) else None.
+
+    ``attach_inputs``: keep the word embeddings' graph, so the attributions' input factor is
+    differentiable w.r.t. the embedding matrix (see the module docstring); otherwise detached.
     """
     from captum.attr import DeepLift, GradientShap, InputXGradient, IntegratedGradients, Saliency
 
@@ -61,9 +70,15 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
     am = batch["attention_mask"]
     tt = batch.get("token_type_ids")
     tt = torch.zeros_like(am) if tt is None else tt
-    with torch.no_grad():
-        embeds = task_lm.embed(batch["input_ids"]).detach()
-    embeds = embeds.clone().requires_grad_(True)
+    if attach_inputs:
+        with torch.enable_grad():
+            embeds = task_lm.embed(batch["input_ids"])
+        if not embeds.requires_grad:  # a frozen embedding matrix: nothing to attach to
+            embeds = embeds.detach().requires_grad_(True)
+    else:
+        with torch.no_grad():
+            embeds = task_lm.embed(batch["input_ids"]).detach()
+        embeds = embeds.clone().requires_grad_(True)
     args = (am, tt)
     target = target.to(embeds.device)
     delta = None
@@ -98,4 +113,6 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
                 attrs = out
         else:
             raise ValueError(f"unknown Captum attribution algorithm {algo!r}; choose one of {CAPTUM_ALGOS}")
-    return attrs.detach(), (delta.detach() if delta is not None else None)
+    if not attach_inputs:
+        attrs = attrs.detach()
+    return attrs, (delta.detach() if delta is not None else None)

@@ -1,7 +1,8 @@
 """Hand-written gradient attributions that can be differentiated again (``create_graph=True``).
 
-Training through attributions (AA-Sum / AA-MLP with a plausibility weight) needs a second derivative
-of the task LM. PyTorch's fused SDPA kernels have no double backward (on CPU: "derivative for
+Training through the gradient of an attribution (AA-Sum / AA-MLP plausibility with
+``model.attr_grad=create_graph``; UNIREX itself detaches the gradient, ``model.attr_grad=detach``)
+needs a second derivative of the task LM. PyTorch's fused SDPA kernels have no double backward (on CPU: "derivative for
 aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented"), so the forward pass
 runs inside :func:`second_order_attention`, which selects the math kernel; every other pass keeps the
 fast kernel. :func:`input_x_gradient` equals Captum's ``InputXGradient`` on ``inputs_embeds``

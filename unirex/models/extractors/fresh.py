@@ -1,0 +1,22 @@
+"""FRESH's rationale: the input was pruned to a teacher's binary top-k before the model saw it.
+
+A FRESH run's rows keep only [CLS] and the teacher's top-k tokens (:func:`unirex.objective.fresh_keep`,
+applied to whole splits by :func:`unirex.engine.fresh_table`), so its rationale is that binary
+selection, as in UNIREX (``attrs = fresh_rationale``): 1 on every explainable token still in the
+input, 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from unirex.models.extractors.base import Extractor
+
+
+class FreshExtractor(Extractor):
+    """Scores ``[B, L]``: 1 on explainable, non-padding positions (the teacher's kept tokens), else 0."""
+
+    kind = "fresh"
+
+    def scores(self, batch: dict[str, torch.Tensor], task_lm=None, target=None, **kwargs) -> torch.Tensor:
+        return (batch["explainable"].bool() & batch["attention_mask"].bool()).float()
