@@ -21,7 +21,8 @@ from unirex.data.sampling import HalfSupervisedBatchSampler
 from unirex.engine import identify_method
 from unirex.errors import UnirexError
 from unirex.evaluate import evaluate, select_then_predict_keep_masks
-from unirex.methods import check_settings, method_config
+from unirex.config import method_config
+from unirex.methods import check_settings
 from unirex.models import A2RAttentionPredictor, build_model
 from unirex.models.extractors import ordinal_scores
 from unirex.objective import compute_losses, fresh_keep, plausibility_subset
