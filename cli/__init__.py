@@ -15,7 +15,7 @@ import sys
 from unirex.errors import UnirexError
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
-               "compare", "explain", "queue", "cancel")
+               "compare", "explain", "queue", "cancel", "requeue")
 
 DESCRIPTION = """\
 UNIREX Workbench: train and benchmark language-model rationale extractors (UNIREX, ICML 2022), scored
@@ -28,6 +28,7 @@ after `python -m unirex` in place of `python main.py`):
   python -m unirex data=demo model=lm save_checkpoint=True seed=0              # Task LM, 10 epochs
   python -m unirex -m data=demo method=task_lm,slm_plaus_linear seed=0,1,2     # -m: a sweep, one run per combination
   python -m unirex training=evaluate training.ckpt_path=R-... training.eval_splits=train,dev,test
+  python -m unirex -m data=demo seed=0,1,2 launcher=ray launcher.gpus_per_job=1  # each run a Ray task
 
   python -m unirex methods     the paper's methods (use as method=<id>)
   python -m unirex keys        every config key with its default (keys model. narrows it down)
@@ -257,10 +258,41 @@ def _queue(args) -> int:
 
 def _cancel(args) -> int:
     wb = _workbench(args)
+    before = wb.job(args.job).status
     job = wb.cancel(args.job)
-    print(f"{job.job_id}: " + ("removed from the queue" if job.status == "cancelled" else
-                               "asked to stop; it stops within one training step or evaluation batch"))
+    if job.status == "cancelled":
+        print(f"{job.job_id}: " + ("removed from the queue" if before == "waiting" else
+                                   f"cancelled (the process dispatching it to {job.launcher} had stopped)"))
+    elif job.launcher == "local":
+        print(f"{job.job_id}: asked to stop; it stops within one training step or evaluation batch")
+    else:
+        print(f"{job.job_id}: asked to stop; its {job.launcher} worker stops within one training step or evaluation "
+              f"batch, and {job.launcher}'s own cancel stops it if it has not after launcher.cancel_grace_s")
     return 0
+
+
+def _requeue(args) -> int:
+    from workbench.launchers import split_launcher_overrides
+
+    wb = _workbench(args)
+    bad = [o for o in args.launcher if "=" not in o or not o.split("=", 1)[0].startswith("launcher")]
+    if bad:
+        raise UnirexError(f"requeue takes launcher keys only (launcher=ray, launcher.gpus_per_job=1, ...), not '{bad[0]}'")
+    name, recorded = wb.launcher_of(args.run)
+    given = list(args.launcher) or list(recorded)
+    if not any(o.split("=", 1)[0] == "launcher" for o in given):
+        given.insert(0, f"launcher={name}")
+    _, opts = split_launcher_overrides(given)
+    if args.queue:
+        job = wb.requeue(args.run, launcher=opts.name, launcher_options=opts)
+        print(f"{job.job_id}: queued as run {job.run_id} (launcher={job.launcher}); the app's worker runs it "
+              "(python -m unirex queue lists it)")
+        return 0
+    from cli.train import run_overrides
+
+    ws = ["--workspace", str(wb.workspace)]
+    launcher_keys = [f"launcher={opts.name}", *opts.to_args()] if opts.name != "local" else []
+    return run_overrides([*ws, *wb.recorded_overrides(args.run), *launcher_keys], SUBCOMMANDS)
 
 
 def _add_filters(p, status: bool = True) -> None:
@@ -349,6 +381,14 @@ def make_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("cancel", help="cancel a queued or running job of the app")
     ca.add_argument("job", help="job id (python -m unirex queue)")
     ca.set_defaults(func=_cancel)
+
+    rq = sub.add_parser("requeue", help="run a run's command line again (an interrupted or failed run), as a new run")
+    rq.add_argument("run", help="run id")
+    rq.add_argument("launcher", nargs="*", metavar="launcher=...",
+                    help="launcher=local|ray|slurm and launcher.* keys (default: the launcher and options that ran it)")
+    rq.add_argument("--queue", action="store_true",
+                    help="only queue it for the app's worker (default: run it now, in the foreground or on the launcher)")
+    rq.set_defaults(func=_requeue)
 
     for name, sp in sub.choices.items():  # --workspace also after the command
         sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
