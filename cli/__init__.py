@@ -251,8 +251,9 @@ def _queue(args) -> int:
     if not jobs:
         print("the queue is empty" + ("" if args.all else " (--all shows finished jobs)"))
         return 0
-    table(["job_id", "status", "run_id", "launcher", "what"], [[j.job_id, j.status, j.run_id, j.launcher, j.title]
-                                                               for j in jobs])
+    # the launcher column carries the cluster's own id of a submitted job (Ray task, Slurm job)
+    table(["job_id", "status", "run_id", "launcher", "what"],
+          [[j.job_id, j.status, j.run_id, j.launcher + (f" ({j.handle})" if j.handle else ""), j.title] for j in jobs])
     return 0
 
 

@@ -192,8 +192,8 @@ def run_remote(args, overrides: list[str], launcher) -> int:
                                     rd.final_metrics() if present else {}, error=job.error)
                     ended[jid] = (job, res)
                     label = f"[{order.index(jid) + 1}/{len(jobs)}] " if len(jobs) > 1 else ""
-                    line = f"{label}{summary_line(res, cfgs[jid])}" if present else \
-                        f"{label}{job.run_id} [{job.status}] no run folder"
+                    line = (f"{label}{summary_line(res, cfgs[jid])}" if res.metrics else
+                            f"{label}{job.run_id} [{job.status}]" + ("" if present else " (no run folder)"))
                     if job.error and job.status != "completed":
                         line += f"\n  error: {job.error}"
                     if present:

@@ -295,7 +295,7 @@ class Dispatcher:
             elif stored.get("status") in TERMINAL:
                 status = stored["status"]
                 error = stored.get("error") or (error if status == "failed" else None)
-        job = self.queue.finish(job.job_id, status, error)
+        job = self.queue.finish(job.job_id, status, None if status in ("cancelled", "completed") else error)
         self.tracked.pop(job.job_id, None)
         self._hard.discard(job.job_id)
         if rd.meta_path.is_file():
