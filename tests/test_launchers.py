@@ -314,6 +314,33 @@ def test_a_job_the_launcher_cannot_start_fails_with_the_reason(tmp_path, common)
     assert wb.job(job.job_id).status == "failed" and "ray://nowhere" in wb.job(job.job_id).error
 
 
+def test_the_worker_reads_a_slurm_time_limit_and_a_restart_as_interrupted(tmp_path, common, monkeypatch):
+    """submitit raises its UncompletedJobError in the job when the time limit nears; Slurm may start a
+    preempted job again. Both leave the run interrupted (resumable), not failed."""
+    import unirex.engine
+    from workbench.launchers.remote import run_job
+
+    class UncompletedJobError(Exception):  # what submitit raises, by name (no submitit import needed)
+        pass
+
+    def engine_at_time_limit(cfg, callback=None, cancel=None, run_id=None, command=None, **kw):
+        rd = RunDir.create(Path(cfg.workspace) / "runs", {}, {"command": command}, run_id=run_id)
+        callback({"kind": "start", "run_dir": str(rd.path)})
+        rd.set_status("failed", error="UncompletedJobError")  # what the engine records before re-raising
+        raise UncompletedJobError("Job not requeued because: timed-out and not checkpointable.")
+
+    monkeypatch.setattr(unirex.engine, "run", engine_at_time_limit)
+    spec = RemoteJob(job_id="J-t", run_id="R-t", overrides=tuple(common + ["debug=True"]), command="python -m unirex",
+                     workspace=str(tmp_path), launcher="slurm")
+    res = run_job(spec)
+    assert res.status == "interrupted" and "time limit" in res.error
+    rd = RunDir(tmp_path / "runs" / "R-t")
+    assert rd.effective_status() == "interrupted" and rd.meta()["launcher"] == "slurm"
+    again = run_job(spec)  # started again by the cluster: the run keeps its first attempt
+    assert again.status == "interrupted" and "started again" in again.error
+    assert rd.effective_status() == "interrupted"
+
+
 # ------------------------------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
 def ray_local():

@@ -48,7 +48,7 @@ class RemoteJob:
 class JobResult:
     """What :func:`~workbench.launchers.remote.run_job` returns from the worker."""
 
-    status: str  # the run's final status: completed | failed | cancelled
+    status: str  # the run's final status: completed | failed | cancelled, or interrupted (a Slurm time limit)
     error: str | None = None
     host: str | None = None
 

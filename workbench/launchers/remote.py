@@ -24,6 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
+from unirex.runs import RunDir
 from workbench.launchers.base import JobResult, RemoteJob
 
 HEARTBEAT_S = 30.0
@@ -80,12 +81,14 @@ def run_job(job: RemoteJob, capture_output: bool = False) -> JobResult:
     with _output_to(job.logs_dir if capture_output else None, f"{job.launcher}-{job.job_id}"):
         try:
             from unirex.engine import resolve_run_config, run
-            from unirex.runs import RunDir
             from workbench.jobs import CancelToken, JobQueue
 
             token = CancelToken(JobQueue(Path(job.workspace)), job.job_id)
             if token.is_set():  # cancelled while it waited in the cluster's queue
                 return JobResult("cancelled", None, host)
+            if RunDir(job.run_dir).meta_path.is_file():  # the cluster restarted the job (Slurm, after a preemption)
+                return JobResult("interrupted", "the job was started again after its first attempt stopped (a "
+                                 "preemption); its run folder keeps the first attempt: requeue or resume the run", host)
             cfg = resolve_run_config(list(job.overrides), workspace=job.workspace)
             if job.threads > 0:  # this worker process is the job's own: as many threads as cores it asked for
                 import torch
@@ -108,6 +111,12 @@ def run_job(job: RemoteJob, capture_output: bool = False) -> JobResult:
             return JobResult("failed", str(e), host)
         except Exception as e:  # noqa: BLE001 - reported to the driver; the run folder has the traceback
             traceback.print_exc()
+            if type(e).__name__ == "UncompletedJobError":  # submitit: the Slurm time limit is near
+                message = f"stopped at the Slurm time limit (launcher.slurm.timeout_min): {e}"
+                rd = RunDir(job.run_dir)
+                if rd.meta_path.is_file():  # the engine recorded a failure; it is an interruption (resume it)
+                    rd.set_status("interrupted", error=message, ended_at=time.time())
+                return JobResult("interrupted", message, host)
             return JobResult("failed", f"{type(e).__name__}: {e}", host)
 
 
