@@ -83,13 +83,21 @@ def _methods(args) -> int:
 def _keys(args) -> int:
     from unirex.config import flatten, resolve_config
 
+    if args.prefix and args.prefix.startswith("launcher"):  # not run keys: where a sweep runs
+        from workbench.launchers import FIELDS
+
+        print("launcher=local|ray|slurm (default local), then:")
+        for f in FIELDS:
+            if f.cli_key.startswith(args.prefix):
+                print(f"{f.cli_key}={'' if f.default is None else f.default}".ljust(34), f.help)
+        return 0
     defaults = flatten(resolve_config([], validate=False))
     shown = {k: v for k, v in defaults.items() if k.startswith(args.prefix or "")}
     if not shown:
         raise UnirexError(f"no config key starts with '{args.prefix}'")
     width = max(len(k) for k in shown)
     print("key".ljust(width), " default   (group selections: model=lm|expl_reg|fresh|a2r, data=NAME, "
-          "training=train|evaluate|finetune, method=ID)")
+          "training=train|evaluate|finetune, method=ID; `keys launcher` lists where a sweep runs)")
     for k, v in shown.items():
         print(k.ljust(width), "", json.dumps(v))
     return 0

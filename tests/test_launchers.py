@@ -67,6 +67,9 @@ def test_launcher_keys_are_taken_out_of_the_run_overrides():
     # the app's form: keys without the prefix, the launcher chosen apart
     _, opts = split_launcher_overrides([], "slurm", {"slurm.partition": "gpu", "gpus_per_job": 2, "slurm.timeout_min": "90"})
     assert (opts.slurm_partition, opts.gpus_per_job, opts.slurm_timeout_min) == ("gpu", 2, 90)
+    # a form passes every field: blank ones (of any launcher) are defaults
+    opts = launcher_options("ray", {"gpus_per_job": "1", "ray.address": "", "slurm.partition": "", "slurm.mem_gb": None})
+    assert opts.to_args() == ("launcher.gpus_per_job=1",)
     assert LAUNCHERS == ("local", "ray", "slurm")
     assert launcher_fields("local") == []
     assert {f.key for f in launcher_fields("ray")} >= {"gpus_per_job", "cpus_per_job", "ray.address"}

@@ -190,8 +190,9 @@ def _parse(field: LauncherField, raw: Any) -> Any:
 def launcher_options(name: str = "local", values: Mapping[str, Any] | Sequence[str] | LauncherOptions | None = None
                      ) -> LauncherOptions:
     """Validated :class:`LauncherOptions` for launcher ``name`` from ``values``: a mapping of keys (``gpus_per_job``,
-    ``ray.address``, ...; the ``launcher.`` prefix is optional), a sequence of ``launcher.key=value`` strings,
-    or options already built (re-checked against ``name``).
+    ``ray.address``, ...; the ``launcher.`` prefix is optional; values may be strings, a blank one or None means
+    the default, whatever launcher the key belongs to, so a form can pass every field), a sequence of
+    ``launcher.key=value`` strings, or options already built (re-checked against ``name``).
 
     Raises:
         UnirexError: an unknown launcher or key (with the closest valid ones), a value of the wrong type, or
@@ -214,6 +215,9 @@ def launcher_options(name: str = "local", values: Mapping[str, Any] | Sequence[s
     kwargs: dict[str, Any] = {}
     for key, raw in pairs:
         f = _field(key)
+        blank = raw is None or (isinstance(raw, str) and not raw.strip())
+        if blank and not (isinstance(values, Sequence) and not isinstance(values, (str, Mapping))):
+            continue  # a form's empty field (of any launcher): the default
         if f.launcher is None and name == "local" or f.launcher is not None and f.launcher != name:
             applies = f"launcher={f.launcher}" if f.launcher else "launcher=ray or launcher=slurm"
             if name == "local":
