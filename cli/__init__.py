@@ -15,7 +15,7 @@ import sys
 from unirex.errors import UnirexError
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
-               "compare", "explain", "queue", "cancel", "push")
+               "compare", "explain", "queue", "cancel", "requeue", "push")
 
 DESCRIPTION = """\
 UNIREX Workbench: train and benchmark language-model rationale extractors (UNIREX, ICML 2022), scored
@@ -28,6 +28,7 @@ after `python -m unirex` in place of `python main.py`):
   python -m unirex data=demo model=lm save_checkpoint=True seed=0              # Task LM, 10 epochs
   python -m unirex -m data=demo method=task_lm,slm_plaus_linear seed=0,1,2     # -m: a sweep, one run per combination
   python -m unirex training=evaluate training.ckpt_path=R-... training.eval_splits=train,dev,test
+  python -m unirex -m data=demo seed=0,1,2 launcher=ray launcher.gpus_per_job=1  # each run a Ray task
 
   python -m unirex methods     the paper's methods (use as method=<id>)
   python -m unirex keys        every config key with its default (keys model. narrows it down)
@@ -82,13 +83,21 @@ def _methods(args) -> int:
 def _keys(args) -> int:
     from unirex.config import flatten, resolve_config
 
+    if args.prefix and args.prefix.startswith("launcher"):  # not run keys: where a sweep runs
+        from workbench.launchers import FIELDS
+
+        print("launcher=local|ray|slurm (default local), then:")
+        for f in FIELDS:
+            if f.cli_key.startswith(args.prefix):
+                print(f"{f.cli_key}={'' if f.default is None else f.default}".ljust(34), f.help)
+        return 0
     defaults = flatten(resolve_config([], validate=False))
     shown = {k: v for k, v in defaults.items() if k.startswith(args.prefix or "")}
     if not shown:
         raise UnirexError(f"no config key starts with '{args.prefix}'")
     width = max(len(k) for k in shown)
     print("key".ljust(width), " default   (group selections: model=lm|expl_reg|fresh|a2r, data=NAME, "
-          "training=train|evaluate|finetune, method=ID)")
+          "training=train|evaluate|finetune, method=ID; `keys launcher` lists where a sweep runs)")
     for k, v in shown.items():
         print(k.ljust(width), "", json.dumps(v))
     return 0
@@ -250,16 +259,24 @@ def _queue(args) -> int:
     if not jobs:
         print("the queue is empty" + ("" if args.all else " (--all shows finished jobs)"))
         return 0
-    table(["job_id", "status", "run_id", "launcher", "what"], [[j.job_id, j.status, j.run_id, j.launcher, j.title]
-                                                               for j in jobs])
+    # the launcher column carries the cluster's own id of a submitted job (Ray task, Slurm job)
+    table(["job_id", "status", "run_id", "launcher", "what"],
+          [[j.job_id, j.status, j.run_id, j.launcher + (f" ({j.handle})" if j.handle else ""), j.title] for j in jobs])
     return 0
 
 
 def _cancel(args) -> int:
     wb = _workbench(args)
+    before = wb.job(args.job).status
     job = wb.cancel(args.job)
-    print(f"{job.job_id}: " + ("removed from the queue" if job.status == "cancelled" else
-                               "asked to stop; it stops within one training step or evaluation batch"))
+    if job.status == "cancelled":
+        print(f"{job.job_id}: " + ("removed from the queue" if before == "waiting" else
+                                   f"cancelled (the process dispatching it to {job.launcher} had stopped)"))
+    elif job.launcher == "local":
+        print(f"{job.job_id}: asked to stop; it stops within one training step or evaluation batch")
+    else:
+        print(f"{job.job_id}: asked to stop; its {job.launcher} worker stops within one training step or evaluation "
+              f"batch, and {job.launcher}'s own cancel stops it if it has not after launcher.cancel_grace_s")
     return 0
 
 
@@ -276,6 +293,30 @@ def _push(args) -> int:
         print(f"pushed {len(result.files)} files to https://huggingface.co/{result.repo_id}{where}"
               + (f": {result.url}" if result.url else ""))
     return 0
+
+
+def _requeue(args) -> int:
+    from workbench.launchers import split_launcher_overrides
+
+    wb = _workbench(args)
+    bad = [o for o in args.launcher if "=" not in o or not o.split("=", 1)[0].startswith("launcher")]
+    if bad:
+        raise UnirexError(f"requeue takes launcher keys only (launcher=ray, launcher.gpus_per_job=1, ...), not '{bad[0]}'")
+    name, recorded = wb.launcher_of(args.run)
+    given = list(args.launcher) or list(recorded)
+    if not any(o.split("=", 1)[0] == "launcher" for o in given):
+        given.insert(0, f"launcher={name}")
+    _, opts = split_launcher_overrides(given)
+    if args.queue:
+        job = wb.requeue(args.run, launcher=opts.name, launcher_options=opts)
+        print(f"{job.job_id}: queued as run {job.run_id} (launcher={job.launcher}); the app's worker runs it "
+              "(python -m unirex queue lists it)")
+        return 0
+    from cli.train import run_overrides
+
+    ws = ["--workspace", str(wb.workspace)]
+    launcher_keys = [f"launcher={opts.name}", *opts.to_args()] if opts.name != "local" else []
+    return run_overrides([*ws, *wb.recorded_overrides(args.run), *launcher_keys], SUBCOMMANDS)
 
 
 def _add_filters(p, status: bool = True) -> None:
@@ -380,6 +421,14 @@ def make_parser() -> argparse.ArgumentParser:
                     help=f"Hub license identifier for the card (default {DEFAULT_LICENSE}; e.g. apache-2.0, mit, cc-by-4.0)")
     pu.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and upload nothing")
     pu.set_defaults(func=_push)
+
+    rq = sub.add_parser("requeue", help="run a run's command line again (an interrupted or failed run), as a new run")
+    rq.add_argument("run", help="run id")
+    rq.add_argument("launcher", nargs="*", metavar="launcher=...",
+                    help="launcher=local|ray|slurm and launcher.* keys (default: the launcher and options that ran it)")
+    rq.add_argument("--queue", action="store_true",
+                    help="only queue it for the app's worker (default: run it now, in the foreground or on the launcher)")
+    rq.set_defaults(func=_requeue)
 
     for name, sp in sub.choices.items():  # --workspace also after the command
         sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

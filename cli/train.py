@@ -4,6 +4,12 @@
 prints a summary table; every configuration is resolved and checked before the first run starts. Each
 run prints a tqdm bar per training epoch and per evaluated split, an evaluation line per epoch, its run
 folder, the command line that reproduces it, and a one-line result.
+
+``launcher=ray|slurm`` (with ``launcher.*`` options, :mod:`workbench.launchers.options`) sends every run to
+a cluster instead: the runs are queued in the workspace, submitted by a dispatcher in this process, and
+followed to their end (a tqdm bar over finished runs, a line per finished run, each indexed in the store
+as it ends, the summary table); Ctrl-C cancels them. ``launcher=local`` (the default) runs them here, one
+after the other.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from unirex.errors import UnirexError
 
@@ -110,11 +117,16 @@ def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
     if bad:
         raise UnirexError(f"'{bad[0]}' is neither a command ({', '.join(subcommands)}) nor a key=value override "
                           "(python -m unirex --help shows both)")
+    from workbench.launchers import split_launcher_overrides
+
+    overrides, launcher = split_launcher_overrides(overrides)  # launcher keys are not run keys
     overrides = _quote_eval_splits(overrides)
-    combos = expand_sweep(overrides) if args.multirun else [overrides]
     if not args.multirun and any("," in o.split("=", 1)[1] and not o.split("=", 1)[1].strip().startswith(("'", '"', "["))
                                  for o in overrides):
         raise UnirexError("a comma list needs -m (multirun), as in Hydra: python -m unirex -m seed=0,1,2")
+    if launcher.remote:
+        return run_remote(args, overrides, launcher)
+    combos = expand_sweep(overrides) if args.multirun else [overrides]
     cfgs = [resolve_run_config(c, workspace=args.workspace) for c in combos]  # every error before any compute
     results = []
     rank0 = os.environ.get("RANK", "0") == "0"
@@ -133,6 +145,80 @@ def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
     if len(results) > 1:
         _print_table(results)
     return 0 if all(r.status == "completed" for _, _, r in results) else 1
+
+
+def run_remote(args, overrides: list[str], launcher) -> int:
+    """``launcher=ray|slurm``: queue every run of the sweep for this process's dispatcher, follow them to their
+    end, print a line per finished run and the summary table. Exit status 0 when every run completed, 1 when
+    one did not, 130 after Ctrl-C (which cancels the jobs still running: cleanly first, at once on a second
+    Ctrl-C)."""
+    from tqdm import tqdm
+
+    from unirex.engine import RunResult
+    from unirex.runs import RunDir
+    from workbench import Workbench
+    from workbench.launchers.dispatch import Dispatcher
+
+    workspace = args.workspace
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "workspace"]
+    if given:  # runs go into one workspace, the one the dispatcher and the store use
+        workspace = given[-1]
+        overrides = [o for o in overrides if o.split("=", 1)[0].strip() != "workspace"]
+    wb = Workbench(workspace)
+    jobs = wb.submit(overrides, sweep=args.multirun, launcher=launcher.name, launcher_options=launcher, reserve=True)
+    cfgs = {j.job_id: wb.resolve(j.overrides) for j in jobs}
+    where = " ".join(launcher.to_args()) or "default options"
+    print(f"{len(jobs)} run{'s' * (len(jobs) > 1)} queued for launcher={launcher.name} ({where}) in {wb.workspace}; "
+          "Ctrl-C cancels them", flush=True)
+    disp = Dispatcher(wb.jobs, job_ids={j.job_id for j in jobs})
+    pending = {j.job_id: j for j in jobs}
+    ended: dict[str, object] = {}
+    interrupts = 0
+    bar = tqdm(total=len(jobs), desc=f"{launcher.name} sweep", unit="run", dynamic_ncols=True,
+               disable=args.no_progress)
+    order = [j.job_id for j in jobs]
+    try:
+        while pending:
+            try:
+                disp.step()
+                states = {jid: wb.jobs.get(jid) for jid in pending}
+                for jid, job in states.items():
+                    if job.active:
+                        continue
+                    pending.pop(jid)
+                    rd = RunDir(wb.runs_root / job.run_id)
+                    present = rd.meta_path.is_file()
+                    res = RunResult(job.run_id, rd.path if present else None, job.status,
+                                    rd.final_metrics() if present else {}, error=job.error)
+                    ended[jid] = (job, res)
+                    label = f"[{order.index(jid) + 1}/{len(jobs)}] " if len(jobs) > 1 else ""
+                    line = (f"{label}{summary_line(res, cfgs[jid])}" if res.metrics else
+                            f"{label}{job.run_id} [{job.status}]" + ("" if present else " (no run folder)"))
+                    if job.error and job.status != "completed":
+                        line += f"\n  error: {job.error}"
+                    if present:
+                        line += f"\n  run folder: {rd.path}\n  reproduce:  {job.command}"
+                    bar.update(1)
+                    tqdm.write(line) if not args.no_progress else print(line, flush=True)
+                running = sum(1 for j in states.values() if j.status == "running")
+                bar.set_postfix(running=running, waiting=sum(1 for j in states.values() if j.status == "waiting"))
+                if pending:
+                    time.sleep(disp.poll_s)
+            except KeyboardInterrupt:
+                interrupts += 1
+                ids = disp.cancel_all(hard=interrupts > 1)
+                msg = (f"cancelling {len(ids)} job(s): each stops within a training step "
+                       f"(Ctrl-C again stops them at once)" if interrupts == 1 else f"stopping {len(ids)} job(s) now")
+                tqdm.write(msg, file=sys.stderr)
+    finally:
+        bar.close()
+        disp.close()
+    results = [(list(job.overrides), cfgs[jid], res) for jid in order if jid in ended for job, res in [ended[jid]]]
+    if len(results) > 1:
+        _print_table(results)
+    if interrupts:
+        return 130
+    return 0 if all(res.status == "completed" for _, _, res in results) else 1
 
 
 def _ingest(cfg, res) -> None:
@@ -163,4 +249,4 @@ def _print_table(results) -> None:
     table(["run_id", "status", *varying, "split", *cols], rows)
 
 
-__all__ = ["TqdmProgress", "report_split", "run_overrides", "summary_line"]
+__all__ = ["TqdmProgress", "report_split", "run_overrides", "run_remote", "summary_line"]

@@ -144,7 +144,13 @@ class RunDir:
         runs_root.mkdir(parents=True, exist_ok=True)
         run_id = run_id or new_run_id()
         path = runs_root / run_id
-        path.mkdir(exist_ok=False)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            # a cluster launcher may have made logs/ for the job's output before the run started; anything
+            # else means the run id is taken
+            if any(p.name != cls.LOGS for p in path.iterdir()):
+                raise
         rd = cls(path)
         write_json_atomic(rd.config_path, config)
         write_json_atomic(rd.meta_path, {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})

@@ -44,6 +44,16 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def this_owner() -> str:
+    """``host:pid`` of this process, as a job's ``owner`` records it."""
+    return _owner()
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process ``host:pid`` still runs (a process of another machine is trusted to)."""
+    return _owner_alive(owner)
+
+
 def _owner_alive(owner: str | None) -> bool:
     if not owner or ":" not in owner:
         return False
@@ -85,6 +95,7 @@ class JobQueue:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
         data["overrides"] = tuple(data.get("overrides") or ())
+        data["launcher_args"] = tuple(data.get("launcher_args") or ())
         names = {f.name for f in dataclasses.fields(Job)}
         return Job(**{k: v for k, v in data.items() if k in names})
 
@@ -124,15 +135,32 @@ class JobQueue:
             self._write(job)
         return job
 
-    def claim_next(self, launcher: str = "local") -> Job | None:
-        """The oldest waiting job of ``launcher``, marked running by this process; None if there is none."""
+    def claim_next(self, launcher: str | tuple[str, ...] = "local", job_ids: set[str] | None = None) -> Job | None:
+        """The oldest waiting job of ``launcher`` (one name or several), marked running by this process; None if
+        there is none. A waiting job reserved for another live process (its ``owner``) is left to it;
+        ``job_ids`` narrows the choice to those jobs."""
+        launchers = (launcher,) if isinstance(launcher, str) else tuple(launcher)
+        me = _owner()
         with self.locked():
             for job in self.jobs(include_final=False):
-                if job.status == "waiting" and job.launcher == launcher:
-                    job = dataclasses.replace(job, status="running", started_at=time.time(), owner=_owner())
+                if (job.status == "waiting" and job.launcher in launchers
+                        and (job_ids is None or job.job_id in job_ids)
+                        and (job.owner in (None, me) or not _owner_alive(job.owner))):
+                    job = dataclasses.replace(job, status="running", started_at=time.time(), owner=me)
                     self._write(job)
                     return job
         return None
+
+    def take_over(self, job_id: str, previous_owner: str | None) -> Job | None:
+        """Make this process the owner of a running job whose owner was ``previous_owner`` (a dead process);
+        None when the job changed meanwhile (another process took it, or it ended)."""
+        with self.locked():
+            job = self.get(job_id)
+            if job.status != "running" or job.owner != previous_owner:
+                return None
+            job = dataclasses.replace(job, owner=_owner())
+            self._write(job)
+            return job
 
     def finish(self, job_id: str, status: str, error: str | None = None) -> Job:
         if status not in FINAL_JOB_STATES:
@@ -276,4 +304,4 @@ def run_folder(workspace: Path, job: Job) -> RunDir:
     return RunDir(Path(workspace) / "runs" / job.run_id)
 
 
-__all__ = ["CancelToken", "JobQueue", "Worker", "new_job_id"]
+__all__ = ["CancelToken", "JobQueue", "Worker", "new_job_id", "owner_alive", "this_owner"]

@@ -27,9 +27,12 @@ class Job:
         overrides: the ``key=value`` overrides of this one run (a sweep is expanded into many jobs).
         command: the command line that reproduces the run (``python -m unirex ...``).
         launcher: ``local`` (this process's worker thread), ``ray`` or ``slurm``.
+        launcher_args: the launcher's options that differ from their defaults, as ``launcher.key=value``
+            (:mod:`workbench.launchers.options`); never part of ``overrides`` or ``command``.
         sweep_id: jobs submitted together share it.
         handle: the launcher's own id of the job (a Ray task, a Slurm job id), when it has one.
-        owner: ``host:pid`` of the process running it.
+        owner: ``host:pid`` of the process running it (for a remote job: the process dispatching it); on a
+            waiting job, the one process that may claim it (the CLI's foreground sweep), None for any.
     """
 
     job_id: str
@@ -46,6 +49,7 @@ class Job:
     handle: str | None = None
     owner: str | None = None
     title: str = ""  # what the queue shows: method, dataset and seed
+    launcher_args: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:

@@ -31,11 +31,12 @@ from unirex.runs import RunDir, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
 from workbench.checkpoints import CheckpointCache
-from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id
+from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
+from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
 from workbench.records import (CheckpointInfo, Comparison, DatasetSummary, Explanation, Job, Progress, RunDetail,
                                RunSummary)
 
-LAUNCHERS = ("local",)
+# LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
 
 
 def command_line(overrides: list[str] | tuple[str, ...]) -> str:
@@ -66,22 +67,31 @@ class Workbench:
         self.jobs = JobQueue(self.workspace)
         self.checkpoints = CheckpointCache(self.runs_root)
         self.worker: Worker | None = None
+        self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
         if start_worker:
             self.start_worker()
 
     # ------------------------------------------------------------------------------------ the queue
     def start_worker(self) -> Worker:
         """Restore the queue after a restart (running jobs of dead processes become interrupted) and start
-        the background worker."""
+        the background worker, and next to it the dispatcher of ``ray``/``slurm`` jobs (it imports Ray or
+        submitit only when such a job comes)."""
+        from workbench.launchers.dispatch import Dispatcher
+
         self.jobs.restore()
         if self.worker is None:
             self.worker = Worker(self.jobs, self._run_job, self._job_changed)
         self.worker.start()
+        if self.dispatcher is None:
+            self.dispatcher = Dispatcher(self.jobs, self._job_changed)
+        self.dispatcher.start()
         return self.worker
 
     def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
 
     def resolve(self, overrides: list[str] | tuple[str, ...]):
         """The config ``overrides`` give in this workspace (every error before any compute)."""
@@ -89,14 +99,24 @@ class Workbench:
 
         return resolve_run_config(list(overrides), workspace=str(self.workspace))
 
-    def submit(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local") -> list[Job]:
+    def submit(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local",
+               launcher_options: dict | list[str] | LauncherOptions | None = None, reserve: bool = False) -> list[Job]:
         """Queue one run, or with ``sweep`` one run per combination of the comma lists (Hydra's ``-m``).
-        Every combination is resolved and checked first; nothing is queued when one is wrong."""
+        Every combination is resolved and checked first; nothing is queued when one is wrong.
+
+        ``launcher`` (one of :data:`LAUNCHERS`): ``local`` runs on this process's worker thread; ``ray`` and
+        ``slurm`` go through the dispatcher to the cluster. ``launcher_options``: that launcher's options as
+        a mapping without the ``launcher.`` prefix (``{"gpus_per_job": 1, "ray.address": "auto"}``), or
+        ``launcher.key=value`` strings; ``workbench.launchers.launcher_fields(name)`` lists them. ``launcher=``
+        and ``launcher.*`` keys among ``overrides`` work too (the command line's form) and are taken out:
+        they never reach a run's config or its recorded command line. ``reserve``: only this process's own
+        dispatcher may take the jobs (the CLI's foreground sweep).
+        """
         from unirex.config import expand_sweep, split_sweep_value
 
-        if launcher not in LAUNCHERS:
-            raise UnirexError(f"launcher={launcher!r} is not one of {', '.join(LAUNCHERS)}")
         overrides = [o.strip() for o in overrides if o.strip()]
+        overrides, opts = split_launcher_overrides(overrides, launcher, launcher_options)
+        opts.check_available()
         if any(o.startswith("workspace=") for o in overrides):
             raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
         combos = expand_sweep(overrides) if sweep else [overrides]
@@ -106,11 +126,16 @@ class Workbench:
                     raise UnirexError(f"'{o}' is a comma list: tick 'sweep' (-m) to queue one run per value")
         cfgs = [self.resolve(c) for c in combos]
         sweep_id = new_job_id().replace("J-", "S-") if len(combos) > 1 else None
+        from workbench.jobs import this_owner
+
         jobs = [Job(job_id=new_job_id(), run_id=new_run_id(), overrides=tuple(c), command=command_line(c),
-                    launcher=launcher, sweep_id=sweep_id, title=_title(cfg)) for c, cfg in zip(combos, cfgs)]
+                    launcher=opts.name, sweep_id=sweep_id, title=_title(cfg), launcher_args=opts.to_args(),
+                    owner=this_owner() if reserve else None) for c, cfg in zip(combos, cfgs)]
         jobs = self.jobs.add(jobs)
         if self.worker is not None:
             self.worker.wake()
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
         return jobs
 
     def queue(self, include_final: bool = False) -> list[Job]:
@@ -121,17 +146,43 @@ class Workbench:
         return self.jobs.get(job_id)
 
     def cancel(self, job_id: str) -> Job:
-        """Remove a waiting job; stop a running one within one training step or evaluation batch."""
+        """Remove a waiting job; stop a running one within one training step or evaluation batch. A ``ray`` or
+        ``slurm`` job is stopped the same way on its worker (the cancel marker lies in the shared workspace),
+        and by the launcher's own cancel (``ray.cancel``, ``scancel``) if it has not stopped within
+        ``launcher.cancel_grace_s``; its dispatcher does that, or this call when the dispatcher is gone."""
         job = self.jobs.cancel(job_id)
         if self.worker is not None:
             self.worker.cancel_local(job_id)
+        if job.launcher != "local" and job.status == "running":
+            if self.dispatcher is not None and job_id in self.dispatcher.tracked:
+                self.dispatcher.cancel(job_id)
+            elif not owner_alive(job.owner):
+                from workbench.launchers.dispatch import finish_orphan
+
+                job = finish_orphan(self.jobs, job, "cancelled")
         return job
 
-    def requeue(self, run_id: str) -> Job:
-        """Queue a fresh run with the same command line as ``run_id`` (e.g. one that was interrupted)."""
-        meta = self._run_dir(run_id).meta()
-        overrides = self._recorded_overrides(run_id, meta)
-        return self.submit(overrides)[0]
+    def requeue(self, run_id: str, launcher: str | None = None,
+                launcher_options: dict | list[str] | LauncherOptions | None = None) -> Job:
+        """Queue a fresh run with the same command line as ``run_id`` (e.g. one that was interrupted). It goes
+        to the launcher that ran it, with the same options, unless ``launcher`` is given."""
+        name, args = self.launcher_of(run_id)
+        if launcher is not None and launcher != name:
+            name, args = launcher, ()
+        return self.submit(self.recorded_overrides(run_id), launcher=name,
+                           launcher_options=launcher_options if launcher_options is not None else list(args))[0]
+
+    def launcher_of(self, run_id: str) -> tuple[str, tuple[str, ...]]:
+        """``(launcher, launcher.key=value options)`` that ran ``run_id`` (from its job, else its meta.json)."""
+        rd = self._run_dir(run_id)
+        job = self.jobs.find_by_run(rd.run_id)
+        if job is not None:
+            return job.launcher, tuple(job.launcher_args)
+        return rd.meta().get("launcher") or "local", ()
+
+    def recorded_overrides(self, run_id: str) -> list[str]:
+        """The overrides that reproduce ``run_id`` (from its recorded command line, else its config)."""
+        return self._recorded_overrides(run_id, self._run_dir(run_id).meta())
 
     def resume(self, run_id: str) -> Job:
         """Continue an interrupted (or cancelled) run from its last checkpoint: a finetune run for the epochs
@@ -145,8 +196,9 @@ class Workbench:
         left = max(1, epochs - int(ck.get("epoch") or 0) - 1)
         keep = [o for o in self._recorded_overrides(run_id, rd.meta())
                 if o.split("=", 1)[0] not in ("training", "training.mode", "training.ckpt_path", "training.epochs")]
+        name, args = self.launcher_of(run_id)  # on the launcher that ran it (a Slurm job that hit its time limit)
         return self.submit(keep + ["training=finetune", f"training.ckpt_path={run_id}", f"training.epochs={left}",
-                                   "save_checkpoint=True"])[0]
+                                   "save_checkpoint=True"], launcher=name, launcher_options=list(args))[0]
 
     def _recorded_overrides(self, run_id: str, meta: dict) -> list[str]:
         import shlex
