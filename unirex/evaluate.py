@@ -44,7 +44,8 @@ import torch
 
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics, spans_from_mask
-from unirex.metrics.reference import reference_plausibility, reference_task_metric, task_ref
+from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
+                                      task_ref)
 from unirex.metrics.task import accuracy, macro_f1
 from unirex.rationale import repack, topk_mask
 
@@ -371,7 +372,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
                 if keep_subword_scores:
                     sub_scores.append(sc[i, : lens[i]].copy())
                 # the reference's unit: every non-padding position, special tokens and query included
-                ref_rows.append((int(rows[i]), gold[i][am[i]], sc[i][am[i]], bool(has[i])))
+                ref_rows.append((int(rows[i]), *example_plausibility_ref(gold[i][am[i]], sc[i][am[i]], bool(has[i])),
+                                 bool(has[i])))
                 if has[i]:
                     e = expl[i]
                     sub_docs.append(ScoredDocument(key=(int(rows[i]),), truth=gold[i][e], scores=sc[i][e], hard=hard[i][e]))
@@ -404,7 +406,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     sub = plausibility_metrics(sub_docs, iou_threshold) if sub_docs else {}
     for k in ("auprc", "ap", "token_p", "token_r", "token_f1", "iou_f1"):
         metrics[f"plaus_sub_{k}"] = sub.get(k)
-    ref = reference_plausibility((t, s, h) for _, t, s, h in sorted(ref_rows, key=lambda r: r[0]))
+    ref = aggregate_plausibility_ref(r[1:] for r in sorted(ref_rows, key=lambda r: r[0]))
     metrics["plaus_ref_auprc"], metrics["plaus_ref_token_f1"] = ref["auprc"], ref["token_f1"]
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,

@@ -78,24 +78,32 @@ def token_f1_ref(truth, scores, threshold: float = REFERENCE_THRESHOLD) -> float
     return macro_f1(truth, pred)
 
 
+def example_plausibility_ref(truth, scores, has_rationale: bool,
+                             threshold: float = REFERENCE_THRESHOLD) -> tuple[float, float]:
+    """``(auprc, token_f1)`` of one example as the reference scores it; ``truth`` and ``scores`` run over
+    the example's non-padding positions; ``(0.0, 0.0)`` for an example without a gold rationale."""
+    if not has_rationale:
+        return 0.0, 0.0
+    return auprc(np.asarray(truth, dtype=np.float64), scores), token_f1_ref(truth, scores, threshold)
+
+
+def aggregate_plausibility_ref(per_example: Iterable[tuple[float, float, bool]]) -> dict[str, float | None]:
+    """``{'auprc', 'token_f1'}``: the means over ``(auprc, token_f1, has_rationale)`` per example (those
+    without a rationale included, as 0.0); both None when no example has a rationale (the reference
+    then logs nothing)."""
+    rows = list(per_example)
+    if not any(has for _, _, has in rows):
+        return {"auprc": None, "token_f1": None}
+    return {"auprc": float(np.mean([a for a, _, _ in rows])), "token_f1": float(np.mean([f for _, f, _ in rows]))}
+
+
 def reference_plausibility(examples: Iterable[tuple[np.ndarray, np.ndarray, bool]],
                            threshold: float = REFERENCE_THRESHOLD) -> dict[str, float | None]:
     """``{'auprc', 'token_f1'}`` over ``(truth, scores, has_rationale)`` per example, where ``truth`` and
-    ``scores`` run over the example's non-padding positions. Examples without a rationale count as 0.0;
-    both None when no example has one (the reference then logs nothing)."""
-    aus, f1s, any_gold = [], [], False
-    for truth, scores, has in examples:
-        if has:
-            any_gold = True
-            aus.append(auprc(np.asarray(truth, dtype=np.float64), scores))
-            f1s.append(token_f1_ref(truth, scores, threshold))
-        else:
-            aus.append(0.0)
-            f1s.append(0.0)
-    if not any_gold:
-        return {"auprc": None, "token_f1": None}
-    return {"auprc": float(np.mean(aus)), "token_f1": float(np.mean(f1s))}
+    ``scores`` run over the example's non-padding positions (:func:`example_plausibility_ref`, then
+    :func:`aggregate_plausibility_ref`)."""
+    return aggregate_plausibility_ref((*example_plausibility_ref(t, s, h, threshold), bool(h)) for t, s, h in examples)
 
 
-__all__ = ["DEFAULT_REFERENCE_TASK_METRIC", "REFERENCE_TASK_METRICS", "REFERENCE_THRESHOLD", "binary_f1",
-           "reference_plausibility", "reference_task_metric", "task_ref", "token_f1_ref"]
+__all__ = ["DEFAULT_REFERENCE_TASK_METRIC", "REFERENCE_TASK_METRICS", "REFERENCE_THRESHOLD", "aggregate_plausibility_ref",
+           "binary_f1", "example_plausibility_ref", "reference_plausibility", "reference_task_metric", "task_ref", "token_f1_ref"]
