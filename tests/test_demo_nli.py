@@ -97,17 +97,26 @@ def test_the_same_words_are_rationale_in_one_pair_and_not_in_another(generated):
             claim = " ".join(w for w, g in zip(words, mask) if g)
             premise = " ".join(w for s in generated[1][f"{a['annotation_id']}_premise"] for w in s)
             wrong_person += claim in premise
-    assert wrong_person > 0.3 * sum(a["classification"] != "entailment" for a in generated[0]["train"])
+    assert wrong_person > 0.2 * sum(a["classification"] != "entailment" for a in generated[0]["train"])
 
 
-def test_the_hypothesis_alone_does_not_give_the_label(generated):
-    """Every kind of claim occurs under all three labels."""
-    claims = defaultdict(set)
-    for a, d, words, mask in _gold_words(*generated):
-        if d == "hypothesis":
-            claims[" ".join(w for w, g in zip(words, mask) if g)].add(a["classification"])
-    under_all = [c for c, labels in claims.items() if labels == set(LABELS)]
-    assert len(under_all) >= 0.5 * len(claims)
+def test_the_hypothesis_alone_does_not_give_the_label():
+    """Every claim occurs under all three labels, and a hypothesis-only baseline (the train majority label
+    of the same claim, with or without a descriptor) stays at chance on the test split."""
+    splits, documents = generate_nli_splits({"train": 3000, "val": 3, "test": 300})
+
+    def feature(a):
+        hyp = documents[f"{a['annotation_id']}_hypothesis"][0]
+        claim = next(e["text"] for g in a["evidences"] for e in g if e["docid"].endswith("_hypothesis"))
+        return claim, "in" in hyp or "who" in hyp
+
+    by_claim, by_feature = defaultdict(set), defaultdict(Counter)
+    for a in splits["train"]:
+        by_claim[feature(a)[0]].add(a["classification"])
+        by_feature[feature(a)][a["classification"]] += 1
+    assert all(labels == set(LABELS) for labels in by_claim.values())
+    hits = [by_feature[feature(a)].most_common(1)[0][0] == a["classification"] for a in splits["test"] if feature(a) in by_feature]
+    assert len(hits) > 250 and sum(hits) / len(hits) < 0.42
 
 
 def test_ensure_keeps_an_existing_copy_and_rewrites_another_spec(tmp_path):

@@ -23,7 +23,7 @@ Grammar (``E`` is the target, ``S`` the slot of the claim, ``v`` the claimed val
     neutral        it does not say (E has no value for S, or wears another garment)
 
 The label cannot be read off the hypothesis (every claim occurs under all three labels), nor off word
-overlap: in about half the contradiction and neutral pairs another person in the premise has exactly
+overlap: in about a third of the contradiction and neutral pairs another person in the premise has exactly
 the claimed value (``v`` appears in the premise, bound to the wrong person).
 
 Gold rationale (ERASER evidences, in both documents as e-SNLI marks them): the claim's value in the
@@ -48,9 +48,9 @@ GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train": 3000, "val": 300, "test": 300}
 LABELS = ("contradiction", "entailment", "neutral")
 #: how often a contradiction or neutral pair gives the claimed value to another person in the premise
-DISTRACTOR_RATE = 0.5
+DISTRACTOR_RATE = 0.3
 #: how often the hypothesis names the target by its other slot, when the premise gives one
-DESCRIPTOR_RATE = 0.4
+DESCRIPTOR_RATE = 0.3
 
 NOUNS = ["man", "woman", "boy", "girl", "chef", "nurse", "tourist", "student"]
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple"]
