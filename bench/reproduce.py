@@ -114,7 +114,7 @@ def main() -> None:
 
     means = {m: {k: statistics.mean([r[k] for r in rows if r[k] is not None])
                  for k, _ in COLUMNS if any(r[k] is not None for r in rows)} for m, rows in results.items()}
-    scores = nrg(means)
+    scores = nrg(means, convention="eraser")  # the table's columns are the ERASER-convention metrics
     base_tput = statistics.mean([r["train_examples_per_s"] for r in results["task_lm"]])
     titles = {m.id: m.title for m in list_methods()}
     header = "| method | " + " | ".join(t for _, t in COLUMNS) + " | NRG | train speed vs Task LM |"

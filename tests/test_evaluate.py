@@ -209,3 +209,36 @@ def test_progress_and_cancel(model, split, scores):
     assert seen == [(4, 10), (8, 10), (10, 10)]
     with pytest.raises(EvaluationCancelled):
         evaluate(model, ds, scores, batch_size=4, should_stop=lambda: True)
+
+
+def test_reference_variants_score_every_non_padding_subword(model, split, scores, result):
+    """UNIREX's calc_plaus: per example over all non-padding positions ([CLS], [SEP] included, gold 0
+    there), scikit-learn's PR curve + auc and macro F1 of scores > 0; task_ref is macro F1 on the demo."""
+    import warnings
+
+    from sklearn.metrics import auc, f1_score, precision_recall_curve
+
+    ds, _ = split
+    table = ds.table
+    aus, f1s = [], []
+    for i, (gold, mask) in enumerate(zip(table["rationale"].to_list(), table["attention_mask"].to_list())):
+        n = sum(mask)
+        truth, s = np.array(gold[:n]) > 0, np.asarray(scores[i][:n], dtype=np.float64)
+        assert truth.any() and not truth[0] and not truth[n - 1]  # [CLS] and the last [SEP] are counted, as gold 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, r, _ = precision_recall_curve(truth.astype(int), s)
+        aus.append(auc(r, p))
+        f1s.append(f1_score(truth.astype(int), (s > 0).astype(int), average="macro"))
+    m = result.metrics
+    assert m["plaus_ref_auprc"] == pytest.approx(np.mean(aus), abs=1e-12)
+    assert m["plaus_ref_token_f1"] == pytest.approx(np.mean(f1s), abs=1e-12)
+    assert m["plaus_ref_auprc"] != pytest.approx(m["plaus_sub_auprc"])  # the token sets differ
+    assert result.stats["task_ref_metric"] == "macro_f1" and m["task_ref"] == m["macro_f1"]
+    # the dataset name picks the reference's task metric
+    r = evaluate(model, ds, scores, batch_size=4, dataset_name="sst")
+    assert r.stats["task_ref_metric"] == "acc" and r.metrics["task_ref"] == r.metrics["acc"]
+    # nothing ERASER reports moves
+    for k, v in result.metrics.items():
+        if v is not None and "ref" not in k:
+            assert r.metrics[k] == pytest.approx(v, abs=1e-9), k

@@ -207,7 +207,8 @@ def test_nrg_direction_aware_with_components():
         "b": {"comp_aopc": 0.3, "suff_aopc": 0.3, "plaus_auprc": 0.6, "plaus_token_f1": 0.5, "plaus_iou_f1": 0.1, "macro_f1": 0.8},
         "c": {"comp_aopc": 0.1, "suff_aopc": 0.2, "plaus_auprc": 0.4, "plaus_token_f1": 0.1, "plaus_iou_f1": 0.1, "macro_f1": 0.7},
     }
-    r = nrg(runs)
+    r = nrg(runs, convention="eraser")
+    assert r.convention == "eraser"
     assert r.normalized["a"]["suff_aopc"] == 1.0 and r.normalized["b"]["suff_aopc"] == 0.0  # lower is better
     assert r.normalized["c"]["suff_aopc"] == pytest.approx(0.5)
     assert r.normalized["a"]["plaus_iou_f1"] == 1.0  # all tied
@@ -221,6 +222,104 @@ def test_nrg_direction_aware_with_components():
 
 def test_nrg_skips_a_desideratum_that_some_run_lacks():
     r = nrg({"a": {"comp_aopc": 0.2, "suff_aopc": 0.1, "macro_f1": 0.5, "plaus_auprc": None},
-             "b": {"comp_aopc": 0.4, "suff_aopc": 0.2, "macro_f1": 0.7}})
+             "b": {"comp_aopc": 0.4, "suff_aopc": 0.2, "macro_f1": 0.7}}, convention="eraser")
     assert r.missing == ["plausibility"]
     assert r.nrg["b"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_nrg_default_is_the_papers_composition():
+    runs = {
+        "a": {"comp_aopc_unirex": 0.5, "suff_aopc_unirex": 0.1, "plaus_ref_auprc": 0.2, "task_ref": 0.9,
+              "plaus_auprc": 0.9, "plaus_token_f1": 0.9, "plaus_iou_f1": 0.9, "macro_f1": 0.1},
+        "b": {"comp_aopc_unirex": 0.3, "suff_aopc_unirex": 0.3, "plaus_ref_auprc": 0.6, "task_ref": 0.8,
+              "plaus_auprc": 0.1, "plaus_token_f1": 0.1, "plaus_iou_f1": 0.1, "macro_f1": 0.9},
+        "c": {"comp_aopc_unirex": 0.1, "suff_aopc_unirex": 0.2, "plaus_ref_auprc": 0.4, "task_ref": 0.7,
+              "plaus_auprc": 0.5, "plaus_token_f1": 0.5, "plaus_iou_f1": 0.5, "macro_f1": 0.5},
+    }
+    r = nrg(runs)
+    assert r.convention == "paper"
+    assert r.used == {"faithfulness": ["comp_aopc_unirex", "suff_aopc_unirex"], "plausibility": ["plaus_ref_auprc"],
+                      "task": ["task_ref"]}
+    # a: faith (1 + 1) / 2, plaus 0, task 1; c: faith (0 + 0.5) / 2, plaus 0.5, task 0
+    assert r.nrg["a"] == pytest.approx((1.0 + 0.0 + 1.0) / 3)
+    assert r.nrg["b"] == pytest.approx(((0.5 + 0.0) / 2 + 1.0 + 0.5) / 3)
+    assert r.nrg["c"] == pytest.approx(((0.0 + 0.5) / 2 + 0.5 + 0.0) / 3)
+    # the ERASER convention reads other metrics (these runs lack ERASER's comp_aopc / suff_aopc)
+    e = nrg(runs, convention="eraser")
+    assert e.used == {"plausibility": ["plaus_auprc", "plaus_token_f1", "plaus_iou_f1"], "task": ["macro_f1"]}
+    assert e.missing == ["faithfulness"]
+    assert e.nrg == pytest.approx({"a": (1.0 + 0.0) / 2, "b": (0.0 + 1.0) / 2, "c": (0.5 + 0.5) / 2})
+    # an explicit spec wins over the convention
+    own = nrg(runs, {"task": {"macro_f1": False}})
+    assert own.convention is None and own.nrg["a"] == 1.0
+
+
+def test_nrg_unknown_convention_is_a_clear_error():
+    from unirex.errors import UnirexError
+    from unirex.metrics import CONVENTIONS, nrg_spec
+
+    assert CONVENTIONS == ("paper", "eraser")
+    with pytest.raises(UnirexError, match="unknown NRG convention 'unirex'.*paper, eraser"):
+        nrg({"a": {"task_ref": 1.0}}, convention="unirex")
+    assert nrg_spec("eraser")["task"] == {"macro_f1": True}
+
+
+def test_nrg_aopc_scaling_does_not_move_nrg():
+    """ERASER's mean over bins and UNIREX's sum / (|K| + 1) differ by a constant factor: same NRG."""
+    rng = np.random.default_rng(0)
+    per_bin = {r: rng.uniform(-0.1, 0.5, size=(20, 5)) for r in "abcd"}
+    f_eraser = {r: {"comp_aopc": aopc(v)} for r, v in per_bin.items()}
+    f_unirex = {r: {"comp_aopc": aopc_unirex(v)} for r, v in per_bin.items()}
+    spec = {"faithfulness": {"comp_aopc": True}}
+    a, b = nrg(f_eraser, spec), nrg(f_unirex, spec)
+    assert a.nrg == pytest.approx(b.nrg, abs=1e-12)
+
+
+# --- UNIREX's reference variants ------------------------------------------------------------------
+
+
+def test_reference_token_f1_is_macro_over_both_classes_at_threshold_zero():
+    from sklearn.metrics import f1_score
+
+    from unirex.metrics import token_f1_ref
+
+    truth = [0, 1, 1, 0, 0]
+    scores = [0.5, -1.0, 2.0, 0.0, -0.3]  # predicted: positions 0 and 2 (0.0 is not > 0)
+    # class 1: tp 1, fp 1, fn 1 -> 0.5; class 0: tp 2 (3, 4), fp 1 (1), fn 1 (0) -> 4/6
+    assert token_f1_ref(truth, scores) == pytest.approx((0.5 + 4 / 6) / 2)
+    assert token_f1_ref(truth, scores) == pytest.approx(f1_score(truth, [1, 0, 1, 0, 0], average="macro"))
+    # nothing predicted: class 1 scores 0, class 0 still counts
+    assert token_f1_ref(truth, [-1.0] * 5) == pytest.approx((0.0 + 2 * 3 / (2 * 3 + 2)) / 2)
+    # ERASER's token F1 of the same prediction is the F1 of the rationale class alone
+    assert token_prf([(np.array(truth, bool), np.array([1, 0, 1, 0, 0], bool))])["token_f1"] == pytest.approx(0.5)
+
+
+def test_reference_plausibility_counts_examples_without_gold_as_zero():
+    from unirex.metrics import reference_plausibility
+
+    # sorted: 0.9 (gold), 0.8, 0.3 (gold), 0.1 -> points (P, R) = (1, .5), (.5, .5), (2/3, 1), (.5, 1)
+    # trapezoids from recall 1 down to 0: 0 + (2/3 + 1/2)/2 * 0.5 + 0 + 1 * 0.5
+    one = ([0, 1, 0, 1], np.array([0.1, 0.9, 0.8, 0.3]), True)
+    expected_auprc = (2 / 3 + 0.5) / 2 * 0.5 + 0.5
+    assert ref_auprc([0, 1, 0, 1], [0.1, 0.9, 0.8, 0.3]) == pytest.approx(expected_auprc)
+    # token F1: predicted all 4 positive: class 1 F1 = 2*2/(4+2) = 2/3, class 0 F1 = 0
+    r = reference_plausibility([one])
+    assert r == pytest.approx({"auprc": expected_auprc, "token_f1": (2 / 3 + 0) / 2})
+    no_gold = ([0, 0, 0], np.array([1.0, 2.0, 3.0]), False)
+    r2 = reference_plausibility([one, no_gold])
+    assert r2 == pytest.approx({"auprc": expected_auprc / 2, "token_f1": 1 / 6})
+    assert reference_plausibility([no_gold]) == {"auprc": None, "token_f1": None}
+
+
+def test_reference_task_metric_per_dataset():
+    from unirex.metrics import reference_task_metric, task_ref
+    from unirex.metrics.reference import binary_f1
+
+    assert [reference_task_metric(d) for d in ("sst", "cose", "esnli", "movies", "multirc", "demo", "demo_nli", None)] \
+        == ["acc", "acc", "macro_f1", "macro_f1", "macro_f1", "macro_f1", "macro_f1", "macro_f1"]
+    assert reference_task_metric("stf") == "binary_f1"
+    y, p = [0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2]
+    assert task_ref(y, p, "sst") == (pytest.approx(4 / 6), "acc")
+    # F1: class 0 = 4/5, class 1 = 2/4, class 2 = 2/3
+    assert task_ref(y, p, "esnli") == (pytest.approx((0.8 + 0.5 + 2 / 3) / 3), "macro_f1")
+    assert binary_f1([0, 1, 1, 0], [1, 1, 0, 0]) == pytest.approx(0.5)

@@ -51,6 +51,8 @@ import torch
 
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics, spans_from_mask
+from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
+                                      task_ref)
 from unirex.metrics.task import accuracy, macro_f1
 from unirex.rationale import Scoring, keep_mask, repack, topk_mask
 
@@ -271,18 +273,22 @@ def word_level_documents(outputs: EvalOutputs, table: pl.DataFrame,
     return docs
 
 
-def task_and_faithfulness(outputs: EvalOutputs, log_odds: bool = True) -> dict[str, float]:
-    """Task and faithfulness metrics. A select-then-predict model (``outputs.bin_probs`` set) is
-    scored as UNIREX's code scores A2R: accuracy and macro F1 over the predictions of every bin
-    (``N x K`` of them), and each bin's comp / suff from that bin's own prediction."""
+def task_and_faithfulness(outputs: EvalOutputs, log_odds: bool = True, dataset_name: str | None = None) -> dict[str, float]:
+    """Task metrics (ERASER's ``acc``, ``macro_f1`` and the reference's ``task_ref`` for ``dataset_name``)
+    and faithfulness metrics. A select-then-predict model (``outputs.bin_probs`` set) is scored as
+    UNIREX's code scores A2R: task metrics over the predictions of every bin (``N x K`` of them), and
+    each bin's comp / suff from that bin's own prediction."""
     if outputs.bin_probs is not None:
         bin_pred = outputs.bin_probs.argmax(-1) if len(outputs) else np.zeros((0, len(outputs.bins)), dtype=np.int64)
         y_true = np.repeat(outputs.label[:, None], bin_pred.shape[1], axis=1).ravel()
-        m = {"acc": accuracy(y_true, bin_pred.ravel()), "macro_f1": macro_f1(y_true, bin_pred.ravel())}
+        y_pred = bin_pred.ravel()
+        m = {"acc": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred)}
+        m["task_ref"] = task_ref(y_true, y_pred, dataset_name)[0]
         m.update(faithfulness_metrics(outputs.bin_probs, outputs.comp_probs, outputs.suff_probs, bin_pred,
                                       outputs.bins, log_odds_variants=log_odds))
     else:
         m = {"acc": accuracy(outputs.label, outputs.pred), "macro_f1": macro_f1(outputs.label, outputs.pred)}
+        m["task_ref"] = task_ref(outputs.label, outputs.pred, dataset_name)[0]
         m.update(faithfulness_metrics(outputs.probs, outputs.comp_probs, outputs.suff_probs, outputs.pred,
                                       outputs.bins, log_odds_variants=log_odds))
     m["comp"] = float(prob_drop(outputs.probs, outputs.hard_comp_probs, outputs.pred).mean()) if len(outputs) else 0.0
@@ -307,7 +313,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
              chunk_size: int = 64, bins: Sequence[float] = BINS, hard_k: float | None = None,
              device: str | torch.device | None = None, source: str | Path | None = None,
              iou_threshold: float = IOU_THRESHOLD, log_odds: bool = True, keep_subword_scores: bool = False,
-             progress: Callable[[int, int], None] | None = None,
+             dataset_name: str | None = None, progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None, scoring: Scoring | None = None) -> EvalResult:
     """Evaluate ``model`` with rationale scores from ``explain`` on every example of ``dataset``.
 
@@ -326,6 +332,9 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         device: where to run; default: the device of the model's first parameter (else CPU).
         source: the split's ERASER annotation file (``BuiltSplit.summary['source']``) for gold evidence
             spans in IOU F1; without it the runs of the gold word mask are used.
+        dataset_name: the dataset's name (``data.dataset``), which picks the reference's task metric
+            for ``task_ref`` (:func:`unirex.metrics.reference.reference_task_metric`); default: the
+            name of the folder holding ``source`` (``DATA_DIR/NAME/<split>.jsonl``).
         progress: ``progress(done_examples, total_examples)`` after each batch.
         should_stop: checked between batches; True raises :class:`EvaluationCancelled`.
         scoring: how the model predicts (:class:`unirex.rationale.Scoring`); None: the model's
@@ -359,7 +368,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
 
     parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp", "hsuff", "bin")}
-    word_scores, hard_words, sub_scores, sub_docs = [], [], [], []
+    word_scores, hard_words, sub_scores, sub_docs, ref_rows = [], [], [], [], []
     n_forward = positions = 0
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
@@ -412,9 +421,13 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             sc, gold, hard = scores.cpu().numpy(), batch["rationale"].cpu().numpy() > 0, sels[hard_j].cpu().numpy()
             has = batch["has_rationale"].cpu().numpy()
             lens = batch["attention_mask"].sum(dim=1).cpu().numpy()
+            am = batch["attention_mask"].bool().cpu().numpy()
             for i in range(B):
                 if keep_subword_scores:
                     sub_scores.append(sc[i, : lens[i]].copy())
+                # the reference's unit: every non-padding position, special tokens and query included
+                ref_rows.append((int(rows[i]), *example_plausibility_ref(gold[i][am[i]], sc[i][am[i]], bool(has[i])),
+                                 bool(has[i])))
                 if has[i]:
                     e = expl[i]
                     sub_docs.append(ScoredDocument(key=(int(rows[i]),), truth=gold[i][e], scores=sc[i][e], hard=hard[i][e]))
@@ -440,17 +453,22 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         bin_probs=cat["bin"][order] if stp else None,
     )
     t_forward = time.perf_counter() - t0
-    metrics = task_and_faithfulness(outputs, log_odds)
+    if dataset_name is None and source:
+        dataset_name = Path(source).parent.name
+    metrics = task_and_faithfulness(outputs, log_odds, dataset_name)
     gold_spans = gold_spans_from_source(source, table)
     metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
     sub = plausibility_metrics(sub_docs, iou_threshold) if sub_docs else {}
     for k in ("auprc", "ap", "token_p", "token_r", "token_f1", "iou_f1"):
         metrics[f"plaus_sub_{k}"] = sub.get(k)
+    ref = aggregate_plausibility_ref(r[1:] for r in sorted(ref_rows, key=lambda r: r[0]))
+    metrics["plaus_ref_auprc"], metrics["plaus_ref_token_f1"] = ref["auprc"], ref["token_f1"]
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
              "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,
              "forward_passes": n_forward, "positions": positions, "with_rationale": len(sub_docs),
-             "gold_spans": "evidences" if gold_spans is not None else "mask_runs"}
+             "gold_spans": "evidences" if gold_spans is not None else "mask_runs",
+             "task_ref_metric": reference_task_metric(dataset_name), "dataset_name": dataset_name}
     return EvalResult(metrics=metrics, outputs=outputs, stats=stats)
 
 

@@ -6,17 +6,21 @@ from pathlib import Path
 
 from unirex.data.build import BuiltSplit, build_split, load_built
 from unirex.data.demo import ensure_demo
+from unirex.data.demo_nli import ensure_demo_nli
 from unirex.data.tensors import SplitDataset, collate
 
 DEMO = "demo"
+DEMO_NLI = "demo_nli"
+#: the built-in datasets, generated on first use: name -> ``ensure(dataset_dir)``
+GENERATED = {DEMO: ensure_demo, DEMO_NLI: ensure_demo_nli}
 
 
 def ensure_source(data_dir: Path, dataset: str) -> Path:
-    """The ERASER folder of ``dataset``; the demo dataset is generated and catalog datasets are
-    downloaded (:mod:`unirex.data.download`) on first use."""
+    """The ERASER folder of ``dataset``; the built-in datasets (:data:`GENERATED`) are generated and
+    catalog datasets are downloaded (:mod:`unirex.data.download`) on first use."""
     path = Path(data_dir) / dataset
-    if dataset == DEMO:
-        ensure_demo(path)
+    if dataset in GENERATED:
+        GENERATED[dataset](path)
     elif not path.exists():  # an ERASER dataset of the catalog: downloaded on first use
         from unirex.data.download import ensure_downloaded
 
@@ -34,4 +38,5 @@ def load_split(data_dir: Path, dataset: str, split: str, arch: str | None = None
     return ds, built
 
 
-__all__ = ["BuiltSplit", "SplitDataset", "build_split", "collate", "ensure_source", "load_built", "load_split", "DEMO"]
+__all__ = ["BuiltSplit", "DEMO", "DEMO_NLI", "GENERATED", "SplitDataset", "build_split", "collate", "ensure_source",
+           "load_built", "load_split"]

@@ -4,6 +4,23 @@ For each metric: min-max normalise the runs' values to [0, 1], direction-aware (
 lower is better, such as sufficiency, the best = lowest run gets 1). Average the normalised values
 within each desideratum (faithfulness, plausibility, task), then average the desiderata.
 
+Two compositions (``convention``), named in :data:`NRG_SPECS`:
+
+* ``paper`` (the default): the composition of the UNIREX paper (Chan et al., ICML 2022: its definition
+  of NRG in the evaluation protocol, and the metric columns of its main results table), each metric
+  computed as the reference code computes it: faithfulness = comprehensiveness AOPC (higher is better) and sufficiency AOPC
+  (lower is better), both as UNIREX's code computes AOPC (``comp_aopc_unirex``, ``suff_aopc_unirex``);
+  plausibility = AUPRC (``plaus_ref_auprc``, subword level, the reference's ``calc_plaus``); task = the
+  dataset's task metric as the reference reports it (``task_ref``: accuracy or macro F1). UNIREX's
+  public code computes no NRG itself; the composition is the paper's.
+* ``eraser``: the same three desiderata over the ERASER-convention metrics the project reports by
+  default: ``comp_aopc`` / ``suff_aopc`` (mean over bins), AUPRC, token F1 and IOU F1 at ERASER word
+  level, and macro F1.
+
+A dividing constant does not move a min-max normalised value, so AOPC as ERASER averages it and as
+UNIREX sums it over ``|K| + 1`` give the same NRG; the conventions differ in the plausibility and task
+metrics.
+
 Decisions where the paper is silent:
 
 * A metric on which every compared run ties (including a single run) normalises to 1.0 for all runs:
@@ -18,12 +35,27 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: desideratum -> {metric key: higher_is_better}
-DEFAULT_NRG_SPEC: dict[str, dict[str, bool]] = {
+from unirex.errors import UnirexError
+
+#: a spec: desideratum -> {metric key: higher_is_better}
+NRGSpec = Mapping[str, Mapping[str, bool]]
+
+#: the UNIREX paper's composition, on the reference code's metrics
+PAPER_NRG_SPEC: dict[str, dict[str, bool]] = {
+    "faithfulness": {"comp_aopc_unirex": True, "suff_aopc_unirex": False},
+    "plausibility": {"plaus_ref_auprc": True},
+    "task": {"task_ref": True},
+}
+#: the same desiderata on the ERASER-convention metrics (the project's default metrics)
+ERASER_NRG_SPEC: dict[str, dict[str, bool]] = {
     "faithfulness": {"comp_aopc": True, "suff_aopc": False},
     "plausibility": {"plaus_auprc": True, "plaus_token_f1": True, "plaus_iou_f1": True},
     "task": {"macro_f1": True},
 }
+NRG_SPECS: dict[str, dict[str, dict[str, bool]]] = {"paper": PAPER_NRG_SPEC, "eraser": ERASER_NRG_SPEC}
+CONVENTIONS: tuple[str, ...] = tuple(NRG_SPECS)
+DEFAULT_CONVENTION = "paper"
+DEFAULT_NRG_SPEC = NRG_SPECS[DEFAULT_CONVENTION]
 
 
 @dataclass(frozen=True)
@@ -36,6 +68,7 @@ class NRGResult:
     nrg: dict[str, float]
     used: dict[str, list[str]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    convention: str | None = None  # the named spec used; None for a caller's own spec
 
     def rows(self) -> list[dict]:
         """One flat dict per run: ``run``, ``nrg``, ``nrg_<desideratum>``, ``norm_<metric>``."""
@@ -62,10 +95,24 @@ def normalize(values: Mapping[str, float], higher_is_better: bool = True) -> dic
     return {r: (hi - v) / (hi - lo) for r, v in values.items()}
 
 
-def nrg(runs: Mapping[str, Mapping[str, float]], spec: Mapping[str, Mapping[str, bool]] | None = None) -> NRGResult:
-    """NRG of each run in ``runs`` (``{run_id: {metric: value}}``) under ``spec`` (default
-    :data:`DEFAULT_NRG_SPEC`)."""
-    spec = DEFAULT_NRG_SPEC if spec is None else spec
+def nrg_spec(convention: str = DEFAULT_CONVENTION) -> dict[str, dict[str, bool]]:
+    """The spec named ``convention`` (``paper`` or ``eraser``); a :class:`UnirexError` for another name."""
+    if convention not in NRG_SPECS:
+        raise UnirexError(f"unknown NRG convention {convention!r}: choose one of {', '.join(CONVENTIONS)}")
+    return NRG_SPECS[convention]
+
+
+def nrg(runs: Mapping[str, Mapping[str, float]], spec: NRGSpec | None = None, *,
+        convention: str = DEFAULT_CONVENTION) -> NRGResult:
+    """NRG of each run in ``runs`` (``{run_id: {metric: value}}``).
+
+    ``convention`` names the composition (:data:`NRG_SPECS`: ``paper``, the default, or ``eraser``);
+    an explicit ``spec`` (desideratum -> {metric: higher_is_better}) overrides it.
+    """
+    if spec is None:
+        spec = nrg_spec(convention)
+    else:
+        convention = None
     run_ids = list(runs)
     normalized = {r: {} for r in run_ids}
     by_des = {r: {} for r in run_ids}
@@ -85,7 +132,8 @@ def nrg(runs: Mapping[str, Mapping[str, float]], spec: Mapping[str, Mapping[str,
         for r in run_ids:
             by_des[r][des] = sum(normalized[r][m] for m in cols) / len(cols)
     total = {r: (sum(by_des[r].values()) / len(by_des[r]) if by_des[r] else float("nan")) for r in run_ids}
-    return NRGResult(normalized, by_des, total, used, missing)
+    return NRGResult(normalized, by_des, total, used, missing, convention)
 
 
-__all__ = ["DEFAULT_NRG_SPEC", "NRGResult", "normalize", "nrg"]
+__all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "DEFAULT_NRG_SPEC", "ERASER_NRG_SPEC", "NRGResult", "NRGSpec",
+           "NRG_SPECS", "PAPER_NRG_SPEC", "normalize", "nrg", "nrg_spec"]
