@@ -219,7 +219,9 @@ def _compare(args) -> int:
     rows = [[*[r[b] for b in by], r["n"], r["nrg"], *[mean_std(r[f"{n}_mean"], r[f"{n}_std"]) for n in present]]
             for r in df.iter_rows(named=True)]
     print(f"{args.split} split, mean ± std over seeds; NRG ({cmp.convention}) over the {df.height} rows: "
-          + "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items()))
+          + "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
+          + (f" (left out, a metric missing in some row: {', '.join(cmp.nrg_missing)}; re-evaluate older runs)"
+             if cmp.nrg_missing else ""))
     table([*by, "runs", "NRG", *present], rows)
     return 0
 
@@ -380,7 +382,9 @@ def make_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG")
     _add_filters(c, status=False)
     c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns (default method,dataset,arch)")
-    c.add_argument("--convention", default="eraser", help="metric convention of NRG (default eraser)")
+    c.add_argument("--convention", default="paper", choices=("paper", "eraser"),
+                   help="NRG's composition: paper (UNIREX's: AOPC comp/suff, the reference's AUPRC and task metric; "
+                        "default) or eraser (ERASER's metrics: AOPC, AUPRC, token F1, IOU F1, macro F1)")
     c.add_argument("--csv", help="write the table as CSV")
     c.add_argument("--parquet", help="write the table as Parquet")
     c.add_argument("--json", action="store_true")

@@ -245,13 +245,14 @@ def test_compare_mean_std_over_seeds_and_nrg(tmp_path):
     for method in ("task_lm", "slm_plaus_linear"):
         for seed in range(3):
             m = {k: float(rng.uniform()) for k in ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc",
-                                                  "plaus_token_f1", "plaus_iou_f1")}
+                                                  "plaus_token_f1", "plaus_iou_f1", "task_ref", "plaus_ref_auprc",
+                                                  "comp_aopc_unirex", "suff_aopc_unirex")}
             values[(method, seed)] = m
             _fake_run(tmp_path, method, seed, m)
     _fake_run(tmp_path, "task_lm", 9, {"acc": 1.0}, split="dev")  # another split: not in the test comparison
     wb = Workbench(tmp_path)
     wb.sync()
-    cmp = wb.compare(RunFilter(status="completed"), split="test", by=("method",))
+    cmp = wb.compare(RunFilter(status="completed"), split="test", by=("method",), convention="eraser")
     t = {r["method"]: r for r in cmp.table.iter_rows(named=True)}
     assert set(t) == {"task_lm", "slm_plaus_linear"}
     for method in t:
@@ -260,10 +261,15 @@ def test_compare_mean_std_over_seeds_and_nrg(tmp_path):
         assert t[method]["acc_std"] == pytest.approx(np.std(accs, ddof=1))
         assert t[method]["n"] == 3 and t[method]["seeds"] == [0, 1, 2]
     means = {m: {k: np.mean([values[(m, s)][k] for s in range(3)]) for k in values[(m, 0)]} for m in t}
-    expected = nrg(means)
+    expected = nrg(means, convention="eraser")
     for m in t:
         assert t[m]["nrg"] == pytest.approx(expected.nrg[m])
         assert t[m]["nrg_plausibility"] == pytest.approx(expected.by_desideratum[m]["plausibility"])
+    paper = wb.compare(RunFilter(status="completed"), by=("method",))  # the default: the paper's composition
+    assert paper.convention == "paper" and paper.nrg_metrics["plausibility"] == ["plaus_ref_auprc"]
+    expected = nrg(means, convention="paper")
+    for r in paper.table.iter_rows(named=True):
+        assert r["nrg"] == pytest.approx(expected.nrg[r["method"]])
     only = wb.compare(RunFilter(status="completed", seeds=(0, 1)), by=("method",))
     assert set(only.table["n"].to_list()) == {2}
 

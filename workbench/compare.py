@@ -15,20 +15,20 @@ import polars as pl
 from store import RunFilter, aggregate, final_metrics
 from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS
+from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from workbench.records import Comparison
 
-#: metrics of the comparison table (final evaluation), in display order
-COMPARE_METRICS = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1",
+#: metrics of the comparison table (final evaluation), in display order; NRG's own metrics are added
+COMPARE_METRICS = ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1",
+                   "plaus_iou_f1", "plaus_ref_auprc", "plaus_ref_token_f1",
                    *(f"comp_k{k}" for k in BINS), *(f"suff_k{k}" for k in BINS))
-CONVENTIONS = ("eraser",)
 
 
 def nrg_spec(convention: str) -> dict[str, dict[str, bool]]:
-    from unirex.metrics.nrg import DEFAULT_NRG_SPEC
+    """NRG's composition under a metric convention (``paper`` or ``eraser``, :mod:`unirex.metrics.nrg`)."""
+    from unirex.metrics.nrg import nrg_spec as spec
 
-    if convention not in CONVENTIONS:
-        raise UnirexError(f"convention={convention!r} is not one of {', '.join(CONVENTIONS)}")
-    return DEFAULT_NRG_SPEC
+    return spec(convention)
 
 
 def _group_key(row: dict, by: tuple[str, ...]) -> str:
@@ -36,7 +36,7 @@ def _group_key(row: dict, by: tuple[str, ...]) -> str:
 
 
 def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str, ...] = ("method", "dataset", "arch"),
-            convention: str = "eraser") -> Comparison:
+            convention: str = DEFAULT_CONVENTION) -> Comparison:
     """One row per group of runs (``by``), metrics as ``<name>_mean`` / ``<name>_std``, NRG over the groups."""
     from unirex.metrics.nrg import nrg
 
@@ -47,7 +47,7 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
     if long.height == 0:
         empty = pl.DataFrame({b: [] for b in by})
         return Comparison(table=empty, runs=runs, split=split, by=tuple(by), metrics=(), convention=convention,
-                          nrg_metrics={})
+                          nrg_metrics={}, nrg_missing=[])
     wide_mean = long.pivot(on="name", index=list(by), values="mean")
     wide_std = long.pivot(on="name", index=list(by), values="std")
     present = [m for m in names if m in wide_mean.columns]
@@ -66,10 +66,10 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
              *[c for m in present for c in (f"{m}_mean", f"{m}_std")]]
     table = table.select(order).sort("nrg", descending=True, nulls_last=True)
     return Comparison(table=table, runs=runs, split=split, by=tuple(by), metrics=tuple(present),
-                      convention=convention, nrg_metrics=dict(res.used))
+                      convention=convention, nrg_metrics=dict(res.used), nrg_missing=list(res.missing))
 
 
-def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", convention: str = "eraser"):
+def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", convention: str = DEFAULT_CONVENTION):
     """NRG over individual runs (each its own entry)."""
     from unirex.metrics.nrg import nrg
 

@@ -208,6 +208,7 @@ class Comparison:
     metrics: tuple[str, ...]
     convention: str
     nrg_metrics: dict[str, list[str]]  # desideratum -> metrics NRG used
+    nrg_missing: list[str] = field(default_factory=list)  # desiderata no compared group had every metric of
 
 
 __all__ = ["CheckpointInfo", "Comparison", "DatasetSummary", "Explanation", "FINAL_JOB_STATES", "JOB_STATES", "Job",

@@ -390,11 +390,11 @@ class Workbench:
 
     # ---------------------------------------------------------------------------------- comparing
     def compare(self, flt: RunFilter = RunFilter(status="completed"), split: str = "test",
-                by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "eraser") -> Comparison:
+                by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "paper") -> Comparison:
         """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`)."""
         return _compare.compare(self.workspace, flt, split, by, convention)
 
-    def nrg(self, run_ids: list[str], split: str = "test", convention: str = "eraser"):
+    def nrg(self, run_ids: list[str], split: str = "test", convention: str = "paper"):
         """NRG over a chosen set of runs (each run its own entry)."""
         return _compare.nrg_of_runs(self.workspace, run_ids, split, convention)
 
