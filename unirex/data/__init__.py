@@ -7,14 +7,16 @@ from pathlib import Path
 from unirex.data.build import BuiltSplit, build_split, load_built
 from unirex.data.demo import ensure_demo
 from unirex.data.tensors import SplitDataset, collate
+from unirex.safepath import dataset_path
 
 DEMO = "demo"
 
 
 def ensure_source(data_dir: Path, dataset: str) -> Path:
     """The ERASER folder of ``dataset``; the demo dataset is generated and catalog datasets are
-    downloaded (:mod:`unirex.data.download`) on first use."""
-    path = Path(data_dir) / dataset
+    downloaded (:mod:`unirex.data.download`) on first use. The name must be a folder name and the folder
+    must lie inside ``data_dir`` (:func:`unirex.safepath.dataset_path`)."""
+    path = dataset_path(data_dir, dataset)
     if dataset == DEMO:
         ensure_demo(path)
     elif not path.exists():  # an ERASER dataset of the catalog: downloaded on first use
