@@ -255,14 +255,30 @@ def file_lock(path: Path, on_wait: Callable[[], None] | None = None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def clean_workspace_leftovers(workspace: Path, older_than_s: float = LEFTOVER_MAX_AGE_S) -> list[Path]:
+def clean_workspace_leftovers(workspace: Path, data_dir: Path | None = None,
+                              older_than_s: float = LEFTOVER_MAX_AGE_S) -> list[Path]:
     """:func:`clean_leftovers` in every folder of a workspace where atomic writes happen: the workspace
-    itself, ``data/``, each dataset and its build folders (``<dataset>/<arch>/L<n>/``), ``runs/``, each run
-    folder and its ``outputs/``. Called when a run starts (and by the store's rebuild)."""
+    itself, the data folder (``data/``, or ``data_dir``), each dataset and its build folders
+    (``<dataset>/<arch>/L<n>/``), ``runs/``, each run folder and its ``outputs/``. Called when a run starts
+    (and by the store's rebuild)."""
     ws = Path(workspace)
-    folders = [ws, ws / "data", ws / "runs"]
-    for pattern in ("data/*", "data/*/*/*", "runs/*", "runs/*/outputs"):
-        folders += [p for p in ws.glob(pattern) if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    data = Path(data_dir) if data_dir is not None else ws / "data"
+
+    def subfolders(folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+        try:
+            with os.scandir(folder) as it:
+                return [Path(e.path) for e in it if e.is_dir(follow_symlinks=False)
+                        and not e.name.startswith(".") and e.name not in skip]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    folders = [ws, data, ws / "runs"]
+    for dataset in subfolders(data):
+        folders.append(dataset)
+        for arch in subfolders(dataset, skip=("docs",)):  # never list the documents
+            folders += subfolders(arch)
+    for run in subfolders(ws / "runs"):
+        folders += [run, run / "outputs"]
     done: list[Path] = []
     for f in folders:
         done += clean_leftovers(f, older_than_s)
