@@ -100,7 +100,7 @@ def _set(obj, path, value):
             cur.pop(path[-1], None)
         else:
             cur[path[-1]] = value
-    elif isinstance(cur, list) and path[-1] < len(cur) and value is not KeyError:
+    elif isinstance(cur, list) and isinstance(path[-1], int) and path[-1] < len(cur) and value is not KeyError:
         cur[path[-1]] = value
 
 
