@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from unirex.errors import UnirexError
-from unirex.fsutil import write_json_atomic
+from unirex.fsutil import tmp_prefix, write_json_atomic
 
 STALE_AFTER_S = 600.0
 TERMINAL = ("completed", "failed", "cancelled")
@@ -84,13 +86,20 @@ class RunDir:
         runs_root.mkdir(parents=True, exist_ok=True)
         run_id = run_id or new_run_id()
         path = runs_root / run_id
-        path.mkdir(exist_ok=False)
-        rd = cls(path)
-        write_json_atomic(path / "config.json", config)
-        write_json_atomic(path / "meta.json", {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
-        (path / "metrics.jsonl").touch()
-        rd.set_status("running", started_at=_now())
-        return rd
+        path.mkdir(exist_ok=False)  # claims the id; empty until the whole folder is renamed onto it
+        # filled beside it and renamed in one step: a process killed meanwhile leaves no run folder without
+        # its status (a hidden temporary folder instead, removed by fsutil.clean_leftovers)
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(run_id), dir=runs_root))
+        try:
+            write_json_atomic(tmp / "config.json", config)
+            write_json_atomic(tmp / "meta.json", {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
+            (tmp / "metrics.jsonl").touch()
+            cls(tmp).set_status("running", started_at=_now())
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls(path)
 
     @classmethod
     def open(cls, runs_root: Path, run: str) -> "RunDir":
