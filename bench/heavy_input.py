@@ -5,15 +5,18 @@ Each measurement runs in a fresh subprocess and reports its peak resident memory
 builds the same dataset with a small document, so the fixed cost (interpreter, tokenizer, polars)
 can be told apart from the cost of the document.
 
-    python bench/heavy_input.py [--mb 50] [--max_length 64]
+    python bench/heavy_input.py [--mb 50] [--max_length 64] [--compare DIR]
 
 The arch is a tiny random BERT with the bundled tokenizer (the build only loads the tokenizer).
+``--compare DIR`` also measures the code in ``DIR`` (e.g. an older checkout, ``git archive <rev> unirex |
+tar -x -C DIR``) on the same files in the same run, and prints the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -74,9 +77,10 @@ def tiny_arch(root: Path) -> str:
     return str(path)
 
 
-def measure(data_dir: Path, name: str, arch: str, max_length: int) -> dict:
+def measure(data_dir: Path, name: str, arch: str, max_length: int, code: str | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": code or os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[1]))}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(data_dir), name, arch, str(max_length)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"ok": False, "error": proc.stderr.strip().splitlines()[-1:], "seconds": None, "peak_rss_mb": None}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -86,23 +90,35 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mb", type=float, default=50.0, help="size of the one-line document (MB)")
     p.add_argument("--max_length", type=int, default=64)
+    p.add_argument("--compare", help="another code folder (holding unirex/) to measure on the same files")
     args = p.parse_args()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         arch = tiny_arch(root)
         write_dataset(root / "data", "control", 100)
         write_dataset(root / "data", "heavy", int(args.mb * 1_000_000))
         size = (root / "data" / "heavy" / "docs" / "big").stat().st_size
-        control = measure(root / "data", "control", arch, args.max_length)
-        heavy = measure(root / "data", "heavy", arch, args.max_length)
+        for label, code in (("this code", None), ("compared code", args.compare)):
+            if label == "compared code" and not code:
+                continue
+            results[label] = {"control": measure(root / "data", "control", arch, args.max_length, code),
+                              "heavy": measure(root / "data", "heavy", arch, args.max_length, code)}
     print(f"document: one line of {size / 1e6:.1f} MB; max_length {args.max_length}; tiny BERT tokenizer")
-    for label, r in (("control (small document)", control), ("one-line document", heavy)):
-        if r.get("peak_rss_mb") is None:
-            print(f"{label:28s} failed: {r.get('error')}")
-            continue
-        print(f"{label:28s} peak RSS {r['peak_rss_mb']:8.0f} MB   build {r['seconds']:7.2f} s   "
-              + ("ok" if r["ok"] else f"refused: {r['error']}"))
-    print(json.dumps({"control": control, "heavy": heavy}))
+    for label, res in results.items():
+        for kind, r in (("control (small document)", res["control"]), ("one-line document", res["heavy"])):
+            if r.get("peak_rss_mb") is None:
+                print(f"{label:14s} {kind:26s} failed: {r.get('error')}")
+                continue
+            print(f"{label:14s} {kind:26s} peak RSS {r['peak_rss_mb']:8.0f} MB   build {r['seconds']:7.2f} s   "
+                  + ("ok" if r["ok"] else f"refused: {r['error']}"))
+    if len(results) == 2:
+        a, b = results["this code"]["heavy"], results["compared code"]["heavy"]
+        ca, cb = results["this code"]["control"], results["compared code"]["control"]
+        if a.get("peak_rss_mb") and b.get("peak_rss_mb"):
+            print(f"ratio this / compared: time {a['seconds'] / b['seconds']:.4f}, peak RSS {a['peak_rss_mb'] / b['peak_rss_mb']:.3f}, "
+                  f"RSS above the control {(a['peak_rss_mb'] - ca['peak_rss_mb']) / (b['peak_rss_mb'] - cb['peak_rss_mb']):.3f}")
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

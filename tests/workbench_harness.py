@@ -22,7 +22,7 @@ from typing import Callable
 import polars as pl
 
 from unirex.fsutil import parse_tmp_name
-from unirex.runs import RunDir, list_runs
+from unirex.runs import list_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "demo.json", "docs")

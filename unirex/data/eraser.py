@@ -364,17 +364,6 @@ def _decode(data: bytes, path: Path, base_offset: int = 0, base_line: int = 1) -
                           f"{base_offset + e.start})") from None
 
 
-def read_text(path: Path, limit: int | None = None, what: str = "file") -> str:
-    """Read a UTF-8 file (at most ``limit`` bytes); a decoding error names the file, line and byte."""
-    path = Path(path)
-    if limit is not None:
-        size = path.stat().st_size
-        if size > limit:
-            raise UnirexError(f"{path}: this {what} is {size / MiB:.1f} MiB, over the limit of {limit / MiB:.0f} MiB "
-                              "(raise it with UNIREX_MAX_DOCUMENT_MB)")
-    return _decode(path.read_bytes(), path)
-
-
 def iter_lines(path: Path, limit: int | None = None, env: str = "UNIREX_MAX_LINE_MB"):
     """Yield ``(line_number, text, byte_offset)`` of the non-blank lines of a JSON-lines file: lines are
     split on ``\n`` only; non-UTF-8 bytes and lines over ``limit`` bytes are errors."""
