@@ -415,3 +415,31 @@ def test_a_users_own_data_demo_is_moved_aside_not_deleted(tmp_path, capsys):
     ensure_demo(mine, sizes={"train": 6, "val": 4, "test": 4})  # ours, other sizes: regenerated in place
     assert len(read_split(mine, "train")) == 6 and capsys.readouterr().err == ""
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".downloads"]  # only the lock
+
+
+def test_tokenising_a_prefix_gives_the_input_the_whole_documents_give(bundled_tokenizer, monkeypatch):
+    """The build hands the tokenizer only the words that can reach the input; over random documents
+    (one or two, with words that make no subword), queries (none, short, longer than the input: the
+    longest_first fallback) and input lengths, every built row equals the one the whole documents give."""
+    import random
+
+    from unirex.data import build
+    from unirex.data.eraser import Annotation, Example
+
+    rng = random.Random(1)
+    whole = lambda exs, tok, m, sep: [build._document_words(e, 10 ** 9, sep)[:2] for e in exs]  # noqa: E731
+    for _ in range(150):
+        docs = []
+        for d in range(rng.choice([1, 1, 2])):
+            words = [rng.choice(["a", "film", "wonderful", "x", "unbelievably", ".", "\t", "\xa0"])
+                     for _ in range(rng.randint(1, 500))]
+            docs.append(Document(f"d{d}", [" ".join(words[i:i + 20]) for i in range(0, len(words), 20)]))
+        query = " ".join(rng.choice(["what", "is", "the", "question"]) for _ in range(rng.choice([0, 0, 3, rng.randint(1, 150)])))
+        ex = Example(Annotation("a", "POS", (), tuple(d.docid for d in docs), query=query), docs,
+                     [[rng.randint(0, 1) for _ in range(d.n_words)] for d in docs])
+        m = rng.choice([16, 32, 64, 128])
+        got = build._encode([ex], bundled_tokenizer, m)[0]
+        with monkeypatch.context() as mp:
+            mp.setattr(build, "_input_words", whole)
+            ref = build._encode([ex], bundled_tokenizer, m)[0]
+        assert got == ref, (m, len(query.split()), [d.n_words for d in docs])

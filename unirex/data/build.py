@@ -152,13 +152,18 @@ def _document_words(ex: Example, budget: int, sep: str | None) -> tuple[list[str
 def _input_words(examples: list[Example], tokenizer, max_length: int, sep: str | None):
     """Per example, the document words to tokenise: only as many as can reach the model's input.
 
-    Each document contributes its first ``max_length`` words; when a document was cut and those words
-    make fewer than ``max_length`` subwords (words that make no subword, such as a lone tab), the budget
-    grows until they do or the document is whole. Truncation keeps a prefix of the first segment, so
-    the words after it can never reach the input: the result equals tokenising the whole documents, at
-    a cost bounded by ``max_length`` instead of the document's length.
+    A document is cut once the words kept up to its end make at least ``max_length`` + (the query's
+    subwords) subwords. Every truncation the build uses then gives the same input as the whole documents
+    would: ``only_first`` keeps a prefix of the first segment, and ``longest_first`` (used when the query
+    alone does not fit) trims the first segment down to the query's length before it trims the query, so
+    it never looks further than that. The budget starts at ``max_length`` + (query words) words per
+    document and grows while words that make no subword (a lone tab, say) leave it short. The cost is
+    bounded by the input, not by the document's length.
     """
-    budgets = [max_length] * len(examples)
+    q_len = [len(ids) for ids in tokenizer([ex.annotation.query.split() or [""] for ex in examples],
+                                           is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]]
+    need = [max_length + q for q in q_len]
+    budgets = [max_length + len(ex.annotation.query.split()) for ex in examples]
     out: list[tuple[list[str], list[int]] | None] = [None] * len(examples)
     todo = list(range(len(examples)))
     while todo:
@@ -171,7 +176,7 @@ def _input_words(examples: list[Example], tokenizer, max_length: int, sep: str |
             counts = {i: len(ids) for i, ids in zip(cut, enc["input_ids"])}
         again = []
         for i in todo:
-            if cand[i][2] is not None and counts[i] < max_length:
+            if cand[i][2] is not None and counts[i] < need[i]:
                 budgets[i] *= 4
                 again.append(i)
             else:
