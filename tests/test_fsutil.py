@@ -97,6 +97,22 @@ def test_replace_dir_swaps_and_leaves_nothing(tmp_path, monkeypatch, exchange):
     assert (tmp_path / "fresh").is_dir() and not src.exists()
 
 
+def test_folders_swapped_in_get_the_usual_permissions(tmp_path):
+    from unirex.runs import RunDir
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with atomic_dir(tmp_path / "new") as tmp:
+        (tmp / "v").write_text("x")
+    assert ((tmp_path / "new").stat().st_mode & 0o777) == 0o777 & ~umask  # not mkdtemp's 0o700
+    os.chmod(tmp_path / "new", 0o750)
+    with atomic_dir(tmp_path / "new") as tmp:
+        (tmp / "v").write_text("y")
+    assert ((tmp_path / "new").stat().st_mode & 0o777) == 0o750  # the replaced folder's bits are kept
+    rd = RunDir.create(tmp_path / "runs", {}, {"method": "lm"})
+    assert (rd.path.stat().st_mode & 0o777) == 0o777 & ~umask and rd.status()["status"] == "running"
+
+
 def test_atomic_dir_failure_keeps_the_target(tmp_path):
     target = tmp_path / "t"
     target.mkdir()

@@ -190,15 +190,25 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def default_dir_mode() -> int:
+    """The permission bits ``mkdir`` gives a new folder (``tempfile.mkdtemp`` gives 0o700 instead)."""
+    return 0o777 & ~_current_umask()
+
+
 def replace_dir(src: Path, target: Path) -> None:
     """Move the finished folder ``src`` to ``target`` (same file system), replacing an existing one.
 
+    ``src`` takes the permission bits of the folder it replaces, or those ``mkdir`` would give.
     On Linux the two are swapped in one step, so ``target`` is at every moment the old or the new folder.
     Elsewhere the old folder is renamed aside (``.<name>-old-tmp-...``) first and removed only after the
     new one is in place; a writer killed between the two renames leaves the old folder aside, and
     :func:`clean_leftovers` puts it back.
     """
     src, target = Path(src), Path(target)
+    try:
+        os.chmod(src, target.stat().st_mode & 0o7777 if target.is_dir() else default_dir_mode())
+    except OSError:
+        pass
     if target.exists():
         if _exchange(src, target):
             _remove(src)  # src now holds the previous folder

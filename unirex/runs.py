@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unirex.errors import UnirexError
-from unirex.fsutil import tmp_prefix, write_json_atomic
+from unirex.fsutil import default_dir_mode, tmp_prefix, write_json_atomic
 
 STALE_AFTER_S = 600.0
 TERMINAL = ("completed", "failed", "cancelled")
@@ -95,6 +95,7 @@ class RunDir:
             write_json_atomic(tmp / "meta.json", {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
             (tmp / "metrics.jsonl").touch()
             cls(tmp).set_status("running", started_at=_now())
+            os.chmod(tmp, default_dir_mode())  # as mkdir would have made it (mkdtemp makes 0o700)
             os.replace(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
