@@ -32,6 +32,13 @@ def tree_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _holds(marker: Callable[[], bool]) -> bool:
+    try:
+        return bool(marker())
+    except OSError:  # a folder it looked at went away meanwhile (renamed into place, cleaned up)
+        return False
+
+
 def _without_tmp(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not any(parse_tmp_name(part) for part in Path(k).parts)}
 
@@ -98,8 +105,10 @@ class Sandbox:
         return {rd.run_id for rd in list_runs(self.ws / "runs")}
 
     def new_run_dirs(self, before: set[str]) -> list[Path]:
+        """Run folders made since ``before`` (temporary ones, still being filled, left out)."""
         root = self.ws / "runs"
-        return [p for p in root.iterdir() if p.is_dir() and p.name not in before] if root.is_dir() else []
+        return [p for p in root.iterdir() if p.is_dir() and p.name not in before and not p.name.startswith(".")] \
+            if root.is_dir() else []
 
     def finished_runs(self) -> dict[str, dict[str, bytes]]:
         """Every file of the runs no process writes any more (completed or interrupted), except the temporary
@@ -120,7 +129,7 @@ class Sandbox:
         t0 = time.monotonic()
         proc = self.popen(argv)
         try:
-            while marker is not None and not marker() and proc.poll() is None:
+            while marker is not None and not _holds(marker) and proc.poll() is None:
                 if time.monotonic() - t0 > timeout:
                     raise AssertionError(f"{phase}: marker never seen")
                 time.sleep(0.005)
