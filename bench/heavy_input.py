@@ -80,7 +80,7 @@ def tiny_arch(root: Path) -> str:
 def measure(data_dir: Path, name: str, arch: str, max_length: int, code: str | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": code or os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[1]))}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(data_dir), name, arch, str(max_length)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, cwd=data_dir)  # not the repo: "-c" puts the cwd first on sys.path
     if proc.returncode != 0:
         return {"ok": False, "error": proc.stderr.strip().splitlines()[-1:], "seconds": None, "peak_rss_mb": None}
     return json.loads(proc.stdout.strip().splitlines()[-1])
