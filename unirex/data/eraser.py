@@ -457,6 +457,10 @@ class DocumentStore:
             raise UnirexError(f"{self.dir}: no documents (expected a docs/ folder or docs.jsonl)")
 
     def _doc_path(self, docid: str, needed_by: str = "") -> Path:
+        if docid and "/" not in docid and "\x00" not in docid and docid not in (".", ".."):
+            path = self._docs_dir / docid  # one name in the (resolved) docs/ folder: only a link could lead out
+            if not path.is_symlink():
+                return path
         what = f"document '{docid[:80]}'" + (f" (needed by {needed_by})" if needed_by else "")
         return resolve_inside(self._docs_dir, docid, what, inside=f"the docs/ folder of {self.dir}")
 
