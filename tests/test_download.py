@@ -83,6 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         srv = self.server.owner
         srv.log.append({"path": self.path, "range": self.headers.get("Range"), "if_range": self.headers.get("If-Range")})
+        if self.path in srv.streams:
+            self._stream(*srv.streams[self.path])
+            return
         data = srv.files.get(self.path)
         if data is None:
             self.send_error(404, "Not Found")
@@ -113,12 +116,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+    def _stream(self, size: int, announce: bool) -> None:
+        """Send ``size`` bytes made on the fly (announced with Content-Length or not), counting what the
+        client accepted before it hung up."""
+        srv = self.server.owner
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        if announce:
+            self.send_header("Content-Length", str(size))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        block = b"\x1f\x8b" + b"\0" * (64 * 1024 - 2)
+        try:
+            while srv.sent.get(self.path, 0) < size:
+                self.wfile.write(block)
+                srv.sent[self.path] = srv.sent.get(self.path, 0) + len(block)
+        except OSError:  # the client closed the connection
+            pass
+        self.close_connection = True
+
+
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 (ephemeral port) serving ``files``; stops at teardown or after 60 s."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.drops: dict[str, list[int]] = {}  # path -> bytes to send before dropping, one per request
+        self.streams: dict[str, tuple[int, bool]] = {}  # path -> (bytes to stream, announce the length)
+        self.sent: dict[str, int] = {}  # path -> bytes written by a stream
         self.ranges = True
         self.etag = '"v1"'
         self.log: list[dict] = []
@@ -150,6 +176,10 @@ class LoopbackServer:
 
 @pytest.fixture
 def server(monkeypatch):
+    """A loopback server as the archive base; the catalog's pinned digests are lifted (these archives are
+    built here, not the published ones)."""
+    for name, entry in list(CATALOG.items()):
+        monkeypatch.setitem(CATALOG, name, dataclasses.replace(entry, sha256=None))
     monkeypatch.setattr(dl, "BACKOFF_S", 0.0)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -257,6 +287,36 @@ def test_decompressed_size_limit(server, tmp_path):
     with pytest.raises(dl.BadArchive, match="decompressed-size limit"):
         dl._unpack_into(archive, dest, "test", 250_000, 100)
     assert (dest / "movies" / "train.jsonl").is_file() and not (dest / "movies" / "docs" / "big").exists()
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["announced", "not-announced"])
+def test_oversized_download_stops_at_the_limit(server, tmp_path, announce):
+    """A body far over the dataset's archive limit is refused as soon as that is known: from the announced
+    length before a byte is written, else the moment the received bytes pass the limit; nothing is kept."""
+    limit = 2 * 1024 * 1024
+    size = 3 * 1024 ** 3 if announce else 512 * 1024 * 1024  # 3 GiB announced; 512 MiB streamed without a length
+    server.streams["/eraser/movies.tar.gz"] = (size, announce)
+    seen = []
+    with pytest.raises(dl.BadArchive, match=r"refused: the archive (announces|passed) .* over the 2\.0 MiB limit"):
+        dl.fetch_archive_dataset(tmp_path, CATALOG["movies"], progress=False, max_archive_bytes=limit,
+                                 on_progress=lambda done, total: seen.append(done))
+    written = max(seen, default=0)  # bytes written to the partial file, as reported after each write
+    if announce:
+        assert written == 0  # refused on the header
+    else:
+        assert limit - dl.CHUNK < written <= limit  # stopped at the chunk that would have passed the limit
+    # the server could push at most what the socket buffers hold beyond what the client read
+    assert server.sent.get("/eraser/movies.tar.gz", 0) < limit + 64 * 1024 * 1024 < size
+    assert not (tmp_path / "movies").exists() and leftovers(tmp_path) == []
+    assert not list((tmp_path / ".downloads").glob("movies.tar.gz*"))  # no partial file kept to resume
+
+
+def test_catalog_limit_applies_by_default(server, tmp_path, monkeypatch):
+    monkeypatch.setitem(CATALOG, "movies", dataclasses.replace(CATALOG["movies"], max_archive_bytes=100_000))
+    server.streams["/eraser/movies.tar.gz"] = (10_000_000, False)
+    with pytest.raises(UnirexError, match="over the 97.7 KiB limit"):
+        ensure_downloaded(tmp_path, "movies", progress=False)
+    assert leftovers(tmp_path) == []
 
 
 def test_dropped_connection_resumes_with_range(server, tmp_path):

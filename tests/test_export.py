@@ -184,3 +184,41 @@ def test_outputs_that_do_not_match_the_table_are_refused(tmp_path, model, handma
     result.outputs.annotation_id[0] = "someone-else"
     with pytest.raises(UnirexError, match="does not match"):
         eraser_instances(result.outputs, ds.table)
+
+
+def test_export_never_overwrites_a_run_file_or_an_existing_file_without_force(tmp_path, model, handmade):
+    """--out inside a run folder is refused except a .jsonl in its outputs/; an existing file needs force,
+    and an overwritten file keeps its permission bits."""
+    import os
+
+    run_and_export(tmp_path, model, handmade, gold_indicator_scores(handmade[1].table), name="guarded")
+    run_dir = tmp_path / "runs" / "guarded"
+    (run_dir / "meta.json").write_text("{}")
+    (run_dir / "status.json").write_text('{"status": "completed"}')
+    (run_dir / "metrics.jsonl").write_text('{"name": "acc", "value": 1.0}\n')
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    for target in (run_dir / "metrics.jsonl", run_dir / "config.json", run_dir / "outputs" / "eval_test.parquet",
+                   run_dir / "checkpoint" / "x.jsonl", run_dir / "new.jsonl"):
+        for force in (False, True):
+            with pytest.raises(UnirexError, match="inside the run folder"):
+                export_eraser(run_dir, "test", target, force=force)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # nothing touched
+
+    ok = run_dir / "outputs" / "test_decoded.jsonl"  # the run's outputs/ takes a results file
+    assert export_eraser(run_dir, "test", ok)[1] == len(ANNOTATIONS)
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("my notes\n")
+    os.chmod(mine, 0o640)
+    with pytest.raises(UnirexError, match="exists; pass --force"):
+        export_eraser(run_dir, "test", mine)
+    assert mine.read_text() == "my notes\n"
+    export_eraser(run_dir, "test", mine, force=True)
+    assert len(mine.read_text().splitlines()) == len(ANNOTATIONS)
+    assert (mine.stat().st_mode & 0o777) == 0o640
+    with pytest.raises(UnirexError, match="is a folder"):
+        export_eraser(run_dir, "test", tmp_path, force=True)
+    parser = argparse.ArgumentParser()
+    add_export_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["export-eraser", "--run", str(run_dir), "--out", str(mine), "--force"])
+    assert args.force is True and args.func(args) == 0

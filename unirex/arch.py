@@ -65,7 +65,8 @@ def arch_slug(arch: str | None) -> str:
         return DEFAULT_ARCH
     p = Path(arch)
     name = p.name if (p.exists() or arch.startswith((".", "/", "~"))) else arch.replace("/", "--")
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "arch"
+    # never '.', '..' or hidden: the slug is a folder inside the dataset folder
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "arch"
 
 
 @lru_cache(maxsize=8)

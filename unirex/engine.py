@@ -600,6 +600,10 @@ class Engine:
     # -- the whole run -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         cfg = self.cfg
+        if self.rank == 0:  # what killed writers left behind (a checkpoint save, a build, an unpack) goes first
+            from unirex.fsutil import clean_workspace_leftovers
+
+            clean_workspace_leftovers(self.ws, _data_dir(cfg))
         self.prepare()  # errors here happen before any run directory or compute
         self.build()
         self.open_run_dir()

@@ -132,25 +132,60 @@ def _hard_first(lines: list[dict]) -> None:
     rats.insert(0, rats.pop(d))
 
 
+def _run_folder_of(path: Path) -> Path | None:
+    """The run folder (one holding ``meta.json`` and ``status.json``) that ``path`` lies in, if any."""
+    for folder in path.parents:
+        if (folder / "meta.json").is_file() and (folder / "status.json").is_file():
+            return folder
+    return None
+
+
+def check_export_target(out: str | os.PathLike, force: bool = False) -> Path:
+    """Where an export may write ``out``: never over a folder, never inside a run folder except as a
+    ``.jsonl`` file in its ``outputs/`` (the run's own files, its config, metrics log, checkpoint and
+    saved outputs, are never overwritten), and over an existing file only with ``force``."""
+    out = Path(out).expanduser()
+    target = out.parent.resolve() / out.name  # the file the write replaces (a link at `out` is replaced, not followed)
+    if target.is_dir():
+        raise UnirexError(f"--out {out} is a folder; name a file (e.g. {out / 'test_decoded.jsonl'})")
+    run_folder = _run_folder_of(target)
+    if run_folder is not None:
+        outputs = run_folder / "outputs"
+        if target.parent != outputs or target.suffix != ".jsonl":
+            raise UnirexError(f"--out {out} is inside the run folder {run_folder}: refused, a run's own files are "
+                              f"never overwritten; write elsewhere, or to a .jsonl file in {outputs}")
+    if (target.exists() or target.is_symlink()) and not force:
+        raise UnirexError(f"--out {out} exists; pass --force to overwrite it")
+    return target
+
+
 def export_eraser(run: str | os.PathLike, split: str, out: str | os.PathLike,
-                  workspace: str | os.PathLike | None = None) -> tuple[Path, int]:
-    """Write the ERASER results file of ``run`` on ``split`` to ``out``; returns ``(path, lines)``."""
+                  workspace: str | os.PathLike | None = None, force: bool = False) -> tuple[Path, int]:
+    """Write the ERASER results file of ``run`` on ``split`` to ``out``; returns ``(path, lines)``.
+
+    ``out`` is checked first (:func:`check_export_target`): an existing file is refused unless ``force``
+    (an overwritten file keeps its permission bits), and nothing inside a run folder but a ``.jsonl``
+    in its ``outputs/`` is written.
+    """
     from unirex.data.build import CANONICAL_SPLIT
 
     run_dir = resolve_run_dir(run, workspace)
+    check_export_target(out, force)
     split = CANONICAL_SPLIT.get(split, split)
     outputs, meta = load_outputs(run_dir, split)
     table = pl.read_parquet(find_split_table(meta, workspace))
     lines = eraser_instances(outputs, table)
-    out = Path(out)
+    out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: Path(tmp).write_text("".join(json.dumps(ln) + "\n" for ln in lines), encoding="utf-8"))
+    target = check_export_target(out, force)  # again: the folder may have been created meanwhile
+    atomic_write(target, lambda tmp: Path(tmp).write_text("".join(json.dumps(ln) + "\n" for ln in lines),
+                                                          encoding="utf-8"))
     return out, len(lines)
 
 
 def _export_command(args) -> int:
     workspace = getattr(args, "export_workspace", None) or getattr(args, "workspace", None)
-    path, n = export_eraser(args.run, args.split, args.out, workspace)
+    path, n = export_eraser(args.run, args.split, args.out, workspace, force=getattr(args, "force", False))
     print(f"wrote {n} ERASER result lines to {path}")
     return 0
 
@@ -161,10 +196,12 @@ def add_export_parser(subparsers) -> None:
                               description="Write ERASER's results format for a run's saved evaluation of a split.")
     p.add_argument("--run", required=True, help="run id under <workspace>/runs/, or a run directory")
     p.add_argument("--split", default="test", choices=("train", "dev", "val", "test"))
-    p.add_argument("--out", required=True, help="output file (.jsonl)")
+    p.add_argument("--out", required=True, help="output file (.jsonl); never inside a run folder except its outputs/")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists (its permissions are kept)")
     p.add_argument("--workspace", dest="export_workspace", default=None,
                    help="workspace folder (default: the global --workspace, $UNIREX_WORKSPACE or ./workspace)")
     p.set_defaults(func=_export_command)
 
 
-__all__ = ["add_export_parser", "eraser_instances", "export_eraser", "find_split_table", "resolve_run_dir"]
+__all__ = ["add_export_parser", "check_export_target", "eraser_instances", "export_eraser", "find_split_table",
+           "resolve_run_dir"]

@@ -28,13 +28,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from unirex.errors import UnirexError
-from unirex.fsutil import write_json_atomic
+from unirex.fsutil import default_dir_mode, tmp_prefix, write_json_atomic
 
 STALE_AFTER_S = 600.0
 TERMINAL = ("completed", "failed", "cancelled")
@@ -145,18 +147,32 @@ class RunDir:
         run_id = run_id or new_run_id()
         path = runs_root / run_id
         try:
-            path.mkdir()
+            path.mkdir()  # claims the id; empty until the whole folder is renamed onto it
+            premade = False
         except FileExistsError:
-            # a cluster launcher may have made logs/ for the job's output before the run started; anything
-            # else means the run id is taken
+            # a cluster launcher may have made logs/ for the job's output before the run started (its open
+            # log files follow the folder when it is moved); anything else means the run id is taken
             if any(p.name != cls.LOGS for p in path.iterdir()):
                 raise
-        rd = cls(path)
-        write_json_atomic(rd.config_path, config)
-        write_json_atomic(rd.meta_path, {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
-        rd.metrics_path.touch()
-        rd.set_status("running", started_at=_now())
-        return rd
+            premade = True
+        # filled beside it and renamed in one step: a process killed meanwhile leaves no run folder without
+        # its status (a hidden temporary folder instead, removed by fsutil.clean_leftovers)
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(run_id), dir=runs_root))
+        try:
+            write_json_atomic(tmp / "config.json", config)
+            write_json_atomic(tmp / "meta.json", {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
+            (tmp / "metrics.jsonl").touch()
+            cls(tmp).set_status("running", started_at=_now())
+            os.chmod(tmp, default_dir_mode())  # as mkdir would have made it (mkdtemp makes 0o700)
+            if premade:
+                if (path / cls.LOGS).is_dir():
+                    os.replace(path / cls.LOGS, tmp / cls.LOGS)
+                path.rmdir()
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls(path)
 
     @classmethod
     def open(cls, runs_root: Path, run: str) -> "RunDir":

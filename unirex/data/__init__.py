@@ -8,6 +8,7 @@ from unirex.data.build import BuiltSplit, build_split, load_built
 from unirex.data.demo import ensure_demo
 from unirex.data.demo_nli import ensure_demo_nli
 from unirex.data.tensors import SplitDataset, collate
+from unirex.safepath import dataset_path
 
 DEMO = "demo"
 DEMO_NLI = "demo_nli"
@@ -17,8 +18,9 @@ GENERATED = {DEMO: ensure_demo, DEMO_NLI: ensure_demo_nli}
 
 def ensure_source(data_dir: Path, dataset: str) -> Path:
     """The ERASER folder of ``dataset``; the built-in datasets (:data:`GENERATED`) are generated and
-    catalog datasets are downloaded (:mod:`unirex.data.download`) on first use."""
-    path = Path(data_dir) / dataset
+    catalog datasets are downloaded (:mod:`unirex.data.download`) on first use. The name must be a folder
+    name and the folder must lie inside ``data_dir`` (:func:`unirex.safepath.dataset_path`)."""
+    path = dataset_path(data_dir, dataset)
     if dataset in GENERATED:
         GENERATED[dataset](path)
     elif not path.exists():  # an ERASER dataset of the catalog: downloaded on first use

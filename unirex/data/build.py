@@ -9,7 +9,7 @@ One row per annotation:
 =================  ===========================================================================
 annotation_id      ERASER annotation id
 docids             the documents read, in input order (list[str])
-doc_word_counts    whitespace words per document (list[int])
+doc_word_counts    words per document, split as ERASER splits them (list[int])
 query              the query text ("" for single-document tasks)
 label / label_name label id into ``labels.json`` / its name
 input_ids          subword ids with the arch's special tokens, unpadded (list[int])
@@ -43,8 +43,9 @@ from unirex.data.encode import encode_examples
 from unirex.data.eraser import read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
 from unirex.fsutil import atomic_write, write_json_atomic
+from unirex.safepath import dataset_path
 
-BUILD_VERSION = 2
+BUILD_VERSION = 3  # 3: ERASER's word split (split(' ')), fingerprint in the Parquet metadata
 DEFAULT_MAX_LENGTH = 512
 CANONICAL_SPLIT = {"train": "train", "dev": "dev", "val": "dev", "validation": "dev", "test": "test"}
 
@@ -70,7 +71,35 @@ def split_tag(split: str, num_train: int | None = None, num_train_seed: int = 0)
 
 
 def build_dir(data_dir: Path, dataset: str, arch: str | None, max_length: int) -> Path:
-    return Path(data_dir) / dataset / arch_slug(arch) / f"L{max_length}"
+    """``<data_dir>/<dataset>/<arch-slug>/L<max_length>``; the dataset name is checked first
+    (:func:`unirex.safepath.dataset_path`)."""
+    return dataset_path(data_dir, dataset) / arch_slug(arch) / f"L{int(max_length)}"
+
+
+TABLE_SCHEMA = {
+    "annotation_id": pl.String, "docids": pl.List(pl.String), "doc_word_counts": pl.List(pl.Int32),
+    "query": pl.String, "input_ids": pl.List(pl.Int32), "attention_mask": pl.List(pl.Int8),
+    "token_type_ids": pl.List(pl.Int8), "word_ids": pl.List(pl.Int32), "explainable": pl.List(pl.Int8),
+    "rationale": pl.List(pl.Int8), "rationale_words": pl.List(pl.Int8), "has_rationale": pl.Boolean,
+    "evidence_spans": pl.List(pl.List(pl.Int32)), "truncated": pl.Boolean, "label": pl.Int32, "label_name": pl.String,
+}
+FINGERPRINT_KEY = "unirex_fingerprint"  # also stored in the Parquet file's metadata
+
+
+def _cached(parquet: Path, summary_path: Path, fingerprint: str) -> dict | None:
+    """The summary of a cached split when it is current: the summary and the Parquet file both carry
+    ``fingerprint`` (written one after the other, so a build killed between the two is seen as stale)."""
+    if not (parquet.is_file() and summary_path.is_file()):
+        return None
+    try:
+        summary = json.loads(summary_path.read_text())
+        if summary.get("fingerprint") != fingerprint:
+            return None
+        if pl.read_parquet_metadata(parquet).get(FINGERPRINT_KEY) != fingerprint:
+            return None
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
+    return summary
 
 
 def _file_signature(h, path: Path) -> None:
@@ -128,7 +157,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
                 max_length: int | None = None, num_train: int | None = None, num_train_seed: int = 0,
                 force: bool = False) -> BuiltSplit:
     """Build (or find in the cache) one split of ``<data_dir>/<dataset>`` for ``arch``."""
-    dataset_dir = Path(data_dir) / dataset
+    dataset_dir = dataset_path(data_dir, dataset)
     if not dataset_dir.is_dir():
         raise UnirexError(f"dataset folder {dataset_dir} does not exist (ERASER layout expected)")
     tokenizer = load_tokenizer(arch)
@@ -139,13 +168,10 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
     out_dir = build_dir(data_dir, dataset, arch, max_length)
     parquet, summary_path = out_dir / f"{tag}.parquet", out_dir / f"{tag}.json"
     fingerprint = _fingerprint(dataset_dir, split, arch, tokenizer, max_length, num_train, num_train_seed)
-    if not force and parquet.is_file() and summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-            if summary.get("fingerprint") == fingerprint:
-                return BuiltSplit(parquet, summary, cache_hit=True)
-        except json.JSONDecodeError:
-            pass
+    if not force:
+        summary = _cached(parquet, summary_path, fingerprint)
+        if summary is not None:
+            return BuiltSplit(parquet, summary, cache_hit=True)
 
     # Read and validate everything before anything is written.
     src = split_file(dataset_dir, split)
@@ -165,12 +191,8 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
         r["label"] = label_id[r.pop("label_name")]
         r["label_name"] = labels[r["label"]]
         r.pop("_line")
-    df = pl.DataFrame(rows, schema_overrides={
-        "input_ids": pl.List(pl.Int32), "attention_mask": pl.List(pl.Int8), "token_type_ids": pl.List(pl.Int8),
-        "word_ids": pl.List(pl.Int32), "explainable": pl.List(pl.Int8), "rationale": pl.List(pl.Int8),
-        "rationale_words": pl.List(pl.Int8), "doc_word_counts": pl.List(pl.Int32), "label": pl.Int32,
-        "evidence_spans": pl.List(pl.List(pl.Int32)),
-    })
+    # column by column with the types given: inferring them from Python lists costs ~100x more on a long document
+    df = pl.DataFrame([pl.Series(name, [r[name] for r in rows], dtype=dtype) for name, dtype in TABLE_SCHEMA.items()])
 
     summary = _summarise(df, labels)
     summary.update({
@@ -180,7 +202,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
         "pad_token_id": tokenizer.pad_token_id, "fingerprint": fingerprint, "build_version": BUILD_VERSION,
     })
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
+    atomic_write(parquet, lambda tmp: df.write_parquet(tmp, metadata={FINGERPRINT_KEY: fingerprint}))
     write_json_atomic(out_dir / "labels.json", labels)
     write_json_atomic(summary_path, summary)
     return BuiltSplit(parquet, summary, cache_hit=False)

@@ -1,7 +1,7 @@
 """The catalog of ERASER datasets: where each archive lives, what task it is, its labels and sizes.
 
 Archives are fetched from ``<base>/<name>.tar.gz``, the base being the ERASER site
-(``http://www.eraserbenchmark.com/zipped``) unless the environment variable
+(``https://www.eraserbenchmark.com/zipped``) unless the environment variable
 
     ``UNIREX_ERASER_BASE_URL``
 
@@ -12,6 +12,20 @@ Sizes are the example counts (train / val / test) that the ERASER paper (DeYoung
 Table 1) reports; they are shown to the user, never checked, since a mirror may hold another release.
 The catalog also names, where one exists, a Hugging Face dataset holding the same task in a close
 form (:mod:`unirex.data.hf_convert` converts it to the ERASER layout).
+
+**https.** The ERASER site is addressed over https: the project's own pages and README link
+``http://www.eraserbenchmark.com/zipped/...``, but public code that fetches these archives (dataset
+builders, download scripts) uses ``https://www.eraserbenchmark.com/zipped/...``, and the movies archive
+recorded over http by one and over https by another has the same SHA-256, so the host serves the same
+files on both. This machine cannot reach the host to check it again; a user whose network only passes
+plain http sets ``UNIREX_ERASER_BASE_URL=http://www.eraserbenchmark.com/zipped``.
+
+**Pinned digests.** The ERASER authors publish no checksums. A digest is pinned here only where an
+independent public record of the archive at that very address gives it: the ``download_checksums`` the
+Hugging Face ``datasets`` library recorded for its ``movie_rationales`` and ``eraser_multi_rc`` builders
+(movies: 3,899,487 bytes; multirc: 1,667,550 bytes), the movies one confirmed by a second project's
+pinned manifest. The other archives are *not pinned* (``sha256=None``): their bytes are checked by the
+gzip checksum, the safe unpacker and the layout check only, and the catalog says so (``pinned``).
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ from pathlib import Path
 from unirex.errors import UnirexError
 
 ENV_BASE_URL = "UNIREX_ERASER_BASE_URL"
-DEFAULT_BASE_URL = "http://www.eraserbenchmark.com/zipped"
+DEFAULT_BASE_URL = "https://www.eraserbenchmark.com/zipped"
 SINGLE_DOCUMENT = "single-document"
 QUERY = "query"
 GiB = 1 << 30
@@ -43,11 +57,21 @@ class CatalogEntry:
     labels: tuple[str, ...]
     sizes: tuple[int, int, int]  # train, val, test examples, as published
     notes: str = ""
-    sha256: str | None = None  # pinned digest of the archive; None: the publisher gives none
+    sha256: str | None = None  # pinned digest of the archive; None: not pinned (no record to establish one)
     max_unpacked_bytes: int = 4 * GiB  # decompressed-size limit while unpacking
+    max_archive_bytes: int | None = None  # download-size limit; None: max_unpacked_bytes
     hf_id: str | None = None  # a Hugging Face dataset with the same task (``--source hf``)
     hf_config: str | None = None
     hf_format: str | None = None  # the converter in unirex.data.hf_convert
+
+    @property
+    def archive_limit(self) -> int:
+        """The most bytes a download of the archive may take before it is refused."""
+        return self.max_archive_bytes or self.max_unpacked_bytes
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.sha256)
 
     @property
     def archive_name(self) -> str:
@@ -63,10 +87,12 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
     CatalogEntry(
         "movies", "Movie Reviews (Zaidan et al., 2007)", SINGLE_DOCUMENT, ("NEG", "POS"), (1600, 200, 200),
         notes="sentiment of a full review; many rationale spans per document",
+        sha256="66e18d4e6c9df9e9f5544572b0bfe92a39673f74ecbfc3859b46cedb2f5b2dee",
         max_unpacked_bytes=1 * GiB, hf_id="eraser-benchmark/movie_rationales", hf_format="movie_rationales"),
     CatalogEntry(
         "multirc", "MultiRC (Khashabi et al., 2018)", QUERY, ("False", "True"), (24029, 3214, 4848),
         notes="query = question || candidate answer; label: is the answer correct",
+        sha256="7d3364fad630d0949b40cc5c4b9fd7fac0ec9ebb3a31ffa92a491e3883edd826",
         max_unpacked_bytes=1 * GiB, hf_id="CogComp/eraser_multi_rc", hf_format="eraser_multi_rc"),
     CatalogEntry(
         "esnli", "e-SNLI (Camburu et al., 2018)", QUERY, ("contradiction", "entailment", "neutral"),
@@ -135,6 +161,7 @@ def local_status(data_dir: Path, name: str) -> str:
 
 def catalog_rows(data_dir: Path | None = None) -> list[dict]:
     """One flat dict per catalog dataset, for a table: name, title, task type, labels, sizes, source URL,
+    whether its archive's SHA-256 is pinned (``pinned``: ``"pinned"`` or ``"not pinned"``) and the digest,
     Hugging Face id, notes, and (given ``data_dir``) whether it is present locally and where."""
     rows = []
     for e in CATALOG.values():
@@ -142,7 +169,8 @@ def catalog_rows(data_dir: Path | None = None) -> list[dict]:
             "name": e.name, "title": e.title, "task_type": e.task_type, "labels": ", ".join(e.labels),
             "train": e.sizes[0], "val": e.sizes[1], "test": e.sizes[2],
             "sizes": f"{e.sizes[0]:,} / {e.sizes[1]:,} / {e.sizes[2]:,}",
-            "source_url": e.url, "hf_id": e.hf_id or "", "notes": e.notes,
+            "source_url": e.url, "pinned": "pinned" if e.pinned else "not pinned", "sha256": e.sha256 or "",
+            "hf_id": e.hf_id or "", "notes": e.notes,
         }
         if data_dir is not None:
             status = local_status(Path(data_dir), e.name)

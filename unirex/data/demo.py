@@ -20,11 +20,14 @@ negation and contrast, and a good rationale spans several tokens.
 from __future__ import annotations
 
 import json
+import os
 import random
+import sys
+import time
 from pathlib import Path
 
 from unirex.data.eraser import write_dataset
-from unirex.fsutil import atomic_dir
+from unirex.fsutil import atomic_dir, file_lock
 
 GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train": 2000, "val": 300, "test": 300}
@@ -152,26 +155,59 @@ def generate_demo_splits(sizes: dict[str, int] | None = None, seed: int = 0):
     return splits, documents
 
 
+def _generated_here(marker: Path) -> dict | None:
+    """The spec in a demo folder's ``demo.json``, or None when the folder was not written by this generator."""
+    try:
+        found = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "generator_version" in found else None
+
+
+def _move_aside(folder: Path) -> Path:
+    """Rename a folder the generator did not write to ``<name>.user-<time>`` beside it (never deleted)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = folder.with_name(f"{folder.name}.user-{stamp}")
+    n = 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = folder.with_name(f"{folder.name}.user-{stamp}-{n}")
+    os.rename(folder, aside)
+    return aside
+
+
 def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
     """Write the demo dataset to ``dataset_dir`` unless an identical one is already there (with no
     ``sizes`` given, any demo of this generator version is kept, whatever its sizes).
 
-    Written to a temporary folder beside the target and renamed at the end, so a crash never leaves a
-    half-written dataset.
+    Written to a temporary folder beside the target and swapped in at the end, so a crash never leaves a
+    half-written dataset; processes that ask at the same time wait for one another (a lock file in
+    ``<data_dir>/.downloads/``). A demo written by another generator version is replaced; a folder the
+    generator did not write (no ``demo.json``: the user's own data) is never deleted: it is moved aside to
+    ``<name>.user-<time>`` with a message on stderr, and the demo is written in its place.
     """
     dataset_dir = Path(dataset_dir)
     spec = {"generator_version": GENERATOR_VERSION, "sizes": {**DEFAULT_SIZES, **(sizes or {})}, "seed": seed}
     marker = dataset_dir / "demo.json"
-    if marker.is_file():
-        try:
-            found = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            found = {}
+
+    def current() -> bool:
+        found = _generated_here(marker)
         # same spec, or no spec asked for and one from this generator version is there: keep it
-        if found == spec or (sizes is None and seed == 0 and found.get("generator_version") == GENERATOR_VERSION):
+        return found is not None and (found == spec or (sizes is None and seed == 0
+                                                        and found.get("generator_version") == GENERATOR_VERSION))
+
+    if dataset_dir.is_dir() and current():
+        return dataset_dir
+    lock = dataset_dir.parent / ".downloads" / f"{dataset_dir.name}.lock"
+    with file_lock(lock):
+        if dataset_dir.is_dir() and current():  # another process wrote it while we waited
             return dataset_dir
-    with atomic_dir(dataset_dir, prefix=".demo-") as tmp:
-        splits, documents = generate_demo_splits(spec["sizes"], seed)
-        write_dataset(tmp, splits, documents)
-        (tmp / "demo.json").write_text(json.dumps(spec))
+        if (dataset_dir.exists() or dataset_dir.is_symlink()) and _generated_here(marker) is None:
+            aside = _move_aside(dataset_dir)
+            print(f"warning: {dataset_dir} was not written by the demo generator (no demo.json); it was moved "
+                  f"to {aside} and the demo dataset is written in its place", file=sys.stderr)
+        with atomic_dir(dataset_dir) as tmp:
+            splits, documents = generate_demo_splits(spec["sizes"], seed)
+            write_dataset(tmp, splits, documents)
+            (tmp / "demo.json").write_text(json.dumps(spec))
     return dataset_dir

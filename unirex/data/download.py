@@ -7,8 +7,11 @@ with a progress bar. An interrupted download is resumed with an HTTP ``Range`` r
 whose origin is unknown, restarts the download from zero. A download counts as complete only when it has
 as many bytes as the server announced.
 
-Verification: the SHA-256 digest when the catalog pins one, the gzip/bzip2/xz stream read to its end
-(so a truncated archive is caught by its checksum), and the layout.
+The download stops as soon as it passes the dataset's archive-size limit (the announced length is
+checked before a byte is written, the received bytes as they come), so a wrong address or a hostile server
+cannot fill the disk. Verification: the SHA-256 digest when the catalog pins one (with a mirror too: a
+mirror must serve the same bytes), the gzip/bzip2/xz stream read to its end (so a truncated archive is
+caught by its checksum), and the layout.
 
 Unpacking is safe by construction: members are streamed one by one into a hidden temporary folder beside
 the target, and only regular files and folders whose paths stay below it are written. Absolute paths,
@@ -47,7 +50,8 @@ from typing import Callable
 
 from unirex.data.catalog import CATALOG, ENV_BASE_URL, CatalogEntry, get_entry, unknown_dataset_message
 from unirex.errors import UnirexError
-from unirex.fsutil import replace_dir, write_json_atomic
+from unirex.fsutil import clean_leftovers, file_lock, replace_dir, tmp_prefix, write_json_atomic
+from unirex.safepath import dataset_path
 
 DOWNLOADS_DIRNAME = ".downloads"
 SOURCE_MARKER = ".unirex-source.json"  # written into the dataset folder: where it came from
@@ -107,11 +111,14 @@ def _read_meta(path: Path) -> dict:
 
 
 def download_file(url: str, dest: Path, *, progress: bool = True, retries: int = RETRIES,
-                  timeout: float = TIMEOUT_S, on_progress: ProgressFn | None = None, desc: str | None = None) -> Path:
+                  timeout: float = TIMEOUT_S, on_progress: ProgressFn | None = None, desc: str | None = None,
+                  max_bytes: int | None = None) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part`` (resumed when a previous attempt left one).
 
     Returns ``dest``. Raises :class:`UnirexError` naming the URL and the problem; the partial file is kept
-    after a network failure so that the next call resumes.
+    after a network failure so that the next call resumes. With ``max_bytes``, a body larger than that is
+    refused (:class:`BadArchive`) as soon as it is known to be: from the announced length before a byte
+    is written, else the moment the bytes received pass the limit; the partial file is deleted.
     """
     from tqdm import tqdm
 
@@ -120,6 +127,13 @@ def download_file(url: str, dest: Path, *, progress: bool = True, retries: int =
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+
+    def too_large(size: int, how: str):
+        part.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
+        return BadArchive(f"{url}: refused: the archive {how} {_human(size)}, over the {_human(max_bytes)} limit for "
+                          "this dataset (a wrong address or a hostile server?); nothing was kept")
+
     meta_path = dest.with_name(dest.name + ".part.json")
     meta = _read_meta(meta_path)
     if part.exists() and meta.get("url") != url:  # unknown origin: never append to it
@@ -171,6 +185,8 @@ def download_file(url: str, dest: Path, *, progress: bool = True, retries: int =
                 total = int(length) if length and length.isdigit() else None
             else:
                 raise UnirexError(f"{url}: unexpected HTTP status {resp.status}")
+            if max_bytes is not None and total is not None and total > max_bytes:
+                raise too_large(total, "announces")
             meta = {"url": url, "etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
                     "total": total}
             write_json_atomic(meta_path, meta)
@@ -187,6 +203,9 @@ def download_file(url: str, dest: Path, *, progress: bool = True, retries: int =
                         break
                     if not chunk:
                         break
+                    if max_bytes is not None and done + len(chunk) > max_bytes:  # never written past the limit
+                        f.close()
+                        raise too_large(done + len(chunk), "passed")
                     try:
                         f.write(chunk)
                     except OSError as e:
@@ -408,9 +427,10 @@ def check_layout(root: Path, origin: str) -> None:
 
 
 def _clear_leftovers(data_dir: Path, name: str) -> None:
-    """Remove hidden temporary folders an interrupted unpack or conversion of ``name`` left behind."""
-    for p in Path(data_dir).glob(f".{name}-tmp-*"):
-        shutil.rmtree(p, ignore_errors=True)
+    """Remove hidden temporary folders an interrupted unpack or conversion of ``name`` left behind.
+
+    Called with the dataset's lock held: any such folder belongs to a process that is gone."""
+    clean_leftovers(data_dir, older_than_s=0, prefixes=tuple(f".{name}{role}-tmp-" for role in ("", "-unpack", "-hf", "-old")))
 
 
 def install_tree(tree_root: Path, target: Path) -> None:
@@ -431,7 +451,7 @@ def unpack_archive(archive: Path, target: Path, *, name: str | None = None, orig
     name = name or target.name
     origin = origin or f"archive {archive}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-tmp-unpack-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(f"{target.name}-unpack"), dir=target.parent))
     try:
         _unpack_into(Path(archive), tmp, origin, max_unpacked_bytes, max_members)
         root = find_dataset_root(tmp, name, origin)
@@ -449,31 +469,21 @@ def unpack_archive(archive: Path, target: Path, *, name: str | None = None, orig
 def dataset_lock(data_dir: Path, name: str, progress: bool = True):
     """An exclusive lock on fetching ``name`` into ``data_dir`` (other processes wait)."""
     lock = downloads_dir(data_dir) / f"{name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+
+    def say():
+        if progress:
+            print(f"waiting for another process that is fetching '{name}' ({lock})", file=sys.stderr)
+
+    with file_lock(lock, on_wait=say):
         yield
-        return
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                print(f"waiting for another process that is fetching '{name}' ({lock})", file=sys.stderr)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def fetch_archive_dataset(data_dir: Path, entry: CatalogEntry, *, progress: bool = True, force: bool = False,
                           retries: int = RETRIES, timeout: float = TIMEOUT_S, on_progress: ProgressFn | None = None,
-                          max_unpacked_bytes: int | None = None) -> Path:
+                          max_unpacked_bytes: int | None = None, max_archive_bytes: int | None = None) -> Path:
     """Download, verify and unpack the ERASER archive of ``entry`` into ``data_dir/entry.name``."""
     data_dir = Path(data_dir)
-    target = data_dir / entry.name
+    target = dataset_path(data_dir, entry.name)
     url = entry.url
     with dataset_lock(data_dir, entry.name, progress):
         if target.exists() and not force:  # another process finished it while we waited
@@ -483,7 +493,8 @@ def fetch_archive_dataset(data_dir: Path, entry: CatalogEntry, *, progress: bool
         if not archive.is_file():
             try:
                 download_file(url, archive, progress=progress, retries=retries, timeout=timeout,
-                              on_progress=on_progress, desc=entry.name)
+                              on_progress=on_progress, desc=entry.name,
+                              max_bytes=max_archive_bytes or entry.archive_limit)
             except NetworkError as e:
                 raise NetworkError(f"{e} Without network: fetch {entry.archive_name} elsewhere and unpack it so that "
                                    f"{target} holds train.jsonl, val.jsonl, test.jsonl and docs/ (or docs.jsonl)"
@@ -507,7 +518,8 @@ def fetch_archive_dataset(data_dir: Path, entry: CatalogEntry, *, progress: bool
 
 def ensure_downloaded(data_dir: Path, name: str, progress: bool = True, *, source: str = "eraser",
                       force: bool = False, hf_id: str | None = None, on_progress: ProgressFn | None = None,
-                      retries: int = RETRIES, max_unpacked_bytes: int | None = None) -> Path:
+                      retries: int = RETRIES, max_unpacked_bytes: int | None = None,
+                      max_archive_bytes: int | None = None) -> Path:
     """The folder ``data_dir/name``: fetched on first use when ``name`` is a catalog dataset.
 
     A folder that exists is returned as it is (unless ``force``). Otherwise ``source="eraser"`` downloads
@@ -516,7 +528,7 @@ def ensure_downloaded(data_dir: Path, name: str, progress: bool = True, *, sourc
     close names suggested) or any failure, naming the URL and the problem.
     """
     data_dir = Path(data_dir)
-    target = data_dir / name
+    target = dataset_path(data_dir, name)
     if target.exists() and not force:
         return target
     if name not in CATALOG:
@@ -529,7 +541,8 @@ def ensure_downloaded(data_dir: Path, name: str, progress: bool = True, *, sourc
     if source != "eraser":
         raise UnirexError(f"unknown dataset source '{source}': use eraser or hf")
     return fetch_archive_dataset(data_dir, entry, progress=progress, force=force, retries=retries,
-                                 on_progress=on_progress, max_unpacked_bytes=max_unpacked_bytes)
+                                 on_progress=on_progress, max_unpacked_bytes=max_unpacked_bytes,
+                                 max_archive_bytes=max_archive_bytes)
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -557,9 +570,10 @@ def _download_command(args) -> int:
         if not args.list:
             raise UnirexError("name a dataset to download: " + ", ".join(CATALOG) + " (or --list)")
         for r in catalog_rows(data_dir):
-            print(f"{r['name']:20s} {r['task_type']:16s} {r['sizes']:>26s}  {r['status']:16s} {r['labels']}")
+            print(f"{r['name']:20s} {r['task_type']:16s} {r['sizes']:>26s}  {r['status']:16s} {r['pinned']:10s}  "
+                  f"{r['labels']}")
         return 0
-    target = data_dir / args.name
+    target = dataset_path(data_dir, args.name)
     if target.exists() and not args.force:
         print(f"{args.name}: already present at {target} (--force fetches it again)")
         return 0

@@ -277,10 +277,11 @@ def fetch_hf_dataset(data_dir: Path, entry: CatalogEntry, *, hf_id: str | None =
                      force: bool = False) -> Path:
     """Load the Hugging Face copy of ``entry`` and write it to ``data_dir/entry.name`` in ERASER layout."""
     from unirex.data.download import SOURCE_MARKER, _clear_leftovers, check_layout, dataset_lock, install_tree
-    from unirex.fsutil import write_json_atomic
+    from unirex.fsutil import tmp_prefix, write_json_atomic
+    from unirex.safepath import dataset_path
 
     data_dir = Path(data_dir)
-    target = data_dir / entry.name
+    target = dataset_path(data_dir, entry.name)
     hf_id = hf_id or entry.hf_id
     if not hf_id or not entry.hf_format:
         raise UnirexError(f"'{entry.name}' has no Hugging Face copy in the catalog: download the ERASER archive "
@@ -291,7 +292,7 @@ def fetch_hf_dataset(data_dir: Path, entry: CatalogEntry, *, hf_id: str | None =
         _clear_leftovers(data_dir, entry.name)
         dd = load_hf_splits(entry, hf_id, target)
         data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-tmp-hf-", dir=data_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(f"{entry.name}-hf"), dir=data_dir))
         try:
             report = convert_to_eraser(dd, entry.hf_format, tmp, progress=progress)
             check_layout(tmp, f"converted '{hf_id}'")
