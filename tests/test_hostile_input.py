@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from unirex.cli import main
+from cli import main
 from unirex.data import build_split, ensure_source, load_split
 from unirex.data.build import build_dir
 from unirex.data.demo import ensure_demo
@@ -352,7 +352,7 @@ def test_a_long_one_line_document_costs_little_and_builds_like_a_short_one(tmp_p
     gold, truncation) is the one the whole document gives."""
     import polars as pl
 
-    from unirex.data.build import _encode
+    from unirex.data.encode import encode_examples as _encode
 
     words = ["the", "film", "was", "good", "and", "\t", "a", "truly", "wonderful", "story"] * 40_000
     for name, ws in (("long", words), ("short", words[:300])):
@@ -423,11 +423,11 @@ def test_tokenising_a_prefix_gives_the_input_the_whole_documents_give(bundled_to
     longest_first fallback) and input lengths, every built row equals the one the whole documents give."""
     import random
 
-    from unirex.data import build
+    from unirex.data import encode
     from unirex.data.eraser import Annotation, Example
 
     rng = random.Random(1)
-    whole = lambda exs, tok, m, sep: [build._document_words(e, 10 ** 9, sep)[:2] for e in exs]  # noqa: E731
+    whole = lambda exs, tok, m, sep: [encode._document_words(e, 10 ** 9, sep)[:2] for e in exs]  # noqa: E731
     for _ in range(150):
         docs = []
         for d in range(rng.choice([1, 1, 2])):
@@ -438,8 +438,8 @@ def test_tokenising_a_prefix_gives_the_input_the_whole_documents_give(bundled_to
         ex = Example(Annotation("a", "POS", (), tuple(d.docid for d in docs), query=query), docs,
                      [[rng.randint(0, 1) for _ in range(d.n_words)] for d in docs])
         m = rng.choice([16, 32, 64, 128])
-        got = build._encode([ex], bundled_tokenizer, m)[0]
+        got = encode.encode_examples([ex], bundled_tokenizer, m)[0]
         with monkeypatch.context() as mp:
-            mp.setattr(build, "_input_words", whole)
-            ref = build._encode([ex], bundled_tokenizer, m)[0]
+            mp.setattr(encode, "_input_words", whole)
+            ref = encode.encode_examples([ex], bundled_tokenizer, m)[0]
         assert got == ref, (m, len(query.split()), [d.n_words for d in docs])

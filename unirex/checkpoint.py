@@ -197,10 +197,23 @@ def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None,
 
 
 def download_hub_checkpoint(ref: HubRef, download: Callable[..., str] | None = None) -> Path:
-    """Fetch a UNIREX checkpoint from the Hub (see :func:`unirex.hub.download_checkpoint`)."""
-    from unirex.hub import download_checkpoint
+    """A UNIREX checkpoint from the Hub, fetched into the Hugging Face cache (safetensors, JSON and text
+    files only). ``download`` replaces ``huggingface_hub.snapshot_download`` (tests)."""
+    from unirex.hubnet import ALLOW_PATTERNS, hub_error
 
-    return download_checkpoint(ref.repo_id, ref.revision, download=download)
+    if download is None:
+        from huggingface_hub import snapshot_download as download
+    try:
+        path = Path(download(repo_id=ref.repo_id, revision=ref.revision, allow_patterns=list(ALLOW_PATTERNS)))
+    except Exception as e:  # noqa: BLE001
+        err = hub_error(e, "download", ref.repo_id, ref.revision)
+        if err is None:
+            raise
+        raise err from None
+    if CheckpointFiles.find(path) is None:
+        raise UnirexError(f"Hub repo '{ref.repo_id}' is not a UNIREX checkpoint (no unirex/checkpoint.json); a plain "
+                          f"Hugging Face encoder can be trained from with arch={ref.repo_id}")
+    return path
 
 
 # ----------------------------------------------------------------------------------------- loading

@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from unirex.errors import UnirexError
+from unirex.hubnet import ALLOW_PATTERNS, hub_error
 from unirex.safeload import first_line
 
-ALLOW_PATTERNS = ["*.safetensors", "*.json", "*.txt"]
 #: remote files a push replaces: weights of an earlier push under another layout must not linger
 MANAGED_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "task_head.json", "unirex/*"]
 DEFAULT_LICENSE = "unknown"
@@ -548,67 +548,6 @@ def export_run(run: str | Path, out_dir: str | Path, repo_id: str, license: str 
 
 
 # ------------------------------------------------------------------------------------------ errors
-def _network_error_types() -> tuple[type, ...]:
-    types: list[type] = [ConnectionError, TimeoutError]
-    try:
-        import httpx2
-
-        types.append(httpx2.TransportError)
-    except ImportError:  # pragma: no cover - huggingface_hub's own HTTP client
-        pass
-    try:
-        import httpx
-
-        types.append(httpx.TransportError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
-
-
-def hub_error(e: BaseException, action: str, repo_id: str, revision: str | None = None) -> UnirexError | None:
-    """A one-line UnirexError for a failure of the Hub client, or None for anything else (a bug: re-raise)."""
-    from huggingface_hub import constants
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
-                                        OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)
-
-    what = f"{repo_id}" + (f"@{revision}" if revision else "")
-    msg = first_line(e)
-    try:
-        from huggingface_hub import get_token
-
-        token = get_token()
-        if token:
-            msg = msg.replace(token, "***")
-    except Exception:  # noqa: BLE001 - scrubbing is best effort
-        pass
-    if isinstance(e, OfflineModeIsEnabled) or (isinstance(e, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE):
-        return UnirexError(f"cannot {action} '{what}': offline mode (HF_HUB_OFFLINE is set) and nothing cached; "
-                           "unset HF_HUB_OFFLINE to reach the Hugging Face Hub")
-    if isinstance(e, LocalEntryNotFoundError):
-        return UnirexError(f"cannot {action} '{what}': the Hugging Face Hub is unreachable (network failure) and the "
-                           "repo is not in the local cache; check the connection (or HF_ENDPOINT)")
-    if isinstance(e, GatedRepoError):
-        return UnirexError(f"cannot {action} '{what}': the repo is gated; accept its terms on the Hub with this account")
-    if isinstance(e, RepositoryNotFoundError):
-        return UnirexError(f"cannot {action} '{what}': no such Hub repo, or it is private and this token cannot see it")
-    if isinstance(e, RevisionNotFoundError):
-        return UnirexError(f"cannot {action} '{what}': no revision '{revision}' in that repo")
-    if isinstance(e, HFValidationError):
-        return UnirexError(f"cannot {action} '{what}': {msg}")
-    if isinstance(e, HfHubHTTPError):
-        code = getattr(getattr(e, "response", None), "status_code", None)
-        if code == 401:
-            return UnirexError(f"cannot {action} '{what}': the Hub rejected the token (HTTP 401); log in again with "
-                               "`hf auth login` or set a valid HF_TOKEN")
-        if code == 403:
-            return UnirexError(f"cannot {action} '{what}': this token may not write there (HTTP 403); use a token with "
-                               "write access to that namespace")
-        return UnirexError(f"cannot {action} '{what}': the Hub answered HTTP {code}: {msg}")
-    if isinstance(e, _network_error_types()):
-        return UnirexError(f"cannot {action} '{what}': network failure ({msg}); check the connection (or HF_ENDPOINT)")
-    return None
-
-
 # ---------------------------------------------------------------------------------------------- push
 def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
              token: str | None = None, license: str | None = None, dry_run_dir: str | Path | None = None,
@@ -663,23 +602,10 @@ def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str
 
 # ------------------------------------------------------------------------------------------ download
 def download_checkpoint(repo_id: str, revision: str | None = None, download: Callable[..., str] | None = None) -> Path:
-    """A UNIREX checkpoint from the Hub, fetched into the Hugging Face cache (safetensors, JSON and text
-    files only). ``download`` replaces ``huggingface_hub.snapshot_download`` (tests)."""
-    from unirex.checkpoint import CheckpointFiles
+    """A UNIREX checkpoint from the Hub (:func:`unirex.checkpoint.download_hub_checkpoint`)."""
+    from unirex.checkpoint import HubRef, download_hub_checkpoint
 
-    if download is None:
-        from huggingface_hub import snapshot_download as download
-    try:
-        path = Path(download(repo_id=repo_id, revision=revision, allow_patterns=list(ALLOW_PATTERNS)))
-    except Exception as e:  # noqa: BLE001
-        err = hub_error(e, "download", repo_id, revision)
-        if err is None:
-            raise
-        raise err from None
-    if CheckpointFiles.find(path) is None:
-        raise UnirexError(f"Hub repo '{repo_id}' is not a UNIREX checkpoint (no unirex/checkpoint.json); a plain "
-                          f"Hugging Face encoder can be trained from with arch={repo_id}")
-    return path
+    return download_hub_checkpoint(HubRef(repo_id, revision), download)
 
 
 # ------------------------------------------------------------------------------------------- the CLI

@@ -151,7 +151,7 @@ def local_status(data_dir: Path, name: str) -> str:
     folder = Path(data_dir) / name
     if folder.is_dir():
         return "present" if (folder / "train.jsonl").is_file() else "incomplete"
-    from unirex.data.download import partial_path
+    from unirex.data.install import partial_path
 
     entry = CATALOG.get(name)
     if entry is not None and partial_path(Path(data_dir), entry).is_file():

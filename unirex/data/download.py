@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import bz2
-import contextlib
 import datetime as _dt
 import gzip
 import hashlib
@@ -37,7 +36,6 @@ import lzma
 import os
 import shutil
 import socket
-import sys
 import tarfile
 import tempfile
 import time
@@ -48,13 +46,13 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from unirex.data.install import (DOWNLOADS_DIRNAME, REQUIRED, SOURCE_MARKER, BadArchive, _clear_leftovers, check_layout,
+                                 dataset_lock, downloads_dir, install_tree, partial_path)
 from unirex.data.catalog import CATALOG, ENV_BASE_URL, CatalogEntry, get_entry, unknown_dataset_message
 from unirex.errors import UnirexError
-from unirex.fsutil import clean_leftovers, file_lock, replace_dir, tmp_prefix, write_json_atomic
+from unirex.fsutil import tmp_prefix, write_json_atomic
 from unirex.safepath import dataset_path
 
-DOWNLOADS_DIRNAME = ".downloads"
-SOURCE_MARKER = ".unirex-source.json"  # written into the dataset folder: where it came from
 CHUNK = 1 << 16
 TIMEOUT_S = 30.0  # per socket operation, not for the whole download
 RETRIES = 3  # further attempts after a dropped connection or a server error, each resuming
@@ -62,10 +60,6 @@ BACKOFF_S = 1.0  # first pause between attempts; doubles, at most 10 s
 MAX_MEMBERS = 5_000_000  # entries in one archive
 
 ProgressFn = Callable[[int, "int | None"], None]  # (bytes so far, total bytes or None)
-
-
-class BadArchive(UnirexError):
-    """The archive's content is unusable (corrupt, unsafe, too large, wrong layout): it is deleted."""
 
 
 class NetworkError(UnirexError):
@@ -80,16 +74,6 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def downloads_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / DOWNLOADS_DIRNAME
-
-
-def partial_path(data_dir: Path, entry: CatalogEntry) -> Path:
-    """Where the archive of ``entry`` is downloaded to before it is complete."""
-    return downloads_dir(data_dir) / f"{entry.archive_name}.part"
-
-
-# ------------------------------------------------------------------------------------------ download
 def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:
     """``bytes 100-199/200`` -> (100, 200); ``bytes 100-199/*`` -> (100, None); anything else -> None."""
     if not value or not value.startswith("bytes "):
@@ -379,9 +363,6 @@ def _mkdir(path: Path, root: Path) -> None:
         raise BadArchive(f"cannot create folder {path.relative_to(root)} from the archive: {e.strerror}") from None
 
 
-REQUIRED = (("train.jsonl",), ("val.jsonl", "dev.jsonl"), ("test.jsonl",))
-
-
 def find_dataset_root(tree: Path, name: str, origin: str) -> Path:
     """The folder of an unpacked archive that holds the dataset: ``tree`` itself, or the one folder (one or
     two levels down) with a ``train.jsonl`` (``<name>/`` when several have one)."""
@@ -402,40 +383,6 @@ def find_dataset_root(tree: Path, name: str, origin: str) -> Path:
                          f"{', '.join(top[:8]) or 'nothing'}{', ...' if len(top) > 8 else ''}); expected train.jsonl, "
                          "val.jsonl, test.jsonl and docs/ or docs.jsonl")
     return found[0]
-
-
-def check_layout(root: Path, origin: str) -> None:
-    """Refuse a folder without the ERASER splits and documents, or whose split files are not JSON lines."""
-    missing = [" or ".join(alts) for alts in REQUIRED if not any((root / a).is_file() for a in alts)]
-    if not ((root / "docs").is_dir() or (root / "docs.jsonl").is_file()):
-        missing.append("docs/ or docs.jsonl")
-    if missing:
-        raise BadArchive(f"{origin}: not an ERASER dataset: missing {', '.join(missing)} "
-                         "(expected train.jsonl, val.jsonl, test.jsonl and docs/ or docs.jsonl)")
-    for alts in REQUIRED:
-        path = next(root / a for a in alts if (root / a).is_file())
-        with open(path, "rb") as f:
-            first = next((line for line in f if line.strip()), b"")
-        try:
-            obj = json.loads(first)
-            ok = isinstance(obj, dict) and "annotation_id" in obj and "classification" in obj
-        except ValueError:
-            ok = False
-        if not ok:
-            raise BadArchive(f"{origin}: not an ERASER dataset: {path.name} does not start with an annotation "
-                             "(a JSON object with annotation_id and classification)")
-
-
-def _clear_leftovers(data_dir: Path, name: str) -> None:
-    """Remove hidden temporary folders an interrupted unpack or conversion of ``name`` left behind.
-
-    Called with the dataset's lock held: any such folder belongs to a process that is gone."""
-    clean_leftovers(data_dir, older_than_s=0, prefixes=tuple(f".{name}{role}-tmp-" for role in ("", "-unpack", "-hf", "-old")))
-
-
-def install_tree(tree_root: Path, target: Path) -> None:
-    """Move a finished dataset folder to ``target`` (same file system), replacing an existing one."""
-    replace_dir(tree_root, target)
 
 
 def unpack_archive(archive: Path, target: Path, *, name: str | None = None, origin: str | None = None,
@@ -465,19 +412,6 @@ def unpack_archive(archive: Path, target: Path, *, name: str | None = None, orig
 
 
 # ------------------------------------------------------------------------------------------ together
-@contextlib.contextmanager
-def dataset_lock(data_dir: Path, name: str, progress: bool = True):
-    """An exclusive lock on fetching ``name`` into ``data_dir`` (other processes wait)."""
-    lock = downloads_dir(data_dir) / f"{name}.lock"
-
-    def say():
-        if progress:
-            print(f"waiting for another process that is fetching '{name}' ({lock})", file=sys.stderr)
-
-    with file_lock(lock, on_wait=say):
-        yield
-
-
 def fetch_archive_dataset(data_dir: Path, entry: CatalogEntry, *, progress: bool = True, force: bool = False,
                           retries: int = RETRIES, timeout: float = TIMEOUT_S, on_progress: ProgressFn | None = None,
                           max_unpacked_bytes: int | None = None, max_archive_bytes: int | None = None) -> Path:
@@ -602,4 +536,4 @@ def add_download_parser(subparsers) -> argparse.ArgumentParser:
 
 
 __all__ = ["BadArchive", "NetworkError", "add_download_parser", "download_file", "ensure_downloaded", "fetch_archive_dataset",
-           "find_dataset_root", "check_layout", "partial_path", "safe_member_path", "unpack_archive"]
+           "find_dataset_root", "check_layout", "partial_path", "SOURCE_MARKER", "dataset_lock", "safe_member_path", "unpack_archive"]

@@ -276,7 +276,7 @@ def load_hf_splits(entry: CatalogEntry, hf_id: str, target: Path):
 def fetch_hf_dataset(data_dir: Path, entry: CatalogEntry, *, hf_id: str | None = None, progress: bool = True,
                      force: bool = False) -> Path:
     """Load the Hugging Face copy of ``entry`` and write it to ``data_dir/entry.name`` in ERASER layout."""
-    from unirex.data.download import SOURCE_MARKER, _clear_leftovers, check_layout, dataset_lock, install_tree
+    from unirex.data.install import SOURCE_MARKER, _clear_leftovers, check_layout, dataset_lock, install_tree
     from unirex.fsutil import tmp_prefix, write_json_atomic
     from unirex.safepath import dataset_path
 

@@ -47,8 +47,11 @@ import torch
 from torch import nn
 
 from unirex.errors import UnirexError
-from unirex.models.task_lm import HEAD_FILE, HEAD_META, TaskLM
 from unirex.safeload import first_line, load_safetensors, read_json_file, require_safetensors
+
+#: the fallback layout's task head (encoder + this file), and its description; also read from older checkpoints
+HEAD_FILE = "task_head.safetensors"
+HEAD_META = "task_head.json"
 
 CONFIG_KEY = "unirex_task_head"
 SEQ_LAYOUTS = ("pooler", "dense_out_proj", "identity_context_pooler")
@@ -58,19 +61,19 @@ PROBE_TOLERANCE = 1e-4
 
 
 # --------------------------------------------------------------------------------------------- save
-def _id2label(lm: TaskLM, labels: list[str] | None) -> dict[int, str] | None:
+def _id2label(lm: "TaskLM", labels: list[str] | None) -> dict[int, str] | None:
     labels = labels if labels is not None else lm.labels
     if not labels or len(labels) != lm.num_classes:
         return None
     return {i: str(name) for i, name in enumerate(labels)}
 
 
-def _head_meta(lm: TaskLM, layout: str, id2label: dict[int, str] | None) -> dict:
+def _head_meta(lm: "TaskLM", layout: str, id2label: dict[int, str] | None) -> dict:
     return {"layout": layout, "dropout": lm.dropout_p, "pooling": lm.pooling, "num_classes": lm.num_classes,
             "labels": list(id2label.values()) if id2label else None}
 
 
-def _structural_layout(hf: nn.Module, lm: TaskLM) -> str | None:
+def _structural_layout(hf: nn.Module, lm: "TaskLM") -> str | None:
     """The layout whose modules fit ``hf`` (an ``AutoModelForSequenceClassification``), or None."""
     head = getattr(hf, "classifier", None)
     base_pooler = getattr(hf.base_model, "pooler", None)
@@ -90,7 +93,7 @@ def _structural_layout(hf: nn.Module, lm: TaskLM) -> str | None:
     return None
 
 
-def _fill(hf: nn.Module, lm: TaskLM, layout: str) -> None:
+def _fill(hf: nn.Module, lm: "TaskLM", layout: str) -> None:
     """Put our tensors into ``hf``, built on the meta device: ``assign`` shares their storage (no copy, no
     random initialisation); strict, so every tensor must find its place. The encoder's non-persistent
     buffers (position ids, ...) are shared too."""
@@ -126,7 +129,7 @@ def probe_batch(vocab_size: int, device=None) -> dict[str, torch.Tensor]:
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def _reproduces(hf: nn.Module, lm: TaskLM) -> bool:
+def _reproduces(hf: nn.Module, lm: "TaskLM") -> bool:
     device = next(lm.parameters()).device
     batch = probe_batch(hf.config.vocab_size, device)
     was_training = lm.training
@@ -143,7 +146,7 @@ def _reproduces(hf: nn.Module, lm: TaskLM) -> bool:
     return ours.shape == theirs.shape and bool(torch.allclose(ours, theirs, atol=PROBE_TOLERANCE, rtol=PROBE_TOLERANCE))
 
 
-def as_sequence_classifier(lm: TaskLM, labels: list[str] | None = None) -> nn.Module | None:
+def as_sequence_classifier(lm: "TaskLM", labels: list[str] | None = None) -> nn.Module | None:
     """A Hugging Face ``AutoModelForSequenceClassification`` sharing ``lm``'s weights (the same tensors, not
     a copy) that gives its logits (eval mode), or None when the arch's head cannot (see the module
     docstring)."""
@@ -178,7 +181,7 @@ def as_sequence_classifier(lm: TaskLM, labels: list[str] | None = None) -> nn.Mo
     return hf
 
 
-def save_task_lm(lm: TaskLM, folder: str | Path, labels: list[str] | None = None) -> str:
+def save_task_lm(lm: "TaskLM", folder: str | Path, labels: list[str] | None = None) -> str:
     """Write ``lm`` to ``folder`` (see the module docstring); returns the layout written."""
     from safetensors.torch import save_file
 
@@ -221,7 +224,7 @@ def _number(meta: dict, key: str, path: Path, kind=float):
     return kind(value)
 
 
-def _load_encoder_and_head(folder: Path, config: dict) -> TaskLM:
+def _load_encoder_and_head(folder: Path, config: dict, cls: type) -> "TaskLM":
     from transformers import AutoModel
 
     meta_path = folder / HEAD_META
@@ -235,7 +238,7 @@ def _load_encoder_and_head(folder: Path, config: dict) -> TaskLM:
     pooling = meta.get("pooling", "first_token")
     if pooling not in ("pooler", "first_token") or (pooling == "pooler" and getattr(encoder, "pooler", None) is None):
         raise UnirexError(f"{meta_path}: 'pooling' should be 'pooler' or 'first_token' and fit the encoder, got {pooling!r}")
-    lm = TaskLM(encoder, num_classes, dropout, labels if isinstance(labels, list) else None, pooling)
+    lm = cls(encoder, num_classes, dropout, labels if isinstance(labels, list) else None, pooling)
     try:
         lm.classifier.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()})
     except (RuntimeError, IndexError) as e:
@@ -243,9 +246,11 @@ def _load_encoder_and_head(folder: Path, config: dict) -> TaskLM:
     return lm.eval()
 
 
-def load_task_lm(folder: str | Path) -> TaskLM:
-    """A :class:`TaskLM` from a folder written by :func:`save_task_lm` (any layout, including the
-    encoder + ``task_head.safetensors`` layout of earlier versions)."""
+def load_task_lm(folder: str | Path, cls: type) -> "TaskLM":
+    """A ``cls`` (:class:`~unirex.models.task_lm.TaskLM`, which calls this from its ``from_pretrained``)
+    from a folder written by :func:`save_task_lm` (any layout, including the encoder +
+    ``task_head.safetensors`` layout of earlier versions). This module never imports the task LM module:
+    the task LM depends on its persistence, not the other way round."""
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     folder = Path(folder)
@@ -254,7 +259,7 @@ def load_task_lm(folder: str | Path) -> TaskLM:
     require_safetensors(folder, "task LM")
     meta = config.get(CONFIG_KEY)
     if (folder / HEAD_FILE).is_file() or (isinstance(meta, dict) and meta.get("layout") == FALLBACK):
-        return _load_encoder_and_head(folder, config)
+        return _load_encoder_and_head(folder, config, cls)
     if not isinstance(meta, dict) or meta.get("layout") not in SEQ_LAYOUTS:
         raise UnirexError(f"{config_path}: not a UNIREX task LM (no '{CONFIG_KEY}' entry and no {HEAD_FILE})")
     layout = meta["layout"]
@@ -278,7 +283,7 @@ def load_task_lm(folder: str | Path) -> TaskLM:
                                   "changed outside UNIREX")
     if not isinstance(head, nn.Linear):
         raise UnirexError(f"{folder}: the task LM's head does not fit its layout '{layout}'")
-    lm = TaskLM(encoder, head.out_features, dropout, labels)
+    lm = cls(encoder, head.out_features, dropout, labels)
     if lm.pooling != meta.get("pooling", lm.pooling):
         raise UnirexError(f"{config_path}: the task LM pools with '{lm.pooling}', its config says '{meta.get('pooling')}'")
     lm.classifier.load_state_dict(head.state_dict())

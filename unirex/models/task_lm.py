@@ -23,9 +23,6 @@ from torch import nn
 
 from unirex.rationale import keep_mask
 
-HEAD_FILE = "task_head.safetensors"
-HEAD_META = "task_head.json"
-
 
 def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn.Module:
     """``AutoModel.from_pretrained`` of an arch name (``default`` = the bundled MiniLM)."""
@@ -176,4 +173,4 @@ class TaskLM(nn.Module):
         ``task_head.safetensors``). Safetensors only; returned in eval mode."""
         from unirex.models.hf_layout import load_task_lm
 
-        return load_task_lm(folder)
+        return load_task_lm(folder, cls)
