@@ -89,6 +89,22 @@ def test_bert_drops_and_the_variants_equal_the_masked_ones(task_lm, batch):
     assert not torch.allclose(masked[0], masked[1], atol=1e-4)
 
 
+@pytest.mark.parametrize("attention", ["eager", "sdpa-math"])
+def test_drop_equals_mask_under_every_attention_kernel(tiny_arch, batch, attention):
+    """Eager attention, and SDPA's math kernel (what the double backward of AA-Sum plausibility runs in)."""
+    import contextlib
+
+    from unirex.models.extractors import second_order_attention
+
+    torch.manual_seed(0)
+    lm = TaskLM.from_arch(tiny_arch, 2, attn_implementation="eager" if attention == "eager" else None).eval()
+    ctx = second_order_attention() if attention == "sdpa-math" else contextlib.nullcontext()
+    variants = _variants(batch, seed=5)
+    with ctx:
+        for a, b in zip(variant_logits(lm, batch, variants, removal="mask"), variant_logits(lm, batch, variants)):
+            assert torch.allclose(a, b, atol=TOL, rtol=0)
+
+
 def test_forward_rationale_takes_either_removal(task_lm, batch):
     r = _random_rationales(batch, 1, seed=3)[0]
     for mode in ("remove", "only"):
