@@ -46,11 +46,13 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def finished_run(runs_root: Path, method: str, seed: int) -> RunDir | None:
-    """The newest completed training run of ``method`` with ``seed`` in the workspace, if any."""
+def finished_run(runs_root: Path, method: str, seed: int, removal: str = "drop") -> RunDir | None:
+    """The newest completed training run of ``method`` with ``seed`` in the workspace, if any, trained with
+    the same ``model.rationale_removal`` (runs from before the key existed masked)."""
     for rd in reversed(list_runs(runs_root)):
         meta = rd.meta()
         if (meta.get("method") == method and meta.get("seed") == seed and meta.get("mode") == "train"
+                and (rd.config().get("model") or {}).get("rationale_removal", "mask") == removal
                 and rd.status().get("status") == "completed"):
             return rd
     return None
@@ -66,6 +68,9 @@ def main() -> None:
     p.add_argument("--max_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--rationale_removal", choices=("drop", "mask"), default="drop",
+                   help="how the comp/suff training variants remove tokens (model.rationale_removal); drop is the "
+                        "default and gives the same gradients as UNIREX's mask, faster")
     p.add_argument("--workspace", default=str(ROOT / "bench" / "out" / "reproduce"))
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
     p.add_argument("--resume", action="store_true",
@@ -79,7 +84,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     common = [f"workspace={args.workspace}", "data=demo", f"arch={args.arch}", f"data.max_length={args.max_length}",
               f"training.epochs={args.epochs}", f"setup.train_batch_size={args.batch_size}",
-              f"model.optimizer.lr={args.lr}", "training.eval_splits=test"]
+              f"model.optimizer.lr={args.lr}", "training.eval_splits=test", f"model.rationale_removal={args.rationale_removal}"]
     if args.num_train:
         common.append(f"data.num_train={args.num_train}")
     results: dict[str, list[dict]] = {m: [] for m in methods}
@@ -95,7 +100,7 @@ def main() -> None:
             if mid == "l2e":
                 extra += [f"data.l2e_exp_id={teacher}", "data.l2e_attr_algo=input-x-gradient"]
             started = time.time()
-            done = finished_run(Path(args.workspace) / "runs", mid, seed) if args.resume else None
+            done = finished_run(Path(args.workspace) / "runs", mid, seed, args.rationale_removal) if args.resume else None
             if done is not None:  # the same (method, seed) finished in an earlier invocation
                 rd = done
                 res = SimpleNamespace(run_id=rd.run_id, status="completed", metrics=rd.status().get("final_metrics", {}))
@@ -125,7 +130,8 @@ def main() -> None:
         lines.append(f"| {titles.get(m, m)} | " + " | ".join(cells) + f" | {scores.nrg[m]:.3f} | {tput / base_tput:.2f}x |")
     setup = (f"demo dataset, arch {args.arch}, seeds {args.seeds}, {args.epochs} epoch(s), "
              f"{'train subsample ' + str(args.num_train) if args.num_train else 'full train split (2000)'}, "
-             f"max length {args.max_length}, batch {args.batch_size}, lr {args.lr}; test split (300), "
+             f"max length {args.max_length}, batch {args.batch_size}, lr {args.lr}, "
+             f"comp/suff variants {'dropped' if args.rationale_removal == 'drop' else 'masked'}; test split (300), "
              f"ERASER word-level plausibility, AOPC over k in {{1, 5, 10, 20, 50}}%; "
              f"Task LM trains at {base_tput:.1f} examples/s here; measured {time.strftime('%Y-%m-%d')} on 2 CPU cores")
     table = "\n".join(lines) + f"\n\n_{setup}._\n"

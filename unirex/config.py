@@ -29,7 +29,9 @@ train examples with plausibility supervision (UNIREX's ``pct_train_rationales`` 
 ``data.plaus_frac_seed`` and ``data.train_rationales_batch_factor`` as its seed and batch factor);
 ``model.rationale_relaxation`` (default ``none``) optionally lets comp/suff train the extractor;
 ``model.attr_grad`` chooses how plausibility reaches an attribution extractor (``detach``, UNIREX's
-behaviour, or ``create_graph``); ``training.mode`` is what ``training=...`` selects;
+behaviour, or ``create_graph``); ``model.rationale_removal`` (default ``drop``) says how the
+training-time comp/suff variants remove tokens (UNIREX masks them; dropping them is the same
+computation, cheaper); ``training.mode`` is what ``training=...`` selects;
 ``setup.accumulate_grad_batches`` / ``setup.eff_train_batch_size`` default to each other.
 """
 
@@ -57,6 +59,7 @@ PLAUS_CRITERIA = ("bce",)
 RELAXATIONS = ("none", "straight_through")
 ATTR_GRADS = ("detach", "create_graph")
 A2R_CRITERIA = ("jsd", "js")
+RATIONALE_REMOVALS = ("drop", "mask")
 MODEL_NAMES = ("lm", "expl_reg", "fresh", "a2r")
 TRAINING_MODES = ("train", "evaluate", "finetune")
 PRECISIONS = ("32", "bf16", "fp16")
@@ -124,6 +127,13 @@ class ModelConfig:
     topk: list[float] = field(default_factory=lambda: [1.0, 5.0, 10.0, 20.0, 50.0])  # percent bins
     rationale_relaxation: str = "none"  # "straight_through" also trains the extractor via comp/suff
     attr_grad: str = "detach"  # AA plausibility: "detach" (UNIREX) or "create_graph" (double backward)
+    rationale_removal: str = "drop"
+    """How the training-time comp/suff variants (and A2R's rationale-only input) remove tokens: ``drop``
+    deletes them and keeps the other tokens' original position and segment ids, running the variants at
+    their own lengths; ``mask`` runs them at full length with the removed tokens hidden by the attention
+    mask (UNIREX's reference). Same logits and gradients; ``drop`` is cheaper. ``drop`` falls back to
+    ``mask`` by itself on archs where the two differ (relative positions, windowed attention, ...), and
+    the run records what it got and why (``unirex.models.removal``)."""
     l2e: bool = False
     l2e_wt: float = 0.0
     l2e_num_classes: int = 5
@@ -403,6 +413,7 @@ def validate_config(cfg: RunConfig) -> None:
     _choice("model.rationale_relaxation", m.rationale_relaxation, RELAXATIONS)
     _choice("model.attr_grad", m.attr_grad, ATTR_GRADS)
     _choice("model.a2r_criterion", m.a2r_criterion, A2R_CRITERIA)
+    _choice("model.rationale_removal", m.rationale_removal, RATIONALE_REMOVALS)
     _choice("training.mode", t.mode, TRAINING_MODES)
     _choice("training.monitor_mode", t.monitor_mode, ("max", "min"))
     _choice("setup.precision", str(s.precision), PRECISIONS)
@@ -504,7 +515,7 @@ def _fmt(v: Any) -> str:
 
 __all__ = [
     "ATTR_ALGOS", "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "EXPLAINER_TYPES", "HEAD_TYPES",
-    "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RunConfig", "SUFF_CRITERIA",
+    "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RATIONALE_REMOVALS", "RunConfig", "SUFF_CRITERIA",
     "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict", "method_config",
     "parse_override", "resolve_config", "split_sweep_value", "suggest_keys", "to_dict", "to_overrides",
     "valid_keys", "validate_config",

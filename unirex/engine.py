@@ -341,12 +341,25 @@ class Engine:
             self.model = build_model(cfg, len(self.labels))
         self.model.to(self.device)
 
+    def rationale_removal(self):
+        """How this run's training-time rationale variants remove tokens (:func:`unirex.models.removal.resolve_removal`),
+        or None when it trains none (no comp/suff weight, not A2R, or not training)."""
+        from unirex.models.removal import resolve_removal
+
+        m = self.cfg.model
+        if self.cfg.training.mode not in ("train", "finetune") or not (m.comp_wt > 0 or m.suff_wt > 0 or m.name == "a2r"):
+            return None
+        return resolve_removal(m.rationale_removal, self.model.task_lm.encoder)
+
     def open_run_dir(self) -> None:
         cfg = self.cfg
         if self.rank == 0:
             meta = {"method": identify_method(cfg), "dataset": cfg.data.dataset, "arch": cfg.arch, "seed": cfg.seed,
                     "mode": cfg.training.mode, "parent_run": self.parent_run, "labels": self.labels,
                     "world_size": self.world, "device": str(self.device), "command": self.command}
+            removal = self.rationale_removal()
+            if removal is not None:  # what the comp/suff (A2R) variants got, and why
+                meta.update(rationale_removal=removal.removal, rationale_removal_reason=removal.reason)
             self.rd = RunDir.create(self.runs_root, to_dict(cfg), meta, run_id=self.run_id)
             self.run_id = self.rd.run_id
         if self.world > 1:
@@ -608,6 +621,9 @@ class Engine:
         self.build()
         self.open_run_dir()
         self.emit("start", run_dir=str(self.rd.path) if self.rd else None, config=to_dict(cfg))
+        removal = self.rationale_removal()
+        if removal is not None and removal.removal != removal.requested:
+            self.emit("log", message=f"model.rationale_removal={removal.requested}: {removal.reason}")
         status, error, best_epoch, final, best_state = "completed", None, None, {}, None
         try:
             if cfg.training.mode in ("train", "finetune"):

@@ -10,7 +10,8 @@ How the cost is kept down (``cost`` below counts subword positions through the e
 
 * all ``B x (1 + 2|K|)`` variants of a batch are described by one boolean *keep* matrix ``[R, L]``;
 * rows are sorted by their kept length and cut into chunks of at most ``chunk_size`` sequences; each
-  chunk is re-packed and padded only to its own longest row, then run in one forward pass;
+  chunk is re-packed and padded only to its own longest row, then run in one forward pass
+  (:func:`unirex.packing.run_packed`, which training shares for ``model.rationale_removal=drop``);
 * the deleted variants of the 5 bins add up to about 5 full lengths (``k`` and ``100 - k`` percent of
   each), so one batch costs about 6 full lengths instead of the 11 of a naive loop, and less again for
   attention, which is quadratic in length.
@@ -54,7 +55,8 @@ from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibil
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
                                       task_ref)
 from unirex.metrics.task import accuracy, macro_f1
-from unirex.rationale import Scoring, keep_mask, repack, topk_mask
+from unirex.packing import FORWARD_OVERHEAD, plan_chunks, run_packed  # noqa: F401 - re-exported
+from unirex.rationale import Scoring, keep_mask, topk_mask
 
 #: k (percent) of the hard rationale scored for token P/R/F1 and IOU F1, and used for the top-level
 #: comprehensiveness / sufficiency of the ERASER export.
@@ -140,32 +142,6 @@ def select_then_predict_keep_masks(scores: torch.Tensor, explainable: torch.Tens
     return torch.cat(only + [empty], dim=0), sels
 
 
-#: fixed cost of one forward pass, in padded positions, used to choose chunk boundaries
-FORWARD_OVERHEAD = 32
-
-
-def plan_chunks(sorted_lengths: np.ndarray, chunk_size: int, overhead: int = FORWARD_OVERHEAD) -> list[tuple[int, int]]:
-    """Cut rows sorted by ascending length into contiguous chunks ``[(start, end), ...]`` of at most
-    ``chunk_size`` rows minimising ``sum(overhead + rows * longest)`` over chunks (exact, by dynamic
-    programming): the padded cost follows the tokens actually present. Depends only on the lengths."""
-    n = len(sorted_lengths)
-    chunk_size = max(1, int(chunk_size))
-    lengths = np.asarray(sorted_lengths, dtype=np.float64)
-    best = np.full(n + 1, np.inf)
-    best[0] = 0.0
-    cut = np.zeros(n + 1, dtype=np.int64)
-    for j in range(1, n + 1):
-        i = np.arange(max(0, j - chunk_size), j)
-        cost = best[i] + overhead + (j - i) * lengths[j - 1]
-        a = int(np.argmin(cost))
-        best[j], cut[j] = cost[a], i[a]
-    out, j = [], n
-    while j > 0:
-        out.append((int(cut[j]), j))
-        j = int(cut[j])
-    return out[::-1]
-
-
 @torch.no_grad()
 def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_token_id: int) -> tuple[torch.Tensor, dict]:
     """Run every row of ``keep`` (``[R, L]``, row ``r`` describes batch example ``r % B``) through the
@@ -174,28 +150,16 @@ def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_t
     Returns ``probs [R, C]`` (float64) and counters (forward passes, positions run incl. padding).
     """
     B = batch["input_ids"].shape[0]
-    R = keep.shape[0]
-    src = torch.arange(R, device=keep.device) % B
-    lengths = keep.sum(dim=1)
-    sorted_lengths, order = torch.sort(lengths, stable=True)
-    logits = None
-    n_forward = positions = 0
-    for start, end in plan_chunks(sorted_lengths.cpu().numpy(), chunk_size):
-        rows = order[start:end]
-        srows = src[rows]
-        k = keep[rows]
-        packed = repack({"input_ids": batch["input_ids"][srows], "token_type_ids": batch["token_type_ids"][srows],
-                         "attention_mask": k.long()}, k, pad_token_id)
-        ids = packed["input_ids"]
-        out = _logits(model, input_ids=ids, attention_mask=packed["attention_mask"],
-                      token_type_ids=packed["token_type_ids"]).float()
-        if logits is None:
-            logits = torch.empty((R, out.shape[-1]), dtype=torch.float32, device=out.device)
-        logits[rows.to(out.device)] = out
-        n_forward += 1
-        positions += ids.numel()
+    src = torch.arange(keep.shape[0], device=keep.device) % B
+    rows = {"input_ids": batch["input_ids"][src], "token_type_ids": batch["token_type_ids"][src]}
+
+    def forward(packed: dict) -> torch.Tensor:
+        return _logits(model, input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                       token_type_ids=packed["token_type_ids"]).float()
+
+    logits, cost = run_packed(forward, rows, keep, chunk_size, pad_token_id)
     probs = torch.softmax(logits.double(), dim=-1)
-    return probs, {"forward_passes": n_forward, "positions": positions}
+    return probs, {"forward_passes": cost.forward_passes, "positions": cost.positions}
 
 
 def _batch_scores(explain, batch: dict) -> torch.Tensor:

@@ -37,10 +37,13 @@ Extra batch entries this module reads (the engine adds them):
   :class:`unirex.data.sampling.HalfSupervisedBatchSampler`); always combined with ``has_rationale``.
 
 The rationale is a hard top-k selection (:func:`unirex.rationale.topk_mask`) with no gradient: the
-comprehensiveness and sufficiency losses train the **task LM** through the masked forward passes
-(removal through the attention mask), as in the paper. The extractor is trained by plausibility,
-L2E and A2R; ``model.rationale_relaxation=straight_through`` (off by default) also lets comp/suff
-reach it (see :meth:`unirex.models.task_lm.TaskLM.forward_rationale`).
+comprehensiveness and sufficiency losses train the **task LM** through the forward passes on the
+input with the rationale removed or kept alone, as in the paper. The paper removes tokens through the
+attention mask; ``model.rationale_removal=drop`` (the default) deletes them and keeps the others'
+original position ids, which gives the same logits and gradients at a fraction of the cost on archs
+with absolute positions (:mod:`unirex.models.removal`; other archs fall back to the mask). The
+extractor is trained by plausibility, L2E and A2R; ``model.rationale_relaxation=straight_through``
+(off by default) also lets comp/suff reach it (see :meth:`unirex.models.task_lm.TaskLM.forward_rationale`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import torch
 from unirex import losses as L
 from unirex.errors import UnirexError
 from unirex.models.extractors import AttributionExtractor, LMExtractor, SelfLMExtractor
+from unirex.models.removal import variant_logits
 from unirex.rationale import keep_mask, topk_mask
 
 if TYPE_CHECKING:
@@ -116,22 +120,13 @@ def _scores(batch, model: "UnirexModel", cfg: "RunConfig", hidden: torch.Tensor)
     return ext.scores(batch, lm, token_logits=tl), tl
 
 
-def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: torch.Tensor | None) -> list[torch.Tensor]:
-    """One stacked forward for several (rationale ``[B, L]``, mode) variants -> list of ``[B, C]``."""
-    b = batch["input_ids"].shape[0]
-    keeps = torch.cat([keep_mask(batch["attention_mask"], batch["explainable"], r, mode) for r, mode in variants])
-    n = len(variants)
-    ids = batch["input_ids"].repeat(n, 1)
-    tt = batch.get("token_type_ids")
-    tt = tt.repeat(n, 1) if tt is not None else None
-    if soft is None:
-        logits = lm(input_ids=ids, attention_mask=keeps, token_type_ids=tt)
-    else:
-        expl = batch["explainable"].to(soft.dtype)
-        delta = (soft - soft.detach()) * expl
-        factors = torch.cat([1.0 + (1.0 if mode == "only" else -1.0) * delta for _, mode in variants])
-        logits = lm(inputs_embeds=lm.embed(ids) * factors.unsqueeze(-1), attention_mask=keeps, token_type_ids=tt)
-    return list(logits.split(b))
+def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: torch.Tensor | None,
+                   removal: str = "drop") -> list[torch.Tensor]:
+    """The task LM's logits on several (rationale ``[B, L]``, mode) variants -> list of ``[B, C]``: one
+    stacked masked forward (``removal="mask"``), or the kept tokens only, at their original positions,
+    re-packed by length (``"drop"``, where the arch allows it); see
+    :func:`unirex.models.removal.variant_logits`."""
+    return variant_logits(lm, batch, variants, soft, removal)
 
 
 def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "RunConfig",
@@ -183,7 +178,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
                 variants.append((r, "remove"))
             if m.suff_wt > 0:
                 variants.append((r, "only"))
-        masked = iter(_masked_logits(lm, batch, variants, soft))
+        masked = iter(_masked_logits(lm, batch, variants, soft, m.rationale_removal))
         comps, suffs = [], []
         for _ in rationales:
             if m.comp_wt > 0:
@@ -226,7 +221,8 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
         if token_logits is None or token_logits.shape[-1] != 1:
             raise UnirexError("model=a2r needs a learned generator with one output per token (model.explainer_type=lm or self_lm)")
         k = len(rationales)
-        logits = torch.cat(_masked_logits(lm, batch, [(r, "only") for r in rationales], None))  # [K*B, C]
+        logits = torch.cat(_masked_logits(lm, batch, [(r, "only") for r in rationales], None,
+                                           m.rationale_removal))  # [K*B, C]
         out["task_loss"] = L.task_loss(logits, labels.repeat(k))
         att_logits = model.a2r(batch, token_logits.squeeze(-1)).repeat(k, 1)  # [K*B, C]
         out["a2r_loss"] = L.a2r_divergence(logits, att_logits, m.a2r_criterion).mean()

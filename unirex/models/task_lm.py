@@ -7,10 +7,12 @@ The head classifies the encoder's ``pooler_output`` as UNIREX's reference does (
 ``BertForSequenceClassification`` computes. Encoders without a pooler (DeBERTa, ELECTRA, DistilBERT)
 classify the first token's last hidden state instead (:attr:`TaskLM.pooling` says which).
 
-Removal of a rationale in training goes through the attention mask (:meth:`TaskLM.forward_rationale`,
-one forward pass per variant). The hard top-k selection that makes the rationale has no gradient, so
-the faithfulness losses train the task LM through these masked passes, not the extractor (unless
-``model.rationale_relaxation=straight_through``, see :meth:`TaskLM.forward_rationale`).
+Removal of a rationale in training (:meth:`TaskLM.forward_rationale`, :mod:`unirex.models.removal`)
+drops the removed tokens and keeps the others' original position ids where the arch allows it, else
+goes through the attention mask; both give the same logits and gradients. The hard top-k selection
+that makes the rationale has no gradient, so the faithfulness losses train the task LM through these
+passes, not the extractor (unless ``model.rationale_relaxation=straight_through``, see
+:meth:`TaskLM.forward_rationale`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-from unirex.rationale import keep_mask
 
 
 def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn.Module:
@@ -97,11 +97,15 @@ class TaskLM(nn.Module):
         return self.encoder.get_input_embeddings()(input_ids)
 
     def encode(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-               token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        """Last hidden states ``[B, L, H]``. Give ``input_ids`` or ``inputs_embeds``."""
+               token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+               position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states ``[B, L, H]``. Give ``input_ids`` or ``inputs_embeds``; ``position_ids``
+        ``[B, L]`` (optional) overrides the encoder's own (dropped-token variants keep their original ones)."""
         kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None and self._takes_token_types:
             kwargs["token_type_ids"] = token_type_ids
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         if inputs_embeds is not None:
             out = self.encoder(inputs_embeds=inputs_embeds, **kwargs)
         else:
@@ -125,15 +129,16 @@ class TaskLM(nn.Module):
         return self.classifier(self.dropout(self.pool(hidden)))
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, C]``."""
-        return self.classify(self.encode(input_ids, attention_mask, token_type_ids, inputs_embeds))
+        return self.classify(self.encode(input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids))
 
     def forward_rationale(self, batch: dict[str, torch.Tensor], rationale: torch.Tensor, mode: str,
-                          soft: torch.Tensor | None = None) -> torch.Tensor:
+                          soft: torch.Tensor | None = None, removal: str = "drop") -> torch.Tensor:
         """Logits ``[B, C]`` on the input with the rationale removed (``mode="remove"``) or kept alone
-        (``mode="only"``), removal through the attention mask (:func:`unirex.rationale.keep_mask`):
-        special tokens and the query (``attention_mask=1``, ``explainable=False``) are always kept.
+        (``mode="only"``); special tokens and the query (``attention_mask=1``, ``explainable=False``) are
+        always kept (:func:`unirex.rationale.keep_mask`).
 
         Args:
             batch: needs ``input_ids``, ``attention_mask``, ``explainable`` (``token_type_ids`` optional).
@@ -143,15 +148,13 @@ class TaskLM(nn.Module):
                 forward value is unchanged (the hard mask decides), and the kept tokens' embeddings are
                 scaled by ``1 + (soft - soft.detach())`` (``"only"``) or ``1 - (soft - soft.detach())``
                 (``"remove"``), so the gradient reaches the extractor's scores. Off by default.
+            removal: ``"drop"`` (delete the removed tokens, keep the others' position ids, where the
+                arch allows it) or ``"mask"`` (hide them through the attention mask); see
+                :mod:`unirex.models.removal`.
         """
-        keep = keep_mask(batch["attention_mask"], batch["explainable"], rationale, mode)
-        tt = batch.get("token_type_ids")
-        if soft is None:
-            return self(input_ids=batch["input_ids"], attention_mask=keep, token_type_ids=tt)
-        sign = 1.0 if mode == "only" else -1.0
-        delta = (soft - soft.detach()) * batch["explainable"].to(soft.dtype)
-        embeds = self.embed(batch["input_ids"]) * (1.0 + sign * delta).unsqueeze(-1)
-        return self(inputs_embeds=embeds, attention_mask=keep, token_type_ids=tt)
+        from unirex.models.removal import variant_logits
+
+        return variant_logits(self, batch, [(rationale, mode)], soft, removal)[0]
 
     # ------------------------------------------------------------------------------ persistence
     def save_pretrained(self, folder: str | Path, labels: list[str] | None = None) -> str:
