@@ -73,6 +73,26 @@ def build_app(wb, defaults=None):
     return app
 
 
+def hide_api_info_before_login() -> None:
+    """Gradio embeds the API description (endpoint names, parameter defaults) in the page it serves before
+    the login, with ``--auth`` too; serve that page without it, so a visitor who has not logged in gets
+    the login form and nothing else."""
+    import gradio.routes as routes
+
+    render = routes.templates.TemplateResponse
+    if getattr(render, "_unirex_login_guard", False):
+        return
+
+    def guarded(*args, **kwargs):
+        context = kwargs.get("context")
+        if isinstance(context, dict) and (context.get("config") or {}).get("auth_required"):
+            context["gradio_api_info"] = {}
+        return render(*args, **kwargs)
+
+    guarded._unirex_login_guard = True
+    routes.templates.TemplateResponse = guarded
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", ""):
         return host == "localhost"
@@ -166,6 +186,8 @@ def main(argv=None) -> int:
     except UnirexError as e:
         return fail(wb.public_message(e))
     app = build_app(wb, defaults)
+    if auth is not None:
+        hide_api_info_before_login()
     from workbench.datasets import upload_limit
 
     wb.exports_dir.mkdir(parents=True, exist_ok=True)

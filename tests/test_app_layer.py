@@ -91,6 +91,9 @@ def test_redact_hides_server_paths_outside_the_workspace(ws):
     out = redact(msg, ws)
     assert "/usr/lib" not in out and "…/site.py" in out and f"{ws}/data/x/train.jsonl" in out
     assert "/opt/secret" not in out and out.endswith(").")
+    kept = "a dataset of your own goes in <data_dir>/nosuch/ with train.jsonl; see docs/ or a/b/c"
+    assert redact(kept, ws) == kept
+    assert redact("bad value for arch: '/etc/x' (x)", ws) == "bad value for arch: '…/x' (x)"
 
 
 # ---------------------------------------------------------------------------------------- datasets

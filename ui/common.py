@@ -61,11 +61,11 @@ def guarded(wb):
             except gr.Error:
                 raise
             except UnirexError as e:
-                raise gr.Error(html.escape(wb.public_message(e)), print_exception=False) from None
+                raise gr.Error(html.escape(wb.public_message(e), quote=False), print_exception=False, duration=20) from None
             except Exception as e:  # noqa: BLE001 - shown in the page, logged with its traceback here
                 log.exception("callback %s failed", getattr(fn, "__name__", fn))
-                raise gr.Error(html.escape(f"unexpected error ({type(e).__name__}): {wb.public_message(e)}"),
-                               print_exception=False) from None
+                raise gr.Error(html.escape(f"unexpected error ({type(e).__name__}): {wb.public_message(e)}", quote=False),
+                               print_exception=False, duration=20) from None
 
         return wrapper
 

@@ -88,10 +88,10 @@ def build_tab(wb: Workbench):
         y_axis = gr.Dropdown(AXES, value="nrg_plausibility", label="Scatter y (plausibility)")
         bar_metrics = gr.Dropdown(BAR_METRICS, value=["comp_aopc", "suff_aopc", "plaus_auprc", "macro_f1"],
                                   multiselect=True, label="Bar chart metrics")
-    with gr.Row():
+    with gr.Row(elem_id="compare-charts"):
         scatter = gr.Plot(label="Faithfulness vs plausibility")
         bars = gr.Plot(label="Metrics per method")
-    bins = gr.Plot(label="Per-bin comprehensiveness and sufficiency")
+    bins = gr.Plot(label="Per-bin comprehensiveness and sufficiency", elem_id="compare-bins")
     with gr.Row():
         csv_btn = gr.Button("Export CSV")
         parquet_btn = gr.Button("Export Parquet")

@@ -81,7 +81,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     g = guarded(wb)
     with gr.Row():
         dataset = gr.Dropdown(wb.dataset_names(), value=defaults.dataset, label="Dataset", allow_custom_value=True,
-                              scale=2)
+                              scale=2, elem_id="ds-name")
         arch = gr.Textbox(value=defaults.arch, label="Arch (default = bundled MiniLM, a HF id, or a folder in the "
                                                      "workspace)", scale=3)
         max_length = gr.Number(value=defaults.max_length, precision=0, scale=2,
@@ -89,7 +89,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     build_btn = gr.Button("Build dataset", variant="primary")
     status = gr.Markdown()
     summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Built splits (every arch and max length)", interactive=False,
-                           wrap=True)
+                           wrap=True, elem_id="ds-summary")
 
     with gr.Accordion("Upload an ERASER dataset (.zip or .tar.gz)", open=False):
         gr.Markdown("The archive holds `train.jsonl`, `val.jsonl` (or `dev.jsonl`), `test.jsonl` and `docs/` (or "
@@ -97,7 +97,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
                     "links or devices; a size limit; the layout checked) into the workspace's data folder.")
         with gr.Row():
             upload_file = gr.File(label="Archive", file_types=[".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz"],
-                                  type="filepath", scale=3)
+                                  type="filepath", scale=3, elem_id="ds-upload")
             upload_name = gr.Textbox(label="Dataset name (default: the archive's name)", scale=2)
             upload_btn = gr.Button("Upload and unpack", scale=1)
         upload_status = gr.Markdown()
@@ -115,9 +115,9 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
         goto = gr.Number(value=1, precision=0, label="Go to example", min_width=100)
     indices = gr.State([])
     pos = gr.State(0)
-    title = gr.Markdown()
+    title = gr.Markdown(elem_id="ds-title")
     highlighted = gr.HighlightedText(label="Document (gold rationale highlighted; grey: past the model's input)",
-                                     color_map=COLORS, show_inline_category=False, show_legend=True)
+                                     color_map=COLORS, show_inline_category=False, show_legend=True, elem_id="ds-doc")
 
     gr.Markdown("### ERASER catalog")
     catalog_note = gr.Markdown()

@@ -81,7 +81,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
             ex_b = gr.Dropdown(extractors, value=extractors[1], label="Second extractor")
     top_k = gr.Slider(1, 100, value=10, step=1, label="Rationale size: top-k% of the words' subwords")
     text = gr.Textbox(lines=5, label=f"Text (at most {wb.max_text_chars():,} characters)",
-                      placeholder="the plot was thin but the acting was wonderful .")
+                      placeholder="the plot was thin but the acting was wonderful .", elem_id="explain-text")
     with gr.Row():
         query = gr.Textbox(label="Query (query tasks: MultiRC, BoolQ, FEVER, CoS-E)")
         second = gr.Textbox(label="Second document (two-document tasks: e-SNLI's hypothesis)")
@@ -98,7 +98,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     outs = []
     with gr.Row():
         for side in ("A", "B"):
-            with gr.Column(visible=side == "A") as col:
+            with gr.Column(visible=side == "A", elem_id=f"explain-{side}") as col:
                 summary = gr.Markdown()
                 probs = gr.Label(label="Class probabilities")
                 scores = gr.HighlightedText(label="Words by score (scaled to the largest; the stronger the colour, the higher)",
@@ -144,9 +144,10 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
         return texts[0], e["query"], texts[1] if len(texts) > 1 else "", list(e["gold"]), info
 
     @g
-    def on_refresh():
+    def on_refresh(a, b):
         ch = checkpoint_choices(wb)
-        return gr.update(choices=ch), gr.update(choices=ch)
+        first = ch[0][1] if ch else None
+        return gr.update(choices=ch, value=a or first), gr.update(choices=ch, value=b or first)
 
     def on_text_edit():
         return None  # a typed text has no gold rationale
@@ -161,8 +162,8 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     example_pick.input(on_pick, [example_pick, examples], [text, query, second, gold, example_md],
                        api_visibility="private")
     text.input(on_text_edit, None, [gold], api_visibility="private")
-    refresh_btn.click(on_refresh, None, [ck_a, ck_b], api_visibility="private")
-    return on_refresh, None, [ck_a, ck_b]
+    refresh_btn.click(on_refresh, [ck_a, ck_b], [ck_a, ck_b], api_visibility="private")
+    return on_refresh, [ck_a, ck_b], [ck_a, ck_b]
 
 
 __all__ = ["build_tab", "rationale_pieces", "score_pieces", "summary_md"]

@@ -113,18 +113,19 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
                               allow_custom_value=True)
         arch = gr.Textbox(value=defaults.arch, label="Arch (arch=)")
         seeds = gr.Textbox(value=defaults.seeds, label="Seeds (several: one run each, a sweep)")
-        debug = gr.Checkbox(value=False, label="debug=True (a few batches, one epoch)")
+        debug = gr.Checkbox(value=False, label="debug=True (a few batches, one epoch)", elem_id="train-debug")
         save_ckpt = gr.Checkbox(value=True, label="save_checkpoint=True (needed by Explain)")
     settings = gr.Dataframe(value=table_for(presets[method0], defaults), headers=["key", "value"],
                             datatype=["str", "str"], interactive=True, static_columns=[0], label=(
                                 "Settings under the UNIREX keys (edit a value; checked as you type)"),
                             max_height=360, show_search="search", column_widths=["45%", "55%"])
-    extra = gr.Textbox(label="Extra overrides (key=value ..., as on the command line)", placeholder="model.comp_wt=0.5")
-    check_md = gr.Markdown()
+    extra = gr.Textbox(label="Extra overrides (key=value ..., as on the command line)", placeholder="model.comp_wt=0.5",
+                       elem_id="train-extra")
+    check_md = gr.Markdown(elem_id="train-check")
     command = gr.Code(language="shell", label="Equivalent command line (copy it)", interactive=False, lines=2,
                       buttons=["copy"])
     launch = gr.Button("Launch (queue the run)", variant="primary")
-    launch_md = gr.Markdown()
+    launch_md = gr.Markdown(elem_id="train-launched")
 
     gr.Markdown("### Queue")
     queue = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, wrap=True, label="Waiting, running and recent jobs",
@@ -134,8 +135,8 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
         cancel = gr.Button("Cancel this job", variant="stop", scale=1)
     progress = gr.HTML()
     with gr.Row():
-        loss_plot = gr.Plot(label="Losses")
-        dev_plot = gr.Plot(label="Dev metrics")
+        loss_plot = gr.Plot(label="Losses", elem_id="train-losses")
+        dev_plot = gr.Plot(label="Dev metrics", elem_id="train-dev")
     timer = gr.Timer(POLL_S, active=False)
     last = gr.State(None)
 
@@ -188,9 +189,10 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
         rows = []
         for j in reversed(recent):
             pj = wb.progress(j.run_id) if j.status == "running" else None
+            status = pj.status if pj is not None and pj.phase == "finished" else j.status  # the run ended first
             prog = f"{pj.phase} {pj.fraction:.0%}" if pj else ("" if j.active else j.status)
-            rows.append([j.job_id, j.status, j.title, j.run_id, prog,
-                         fmt_seconds(pj.eta_s) if pj and pj.eta_s is not None else ""])
+            rows.append([j.job_id, status, j.title, j.run_id, prog,
+                         fmt_seconds(pj.eta_s) if pj and pj.eta_s is not None and pj.phase != "finished" else ""])
         choices = [AUTO] + [(f"{j.job_id} · {j.title} [{j.status}]", j.job_id) for j in reversed(recent)]
         if target is None:
             return (rows, gr.update(choices=choices), "<div>No job yet: launch one above.</div>",

@@ -169,7 +169,8 @@ def _is_unirex_ckpt_form(value: str) -> bool:
     return "/checkpoints/" in value and not value.startswith(("/", ".", "~"))
 
 
-_PATH_RE = re.compile(r"(?<![\w.~-])(/(?:[^\s'\"`<>|,;:()\[\]{}]+/?)+)")
+# an absolute path starts the text or follows a space, a quote, a bracket, '=' or ':' (not '<data_dir>/x')
+_PATH_RE = re.compile(r"(?<![^\s'\"`(\[{=:,])(/(?:[^\s'\"`<>|,;:()\[\]{}]+/?)+)")
 
 
 def redact(message: str, workspace: Path) -> str:
