@@ -15,6 +15,7 @@ SHOWN_METRICS = [("acc", "acc"), ("macro_f1", "macro F1"), ("comp_aopc", "comp A
                  ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1"), ("plaus_iou_f1", "IOU F1")]
 AXES = ["nrg_faithfulness", "nrg_plausibility", "nrg_task", "nrg", "comp_aopc_mean", "suff_aopc_mean",
         "plaus_auprc_mean", "plaus_token_f1_mean", "plaus_iou_f1_mean", "acc_mean", "macro_f1_mean"]
+MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hundreds of bars says nothing)
 BAR_METRICS = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
 
 
@@ -51,6 +52,13 @@ def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
                        for c in ("nrg", "nrg_faithfulness", "nrg_plausibility", "nrg_task")],
                      *[_pm(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m, _ in SHOWN_METRICS]])
     return headers, rows
+
+
+def chart_rows(cmp: Comparison) -> tuple[list[dict], str]:
+    """The groups the charts draw (the best :data:`MAX_CHART_GROUPS` by NRG) and a title note when cut."""
+    recs = list(cmp.table.head(MAX_CHART_GROUPS).iter_rows(named=True))
+    n = cmp.table.height
+    return recs, (f" — best {MAX_CHART_GROUPS} of {n} by NRG" if n > MAX_CHART_GROUPS else "")
 
 
 def dashboard(wb: Workbench, dataset=None, arch=None, methods=(), split="test", seeds="", by=("method",),
@@ -100,22 +108,30 @@ def build_tab(wb: Workbench):
 
     inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_metrics]
 
-    @g
-    def on_refresh(ds, ar, ms, sp, sd, b, conv, x, y, bm):
-        wb.sync()
+    def show(ds, ar, ms, sp, sd, b, conv, x, y, bm):
         cmp, headers, rows, msg = dashboard(wb, ds, ar, ms, sp, sd, b, conv)
-        runs = wb.runs_frame(RunFilter(status="completed"), split=sp, metrics=())
+        choices = wb.compare_choices(sp)
 
         def opts(col):
-            return sorted({str(v) for v in runs[col].to_list() if v is not None})
+            return choices.get(col, [])
 
-        recs = list(cmp.table.iter_rows(named=True))
+        recs, more = chart_rows(cmp)
         lab = label_of(cmp.by)
         return ({"headers": headers, "data": rows} if rows else None, msg,
                 gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
                 gr.update(choices=opts("method")),
-                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)"),
-                figures.bars(recs, list(bm or BAR_METRICS), lab), figures.bin_curves(recs, lab))
+                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
+                figures.bars(recs, list(bm or BAR_METRICS), lab, "Metrics per group (mean ± std over seeds)" + more),
+                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
+
+    @g
+    def on_refresh(*values):
+        wb.sync()  # runs of the CLI and other processes too
+        return show(*values)
+
+    @g
+    def on_filter(*values):
+        return show(*values)  # the store is read again only when it changed
 
     @g
     def on_export(fmt, ds, ar, ms, sp, sd, b, conv):
@@ -126,7 +142,7 @@ def build_tab(wb: Workbench):
     outputs = [table, note, dataset, arch, methods, scatter, bars, bins]
     refresh.click(on_refresh, inputs, outputs, api_name="compare")
     for comp in inputs:
-        comp.input(on_refresh, inputs, outputs, api_visibility="private")
+        comp.input(on_filter, inputs, outputs, api_visibility="private")
     export_inputs = inputs[:7]
     csv_btn.click(lambda *a: on_export("csv", *a), export_inputs, [export_file, export_md], api_visibility="private")
     parquet_btn.click(lambda *a: on_export("parquet", *a), export_inputs, [export_file, export_md],
@@ -134,4 +150,4 @@ def build_tab(wb: Workbench):
     return on_refresh, inputs, outputs
 
 
-__all__ = ["build_tab", "dashboard", "parse_seeds", "table_view"]
+__all__ = ["build_tab", "chart_rows", "dashboard", "parse_seeds", "table_view"]

@@ -445,6 +445,12 @@ class Workbench:
         """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`)."""
         return _compare.compare(self.workspace, flt, split, by, convention)
 
+    def compare_choices(self, split: str = "test") -> dict[str, list[str]]:
+        """Datasets, archs and methods of the completed runs with final metrics on ``split`` (the dashboard's
+        filter choices; read through the comparison's cache)."""
+        df = _compare.runs_metrics(self.workspace, RunFilter(status="completed"), split, _compare.metric_names())
+        return {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None}) for c in ("dataset", "arch", "method")}
+
     def nrg(self, run_ids: list[str], split: str = "test", convention: str = "eraser"):
         """NRG over a chosen set of runs (each run its own entry)."""
         return _compare.nrg_of_runs(self.workspace, run_ids, split, convention)
