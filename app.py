@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     except OSError as e:
         return fail(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}")
     finally:
-        wb.stop_worker(timeout=5)
+        wb.stop_worker()  # a running job stops within a step and reads cancelled
     return 0
 
 

@@ -40,15 +40,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def median_ms(fn, repeats: int) -> float:
+def measure(fn, repeats: int) -> str:
+    """``min / median wall ms (median CPU ms of this process)`` of ``repeats`` warm calls."""
     fn()
     fn()  # warm: the checkpoint loaded, the first autograd pass done
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return (f"{min(walls) * 1000:6.0f} / {statistics.median(walls) * 1000:6.0f} ms wall "
+            f"(CPU {statistics.median(cpus) * 1000:5.0f} ms)")
 
 
 def main() -> None:
@@ -76,12 +79,18 @@ def main() -> None:
         print(f"trained {run_id} (debug, MiniLM) in {time.time() - t:.0f} s")
     wb = Workbench(ws)
     words = len(TEXT.split())
+    import torch
+
+    print(f"min / median of {args.repeats} warm calls; torch threads {torch.get_num_threads()}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for extractor in ("own", "input-x-gradient"):
-        ms = median_ms(lambda e=extractor: wb.explain(run_id, TEXT, extractor=e, top_k=10), args.repeats)
-        print(f"Workbench.explain, {extractor:16s} {words} words: {ms:7.1f} ms (median of {args.repeats})")
+        t = measure(lambda e=extractor: wb.explain(run_id, TEXT, extractor=e, top_k=10), args.repeats)
+        print(f"  Workbench.explain, {extractor:16s} {words} words: {t}")
 
     port = _free_port()
     env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     env.pop("UNIREX_APP_AUTH", None)
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--no-demo"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,8 +110,8 @@ def main() -> None:
                 return c.predict(cka=run_id, exa=e, both=False, ckb=None, exb="input-x-gradient", t=TEXT, q="", s="",
                                  k=10, api_name="/explain")
 
-            ms = median_ms(call, args.repeats)
-            print(f"app /explain over HTTP, {extractor:16s} {words} words: {ms:7.1f} ms (median of {args.repeats})")
+            t = measure(call, args.repeats).split(" (CPU")[0]  # the client's CPU time says nothing here
+            print(f"  app /explain over HTTP, {extractor:16s} {words} words: {t}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

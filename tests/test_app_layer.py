@@ -299,3 +299,28 @@ def test_exports_and_push_placeholder(wb, ws):
         wb.push(rd.run_id, "me/model", private=True, license="mit", dry_run_dir=ws / "exports" / "hub")
     with pytest.raises(UnirexError, match="outside the workspace"):
         wb.export_eraser(rd.run_id, "test", Path("/tmp/x.jsonl"))
+
+
+def test_requeue_and_resume_an_interrupted_run(wb, ws, tiny_arch):
+    """The Runs tab's requeue (same command) and resume (finetune from the last checkpoint for the epochs
+    left) of a run whose process died."""
+    from unirex.config import resolve_config, to_dict
+
+    cmd_overrides = [f"arch={tiny_arch}", "data.max_length=64", "training.epochs=3", "save_checkpoint=True"]
+    cfg = to_dict(resolve_config(cmd_overrides))
+    rd = RunDir.create(ws / "runs", cfg, {"method": "task_lm", "dataset": "demo", "arch": tiny_arch, "seed": 0,
+                                          "mode": "train", "command": "python -m unirex " + " ".join(cmd_overrides)})
+    (rd.path / "status.json").write_text(json.dumps({**rd.status(), "pid": 999999}))  # its process is gone
+    assert rd.effective_status() == "interrupted"
+    job = wb.requeue(rd.run_id)
+    assert list(job.overrides) == cmd_overrides and job.run_id != rd.run_id
+    with pytest.raises(UnirexError, match="no checkpoint to resume from"):
+        wb.resume(rd.run_id)
+    rd.checkpoint_dir.mkdir()
+    (rd.checkpoint_dir / "config.json").write_text(json.dumps(cfg))
+    (rd.checkpoint_dir / "checkpoint.json").write_text(json.dumps({"epoch": 0, "labels": ["NEG", "POS"]}))
+    res = wb.resume(rd.run_id)
+    assert {"training=finetune", f"training.ckpt_path={rd.run_id}", "training.epochs=2"} <= set(res.overrides)
+    assert [j.job_id for j in wb.queue()] == [job.job_id, res.job_id]
+    for j in (job, res):
+        wb.cancel(j.job_id)

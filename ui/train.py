@@ -7,6 +7,7 @@ Live updates come from a ``gr.Timer`` that polls the workbench (the queue files 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import shlex
 
@@ -198,7 +199,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
             return (rows, gr.update(choices=choices), "<div>No job yet: launch one above.</div>",
                     figures.empty("Training losses per step"), figures.empty("Dev metrics per epoch"), sig)
         if target.status in ("failed",) and target.error and not p.message:
-            p = type(p)(**{**p.__dict__, "message": wb.public_message(target.error)})
+            p = dataclasses.replace(p, message=wb.public_message(target.error))
         title = f"{target.job_id} · {target.title} · run {target.run_id}"
         return (rows, gr.update(choices=choices), progress_html(p, title), figures.losses(curves),
                 figures.dev_metrics(curves), sig)
