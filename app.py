@@ -11,8 +11,9 @@ the app refuses to start. A busy port is a one-line message and exit status 2.
 
 Defaults of the forms (what a fresh machine trains in a few minutes on a CPU): ``--arch`` (env
 ``UNIREX_APP_ARCH``, default ``default``: the bundled MiniLM), ``--max-length`` (``UNIREX_APP_MAX_LENGTH``,
-128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 200-example train subsample; 0 = the whole
-split), ``--method`` (``UNIREX_APP_METHOD``, ``slm_plaus_linear``).
+128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 500-example train subsample; 0 = the whole
+split), ``--method`` (``UNIREX_APP_METHOD``, ``slm_plaus_linear``); the Train tab also starts from one epoch,
+batches of 8 and a learning rate of 5e-5.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def build_app(wb, defaults=None):
             with gr.Tab("Datasets") as t_data:
                 ds_load, ds_in, ds_out = datasets_tab.build_tab(wb, defaults)
             with gr.Tab("Train") as t_train:
-                train_timer, (check_fn, check_in, check_out) = train_tab.build_tab(wb, defaults)
+                train_timer, (check_fn, check_in, check_out), (tr_fn, tr_in, tr_out) = train_tab.build_tab(wb, defaults)
             with gr.Tab("Runs") as t_runs:
                 runs_timer, (runs_fn, runs_in, runs_out) = runs_tab.build_tab(wb)
             with gr.Tab("Explain") as t_explain:
@@ -64,7 +65,7 @@ def build_app(wb, defaults=None):
 
         private = dict(api_visibility="private")
         t_data.select(only(None), None, timers, **private)
-        t_train.select(only(train_timer), None, timers, **private)
+        t_train.select(only(train_timer), None, timers, **private).then(tr_fn, tr_in, tr_out, **private)
         t_runs.select(only(runs_timer), None, timers, **private).then(runs_fn, runs_in, runs_out, **private)
         t_explain.select(only(None), None, timers, **private).then(ex_fn, ex_in, ex_out, **private)
         t_compare.select(only(None), None, timers, **private).then(cmp_fn, cmp_in, cmp_out, **private)
@@ -143,8 +144,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"default arch of the forms (${ENV_ARCH}; default: the bundled MiniLM)")
     p.add_argument("--max-length", type=int, default=_env_int(ENV_MAX_LENGTH, 128),
                    help=f"default data.max_length (${ENV_MAX_LENGTH}; default 128)")
-    p.add_argument("--num-train", type=int, default=_env_int(ENV_NUM_TRAIN, 200),
-                   help=f"default train subsample, 0 = the whole split (${ENV_NUM_TRAIN}; default 200)")
+    p.add_argument("--num-train", type=int, default=_env_int(ENV_NUM_TRAIN, 500),
+                   help=f"default train subsample, 0 = the whole split (${ENV_NUM_TRAIN}; default 500)")
     p.add_argument("--method", default=os.environ.get(ENV_METHOD) or "slm_plaus_linear",
                    help=f"default method preset of the Train tab (${ENV_METHOD})")
     p.add_argument("--no-demo", action="store_true", help="do not build the demo dataset on start")
@@ -163,7 +164,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         return fail(f"--auth / ${ENV_AUTH}: {e}")
     if (args.share or not is_loopback(args.host)) and auth is None:
-        why = "--share publishes the app on the internet" if args.share else f"--host {args.host} is reachable from other machines"
+        why = ("--share publishes the app on the internet" if args.share
+               else f"--host {args.host} is reachable from other machines")
         return fail(f"{why}: give a login with --auth user:password (or ${ENV_AUTH}=user:password), "
                     "or bind 127.0.0.1")
     if not 1 <= args.port <= 65535:

@@ -107,7 +107,7 @@ def _get(url: str, method: str = "GET", data: bytes | None = None, headers: dict
 def test_visitors_without_the_login_get_nothing(server, tiny_arch):
     url, ws, _ = server
     status, page = _get(url + "/")
-    assert status == 200 and '"auth_required": true' in page.replace("\\", "") or "auth_required" in page
+    assert status == 200 and "auth_required" in page
     for leak in ("/build_dataset", "/explain", tiny_arch, str(ws), "slm_plaus_linear", "Build dataset"):
         assert leak not in page, leak
     for path in ("/config", "/gradio_api/info", "/gradio_api/info?all_endpoints=true", "/gradio_api/upload_progress"):
@@ -120,6 +120,10 @@ def test_visitors_without_the_login_get_nothing(server, tiny_arch):
     assert code == 401 and "Not authenticated" in body
     code, _ = _get(url + "/gradio_api/upload", "POST", b"--x--", {"Content-Type": "multipart/form-data; boundary=x"})
     assert code == 401
+    secret = ws / "exports" / "results.jsonl"  # a file the app may serve to a logged-in user
+    secret.write_text("private results")
+    code, body = _get(url + f"/gradio_api/file={secret}")
+    assert code in (401, 403) and "private results" not in body
 
 
 def test_only_the_intended_endpoints_are_callable(client):

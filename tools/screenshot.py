@@ -3,7 +3,7 @@ tab into docs/ (``app-datasets.png``, ``app-train.png``, ``app-runs.png``, ``app
 ``app-compare.png``; ``screenshot.png`` is the Datasets one).
 
 With the defaults it trains two runs of the app's default settings (the bundled MiniLM: ``slm_plaus_linear``
-and ``task_lm``, one epoch on 200 demo examples; a few minutes on a CPU) so the Runs, Explain and Compare
+and ``task_lm``, one epoch on 500 demo examples; a few minutes each on a CPU) so the Runs, Explain and Compare
 tabs have something to show. A workspace that already has runs (``--workspace``) is used as it is.
 
 Usage: python tools/screenshot.py [--workspace DIR] [--out-dir docs] [--tabs Datasets,Train,...] [-- app args]
@@ -120,6 +120,15 @@ def main() -> None:
             if "Explain" in tabs:
                 page.get_by_role("tab", name="Explain").click()
                 time.sleep(3)
+                slm = next((r.run_id for r in wb.checkpoint_runs() if r.method == "slm_plaus_linear"), None)
+                if slm:  # the learned extractor on the left, input-x-gradient on its task LM on the right
+                    box = page.get_by_label("Checkpoint (a run with a checkpoint", exact=False)
+                    box.click()
+                    page.get_by_role("option").filter(has_text=slm).first.click()
+                    time.sleep(1)
+                    page.get_by_label("Second checkpoint").click()
+                    page.get_by_role("option").filter(has_text=slm).first.click()
+                    time.sleep(1)
                 page.get_by_label("Side by side with a second checkpoint or extractor").check()
                 _visible(page, "#explain-text textarea").fill(
                     "the plot was thin and the ending was predictable , but the acting was wonderful and i found "

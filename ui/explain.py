@@ -101,7 +101,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
             with gr.Column(visible=side == "A", elem_id=f"explain-{side}") as col:
                 summary = gr.Markdown()
                 probs = gr.Label(label="Class probabilities")
-                scores = gr.HighlightedText(label="Words by score (scaled to the largest; the stronger the colour, the higher)",
+                scores = gr.HighlightedText(label="Words by score (scaled to the largest: the stronger, the higher)",
                                             show_legend=False, show_inline_category=False)
                 rationale = gr.HighlightedText(label="Top-k% rationale (beside the gold one for dataset examples)",
                                                color_map=COLORS, show_legend=True, show_inline_category=False)

@@ -85,13 +85,19 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure
     fig.add_trace(go.Scatter(x=[pts[i][0] for i in front], y=[pts[i][1] for i in front], mode="lines+markers",
                              name="Pareto front", line=dict(dash="dash", color="#e0413a"),
                              marker=dict(size=15, symbol="circle-open", color="#e0413a")))
+    for axis, vals in (("x", [p[0] for p in pts]), ("y", [p[1] for p in pts])):  # room for the labels
+        lo, hi = min(vals), max(vals)
+        pad = (hi - lo) * 0.2 or 0.5
+        fig.update_layout(**{f"{axis}axis": dict(range=[lo - pad, hi + pad])})
+    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))
     arrow = {True: "↓ better", False: "↑ better"}
     fig.update_layout(title=title, xaxis_title=f"{xb} ({arrow[xb in LOWER_IS_BETTER]})",
                       yaxis_title=f"{yb} ({arrow[yb in LOWER_IS_BETTER]})", **_LAYOUT)
     return fig
 
 
-def bars(rows: list[dict], metrics: list[str], label_of, title: str = "Metrics per method (mean ± std over seeds)") -> go.Figure:
+def bars(rows: list[dict], metrics: list[str], label_of,
+         title: str = "Metrics per method (mean ± std over seeds)") -> go.Figure:
     present = [m for m in metrics if any(r.get(f"{m}_mean") is not None for r in rows)]
     if not rows or not present:
         return empty(title, "no runs match")

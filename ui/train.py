@@ -35,7 +35,7 @@ def table_for(preset, defaults: AppDefaults) -> list[list[str]]:
     """The settings table of a preset: every key with the app's quick defaults applied."""
     quick = {"data.max_length": defaults.max_length, "data.num_train": defaults.num_train,
              "training.epochs": defaults.epochs, "setup.train_batch_size": defaults.train_batch_size,
-             "setup.eval_batch_size": defaults.eval_batch_size}
+             "setup.eval_batch_size": defaults.eval_batch_size, "model.optimizer.lr": defaults.lr}
     rows = []
     for k, v in preset.settings.items():
         if k in OUTSIDE_TABLE:
@@ -100,7 +100,8 @@ def progress_html(p, title: str = "") -> str:
 
 
 def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
-    """Build the tab; returns its timer (the app activates it while the tab is shown)."""
+    """Build the tab; returns its timer (the app activates it while the tab is shown), the form check (run
+    when the page opens) and the refresh run when the tab is shown."""
     g = guarded(wb)
     presets = {m.id: m for m in wb.methods()}
     method0 = defaults.method if defaults.method in presets else next(iter(presets))
@@ -226,7 +227,10 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     follow.input(on_tick, [follow, gr.State(None)], [queue, follow, progress, loss_plot, dev_plot, last],
                  api_visibility="private")
     cancel.click(on_cancel, [follow], None, api_name="cancel_job")
-    return timer, (_check, form + [launcher], [check_md, command])
+    def on_show():
+        return gr.update(choices=wb.dataset_names())  # datasets uploaded or built since the page opened
+
+    return timer, (_check, form + [launcher], [check_md, command]), (on_show, None, [dataset])
 
 
 __all__ = ["build_tab", "overrides_of", "progress_html", "table_for"]

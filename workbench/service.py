@@ -449,7 +449,8 @@ class Workbench:
         """Datasets, archs and methods of the completed runs with final metrics on ``split`` (the dashboard's
         filter choices; read through the comparison's cache)."""
         df = _compare.runs_metrics(self.workspace, RunFilter(status="completed"), split, _compare.metric_names())
-        return {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None}) for c in ("dataset", "arch", "method")}
+        return {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None})
+                for c in ("dataset", "arch", "method")}
 
     def nrg(self, run_ids: list[str], split: str = "test", convention: str = "eraser"):
         """NRG over a chosen set of runs (each run its own entry)."""
@@ -458,7 +459,7 @@ class Workbench:
     # ------------------------------------------------------------------------- runs with checkpoints
     def checkpoint_runs(self) -> list[RunSummary]:
         """Runs of the workspace that have a checkpoint (newest first): what Explain can load."""
-        return [r for r in self.runs(limit=None) if (self.runs_root / r.run_id / RunDir.CHECKPOINT / "checkpoint.json").is_file()]
+        return [r for r in self.runs(limit=None) if RunDir(self.runs_root / r.run_id).has_checkpoint()]
 
     def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
         """The first ``n`` examples of the split a checkpoint's dataset has, built for its arch and max length
