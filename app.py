@@ -1,39 +1,208 @@
-"""UNIREX Workbench app: ``python app.py [--workspace DIR] [--port N]`` (or ``make app``).
+"""UNIREX Workbench app: ``python app.py [--workspace DIR] [--host H] [--port N] [--auth USER:PASSWORD]``
+(or ``make app``, ``make app PORT=7861``).
 
-Composition root: builds the Gradio Blocks from the ``ui/`` tabs. On first start it writes the
-built-in demo dataset and builds it for the default arch (the bundled MiniLM).
+Composition root: one :class:`workbench.Workbench` (with its background worker, paths confined to the
+workspace) shared by the tabs of ``ui/``. On first start it writes the built-in demo dataset and builds it
+for the default arch.
+
+Safety: the app binds ``127.0.0.1:7860`` by default. Binding any other address, or ``--share``, needs a
+login: ``--auth user:password`` or the environment variable ``UNIREX_APP_AUTH=user:password``; without one
+the app refuses to start. A busy port is a one-line message and exit status 2.
+
+Defaults of the forms (what a fresh machine trains in a few minutes on a CPU): ``--arch`` (env
+``UNIREX_APP_ARCH``, default ``default``: the bundled MiniLM), ``--max-length`` (``UNIREX_APP_MAX_LENGTH``,
+128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 500-example train subsample; 0 = the whole
+split), ``--method`` (``UNIREX_APP_METHOD``, ``slm_plaus_linear``); the Train tab also starts from one epoch,
+batches of 8 and a learning rate of 5e-5.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
+import socket
+import sys
 
-import gradio as gr
+ENV_AUTH = "UNIREX_APP_AUTH"
+ENV_ARCH = "UNIREX_APP_ARCH"
+ENV_MAX_LENGTH = "UNIREX_APP_MAX_LENGTH"
+ENV_NUM_TRAIN = "UNIREX_APP_NUM_TRAIN"
+ENV_METHOD = "UNIREX_APP_METHOD"
+HEADER = ("# UNIREX Workbench\nTrain and benchmark language-model rationale extractors (UNIREX, ICML 2022) on ERASER "
+          "metrics: build a dataset, train a method of the paper, follow its runs, explain a text, compare methods.")
 
-from ui import datasets as datasets_tab
-from unirex.workspace import data_dir as workspace_data_dir
 
+def build_app(wb, defaults=None):
+    """The Gradio Blocks of the five tabs over one workbench."""
+    import gradio as gr
 
-def build_app(workspace: str | None = None) -> gr.Blocks:
-    data_dir = workspace_data_dir(workspace)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    datasets_tab.build_all(data_dir, "demo", "default", None)  # first start: demo dataset ready to use
+    from ui import compare as compare_tab
+    from ui import datasets as datasets_tab
+    from ui import explain as explain_tab
+    from ui import runs as runs_tab
+    from ui import train as train_tab
+    from ui.common import AppDefaults
+
+    defaults = defaults or AppDefaults()
     with gr.Blocks(title="UNIREX Workbench") as app:
-        gr.Markdown("# UNIREX Workbench\nTrain and benchmark language-model rationale extractors (UNIREX, ICML 2022) "
-                    "on ERASER metrics.")
-        with gr.Tab("Datasets"):
-            datasets_tab.build_tab(data_dir)
+        gr.Markdown(HEADER)
+        with gr.Tabs():
+            with gr.Tab("Datasets") as t_data:
+                ds_load, ds_in, ds_out = datasets_tab.build_tab(wb, defaults)
+            with gr.Tab("Train") as t_train:
+                train_timer, (check_fn, check_in, check_out), (tr_fn, tr_in, tr_out) = train_tab.build_tab(wb, defaults)
+            with gr.Tab("Runs") as t_runs:
+                runs_timer, (runs_fn, runs_in, runs_out) = runs_tab.build_tab(wb)
+            with gr.Tab("Explain") as t_explain:
+                ex_fn, ex_in, ex_out = explain_tab.build_tab(wb, defaults)
+            with gr.Tab("Compare") as t_compare:
+                cmp_fn, cmp_in, cmp_out = compare_tab.build_tab(wb)
+        timers = [train_timer, runs_timer]
+
+        def only(active):
+            return lambda: [gr.Timer(active=t is active) for t in timers]
+
+        private = dict(api_visibility="private")
+        t_data.select(only(None), None, timers, **private)
+        t_train.select(only(train_timer), None, timers, **private).then(tr_fn, tr_in, tr_out, **private)
+        t_runs.select(only(runs_timer), None, timers, **private).then(runs_fn, runs_in, runs_out, **private)
+        t_explain.select(only(None), None, timers, **private).then(ex_fn, ex_in, ex_out, **private)
+        t_compare.select(only(None), None, timers, **private).then(cmp_fn, cmp_in, cmp_out, **private)
+        app.load(ds_load, ds_in, ds_out, **private)
+        app.load(check_fn, check_in, check_out, **private)
     return app
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="UNIREX Workbench")
+def hide_api_info_before_login() -> None:
+    """Gradio embeds the API description (endpoint names, parameter defaults) in the page it serves before
+    the login, with ``--auth`` too; serve that page without it, so a visitor who has not logged in gets
+    the login form and nothing else."""
+    import gradio.routes as routes
+
+    render = routes.templates.TemplateResponse
+    if getattr(render, "_unirex_login_guard", False):
+        return
+
+    def guarded(*args, **kwargs):
+        context = kwargs.get("context")
+        if isinstance(context, dict) and (context.get("config") or {}).get("auth_required"):
+            context["gradio_api_info"] = {}
+        return render(*args, **kwargs)
+
+    guarded._unirex_login_guard = True
+    routes.templates.TemplateResponse = guarded
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("give the login as user:password")
+    return user, password
+
+
+def port_in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"error: {name}={raw!r} is not a whole number") from None
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="UNIREX Workbench (the Gradio app)")
     p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
-    args = p.parse_args(argv)
-    build_app(args.workspace).queue().launch(server_name=args.host, server_port=args.port)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --auth)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="a public Gradio share link (needs --auth)")
+    p.add_argument("--auth", help=f"login as user:password (or ${ENV_AUTH}); required off loopback and with --share")
+    p.add_argument("--arch", default=os.environ.get(ENV_ARCH) or "default",
+                   help=f"default arch of the forms (${ENV_ARCH}; default: the bundled MiniLM)")
+    p.add_argument("--max-length", type=int, default=_env_int(ENV_MAX_LENGTH, 128),
+                   help=f"default data.max_length (${ENV_MAX_LENGTH}; default 128)")
+    p.add_argument("--num-train", type=int, default=_env_int(ENV_NUM_TRAIN, 500),
+                   help=f"default train subsample, 0 = the whole split (${ENV_NUM_TRAIN}; default 500)")
+    p.add_argument("--method", default=os.environ.get(ENV_METHOD) or "slm_plaus_linear",
+                   help=f"default method preset of the Train tab (${ENV_METHOD})")
+    p.add_argument("--no-demo", action="store_true", help="do not build the demo dataset on start")
+    return p
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        auth = parse_auth(args.auth or os.environ.get(ENV_AUTH))
+    except ValueError as e:
+        return fail(f"--auth / ${ENV_AUTH}: {e}")
+    if (args.share or not is_loopback(args.host)) and auth is None:
+        why = ("--share publishes the app on the internet" if args.share
+               else f"--host {args.host} is reachable from other machines")
+        return fail(f"{why}: give a login with --auth user:password (or ${ENV_AUTH}=user:password), "
+                    "or bind 127.0.0.1")
+    if not 1 <= args.port <= 65535:
+        return fail(f"--port {args.port} is not a port number (1-65535)")
+    if port_in_use(args.host, args.port):
+        return fail(f"port {args.port} on {args.host} is already in use (is the app already running?); "
+                    f"choose another with --port N (make app PORT=N)")
+
+    from ui.common import AppDefaults
+    from unirex.errors import UnirexError
+    from workbench import Workbench
+
+    defaults = AppDefaults(arch=args.arch, max_length=args.max_length, num_train=args.num_train or None,
+                           method=args.method)
+    wb = Workbench(args.workspace, start_worker=True, confine=True, trusted_archs=(args.arch,))
+    try:
+        if not args.no_demo:  # first start: the demo dataset ready to use
+            wb.build_dataset("demo", defaults.arch, defaults.max_length)
+        wb.sync()
+    except UnirexError as e:
+        return fail(wb.public_message(e))
+    app = build_app(wb, defaults)
+    if auth is not None:
+        hide_api_info_before_login()
+    from workbench.datasets import upload_limit
+
+    wb.exports_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        app.queue().launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+                           auth_message="UNIREX Workbench: log in with the user and password the app was started with.",
+                           allowed_paths=[str(wb.exports_dir)], max_file_size=upload_limit(), show_error=False)
+    except OSError as e:
+        return fail(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}")
+    finally:
+        wb.stop_worker()  # a running job stops within a step and reads cancelled
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

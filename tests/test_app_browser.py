@@ -1,13 +1,20 @@
-"""The app in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright)."""
+"""The app in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright), used as a person
+would: build the dataset and browse it, upload an archive, queue a debug run from the Train tab and watch
+it complete, queue two runs and cancel one, see the runs (also one written by another process) in the
+Runs tab, explain a typed text, and compare methods. The app runs on a tiny random BERT and a 64/32/32
+demo set so the module takes a few minutes."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +22,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
+LONG = 180_000  # ms: a wait that covers a training run on a busy machine
 
 
 def _free_port() -> int:
@@ -24,16 +32,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(tmp_path_factory, tiny_arch, small_demo_dir):
     port = _free_port()
     ws = tmp_path_factory.mktemp("ws")
+    shutil.copytree(small_demo_dir / "demo", ws / "data" / "demo")  # a small demo: the app keeps it
     # downloads go to a closed loopback port: no traffic leaves the machine
     env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
+           "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped", "PYTHONPATH": str(ROOT)}
+    env.pop("UNIREX_APP_AUTH", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--arch", tiny_arch,
+                             "--max-length", "64", "--num-train", "0"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"app exited early:\n{proc.stdout.read()}")
@@ -44,10 +55,25 @@ def app_url(tmp_path_factory):
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("app did not start within 120 s")
-    yield url, ws
+        raise RuntimeError("app did not start within 180 s")
+    yield url, ws, tiny_arch
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request, tmp_path_factory):
+    """A failing test leaves a screenshot of the page (in the pytest temporary folder) to look at."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    pg = request.node.funcargs.get("page")
+    if pg is not None and rep is not None and rep.failed:
+        path = tmp_path_factory.getbasetemp() / f"{request.node.name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
 
 
 @pytest.fixture(scope="module")
@@ -58,36 +84,212 @@ def page(app_url):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
         pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.goto(app_url[0])
+        pg.set_default_timeout(120_000)
+        pg.goto(app_url[0], timeout=LONG)
         yield pg
         browser.close()
 
 
+def visible(page, selector: str):
+    return page.locator(selector).filter(visible=True)
+
+
+def text_in(page, selector: str, text: str, timeout: int = 120_000):
+    visible(page, selector).get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)
+
+
+def toast(page, text: str, timeout: int = 120_000):
+    """A gr.Error / gr.Warning / gr.Info message with ``text``."""
+    page.locator(".toast-body").filter(has_text=text).first.wait_for(timeout=timeout)
+
+
+def close_toasts(page):
+    for btn in page.locator(".toast-close").all():
+        try:
+            btn.click(timeout=1000)
+        except Exception:  # noqa: BLE001 - a toast that left by itself
+            pass
+
+
 def test_first_start_builds_demo(app_url):
-    _, ws = app_url
-    built = ws / "data" / "demo" / "default" / "L512"
+    from unirex.arch import arch_slug
+
+    _, ws, arch = app_url
+    built = ws / "data" / "demo" / arch_slug(arch) / "L64"
     assert {"train.parquet", "dev.parquet", "test.parquet"} <= {p.name for p in built.iterdir()}
 
 
-def test_datasets_tab_builds_and_highlights(page):
+def test_datasets_tab_summary_browser_and_errors(page, app_url, tmp_path):
     page.get_by_role("tab", name="Datasets").click()
+    text_in(page, "#ds-summary", "NEG: 33")  # shown on load: the first start built it
+    page.get_by_role("button", name="Show examples").click()
+    text_in(page, "#ds-title", "Example 1 of 64")
+    page.get_by_role("button", name="Next ▶").click()
+    text_in(page, "#ds-title", "Example 2 of 64")
+    page.get_by_role("button", name="◀ Previous").click()
+    text_in(page, "#ds-title", "Example 1 of 64")
+    page.get_by_label("truncated", exact=True).check()
+    text_in(page, "#ds-title", "(filtered)")
+    text_in(page, "#ds-doc", "model input ends here")
+    # an unknown dataset: the whole message, <data_dir> shown as text
+    name = visible(page, "#ds-name input")
+    name.fill("nosuch")
+    name.press("Enter")
     page.get_by_role("button", name="Build dataset").click()
-    page.get_by_text("Built demo for arch").wait_for(timeout=60_000)
-    assert page.get_by_text("cache hit").count() >= 1  # the first start built it already
-    page.get_by_role("button", name="Show example").click()
-    page.get_by_text("demo_train_00000").wait_for(timeout=30_000)
-    body = page.inner_text("body")
-    assert "label POS" in body and "forgettable" in body
+    toast(page, "goes in <data_dir>/nosuch/ with train.jsonl")
+    close_toasts(page)
+    # upload a zip of an ERASER folder
+    src = app_url[1] / "data" / "demo"
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in src.rglob("*"):
+            if p.is_file() and p.suffix != ".parquet" and "L64" not in p.parts and p.name != "labels.json":
+                z.write(p, "mine/" + str(p.relative_to(src)))
+    page.get_by_text("Upload an ERASER dataset").click()
+    page.locator("#ds-upload input[type=file]").set_input_files(str(archive))
+    time.sleep(1)
+    page.get_by_role("button", name="Upload and unpack").click()
+    page.get_by_text("Unpacked into").first.wait_for()
+    assert (app_url[1] / "data" / "mine" / "train.jsonl").is_file()
 
 
-def test_bad_example_index_shows_error(page):
-    page.get_by_label("Example").fill("99999")
-    page.get_by_role("button", name="Show example").click()
-    page.get_by_text("out of range").wait_for(timeout=30_000)
+def test_train_tab_checks_settings_inline(page):
+    page.get_by_role("tab", name="Train").click()
+    text_in(page, "#train-check", "ok: 1 run")
+    extra = visible(page, "#train-extra textarea, #train-extra input")
+    extra.fill("model.comp_wieght=0.5")
+    text_in(page, "#train-check", "did you mean 'model.comp_wt'")
+    extra.fill("")
+    text_in(page, "#train-check", "ok: 1 run")
+    assert "python -m unirex method=slm_plaus_linear data=demo" in page.inner_text("body")
 
 
-def test_catalog_download_error_is_shown(page):
-    """The archive server is unreachable: the Download button reports it in the page, naming the address."""
-    page.get_by_role("button", name="Download").click()
-    page.get_by_text("movies.tar.gz").first.wait_for(timeout=60_000)
-    assert "Error:" in page.inner_text("body")
+def test_train_debug_run_completes_with_live_curves(page):
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-debug input").check()
+    text_in(page, "#train-check", "ok: 1 run")
+    page.get_by_role("button", name="Launch (queue the run)").click()
+    text_in(page, "#train-launched", "Queued 1 job")
+    page.locator(".unirex-progress[data-status='completed']").wait_for(timeout=LONG)
+    visible(page, "#train-losses .js-plotly-plot").first.wait_for()
+    assert "task_loss" in visible(page, "#train-losses").inner_text()
+    text_in(page, "#train-queue", "completed")
+
+
+def _launch(page, wb) -> str:
+    """Click Launch and return the id of the job it queued (read from the workspace's queue)."""
+    before = {j.job_id for j in wb.queue(include_final=True)}
+    for _ in range(3):  # a click while the previous launch's follow-up still runs is ignored (trigger once)
+        page.get_by_role("button", name="Launch (queue the run)").click()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            new = [j.job_id for j in wb.queue(include_final=True) if j.job_id not in before]
+            if new:
+                text_in(page, "#train-launched", new[0])
+                return new[0]
+            time.sleep(0.5)
+    raise AssertionError("Launch queued no job")
+
+
+def test_queue_two_runs_and_cancel_one(page, app_url):
+    from workbench import Workbench
+
+    wb = Workbench(app_url[1])
+    close_toasts(page)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-debug input").uncheck()
+    extra = visible(page, "#train-extra textarea, #train-extra input")
+    extra.fill("training.epochs=500 training.patience=500")
+    text_in(page, "#train-check", "ok: 1 run")
+    first = _launch(page, wb)
+    extra.fill("")
+    page.locator("#train-debug input").check()
+    text_in(page, "#train-check", "ok: 1 run")
+    second = _launch(page, wb)
+    assert wb.job(second).status == "waiting"
+    # the long run trains: cancel it (the followed job is the running one)
+    page.locator(".unirex-progress[data-status='running']").filter(has_text=first).wait_for(timeout=LONG)
+    page.get_by_role("button", name="Cancel this job").click()
+    toast(page, "asked to stop")
+    deadline = time.time() + LONG / 1000
+    while time.time() < deadline and wb.job(second).status not in ("completed", "failed"):
+        time.sleep(1)
+    assert wb.job(first).status == "cancelled"
+    assert wb.job(second).status == "completed", wb.job(second).error
+    text_in(page, "#train-queue", "cancelled")
+
+
+def test_runs_tab_lists_runs_of_every_process(page, app_url):
+    from unirex.runs import RunDir
+
+    ws = app_url[1]
+    other = RunDir.create(ws / "runs", {"seed": 7}, {"method": "task_lm", "dataset": "demo", "arch": "default",
+                                                     "seed": 7, "mode": "train", "command": "python -m unirex data=demo"})
+    other.log_metrics({"acc": 0.81, "macro_f1": 0.8, "comp_aopc": 0.2, "suff_aopc": 0.1, "plaus_auprc": 0.3,
+                       "plaus_token_f1": 0.2, "plaus_iou_f1": 0.1, **{f"comp_k{k}": 0.1 for k in (1, 5, 10, 20, 50)},
+                       **{f"suff_k{k}": 0.1 for k in (1, 5, 10, 20, 50)}}, "test")
+    other.set_status("completed")
+    close_toasts(page)
+    page.get_by_role("tab", name="Runs").click()
+    text_in(page, "#runs-table", other.run_id)  # a run this app did not launch (another process wrote it)
+    text_in(page, "#runs-table", "cancelled")
+    visible(page, "#runs-table").get_by_text("slm_plaus_linear").filter(visible=True).first.click()
+    text_in(page, "#runs-detail", "completed")
+    text_in(page, "#runs-detail", "Reproduce:")
+    page.get_by_role("button", name="Export ERASER results").click()
+    text_in(page, "#runs-action", "ERASER results of")
+    page.get_by_label("Hugging Face repo id (owner/name)").fill("me/rationales")
+    page.get_by_role("button", name="Push to the Hub").click()
+    toast(page, "Hub push is not available in this build yet")
+    close_toasts(page)
+    # delete the cancelled run, with confirmation
+    visible(page, "#runs-table").get_by_text("cancelled").filter(visible=True).first.click()
+    text_in(page, "#runs-detail", "cancelled")
+    run_id = re.search(r"R-\d{8}-\d{6}-[0-9a-f]{6}", visible(page, "#runs-detail").inner_text()).group(0)
+    page.get_by_role("button", name="Delete this run…").click()
+    page.get_by_role("button", name="Yes, delete it for good").click()
+    text_in(page, "#runs-action", "Deleted")
+    assert not (ws / "runs" / run_id).exists()
+
+
+def test_explain_tab_highlights_typed_text(page):
+    close_toasts(page)
+    page.get_by_role("tab", name="Explain").click()
+    text = visible(page, "#explain-text textarea")
+    text.fill("the plot was <b>bold</b> and i found it wonderful .")
+    page.get_by_role("button", name="Explain", exact=True).click()
+    text_in(page, "#explain-A", "Prediction:", LONG)
+    panel = visible(page, "#explain-A")
+    assert "<b>bold</b>" in panel.inner_text()  # the word is text, not markup
+    assert panel.locator("b").filter(has_text="bold").count() == 0
+    assert "Comprehensiveness" in panel.inner_text() and "sufficiency" in panel.inner_text()
+    # side by side with input-x-gradient
+    page.get_by_label("Side by side with a second checkpoint or extractor").check()
+    page.get_by_role("button", name="Explain", exact=True).click()
+    text_in(page, "#explain-B", "input-x-gradient", LONG)
+    # a dataset example with its gold rationale
+    page.get_by_text("Dataset examples of this checkpoint").click()
+    page.get_by_role("button", name="Load examples").click()
+    page.get_by_text("examples of the test split").first.wait_for()
+    pick = page.get_by_label("Example (test split)")
+    pick.click()
+    page.get_by_role("option").first.click()
+    page.get_by_text("gold rationale:").first.wait_for()
+    page.get_by_role("button", name="Explain", exact=True).click()
+    text_in(page, "#explain-A", "Against the gold rationale", LONG)
+    # too long a text is refused with a message
+    text.fill("word " * 4001)
+    page.get_by_role("button", name="Explain", exact=True).click()
+    toast(page, "at most 20,000 can be explained")
+
+
+def test_compare_tab_shows_the_runs_and_charts(page):
+    close_toasts(page)
+    page.get_by_role("tab", name="Compare").click()
+    text_in(page, "#compare-table", "slm_plaus_linear")
+    text_in(page, "#compare-table", "task_lm")
+    visible(page, "#compare-charts .js-plotly-plot").nth(1).wait_for()
+    visible(page, "#compare-bins .js-plotly-plot").first.wait_for()
+    assert "Pareto front" in visible(page, "#compare-charts").inner_text()
+    page.get_by_role("button", name="Export CSV").click()
+    page.get_by_text(re.compile(r"Wrote compare-test-.*\.csv")).first.wait_for()

@@ -1,133 +1,238 @@
-"""Datasets tab: build an ERASER dataset for an arch, see its summary and browse gold rationales."""
+"""Datasets tab: build an ERASER dataset for an arch, see its summary, browse examples with their gold
+rationale, upload an archive of your own, and fetch the ERASER datasets of the catalog."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
-from unirex.data import build_split, ensure_source, load_built
-from unirex.data.catalog import catalog_rows
-from unirex.data.download import ensure_downloaded
-from unirex.data.eraser import DocumentStore
-from unirex.errors import UnirexError
+from ui.common import AppDefaults, code, fmt_bytes, guarded, md
+from workbench import DatasetExample, Workbench
 
 SPLITS = ["train", "dev", "test"]
+SUMMARY_HEADERS = ["arch", "max length", "split", "examples", "labels", "mean subwords", "truncated", "with rationale",
+                   "rationale coverage (words)", "cache"]
+CATALOG_HEADERS = ["name", "task type", "labels", "examples train / val / test", "archive", "status"]
+GOLD, NOT_READ, GOLD_NOT_READ, CUT = "gold rationale", "not read (past max length)", "gold, not read", "input ends"
+COLORS = {GOLD: "#2e9d4f", NOT_READ: "#d0d0d0", GOLD_NOT_READ: "#9fd3a8", CUT: "#e0413a"}
 
 
-def list_datasets(data_dir: Path) -> list[str]:
-    found = sorted(p.name for p in Path(data_dir).iterdir() if p.is_dir() and not p.name.startswith(".")) if Path(data_dir).is_dir() else []
-    return sorted(set(found) | {"demo"})
-
-
-def build_all(data_dir: Path, dataset: str, arch: str, max_length: int | None, progress=None):
-    """Build every split; returns the summaries as rows for a table."""
-    ensure_source(data_dir, dataset)
+def summary_rows(summaries) -> list[list]:
     rows = []
-    for i, split in enumerate(SPLITS):
-        if progress is not None:
-            progress((i, len(SPLITS)), desc=f"building {dataset}/{split}")
-        built = build_split(data_dir, dataset, split, arch=arch or "default", max_length=max_length or None)
-        s = built.summary
-        rows.append([split, s["count"], ", ".join(f"{k}: {v}" for k, v in s["label_distribution"].items()),
-                     round(s["mean_subwords"], 1), s["truncated"], s["with_rationale"],
-                     None if s["rationale_coverage_word"] is None else round(s["rationale_coverage_word"], 3),
-                     "cache hit" if built.cache_hit else "built"])
+    for s in summaries:
+        rows.append([s.arch, s.max_length, s.split, s.count,
+                     ", ".join(f"{k}: {v}" for k, v in s.label_distribution.items()), round(s.mean_subwords, 1),
+                     s.truncated, s.with_rationale,
+                     None if s.rationale_coverage is None else round(s.rationale_coverage, 3),
+                     "" if s.cache_hit is None else ("cache hit" if s.cache_hit else "built")])
     return rows
 
 
-def example_highlight(data_dir: Path, dataset: str, arch: str, max_length: int | None, split: str, index: int):
-    """An example's document words with its gold rationale marked, for gr.HighlightedText."""
-    built = build_split(data_dir, dataset, split, arch=arch or "default", max_length=max_length or None)
-    table = load_built(built.path)
-    if not 0 <= index < table.height:
-        raise UnirexError(f"example {index} is out of range: {split} has {table.height} examples")
-    row = table.row(index, named=True)
-    source = Path(data_dir) / dataset
-    docs = DocumentStore(source)
-    words = [w for d in row["docids"] for w in docs.get(d).words]
-    marks = row["rationale_words"]
-    title = f"{row['annotation_id']} — label {row['label_name']}" + (f" — query: {row['query']}" if row["query"] else "")
-    return title, rationale_pieces(words, marks)
-
-
-def rationale_pieces(words: list[str], marks: list[int], label: str = "rationale") -> list[tuple[str, str | None]]:
-    """HighlightedText pieces: one per plain word (so lines wrap between words), one per rationale span."""
+def example_pieces(ex: DatasetExample) -> list[tuple[str, str | None]]:
+    """HighlightedText pieces: the gold rationale, the words past the model's input, a marker where the
+    input ends; one piece per plain word so lines wrap between words."""
     pieces: list[tuple[str, str | None]] = []
-    for w, m in zip(words, marks):
-        if m and pieces and pieces[-1][1] == label:
-            pieces[-1] = (pieces[-1][0] + " " + w, label)
+    last_doc = ex.word_document[0] if ex.word_document else 0
+    for i, (w, g, d) in enumerate(zip(ex.words, ex.gold, ex.word_document)):
+        if d != last_doc:
+            pieces.append(("| ", None))
+            last_doc = d
+        if i == ex.read_words and ex.truncated:
+            pieces.append((f"⟂ model input ends here ({ex.max_length} subwords) ", CUT))
+        read = i < ex.read_words or not ex.truncated
+        label = (GOLD if read else GOLD_NOT_READ) if g else (None if read else NOT_READ)
+        if label is not None and pieces and pieces[-1][1] == label:
+            pieces[-1] = (pieces[-1][0] + w + " ", label)
         else:
-            pieces.append((w, label if m else None))
-    return [(text + " ", lab) for text, lab in pieces]
+            pieces.append((w + " ", label))
+    return pieces
 
 
-CATALOG_HEADERS = ["name", "task type", "labels", "train / val / test", "status", "source"]
+def example_title(ex: DatasetExample, pos: int, n: int, filtered: bool) -> str:
+    head = f"**Example {pos + 1} of {n}**" + (" (filtered)" if filtered else "") + f" · row {ex.index} of {ex.split}"
+    parts = [f"{code(ex.annotation_id)}", f"label **{md(ex.label)}**"]
+    if ex.query:
+        parts.append(f"query: {md(ex.query)}")
+    if not ex.has_rationale:
+        parts.append("no gold rationale")
+    if ex.truncated:
+        parts.append(f"truncated: the model reads the first {ex.read_words} of {len(ex.words)} words")
+    return head + "\n\n" + " — ".join(parts)
 
 
-def catalog_table(data_dir: Path) -> list[list]:
-    return [[r["name"], r["task_type"], r["labels"], r["sizes"], r["status"], r["source_url"]]
-            for r in catalog_rows(data_dir)]
+def catalog_rows(rows) -> list[list]:
+    out = []
+    for r in rows:
+        size = fmt_bytes(r.archive_bytes) if r.archive_bytes is not None else "unknown"
+        if r.archive_bytes is not None and r.archive_size_source == "server":
+            size += " (host)"
+        size += f"; unpacks to ≤ {fmt_bytes(r.unpacked_limit_bytes)}"
+        out.append([r.name, r.task_type, r.labels, " / ".join(f"{n:,}" for n in r.sizes), size, r.status])
+    return out
 
 
-def download(data_dir: Path, name: str, source: str, progress=None) -> str:
-    """Fetch a catalog dataset into the data dir (progress in bytes)."""
-    def on_progress(done: int, total: int | None) -> None:
-        if progress is not None:
-            progress((done, total) if total else None, desc=f"downloading {name}: {done / 1e6:.1f} MB", unit="bytes")
-
-    path = ensure_downloaded(data_dir, name, progress=False, source=source, on_progress=on_progress)
-    return f"**{name}** is in `{path}`; build it above."
+def _filters(label, rationale, truncated):
+    return (None if label in (None, "", "any") else label,
+            None if rationale == "any" else rationale == "with gold rationale",
+            None if truncated == "any" else truncated == "truncated")
 
 
-def build_tab(data_dir: Path) -> None:
-    headers = ["split", "examples", "labels", "mean subwords", "truncated", "with rationale", "rationale coverage (words)", "cache"]
+def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
+    """Build the tab's blocks; returns the load event ``(fn, outputs)`` that fills it for the page."""
+    g = guarded(wb)
     with gr.Row():
-        dataset = gr.Dropdown(list_datasets(data_dir), value="demo", label="Dataset", allow_custom_value=True)
-        arch = gr.Textbox(value="default", label="Arch (default = bundled MiniLM, or a HF id / local path)")
-        max_length = gr.Number(value=0, label="Max length (subwords; 0 = the arch's maximum, at most 512)", precision=0)
+        dataset = gr.Dropdown(wb.dataset_names(), value=defaults.dataset, label="Dataset", allow_custom_value=True,
+                              scale=2, elem_id="ds-name")
+        arch = gr.Textbox(value=defaults.arch, label="Arch (default = bundled MiniLM, a HF id, or a folder in the "
+                                                     "workspace)", scale=3)
+        max_length = gr.Number(value=defaults.max_length, precision=0, scale=2,
+                               label="Max length (subwords; 0 = the arch's maximum, at most 512)")
     build_btn = gr.Button("Build dataset", variant="primary")
     status = gr.Markdown()
-    summary = gr.Dataframe(headers=headers, label="Summary", interactive=False)
+    summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Built splits (every arch and max length)", interactive=False,
+                           wrap=True, elem_id="ds-summary")
+
+    with gr.Accordion("Upload an ERASER dataset (.zip or .tar.gz)", open=False):
+        gr.Markdown("The archive holds `train.jsonl`, `val.jsonl` (or `dev.jsonl`), `test.jsonl` and `docs/` (or "
+                    "`docs.jsonl`), at its top or in one folder. It is unpacked safely (no `..`, absolute paths, "
+                    "links or devices; a size limit; the layout checked) into the workspace's data folder.")
+        with gr.Row():
+            upload_file = gr.File(label="Archive", file_types=[".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz"],
+                                  type="filepath", scale=3, elem_id="ds-upload")
+            upload_name = gr.Textbox(label="Dataset name (default: the archive's name)", scale=2)
+            upload_btn = gr.Button("Upload and unpack", scale=1)
+        upload_status = gr.Markdown()
+
+    gr.Markdown("### Examples")
     with gr.Row():
-        split = gr.Dropdown(SPLITS, value="train", label="Split")
-        index = gr.Number(value=0, label="Example", precision=0)
-        show_btn = gr.Button("Show example")
-    title = gr.Markdown()
-    highlighted = gr.HighlightedText(label="Document (gold rationale highlighted)", color_map={"rationale": "green"},
-                                    show_inline_category=False, show_legend=True)
-
-    def on_build(ds, a, ml, progress=gr.Progress()):
-        try:
-            rows = build_all(data_dir, ds, a, int(ml) if ml else None, progress)
-        except UnirexError as e:
-            return f"**Error:** {e}", gr.update()
-        return f"Built **{ds}** for arch `{a}`.", rows
-
-    def on_show(ds, a, ml, sp, i):
-        try:
-            return example_highlight(data_dir, ds, a, int(ml) if ml else None, sp, int(i or 0))
-        except UnirexError as e:
-            return f"**Error:** {e}", []
-
-    build_btn.click(on_build, [dataset, arch, max_length], [status, summary])
-    show_btn.click(on_show, [dataset, arch, max_length, split, index], [title, highlighted])
-
-    gr.Markdown("### ERASER catalog\nDownloaded on first use, verified and unpacked safely into the data folder "
-                "(`UNIREX_ERASER_BASE_URL` points at a mirror).")
-    rows = catalog_table(data_dir)
-    catalog = gr.Dataframe(value=rows, headers=CATALOG_HEADERS, label="Catalog", interactive=False)
+        split = gr.Dropdown(SPLITS, value="train", label="Split", scale=1)
+        label_f = gr.Dropdown(["any"], value="any", label="Label", scale=1)
+        rationale_f = gr.Radio(["any", "with gold rationale", "without"], value="any", label="Gold rationale", scale=2)
+        truncated_f = gr.Radio(["any", "truncated", "not truncated"], value="any", label="Truncated", scale=2)
     with gr.Row():
-        name = gr.Dropdown([r[0] for r in rows], value="movies", label="Dataset to download")
+        prev_btn = gr.Button("◀ Previous", size="sm")
+        show_btn = gr.Button("Show examples", size="sm", variant="secondary")
+        next_btn = gr.Button("Next ▶", size="sm")
+        goto = gr.Number(value=1, precision=0, label="Go to example", min_width=100)
+    indices = gr.State([])
+    pos = gr.State(0)
+    title = gr.Markdown(elem_id="ds-title")
+    highlighted = gr.HighlightedText(label="Document (gold rationale highlighted; grey: past the model's input)",
+                                     color_map=COLORS, show_inline_category=False, show_legend=True, elem_id="ds-doc")
+
+    gr.Markdown("### ERASER catalog")
+    catalog_note = gr.Markdown()
+    catalog = gr.Dataframe(headers=CATALOG_HEADERS, label="Catalog", interactive=False, wrap=True,
+                           column_widths=["12%", "11%", "22%", "19%", "24%", "12%"])
+    with gr.Row():
+        name = gr.Dropdown([r.name for r in wb.catalog()], value="movies", label="Dataset to download")
         source = gr.Radio(["eraser", "hf"], value="eraser", label="Source (ERASER archive or Hugging Face copy)")
         dl_btn = gr.Button("Download")
+        sizes_btn = gr.Button("Ask the host for archive sizes")
     dl_status = gr.Markdown()
 
-    def on_download(n, src, progress=gr.Progress()):
-        try:
-            msg = download(data_dir, n, src, progress)
-        except UnirexError as e:
-            msg = f"**Error:** {e}"
-        return msg, catalog_table(data_dir), gr.update(choices=list_datasets(data_dir))
+    def _catalog_note():
+        rows = wb.catalog()
+        base = rows[0].source_url.rsplit("/", 1)[0] if rows else ""
+        return (f"Archives come from {code(base)} (`UNIREX_ERASER_BASE_URL` points at a mirror); they are "
+                "verified and unpacked safely into the data folder on first use.")
 
-    dl_btn.click(on_download, [name, source], [dl_status, catalog, dataset])
+    @g
+    def on_load(ds):
+        return summary_rows(wb.dataset_summaries(ds)) if ds else [], catalog_rows(wb.catalog()), _catalog_note()
+
+    @g
+    def on_build(ds, a, ml, progress=gr.Progress()):
+        def step(i, n, what):
+            progress((i, n), desc=what)
+
+        rows = wb.build_dataset(ds, a, int(ml) if ml else None, on_progress=step)
+        built = sum(1 for s in rows if not s.cache_hit)
+        msg = (f"Built **{md(ds)}** for arch {code(a)}: {built} split(s) built, {len(rows) - built} from the cache.")
+        return (msg, summary_rows(wb.dataset_summaries(ds)), gr.update(choices=wb.dataset_names()),
+                gr.update(choices=["any", *wb.dataset_labels(ds, a, int(ml) if ml else None, "train")]))
+
+    @g
+    def on_dataset(ds):
+        if not ds:
+            return [], gr.update()
+        return summary_rows(wb.dataset_summaries(ds)), gr.update(value="any")
+
+    def _show(ds, a, ml, sp, idx, p, filters):
+        if not idx:
+            return [], 0, "No example matches this filter.", []
+        p = max(0, min(int(p), len(idx) - 1))
+        ex = wb.example(ds, a, int(ml) if ml else None, sp, idx[p])
+        filtered = any(v is not None for v in _filters(*filters))
+        return idx, p, example_title(ex, p, len(idx), filtered), example_pieces(ex)
+
+    @g
+    def on_filter(ds, a, ml, sp, lab, rat, trunc):
+        ml_ = int(ml) if ml else None
+        idx = wb.find_examples(ds, a, ml_, sp, *_filters(lab, rat, trunc))
+        labels = ["any", *wb.dataset_labels(ds, a, ml_, sp)]
+        return (*_show(ds, a, ml, sp, idx, 0, (lab, rat, trunc)), gr.update(choices=labels), 1)
+
+    @g
+    def on_move(ds, a, ml, sp, idx, p, delta, lab, rat, trunc):
+        if not idx:
+            raise gr.Error("Press 'Show examples' first (or no example matches the filter).")
+        out = _show(ds, a, ml, sp, idx, int(p) + delta, (lab, rat, trunc))
+        return (*out, out[1] + 1)
+
+    @g
+    def on_goto(ds, a, ml, sp, idx, n, lab, rat, trunc):
+        if not idx:
+            raise gr.Error("Press 'Show examples' first (or no example matches the filter).")
+        n = int(n or 1)
+        if not 1 <= n <= len(idx):
+            raise gr.Error(f"example {n} is out of range: 1 to {len(idx)}")
+        return _show(ds, a, ml, sp, idx, n - 1, (lab, rat, trunc))
+
+    @g
+    def on_upload(path, nm):
+        if not path:
+            raise gr.Error("Choose an archive to upload first.")
+        n, folder, desc = wb.upload_dataset(path, nm or None)
+        return (f"Unpacked into {code(folder)}: {md(desc)}. Choose **{md(n)}** above and build it.",
+                gr.update(choices=wb.dataset_names(), value=n))
+
+    @g
+    def on_download(n, src, progress=gr.Progress()):
+        def on_progress(done: int, total: int | None) -> None:
+            progress((done, total) if total else None, desc=f"downloading {n}: {done / 1e6:.1f} MB", unit="bytes")
+
+        path = wb.download_dataset(n, src, on_progress)
+        return (f"**{md(n)}** is in {code(path)}; build it above.", catalog_rows(wb.catalog()),
+                gr.update(choices=wb.dataset_names()))
+
+    @g
+    def on_sizes():
+        rows, failures = wb.check_archive_sizes()
+        msg = "Archive sizes updated from the host." if not failures else (
+            f"The host did not answer for {len(failures)} of {len(rows)} archives: " + md("; ".join(failures[:3])))
+        if failures:
+            gr.Warning(f"{len(failures)} archive size(s) unknown: the host could not be reached")
+        return catalog_rows(rows), msg
+
+    filt_inputs = [dataset, arch, max_length, split, label_f, rationale_f, truncated_f]
+    filt_outputs = [indices, pos, title, highlighted, label_f, goto]
+    build_btn.click(on_build, [dataset, arch, max_length], [status, summary, dataset, label_f],
+                    api_name="build_dataset")
+    dataset.change(on_dataset, [dataset], [summary, label_f], api_visibility="private")
+    show_btn.click(on_filter, filt_inputs, filt_outputs, api_name="find_examples")
+    for comp in (split, label_f, rationale_f, truncated_f):
+        comp.input(on_filter, filt_inputs, filt_outputs, api_visibility="private")
+    move_inputs = [dataset, arch, max_length, split, indices, pos]
+    prev_btn.click(lambda *a: on_move(*a[:6], -1, *a[6:]), move_inputs + [label_f, rationale_f, truncated_f],
+                   [indices, pos, title, highlighted, goto], api_visibility="private")
+    next_btn.click(lambda *a: on_move(*a[:6], 1, *a[6:]), move_inputs + [label_f, rationale_f, truncated_f],
+                   [indices, pos, title, highlighted, goto], api_visibility="private")
+    goto.submit(on_goto, [dataset, arch, max_length, split, indices, goto, label_f, rationale_f, truncated_f],
+                [indices, pos, title, highlighted], api_visibility="private")
+    upload_btn.click(on_upload, [upload_file, upload_name], [upload_status, dataset], api_name="upload_dataset")
+    dl_btn.click(on_download, [name, source], [dl_status, catalog, dataset], api_name="download_dataset")
+    sizes_btn.click(on_sizes, None, [catalog, dl_status], api_visibility="private")
+    return on_load, [dataset], [summary, catalog, catalog_note]
+
+
+__all__ = ["build_tab", "catalog_rows", "example_pieces", "summary_rows"]

@@ -6,9 +6,11 @@ fronts and the store/core: ``app``/``ui``/``cli`` -> ``workbench`` -> ``store`` 
 """
 
 from store import RunFilter
-from workbench.records import (CheckpointInfo, Comparison, DatasetSummary, Explanation, Job, Progress, RunDetail,
-                               RunSummary)
-from workbench.service import Workbench, command_line
+from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
+                               ExportedFile, Job, MethodPreset, Progress, RunCurves, RunDetail, RunSummary,
+                               SettingsCheck)
+from workbench.service import LAUNCHERS, Workbench, command_line
 
-__all__ = ["CheckpointInfo", "Comparison", "DatasetSummary", "Explanation", "Job", "Progress", "RunDetail", "RunFilter",
-           "RunSummary", "Workbench", "command_line"]
+__all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
+           "ExportedFile", "Job", "LAUNCHERS", "MethodPreset", "Progress", "RunCurves", "RunDetail", "RunFilter",
+           "RunSummary", "SettingsCheck", "Workbench", "command_line"]

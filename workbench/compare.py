@@ -1,6 +1,8 @@
 """Comparing methods: mean and standard deviation over seeds per group, and NRG over the groups.
 
-The store aggregates the final metrics of the chosen runs on one split (:func:`store.aggregate`); NRG
+The store returns the final metrics of the chosen runs on one split (:func:`store.final_metrics`, one
+query, kept in a small in-process cache while the index file does not change: :func:`runs_metrics`),
+aggregated here per group (Polars; :func:`store.aggregate` for groupings the per-run frame lacks); NRG
 (:func:`unirex.metrics.nrg`) is computed over the groups' mean metrics, so each compared method (on a
 dataset and arch) is one entry, as in the paper's tables. The same numbers feed the app's dashboard and
 ``python -m unirex compare``.
@@ -8,6 +10,9 @@ dataset and arch) is one entry, as in the paper's tables. The same numbers feed 
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import polars as pl
@@ -31,6 +36,60 @@ def nrg_spec(convention: str) -> dict[str, dict[str, bool]]:
     return spec(convention)
 
 
+_CACHE: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
+
+def metric_names(convention: str = DEFAULT_CONVENTION) -> tuple[str, ...]:
+    """The metrics a comparison reads: the table's and those NRG uses under ``convention``."""
+    spec = nrg_spec(convention)
+    return tuple(dict.fromkeys(COMPARE_METRICS + tuple(m for d in spec.values() for m in d)))
+
+
+def _store_stamp(workspace: Path) -> tuple:
+    """What changes whenever the index does: the database file and its write-ahead log (inode, size, mtime)."""
+    from store import db_path
+
+    path = db_path(workspace)
+    out = []
+    for p in (path, Path(str(path) + ".wal")):
+        try:
+            st = os.stat(p)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
+def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, ...]) -> pl.DataFrame:
+    """:func:`store.final_metrics` of the runs ``flt`` selects, through a small in-process cache: the final
+    metrics of every run with ``flt``'s status are read once per state of the index (its file stamp), and
+    the other filters (dataset, arch, methods, seeds, runs) are applied here, so a dashboard changing its
+    filters over an unchanged store does not re-read the database. Filters on ``mode`` go to the store."""
+    if flt.mode:
+        return final_metrics(workspace, flt, split=split, names=names)
+    key = (str(Path(workspace).resolve()), split, names, flt.status, _store_stamp(workspace))
+    with _CACHE_LOCK:
+        base = _CACHE.get(key)
+        if base is not None:
+            _CACHE.move_to_end(key)
+    if base is None:
+        base = final_metrics(workspace, RunFilter(status=flt.status), split=split, names=names)
+        with _CACHE_LOCK:
+            _CACHE[key] = base
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    cond = pl.lit(True)
+    for col in ("dataset", "method", "arch"):
+        if getattr(flt, col) not in (None, ""):
+            cond = cond & (pl.col(col) == getattr(flt, col))
+    for col, values in (("seed", flt.seeds), ("run_id", flt.run_ids), ("method", flt.methods)):
+        if values:
+            cond = cond & pl.col(col).is_in(list(values))
+    return base.filter(cond)
+
+
 def _group_key(row: dict, by: tuple[str, ...]) -> str:
     return " / ".join(str(row[b]) for b in by)
 
@@ -41,21 +100,29 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
     from unirex.metrics.nrg import nrg
 
     spec = nrg_spec(convention)
-    names = tuple(dict.fromkeys(COMPARE_METRICS + tuple(m for d in spec.values() for m in d)))
-    long = aggregate(workspace, flt, split=split, names=names, by=by)
-    runs = final_metrics(workspace, flt, split=split, names=names)
-    if long.height == 0:
+    names = metric_names(convention)
+    runs = runs_metrics(workspace, flt, split, names)
+    if runs.height == 0:
         empty = pl.DataFrame({b: [] for b in by})
         return Comparison(table=empty, runs=runs, split=split, by=tuple(by), metrics=(), convention=convention,
                           nrg_metrics={}, nrg_missing=[])
-    wide_mean = long.pivot(on="name", index=list(by), values="mean")
-    wide_std = long.pivot(on="name", index=list(by), values="std")
-    present = [m for m in names if m in wide_mean.columns]
-    counts = runs.group_by(list(by)).agg(pl.col("run_id").n_unique().alias("n"),
-                                         pl.col("seed").unique().sort().alias("seeds"))
-    table = (wide_mean.rename({m: f"{m}_mean" for m in present})
-             .join(wide_std.rename({m: f"{m}_std" for m in present}), on=list(by), how="left")
-             .join(counts, on=list(by), how="left"))
+    if set(by) <= set(runs.columns):  # one query; mean and sample std over each group's runs computed here
+        per_run = runs.pivot(on="name", index=["run_id", "seed", *by], values="value", aggregate_function="last")
+        present = [m for m in names if m in per_run.columns]
+        table = per_run.group_by(list(by)).agg(
+            pl.col("run_id").n_unique().alias("n"), pl.col("seed").unique().sort().alias("seeds"),
+            *[pl.col(m).mean().alias(f"{m}_mean") for m in present],
+            *[pl.col(m).std(ddof=1).alias(f"{m}_std") for m in present])
+    else:  # grouping by a run column the per-run frame lacks (mode, status): the store aggregates
+        long = aggregate(workspace, flt, split=split, names=names, by=by)
+        wide_mean = long.pivot(on="name", index=list(by), values="mean")
+        wide_std = long.pivot(on="name", index=list(by), values="std")
+        present = [m for m in names if m in wide_mean.columns]
+        counts = long.group_by(list(by)).agg(pl.col("n").max().alias("n"),
+                                             pl.col("seeds").first().alias("seeds"))
+        table = (wide_mean.rename({m: f"{m}_mean" for m in present})
+                 .join(wide_std.rename({m: f"{m}_std" for m in present}), on=list(by), how="left")
+                 .join(counts, on=list(by), how="left"))
     entries = {_group_key(r, by): {m: r[f"{m}_mean"] for m in present} for r in table.iter_rows(named=True)}
     res = nrg(entries, spec)
     keys = [_group_key(r, by) for r in table.iter_rows(named=True)]
@@ -84,4 +151,5 @@ def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", conven
     return nrg(entries, spec)
 
 
-__all__ = ["COMPARE_METRICS", "CONVENTIONS", "compare", "nrg_of_runs", "nrg_spec"]
+__all__ = ["COMPARE_METRICS", "CONVENTIONS", "compare", "metric_names", "nrg_of_runs", "nrg_spec",
+           "runs_metrics"]

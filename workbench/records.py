@@ -189,6 +189,7 @@ class DatasetSummary:
     with_rationale: int
     rationale_coverage: float | None  # share of document words in the gold rationale
     path: Path
+    cache_hit: bool | None = None  # set by a build: whether the cached table was reused
 
 
 @dataclass(frozen=True)
@@ -211,5 +212,115 @@ class Comparison:
     nrg_missing: list[str] = field(default_factory=list)  # desiderata no compared group had every metric of
 
 
-__all__ = ["CheckpointInfo", "Comparison", "DatasetSummary", "Explanation", "FINAL_JOB_STATES", "JOB_STATES", "Job",
-           "Progress", "RunDetail", "RunSummary"]
+@dataclass(frozen=True)
+class DatasetExample:
+    """One annotation of a built split, as the example browser shows it.
+
+    ``words`` run over the annotation's documents (concatenated; ``word_document`` says which); ``gold``
+    marks the gold rationale per word; the model reads the first ``read_words`` words (fewer than
+    ``len(words)`` when the input was truncated to ``max_length`` subwords).
+    """
+
+    dataset: str
+    split: str
+    index: int  # row of the built split
+    annotation_id: str
+    label: str
+    query: str
+    words: list[str]
+    word_document: list[int]
+    gold: list[bool]
+    has_rationale: bool
+    truncated: bool
+    read_words: int
+    max_length: int
+
+    @property
+    def documents(self) -> list[str]:
+        """The documents' text (whitespace-joined words), in input order."""
+        out: dict[int, list[str]] = {}
+        for w, d in zip(self.words, self.word_document):
+            out.setdefault(d, []).append(w)
+        return [" ".join(out[d]) for d in sorted(out)]
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One ERASER dataset of the catalog, with its local state and archive size.
+
+    ``archive_bytes`` is the size of the download (None while unknown: the catalog pins none and the
+    host was not asked or could not be reached); ``archive_size_source`` says where it came from
+    (``catalog``: pinned; ``downloaded``: recorded when this workspace fetched it; ``server``: the host's
+    answer to a size check).
+    """
+
+    name: str
+    title: str
+    task_type: str
+    labels: str
+    sizes: tuple[int, int, int]
+    status: str
+    source_url: str
+    hf_id: str
+    notes: str
+    archive_bytes: int | None
+    archive_size_source: str
+    unpacked_limit_bytes: int  # the decompressed-size limit the safe unpacker enforces for it
+
+
+@dataclass(frozen=True)
+class MethodPreset:
+    """A method of the paper as the Train tab offers it: its preset overrides and its resolved settings
+    under the UNIREX keys (``settings``: dotted key -> value)."""
+
+    id: str
+    title: str
+    description: str
+    overrides: tuple[str, ...]
+    needs: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SettingsCheck:
+    """The outcome of checking a run's overrides before queueing: ``ok`` with the number of runs the
+    submission makes and its command line, or the config's own message (with its "did you mean")."""
+
+    ok: bool
+    message: str
+    overrides: tuple[str, ...]
+    runs: int
+    command: str
+    settings: dict[str, Any]  # the resolved settings of the first run (empty when not ok)
+
+
+@dataclass(frozen=True)
+class RunCurves:
+    """A run's training curves, read from its ``events.jsonl`` (or its metrics log for runs without one).
+
+    ``losses``: long frame ``step``, ``epoch``, ``name`` (``loss``, ``task_loss``, ``comp_loss``, ...),
+    ``value``, one row per training step and loss component. ``dev``: ``epoch``, ``name``, ``value`` of
+    every dev evaluation during training.
+    """
+
+    run_id: str
+    losses: pl.DataFrame
+    dev: pl.DataFrame
+
+    @property
+    def loss_names(self) -> list[str]:
+        return sorted(set(self.losses["name"].to_list())) if self.losses.height else []
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A file written for the user to download (inside ``<workspace>/exports``)."""
+
+    path: Path
+    rows: int | None = None
+    description: str = ""
+
+
+__all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
+           "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "Job", "MethodPreset", "Progress", "RunCurves", "RunDetail",
+           "RunSummary", "SettingsCheck"]

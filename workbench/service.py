@@ -30,20 +30,36 @@ from unirex.errors import UnirexError
 from unirex.runs import RunDir, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
+from workbench import datasets as _datasets
 from workbench.checkpoints import CheckpointCache
+from workbench.curves import CurveReader
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
 from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
-from workbench.records import (CheckpointInfo, Comparison, DatasetSummary, Explanation, Job, Progress, RunDetail,
-                               RunSummary)
+from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
+                               ExportedFile, Job, MethodPreset, Progress, RunCurves, RunDetail, RunSummary,
+                               SettingsCheck)
+from workbench.safety import PathPolicy, check_name, inside, redact
 
 # LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
 
 
-def command_line(overrides: list[str] | tuple[str, ...]) -> str:
-    """The shell command that runs ``overrides``: ``python -m unirex key=value ...`` (quoted for a POSIX shell)."""
+def command_line(overrides: list[str] | tuple[str, ...], sweep: bool = False) -> str:
+    """The shell command that runs ``overrides``: ``python -m unirex key=value ...`` (quoted for a POSIX shell);
+    ``sweep`` adds ``-m`` (one run per combination of the comma lists)."""
     import shlex
 
-    return "python -m unirex " + shlex.join(list(overrides))
+    return "python -m unirex " + ("-m " if sweep else "") + shlex.join(list(overrides))
+
+
+def format_value(value) -> str:
+    """A config value as an override writes it (``null``, ``True``, ``[1.0, 5.0]``, a quoted comma string)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"'{value}'" if ("," in value or " " in value) and value[:1] not in ("'", '"') else value
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
 
 
 def _title(cfg) -> str:
@@ -58,18 +74,38 @@ class Workbench:
     Args:
         workspace: the workspace folder (default: ``$UNIREX_WORKSPACE`` or ``./workspace``).
         start_worker: start the background worker thread (the app does; the CLI does not).
+        confine: resolve every path a caller gives (dataset names, ``data_dir=``, archs, checkpoints,
+            output files) inside the workspace and refuse the rest (:mod:`workbench.safety`); the app
+            sets it, the CLI (a user's own shell) does not.
+        trusted_archs: archs allowed wherever they are (those the app's operator named at start).
     """
 
-    def __init__(self, workspace: str | Path | None = None, start_worker: bool = False):
+    def __init__(self, workspace: str | Path | None = None, start_worker: bool = False, confine: bool = False,
+                 trusted_archs: tuple[str, ...] | list[str] = ()):
         self.workspace = workspace_dir(workspace)
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.runs_root = self.workspace / "runs"
+        self.policy = PathPolicy(self.workspace, tuple(trusted_archs), confine)
         self.jobs = JobQueue(self.workspace)
         self.checkpoints = CheckpointCache(self.runs_root)
+        self.curve_reader = CurveReader(self.runs_root)
         self.worker: Worker | None = None
         self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
         if start_worker:
             self.start_worker()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workspace / "data"
+
+    @property
+    def exports_dir(self) -> Path:
+        """``<workspace>/exports``: files written for the user to download (tables, ERASER results)."""
+        return self.workspace / "exports"
+
+    def public_message(self, error: BaseException | str) -> str:
+        """An error's message with server paths outside the workspace removed (what a front may show)."""
+        return redact(str(error), self.workspace)
 
     # ------------------------------------------------------------------------------------ the queue
     def start_worker(self) -> Worker:
@@ -99,6 +135,25 @@ class Workbench:
 
         return resolve_run_config(list(overrides), workspace=str(self.workspace))
 
+    def _plan(self, overrides: list[str] | tuple[str, ...], sweep: bool, launcher: str = "local",
+              launcher_options: dict | list[str] | LauncherOptions | None = None):
+        """``(overrides, combinations, configs, launcher options)``: every combination resolved and checked,
+        ``launcher=`` / ``launcher.*`` keys taken out of ``overrides`` (UnirexError if anything is wrong)."""
+        from unirex.config import expand_sweep, split_sweep_value
+
+        overrides = [o.strip() for o in overrides if o and o.strip()]
+        overrides, opts = split_launcher_overrides(overrides, launcher, launcher_options)
+        if any(o.startswith("workspace=") for o in overrides):
+            raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
+        overrides = self.policy.overrides(overrides)
+        combos = expand_sweep(overrides) if sweep else [overrides]
+        if not sweep:
+            for o in overrides:
+                if "=" in o and len(split_sweep_value(o.split("=", 1)[1])) > 1 and not o.startswith("training.eval_splits="):
+                    raise UnirexError(f"'{o}' is a comma list: tick 'sweep' (-m) to queue one run per value")
+        cfgs = [self.resolve(c) for c in combos]
+        return overrides, combos, cfgs, opts
+
     def submit(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local",
                launcher_options: dict | list[str] | LauncherOptions | None = None, reserve: bool = False) -> list[Job]:
         """Queue one run, or with ``sweep`` one run per combination of the comma lists (Hydra's ``-m``).
@@ -112,19 +167,8 @@ class Workbench:
         they never reach a run's config or its recorded command line. ``reserve``: only this process's own
         dispatcher may take the jobs (the CLI's foreground sweep).
         """
-        from unirex.config import expand_sweep, split_sweep_value
-
-        overrides = [o.strip() for o in overrides if o.strip()]
-        overrides, opts = split_launcher_overrides(overrides, launcher, launcher_options)
+        overrides, combos, cfgs, opts = self._plan(overrides, sweep, launcher, launcher_options)
         opts.check_available()
-        if any(o.startswith("workspace=") for o in overrides):
-            raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
-        combos = expand_sweep(overrides) if sweep else [overrides]
-        if not sweep:
-            for o in overrides:
-                if "=" in o and len(split_sweep_value(o.split("=", 1)[1])) > 1 and not o.startswith("training.eval_splits="):
-                    raise UnirexError(f"'{o}' is a comma list: tick 'sweep' (-m) to queue one run per value")
-        cfgs = [self.resolve(c) for c in combos]
         sweep_id = new_job_id().replace("J-", "S-") if len(combos) > 1 else None
         from workbench.jobs import this_owner
 
@@ -137,6 +181,77 @@ class Workbench:
         if self.dispatcher is not None:
             self.dispatcher.wake()
         return jobs
+
+    def check(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local",
+              launcher_options: dict | list[str] | LauncherOptions | None = None) -> SettingsCheck:
+        """What :meth:`submit` would do with ``overrides``, without queueing: ``ok`` with the number of runs
+        and the command line, or the config's own message (unknown keys get "did you mean ...")."""
+        from unirex.config import flatten
+
+        clean = tuple(o.strip() for o in overrides if o and o.strip())
+        cmd = command_line(clean, sweep=sweep)
+        try:
+            _, combos, cfgs, opts = self._plan(clean, sweep, launcher, launcher_options)
+            opts.check_available()
+        except UnirexError as e:
+            return SettingsCheck(ok=False, message=self.public_message(e), overrides=clean, runs=0, command=cmd,
+                                 settings={})
+        n = len(combos)
+        return SettingsCheck(ok=True, message=f"ok: {n} run{'s' if n != 1 else ''} on launcher '{opts.name}'",
+                             overrides=clean, runs=n, command=cmd, settings=flatten(cfgs[0]))
+
+    def methods(self) -> list[MethodPreset]:
+        """The paper's methods (presets) with their settings under the UNIREX keys."""
+        from unirex.config import flatten, resolve_config
+        from unirex.methods import list_methods
+
+        return [MethodPreset(id=m.id, title=m.title, description=m.description, overrides=tuple(m.overrides),
+                             needs=tuple(m.needs), settings=flatten(resolve_config([f"method={m.id}"], validate=False)))
+                for m in list_methods()]
+
+    def settings_overrides(self, method: str, settings: dict[str, object]) -> list[str]:
+        """``method=<id>`` plus an override for every setting that differs from the preset's own value
+        (values may be given as text, as a settings table holds them)."""
+        preset = next((m for m in self.methods() if m.id == method), None)
+        if preset is None:
+            from unirex.methods import get_method
+
+            get_method(method)  # raises with "did you mean"
+        out = [f"method={method}"]
+        for key, value in settings.items():
+            if key not in preset.settings:
+                out.append(f"{key}={value if isinstance(value, str) else format_value(value)}")
+                continue
+            text = value.strip() if isinstance(value, str) else format_value(value)
+            if text != format_value(preset.settings[key]) and text != str(preset.settings[key]):
+                if isinstance(preset.settings[key], str) and "," in text and text[:1] not in ("'", '"', "["):
+                    text = f"'{text}'"  # one value (training.eval_splits=train,dev,test), not a sweep
+                out.append(f"{key}={text}")
+        return out
+
+    @staticmethod
+    def launchers() -> tuple[str, ...]:
+        """Where a run can go: ``local`` (this process's background worker), ``ray``, ``slurm``."""
+        return LAUNCHERS
+
+    @staticmethod
+    def extractors() -> tuple[str, ...]:
+        """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``)."""
+        from unirex.inference import POST_HOC_EXTRACTORS
+
+        return tuple(POST_HOC_EXTRACTORS)
+
+    @staticmethod
+    def max_text_chars() -> int:
+        """The longest text :meth:`explain` accepts (characters over the documents and the query)."""
+        from unirex.inference import MAX_TEXT_CHARS
+
+        return int(MAX_TEXT_CHARS)
+
+    @staticmethod
+    def conventions() -> tuple[str, ...]:
+        """Metric conventions NRG can be computed under (:data:`workbench.compare.CONVENTIONS`)."""
+        return tuple(_compare.CONVENTIONS)
 
     def queue(self, include_final: bool = False) -> list[Job]:
         """Waiting and running jobs (``include_final``: every job, newest last)."""
@@ -237,8 +352,21 @@ class Workbench:
         """Hook for the fronts: the worker calls it when a job starts or ends (the run itself is indexed
         by :meth:`_run_job`)."""
 
+    def curves(self, run_id: str) -> RunCurves:
+        """Loss components per step and dev metrics per epoch of a run (read incrementally from its events)."""
+        run_id = check_name(run_id, "run id")
+        rd = self._run_dir(run_id) if (self.runs_root / run_id / RunDir.META).is_file() else None
+        if rd is None:
+            import polars as _pl
+
+            return RunCurves(run_id=str(run_id), losses=_pl.DataFrame(schema={"step": _pl.Int64, "epoch": _pl.Int64,
+                                                                             "name": _pl.Utf8, "value": _pl.Float64}),
+                             dev=_pl.DataFrame(schema={"epoch": _pl.Int64, "name": _pl.Utf8, "value": _pl.Float64}))
+        return self.curve_reader.curves(rd.run_id)
+
     def progress(self, run_id: str) -> Progress:
         """Where a run is (from its ``events.jsonl``; works for runs of any process)."""
+        run_id = check_name(run_id, "run id")
         rd = RunDir(self.runs_root / run_id)
         job = self.jobs.find_by_run(run_id)
         if not rd.meta_path.is_file():
@@ -344,7 +472,7 @@ class Workbench:
         from unirex.export import export_eraser
 
         rd = self._run_dir(run_id)
-        out = Path(out) if out else rd.outputs_dir / f"{split}_decoded.jsonl"
+        out = self.policy.path(out, "output file") if out else rd.outputs_dir / f"{split}_decoded.jsonl"
         export_eraser(str(rd.path), split, out, workspace=str(self.workspace))
         return out
 
@@ -356,6 +484,7 @@ class Workbench:
         from unirex.hub import push_run
 
         rd = self._run_dir(run_id)
+        self._needs_checkpoint(run_id)
         if dry_run_dir is not None:
             dry_run_dir = self.inside_workspace(dry_run_dir, "the dry-run folder")
         return push_run(str(rd.path), repo_id, private=private, revision=revision, license=license,
@@ -365,8 +494,7 @@ class Workbench:
         """``path`` resolved (relative paths against the workspace); refused when it leaves the workspace."""
         p = Path(path).expanduser()
         p = (p if p.is_absolute() else self.workspace / p).resolve()
-        root = self.workspace.resolve()
-        if p != root and root not in p.parents:
+        if not inside(p, self.workspace):
             raise UnirexError(f"{what} must be inside the workspace ({path!s} is not)")
         return p
 
@@ -379,6 +507,7 @@ class Workbench:
         from unirex.inference import explain_text
 
         t0 = time.perf_counter()
+        checkpoint = self.policy.checkpoint(checkpoint)
         ck = self.checkpoints.get(checkpoint)
         docs = [text] + ([second_text] if second_text and second_text.strip() else [])
         labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
@@ -394,11 +523,108 @@ class Workbench:
         """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`)."""
         return _compare.compare(self.workspace, flt, split, by, convention)
 
+    def compare_choices(self, split: str = "test") -> dict[str, list[str]]:
+        """Datasets, archs and methods of the completed runs with final metrics on ``split`` (the dashboard's
+        filter choices; read through the comparison's cache)."""
+        df = _compare.runs_metrics(self.workspace, RunFilter(status="completed"), split, _compare.metric_names())
+        return {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None})
+                for c in ("dataset", "arch", "method")}
+
     def nrg(self, run_ids: list[str], split: str = "test", convention: str = "paper"):
         """NRG over a chosen set of runs (each run its own entry)."""
         return _compare.nrg_of_runs(self.workspace, run_ids, split, convention)
 
+    # ------------------------------------------------------------------------- runs with checkpoints
+    def checkpoint_runs(self) -> list[RunSummary]:
+        """Runs of the workspace that have a checkpoint (newest first): what Explain can load."""
+        return [r for r in self.runs(limit=None) if RunDir(self.runs_root / r.run_id).has_checkpoint()]
+
+    def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
+        """The first ``n`` examples of the split a checkpoint's dataset has, built for its arch and max length
+        (for trying a checkpoint on data it was made for, with the gold rationale)."""
+        from unirex.config import from_dict
+
+        ref = self.policy.checkpoint(checkpoint)
+        folder = self.checkpoints.resolve(ref)
+        cfg = from_dict(json.loads((folder / "config.json").read_text()), validate=False)
+        if cfg.data_dir and Path(cfg.data_dir).resolve() != self.data_dir.resolve():
+            raise UnirexError(f"checkpoint '{checkpoint}' was trained on data outside this workspace's data folder")
+        n_rows = len(_datasets.find_examples(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split))
+        return [_datasets.example(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split, i)
+                for i in range(min(n, n_rows))]
+
+    # ------------------------------------------------------------------------------ sharing, exports
+    def export_comparison(self, cmp: Comparison, fmt: str = "csv") -> ExportedFile:
+        """Write a comparison table as CSV or Parquet into ``<workspace>/exports`` (seeds as "0,1,2" in CSV)."""
+        import polars as pl
+
+        if fmt not in ("csv", "parquet"):
+            raise UnirexError(f"export format '{fmt}' is not csv or parquet")
+        if cmp.table.height == 0:
+            raise UnirexError("nothing to export: no runs match the filters")
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        path = self.exports_dir / f"compare-{cmp.split}-{time.strftime('%Y%m%d-%H%M%S')}-{new_job_id()[-6:]}.{fmt}"
+        df = cmp.table
+        if fmt == "csv":
+            df.with_columns(pl.col("seeds").list.eval(pl.element().cast(pl.Utf8)).list.join(",")).write_csv(path)
+        else:
+            df.write_parquet(path)
+        return ExportedFile(path=path, rows=df.height, description=f"{df.height} rows, {cmp.split} split")
+
+    def export_eraser_file(self, run_id: str, split: str) -> ExportedFile:
+        """A run's ERASER results on ``split`` as a new file in ``<workspace>/exports`` (for a download)."""
+        rd = self._run_dir(run_id)
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        out = self.exports_dir / f"{rd.run_id}-{split}_decoded-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        self.export_eraser(rd.run_id, split, out)
+        rows = sum(1 for line in out.read_text().splitlines() if line.strip())
+        return ExportedFile(path=out, rows=rows, description=f"ERASER results of {rd.run_id} on {split}: {rows} lines")
+
     # ---------------------------------------------------------------------------------- datasets
+    def dataset_names(self) -> list[str]:
+        return _datasets.dataset_names(self.policy)
+
+    def dataset_summaries(self, name: str) -> list[DatasetSummary]:
+        """The splits of ``name`` already built (every arch and max length), without building."""
+        return _datasets.built_summaries(self.policy, name)
+
+    def build_dataset(self, name: str, arch: str = "default", max_length: int | None = None,
+                      on_progress=None) -> list[DatasetSummary]:
+        """Build (or reuse) train, dev and test of ``name`` for ``arch`` (the demo is generated, a catalog
+        dataset downloaded, on first use)."""
+        out = _datasets.build(self.policy, name, arch, max_length, on_progress)
+        try:
+            from store import ingest_datasets
+
+            ingest_datasets(self.workspace)
+        except UnirexError:
+            pass  # the index catches up at the next call
+        return out
+
+    def find_examples(self, name: str, arch: str, max_length: int | None, split: str, label: str | None = None,
+                      has_rationale: bool | None = None, truncated: bool | None = None) -> list[int]:
+        """Rows of a built split matching the example browser's filter."""
+        return _datasets.find_examples(self.policy, name, arch, max_length, split, label, has_rationale, truncated)
+
+    def example(self, name: str, arch: str, max_length: int | None, split: str, index: int) -> DatasetExample:
+        return _datasets.example(self.policy, name, arch, max_length, split, index)
+
+    def dataset_labels(self, name: str, arch: str, max_length: int | None, split: str) -> list[str]:
+        return _datasets.labels_of(self.policy, name, arch, max_length, split)
+
+    def upload_dataset(self, archive: str | Path, name: str | None = None) -> tuple[str, Path, str]:
+        """Unpack an uploaded ``.zip`` / ``.tar.gz`` ERASER folder safely into ``data/<name>``."""
+        return _datasets.upload(self.policy, Path(archive), name)
+
+    def catalog(self) -> list[CatalogRow]:
+        return _datasets.catalog(self.policy)
+
+    def check_archive_sizes(self) -> tuple[list[CatalogRow], list[str]]:
+        return _datasets.check_archive_sizes(self.policy)
+
+    def download_dataset(self, name: str, source: str = "eraser", on_progress=None) -> Path:
+        return _datasets.download(self.policy, name, source, on_progress)
+
     def datasets(self) -> list[DatasetSummary]:
         """The built dataset splits of the workspace (indexed from ``data/``)."""
         from store import datasets_table, ingest_datasets
@@ -448,4 +674,4 @@ def progress_from_events(run_id: str, status: str, events: list[dict]) -> Progre
     return Progress(**p)
 
 
-__all__ = ["LAUNCHERS", "Workbench", "command_line", "progress_from_events"]
+__all__ = ["LAUNCHERS", "Workbench", "command_line", "format_value", "progress_from_events"]

@@ -1,0 +1,153 @@
+"""Compare tab: the methods dashboard from the run store. Filter by dataset, arch, methods, split and seeds;
+mean ± std over seeds per group; ERASER metrics with NRG and its three components; faithfulness vs
+plausibility with the Pareto front, a bar per metric per method with error bars, and the per-bin
+comprehensiveness and sufficiency curves; the table exported as CSV or Parquet."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import figures
+from ui.common import choice_or_none, code, guarded, md
+from workbench import Comparison, RunFilter, Workbench
+
+SHOWN_METRICS = [("acc", "acc"), ("macro_f1", "macro F1"), ("comp_aopc", "comp AOPC ↑"), ("suff_aopc", "suff AOPC ↓"),
+                 ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1"), ("plaus_iou_f1", "IOU F1")]
+AXES = ["nrg_faithfulness", "nrg_plausibility", "nrg_task", "nrg", "comp_aopc_mean", "suff_aopc_mean",
+        "plaus_auprc_mean", "plaus_token_f1_mean", "plaus_iou_f1_mean", "acc_mean", "macro_f1_mean"]
+MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hundreds of bars says nothing)
+BAR_METRICS = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
+
+
+def parse_seeds(text: str | None) -> tuple[int, ...]:
+    from unirex.errors import UnirexError
+
+    out = []
+    for s in str(text or "").replace(" ", ",").split(","):
+        if s.strip():
+            if not s.strip().lstrip("-").isdigit():
+                raise UnirexError(f"seeds must be whole numbers separated by commas, got '{text}'")
+            out.append(int(s))
+    return tuple(out)
+
+
+def _pm(mean, std) -> str:
+    if mean is None:
+        return ""
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
+def label_of(by):
+    return lambda r: " / ".join(str(r.get(b)) for b in by)
+
+
+def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
+    """The comparison as the dashboard shows it: groups, runs, seeds, NRG (and components), mean ± std."""
+    by = list(cmp.by)
+    headers = [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in SHOWN_METRICS]]
+    rows = []
+    for r in cmp.table.iter_rows(named=True):
+        rows.append([*[r[b] for b in by], r["n"], ",".join(str(s) for s in (r["seeds"] or [])),
+                     *[None if r.get(c) is None else round(r[c], 3)
+                       for c in ("nrg", "nrg_faithfulness", "nrg_plausibility", "nrg_task")],
+                     *[_pm(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m, _ in SHOWN_METRICS]])
+    return headers, rows
+
+
+def chart_rows(cmp: Comparison) -> tuple[list[dict], str]:
+    """The groups the charts draw (the best :data:`MAX_CHART_GROUPS` by NRG) and a title note when cut."""
+    recs = list(cmp.table.head(MAX_CHART_GROUPS).iter_rows(named=True))
+    n = cmp.table.height
+    return recs, (f" — best {MAX_CHART_GROUPS} of {n} by NRG" if n > MAX_CHART_GROUPS else "")
+
+
+def dashboard(wb: Workbench, dataset=None, arch=None, methods=(), split="test", seeds="", by=("method",),
+              convention="eraser") -> tuple[Comparison, list[str], list[list], str]:
+    """The dashboard's query and table: ``(comparison, headers, rows, note)`` (what bench/dashboard_speed.py times)."""
+    flt = RunFilter(status="completed", dataset=choice_or_none(dataset), arch=choice_or_none(arch),
+                    methods=tuple(methods or ()), seeds=parse_seeds(seeds))
+    by = tuple(by) or ("method",)
+    cmp = wb.compare(flt, split=split, by=by, convention=convention)
+    headers, rows = table_view(cmp)
+    used = "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
+    note = (f"{len(rows)} group(s) on the **{md(split)}** split, mean ± std over seeds; NRG ({md(convention)}) over "
+            f"these rows" + (f" from {md(used)}" if used else "") + ".")
+    return cmp, headers, rows, note
+
+
+def build_tab(wb: Workbench):
+    """Build the tab; returns the refresh event ``(fn, inputs, outputs)`` run when the tab is shown."""
+    g = guarded(wb)
+    with gr.Row():
+        dataset = gr.Dropdown(["any"], value="any", label="Dataset", allow_custom_value=True)
+        arch = gr.Dropdown(["any"], value="any", label="Arch", allow_custom_value=True)
+        methods = gr.Dropdown([], value=[], multiselect=True, label="Methods (none = all)")
+        split = gr.Radio(["test", "dev", "train"], value="test", label="Split")
+    with gr.Row():
+        seeds = gr.Textbox(label="Seeds (e.g. 0,1,2; empty = all)")
+        by = gr.CheckboxGroup(["method", "dataset", "arch"], value=["method", "dataset", "arch"], label="One row per")
+        convention = gr.Dropdown(list(wb.conventions()), value=wb.conventions()[0], label="NRG convention")
+        refresh = gr.Button("Refresh", variant="primary")
+    note = gr.Markdown()
+    table = gr.Dataframe(interactive=False, wrap=True, label="Methods compared (completed runs)", max_height=420,
+                         elem_id="compare-table")
+    with gr.Row():
+        x_axis = gr.Dropdown(AXES, value="nrg_faithfulness", label="Scatter x (faithfulness)")
+        y_axis = gr.Dropdown(AXES, value="nrg_plausibility", label="Scatter y (plausibility)")
+        bar_metrics = gr.Dropdown(BAR_METRICS, value=["comp_aopc", "suff_aopc", "plaus_auprc", "macro_f1"],
+                                  multiselect=True, label="Bar chart metrics")
+    with gr.Row(elem_id="compare-charts"):
+        scatter = gr.Plot(label="Faithfulness vs plausibility")
+        bars = gr.Plot(label="Metrics per method")
+    bins = gr.Plot(label="Per-bin comprehensiveness and sufficiency", elem_id="compare-bins")
+    with gr.Row():
+        csv_btn = gr.Button("Export CSV")
+        parquet_btn = gr.Button("Export Parquet")
+        export_file = gr.File(label="Download", interactive=False)
+    export_md = gr.Markdown()
+
+    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_metrics]
+
+    def show(ds, ar, ms, sp, sd, b, conv, x, y, bm):
+        cmp, headers, rows, msg = dashboard(wb, ds, ar, ms, sp, sd, b, conv)
+        choices = wb.compare_choices(sp)
+
+        def opts(col):
+            return choices.get(col, [])
+
+        recs, more = chart_rows(cmp)
+        lab = label_of(cmp.by)
+        return ({"headers": headers, "data": rows} if rows else None, msg,
+                gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
+                gr.update(choices=opts("method")),
+                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
+                figures.bars(recs, list(bm or BAR_METRICS), lab, "Metrics per group (mean ± std over seeds)" + more),
+                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
+
+    @g
+    def on_refresh(*values):
+        wb.sync()  # runs of the CLI and other processes too
+        return show(*values)
+
+    @g
+    def on_filter(*values):
+        return show(*values)  # the store is read again only when it changed
+
+    @g
+    def on_export(fmt, ds, ar, ms, sp, sd, b, conv):
+        cmp, *_ = dashboard(wb, ds, ar, ms, sp, sd, b, conv)
+        f = wb.export_comparison(cmp, fmt)
+        return str(f.path), f"Wrote {code(f.path.name)}: {md(f.description)}."
+
+    outputs = [table, note, dataset, arch, methods, scatter, bars, bins]
+    refresh.click(on_refresh, inputs, outputs, api_name="compare")
+    for comp in inputs:
+        comp.input(on_filter, inputs, outputs, api_visibility="private")
+    export_inputs = inputs[:7]
+    csv_btn.click(lambda *a: on_export("csv", *a), export_inputs, [export_file, export_md], api_visibility="private")
+    parquet_btn.click(lambda *a: on_export("parquet", *a), export_inputs, [export_file, export_md],
+                      api_visibility="private")
+    return on_refresh, inputs, outputs
+
+
+__all__ = ["build_tab", "chart_rows", "dashboard", "parse_seeds", "table_view"]

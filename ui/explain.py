@@ -1,0 +1,169 @@
+"""Explain tab: type or paste a text (with a query, or a second document, where the task has them), pick a
+checkpoint and an extractor, and see the prediction, the words highlighted by their score, the top-k%
+rationale beside the gold one (for a dataset example), and the comprehensiveness and sufficiency of that
+rationale; a second checkpoint or extractor side by side on the same text."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui.common import AppDefaults, code, guarded, md
+from workbench import Workbench
+
+BOTH, PRED, GOLD = "predicted and gold", "predicted only", "gold only"
+COLORS = {BOTH: "#2e9d4f", PRED: "#e89a2c", GOLD: "#7aa6e0"}
+OWN = "own"
+
+
+def checkpoint_choices(wb: Workbench) -> list[tuple[str, str]]:
+    return [(f"{r.run_id} · {r.method} · {r.dataset}" + (f" · seed {r.seed}" if r.seed is not None else ""), r.run_id)
+            for r in wb.checkpoint_runs()]
+
+
+def score_pieces(ex) -> list[tuple[str, float | None]]:
+    """Words with their score scaled to [-1, 1] (HighlightedText colours by the number; text stays text)."""
+    top = max((abs(s) for s in ex.word_scores), default=0.0) or 1.0
+    out = []
+    for i, (w, s) in enumerate(zip(ex.words, ex.word_scores)):
+        if i and ex.word_document[i] != ex.word_document[i - 1]:
+            out.append(("| ", None))
+        out.append((w + " ", round(float(s) / top, 3)))
+    return out
+
+
+def rationale_pieces(ex, gold: list[bool] | None) -> list[tuple[str, str | None]]:
+    """The top-k% rationale, and where the example's gold rationale is known, which words they share."""
+    gold = gold if gold is not None and len(gold) == len(ex.words) else None
+    out: list[tuple[str, str | None]] = []
+    for i, (w, r) in enumerate(zip(ex.words, ex.rationale)):
+        if i and ex.word_document[i] != ex.word_document[i - 1]:
+            out.append(("| ", None))
+        g = bool(gold[i]) if gold is not None else False
+        label = BOTH if (r and g) else PRED if r else GOLD if g else None
+        if label is not None and out and out[-1][1] == label:
+            out[-1] = (out[-1][0] + w + " ", label)
+        else:
+            out.append((w + " ", label))
+    return out
+
+
+def summary_md(ex, gold: list[bool] | None) -> str:
+    probs = " · ".join(f"{md(lab)} {p:.3f}" for lab, p in zip(ex.labels, ex.probs))
+    lines = [f"**Prediction: {md(ex.predicted)}** ({probs})",
+             f"Extractor {code(ex.extractor)}, top {ex.top_k:g}% rationale: "
+             + (", ".join(code(w) for w in ex.rationale_words) or "(none)"),
+             f"Comprehensiveness **{ex.comprehensiveness:.4f}** (↑ better) · sufficiency **{ex.sufficiency:.4f}** "
+             f"(↓ better) · {ex.seconds * 1000:.0f} ms"]
+    if gold is not None and len(gold) == len(ex.words) and any(gold):
+        both = sum(1 for r, g in zip(ex.rationale, gold) if r and g)
+        p = both / max(1, sum(ex.rationale))
+        rc = both / max(1, sum(gold))
+        lines.append(f"Against the gold rationale: precision {p:.2f}, recall {rc:.2f}")
+    if ex.truncated:
+        lines.append(f"The text was cut to the model's max length ({ex.n_subwords} subwords); later words score 0.")
+    return "\n\n".join(lines)
+
+
+def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
+    """Build the tab; returns the refresh event ``(fn, inputs, outputs)`` run when the tab is shown."""
+    g = guarded(wb)
+    extractors = [OWN, *wb.extractors()]
+    choices = checkpoint_choices(wb)
+    with gr.Row():
+        with gr.Column():
+            ck_a = gr.Dropdown(choices, value=choices[0][1] if choices else None, allow_custom_value=True,
+                               label="Checkpoint (a run with a checkpoint, or a folder in the workspace / Hub id)")
+            ex_a = gr.Dropdown(extractors, value=OWN, label="Extractor")
+        with gr.Column():
+            compare = gr.Checkbox(value=False, label="Side by side with a second checkpoint or extractor")
+            ck_b = gr.Dropdown(choices, value=choices[0][1] if choices else None, allow_custom_value=True,
+                               label="Second checkpoint")
+            ex_b = gr.Dropdown(extractors, value=extractors[1], label="Second extractor")
+    top_k = gr.Slider(1, 100, value=10, step=1, label="Rationale size: top-k% of the words' subwords")
+    text = gr.Textbox(lines=5, label=f"Text (at most {wb.max_text_chars():,} characters)",
+                      placeholder="the plot was thin but the acting was wonderful .", elem_id="explain-text")
+    with gr.Row():
+        query = gr.Textbox(label="Query (query tasks: MultiRC, BoolQ, FEVER, CoS-E)")
+        second = gr.Textbox(label="Second document (two-document tasks: e-SNLI's hypothesis)")
+    with gr.Row():
+        explain_btn = gr.Button("Explain", variant="primary", scale=2)
+        refresh_btn = gr.Button("Refresh checkpoints", size="sm", scale=1)
+    with gr.Accordion("Dataset examples of this checkpoint (one click away, with their gold rationale)", open=False):
+        with gr.Row():
+            example_pick = gr.Dropdown([], label="Example (test split)", scale=3)
+            load_btn = gr.Button("Load examples", size="sm", scale=1)
+        example_md = gr.Markdown()
+    gold = gr.State(None)
+
+    outs = []
+    with gr.Row():
+        for side in ("A", "B"):
+            with gr.Column(visible=side == "A", elem_id=f"explain-{side}") as col:
+                summary = gr.Markdown()
+                probs = gr.Label(label="Class probabilities")
+                scores = gr.HighlightedText(label="Words by score (scaled to the largest: the stronger, the higher)",
+                                            show_legend=False, show_inline_category=False)
+                rationale = gr.HighlightedText(label="Top-k% rationale (beside the gold one for dataset examples)",
+                                               color_map=COLORS, show_legend=True, show_inline_category=False)
+            outs.append((col, summary, probs, scores, rationale))
+    col_b = outs[1][0]
+    examples = gr.State([])
+
+    def _one(ck, ex, t, q, s, k, gold_marks):
+        e = wb.explain(ck, t, query=q or None, extractor=None if ex == OWN else ex, top_k=float(k), second_text=s or None)
+        return summary_md(e, gold_marks), e.probabilities, score_pieces(e), rationale_pieces(e, gold_marks)
+
+    @g
+    def on_explain(cka, exa, both, ckb, exb, t, q, s, k, gold_marks):
+        if not cka:
+            raise gr.Error("Choose a checkpoint first (train a run with save_checkpoint=True in the Train tab).")
+        a = _one(cka, exa, t, q, s, k, gold_marks)
+        b = _one(ckb or cka, exb, t, q, s, k, gold_marks) if both else (gr.update(),) * 4
+        return (*a, *b)
+
+    @g
+    def on_load_examples(ck):
+        if not ck:
+            raise gr.Error("Choose a checkpoint first.")
+        exs = wb.checkpoint_examples(ck, "test", 30)
+        opts = [(f"{i + 1}. {e.annotation_id} · {e.label} · {' '.join(e.words[:8])}…", i) for i, e in enumerate(exs)]
+        return [e.__dict__ for e in exs], gr.update(choices=opts, value=None), f"{len(exs)} examples of the test split."
+
+    @g
+    def on_pick(i, exs):
+        if i is None or not exs:
+            return gr.update(), gr.update(), gr.update(), None, ""
+        e = exs[int(i)]
+        docs: dict[int, list[str]] = {}
+        for w, d in zip(e["words"], e["word_document"]):
+            docs.setdefault(d, []).append(w)
+        texts = [" ".join(docs[d]) for d in sorted(docs)]
+        gold_words = [w for w, m in zip(e["words"], e["gold"]) if m]
+        info = (f"{code(e['annotation_id'])} · gold label **{md(e['label'])}** · gold rationale: "
+                + (", ".join(code(w) for w in gold_words) or "(none)"))
+        return texts[0], e["query"], texts[1] if len(texts) > 1 else "", list(e["gold"]), info
+
+    @g
+    def on_refresh(a, b):
+        ch = checkpoint_choices(wb)
+        first = ch[0][1] if ch else None
+        return gr.update(choices=ch, value=a or first), gr.update(choices=ch, value=b or first)
+
+    def on_text_edit():
+        return None  # a typed text has no gold rationale
+
+    side_outputs = [o for side in outs for o in side[1:]]
+    explain_btn.click(on_explain, [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold], side_outputs,
+                      api_name="explain")
+    text.submit(on_explain, [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold], side_outputs,
+                api_visibility="private")
+    compare.change(lambda c: gr.update(visible=bool(c)), [compare], [col_b], api_visibility="private")
+    load_btn.click(on_load_examples, [ck_a], [examples, example_pick, example_md], api_visibility="private")
+    example_pick.input(on_pick, [example_pick, examples], [text, query, second, gold, example_md],
+                       api_visibility="private")
+    text.input(on_text_edit, None, [gold], api_visibility="private")
+    refresh_btn.click(on_refresh, [ck_a, ck_b], [ck_a, ck_b], api_visibility="private")
+    return on_refresh, [ck_a, ck_b], [ck_a, ck_b]
+
+
+__all__ = ["build_tab", "rationale_pieces", "score_pieces", "summary_md"]

@@ -1,0 +1,272 @@
+"""Runs tab: every run of the workspace (launched here or from the CLI), filtered and sorted; one run in
+full (config, metrics per split and epoch, curves) and what can be done with it (evaluate, finetune,
+save attributions, measure explainer runtime, export ERASER results, push to the Hub, requeue or resume,
+delete)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import gradio as gr
+
+from ui import figures
+from ui.common import choice_or_none, code, fmt_num, fmt_seconds, guarded, md
+from workbench import RunFilter, Workbench
+
+STATUSES = ["any", "running", "completed", "failed", "cancelled", "interrupted"]
+SHOWN = 1000  # newest runs the table shows (the filters narrow it down)
+TABLE_HEADERS = ["run", "status", "method", "dataset", "arch", "seed", "mode", "acc", "macro F1", "comp AOPC ↑",
+                 "suff AOPC ↓", "AUPRC", "token F1", "duration", "created"]
+METRIC_COLS = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
+POLL_S = 10.0
+LICENSES = ["apache-2.0", "mit", "cc-by-4.0", "cc-by-nc-4.0", "other"]
+
+
+def _when(t) -> str:
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else ""
+
+
+def _arch(a: str | None) -> str:
+    a = a or ""
+    return a if len(a) <= 24 else "…" + a[-23:]
+
+
+def runs_rows(df) -> list[list]:
+    rows = []
+    for r in df.iter_rows(named=True):
+        rows.append([r["run_id"], r["status"], r["method"], r["dataset"], _arch(r["arch"]), r["seed"], r["mode"],
+                     *[None if r.get(m) is None else round(r[m], 4) for m in METRIC_COLS],
+                     fmt_seconds(r["duration_s"]), _when(r["created_at"])])
+    return rows
+
+
+def metric_table(final: dict[str, dict[str, float]]) -> tuple[list[str], list[list]]:
+    names = sorted({n for v in final.values() for n in v})
+    order = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
+    names = [n for n in order if n in names] + [n for n in names if n not in order]
+    return ["split", *names], [[sp, *[fmt_num(final[sp].get(n), 4) for n in names]] for sp in sorted(final)]
+
+
+def epoch_table(detail) -> tuple[list[str], list[list]]:
+    df = detail.metrics
+    df = df.filter(df["epoch"].is_not_null() & (df["split"] == "dev"))
+    names = [n for n in ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
+             if n in set(df["name"].to_list())]
+    rows = []
+    for e in sorted(set(df["epoch"].to_list())):
+        sub = {r["name"]: r["value"] for r in df.filter(df["epoch"] == e).iter_rows(named=True)}
+        rows.append([e + 1, *[fmt_num(sub.get(n), 4) for n in names]])
+    return ["epoch", *names], rows
+
+
+def detail_md(d, wb: Workbench) -> str:
+    s = d.summary
+    lines = [f"### {code(s.run_id)} · {md(s.status)}",
+             f"**{md(s.method)}** on **{md(s.dataset)}** · arch {code(s.arch)} · seed {s.seed} · mode {md(s.mode)}"
+             + (f" · {fmt_seconds(s.duration_s)}" if s.duration_s else "")]
+    if s.command:
+        lines.append(f"Reproduce: {code(s.command)}")
+    lines.append(f"Folder: {code(wb.public_message(d.path))}")
+    if d.checkpoint is not None:
+        c = d.checkpoint
+        lines.append(f"Checkpoint: epoch {c.epoch}, {md(c.monitor)} {fmt_num(c.value, 4)}")
+    else:
+        lines.append("No checkpoint (trained without save_checkpoint=True).")
+    if d.outputs:
+        lines.append("Outputs: " + ", ".join(code(p.name) for p in d.outputs))
+    if s.status == "interrupted":
+        lines.append("**Interrupted**: the process running it stopped. Resume it from its last checkpoint or "
+                     "requeue it below.")
+    if s.error:
+        lines.append(f"**Error:** {md(wb.public_message(s.error))}")
+    return "\n\n".join(lines)
+
+
+def build_tab(wb: Workbench):
+    """Build the tab; returns ``(timer, refresh event)``."""
+    g = guarded(wb)
+    with gr.Row():
+        status_f = gr.Dropdown(STATUSES, value="any", label="Status")
+        method_f = gr.Dropdown(["any"], value="any", label="Method", allow_custom_value=True)
+        dataset_f = gr.Dropdown(["any"], value="any", label="Dataset", allow_custom_value=True)
+        arch_f = gr.Dropdown(["any"], value="any", label="Arch", allow_custom_value=True)
+        split_f = gr.Radio(["test", "dev", "train"], value="test", label="Metrics of split")
+        refresh = gr.Button("Refresh", size="sm")
+    count_md = gr.Markdown()
+    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=False, max_height=420,
+                         show_search="filter", label="Runs (click a column to sort; click a row to open it)",
+                         pinned_columns=1, elem_id="runs-table")
+    run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="runs-run")
+    detail = gr.Markdown("Choose a run above.", elem_id="runs-detail")
+    with gr.Row():
+        final_tbl = gr.Dataframe(headers=["split", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
+                                 label="Final metrics per split", interactive=False)
+        epochs_tbl = gr.Dataframe(headers=["epoch", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
+                                  label="Dev metrics per epoch", interactive=False)
+    with gr.Row():
+        loss_plot = gr.Plot(label="Losses")
+        dev_plot = gr.Plot(label="Dev metrics")
+    with gr.Accordion("Config (resolved, UNIREX keys)", open=False):
+        config = gr.JSON()
+
+    gr.Markdown("### Actions on this run")
+    action_md = gr.Markdown(elem_id="runs-action")
+    with gr.Row():
+        with gr.Column():
+            eval_splits = gr.CheckboxGroup(["train", "dev", "test"], value=["dev", "test"], label="Evaluate on")
+            eval_btn = gr.Button("Evaluate")
+        with gr.Column():
+            ft_epochs = gr.Number(value=1, precision=0, label="Finetune epochs")
+            ft_btn = gr.Button("Finetune from it")
+        with gr.Column():
+            attrs_btn = gr.Button("Save attributions (FRESH / L2E teacher)")
+            runtime_btn = gr.Button("Measure explainer runtime")
+        with gr.Column():
+            requeue_btn = gr.Button("Requeue (same command)")
+            resume_btn = gr.Button("Resume from checkpoint")
+    with gr.Row():
+        with gr.Column():
+            export_split = gr.Dropdown(["test", "dev", "train"], value="test", label="ERASER results of split")
+            export_btn = gr.Button("Export ERASER results")
+            export_file = gr.File(label="Download", interactive=False)
+        with gr.Column():
+            repo_id = gr.Textbox(label="Hugging Face repo id (owner/name)")
+            with gr.Row():
+                private = gr.Checkbox(value=True, label="private")
+                license_ = gr.Dropdown(LICENSES, value="apache-2.0", label="License", allow_custom_value=True)
+                dry_run = gr.Checkbox(value=False, label="dry run (write the files into exports/ instead)")
+            push_btn = gr.Button("Push to the Hub")
+        with gr.Column():
+            delete_btn = gr.Button("Delete this run…", variant="stop")
+            with gr.Row(visible=False) as confirm_row:
+                confirm_btn = gr.Button("Yes, delete it for good", variant="stop")
+                keep_btn = gr.Button("Keep it")
+    timer = gr.Timer(POLL_S, active=False)
+
+    filters = [status_f, method_f, dataset_f, arch_f, split_f]
+
+    @g
+    def on_refresh(st, me, ds, ar, sp, current):
+        wb.sync()
+        all_runs = wb.runs_frame(split=sp, limit=None, metrics=())
+        flt = RunFilter(status=choice_or_none(st), method=choice_or_none(me), dataset=choice_or_none(ds),
+                        arch=choice_or_none(ar))
+        df = wb.runs_frame(flt, split=sp, limit=SHOWN)
+
+        def opts(col):
+            return ["any", *sorted({str(v) for v in all_runs[col].to_list() if v is not None})]
+
+        n = all_runs.height
+        shown = f"{df.height} of {n} runs" + (f" (the newest {SHOWN} shown)" if df.height == SHOWN else "")
+        ids = df["run_id"].to_list()
+        return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
+                gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),
+                gr.update(choices=ids))
+
+    def _empty_detail():
+        return ("Choose a run above.", None, None, figures.empty("Training losses per step"),
+                figures.empty("Dev metrics per epoch"), None)
+
+    @g
+    def on_open(run_id, sp):
+        if not run_id:
+            return _empty_detail()
+        d = wb.run(run_id, split=sp)
+        h1, r1 = metric_table(d.final)
+        h2, r2 = epoch_table(d)
+        curves = wb.curves(d.summary.run_id)
+        return (detail_md(d, wb), {"headers": h1, "data": r1} if r1 else None,
+                {"headers": h2, "data": r2} if r2 else None, figures.losses(curves), figures.dev_metrics(curves),
+                d.config)
+
+    def on_select(evt: gr.SelectData):
+        row = evt.row_value or []
+        return row[0] if row else gr.update()
+
+    def _need(run_id):
+        if not run_id:
+            raise gr.Error("Choose a run first.")
+        return run_id
+
+    def queued(job, what):
+        gr.Info(f"Queued {job.job_id}: {what}")
+        return (f"Queued {code(job.job_id)}: {md(what)} → run {code(job.run_id)} (follow it in the Train tab).")
+
+    @g
+    def on_eval(run_id, splits):
+        return queued(wb.evaluate(_need(run_id), list(splits or [])), f"evaluate on {', '.join(splits or [])}")
+
+    @g
+    def on_finetune(run_id, epochs):
+        n = int(epochs or 1)
+        if n < 1:
+            raise gr.Error("Finetune epochs must be at least 1.")
+        return queued(wb.finetune(_need(run_id), [f"training.epochs={n}"]), f"finetune for {n} epoch(s)")
+
+    @g
+    def on_attrs(run_id):
+        return queued(wb.save_attributions(_need(run_id)), "save attributions of train, dev and test")
+
+    @g
+    def on_runtime(run_id):
+        return queued(wb.measure_runtime(_need(run_id)), "measure the explainer's runtime")
+
+    @g
+    def on_requeue(run_id):
+        return queued(wb.requeue(_need(run_id)), "the same command again")
+
+    @g
+    def on_resume(run_id):
+        return queued(wb.resume(_need(run_id)), "resume from the last checkpoint")
+
+    @g
+    def on_export(run_id, split):
+        f = wb.export_eraser_file(_need(run_id), split)
+        return md(f.description), str(f.path)
+
+    @g
+    def on_push(run_id, repo, priv, lic, dry):
+        folder = (wb.exports_dir / f"hub-{_need(run_id)}") if dry else None
+        res = wb.push(_need(run_id), str(repo or "").strip(), private=bool(priv), license=lic or None,
+                      dry_run_dir=folder)
+        if res.dry_run:
+            return (f"Dry run: the {len(res.files)} files that would be uploaded to {code(res.repo_id)} are in "
+                    f"{code(wb.public_message(str(res.folder)))}")
+        return f"Pushed {len(res.files)} files to {md(res.url or res.repo_id)}"
+
+    @g
+    def on_delete_ask(run_id):
+        _need(run_id)
+        return gr.update(visible=True), f"Delete run {code(run_id)} and its folder for good? This cannot be undone."
+
+    @g
+    def on_delete(run_id):
+        wb.delete_run(_need(run_id))
+        gr.Info(f"Deleted {run_id}")
+        return gr.update(visible=False), f"Deleted {code(run_id)}.", gr.update(value=None)
+
+    refresh_outputs = [table, count_md, method_f, dataset_f, arch_f, run]
+    ev = refresh.click(on_refresh, filters + [run], refresh_outputs, api_name="list_runs")
+    for comp in filters:
+        comp.input(on_refresh, filters + [run], refresh_outputs, api_visibility="private")
+    timer.tick(on_refresh, filters + [run], refresh_outputs, api_visibility="private", show_progress="hidden")
+    table.select(on_select, None, [run], api_visibility="private")
+    detail_outputs = [detail, final_tbl, epochs_tbl, loss_plot, dev_plot, config]
+    run.change(on_open, [run, split_f], detail_outputs, api_name="show_run")
+    eval_btn.click(on_eval, [run, eval_splits], [action_md], api_name="evaluate_run")
+    ft_btn.click(on_finetune, [run, ft_epochs], [action_md], api_visibility="private")
+    attrs_btn.click(on_attrs, [run], [action_md], api_visibility="private")
+    runtime_btn.click(on_runtime, [run], [action_md], api_visibility="private")
+    requeue_btn.click(on_requeue, [run], [action_md], api_visibility="private")
+    resume_btn.click(on_resume, [run], [action_md], api_visibility="private")
+    export_btn.click(on_export, [run, export_split], [action_md, export_file], api_name="export_eraser")
+    push_btn.click(on_push, [run, repo_id, private, license_, dry_run], [action_md], api_name="push_run")
+    delete_btn.click(on_delete_ask, [run], [confirm_row, action_md], api_visibility="private")
+    keep_btn.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, action_md],
+                   api_visibility="private")
+    confirm_btn.click(on_delete, [run], [confirm_row, action_md, run], api_visibility="private").then(
+        on_refresh, filters + [run], refresh_outputs, api_visibility="private")
+    return timer, (on_refresh, filters + [run], refresh_outputs)
+
+
+__all__ = ["build_tab", "runs_rows"]
