@@ -1,7 +1,7 @@
-"""Run the paper's method grid on the demo dataset and write the comparison table.
+"""Run the paper's method grid on the built-in datasets and write the comparison tables.
 
-    python bench/reproduce.py                       # every method, seeds 0,1,2, the full demo
-    python bench/reproduce.py --num_train 400 --methods task_lm,sgt,slm_plaus_linear --seeds 0
+    python bench/reproduce.py                       # every method, seeds 0,1,2, both datasets, whole splits
+    python bench/reproduce.py --datasets demo --num_train 400 --methods task_lm,sgt,slm_plaus_linear --seeds 0
     python bench/reproduce.py ... --resume          # reuse the runs an interrupted invocation finished
 
 Each (method, seed) is one engine run (one epoch by default) on the bundled MiniLM (``--arch``), in the
@@ -9,8 +9,12 @@ workspace ``bench/out/reproduce``; FRESH and L2E read the attributions of that s
 (``model.save_outputs=True``). The table gives the test split's task macro F1 and accuracy,
 comprehensiveness and sufficiency AOPC, AUPRC and token F1 (ERASER word level), as mean ± std over
 seeds, NRG computed over the methods' means, and each method's training throughput relative to Task LM
-measured in the same invocation. It is printed, written to ``bench/out/reproduce.md`` and ``.json``, and
-with ``--readme`` placed in README.md between the ``reproduce-table`` markers.
+measured in the same invocation. Beside ERASER's metrics the table gives the reference code's variants
+(``comp_aopc_unirex``, ``suff_aopc_unirex``, ``plaus_ref_auprc``, ``task_ref``) and NRG under both
+conventions (paper: the reference's metrics; ERASER: ERASER's). One table per dataset (``--datasets``,
+default ``demo,demo_nli``; ``--num_train`` takes one value or one per dataset). It is printed, written to
+``bench/out/reproduce-<dataset>.md`` and ``.json``, and with ``--readme`` placed in README.md between the
+``reproduce-table-<dataset>`` markers.
 """
 
 from __future__ import annotations
@@ -34,8 +38,12 @@ from unirex.methods import list_methods  # noqa: E402
 from unirex.metrics.nrg import nrg  # noqa: E402
 from unirex.runs import RunDir, list_runs  # noqa: E402
 
+#: ERASER's metrics, then the reference code's (UNIREX's) variants
 COLUMNS = [("macro_f1", "task F1"), ("acc", "acc"), ("comp_aopc", "comp ↑"), ("suff_aopc", "suff ↓"),
-           ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1")]
+           ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1"),
+           ("task_ref", "task (ref)"), ("comp_aopc_unirex", "comp (ref) ↑"), ("suff_aopc_unirex", "suff (ref) ↓"),
+           ("plaus_ref_auprc", "AUPRC (ref)")]
+DATASET_SIZES = {"demo": 2000, "demo_nli": 3000}  # train examples of the built-in datasets
 
 
 def fmt(values: list[float]) -> str:
@@ -46,16 +54,106 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def finished_run(runs_root: Path, method: str, seed: int, removal: str = "drop") -> RunDir | None:
-    """The newest completed training run of ``method`` with ``seed`` in the workspace, if any, trained with
-    the same ``model.rationale_removal`` (runs from before the key existed masked)."""
+def finished_run(runs_root: Path, method: str, seed: int, removal: str = "drop", dataset: str = "demo",
+                 num_train: int | None = None) -> RunDir | None:
+    """The newest completed training run of ``method`` with ``seed`` on ``dataset`` (and train subsample) in
+    the workspace, if any, trained with the same ``model.rationale_removal`` (runs from before the key
+    existed masked)."""
     for rd in reversed(list_runs(runs_root)):
         meta = rd.meta()
+        data = rd.config().get("data") or {}
         if (meta.get("method") == method and meta.get("seed") == seed and meta.get("mode") == "train"
+                and meta.get("dataset") == dataset and data.get("num_train") == num_train
                 and (rd.config().get("model") or {}).get("rationale_removal", "mask") == removal
                 and rd.status().get("status") == "completed"):
             return rd
     return None
+
+
+def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seeds: list[int]) -> str:
+    """Train and test every (method, seed) on ``dataset``; return the Markdown table (also written out)."""
+    common = [f"workspace={args.workspace}", f"data={dataset}", f"arch={args.arch}", f"data.max_length={args.max_length}",
+              f"training.epochs={args.epochs}", f"setup.train_batch_size={args.batch_size}",
+              f"model.optimizer.lr={args.lr}", "training.eval_splits=test", f"model.rationale_removal={args.rationale_removal}"]
+    if num_train:
+        common.append(f"data.num_train={num_train}")
+    results: dict[str, list[dict]] = {m: [] for m in methods}
+    t0 = time.time()
+    for seed in seeds:
+        teacher = None
+        for mid in methods:
+            extra = [f"method={mid}", f"seed={seed}"]
+            if mid == "task_lm":
+                extra.append("model.save_outputs=True")
+            if mid == "fresh":
+                extra.append(f"data.fresh_exp_id={teacher}")
+            if mid == "l2e":
+                extra += [f"data.l2e_exp_id={teacher}", "data.l2e_attr_algo=input-x-gradient"]
+            started = time.time()
+            done = (finished_run(Path(args.workspace) / "runs", mid, seed, args.rationale_removal, dataset, num_train)
+                    if args.resume else None)
+            if done is not None:  # the same (method, seed) finished in an earlier invocation
+                rd = done
+                res = SimpleNamespace(run_id=rd.run_id, status="completed", metrics=rd.status().get("final_metrics", {}))
+            else:
+                try:
+                    res = run(resolve_run_config(common + extra))
+                except Exception as e:  # noqa: BLE001 - one broken method must not lose the others' results
+                    print(f"{dataset} seed {seed} {mid}: FAILED: {type(e).__name__}: {e}", flush=True)
+                    results[mid].append({k: None for k, _ in COLUMNS} | {"seed": seed, "status": "failed",
+                                                                          "train_examples_per_s": None})
+                    continue
+                rd = RunDir(res.run_dir)
+            tput = [m["value"] for m in rd.metrics() if m["name"] == "train_examples_per_s"]
+            row = {k: res.metrics.get(f"test_{k}") for k, _ in COLUMNS}
+            row.update(run_id=res.run_id, seed=seed, status=res.status, seconds=time.time() - started,
+                       train_examples_per_s=statistics.mean(tput) if tput else None)
+            results[mid].append(row)
+            if mid == "task_lm":
+                teacher = res.run_id
+            print(f"[{time.time() - t0:7.0f}s] {dataset} seed {seed} {mid:32s} {res.status} " +
+                  " ".join(f"{k}={row[k]:.3f}" for k, _ in COLUMNS if row[k] is not None), flush=True)
+
+    means = {m: {k: statistics.mean([r[k] for r in rows if r[k] is not None])
+                 for k, _ in COLUMNS if any(r[k] is not None for r in rows)} for m, rows in results.items()}
+    scores = {conv: nrg(means, convention=conv) for conv in ("paper", "eraser")}
+    base_tput = statistics.mean([r["train_examples_per_s"] for r in results["task_lm"] if r["train_examples_per_s"]])
+    titles = {m.id: m.title for m in list_methods()}
+    header = "| method | " + " | ".join(t for _, t in COLUMNS) + " | NRG (paper) | NRG (ERASER) | train speed vs Task LM |"
+    lines = [header, "|" + " --- |" * (len(COLUMNS) + 4)]
+    for m, rows in results.items():
+        cells = [fmt([r[k] for r in rows if r[k] is not None]) for k, _ in COLUMNS]
+        tputs = [r["train_examples_per_s"] for r in rows if r["train_examples_per_s"]]
+        speed = f"{statistics.mean(tputs) / base_tput:.2f}x" if tputs else "n/a"
+        lines.append(f"| {titles.get(m, m)} | " + " | ".join(cells) +
+                     f" | {scores['paper'].nrg[m]:.3f} | {scores['eraser'].nrg[m]:.3f} | {speed} |")
+    size = DATASET_SIZES.get(dataset)
+    setup = (f"{dataset} dataset, arch {args.arch}, seeds {args.seeds}, {args.epochs} epoch(s), "
+             f"{'train subsample ' + str(num_train) if num_train else f'full train split ({size})'}, "
+             f"max length {args.max_length}, batch {args.batch_size}, lr {args.lr}, "
+             f"comp/suff variants {'dropped' if args.rationale_removal == 'drop' else 'masked'}; test split, "
+             f"AOPC over k in {{1, 5, 10, 20, 50}}%; \"(ref)\" columns are UNIREX's code's metric variants and "
+             f"NRG (paper) is computed from them; Task LM trains at {base_tput:.1f} examples/s here; "
+             f"{time.time() - t0:.0f} s in all; measured {time.strftime('%Y-%m-%d')} on 2 CPU cores")
+    table = "\n".join(lines) + f"\n\n_{setup}._\n"
+    print("\n" + table, flush=True)
+    out = Path(args.workspace).parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"reproduce-{dataset}.md").write_text(table)
+    (out / f"reproduce-{dataset}.json").write_text(json.dumps(
+        {"setup": setup, "results": results, "means": means, "nrg": {c: s.nrg for c, s in scores.items()},
+         "nrg_by_desideratum": {c: s.by_desideratum for c, s in scores.items()}}, indent=2, default=str))
+    if args.readme:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        tag = f"reproduce-table-{dataset}"
+        block = f"<!-- {tag} -->\n{table}<!-- /{tag} -->"
+        if f"<!-- {tag} -->" in text:
+            text = re.sub(rf"<!-- {tag} -->.*?<!-- /{tag} -->", lambda _: block, text, flags=re.S)
+            readme.write_text(text)
+        else:
+            print(f"README.md has no <!-- {tag} --> markers: table not placed", file=sys.stderr)
+    return table
 
 
 def main() -> None:
@@ -63,7 +161,9 @@ def main() -> None:
     p.add_argument("--methods", default="all", help="comma list of method ids (python -m unirex methods)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--arch", default="default")
-    p.add_argument("--num_train", type=int, default=None, help="subsample the demo train split")
+    p.add_argument("--datasets", default="demo,demo_nli", help="comma list of datasets (data=...)")
+    p.add_argument("--num_train", default=None,
+                   help="subsample the train split: one number, or a comma list with one per dataset")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=16)
@@ -82,72 +182,14 @@ def main() -> None:
     if "task_lm" not in methods:
         methods = ["task_lm", *methods]
     seeds = [int(s) for s in args.seeds.split(",")]
-    common = [f"workspace={args.workspace}", "data=demo", f"arch={args.arch}", f"data.max_length={args.max_length}",
-              f"training.epochs={args.epochs}", f"setup.train_batch_size={args.batch_size}",
-              f"model.optimizer.lr={args.lr}", "training.eval_splits=test", f"model.rationale_removal={args.rationale_removal}"]
-    if args.num_train:
-        common.append(f"data.num_train={args.num_train}")
-    results: dict[str, list[dict]] = {m: [] for m in methods}
-    t0 = time.time()
-    for seed in seeds:
-        teacher = None
-        for mid in methods:
-            extra = [f"method={mid}", f"seed={seed}"]
-            if mid == "task_lm":
-                extra.append("model.save_outputs=True")
-            if mid == "fresh":
-                extra.append(f"data.fresh_exp_id={teacher}")
-            if mid == "l2e":
-                extra += [f"data.l2e_exp_id={teacher}", "data.l2e_attr_algo=input-x-gradient"]
-            started = time.time()
-            done = finished_run(Path(args.workspace) / "runs", mid, seed, args.rationale_removal) if args.resume else None
-            if done is not None:  # the same (method, seed) finished in an earlier invocation
-                rd = done
-                res = SimpleNamespace(run_id=rd.run_id, status="completed", metrics=rd.status().get("final_metrics", {}))
-            else:
-                res = run(resolve_run_config(common + extra))
-                rd = RunDir(res.run_dir)
-            tput = [m["value"] for m in rd.metrics() if m["name"] == "train_examples_per_s"]
-            row = {k: res.metrics.get(f"test_{k}") for k, _ in COLUMNS}
-            row.update(run_id=res.run_id, seed=seed, status=res.status, seconds=time.time() - started,
-                       train_examples_per_s=statistics.mean(tput) if tput else None)
-            results[mid].append(row)
-            if mid == "task_lm":
-                teacher = res.run_id
-            print(f"[{time.time() - t0:7.0f}s] seed {seed} {mid:32s} " +
-                  " ".join(f"{k}={row[k]:.3f}" for k, _ in COLUMNS if row[k] is not None), flush=True)
-
-    means = {m: {k: statistics.mean([r[k] for r in rows if r[k] is not None])
-                 for k, _ in COLUMNS if any(r[k] is not None for r in rows)} for m, rows in results.items()}
-    scores = nrg(means, convention="eraser")  # the table's columns are the ERASER-convention metrics
-    base_tput = statistics.mean([r["train_examples_per_s"] for r in results["task_lm"]])
-    titles = {m.id: m.title for m in list_methods()}
-    header = "| method | " + " | ".join(t for _, t in COLUMNS) + " | NRG | train speed vs Task LM |"
-    lines = [header, "|" + " --- |" * (len(COLUMNS) + 3)]
-    for m, rows in results.items():
-        cells = [fmt([r[k] for r in rows if r[k] is not None]) for k, _ in COLUMNS]
-        tput = statistics.mean([r["train_examples_per_s"] for r in rows])
-        lines.append(f"| {titles.get(m, m)} | " + " | ".join(cells) + f" | {scores.nrg[m]:.3f} | {tput / base_tput:.2f}x |")
-    setup = (f"demo dataset, arch {args.arch}, seeds {args.seeds}, {args.epochs} epoch(s), "
-             f"{'train subsample ' + str(args.num_train) if args.num_train else 'full train split (2000)'}, "
-             f"max length {args.max_length}, batch {args.batch_size}, lr {args.lr}, "
-             f"comp/suff variants {'dropped' if args.rationale_removal == 'drop' else 'masked'}; test split (300), "
-             f"ERASER word-level plausibility, AOPC over k in {{1, 5, 10, 20, 50}}%; "
-             f"Task LM trains at {base_tput:.1f} examples/s here; measured {time.strftime('%Y-%m-%d')} on 2 CPU cores")
-    table = "\n".join(lines) + f"\n\n_{setup}._\n"
-    print("\n" + table)
-    out = Path(args.workspace).parent
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reproduce.md").write_text(table)
-    (out / "reproduce.json").write_text(json.dumps({"setup": setup, "results": results, "means": means,
-                                                    "nrg": scores.nrg, "nrg_by_desideratum": scores.by_desideratum},
-                                                   indent=2, default=str))
-    if args.readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
-        block = f"<!-- reproduce-table -->\n{table}<!-- /reproduce-table -->"
-        new = re.sub(r"<!-- reproduce-table -->.*?<!-- /reproduce-table -->", lambda _: block, text, flags=re.S)
-        readme.write_text(new)
+    datasets = [d for d in args.datasets.split(",") if d]
+    sizes = [int(n) if n else None for n in str(args.num_train or "").split(",")] or [None]
+    if len(sizes) == 1:
+        sizes = sizes * len(datasets)
+    if len(sizes) != len(datasets):
+        p.error(f"--num_train: give one value or one per dataset ({len(datasets)})")
+    for dataset, n in zip(datasets, sizes):
+        run_grid(args, dataset, n or None, methods, seeds)
 
 
 if __name__ == "__main__":

@@ -239,8 +239,10 @@ def test_runs_tab_lists_runs_of_every_process(page, app_url):
     page.get_by_role("button", name="Export ERASER results").click()
     text_in(page, "#runs-action", "ERASER results of")
     page.get_by_label("Hugging Face repo id (owner/name)").fill("me/rationales")
+    page.get_by_label("dry run (write the files into exports/ instead)").check()
     page.get_by_role("button", name="Push to the Hub").click()
-    toast(page, "Hub push is not available in this build yet")
+    text_in(page, "#runs-action", "Dry run: the")  # the model repo's files, written into exports/
+    assert any((ws / "exports").glob("hub-*/README.md"))
     close_toasts(page)
     # delete the cancelled run, with confirmation
     visible(page, "#runs-table").get_by_text("cancelled").filter(visible=True).first.click()

@@ -291,12 +291,13 @@ def test_exports_and_push_placeholder(wb, ws):
         wb.push(rd.run_id, "me/model")
     (rd.checkpoint_dir).mkdir()
     (rd.checkpoint_dir / "checkpoint.json").write_text(json.dumps({"epoch": 0}))
-    with pytest.raises(UnirexError, match="not a Hugging Face repo id"):
+    with pytest.raises(UnirexError, match="repo id 'no-owner' is not in the form USER/NAME"):
         wb.push(rd.run_id, "no-owner")
     with pytest.raises(UnirexError, match="outside the workspace"):
         wb.push(rd.run_id, "me/model", dry_run_dir="/tmp/elsewhere")
-    with pytest.raises(UnirexError, match="Hub push is not available in this build yet"):
+    with pytest.raises(UnirexError, match="has no final metrics"):  # a checkpoint folder alone is no pushable run
         wb.push(rd.run_id, "me/model", private=True, license="mit", dry_run_dir=ws / "exports" / "hub")
+    assert not (ws / "exports" / "hub").exists()
     with pytest.raises(UnirexError, match="outside the workspace"):
         wb.export_eraser(rd.run_id, "test", Path("/tmp/x.jsonl"))
 

@@ -31,9 +31,34 @@ class Writer:
     errors: list[str] = field(default_factory=list, init=False)
 
 
-def writers(sb: Sandbox, n_runs: int, epochs: int, rebuild_loops: int, ingest_loops: int) -> list[Writer]:
+#: the app's background worker as a writer: a process that opens the workbench with its worker thread,
+#: queues one run through the same API as the Train tab and waits for it (exit 1 unless it completed)
+APP_WORKER = """
+import sys, time
+from workbench import Workbench
+wb = Workbench(sys.argv[1], start_worker=True)
+job = wb.submit(sys.argv[2:])[0]
+while wb.job(job.job_id).status in ("waiting", "running"):
+    time.sleep(0.2)
+state = wb.job(job.job_id).status
+wb.stop_worker()
+sys.exit(0 if state == "completed" else 1)
+"""
+
+
+def app_worker(sb: Sandbox, epochs: int, seed: int) -> list[str]:
+    import sys
+
+    cli = sb.train(epochs=epochs, seed=seed)
+    overrides = [a for a in cli[cli.index("-m") + 2:] if "=" in a and not a.startswith("workspace=")]
+    return [sys.executable, "-c", APP_WORKER, str(sb.ws), *overrides]
+
+
+def writers(sb: Sandbox, n_runs: int, epochs: int, rebuild_loops: int, ingest_loops: int,
+            app_workers: int = 1) -> list[Writer]:
     out = [Writer(f"train-{i}", lambda _, i=i: sb.train(epochs=epochs, seed=i))
            for i in range(n_runs)]
+    out += [Writer(f"app-worker-{k}", lambda _, k=k: app_worker(sb, epochs, 100 + k)) for k in range(app_workers)]
     out += [Writer(f"rebuild-{j}", lambda _: sb.store("rebuild"), loop=True) for j in range(rebuild_loops)]
     out += [Writer(f"ingest-{j}", lambda _: sb.store("ingest"), loop=True) for j in range(ingest_loops)]
     return out
@@ -96,18 +121,18 @@ def check_indexed_exactly_once(sb: Sandbox, expected_runs: int) -> dict:
     return {"runs": len(runs), "metric_rows": metric_rows}
 
 
-def test_four_runs_with_a_rebuild_loop(tmp_path, tiny_arch, small_demo_dir):
+def test_four_runs_and_the_app_worker_with_a_rebuild_loop(tmp_path, tiny_arch, small_demo_dir):
     sb = Sandbox(tmp_path / "sb", tiny_arch, small_demo_dir / "demo")
     ws = writers(sb, n_runs=4, epochs=1, rebuild_loops=1, ingest_loops=0)
     run_writers(sb, ws)
-    counts = check_indexed_exactly_once(sb, expected_runs=4)
+    counts = check_indexed_exactly_once(sb, expected_runs=5)
     print(f"\nconcurrent: {counts}, " + ", ".join(f"{w.name} x{w.runs}" for w in ws))
 
 
 @pytest.mark.slow
-def test_six_runs_with_rebuild_and_ingest_loops(tmp_path, tiny_arch, small_demo_dir):
+def test_six_runs_and_the_app_worker_with_rebuild_and_ingest_loops(tmp_path, tiny_arch, small_demo_dir):
     sb = Sandbox(tmp_path / "sb", tiny_arch, small_demo_dir / "demo")
     ws = writers(sb, n_runs=6, epochs=2, rebuild_loops=2, ingest_loops=1)
     run_writers(sb, ws)
-    counts = check_indexed_exactly_once(sb, expected_runs=6)
+    counts = check_indexed_exactly_once(sb, expected_runs=7)
     print(f"\nconcurrent (long): {counts}, " + ", ".join(f"{w.name} x{w.runs}" for w in ws))

@@ -121,8 +121,6 @@ def test_kills_25_at_random_points(tmp_path, tiny_arch, small_demo_dir):
     next_start_cleans_up_and_indexes_everything(sb)
 
 
-@pytest.mark.xfail(strict=True, reason="store rebuild does not clean the .rebuild-* folder a killed rebuild left "
-                                       "(the lead wires unirex.fsutil.clean_leftovers into store/); remove this mark then")
 def test_a_killed_rebuild_leaves_nothing_after_the_next_rebuild(tmp_path, tiny_arch, small_demo_dir):
     from unirex.runs import RunDir
 

@@ -226,7 +226,8 @@ def build_tab(wb: Workbench):
 
     @g
     def on_push(run_id, repo, priv, lic, dry):
-        folder = (wb.exports_dir / f"hub-{_need(run_id)}") if dry else None
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = (wb.exports_dir / f"hub-{_need(run_id)}-{stamp}") if dry else None  # a new folder each time
         res = wb.push(_need(run_id), str(repo or "").strip(), private=bool(priv), license=lic or None,
                       dry_run_dir=folder)
         if res.dry_run:

@@ -176,11 +176,11 @@ def check_repo_id(repo_id: str) -> str:
 
     text = str(repo_id or "").strip()
     if text.count("/") != 1 or text.startswith("/") or text.endswith("/"):
-        raise UnirexError(f"--repo-id '{text}' is not in the form USER/NAME (or ORG/NAME)")
+        raise UnirexError(f"repo id '{text}' is not in the form USER/NAME (or ORG/NAME)")
     try:
         validate_repo_id(text)
     except HFValidationError as e:
-        raise UnirexError(f"--repo-id '{text}' is not a valid Hub repo id: {first_line(e)}") from None
+        raise UnirexError(f"repo id '{text}' is not a valid Hub repo id: {first_line(e)}") from None
     return text
 
 

@@ -8,7 +8,7 @@ batch, ``L`` sequence, ``C`` classes. Faithfulness losses are returned per examp
   ``diff`` ``L(x) - L(x\\r)``;
 * sufficiency (``model.suff_criterion``): ``margin`` ``max(-m, L(r) - L(x)) + m`` (m = 0.1), ``diff``
   ``L(r) - L(x)``, ``mae`` ``|L(r) - L(x)|``, ``mse`` ``(L(r) - L(x))^2``, ``kldiv`` (SGT)
-  ``KL(p(.|x) || p(.|r))``;
+  ``KL(p(.|r) || p(.|x))`` averaged over the classes, as UNIREX's code;
 * plausibility: ``bce`` with logits and ``pos_weight = #negative / #positive`` tokens;
 * L2E: cross-entropy of a per-token ``C``-class head against the teacher's binned attributions;
 * A2R: Jensen-Shannon divergence between two predictions.

@@ -29,8 +29,8 @@ Where that does not hold, ``drop`` falls back to ``mask`` and :func:`resolve_rem
 * an encoder whose forward takes no ``position_ids``, or a model type not listed in
   :data:`DROP_MODEL_TYPES` (unknown is treated as unsafe).
 
-FRESH is not concerned: its input is a new, shorter text whose positions are re-numbered, as in the
-reference (:func:`unirex.objective.fresh_batch`).
+FRESH is not concerned: it trains on its pruned input with the other tokens hidden by the attention
+mask in place, as UNIREX's training step does (:func:`unirex.objective.fresh_batch`).
 """
 
 from __future__ import annotations
