@@ -272,7 +272,7 @@ def test_curves_read_incrementally(wb, ws):
     assert wb.curves("R-not-yet").losses.height == 0  # a queued run without a folder yet
 
 
-def test_exports_and_push_placeholder(wb, ws):
+def test_exports_and_push_checks(wb, ws):
     from store import RunFilter
 
     rd = RunDir.create(ws / "runs", {"seed": 0}, {"method": "task_lm", "dataset": "demo", "arch": "a", "seed": 0,
@@ -295,7 +295,7 @@ def test_exports_and_push_placeholder(wb, ws):
         wb.push(rd.run_id, "no-owner")
     with pytest.raises(UnirexError, match="outside the workspace"):
         wb.push(rd.run_id, "me/model", dry_run_dir="/tmp/elsewhere")
-    with pytest.raises(UnirexError, match="has no final metrics"):  # a checkpoint folder alone is no pushable run
+    with pytest.raises(UnirexError, match="missing run config"):  # a checkpoint.json alone is no pushable checkpoint
         wb.push(rd.run_id, "me/model", private=True, license="mit", dry_run_dir=ws / "exports" / "hub")
     assert not (ws / "exports" / "hub").exists()
     with pytest.raises(UnirexError, match="outside the workspace"):

@@ -495,7 +495,7 @@ class Workbench:
         p = Path(path).expanduser()
         p = (p if p.is_absolute() else self.workspace / p).resolve()
         if not inside(p, self.workspace):
-            raise UnirexError(f"{what} must be inside the workspace ({path!s} is not)")
+            raise UnirexError(f"{what} '{path!s}' is outside the workspace; give a folder inside it")
         return p
 
     # --------------------------------------------------------------------------------- explaining
