@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: app test test-fast lint-imports install clean
+.PHONY: app test test-fast test-long lint-imports install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,7 +32,11 @@ test: $(STAMP) lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
 
 test-fast: $(STAMP) lint-imports
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not long" tests
+
+# The longest campaigns (6 concurrent runs + the app's worker with rebuild and ingest loops), not in make test.
+test-long: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m long tests
 
 clean:
 	rm -rf $(VENV)

@@ -67,3 +67,15 @@ def toy_batch(small_demo_dir, tiny_arch):
         return b
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the ``fast_variant`` tests when the slow tests they shorten are selected too (``make test``):
+    the slow campaign covers what they cover."""
+    if not any(item.get_closest_marker("slow") for item in items):
+        return
+    keep = [item for item in items if not item.get_closest_marker("fast_variant")]
+    dropped = [item for item in items if item.get_closest_marker("fast_variant")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

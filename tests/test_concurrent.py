@@ -129,7 +129,7 @@ def test_four_runs_and_the_app_worker_with_a_rebuild_loop(tmp_path, tiny_arch, s
     print(f"\nconcurrent: {counts}, " + ", ".join(f"{w.name} x{w.runs}" for w in ws))
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_six_runs_and_the_app_worker_with_rebuild_and_ingest_loops(tmp_path, tiny_arch, small_demo_dir):
     sb = Sandbox(tmp_path / "sb", tiny_arch, small_demo_dir / "demo")
     ws = writers(sb, n_runs=6, epochs=2, rebuild_loops=2, ingest_loops=1)

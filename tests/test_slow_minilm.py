@@ -1,6 +1,6 @@
-"""Slow integration tests on the real bundled MiniLM and the full demo dataset (minutes, still in `make test`).
+"""Slow integration tests on the real bundled MiniLM and the demo dataset (1,000 train examples; minutes, still in `make test`).
 
-- Task LM (input-x-gradient explanations) reaches test accuracy >= 0.90 after one seeded epoch.
+- Task LM (input-x-gradient explanations) reaches test accuracy >= 0.90 after one seeded epoch on 1,000 examples.
 - SLM (plaus) gives clearly more plausible rationales (test AUPRC) than Task LM + input-x-gradient.
 - Training's comp/suff variants give the same logits, losses and gradients dropped as masked.
 """
@@ -12,7 +12,7 @@ import pytest
 from unirex.engine import resolve_run_config, run
 
 pytestmark = pytest.mark.slow
-COMMON = ["data=demo", "arch=default", "data.max_length=128", "training.epochs=1", "setup.train_batch_size=16",
+COMMON = ["data=demo", "data.num_train=1000", "arch=default", "data.max_length=128", "training.epochs=1", "setup.train_batch_size=8",
           "setup.eval_batch_size=32", "model.optimizer.lr=5e-5", "training.eval_splits=test", "seed=0"]
 
 
