@@ -261,7 +261,7 @@ def test_push_needs_a_token_a_good_repo_id_and_a_completed_run(trained, monkeypa
         push_run(res.run_id, REPO, api=api, workspace=ws)
     assert api.calls == []
     for bad in ("no-namespace", "a/b/c", "user/bad..name", "/user", "user/"):
-        with pytest.raises(UnirexError, match="repo-id"):
+        with pytest.raises(UnirexError, match="repo id"):
             push_run(res.run_id, bad, api=api, workspace=ws)
     with pytest.raises(UnirexError, match="not a license identifier"):
         push_run(res.run_id, REPO, license="apache2", dry_run_dir=tmp_path / "x", workspace=ws)
