@@ -11,7 +11,7 @@ the app refuses to start. A busy port is a one-line message and exit status 2.
 
 Defaults of the forms (what a fresh machine trains in a few minutes on a CPU): ``--arch`` (env
 ``UNIREX_APP_ARCH``, default ``default``: the bundled MiniLM), ``--max-length`` (``UNIREX_APP_MAX_LENGTH``,
-128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 500-example train subsample; 0 = the whole
+128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 1,000-example train subsample; 0 = the whole
 split), ``--method`` (``UNIREX_APP_METHOD``, ``slm_plaus_linear``); the Train tab also starts from one epoch,
 batches of 8 and a learning rate of 5e-5.
 """
@@ -144,8 +144,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"default arch of the forms (${ENV_ARCH}; default: the bundled MiniLM)")
     p.add_argument("--max-length", type=int, default=_env_int(ENV_MAX_LENGTH, 128),
                    help=f"default data.max_length (${ENV_MAX_LENGTH}; default 128)")
-    p.add_argument("--num-train", type=int, default=_env_int(ENV_NUM_TRAIN, 500),
-                   help=f"default train subsample, 0 = the whole split (${ENV_NUM_TRAIN}; default 500)")
+    p.add_argument("--num-train", type=int, default=_env_int(ENV_NUM_TRAIN, 1000),
+                   help=f"default train subsample, 0 = the whole split (${ENV_NUM_TRAIN}; default 1000)")
     p.add_argument("--method", default=os.environ.get(ENV_METHOD) or "slm_plaus_linear",
                    help=f"default method preset of the Train tab (${ENV_METHOD})")
     p.add_argument("--no-demo", action="store_true", help="do not build the demo dataset on start")

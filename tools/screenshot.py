@@ -3,7 +3,7 @@ tab into docs/ (``app-datasets.png``, ``app-train.png``, ``app-runs.png``, ``app
 ``app-compare.png``; ``screenshot.png`` is the Datasets one).
 
 With the defaults it trains two runs of the app's default settings (the bundled MiniLM: ``slm_plaus_linear``
-and ``task_lm``, one epoch on 500 demo examples; a few minutes each on a CPU) so the Runs, Explain and Compare
+and ``task_lm``, one epoch on 1,000 demo examples; a few minutes each on a CPU) so the Runs, Explain and Compare
 tabs have something to show. A workspace that already has runs (``--workspace``) is used as it is.
 
 Usage: python tools/screenshot.py [--workspace DIR] [--out-dir docs] [--tabs Datasets,Train,...] [-- app args]

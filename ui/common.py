@@ -26,13 +26,13 @@ class AppDefaults:
     """What a fresh machine gets in the forms (``python app.py --help`` lists the flags that change it).
 
     The training defaults finish on a CPU in a few minutes with the bundled MiniLM: one epoch on a
-    500-example subsample of the demo's train split (batches of 8, learning rate 5e-5: enough steps for the
+    1,000-example subsample of the demo's train split (batches of 8, learning rate 5e-5: enough steps for the
     model to learn the task), inputs of at most 128 subwords."""
 
     arch: str = "default"
     dataset: str = "demo"
     max_length: int = 128
-    num_train: int | None = 500
+    num_train: int | None = 1000
     epochs: int = 1
     train_batch_size: int = 8
     eval_batch_size: int = 32
