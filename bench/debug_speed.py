@@ -4,8 +4,8 @@ per preset (interpreter start, model load, a few train batches, a few batches of
     python bench/debug_speed.py [--arch default] [--data demo] [--methods all] [--workspace DIR]
 
 The dataset is built once before the timings (a first ever run also builds it: ``--cold`` times that
-too). FRESH and L2E read the attributions of the Task LM's debug run (``model.save_outputs=True``), as
-their presets need a teacher. Prints one line per preset and a Markdown table (also written to
+too). FRESH and L2E read the attributions of a Task LM teacher run made first and not timed (a debug run
+with ``model.save_outputs=True``, which saves attributions for every example of every split). Prints one line per preset and a Markdown table (also written to
 ``bench/out/debug_speed.md``).
 """
 
@@ -37,9 +37,6 @@ def main() -> None:
 
     presets = {m.id: m.title for m in list_methods()}
     methods = list(presets) if args.methods == "all" else args.methods.split(",")
-    if "task_lm" in methods:  # the teacher of FRESH and L2E goes first
-        methods.remove("task_lm")
-    methods.insert(0, "task_lm")
     ws = Path(args.workspace or tempfile.mkdtemp(prefix="unirex-debug-speed-"))
     env = dict(os.environ, HF_HUB_OFFLINE="1", UNIREX_WORKSPACE=str(ws))
     base = [sys.executable, "-m", "unirex", f"data={args.data}", f"arch={args.arch}", "debug=True", "--no-progress"]
@@ -47,10 +44,11 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "unirex", "build-dataset", "--dataset", args.data, "--arch", args.arch,
                         "--split", "all"], env=env, check=True, capture_output=True)
     teacher, rows = None, []
+    if {"fresh", "l2e"} & set(methods):  # the teacher run, not timed
+        proc = subprocess.run(base + ["method=task_lm", "model.save_outputs=True"], env=env, capture_output=True, text=True)
+        teacher = (re.findall(r"R-\d{8}-\d{6}-[0-9a-f]+", proc.stdout + proc.stderr) or [None])[-1]
     for mid in methods:
         extra = [f"method={mid}"]
-        if mid == "task_lm":
-            extra.append("model.save_outputs=True")
         if mid == "fresh":
             extra.append(f"data.fresh_exp_id={teacher}")
         if mid == "l2e":
@@ -59,9 +57,6 @@ def main() -> None:
         proc = subprocess.run(base + extra, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         out = proc.stdout + proc.stderr
-        run_id = (re.findall(r"R-\d{8}-\d{6}-[0-9a-f]+", out) or [None])[-1]
-        if mid == "task_lm":
-            teacher = run_id
         status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {out.strip().splitlines()[-1][:120]}"
         rows.append((mid, wall, status))
         print(f"{mid:32s} {wall:6.1f} s  {status}", flush=True)

@@ -45,7 +45,10 @@ from unirex.runs import RunDir
 from unirex.workspace import workspace_dir
 
 Callback = Callable[[dict], None]
+#: a debug run (``debug=True``) checks the pipeline end to end: one epoch of DEBUG_BATCHES batches of at
+#: most DEBUG_BATCH_SIZE examples, and the same few batches of each evaluated split
 DEBUG_BATCHES = 4
+DEBUG_BATCH_SIZE = 8
 
 
 @dataclass
@@ -251,6 +254,10 @@ class Engine:
                  run_id: str | None = None, command: str | None = None):
         # the engine fills in what it learns (a checkpoint's arch, ...): on its own copy, never the caller's
         self.cfg = copy.deepcopy(cfg)
+        if self.cfg.debug:  # small batches too: a debug run of any preset takes seconds, not minutes
+            st = self.cfg.setup
+            st.train_batch_size = min(st.train_batch_size, DEBUG_BATCH_SIZE)
+            st.eval_batch_size = min(st.eval_batch_size, DEBUG_BATCH_SIZE)
         self.command = command
         self._dev_at_best = None  # the EvalResult of the best epoch's dev evaluation
         self.last_result = None
