@@ -8,8 +8,8 @@ opens, and nothing was written outside the workspace, the data folder and the pr
 cwd/HOME/TMPDIR (which stay empty). At the end the next start cleans every leftover of the killed writers,
 trains to completion, and ``store ingest`` indexes every run and metric row exactly once.
 
-The fast suite (``make test-fast``) kills once per phase; ``make test`` kills four times per phase (20 kills)
-instead. The points are
+The fast suite (``make test-fast``) kills once per phase; ``make test`` kills five times per phase (25 kill
+points, at least 20 of which must land) instead. The points are
 drawn from a seeded generator (``UNIREX_KILL_SEED``): a delay after a marker that says the phase is
 under way (the run folder exists, a ``.checkpoint-tmp-*`` folder appears, ...), spread over the
 phase's measured length.
@@ -115,9 +115,11 @@ def test_kills_once_per_phase(tmp_path, tiny_arch, small_demo_dir):
 
 
 @pytest.mark.slow
-def test_kills_20_at_random_points(tmp_path, tiny_arch, small_demo_dir):
+def test_kills_25_at_random_points(tmp_path, tiny_arch, small_demo_dir):
+    """25 kill points (5 per phase); on a loaded machine a point can still fall after its process ended four
+    times in a row, so at least 20 kills must land."""
     sb = Sandbox(tmp_path / "sb", tiny_arch, small_demo_dir / "demo")
-    kills = kill_campaign(sb, per_phase=4, rng=random.Random(_seed()))
+    kills = kill_campaign(sb, per_phase=5, rng=random.Random(_seed()))
     print(f"\n{len(kills)} kills: " + ", ".join(f"{k.phase}@{k.after_s:.2f}s (marker {k.marker_s:.2f}s)" for k in kills))
     assert len(kills) >= 20
     next_start_cleans_up_and_indexes_everything(sb)
