@@ -136,9 +136,10 @@ class TaskLM(nn.Module):
 
     def forward_rationale(self, batch: dict[str, torch.Tensor], rationale: torch.Tensor, mode: str,
                           soft: torch.Tensor | None = None, removal: str = "drop") -> torch.Tensor:
-        """Logits ``[B, C]`` on the input with the rationale removed (``mode="remove"``) or kept alone
-        (``mode="only"``); special tokens and the query (``attention_mask=1``, ``explainable=False``) are
-        always kept (:func:`unirex.rationale.keep_mask`).
+        """Logits ``[B, C]`` on the input with the rationale removed (``mode="remove"``: every other
+        non-padding token stays, special tokens and the query included) or kept alone (``mode="only"``: the
+        first token, [CLS], and the rationale, as UNIREX's training step keeps them); see
+        :func:`unirex.rationale.keep_mask`.
 
         Args:
             batch: needs ``input_ids``, ``attention_mask``, ``explainable`` (``token_type_ids`` optional).
