@@ -1,6 +1,6 @@
 """The DuckDB run store: a query index over the run directories of a workspace.
 
-Run directories are the source of truth (DESIGN.md); this database can be deleted and rebuilt from them
+Run directories are the source of truth; this database can be deleted and rebuilt from them
 at any time (:func:`rebuild`). DuckDB locks a file per process, so no process keeps the database open
 between operations: every call opens, works, closes, and retries with backoff on a lock conflict.
 

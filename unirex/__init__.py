@@ -1,6 +1,6 @@
 """UNIREX Workbench core library: data, models, extractors, losses, metrics and engine.
 
-This package never imports ``ui`` or ``store`` (see DESIGN.md, "Layers"). Importing it stays light:
+This package never imports ``ui`` or ``store`` (README, "Layout": the import contract in .importlinter checks it). Importing it stays light:
 ``unirex.load_checkpoint`` (= :func:`unirex.checkpoint.open_checkpoint`: a checkpoint folder, a run id or a
 Hugging Face Hub repo id -> a model that predicts and explains text) is imported on first use.
 """

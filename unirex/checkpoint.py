@@ -1,4 +1,4 @@
-"""Checkpoints: safetensors only, never pickles (DESIGN.md).
+"""Checkpoints: safetensors only, never pickles.
 
 A checkpoint folder, as a run writes it (``runs/<run>/checkpoint/``)::
 

@@ -1,4 +1,4 @@
-"""UNIREX's training losses as pure functions of tensors (DESIGN.md, "The paper's training objectives").
+"""UNIREX's training losses as pure functions of tensors.
 
 ``L(.)`` below is the per-example cross-entropy of the task LM against the gold label. Shapes: ``B``
 batch, ``L`` sequence, ``C`` classes. Faithfulness losses are returned per example (``[B]``);

@@ -1,6 +1,6 @@
 """The top-k rationale rule and the attention-mask removal rule, shared by training and metrics.
 
-Top-k (UNIREX's rule, DESIGN.md): for an example with ``n`` non-padding tokens
+Top-k (UNIREX's rule): for an example with ``n`` non-padding tokens
 (``attention_mask.sum()``, special tokens and query included), a rationale at ``k`` percent keeps
 
     count(n, k) = max(1, round((n - 1) * k / 100))
