@@ -54,7 +54,8 @@ def parse_tmp_name(name: str) -> tuple[str, str | None, int | None] | None:
     return (m.group("base"), None, None) if m is not None else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -116,7 +117,7 @@ def clean_leftovers(folder: Path, older_than_s: float = LEFTOVER_MAX_AGE_S, pref
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except FileNotFoundError:
             continue
-        dead = host == me and pid is not None and not _pid_alive(pid)
+        dead = host == me and pid is not None and not pid_alive(pid)
         if not (dead or age > older_than_s):
             continue
         path = Path(entry.path)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unirex.errors import UnirexError
-from unirex.fsutil import default_dir_mode, tmp_prefix, write_json_atomic
+from unirex.fsutil import default_dir_mode, pid_alive, tmp_prefix, write_json_atomic
 
 STALE_AFTER_S = 600.0
 TERMINAL = ("completed", "failed", "cancelled")
@@ -58,16 +58,6 @@ def read_json(path: Path, default=None):
 def new_run_id(prefix: str = "R") -> str:
     """Sortable by creation time and unique across processes: ``R-20261125-143211-7f3a9c``."""
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
