@@ -3,6 +3,7 @@
     python bench/reproduce.py                       # every method, seeds 0,1,2, both datasets, whole splits
     python bench/reproduce.py --datasets demo --num_train 400 --methods task_lm,sgt,slm_plaus_linear --seeds 0
     python bench/reproduce.py ... --resume          # reuse the runs an interrupted invocation finished
+    python bench/reproduce.py ... --table-only      # no training: the table of what the workspace holds
 
 Each (method, seed) is one engine run (one epoch by default) on the bundled MiniLM (``--arch``), in the
 workspace ``bench/out/reproduce``; FRESH and L2E read the attributions of that seed's Task LM run
@@ -95,6 +96,11 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
             if done is not None:  # the same (method, seed) finished in an earlier invocation
                 rd = done
                 res = SimpleNamespace(run_id=rd.run_id, status="completed", metrics=rd.status().get("final_metrics", {}))
+            elif args.table_only:
+                print(f"{dataset} seed {seed} {mid}: not run (no completed run in {args.workspace})", flush=True)
+                results[mid].append({k: None for k, _ in COLUMNS} | {"seed": seed, "status": "not run",
+                                                                      "train_examples_per_s": None, "seconds": None})
+                continue
             else:
                 try:
                     res = run(resolve_run_config(common + extra))
@@ -106,7 +112,10 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
                 rd = RunDir(res.run_dir)
             tput = [m["value"] for m in rd.metrics() if m["name"] == "train_examples_per_s"]
             row = {k: res.metrics.get(f"test_{k}") for k, _ in COLUMNS}
-            row.update(run_id=res.run_id, seed=seed, status=res.status, seconds=time.time() - started,
+            st = rd.status()
+            seconds = (st["ended_at"] - st["started_at"]) if st.get("ended_at") and st.get("started_at") \
+                else time.time() - started  # the run's own wall time, also for runs of an earlier invocation
+            row.update(run_id=res.run_id, seed=seed, status=res.status, seconds=seconds,
                        train_examples_per_s=statistics.mean(tput) if tput else None)
             results[mid].append(row)
             if mid == "task_lm":
@@ -116,7 +125,10 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
 
     means = {m: {k: statistics.mean([r[k] for r in rows if r[k] is not None])
                  for k, _ in COLUMNS if any(r[k] is not None for r in rows)} for m, rows in results.items()}
-    scores = {conv: nrg(means, convention=conv) for conv in ("paper", "eraser")}
+    ran = {m: v for m, v in means.items() if v}  # NRG normalises over the methods that have results
+    missing = [m for m in methods if m not in ran]
+    scores = {conv: nrg(ran, convention=conv) for conv in ("paper", "eraser")}
+    total_s = sum(r["seconds"] for rows in results.values() for r in rows if r.get("seconds"))
     base_tput = statistics.mean([r["train_examples_per_s"] for r in results["task_lm"] if r["train_examples_per_s"]])
     titles = {m.id: m.title for m in list_methods()}
     header = "| method | " + " | ".join(t for _, t in COLUMNS) + " | NRG (paper) | NRG (ERASER) | train speed vs Task LM |"
@@ -125,6 +137,9 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
         cells = [fmt([r[k] for r in rows if r[k] is not None]) for k, _ in COLUMNS]
         tputs = [r["train_examples_per_s"] for r in rows if r["train_examples_per_s"]]
         speed = f"{statistics.mean(tputs) / base_tput:.2f}x" if tputs else "n/a"
+        if m in missing:
+            lines.append(f"| {titles.get(m, m)} | " + " | ".join(["not run"] + ["–"] * (len(cells) - 1)) + " | – | – | – |")
+            continue
         lines.append(f"| {titles.get(m, m)} | " + " | ".join(cells) +
                      f" | {scores['paper'].nrg[m]:.3f} | {scores['eraser'].nrg[m]:.3f} | {speed} |")
     size = DATASET_SIZES.get(dataset)
@@ -134,7 +149,9 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
              f"comp/suff variants {'dropped' if args.rationale_removal == 'drop' else 'masked'}; test split, "
              f"AOPC over k in {{1, 5, 10, 20, 50}}%; \"(ref)\" columns are UNIREX's code's metric variants and "
              f"NRG (paper) is computed from them; Task LM trains at {base_tput:.1f} examples/s here; "
-             f"{time.time() - t0:.0f} s in all; measured {time.strftime('%Y-%m-%d')} on 2 CPU cores")
+             f"{total_s / 60:.0f} min of runs in all (training and test evaluation, one core each); "
+             f"measured {time.strftime('%Y-%m-%d')} on 2 CPU cores"
+             + (f"; NRG is over the {len(ran)} methods that ran (not run: {', '.join(missing)})" if missing else ""))
     table = "\n".join(lines) + f"\n\n_{setup}._\n"
     print("\n" + table, flush=True)
     out = Path(args.workspace).parent
@@ -175,7 +192,11 @@ def main() -> None:
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
     p.add_argument("--resume", action="store_true",
                    help="reuse completed runs of the same method and seed found in the workspace")
+    p.add_argument("--table-only", action="store_true",
+                   help="train nothing: the table from the completed runs in the workspace, the others marked "
+                        "'not run' and left out of NRG (implies --resume)")
     args = p.parse_args()
+    args.resume = args.resume or args.table_only
 
     all_ids = [m.id for m in list_methods()]
     methods = all_ids if args.methods == "all" else args.methods.split(",")
