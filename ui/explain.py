@@ -83,7 +83,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     text = gr.Textbox(lines=5, label=f"Text (at most {wb.max_text_chars():,} characters)",
                       placeholder="the plot was thin but the acting was wonderful .", elem_id="explain-text")
     with gr.Row():
-        query = gr.Textbox(label="Query (query tasks: MultiRC, BoolQ, FEVER, CoS-E)")
+        query = gr.Textbox(label="Query (query tasks: MultiRC, BoolQ, FEVER; CoS-E: the choices joined by ' [sep] ')")
         second = gr.Textbox(label="Second document (two-document tasks: e-SNLI's hypothesis)")
     with gr.Row():
         explain_btn = gr.Button("Explain", variant="primary", scale=2)

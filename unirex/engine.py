@@ -214,10 +214,15 @@ def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.Data
     algo = saved["attr_algo"][0] if "attr_algo" in saved.columns and saved.height else None
     if attr_algo and algo and attr_algo != algo:
         raise UnirexError(f"run '{exp_id}' saved '{algo}' attributions, but '{attr_algo}' was asked for")
-    by_id = dict(zip(saved["annotation_id"].to_list(), saved["scores"].to_list()))
+    # multiple choice (CoS-E): one row per (annotation, choice)
+    choice = "choice" in table.columns and "choice" in saved.columns
+    keys = list(zip(saved["annotation_id"].to_list(), saved["choice"].to_list())) if choice else saved["annotation_id"].to_list()
+    by_id = dict(zip(keys, saved["scores"].to_list()))
+    want = list(zip(table["annotation_id"].to_list(), table["choice"].to_list())) if choice else table["annotation_id"].to_list()
     out = []
-    for ann_id, ids in zip(table["annotation_id"].to_list(), table["input_ids"].to_list()):
-        s = by_id.get(ann_id)
+    for key, ids in zip(want, table["input_ids"].to_list()):
+        s = by_id.get(key)
+        ann_id = key[0] if choice else key
         if s is None:
             raise UnirexError(f"run '{exp_id}' has no attributions for annotation '{ann_id}' ({split}); "
                               "was it trained on the same dataset?")
@@ -239,9 +244,9 @@ def fresh_table(ds, teacher: list[list[float]], k_percent: float, chunk: int = 2
     masks: list[list[int]] = []
     lengths = ds.table["input_ids"].list.len().to_list()
     for start in range(0, len(withs), chunk):
-        idx = range(start, min(start + chunk, len(withs)))
-        keep = fresh_keep(withs.collate([withs[i] for i in idx]), k_percent).long().tolist()
-        masks.extend(row[: lengths[i]] for row, i in zip(keep, idx))
+        batch = withs.collate([withs[i] for i in range(start, min(start + chunk, len(withs)))])
+        keep = fresh_keep(batch, k_percent).long().tolist()  # rows in table order (a choice per row, CoS-E)
+        masks.extend(row[: lengths[i]] for row, i in zip(keep, batch["index"].tolist()))
     table = ds.table
     return table.with_columns(pl.Series("attention_mask", masks, dtype=table.schema["attention_mask"]))
 
@@ -317,9 +322,7 @@ class Engine:
             for split, (ds, built) in list(self.data.items()):
                 scores = load_teacher_scores(self.runs_root, teacher_id, split, ds.table, algo)
                 if cfg.model.name == "fresh":  # FRESH reads a pruned input everywhere, training and evaluation
-                    from unirex.data import SplitDataset
-
-                    ds = SplitDataset(fresh_table(ds, scores, cfg.data.fresh_topk), ds.pad_token_id, ds.labels)
+                    ds = ds.with_table(fresh_table(ds, scores, cfg.data.fresh_topk))
                 else:
                     ds = ds.with_extras(teacher_scores=scores)
                 self.data[split] = (ds, built)
@@ -341,11 +344,17 @@ class Engine:
             self.model, saved_cfg, info = load_checkpoint(ckpt, cfg=cfg)
             if saved_cfg.arch != cfg.arch and cfg.arch == "default":
                 cfg.arch = saved_cfg.arch
+            data_choices = next(iter(self.data.values()))[0].num_choices
+            if (self.model.num_choices or None) != data_choices:
+                what = lambda c: f"multiple choice with {c} choices" if c else "classification"  # noqa: E731
+                raise UnirexError(f"the checkpoint is a {what(self.model.num_choices)} model but dataset "
+                                  f"'{cfg.data.dataset}' is {what(data_choices)}")
             if info.get("labels") and info["labels"] != self.labels:
                 raise UnirexError(f"checkpoint labels {info['labels']} differ from dataset labels {self.labels}")
             self.parent_run = self.parent_run or info.get("run_id")
         else:
-            self.model = build_model(cfg, len(self.labels))
+            num_choices = next(iter(self.data.values()))[0].num_choices
+            self.model = build_model(cfg, len(self.labels), num_choices=num_choices)
         self.model.to(self.device)
 
     def rationale_removal(self):
@@ -387,11 +396,7 @@ class Engine:
         ds, built = self.data[split]
         cfg = self.cfg
         if cfg.debug:
-            limit = cfg.setup.eval_batch_size * DEBUG_BATCHES
-            from unirex.data import SplitDataset
-
-            ds = SplitDataset(ds.table.head(limit), ds.pad_token_id, ds.labels,
-                              {k: v[:limit] for k, v in ds.extras.items()})
+            ds = ds.head(cfg.setup.eval_batch_size * DEBUG_BATCHES)
         n = len(ds)
         t0 = time.perf_counter()
 
@@ -428,7 +433,7 @@ class Engine:
         for split in ("train", "dev", "test"):
             ds, _ = self.data[split]
             loader = torch.utils.data.DataLoader(ds, batch_size=self.cfg.setup.eval_batch_size, collate_fn=ds.collate)
-            ids, scores = [], []
+            ids, scores, rows = [], [], []
             table_ids = ds.table["annotation_id"].to_list()
             lengths = ds.table["input_ids"].list.len().to_list()
             self.model.eval()
@@ -439,10 +444,13 @@ class Engine:
                 s = self.model.explain(batch).float().cpu()
                 for row, idx in enumerate(batch["index"].tolist()):
                     ids.append(table_ids[idx])
+                    rows.append(idx)
                     scores.append(s[row, : lengths[idx]].tolist())
                 self.emit("log", message=f"saving {split} attributions: batch {bi + 1}/{len(loader)}")
-            df = pl.DataFrame({"annotation_id": ids, "scores": scores, "attr_algo": [algo] * len(ids)},
-                              schema_overrides={"scores": pl.List(pl.Float32)})
+            cols = {"annotation_id": ids, "scores": scores, "attr_algo": [algo] * len(ids)}
+            if "choice" in ds.table.columns:  # multiple choice: one row per (annotation, choice)
+                cols["choice"] = [ds.table["choice"][i] for i in rows]
+            df = pl.DataFrame(cols, schema_overrides={"scores": pl.List(pl.Float32)})
             path = attrs_path(self.rd.path, split)
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda tmp: df.write_parquet(tmp))
@@ -564,7 +572,7 @@ class Engine:
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
                 seen += 1
-                examples += int(batch["label"].shape[0])
+                examples += int(batch["label"].shape[0]) // (self.model.num_choices or 1)  # examples, not choice rows
                 elapsed = time.perf_counter() - t_start
                 eta = elapsed / step * (total_steps - step)
                 if self.rank == 0 and (step % 10 == 0 or last):

@@ -32,6 +32,13 @@ its own prediction, from the rationale-only input; its variants are that input p
 with no document token, ``V + 1`` rows per example instead of ``1 + 2V``
 (:func:`select_then_predict_keep_masks`).
 
+Multiple choice (CoS-E, ``dataset.num_choices``): a batch row is one (example, choice) and the model
+gives one logit per row; probabilities are the softmax over an example's choices, for every variant
+(each choice row with its own top-k rationale removed or kept, as UNIREX evaluates CoS-E). The
+outputs and ERASER's metrics take one row per example, the row of its predicted choice (so the export
+has one rationale per annotation); the reference's plausibility (``plaus_ref_*``) and the subword curves
+score every row, as UNIREX does.
+
 Outputs are saved per split as ``runs/<run_id>/outputs/eval_<split>.parquet`` plus
 ``eval_<split>.json`` (see :func:`save_outputs`), which :mod:`unirex.export` turns into ERASER's
 results file.
@@ -143,11 +150,15 @@ def select_then_predict_keep_masks(scores: torch.Tensor, explainable: torch.Tens
 
 
 @torch.no_grad()
-def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_token_id: int) -> tuple[torch.Tensor, dict]:
+def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_token_id: int,
+                  num_choices: int | None = None) -> tuple[torch.Tensor, dict]:
     """Run every row of ``keep`` (``[R, L]``, row ``r`` describes batch example ``r % B``) through the
     model, re-packed, in length-sorted chunks of at most ``chunk_size`` sequences (:func:`plan_chunks`).
 
     Returns ``probs [R, C]`` (float64) and counters (forward passes, positions run incl. padding).
+    Multiple choice (``num_choices=C``, one batch row per choice, an example's rows consecutive): the
+    model gives one logit per row; each example's ``C`` rows of a variant are soft-maxed together and
+    every row gets its example's probabilities over the choices.
     """
     B = batch["input_ids"].shape[0]
     src = torch.arange(keep.shape[0], device=keep.device) % B
@@ -158,7 +169,12 @@ def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_t
                        token_type_ids=packed["token_type_ids"]).float()
 
     logits, cost = run_packed(forward, rows, keep, chunk_size, pad_token_id)
-    probs = torch.softmax(logits.double(), dim=-1)
+    if num_choices:
+        from unirex.models.task_lm import group_choices
+
+        probs = torch.softmax(group_choices(logits.double(), num_choices), dim=-1).repeat_interleave(num_choices, 0)
+    else:
+        probs = torch.softmax(logits.double(), dim=-1)
     return probs, {"forward_passes": cost.forward_passes, "positions": cost.positions}
 
 
@@ -327,6 +343,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         device = p.device if p is not None else torch.device("cpu")
     device = torch.device(device)
     table = dataset.table
+    n_choices = getattr(dataset, "num_choices", None)
     n_words_all = np.asarray([sum(c) for c in table["doc_word_counts"].to_list()], dtype=np.int64)
     pad_id = int(getattr(dataset, "pad_token_id", 0) or 0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
@@ -347,7 +364,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             B = scores.shape[0]
             if stp:  # the prediction of bin k is the one from its rationale; suff is 0 by construction
                 keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
-                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id)
+                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
                 probs = probs.view(V + 1, B, -1).cpu()
                 suff = probs[:V].transpose(0, 1)  # [B, V, C]
                 comp = probs[V].unsqueeze(1).expand_as(suff)
@@ -355,7 +372,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
                 parts["bin"].append(suff[:, :K])
             else:
                 keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
-                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id)
+                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
                 probs = probs.view(1 + 2 * V, B, -1).cpu()
                 comp = probs[1 : 1 + V].transpose(0, 1)  # [B, V, C]
                 suff = probs[1 + V :].transpose(0, 1)
@@ -395,7 +412,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
                 if has[i]:
                     e = expl[i]
                     sub_docs.append(ScoredDocument(key=(int(rows[i]),), truth=gold[i][e], scores=sc[i][e], hard=hard[i][e]))
-            done += B
+            done += B // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
     finally:
@@ -404,6 +421,9 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
 
     cat = {k: (torch.cat(v).numpy() if v else np.zeros((0,))) for k, v in parts.items()}
     order = np.argsort(cat["index"], kind="stable")
+    if n_choices:  # one output per example: the row of its predicted choice (the rationale behind the answer)
+        choice = np.asarray(table["choice"].to_list(), dtype=np.int64)
+        order = order[choice[cat["index"][order].astype(np.int64)] == cat["pred"][order]]
     labels = list(getattr(dataset, "labels", None) or [])
     ids = table["annotation_id"].to_list()
     outputs = EvalOutputs(

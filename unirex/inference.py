@@ -105,10 +105,20 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     if not 0 < float(top_k) <= 100:
         raise UnirexError(f"top-k must be a percentage in (0, 100], got {top_k}")
     name, scorer = text_scorer(model, extractor, ig_steps)
-    row = encode_text(docs, tokenizer, max_length, query=query)
-    item = {**{c: row[c] for c in LIST_COLUMNS}, "label": 0, "has_rationale": False, "index": 0}
+    n_choices = getattr(model, "num_choices", None)
+    if n_choices:  # multiple choice (CoS-E): one row per choice, the choices given as ERASER writes them
+        choices = [" ".join(c.split()) for c in str(query or "").split("[sep]")]
+        if len(choices) != n_choices or not all(choices):
+            raise UnirexError(f"this model answers multiple choice with {n_choices} choices: give them as the query, "
+                              f"separated by ' [sep] ' (got {len([c for c in choices if c])})")
+        encoded = [encode_text(docs, tokenizer, max_length, query=c) for c in choices]
+    else:
+        encoded = [encode_text(docs, tokenizer, max_length, query=query)]
+    n = len(encoded)  # rows per variant
+    items = [{**{c: r[c] for c in LIST_COLUMNS}, "label": 0, "has_rationale": False, "index": i}
+             for i, r in enumerate(encoded)]
     device = _model_device(model)
-    batch = {k: v.to(device) for k, v in collate([item], tokenizer.pad_token_id or 0).items()}
+    batch = {k: v.to(device) for k, v in collate(items, tokenizer.pad_token_id or 0).items()}
     was_training = model.training
     model.eval()
     select_then_predict = bool(getattr(getattr(model, "scoring", None), "select_then_predict", False))
@@ -120,23 +130,28 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
         if select_then_predict:  # A2R, FRESH: the model predicts from its own top-k rationale (as evaluated)
             keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"],
                                                         [float(top_k)])
-            only, empty = variant_probs(model, batch, keep, chunk_size=2, pad_token_id=pad)[0]
+            only, empty = variant_probs(model, batch, keep, 2 * n, pad, n_choices)[0].view(2, n, -1)[:, 0]
             probs = torch.stack([only, empty, only])  # prediction, rationale deleted (nothing left), rationale only
         else:
             keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], [float(top_k)])
             if logits is not None:  # the full input already ran: only the two variants are left
-                keep = keep[1:]
-            probs, _ = variant_probs(model, batch, keep, chunk_size=3, pad_token_id=pad)
+                keep = keep[n:]
+            probs, _ = variant_probs(model, batch, keep, 3 * n, pad, n_choices)
+            probs = probs.view(-1, n, probs.shape[-1])[:, 0]  # one row per variant (the choices share theirs)
             if logits is not None:
-                probs = torch.cat([torch.softmax(logits.double(), -1).to(probs.device), probs])
+                full = torch.softmax(model.task_lm.group_choices(logits).double(), -1) if n_choices else \
+                    torch.softmax(logits.double(), -1)
+                probs = torch.cat([full[:1].to(probs.device), probs])
     finally:
         model.train(was_training)
     probs = probs.cpu().numpy()  # [3, C]: the prediction's, rationale deleted, rationale only
     pred = int(probs[0].argmax())
+    r = pred if n_choices else 0  # multiple choice: the rationale of the predicted choice's row
+    row = encoded[r]
     n_words = sum(row["doc_word_counts"])
     word_ids = row["word_ids"]
-    ws = pool_to_words(scores[0].cpu().numpy(), word_ids, n_words, "sum")
-    hard = pool_to_words(sels[0][0].float().cpu().numpy(), word_ids, n_words, "max") > 0
+    ws = pool_to_words(scores[r][: len(word_ids)].cpu().numpy(), word_ids, n_words, "sum")
+    hard = pool_to_words(sels[0][r][: len(word_ids)].float().cpu().numpy(), word_ids, n_words, "max") > 0
     words, doc_of = [], []
     for d, text in enumerate(docs):
         w = [t for line in str(text).splitlines() for t in line.split()]

@@ -26,6 +26,11 @@ How each follows UNIREX's code (``src/model/lm.py``, ``src/utils/losses.py``):
 * FRESH trains on the teacher's binary top-k (:func:`fresh_keep`), [CLS] plus those tokens.
 * AA-Sum / AA-MLP plausibility: ``model.attr_grad=detach`` (UNIREX) or ``create_graph``.
 
+Multiple choice (CoS-E): the batch holds one row per (example, choice); the task LM's per-row logits are
+grouped into ``[B, C]`` (:meth:`unirex.models.task_lm.TaskLM.group_choices`) for the task loss, comp, suff
+and A2R, so each is a softmax over the choices as in UNIREX; the extractor, the top-k rationale and the
+plausibility and L2E losses stay per row.
+
 Extra batch entries this module reads (the engine adds them):
 
 * ``teacher_scores`` ``[B, L]`` float: a teacher run's saved attributions aligned with ``input_ids``
@@ -125,8 +130,8 @@ def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: to
     """The task LM's logits on several (rationale ``[B, L]``, mode) variants -> list of ``[B, C]``: one
     stacked masked forward (``removal="mask"``), or the kept tokens only, at their original positions,
     re-packed by length (``"drop"``, where the arch allows it); see
-    :func:`unirex.models.removal.variant_logits`."""
-    return variant_logits(lm, batch, variants, soft, removal)
+    :func:`unirex.models.removal.variant_logits`; multiple choice: grouped per example, ``[B, C]``."""
+    return [lm.group_choices(x) for x in variant_logits(lm, batch, variants, soft, removal)]
 
 
 def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "RunConfig",
@@ -150,7 +155,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
         # a batch that still carries the teacher's scores is pruned here; the engine prunes whole
         # splits up front instead (unirex.engine.fresh_table), so evaluation sees the same input
         batch = fresh_batch(batch, cfg.data.fresh_topk)
-    labels = batch["label"]
+    labels = lm.example_labels(batch["label"])  # [B] (multiple choice: one per example, not per row)
     a2r = m.name == "a2r"
     out: dict[str, torch.Tensor] = {}
     total: torch.Tensor | float = 0.0
@@ -158,7 +163,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     if not a2r or isinstance(model.extractor, SelfLMExtractor):
         hidden = lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
     if not a2r:  # A2R predicts from its rationale only: no full-input task loss
-        logits = lm.classify(hidden)
+        logits = lm.group_choices(lm.classify(hidden))  # [B, C] (multiple choice: the rows' logits grouped)
         ce_full = L.task_loss(logits, labels, reduction="none")  # [B]
         out["task_loss"] = ce_full.mean()
         total = m.task_wt * out["task_loss"]
@@ -224,7 +229,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
         logits = torch.cat(_masked_logits(lm, batch, [(r, "only") for r in rationales], None,
                                            m.rationale_removal))  # [K*B, C]
         out["task_loss"] = L.task_loss(logits, labels.repeat(k))
-        att_logits = model.a2r(batch, token_logits.squeeze(-1)).repeat(k, 1)  # [K*B, C]
+        att_logits = lm.group_choices(model.a2r(batch, token_logits.squeeze(-1))).repeat(k, 1)  # [K*B, C]
         out["a2r_loss"] = L.a2r_divergence(logits, att_logits, m.a2r_criterion).mean()
         total = total + m.task_wt * out["task_loss"] + m.a2r_wt * out["a2r_loss"]
 

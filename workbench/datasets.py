@@ -145,7 +145,21 @@ def split_table(policy: PathPolicy, name: str, arch: str, max_length: int | None
         ensure_source(policy.data_dir, folder.name)
         parquet = build_split(policy.data_dir, folder.name, split, arch=arch, max_length=max_length).path
     key = ("table", str(parquet), parquet.stat().st_mtime_ns)
-    return _TABLES.get(key, lambda: pl.read_parquet(parquet)), max_length
+    return _TABLES.get(key, lambda: _per_example(pl.read_parquet(parquet))), max_length
+
+
+def _per_example(table: pl.DataFrame) -> pl.DataFrame:
+    """One row per example: a multiple-choice table (CoS-E, one row per choice) as its first choice's rows
+    with ``query`` holding all the choices joined by ``' [sep] '``, as the ERASER file writes them and as
+    explaining a typed text takes them; any other table unchanged."""
+    if "choice" not in table.columns or table.height == 0:
+        return table
+    from unirex.data.catalog import CHOICE_SEP
+
+    n = int(table["choice"].max()) + 1
+    queries = table["query"].to_list()
+    joined = [f" {CHOICE_SEP} ".join(queries[i:i + n]) for i in range(0, len(queries), n)]
+    return table.filter(pl.col("choice") == 0).with_columns(pl.Series("query", joined, dtype=pl.String))
 
 
 def find_examples(policy: PathPolicy, name: str, arch: str, max_length: int | None, split: str,

@@ -36,7 +36,8 @@ def load_split(data_dir: Path, dataset: str, split: str, arch: str | None = None
     ensure_source(data_dir, dataset)
     built = build_split(data_dir, dataset, split, arch=arch, max_length=max_length,
                         num_train=num_train, num_train_seed=num_train_seed)
-    ds = SplitDataset(load_built(built.path), built.summary["pad_token_id"], built.labels)
+    ds = SplitDataset(load_built(built.path), built.summary["pad_token_id"], built.labels,
+                      num_choices=built.summary.get("num_choices"))
     return ds, built
 
 

@@ -23,11 +23,22 @@ has_rationale      whether the annotation has any gold evidence
 evidence_spans     the gold evidences as ``[doc_position, start_token, end_token]`` (word offsets within
                    that document, end exclusive): ERASER's IOU matches these spans
 truncated          whether document words were cut to fit ``max_length``
+choice             multiple choice only: which answer choice the row is (0-based)
 =================  ===========================================================================
+
+**Multiple choice** (CoS-E, :func:`unirex.data.catalog.is_multiple_choice`): as UNIREX's reference
+builds it, each example becomes ``C`` consecutive rows, one per answer choice, each reading the question
+(the document, with its gold rationale) and that choice as the second segment; the labels are the
+letters ``A, B, ...`` (one per choice position) and ``label`` is the answer's position, on every row.
+The annotation's query holds the choices joined by ``' [sep] '`` and its classification is the answer's
+letter or its text. The reference also prefixes ``Q:`` / ``A:`` markers; the pair encoding here puts the
+question and the choice in the arch's own two segments instead. The summary counts examples
+(``count``) and gives ``num_choices`` and ``rows``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,6 +50,7 @@ from pathlib import Path
 import polars as pl
 
 from unirex.arch import arch_slug, load_tokenizer, resolve_arch
+from unirex.data.catalog import CHOICE_SEP, is_multiple_choice
 from unirex.data.encode import encode_examples
 from unirex.data.eraser import read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
@@ -108,11 +120,11 @@ def _file_signature(h, path: Path) -> None:
 
 
 def _fingerprint(dataset_dir: Path, split: str, arch: str | None, tokenizer, max_length: int,
-                 num_train: int | None, num_train_seed: int) -> str:
+                 num_train: int | None, num_train_seed: int, multiple_choice: bool = False) -> str:
     """Everything the built table depends on; equal fingerprints mean a cache hit."""
     h = hashlib.sha256()
     h.update(json.dumps([BUILD_VERSION, resolve_arch(arch), type(tokenizer).__name__, len(tokenizer),
-                         max_length, num_train, num_train_seed]).encode())
+                         max_length, num_train, num_train_seed] + (["multiple_choice"] if multiple_choice else [])).encode())
     h.update(split_file(dataset_dir, split).read_bytes())
     h.update(split_file(dataset_dir, "train").read_bytes())  # the label vocabulary comes from train
     if (dataset_dir / "docs.jsonl").is_file():
@@ -130,6 +142,39 @@ def subsample(examples: list, num_train: int, seed: int) -> list:
         raise UnirexError(f"--num_train {num_train} is out of range: the train split has {len(examples)} examples")
     keep = set(random.Random(seed).sample(range(len(examples)), num_train))
     return [ex for i, ex in enumerate(examples) if i in keep]
+
+
+def choice_examples(examples: list, src: Path) -> tuple[list, list[int], list[str]]:
+    """Multiple choice: each example as one example per answer choice (the query replaced by that
+    choice), the answer's position per example, and the labels (``A, B, ...``, one per choice).
+
+    Raises:
+        UnirexError: naming the line of an example whose choice count differs from the others' or whose
+        answer is neither a choice's letter nor its text.
+    """
+    out, answers, n_choices = [], [], None
+    for ex in examples:
+        ann = ex.annotation
+        choices = [" ".join(c.split()) for c in ann.query.split(CHOICE_SEP)]
+        if len(choices) < 2 or not all(choices):
+            raise UnirexError(f"{where(src, ann.line)}: a multiple-choice query lists the choices joined by "
+                              f"' {CHOICE_SEP} ', got {ann.query!r}")
+        if n_choices is None:
+            n_choices = len(choices)
+        elif len(choices) != n_choices:
+            raise UnirexError(f"{where(src, ann.line)}: {len(choices)} choices, the split's first example has {n_choices}")
+        letters = [chr(ord("A") + j) for j in range(n_choices)]
+        label = ann.classification.strip()
+        if label in letters:
+            answers.append(letters.index(label))
+        elif " ".join(label.split()) in choices:
+            answers.append(choices.index(" ".join(label.split())))
+        else:
+            raise UnirexError(f"{where(src, ann.line)}: the answer '{ann.classification}' is neither a choice letter "
+                              f"({', '.join(letters)}) nor one of the choices")
+        for c in choices:
+            out.append(dataclasses.replace(ex, annotation=dataclasses.replace(ann, query=c)))
+    return out, answers, [chr(ord("A") + j) for j in range(n_choices or 0)]
 
 
 def _summarise(df: pl.DataFrame, labels: list[str]) -> dict:
@@ -167,7 +212,8 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
     tag = split_tag(split, num_train, num_train_seed)
     out_dir = build_dir(data_dir, dataset, arch, max_length)
     parquet, summary_path = out_dir / f"{tag}.parquet", out_dir / f"{tag}.json"
-    fingerprint = _fingerprint(dataset_dir, split, arch, tokenizer, max_length, num_train, num_train_seed)
+    mc = is_multiple_choice(dataset)
+    fingerprint = _fingerprint(dataset_dir, split, arch, tokenizer, max_length, num_train, num_train_seed, mc)
     if not force:
         summary = _cached(parquet, summary_path, fingerprint)
         if summary is not None:
@@ -175,27 +221,42 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
 
     # Read and validate everything before anything is written.
     src = split_file(dataset_dir, split)
-    labels = sorted({a.classification for a in read_annotations(split_file(dataset_dir, "train"))})
     examples = read_split(dataset_dir, split)
     if num_train is not None:
         examples = subsample(examples, num_train, num_train_seed)
-    label_id = {lab: i for i, lab in enumerate(labels)}
-    for ex in examples:
-        if ex.annotation.classification not in label_id:
-            raise UnirexError(
-                f"{where(src, ex.annotation.line)}: unknown label '{ex.annotation.classification}' "
-                f"(the train split has {labels})"
-            )
-    rows = encode_examples(examples, tokenizer, max_length)
-    for r in rows:
-        r["label"] = label_id[r.pop("label_name")]
-        r["label_name"] = labels[r["label"]]
-        r.pop("_line")
+    schema = dict(TABLE_SCHEMA)
+    if mc:  # one row per (example, choice); labels are the choice positions
+        examples, answers, labels = choice_examples(examples, src)
+        n_choices = len(labels)
+        rows = encode_examples(examples, tokenizer, max_length)
+        for i, r in enumerate(rows):
+            r.pop("label_name")
+            r["label"] = answers[i // n_choices]
+            r["label_name"] = labels[r["label"]]
+            r["choice"] = i % n_choices
+            r.pop("_line")
+        schema["choice"] = pl.Int8
+    else:
+        n_choices = None
+        labels = sorted({a.classification for a in read_annotations(split_file(dataset_dir, "train"))})
+        label_id = {lab: i for i, lab in enumerate(labels)}
+        for ex in examples:
+            if ex.annotation.classification not in label_id:
+                raise UnirexError(
+                    f"{where(src, ex.annotation.line)}: unknown label '{ex.annotation.classification}' "
+                    f"(the train split has {labels})"
+                )
+        rows = encode_examples(examples, tokenizer, max_length)
+        for r in rows:
+            r["label"] = label_id[r.pop("label_name")]
+            r["label_name"] = labels[r["label"]]
+            r.pop("_line")
     # column by column with the types given: inferring them from Python lists costs ~100x more on a long document
-    df = pl.DataFrame([pl.Series(name, [r[name] for r in rows], dtype=dtype) for name, dtype in TABLE_SCHEMA.items()])
+    df = pl.DataFrame([pl.Series(name, [r[name] for r in rows], dtype=dtype) for name, dtype in schema.items()])
 
-    summary = _summarise(df, labels)
+    summary = _summarise(df.filter(pl.col("choice") == 0) if mc else df, labels)
     summary.update({
+        "num_choices": n_choices, "rows": df.height,
         "dataset": dataset, "split": CANONICAL_SPLIT.get(split, split), "tag": tag, "source": str(src),
         "arch": arch or "default", "max_length": max_length, "num_train": num_train,
         "num_train_seed": num_train_seed if num_train is not None else None,

@@ -63,6 +63,9 @@ class CatalogEntry:
     hf_id: str | None = None  # a Hugging Face dataset with the same task (``--source hf``)
     hf_config: str | None = None
     hf_format: str | None = None  # the converter in unirex.data.hf_convert
+    #: one input row per answer choice (question + choice), one logit each, softmax over the choices; the
+    #: query holds the choices joined by ' [sep] ' and the label is the answer's letter (or its text)
+    multiple_choice: bool = False
 
     @property
     def archive_limit(self) -> int:
@@ -103,7 +106,8 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
     CatalogEntry(
         "cose", "CoS-E (Rajani et al., 2019)", QUERY, ("A", "B", "C", "D", "E"), (8733, 1092, 1092),
         notes="document = question; query = the five choices joined by ' [sep] '; label = the letter of "
-              "the answer",
+              "the answer; modelled as multiple choice (one input and one logit per choice)",
+        multiple_choice=True,
         max_unpacked_bytes=1 * GiB, hf_id="Salesforce/cos_e", hf_config="v1.11", hf_format="cos_e"),
     CatalogEntry(
         "fever", "FEVER (Thorne et al., 2018)", QUERY, ("REFUTES", "SUPPORTS"), (97957, 6122, 6111),
@@ -119,6 +123,16 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
         notes="query = intervention | comparator | outcome; documents = full-text clinical trial articles (long)",
         max_unpacked_bytes=8 * GiB),
 ]}
+
+
+CHOICE_SEP = "[sep]"
+
+
+def is_multiple_choice(dataset: str) -> bool:
+    """Whether ``dataset`` (a folder name) is built and modelled as multiple choice: a catalog entry
+    that says so (CoS-E), as UNIREX's code decides by the dataset's name."""
+    entry = CATALOG.get(dataset)
+    return bool(entry and entry.multiple_choice)
 
 
 def names() -> list[str]:

@@ -17,6 +17,13 @@ index               long     ``[B]`` row index in the split table (maps back to 
 Extra per-row columns (``SplitDataset(..., extras={name: values})``) are collated too: a list per row
 becomes a float ``[B, L]`` tensor padded with 0 (e.g. ``teacher_scores``, a teacher run's saved
 attributions), a scalar per row a ``[B]`` tensor (e.g. ``plaus_mask``).
+
+**Multiple choice** (``num_choices=C``, CoS-E): the table holds ``C`` consecutive rows per example, one per
+answer choice (see :mod:`unirex.data.build`). An item is then one *example*: ``len(ds)`` counts examples,
+samplers and batch sizes count examples, and a batch of ``B`` examples holds ``N = B x C`` rows in example
+order (row ``b * C + j`` is choice ``j`` of example ``b``): every ``[B, ...]`` entry above is ``[N, ...]``,
+``label`` repeats the example's answer on its ``C`` rows and ``index`` is the table row. An extra column
+has one value per row or one per example (``plaus_mask``), repeated on the example's rows.
 """
 
 from __future__ import annotations
@@ -31,11 +38,15 @@ class SplitDataset(torch.utils.data.Dataset):
     """Rows of a built split (see :mod:`unirex.data.build`)."""
 
     def __init__(self, table: pl.DataFrame, pad_token_id: int = 0, labels: list[str] | None = None,
-                 extras: dict[str, list] | None = None):
+                 extras: dict[str, list] | None = None, num_choices: int | None = None):
         self.table = table
+        self.num_choices = int(num_choices) if num_choices else None
+        C = self.num_choices or 1
+        if table.height % C:
+            raise ValueError(f"a multiple-choice split needs {C} rows per example, the table has {table.height} rows")
         self.extras = dict(extras or {})
         for name, values in self.extras.items():
-            if len(values) != table.height:
+            if len(values) not in (table.height, table.height // C):
                 raise ValueError(f"extra column '{name}' has {len(values)} rows, the split has {table.height}")
         self.pad_token_id = int(pad_token_id or 0)
         self.labels = labels
@@ -44,25 +55,43 @@ class SplitDataset(torch.utils.data.Dataset):
         self._has = table["has_rationale"].to_list()
 
     def __len__(self) -> int:
-        return self.table.height
+        return self.table.height // (self.num_choices or 1)
+
+    def _row(self, r: int, example: int) -> dict:
+        item = {c: self._cols[c][r] for c in LIST_COLUMNS}
+        item.update(label=self._label[r], has_rationale=self._has[r], index=r)
+        for name, values in self.extras.items():
+            item[name] = values[r] if len(values) == self.table.height else values[example]
+        return item
 
     def __getitem__(self, i: int) -> dict:
-        item = {c: self._cols[c][i] for c in LIST_COLUMNS}
-        item.update(label=self._label[i], has_rationale=self._has[i], index=i)
-        for name, values in self.extras.items():
-            item[name] = values[i]
-        return item
+        if not self.num_choices:
+            return self._row(i, i)
+        C = self.num_choices
+        return {"choices": [self._row(i * C + j, i) for j in range(C)]}
 
     def with_extras(self, **extras) -> "SplitDataset":
         """The same rows with more per-row columns (see the module docstring)."""
-        return SplitDataset(self.table, self.pad_token_id, self.labels, {**self.extras, **extras})
+        return SplitDataset(self.table, self.pad_token_id, self.labels, {**self.extras, **extras}, self.num_choices)
+
+    def with_table(self, table: pl.DataFrame) -> "SplitDataset":
+        """The same split (labels, extras, choices) over another table of the same rows."""
+        return SplitDataset(table, self.pad_token_id, self.labels, self.extras, self.num_choices)
+
+    def head(self, n: int) -> "SplitDataset":
+        """The first ``n`` examples (all their rows)."""
+        rows = n * (self.num_choices or 1)
+        ex = {k: v[: rows if len(v) == self.table.height else n] for k, v in self.extras.items()}
+        return SplitDataset(self.table.head(rows), self.pad_token_id, self.labels, ex, self.num_choices)
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return collate(items, self.pad_token_id)
 
 
 def collate(items: list[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]:
-    """Pad a list of rows to the longest one."""
+    """Pad a list of rows (or of multiple-choice examples, each a ``{"choices": [rows]}``) to the longest row."""
+    if items and "choices" in items[0]:
+        items = [row for it in items for row in it["choices"]]
     length = max(len(it["input_ids"]) for it in items)
     pad_values = {"input_ids": pad_token_id, "word_ids": -1}
     out = {}

@@ -42,6 +42,11 @@ class UnirexModel(nn.Module):
     def num_classes(self) -> int:
         return self.task_lm.num_classes
 
+    @property
+    def num_choices(self) -> int | None:
+        """Choices per example of a multiple-choice task (the forward then gives one logit per row)."""
+        return self.task_lm.num_choices
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None) -> torch.Tensor:
         """The task LM's logits ``[B, C]``."""
         return self.task_lm(input_ids, attention_mask, token_type_ids, inputs_embeds)
@@ -90,21 +95,23 @@ def build_extractor(cfg: "RunConfig", task_lm: TaskLM, new_encoder=None) -> tupl
     raise ValueError(f"unknown explainer_type {m.explainer_type!r}")
 
 
-def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = None, new_encoder=None) -> UnirexModel:
+def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = None, new_encoder=None,
+                num_choices: int | None = None) -> UnirexModel:
     """Task LM (from ``cfg.arch``, or the one given, e.g. loaded from a checkpoint), extractor, and A2R's
     attention predictor for ``model=a2r``. Seeds torch with ``cfg.seed`` before creating new layers.
 
     ``new_encoder()`` makes the second encoders (DLM, A2R); default ``load_encoder(cfg.arch)``. Loading a
     checkpoint builds them from the task LM's config instead (their weights come from the checkpoint), so
-    the original arch need not be reachable."""
+    the original arch need not be reachable. ``num_choices``: a multiple-choice task (CoS-E), see
+    :class:`TaskLM` (a given ``task_lm`` brings its own)."""
     torch.manual_seed(cfg.seed)
     if task_lm is None:
-        task_lm = TaskLM.from_arch(cfg.arch, num_classes, cfg.model.dropout)
+        task_lm = TaskLM.from_arch(cfg.arch, num_classes, cfg.model.dropout, num_choices=num_choices)
     new_encoder = new_encoder or (lambda: load_encoder(cfg.arch))
     extractor, token_classes = build_extractor(cfg, task_lm, new_encoder)
     a2r = None
-    if cfg.model.name == "a2r":
-        a2r = A2RAttentionPredictor(new_encoder(), num_classes)
+    if cfg.model.name == "a2r":  # one logit per row for multiple choice, as the task LM's head
+        a2r = A2RAttentionPredictor(new_encoder(), 1 if task_lm.num_choices else num_classes)
     return UnirexModel(task_lm, extractor, a2r, token_classes, model_scoring(cfg))
 
 

@@ -32,7 +32,9 @@ The layout is chosen at save time: the first whose modules fit, *and* that repro
 probe batch (eval mode, tolerance 1e-4); otherwise ``encoder_and_head``. ``config.json`` always carries
 ``id2label`` / ``label2id`` (the dataset's label names) and an entry ``unirex_task_head`` (layout,
 dropout, pooling, labels) that :func:`load_task_lm` reads back. ``model.dropout`` is kept there and as the
-arch's classifier dropout (``classifier_dropout``), so a Hugging Face fine-tune uses it too.
+arch's classifier dropout (``classifier_dropout``), so a Hugging Face fine-tune uses it too. A
+multiple-choice task LM (CoS-E: one logit per choice row) is always written as ``encoder_and_head``, with
+``num_choices`` in both descriptions.
 
 Weights are safetensors only; a folder holding only pickled weights is refused before any loader runs.
 """
@@ -69,8 +71,11 @@ def _id2label(lm: "TaskLM", labels: list[str] | None) -> dict[int, str] | None:
 
 
 def _head_meta(lm: "TaskLM", layout: str, id2label: dict[int, str] | None) -> dict:
-    return {"layout": layout, "dropout": lm.dropout_p, "pooling": lm.pooling, "num_classes": lm.num_classes,
+    meta = {"layout": layout, "dropout": lm.dropout_p, "pooling": lm.pooling, "num_classes": lm.num_classes,
             "labels": list(id2label.values()) if id2label else None}
+    if getattr(lm, "num_choices", None):
+        meta["num_choices"] = lm.num_choices
+    return meta
 
 
 def _structural_layout(hf: nn.Module, lm: "TaskLM") -> str | None:
@@ -187,7 +192,8 @@ def save_task_lm(lm: "TaskLM", folder: str | Path, labels: list[str] | None = No
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    hf = as_sequence_classifier(lm, labels)
+    # multiple choice (one logit per choice row) is no sequence classifier: encoder + head layout
+    hf = None if getattr(lm, "num_choices", None) else as_sequence_classifier(lm, labels)
     if hf is not None:
         hf.save_pretrained(folder)
         return getattr(hf.config, CONFIG_KEY)["layout"]
@@ -203,7 +209,8 @@ def save_task_lm(lm: "TaskLM", folder: str | Path, labels: list[str] | None = No
     cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     state = {f"classifier.{k}": v.detach().contiguous().cpu() for k, v in lm.classifier.state_dict().items()}
     save_file(state, str(folder / HEAD_FILE))
-    (folder / HEAD_META).write_text(json.dumps({k: meta[k] for k in ("num_classes", "dropout", "pooling", "labels")}))
+    (folder / HEAD_META).write_text(json.dumps({k: meta[k] for k in ("num_classes", "dropout", "pooling", "labels",
+                                                                     "num_choices") if k in meta}))
     return FALLBACK
 
 
@@ -238,7 +245,8 @@ def _load_encoder_and_head(folder: Path, config: dict, cls: type) -> "TaskLM":
     pooling = meta.get("pooling", "first_token")
     if pooling not in ("pooler", "first_token") or (pooling == "pooler" and getattr(encoder, "pooler", None) is None):
         raise UnirexError(f"{meta_path}: 'pooling' should be 'pooler' or 'first_token' and fit the encoder, got {pooling!r}")
-    lm = cls(encoder, num_classes, dropout, labels if isinstance(labels, list) else None, pooling)
+    num_choices = _number(meta, "num_choices", meta_path, int) if meta.get("num_choices") is not None else None
+    lm = cls(encoder, num_classes, dropout, labels if isinstance(labels, list) else None, pooling, num_choices=num_choices)
     try:
         lm.classifier.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()})
     except (RuntimeError, IndexError) as e:

@@ -7,6 +7,12 @@ The head classifies the encoder's ``pooler_output`` as UNIREX's reference does (
 ``BertForSequenceClassification`` computes. Encoders without a pooler (DeBERTa, ELECTRA, DistilBERT)
 classify the first token's last hidden state instead (:attr:`TaskLM.pooling` says which).
 
+**Multiple choice** (CoS-E, ``num_choices=C``): as UNIREX's reference models it, every answer choice is
+its own input row (question + choice) and the head gives one logit per row (a linear layer with one
+output, as ``BertForMultipleChoice``); :meth:`TaskLM.group_choices` turns the ``[N, 1]`` row logits of
+``N = B x C`` rows into the ``[B, C]`` logits the task loss and the probabilities read (softmax over the
+choices). Everything per token (extractors, top-k, removal) stays per row.
+
 Removal of a rationale in training (:meth:`TaskLM.forward_rationale`, :mod:`unirex.models.removal`)
 drops the removed tokens and keeps the others' original position ids where the arch allows it, else
 goes through the attention mask; both give the same logits and gradients. The hard top-k selection
@@ -45,6 +51,16 @@ def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn
         raise UnirexError(f"cannot load the encoder of arch '{arch}' ({target}): {first}") from None
 
 
+def group_choices(logits: torch.Tensor, num_choices: int | None) -> torch.Tensor:
+    """``[N, 1]`` per-choice logits of ``N = B x C`` rows (an example's rows consecutive) -> ``[B, C]``;
+    ``logits`` unchanged when ``num_choices`` is None (a classifier's ``[B, C]``)."""
+    if not num_choices:
+        return logits
+    if logits.shape[-1] != 1 or logits.shape[0] % num_choices:
+        raise ValueError(f"multiple choice expects [B x {num_choices}, 1] row logits, got {tuple(logits.shape)}")
+    return logits.reshape(-1, num_choices)
+
+
 def encoder_pooling(encoder: nn.Module) -> str:
     """How :class:`TaskLM` pools an encoder's hidden states: ``"pooler"`` (its ``pooler_output``: BERT,
     RoBERTa, MPNet, ALBERT, BigBird) or ``"first_token"`` (no pooler: DeBERTa, ELECTRA, DistilBERT)."""
@@ -61,16 +77,22 @@ class TaskLM(nn.Module):
         labels: the label names, in class order (written as ``id2label`` when saved).
         pooling: ``"pooler"`` or ``"first_token"``; default :func:`encoder_pooling` (checkpoints written
             before the head read the pooler output say ``"first_token"``).
+        num_choices: multiple choice with this many choices per example (``num_classes`` must equal it):
+            the head has one output per row, see :meth:`group_choices`.
     """
 
     def __init__(self, encoder: nn.Module, num_classes: int, dropout: float = 0.1, labels: list[str] | None = None,
-                 pooling: str | None = None):
+                 pooling: str | None = None, num_choices: int | None = None):
         super().__init__()
         self.encoder = encoder
         self.num_classes = int(num_classes)
+        self.num_choices = int(num_choices) if num_choices else None
+        if self.num_choices and self.num_choices != self.num_classes:
+            raise ValueError(f"num_choices={self.num_choices} but num_classes={self.num_classes}: a multiple-choice "
+                             "task has one class per choice")
         self.dropout_p = float(dropout)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.hidden_size, self.num_classes)
+        self.classifier = nn.Linear(self.hidden_size, 1 if self.num_choices else self.num_classes)
         self.labels = [str(x) for x in labels] if labels else None
         self.pooling = pooling or encoder_pooling(encoder)
         if self.pooling not in ("pooler", "first_token") or (self.pooling == "pooler" and encoder_pooling(encoder) != "pooler"):
@@ -79,8 +101,19 @@ class TaskLM(nn.Module):
 
     @classmethod
     def from_arch(cls, arch: str | None, num_classes: int, dropout: float = 0.1,
-                  attn_implementation: str | None = None, labels: list[str] | None = None) -> "TaskLM":
-        return cls(load_encoder(arch, attn_implementation), num_classes, dropout, labels)
+                  attn_implementation: str | None = None, labels: list[str] | None = None,
+                  num_choices: int | None = None) -> "TaskLM":
+        return cls(load_encoder(arch, attn_implementation), num_classes, dropout, labels, num_choices=num_choices)
+
+    def group_choices(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class logits ``[B, C]`` from what :meth:`forward` returns: the same tensor for a classifier;
+        for multiple choice, the per-row logits ``[B x C, 1]`` (rows of one example consecutive) reshaped
+        so that column ``j`` is choice ``j``."""
+        return group_choices(logits, self.num_choices)
+
+    def example_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """``[B]`` labels from a batch's ``label`` (multiple choice: one per row, the example's answer)."""
+        return labels if not self.num_choices else labels.view(-1, self.num_choices)[:, 0]
 
     @property
     def hidden_size(self) -> int:
@@ -125,7 +158,8 @@ class TaskLM(nn.Module):
         return pooler(hidden)  # BertPooler and its kin take the hidden states and read the first token
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, C]`` from hidden states ``[B, L, H]``: dropout + linear over :meth:`pool`."""
+        """Logits ``[B, C]`` from hidden states ``[B, L, H]``: dropout + linear over :meth:`pool`
+        (multiple choice: ``[N, 1]``, one per row; see :meth:`group_choices`)."""
         return self.classifier(self.dropout(self.pool(hidden)))
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

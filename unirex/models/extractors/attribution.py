@@ -87,7 +87,9 @@ class AttributionExtractor(Extractor):
             raise ValueError(f"attr_algo={self.algo} has no hidden-dimension attributions")
         if grad not in (None, "detach", "create_graph"):
             raise ValueError(f"grad must be None, 'detach' or 'create_graph', not {grad!r}")
-        if target is None:
+        if getattr(task_lm, "num_choices", None):  # multiple choice: each row attributes its own choice's
+            target = torch.zeros_like(batch["input_ids"][:, 0])  # single logit, as UNIREX (targets = zeros)
+        elif target is None:
             target = predicted_class(task_lm, batch)
         self.last_convergence_delta = None
         if grad == "create_graph" and self.algo in DIFFERENTIABLE:
