@@ -186,8 +186,11 @@ def test_train_evaluate_export_save_and_explain(base, tmp_path, tiny_arch, bundl
 
 
 def test_a2r_and_fresh_chain_on_multiple_choice(base):
-    a2r = run(resolve_run_config(base + ["debug=True", "method=a2r", "model.expl_head_mlp_hidden_dim=16"]))
+    # with partial rationale supervision: the supervised subset is drawn over examples, all their rows with them
+    a2r = run(resolve_run_config(base + ["debug=True", "method=a2r", "model.expl_head_mlp_hidden_dim=16",
+                                         "data.plaus_frac=0.5"]))
     assert a2r.status == "completed" and a2r.metrics["test_suff_aopc"] == 0.0
+    assert any(m["name"] == "plaus_loss" for m in RunDir(a2r.run_dir).metrics())
     teacher = run(resolve_run_config(base + ["debug=True", "model.save_outputs=True"]))
     saved = pl.read_parquet(RunDir(teacher.run_dir).path / "outputs" / "attrs_train.parquet")
     assert saved["choice"].to_list()[:5] == [0, 1, 2, 3, 4]
