@@ -40,14 +40,17 @@ def app_url(tmp_path_factory, tiny_arch, small_demo_dir):
     env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped", "PYTHONPATH": str(ROOT)}
     env.pop("UNIREX_APP_AUTH", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--arch", tiny_arch,
-                             "--max-length", "64", "--num-train", "0"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the app's output goes to a file: a pipe nobody reads would block the app once its buffer is full
+    log = ws / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--arch", tiny_arch,
+                                 "--max-length", "64", "--num-train", "0"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited early:\n{proc.stdout.read()}")
+            raise RuntimeError(f"app exited early:\n{log.read_text()}")
         try:
             urllib.request.urlopen(url, timeout=2)
             break
@@ -74,6 +77,9 @@ def _screenshot_on_failure(request, tmp_path_factory):
         path = tmp_path_factory.getbasetemp() / f"{request.node.name}.png"
         pg.screenshot(path=str(path), full_page=True)
         print(f"screenshot: {path}")
+        url = request.node.funcargs.get("app_url")
+        if url is not None and (url[1] / "app.log").is_file():  # the server's side of the failure
+            print("app log (tail):\n" + (url[1] / "app.log").read_text()[-4000:])
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +263,11 @@ def test_runs_tab_lists_runs_of_every_process(page, app_url):
 def test_explain_tab_highlights_typed_text(page):
     close_toasts(page)
     page.get_by_role("tab", name="Explain").click()
+    # showing the tab refreshes its checkpoint list; a click before that lands has no checkpoint to use
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label("Checkpoint (a run with a checkpoint")).to_have_value(re.compile("slm_plaus_linear"),
+                                                                                   timeout=LONG)
     text = visible(page, "#explain-text textarea")
     text.fill("the plot was <b>bold</b> and i found it wonderful .")
     page.get_by_role("button", name="Explain", exact=True).click()
