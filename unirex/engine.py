@@ -339,12 +339,12 @@ class Engine:
 
         cfg = self.cfg
         seed_everything(cfg.seed)
+        data_choices = next(iter(self.data.values()))[0].num_choices  # multiple choice (CoS-E) or None
         if cfg.training.mode in ("evaluate", "finetune"):
             ckpt = resolve_checkpoint(cfg.training.ckpt_path, self.runs_root)
             self.model, saved_cfg, info = load_checkpoint(ckpt, cfg=cfg)
             if saved_cfg.arch != cfg.arch and cfg.arch == "default":
                 cfg.arch = saved_cfg.arch
-            data_choices = next(iter(self.data.values()))[0].num_choices
             if (self.model.num_choices or None) != data_choices:
                 what = lambda c: f"multiple choice with {c} choices" if c else "classification"  # noqa: E731
                 raise UnirexError(f"the checkpoint is a {what(self.model.num_choices)} model but dataset "
@@ -353,8 +353,7 @@ class Engine:
                 raise UnirexError(f"checkpoint labels {info['labels']} differ from dataset labels {self.labels}")
             self.parent_run = self.parent_run or info.get("run_id")
         else:
-            num_choices = next(iter(self.data.values()))[0].num_choices
-            self.model = build_model(cfg, len(self.labels), num_choices=num_choices)
+            self.model = build_model(cfg, len(self.labels), num_choices=data_choices)
         self.model.to(self.device)
 
     def rationale_removal(self):
@@ -449,7 +448,8 @@ class Engine:
                 self.emit("log", message=f"saving {split} attributions: batch {bi + 1}/{len(loader)}")
             cols = {"annotation_id": ids, "scores": scores, "attr_algo": [algo] * len(ids)}
             if "choice" in ds.table.columns:  # multiple choice: one row per (annotation, choice)
-                cols["choice"] = [ds.table["choice"][i] for i in rows]
+                choices = ds.table["choice"].to_list()
+                cols["choice"] = [choices[i] for i in rows]
             df = pl.DataFrame(cols, schema_overrides={"scores": pl.List(pl.Float32)})
             path = attrs_path(self.rd.path, split)
             path.parent.mkdir(parents=True, exist_ok=True)
