@@ -107,7 +107,9 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     name, scorer = text_scorer(model, extractor, ig_steps)
     n_choices = getattr(model, "num_choices", None)
     if n_choices:  # multiple choice (CoS-E): one row per choice, the choices given as ERASER writes them
-        choices = [" ".join(c.split()) for c in str(query or "").split("[sep]")]
+        from unirex.data.catalog import split_choices
+
+        choices = split_choices(query)
         if len(choices) != n_choices or not all(choices):
             raise UnirexError(f"this model answers multiple choice with {n_choices} choices: give them as the query, "
                               f"separated by ' [sep] ' (got {len([c for c in choices if c])})")
@@ -139,8 +141,7 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
             probs, _ = variant_probs(model, batch, keep, 3 * n, pad, n_choices)
             probs = probs.view(-1, n, probs.shape[-1])[:, 0]  # one row per variant (the choices share theirs)
             if logits is not None:
-                full = torch.softmax(model.task_lm.group_choices(logits).double(), -1) if n_choices else \
-                    torch.softmax(logits.double(), -1)
+                full = torch.softmax(model.task_lm.group_choices(logits).double(), -1)  # [1, C]
                 probs = torch.cat([full[:1].to(probs.device), probs])
     finally:
         model.train(was_training)

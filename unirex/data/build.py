@@ -50,7 +50,7 @@ from pathlib import Path
 import polars as pl
 
 from unirex.arch import arch_slug, load_tokenizer, resolve_arch
-from unirex.data.catalog import CHOICE_SEP, is_multiple_choice
+from unirex.data.catalog import CHOICE_SEP, is_multiple_choice, split_choices
 from unirex.data.encode import encode_examples
 from unirex.data.eraser import read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
@@ -155,7 +155,7 @@ def choice_examples(examples: list, src: Path) -> tuple[list, list[int], list[st
     out, answers, n_choices = [], [], None
     for ex in examples:
         ann = ex.annotation
-        choices = [" ".join(c.split()) for c in ann.query.split(CHOICE_SEP)]
+        choices = split_choices(ann.query)
         if len(choices) < 2 or not all(choices):
             raise UnirexError(f"{where(src, ann.line)}: a multiple-choice query lists the choices joined by "
                               f"' {CHOICE_SEP} ', got {ann.query!r}")

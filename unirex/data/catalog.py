@@ -128,6 +128,12 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
 CHOICE_SEP = "[sep]"
 
 
+def split_choices(query: str) -> list[str]:
+    """The answer choices of a multiple-choice query (joined by ``' [sep] '`` as ERASER's CoS-E writes
+    them), each with its whitespace normalised; empty choices stay, for the caller to refuse."""
+    return [" ".join(c.split()) for c in str(query or "").split(CHOICE_SEP)]
+
+
 def is_multiple_choice(dataset: str) -> bool:
     """Whether ``dataset`` (a folder name) is built and modelled as multiple choice: a catalog entry
     that says so (CoS-E), as UNIREX's code decides by the dataset's name."""
