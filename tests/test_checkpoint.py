@@ -65,6 +65,33 @@ def test_head_reads_the_pooler_output_and_saves_where_transformers_reproduces_it
             assert torch.allclose(plain(**batch).last_hidden_state, out.last_hidden_state, atol=1e-5)
 
 
+MC_LAYOUTS = {"roberta": "pooler", "xlm-roberta": "pooler", "mpnet": "pooler", "big_bird": "pooler"}  # else as above
+
+
+@pytest.mark.parametrize("model_type,extra,pooling,layout", ARCHS, ids=[a[0] for a in ARCHS])
+def test_a_multiple_choice_task_lm_saves_as_the_arch_s_multiple_choice_model(model_type, extra, pooling, layout, tmp_path):
+    """One logit per choice row (CoS-E): where the arch's AutoModelForMultipleChoice holds the head (pooler +
+    dropout + one-output linear; their MC heads read the pooler even where their classifier does not),
+    it reproduces the grouped [B, C] logits from [B, C, L] inputs; else encoder + head, as for classifiers."""
+    from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice
+
+    from unirex.models.hf_layout import choice_inputs
+
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **SMALL, **extra))
+    lm = TaskLM(encoder, 4, 0.2, list("ABCD"), num_choices=4).eval()
+    batch = probe_batch(SMALL["vocab_size"], rows=8)  # 2 examples x 4 choices
+    assert lm.save_pretrained(tmp_path) == MC_LAYOUTS.get(model_type, layout)
+    back = TaskLM.from_pretrained(tmp_path)
+    assert (back.num_choices, back.num_classes, back.classifier.out_features, back.labels) == (4, 4, 1, list("ABCD"))
+    with torch.no_grad():
+        ours = lm.group_choices(lm(**batch))
+        assert ours.shape == (2, 4) and torch.allclose(back.group_choices(back(**batch)), ours, atol=1e-5)
+        if MC_LAYOUTS.get(model_type, layout) != FALLBACK:
+            hf = AutoModelForMultipleChoice.from_pretrained(tmp_path).eval()
+            assert torch.allclose(hf(**choice_inputs(batch, 4)).logits, ours, atol=1e-5)
+
+
 def test_training_mode_logits_are_bert_for_sequence_classification_s_with_model_dropout(tiny_arch, tmp_path):
     """Same weights, same RNG: our training-mode logits (dropout = model.dropout) are HF's, draw for draw."""
     from transformers import AutoModelForSequenceClassification

@@ -166,6 +166,29 @@ def test_train_evaluate_export_save_and_explain(base, tmp_path, tiny_arch, bundl
     assert ev.metrics["test_acc"] == pytest.approx(m["test_acc"])
 
     model.eval()
+    # the saved task LM is the arch's own multiple-choice model: [B, 5, L] inputs, the same [B, 5] logits;
+    # pushed to the Hub, its card says so
+    from transformers import AutoModelForMultipleChoice
+
+    from unirex.hub import push_run
+    from unirex.models.hf_layout import choice_inputs
+
+    files = resolve_checkpoint(res.run_id, tmp_path / "runs")
+    hf = AutoModelForMultipleChoice.from_pretrained(files / "task_lm").eval()
+    assert hf.config.architectures == ["BertForMultipleChoice"] and hf.config.id2label[0] == "A"
+    ds, _ = load_split(cose_dir, "cose", "test", arch=tiny_arch, max_length=32)
+    batch = ds.collate([ds[i] for i in range(3)])
+    kw = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        ours = model.task_lm.group_choices(model.task_lm(**kw))
+        theirs = hf(**choice_inputs(kw, 5)).logits
+    assert ours.shape == theirs.shape == (3, 5) and torch.allclose(ours, theirs, atol=1e-5)
+    card = push_run(res.run_id, "someone/cose-slm", dry_run_dir=tmp_path / "hub", workspace=tmp_path)
+    text = (tmp_path / "hub" / "README.md").read_text()
+    assert "AutoModelForMultipleChoice.from_pretrained(\"someone/cose-slm\")" in text and "queries=[" in text
+    assert "AutoModelForSequenceClassification" not in text and card is not None
+    assert "pipeline_tag" not in text.split("---")[1]  # not text-classification: the Hub reads the architecture
+
     exp = explain_text(model, bundled_tokenizer, "where would you keep the milk at home ?", info["labels"], 32,
                        query=" [sep] ".join(PLACES))
     assert len(exp.probs) == 5 and abs(sum(exp.probs) - 1) < 1e-6 and exp.predicted in "ABCDE"

@@ -6,7 +6,8 @@ A checkpoint folder, as a run writes it (``runs/<run>/checkpoint/``)::
       task_lm/                 the task LM in Hugging Face layout: config.json (with id2label / label2id)
                                + model.safetensors + the tokenizer. For BERT (the bundled MiniLM),
                                RoBERTa, DeBERTa and kin it is the arch's own
-                               ``AutoModelForSequenceClassification`` layout, so plain transformers
+                               ``AutoModelForSequenceClassification`` layout (``AutoModelForMultipleChoice``
+                               for a multiple-choice task), so plain transformers
                                predicts what the task LM predicts; other archs keep the encoder plus
                                task_head.safetensors (:mod:`unirex.models.hf_layout`)
       extractor.safetensors    every other trained weight (extractor heads, DLM encoder, A2R predictor)

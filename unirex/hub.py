@@ -8,6 +8,7 @@ nothing. The repository (:func:`export_run`)::
                                model-index with the run's ERASER metrics per split) and the text
     config.json                the task LM, loadable with plain transformers:
     model.safetensors            AutoModelForSequenceClassification.from_pretrained(repo)
+                                 (AutoModelForMultipleChoice for a multiple-choice task: CoS-E)
     tokenizer.json, ...          (id2label = the dataset's labels; see unirex.models.hf_layout for
                                  the archs whose head only UNIREX reads)
     unirex/config.json         the run config (local paths removed)
@@ -302,8 +303,10 @@ def card_eval_results(summary: RunSummary, dataset_id: str, dataset_name: str) -
     return results
 
 
-def build_model_card(summary: RunSummary, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler"):
-    """The ``huggingface_hub.ModelCard`` of a run (metadata built with ``ModelCardData`` / ``EvalResult``)."""
+def build_model_card(summary: RunSummary, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler",
+                     num_choices: int | None = None):
+    """The ``huggingface_hub.ModelCard`` of a run (metadata built with ``ModelCardData`` / ``EvalResult``);
+    ``num_choices``: the task LM is multiple choice (its snippets use ``AutoModelForMultipleChoice``)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from unirex.models.hf_layout import SEQ_LAYOUTS
@@ -315,7 +318,8 @@ def build_model_card(summary: RunSummary, repo_id: str, license: str | None = No
     title, description = _method_text(summary.meta.get("method"))
     labels = summary.info.get("labels") or []
     data = ModelCardData(
-        license=license, library_name="transformers", pipeline_tag=TASK_TYPE,
+        # multiple choice: no pipeline tag, the Hub infers it from the config's BertForMultipleChoice (or kin)
+        license=license, library_name="transformers", pipeline_tag=None if num_choices else TASK_TYPE,
         tags=TAGS + ([summary.meta["method"]] if str(summary.meta.get("method", "")).isidentifier() else []),
         datasets=[dataset_id], base_model=base_model, model_name=repo_id.split("/")[-1],
         eval_results=card_eval_results(summary, dataset_id, dataset_name))
@@ -339,18 +343,35 @@ def build_model_card(summary: RunSummary, repo_id: str, license: str | None = No
     metric_rows = "\n".join(f"| {cm.name} | " + " | ".join(_fmt_value(summary.metrics[sp].get(cm.key)) for sp in splits) + " |"
                             for cm in CARD_METRICS)
     plain = task_lm_layout in SEQ_LAYOUTS
-    transformers_use = (
-        f"""```python
+    if plain and num_choices:
+        transformers_use = f"""```python
+from transformers import AutoModelForMultipleChoice, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+model = AutoModelForMultipleChoice.from_pretrained("{repo_id}").eval()
+question = "where would you keep the milk at home ?"
+choices = ["fridge", "garage", "roof", "mailbox", "oven"]   # {num_choices} choices, one input row each
+enc = tokenizer([question] * len(choices), choices, return_tensors="pt", padding=True)
+logits = model(**{{k: v.unsqueeze(0) for k, v in enc.items()}}).logits   # [1, {num_choices}]
+print(model.config.id2label[int(logits.argmax())])
+```"""
+    elif plain:
+        transformers_use = f"""```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
 model = AutoModelForSequenceClassification.from_pretrained("{repo_id}").eval()
 logits = model(**tokenizer("the acting was superb", return_tensors="pt")).logits
 print(model.config.id2label[int(logits.argmax())])
-```""" if plain else
-        f"""For this architecture Hugging Face's own classification head differs from the task LM's, so plain
+```"""
+    else:
+        transformers_use = f"""For this architecture Hugging Face's own classification head differs from the task LM's, so plain
 `transformers` loads the encoder only (`AutoModel.from_pretrained("{repo_id}")`); the head is in
-`task_head.safetensors`. Load it with UNIREX (below).""")
+`task_head.safetensors`. Load it with UNIREX (below)."""
+    explain_use = (
+        'ex = ckpt.explain("where would you keep the milk at home ?",\n'
+        '                  queries=["fridge [sep] garage [sep] roof [sep] mailbox [sep] oven"])[0]   # the choices'
+        if num_choices else 'ex = ckpt.explain("the acting was superb but the plot was thin")[0]')
     body = f"""
 # {title} on {dataset_name}
 
@@ -402,7 +423,7 @@ Predictions and token scores with UNIREX Workbench (the extractor needs it):
 import unirex
 
 ckpt = unirex.load_checkpoint("{repo_id}")   # downloads *.safetensors / *.json / *.txt only
-ex = ckpt.explain("the acting was superb but the plot was thin")[0]
+{explain_use}
 print(ex.label, ex.probabilities)
 print(sorted(zip(ex.scores, ex.words), reverse=True)[:5])   # the words that support the prediction most
 ```
@@ -522,7 +543,7 @@ def _write_repo(summary: RunSummary, out: Path, repo_id: str, license: str) -> l
             "source_run": summary.run_id, "task_lm_layout": layout}
     (out / HUB_DIR / "checkpoint.json").write_text(json.dumps(info, indent=2, default=str))
     (out / HUB_DIR / "metrics.json").write_text(json.dumps(summary.metrics, indent=2))
-    card = build_model_card(summary, repo_id, license, layout)
+    card = build_model_card(summary, repo_id, license, layout, task_lm.num_choices)
     card.save(out / "README.md")
     check_model_card(out / "README.md", summary.metrics)
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())

@@ -32,9 +32,13 @@ The layout is chosen at save time: the first whose modules fit, *and* that repro
 probe batch (eval mode, tolerance 1e-4); otherwise ``encoder_and_head``. ``config.json`` always carries
 ``id2label`` / ``label2id`` (the dataset's label names) and an entry ``unirex_task_head`` (layout,
 dropout, pooling, labels) that :func:`load_task_lm` reads back. ``model.dropout`` is kept there and as the
-arch's classifier dropout (``classifier_dropout``), so a Hugging Face fine-tune uses it too. A
-multiple-choice task LM (CoS-E: one logit per choice row) is always written as ``encoder_and_head``, with
-``num_choices`` in both descriptions.
+arch's classifier dropout (``classifier_dropout``), so a Hugging Face fine-tune uses it too.
+
+A multiple-choice task LM (CoS-E: one logit per choice row) takes the same layouts with the arch's
+``AutoModelForMultipleChoice`` in place of the sequence classifier (for BERT exactly
+``BertForMultipleChoice``: pooler, dropout, a linear layer with one output); it takes ``[B, C, L]`` inputs
+and gives the ``[B, C]`` logits that :meth:`TaskLM.group_choices` gives. ``num_choices`` is in the
+``unirex_task_head`` entry (and in ``task_head.json`` for the fallback layout).
 
 Weights are safetensors only; a folder holding only pickled weights is refused before any loader runs.
 """
@@ -78,8 +82,16 @@ def _head_meta(lm: "TaskLM", layout: str, id2label: dict[int, str] | None) -> di
     return meta
 
 
+def _auto_class(multiple_choice: bool):
+    """The Hugging Face auto class of a task LM: ``AutoModelForMultipleChoice`` or
+    ``AutoModelForSequenceClassification``."""
+    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+
+    return AutoModelForMultipleChoice if multiple_choice else AutoModelForSequenceClassification
+
+
 def _structural_layout(hf: nn.Module, lm: "TaskLM") -> str | None:
-    """The layout whose modules fit ``hf`` (an ``AutoModelForSequenceClassification``), or None."""
+    """The layout whose modules fit ``hf`` (the arch's sequence classifier or multiple-choice model), or None."""
     head = getattr(hf, "classifier", None)
     base_pooler = getattr(hf.base_model, "pooler", None)
     if lm.pooling == "pooler":
@@ -126,24 +138,31 @@ def _fill(hf: nn.Module, lm: "TaskLM", layout: str) -> None:
         raise RuntimeError("tensors of the Hugging Face model found no counterpart in ours")
 
 
-def probe_batch(vocab_size: int, device=None) -> dict[str, torch.Tensor]:
-    """Two short rows (the second padded) used to check that two models give the same logits."""
-    ids = (torch.arange(16).view(2, 8) * 7 + 3) % max(int(vocab_size), 1)
+def probe_batch(vocab_size: int, device=None, rows: int = 2) -> dict[str, torch.Tensor]:
+    """``rows`` short rows (every second one padded) used to check that two models give the same logits."""
+    ids = (torch.arange(8 * rows).view(rows, 8) * 7 + 3) % max(int(vocab_size), 1)
     mask = torch.ones_like(ids)
-    mask[1, 5:] = 0
+    mask[1::2, 5:] = 0
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def choice_inputs(batch: dict[str, torch.Tensor], num_choices: int) -> dict[str, torch.Tensor]:
+    """A batch of ``B x C`` rows (an example's choices consecutive) as ``AutoModelForMultipleChoice`` takes
+    it: every tensor ``[B, C, L]``."""
+    return {k: v.view(-1, num_choices, v.shape[-1]) for k, v in batch.items()}
 
 
 def _reproduces(hf: nn.Module, lm: "TaskLM") -> bool:
     device = next(lm.parameters()).device
-    batch = probe_batch(hf.config.vocab_size, device)
+    c = lm.num_choices
+    batch = probe_batch(hf.config.vocab_size, device, rows=2 * c if c else 2)
     was_training = lm.training
     lm.eval()
     hf.eval()
     try:
         with torch.no_grad():
-            ours = lm(**batch).float()
-            theirs = hf(**batch).logits.float()
+            ours = lm.group_choices(lm(**batch)).float()
+            theirs = hf(**(choice_inputs(batch, c) if c else batch)).logits.float()
     except Exception:  # noqa: BLE001 - a head that cannot even run is not a match
         return False
     finally:
@@ -151,12 +170,10 @@ def _reproduces(hf: nn.Module, lm: "TaskLM") -> bool:
     return ours.shape == theirs.shape and bool(torch.allclose(ours, theirs, atol=PROBE_TOLERANCE, rtol=PROBE_TOLERANCE))
 
 
-def as_sequence_classifier(lm: "TaskLM", labels: list[str] | None = None) -> nn.Module | None:
-    """A Hugging Face ``AutoModelForSequenceClassification`` sharing ``lm``'s weights (the same tensors, not
-    a copy) that gives its logits (eval mode), or None when the arch's head cannot (see the module
-    docstring)."""
-    from transformers import AutoModelForSequenceClassification
-
+def as_hf_model(lm: "TaskLM", labels: list[str] | None = None) -> nn.Module | None:
+    """A Hugging Face ``AutoModelForSequenceClassification`` (``AutoModelForMultipleChoice`` for a
+    multiple-choice task LM) sharing ``lm``'s weights (the same tensors, not a copy) that gives its logits
+    (eval mode), or None when the arch's head cannot (see the module docstring)."""
     id2label = _id2label(lm, labels)
     config = copy.deepcopy(lm.encoder.config)
     config.architectures = None
@@ -170,8 +187,8 @@ def as_sequence_classifier(lm: "TaskLM", labels: list[str] | None = None) -> nn.
             setattr(config, name, lm.dropout_p)
     try:
         with torch.device("meta"):  # no memory, no random initialisation: _fill assigns our tensors
-            hf = AutoModelForSequenceClassification.from_config(config)
-    except (ValueError, KeyError, TypeError, AttributeError):  # the arch has no sequence-classification class
+            hf = _auto_class(bool(lm.num_choices)).from_config(config)
+    except (ValueError, KeyError, TypeError, AttributeError):  # the arch has no such class
         return None
     layout = _structural_layout(hf, lm)
     if layout is None:
@@ -192,8 +209,7 @@ def save_task_lm(lm: "TaskLM", folder: str | Path, labels: list[str] | None = No
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # multiple choice (one logit per choice row) is no sequence classifier: encoder + head layout
-    hf = None if getattr(lm, "num_choices", None) else as_sequence_classifier(lm, labels)
+    hf = as_hf_model(lm, labels)
     if hf is not None:
         hf.save_pretrained(folder)
         return getattr(hf.config, CONFIG_KEY)["layout"]
@@ -259,7 +275,7 @@ def load_task_lm(folder: str | Path, cls: type) -> "TaskLM":
     from a folder written by :func:`save_task_lm` (any layout, including the encoder +
     ``task_head.safetensors`` layout of earlier versions). This module never imports the task LM module:
     the task LM depends on its persistence, not the other way round."""
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers import AutoModel
 
     folder = Path(folder)
     config_path = folder / "config.json"
@@ -273,7 +289,9 @@ def load_task_lm(folder: str | Path, cls: type) -> "TaskLM":
     layout = meta["layout"]
     dropout = _number(meta, "dropout", config_path)
     labels = meta.get("labels") if isinstance(meta.get("labels"), list) else None
-    hf = _hf(lambda: AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True), folder, "task LM")
+    num_choices = _number(meta, "num_choices", config_path, int) if meta.get("num_choices") is not None else None
+    auto = _auto_class(bool(num_choices))
+    hf = _hf(lambda: auto.from_pretrained(folder, use_safetensors=True), folder, "task LM")
     head = hf.classifier
     if layout == "dense_out_proj":
         encoder = AutoModel.from_config(hf.config)
@@ -291,12 +309,15 @@ def load_task_lm(folder: str | Path, cls: type) -> "TaskLM":
                                   "changed outside UNIREX")
     if not isinstance(head, nn.Linear):
         raise UnirexError(f"{folder}: the task LM's head does not fit its layout '{layout}'")
-    lm = cls(encoder, head.out_features, dropout, labels)
+    if num_choices and head.out_features != 1:
+        raise UnirexError(f"{folder}: a multiple-choice task LM has one output per choice row, this head has "
+                          f"{head.out_features}")
+    lm = cls(encoder, num_choices or head.out_features, dropout, labels, num_choices=num_choices)
     if lm.pooling != meta.get("pooling", lm.pooling):
         raise UnirexError(f"{config_path}: the task LM pools with '{lm.pooling}', its config says '{meta.get('pooling')}'")
     lm.classifier.load_state_dict(head.state_dict())
     return lm.eval()
 
 
-__all__ = ["CONFIG_KEY", "FALLBACK", "LAYOUTS", "SEQ_LAYOUTS", "as_sequence_classifier", "load_task_lm",
+__all__ = ["CONFIG_KEY", "FALLBACK", "LAYOUTS", "SEQ_LAYOUTS", "as_hf_model", "choice_inputs", "load_task_lm",
            "probe_batch", "save_task_lm"]

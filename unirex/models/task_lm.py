@@ -195,7 +195,8 @@ class TaskLM(nn.Module):
     def save_pretrained(self, folder: str | Path, labels: list[str] | None = None) -> str:
         """Write the task LM to ``folder`` in Hugging Face layout (safetensors): where the arch's
         ``AutoModelForSequenceClassification`` reproduces this head, in that layout (BERT / MiniLM /
-        ALBERT, RoBERTa / XLM-R / MPNet, DeBERTa); else the encoder plus ``task_head.safetensors``
+        ALBERT, RoBERTa / XLM-R / MPNet, DeBERTa; ``AutoModelForMultipleChoice`` for multiple choice); else
+        the encoder plus ``task_head.safetensors``
         (see :mod:`unirex.models.hf_layout`). ``labels`` (default: :attr:`labels`) become ``id2label``.
 
         Returns:
