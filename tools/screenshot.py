@@ -126,7 +126,7 @@ def main() -> None:
                     box.click()
                     page.get_by_role("option").filter(has_text=slm).first.click()
                     time.sleep(1)
-                    page.get_by_label("Second checkpoint").click()
+                    page.get_by_role("combobox", name="Second checkpoint").click()
                     page.get_by_role("option").filter(has_text=slm).first.click()
                     time.sleep(1)
                 page.get_by_label("Side by side with a second checkpoint or extractor").check()
