@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from unirex.data.align import pool_to_words
+from unirex.data.catalog import split_choices
 from unirex.data.encode import encode_text
 from unirex.data.tensors import LIST_COLUMNS, collate
 from unirex.errors import UnirexError
@@ -107,8 +108,6 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     name, scorer = text_scorer(model, extractor, ig_steps)
     n_choices = getattr(model, "num_choices", None)
     if n_choices:  # multiple choice (CoS-E): one row per choice, the choices given as ERASER writes them
-        from unirex.data.catalog import split_choices
-
         choices = split_choices(query)
         if len(choices) != n_choices or not all(choices):
             raise UnirexError(f"this model answers multiple choice with {n_choices} choices: give them as the query, "

@@ -247,6 +247,11 @@ def _number(meta: dict, key: str, path: Path, kind=float):
     return kind(value)
 
 
+def _num_choices(meta: dict, path: Path) -> int | None:
+    """A task-head description's ``num_choices`` (multiple choice), or None for a classifier."""
+    return _number(meta, "num_choices", path, int) if meta.get("num_choices") is not None else None
+
+
 def _load_encoder_and_head(folder: Path, config: dict, cls: type) -> "TaskLM":
     from transformers import AutoModel
 
@@ -261,7 +266,7 @@ def _load_encoder_and_head(folder: Path, config: dict, cls: type) -> "TaskLM":
     pooling = meta.get("pooling", "first_token")
     if pooling not in ("pooler", "first_token") or (pooling == "pooler" and getattr(encoder, "pooler", None) is None):
         raise UnirexError(f"{meta_path}: 'pooling' should be 'pooler' or 'first_token' and fit the encoder, got {pooling!r}")
-    num_choices = _number(meta, "num_choices", meta_path, int) if meta.get("num_choices") is not None else None
+    num_choices = _num_choices(meta, meta_path)
     lm = cls(encoder, num_classes, dropout, labels if isinstance(labels, list) else None, pooling, num_choices=num_choices)
     try:
         lm.classifier.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()})
@@ -289,7 +294,7 @@ def load_task_lm(folder: str | Path, cls: type) -> "TaskLM":
     layout = meta["layout"]
     dropout = _number(meta, "dropout", config_path)
     labels = meta.get("labels") if isinstance(meta.get("labels"), list) else None
-    num_choices = _number(meta, "num_choices", config_path, int) if meta.get("num_choices") is not None else None
+    num_choices = _num_choices(meta, config_path)
     auto = _auto_class(bool(num_choices))
     hf = _hf(lambda: auto.from_pretrained(folder, use_safetensors=True), folder, "task LM")
     head = hf.classifier
