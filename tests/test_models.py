@@ -95,13 +95,21 @@ def test_differentiable_input_x_gradient_equals_captum(task_lm, batch):
 
 
 def test_integrated_gradients_convergence_delta_shrinks_with_steps(task_lm, batch):
-    deltas = []
-    for steps in (1, 4, 64):
-        _, d = captum_attributions("integrated-gradients", task_lm, batch, batch["label"], ig_steps=steps,
+    """IG's completeness gap falls as the Riemann sum gets finer. A random tiny BERT is nearly linear in its
+    embeddings, so in float32 the gap reaches rounding noise (about 1e-8) by 4 steps and the order of two noise
+    values is the machine's: the model runs in float64 here (noise about 1e-14), and the ratios asserted are
+    orders of magnitude, not a strict order of neighbouring values."""
+    import copy
+
+    model = copy.deepcopy(task_lm).double()
+    deltas = {}
+    for steps in (1, 2, 4, 64):
+        _, d = captum_attributions("integrated-gradients", model, batch, batch["label"], ig_steps=steps,
                                    internal_batch_size=16, return_convergence_delta=True)
-        deltas.append(d.abs().mean().item())
-    assert deltas[0] > deltas[1] > deltas[2] * 0.999
-    assert deltas[2] < deltas[0] / 5
+        deltas[steps] = d.abs().mean().item()
+    assert deltas[1] > 1e-9  # the 1-step gap is far above float64 noise, so the ratios below mean something
+    assert deltas[1] > 3 * deltas[2] > 9 * deltas[4]
+    assert deltas[64] < deltas[1] / 1000
 
 
 def test_gold_is_perfectly_plausible_and_inv_not_at_all(task_lm, batch):
