@@ -176,8 +176,13 @@ def main(argv=None) -> int:
 
     from ui.common import AppDefaults
     from unirex.errors import UnirexError
+    from unirex.registry import load_plugins
     from workbench import Workbench
 
+    try:  # $UNIREX_PLUGINS of whoever starts the app (never anything typed into it): before the worker starts
+        load_plugins()
+    except UnirexError as e:
+        return fail(str(e))
     defaults = AppDefaults(arch=args.arch, max_length=args.max_length, num_train=args.num_train or None,
                            method=args.method)
     wb = Workbench(args.workspace, start_worker=True, confine=True, trusted_archs=(args.arch,))

@@ -13,6 +13,7 @@ import os
 import sys
 
 from unirex.errors import UnirexError
+from unirex.registry import attribution_names, load_plugins
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
                "compare", "explain", "queue", "cancel", "requeue", "push")
@@ -395,8 +396,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--text", required=True, help="the text to explain (the first document)")
     e.add_argument("--query", help="the query of query tasks (MultiRC, BoolQ, FEVER, ...)")
     e.add_argument("--second-text", dest="second_text", help="the second document of two-document tasks (e-SNLI hypothesis)")
-    e.add_argument("--extractor", default="own",
-                   help="own (the checkpoint's extractor), input-x-gradient, integrated-gradients or gradient")
+    post_hoc = attribution_names(post_hoc=True)  # the registry's, plugins' included ($UNIREX_PLUGINS)
+    e.add_argument("--extractor", default="own", choices=("own", *post_hoc), metavar="EXTRACTOR",
+                   help=f"own (the checkpoint's extractor), {', '.join(post_hoc[:-1])} or {post_hoc[-1]}")
     e.add_argument("--top-k", dest="top_k", type=float, default=10.0, help="rationale size in percent (default 10)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_explain)
@@ -454,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     if "transformers.utils.logging" in sys.modules:  # already imported (the CLI called in-process)
         sys.modules["transformers.utils.logging"].disable_progress_bar()
     try:
+        load_plugins()  # $UNIREX_PLUGINS: modules that register attribution algorithms or extractor types
         first = next((a for i, a in enumerate(argv) if not a.startswith("-")
                       and (i == 0 or argv[i - 1] != "--workspace")), None)
         if not argv or (first is None and any(a in ("-h", "--help") for a in argv)):

@@ -7,9 +7,13 @@ import torch
 
 from unirex.data import load_split
 from unirex.models import TaskLM, TokenHead
-from unirex.models.extractors import (CAPTUM_ALGOS, AttributionExtractor, LMExtractor, SelfLMExtractor,
+from unirex.models.extractors import (AttributionExtractor, LMExtractor, SelfLMExtractor,
                                       captum_attributions, input_x_gradient, saliency)
 from unirex.models.task_lm import load_encoder
+from unirex.registry import attribution_specs
+
+#: the built-in attribution algorithms (Captum's, then the gold / inv / rand scorers), as registered
+BUILTIN_ALGOS = tuple(s.name for s in attribution_specs() if s.builtin)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,7 @@ def test_rationale_removal_follows_unirex_masks(task_lm, batch):
 def _extractors(tiny_arch, hidden):
     head = lambda out=1, t="linear": TokenHead(hidden, out, t, hidden_dim=16, hidden_layers=2)  # noqa: E731
     ex = {f"attr:{a}": AttributionExtractor(a, "sum", hidden, ig_steps=4, return_convergence_delta=True)
-          for a in CAPTUM_ALGOS + ("gold", "inv", "rand")}
+          for a in BUILTIN_ALGOS}
     ex["attr:input-x-gradient:mlp"] = AttributionExtractor("input-x-gradient", "mlp", hidden, 16, 2)
     ex["lm:linear"] = LMExtractor(load_encoder(tiny_arch), head())
     ex["lm:mlp"] = LMExtractor(load_encoder(tiny_arch), head(t="mlp"))

@@ -46,18 +46,17 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from unirex.errors import UnirexError
+from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names
 
 # ----------------------------------------------------------------------------------------- choices
-EXPLAINER_TYPES = ("attr_algo", "lm", "self_lm")
-ATTR_ALGOS = ("input-x-gradient", "integrated-gradients", "gradient", "deeplift", "gradient-shap",
-              "gold", "inv", "rand")
+# model.explainer_type and model.attr_algo: the specs of unirex.registry (plugins add more)
 ATTR_POOLINGS = ("sum", "mlp")
 HEAD_TYPES = ("linear", "mlp")
 COMP_CRITERIA = ("margin", "diff")
 SUFF_CRITERIA = ("margin", "diff", "mae", "mse", "kldiv")
 PLAUS_CRITERIA = ("bce",)
 RELAXATIONS = ("none", "straight_through")
-ATTR_GRADS = ("detach", "create_graph")
+ATTR_GRADS = ATTR_GRAD_MODES
 A2R_CRITERIA = ("jsd", "js")
 RATIONALE_REMOVALS = ("drop", "mask")
 MODEL_NAMES = ("lm", "expl_reg", "fresh", "a2r")
@@ -403,8 +402,8 @@ def validate_config(cfg: RunConfig) -> None:
     that need no data (see :func:`unirex.methods.check_settings`). Raises :class:`UnirexError`."""
     m, d, s, t = cfg.model, cfg.data, cfg.setup, cfg.training
     _choice("model.name", m.name, MODEL_NAMES)
-    _choice("model.explainer_type", m.explainer_type, EXPLAINER_TYPES)
-    _choice("model.attr_algo", m.attr_algo, ATTR_ALGOS)
+    _choice("model.explainer_type", m.explainer_type, extractor_names())
+    _choice("model.attr_algo", m.attr_algo, attribution_names())
     _choice("model.attr_pooling", m.attr_pooling, ATTR_POOLINGS)
     _choice("model.expl_head_type", m.expl_head_type, HEAD_TYPES)
     _choice("model.comp_criterion", m.comp_criterion, COMP_CRITERIA)
@@ -514,7 +513,7 @@ def _fmt(v: Any) -> str:
 
 
 __all__ = [
-    "ATTR_ALGOS", "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "EXPLAINER_TYPES", "HEAD_TYPES",
+    "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "HEAD_TYPES",
     "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RATIONALE_REMOVALS", "RunConfig", "SUFF_CRITERIA",
     "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict", "method_config",
     "parse_override", "resolve_config", "split_sweep_value", "suggest_keys", "to_dict", "to_overrides",

@@ -41,6 +41,7 @@ import torch
 
 from unirex.config import RunConfig, to_dict
 from unirex.errors import UnirexError
+from unirex.registry import get_extractor, saved_attribution_name
 from unirex.runs import RunDir
 from unirex.workspace import workspace_dir
 
@@ -118,8 +119,9 @@ def _monitor_value(metrics: dict, monitor: str) -> float | None:
 
 def _signature(cfg: RunConfig) -> tuple:
     m = cfg.model
-    attr = (m.attr_algo, m.attr_pooling) if m.explainer_type == "attr_algo" else (None, None)
-    head = m.expl_head_type if m.explainer_type in ("lm", "self_lm") else None
+    spec = get_extractor(m.explainer_type)
+    attr = (m.attr_algo, m.attr_pooling) if spec.attribution else (None, None)
+    head = m.expl_head_type if spec.token_head else None
     return (m.name, m.explainer_type, *attr, head, m.comp_wt > 0, m.suff_wt > 0, m.plaus_wt > 0,
             m.suff_criterion if m.suff_wt > 0 else None, bool(m.l2e))
 
@@ -428,7 +430,7 @@ class Engine:
         """``outputs/attrs_<split>.parquet``: per annotation, one score per subword (FRESH / L2E teachers)."""
         from unirex.fsutil import atomic_write
 
-        algo = self.cfg.model.attr_algo if self.cfg.model.explainer_type == "attr_algo" else self.cfg.model.explainer_type
+        algo = saved_attribution_name(self.cfg.model)
         for split in ("train", "dev", "test"):
             ds, _ = self.data[split]
             loader = torch.utils.data.DataLoader(ds, batch_size=self.cfg.setup.eval_batch_size, collate_fn=ds.collate)
@@ -460,8 +462,7 @@ class Engine:
         split = "dev" if "dev" in self.data else next(iter(self.data))
         ds, _ = self.data[split]
         ms, n = time_explainer(self.model, ds, self.cfg.setup.eval_batch_size, self.device)
-        m = self.cfg.model
-        what = m.attr_algo if m.explainer_type == "attr_algo" else m.explainer_type
+        what = saved_attribution_name(self.cfg.model)
         out = {"attrs_runtime_ms": ms}
         self.log(out, split)
         self.emit("log", message=f"extractor {what}: {ms:.2f} ms/example on {n} {split} examples")

@@ -48,6 +48,7 @@ from typing import Any, Callable
 
 from unirex.errors import UnirexError
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
+from unirex.registry import get_extractor
 from unirex.safeload import first_line
 
 #: remote files a push replaces: weights of an earlier push under another layout must not linger
@@ -260,14 +261,7 @@ def _fmt_value(v: float | None) -> str:
 
 
 def _extractor_text(cfg) -> str:
-    m = cfg.model
-    if m.explainer_type == "attr_algo":
-        pooling = "summed over the hidden dimension" if m.attr_pooling == "sum" else "pooled by a learned MLP"
-        return f"attribution algorithm `{m.attr_algo}` on the task LM's input embeddings, {pooling}"
-    head = f"{m.expl_head_type} token head" + (f" with {m.l2e_num_classes} ordinal classes (L2E)" if m.l2e else "")
-    if m.explainer_type == "lm":
-        return f"a second encoder of the same architecture with a {head} (DLM)"
-    return f"a {head} on the task LM's own encoder (SLM)"
+    return get_extractor(cfg.model.explainer_type).describe(cfg.model)
 
 
 def _objective_text(cfg) -> str:

@@ -20,13 +20,18 @@ from unirex.data.catalog import split_choices
 from unirex.data.encode import encode_text
 from unirex.data.tensors import LIST_COLUMNS, collate
 from unirex.errors import UnirexError
+from unirex.registry import attribution_names
 
 #: longest text :func:`explain_text` accepts (characters over all documents and the query); the model
 #: reads at most its max length in subwords anyway, the rest is reported as truncated
 MAX_TEXT_CHARS = 20_000
-#: extractors that can explain any checkpoint's task LM (besides the checkpoint's own)
-POST_HOC_EXTRACTORS = ("input-x-gradient", "integrated-gradients", "gradient")
 OWN_EXTRACTOR = "own"
+
+
+def post_hoc_extractors() -> tuple[str, ...]:
+    """The attribution algorithms that can explain any checkpoint's task LM (besides the checkpoint's own):
+    the registered specs with ``post_hoc`` (:mod:`unirex.registry`; plugins add theirs)."""
+    return attribution_names(post_hoc=True)
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,12 @@ def text_scorer(model, extractor: str | None, ig_steps: int = 50, seed: int = 0)
     (``None`` / ``"own"``: logits of the full input come with it) or a post-hoc attribution algorithm on its
     task LM (logits None: the caller runs the full input with the variants)."""
     if extractor in (None, "", OWN_EXTRACTOR):
-        own = model.extractor
-        name = getattr(own, "algo", None) or getattr(own, "kind", "own")
-        return f"own ({name})", model.predict_and_explain
+        return f"own ({model.extractor.name or 'own'})", model.predict_and_explain
     from unirex.models.extractors import AttributionExtractor
 
-    if extractor not in POST_HOC_EXTRACTORS:
+    if extractor not in post_hoc_extractors():
         raise UnirexError(f"unknown extractor '{extractor}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
-                          f"{', '.join(POST_HOC_EXTRACTORS)}")
+                          f"{', '.join(post_hoc_extractors())}")
     attr = AttributionExtractor(extractor, "sum", ig_steps=ig_steps, seed=seed).to(_model_device(model))
     return extractor, lambda batch: (None, attr.scores(batch, model.task_lm, None).detach())
 
@@ -165,4 +168,4 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
         n_subwords=len(row["input_ids"]))
 
 
-__all__ = ["MAX_TEXT_CHARS", "OWN_EXTRACTOR", "POST_HOC_EXTRACTORS", "TextExplanation", "explain_text", "text_scorer"]
+__all__ = ["MAX_TEXT_CHARS", "OWN_EXTRACTOR", "TextExplanation", "explain_text", "post_hoc_extractors", "text_scorer"]

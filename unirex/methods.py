@@ -17,17 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from unirex.errors import UnirexError
+from unirex.registry import attribution_specs, get_attribution, get_extractor
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
-
-#: attribution algorithms with a differentiable (create_graph) implementation in this project
-DIFFERENTIABLE_ATTR_ALGOS = ("input-x-gradient", "gradient")
-#: per model.attr_grad: the algorithms whose summed scores carry a plausibility gradient
-PLAUS_ATTR_ALGOS = {"detach": ("input-x-gradient", "integrated-gradients", "deeplift"),
-                    "create_graph": ("input-x-gradient", "gradient", "integrated-gradients", "deeplift")}
-#: attribution "algorithms" that read the gold rationale or a seed, not the model
-BASELINE_ATTR_ALGOS = ("gold", "inv", "rand")
 
 
 @dataclass(frozen=True)
@@ -181,7 +174,7 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
     if m.a2r_wt > 0 and m.name != "a2r":
         raise UnirexError("model.a2r_wt>0 needs model=a2r")
     if m.name == "a2r":
-        if m.explainer_type not in ("lm", "self_lm"):
+        if not get_extractor(m.explainer_type).token_head:
             raise UnirexError("model=a2r needs a learned generator: model.explainer_type=lm or self_lm")
         if m.a2r_wt <= 0:
             raise UnirexError("model=a2r needs model.a2r_wt>0 (the divergence that trains its generator)")
@@ -197,31 +190,32 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
                               f"but model.comp_wt={m.comp_wt} model.suff_wt={m.suff_wt}; set both to 0")
         if m.l2e_wt <= 0:
             raise UnirexError("model.l2e=True needs model.l2e_wt>0")
-        if m.explainer_type not in ("lm", "self_lm"):
+        if not get_extractor(m.explainer_type).token_head:
             raise UnirexError("model.l2e=True needs a learned token head: model.explainer_type=lm or self_lm")
         if not d.l2e_exp_id and train:
             raise UnirexError("model.l2e=True needs data.l2e_exp_id: the teacher run whose saved attributions "
                               "it learns (train it with model.save_outputs=True)")
-    # attribution-based extractors
-    if m.explainer_type == "attr_algo":
-        if m.attr_algo in BASELINE_ATTR_ALGOS and m.attr_pooling == "mlp":
+    # attribution-based extractors: what the algorithm's spec declares it can do
+    attr = get_attribution(m.attr_algo) if get_extractor(m.explainer_type).attribution else None
+    if attr is not None:
+        if attr.model_free and m.attr_pooling == "mlp":
             raise UnirexError(f"model.attr_algo={m.attr_algo} gives token scores directly; use model.attr_pooling=sum")
-        if m.plaus_wt > 0 and m.attr_algo in BASELINE_ATTR_ALGOS:
+        if m.plaus_wt > 0 and attr.model_free:
             raise UnirexError(f"model.plaus_wt>0 has nothing to train with model.attr_algo={m.attr_algo}")
-        ok = PLAUS_ATTR_ALGOS[m.attr_grad]
-        if (m.plaus_wt > 0 and m.attr_pooling == "sum" and m.attr_algo not in BASELINE_ATTR_ALGOS
-                and m.attr_algo not in ok):
+        if (m.plaus_wt > 0 and m.attr_pooling == "sum" and not attr.model_free
+                and m.attr_grad not in attr.differentiable):
+            ok = [s.name for s in attribution_specs() if m.attr_grad in s.differentiable]
             raise UnirexError(
                 f"model.plaus_wt>0 trains through the attributions, which with model.attr_grad={m.attr_grad} needs "
                 f"an algorithm whose scores are differentiable ({', '.join(ok)}); model.attr_algo={m.attr_algo} "
                 "is not one (or use model.attr_pooling=mlp to train an MLP on top of it)")
-        if m.rationale_relaxation != "none" and m.attr_algo in BASELINE_ATTR_ALGOS:
+        if m.rationale_relaxation != "none" and attr.model_free:
             raise UnirexError(f"model.rationale_relaxation={m.rationale_relaxation} has nothing to train "
                               f"with model.attr_algo={m.attr_algo}")
     if m.rationale_relaxation != "none" and m.comp_wt == 0 and m.suff_wt == 0:
         raise UnirexError("model.rationale_relaxation only acts through comp/suff: set model.comp_wt or model.suff_wt")
     # data facts
-    needs_gold = (m.plaus_wt > 0 or (m.explainer_type == "attr_algo" and m.attr_algo in ("gold", "inv")))
+    needs_gold = m.plaus_wt > 0 or (attr is not None and attr.reads_gold)
     if has_gold_rationales is False and needs_gold:
         what = "model.plaus_wt>0" if m.plaus_wt > 0 else f"model.attr_algo={m.attr_algo}"
         raise UnirexError(f"{what} needs gold rationales, but dataset '{d.dataset}' has none")
@@ -232,5 +226,4 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
         raise UnirexError(f"{which}: no saved attributions found for that run; rerun it with model.save_outputs=True")
 
 
-__all__ = ["BASELINE_ATTR_ALGOS", "DIFFERENTIABLE_ATTR_ALGOS", "METHODS", "PLAUS_ATTR_ALGOS", "Method", "check_settings",
-           "get_method", "list_methods"]
+__all__ = ["METHODS", "Method", "check_settings", "get_method", "list_methods"]

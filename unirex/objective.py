@@ -60,7 +60,6 @@ import torch
 
 from unirex import losses as L
 from unirex.errors import UnirexError
-from unirex.models.extractors import AttributionExtractor, LMExtractor, SelfLMExtractor
 from unirex.models.removal import variant_logits
 from unirex.rationale import keep_mask, topk_mask
 
@@ -110,19 +109,14 @@ def _needs_scores(cfg: "RunConfig") -> bool:
     return m.comp_wt > 0 or m.suff_wt > 0 or m.plaus_wt > 0 or m.l2e or m.name == "a2r"
 
 
-def _scores(batch, model: "UnirexModel", cfg: "RunConfig", hidden: torch.Tensor):
-    """Extractor scores ``[B, L]`` and (learned heads) token logits ``[B, L, out]``."""
-    m, ext, lm = cfg.model, model.extractor, model.task_lm
-    if isinstance(ext, AttributionExtractor):
-        grad = m.attr_grad if (m.plaus_wt > 0 or m.rationale_relaxation != "none") else None
-        return ext.scores(batch, lm, target=batch["label"], grad=grad), None
-    if isinstance(ext, SelfLMExtractor):
-        tl = ext.token_logits(batch, lm, hidden_states=hidden)
-    elif isinstance(ext, LMExtractor):
-        tl = ext.token_logits(batch)
-    else:
-        return ext.scores(batch, lm, target=batch["label"]), None
-    return ext.scores(batch, lm, token_logits=tl), tl
+def _scores(batch, model: "UnirexModel", cfg: "RunConfig", hidden: torch.Tensor | None):
+    """Extractor scores ``[B, L]`` and (learned heads) token logits ``[B, L, out]``, or None; attribution
+    extractors explain the gold label and keep the graph ``model.attr_grad`` says when a loss trains
+    through them (plausibility, a relaxed rationale)."""
+    m = cfg.model
+    grad = m.attr_grad if (m.plaus_wt > 0 or m.rationale_relaxation != "none") else None
+    out = model.extractor.training_scores(batch, model.task_lm, target=batch["label"], hidden_states=hidden, grad=grad)
+    return out.scores, out.token_logits
 
 
 def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: torch.Tensor | None,
@@ -132,6 +126,69 @@ def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: to
     re-packed by length (``"drop"``, where the arch allows it); see
     :func:`unirex.models.removal.variant_logits`; multiple choice: grouped per example, ``[B, C]``."""
     return [lm.group_choices(x) for x in variant_logits(lm, batch, variants, soft, removal)]
+
+
+def _comp_suff_losses(lm, batch, cfg: "RunConfig", scores, rationales, labels, ce_full, logits) -> dict:
+    """Comprehensiveness and sufficiency, each the mean over the batch per top-k bin, then over the bins."""
+    m = cfg.model
+    soft = torch.sigmoid(scores) if m.rationale_relaxation == "straight_through" else None
+    variants = []
+    for r in rationales:
+        if m.comp_wt > 0:
+            variants.append((r, "remove"))
+        if m.suff_wt > 0:
+            variants.append((r, "only"))
+    masked = iter(_masked_logits(lm, batch, variants, soft, m.rationale_removal))
+    comps, suffs = [], []
+    for _ in rationales:
+        if m.comp_wt > 0:
+            lw = next(masked)
+            comps.append(L.comp_loss(ce_full, L.task_loss(lw, labels, "none"), m.comp_criterion, m.comp_margin).mean())
+        if m.suff_wt > 0:
+            lo = next(masked)
+            suffs.append(L.suff_loss(ce_full, L.task_loss(lo, labels, "none"), m.suff_criterion,
+                                     m.suff_margin, logits, lo).mean())
+    out = {}
+    if comps:
+        out["comp_loss"] = torch.stack(comps).mean()
+    if suffs:
+        out["suff_loss"] = torch.stack(suffs).mean()
+    return out
+
+
+def _plaus_loss(batch, cfg: "RunConfig", scores: torch.Tensor) -> torch.Tensor:
+    """Plausibility on the examples with a gold rationale (and in ``plaus_mask`` when given)."""
+    selected = batch["has_rationale"].bool()
+    if "plaus_mask" in batch:
+        selected = selected & batch["plaus_mask"].bool()
+    elif cfg.data.plaus_frac < 1.0:
+        raise UnirexError("data.plaus_frac < 1 needs batch['plaus_mask'] (see unirex.objective.plausibility_subset)")
+    token_mask = batch["explainable"].bool() & selected.unsqueeze(1)
+    return L.plaus_loss(scores, batch["rationale"], token_mask, cfg.model.plaus_criterion)
+
+
+def _l2e_loss(batch, token_logits: torch.Tensor | None) -> torch.Tensor:
+    if "teacher_scores" not in batch:
+        raise UnirexError("model.l2e=True needs batch['teacher_scores'] (the attributions of data.l2e_exp_id)")
+    if token_logits is None:
+        raise UnirexError("model.l2e=True needs a learned token head (model.explainer_type=lm or self_lm)")
+    targets = L.l2e_targets(batch["teacher_scores"], batch["explainable"], token_logits.shape[-1])
+    return L.l2e_loss(token_logits, targets)
+
+
+def _a2r_losses(lm, batch, model: "UnirexModel", cfg: "RunConfig", rationales, labels, token_logits):
+    """A2R's task loss (from each bin's rationale alone), its divergence, and the logits ``[K*B, C]``."""
+    m = cfg.model
+    if model.a2r is None:
+        raise UnirexError("model=a2r needs the A2R attention predictor (build the model with model=a2r)")
+    if token_logits is None or token_logits.shape[-1] != 1:
+        raise UnirexError("model=a2r needs a learned generator with one output per token (model.explainer_type=lm or self_lm)")
+    k = len(rationales)
+    logits = torch.cat(_masked_logits(lm, batch, [(r, "only") for r in rationales], None,
+                                       m.rationale_removal))  # [K*B, C]
+    task = L.task_loss(logits, labels.repeat(k))
+    att_logits = lm.group_choices(model.a2r(batch, token_logits.squeeze(-1))).repeat(k, 1)  # [K*B, C]
+    return task, L.a2r_divergence(logits, att_logits, m.a2r_criterion).mean(), logits
 
 
 def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "RunConfig",
@@ -160,7 +217,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     out: dict[str, torch.Tensor] = {}
     total: torch.Tensor | float = 0.0
     hidden = logits = ce_full = None
-    if not a2r or isinstance(model.extractor, SelfLMExtractor):
+    if not a2r or model.extractor.reads_task_hidden:
         hidden = lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
     if not a2r:  # A2R predicts from its rationale only: no full-input task loss
         logits = lm.group_choices(lm.classify(hidden))  # [B, C] (multiple choice: the rows' logits grouped)
@@ -171,66 +228,22 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     scores = token_logits = None
     if _needs_scores(cfg):
         scores, token_logits = _scores(batch, model, cfg, hidden)
-    bins = list(m.topk)
-    rationales = ([topk_mask(scores, batch["explainable"], batch["attention_mask"], k) for k in bins]
+    rationales = ([topk_mask(scores, batch["explainable"], batch["attention_mask"], k) for k in m.topk]
                   if scores is not None and (m.comp_wt > 0 or m.suff_wt > 0 or a2r) else [])
-
     if m.comp_wt > 0 or m.suff_wt > 0:
-        soft = torch.sigmoid(scores) if m.rationale_relaxation == "straight_through" else None
-        variants = []
-        for r in rationales:
-            if m.comp_wt > 0:
-                variants.append((r, "remove"))
-            if m.suff_wt > 0:
-                variants.append((r, "only"))
-        masked = iter(_masked_logits(lm, batch, variants, soft, m.rationale_removal))
-        comps, suffs = [], []
-        for _ in rationales:
-            if m.comp_wt > 0:
-                lw = next(masked)
-                comps.append(L.comp_loss(ce_full, L.task_loss(lw, labels, "none"), m.comp_criterion,
-                                         m.comp_margin).mean())
-            if m.suff_wt > 0:
-                lo = next(masked)
-                suffs.append(L.suff_loss(ce_full, L.task_loss(lo, labels, "none"), m.suff_criterion,
-                                         m.suff_margin, logits, lo).mean())
-        if comps:
-            out["comp_loss"] = torch.stack(comps).mean()
-            total = total + m.comp_wt * out["comp_loss"]
-        if suffs:
-            out["suff_loss"] = torch.stack(suffs).mean()
-            total = total + m.suff_wt * out["suff_loss"]
-
+        cs = _comp_suff_losses(lm, batch, cfg, scores, rationales, labels, ce_full, logits)
+        for name, wt in (("comp_loss", m.comp_wt), ("suff_loss", m.suff_wt)):
+            if name in cs:
+                out[name] = cs[name]
+                total = total + wt * out[name]
     if m.plaus_wt > 0:
-        selected = batch["has_rationale"].bool()
-        if "plaus_mask" in batch:
-            selected = selected & batch["plaus_mask"].bool()
-        elif cfg.data.plaus_frac < 1.0:
-            raise UnirexError("data.plaus_frac < 1 needs batch['plaus_mask'] (see unirex.objective.plausibility_subset)")
-        token_mask = batch["explainable"].bool() & selected.unsqueeze(1)
-        out["plaus_loss"] = L.plaus_loss(scores, batch["rationale"], token_mask, m.plaus_criterion)
+        out["plaus_loss"] = _plaus_loss(batch, cfg, scores)
         total = total + m.plaus_wt * out["plaus_loss"]
-
     if m.l2e:
-        if "teacher_scores" not in batch:
-            raise UnirexError("model.l2e=True needs batch['teacher_scores'] (the attributions of data.l2e_exp_id)")
-        if token_logits is None:
-            raise UnirexError("model.l2e=True needs a learned token head (model.explainer_type=lm or self_lm)")
-        targets = L.l2e_targets(batch["teacher_scores"], batch["explainable"], token_logits.shape[-1])
-        out["l2e_loss"] = L.l2e_loss(token_logits, targets)
+        out["l2e_loss"] = _l2e_loss(batch, token_logits)
         total = total + m.l2e_wt * out["l2e_loss"]
-
     if a2r:
-        if model.a2r is None:
-            raise UnirexError("model=a2r needs the A2R attention predictor (build the model with model=a2r)")
-        if token_logits is None or token_logits.shape[-1] != 1:
-            raise UnirexError("model=a2r needs a learned generator with one output per token (model.explainer_type=lm or self_lm)")
-        k = len(rationales)
-        logits = torch.cat(_masked_logits(lm, batch, [(r, "only") for r in rationales], None,
-                                           m.rationale_removal))  # [K*B, C]
-        out["task_loss"] = L.task_loss(logits, labels.repeat(k))
-        att_logits = lm.group_choices(model.a2r(batch, token_logits.squeeze(-1))).repeat(k, 1)  # [K*B, C]
-        out["a2r_loss"] = L.a2r_divergence(logits, att_logits, m.a2r_criterion).mean()
+        out["task_loss"], out["a2r_loss"], logits = _a2r_losses(lm, batch, model, cfg, rationales, labels, token_logits)
         total = total + m.task_wt * out["task_loss"] + m.a2r_wt * out["a2r_loss"]
 
     out["loss"] = total

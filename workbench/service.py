@@ -236,10 +236,11 @@ class Workbench:
 
     @staticmethod
     def extractors() -> tuple[str, ...]:
-        """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``)."""
-        from unirex.inference import POST_HOC_EXTRACTORS
+        """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``): the
+        registry's post-hoc specs, plugins' included."""
+        from unirex.inference import post_hoc_extractors
 
-        return tuple(POST_HOC_EXTRACTORS)
+        return post_hoc_extractors()
 
     @staticmethod
     def max_text_chars() -> int:

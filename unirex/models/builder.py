@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from unirex.models.a2r import A2RAttentionPredictor
-from unirex.models.extractors import AttributionExtractor, Extractor, FreshExtractor, LMExtractor, SelfLMExtractor
-from unirex.models.heads import TokenHead
+from unirex.models.extractors import Extractor
 from unirex.models.task_lm import TaskLM, load_encoder
 from unirex.rationale import Scoring
+from unirex.registry import get_extractor
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -55,44 +55,22 @@ class UnirexModel(nn.Module):
         """Logits ``[B, C]`` on the full input and the extractor's scores ``[B, L]`` (for the predicted
         class), no graph kept. A token head on the task LM's own encoder (SLM) reads the hidden states of
         the same forward pass, so both cost one pass."""
-        if isinstance(self.extractor, SelfLMExtractor):
-            with torch.no_grad():
-                hidden = self.task_lm.encode(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-                return self.task_lm.classify(hidden), self.extractor.scores(batch, self.task_lm, hidden_states=hidden)
-        scores = self.explain(batch)
-        with torch.no_grad():
-            return self(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")), scores
+        return self.extractor.predict_and_explain(batch, self.task_lm)
 
     def explain(self, batch: dict[str, torch.Tensor], target: torch.Tensor | None = None) -> torch.Tensor:
         """Token scores ``[B, L]`` for evaluation (target ``None``: the predicted class), no graph kept."""
-        if isinstance(self.extractor, AttributionExtractor):
-            return self.extractor.scores(batch, self.task_lm, target).detach()
-        with torch.no_grad():
-            return self.extractor.scores(batch, self.task_lm, target)
+        return self.extractor.explain(batch, self.task_lm, target)
 
 
 def build_extractor(cfg: "RunConfig", task_lm: TaskLM, new_encoder=None) -> tuple[Extractor, int]:
-    """The extractor of ``cfg.model`` (and its head's outputs per token). ``new_encoder()`` makes the
-    DLM's own encoder (default: ``load_encoder(cfg.arch)``)."""
+    """The extractor of ``cfg.model`` (and its head's outputs per token): the class of its
+    ``model.explainer_type`` spec (:mod:`unirex.registry`; FRESH's is its pruned input). ``new_encoder()``
+    makes the DLM's own encoder (default: ``load_encoder(cfg.arch)``)."""
     m = cfg.model
     new_encoder = new_encoder or (lambda: load_encoder(cfg.arch))
-    out_dim = m.l2e_num_classes if m.l2e else 1
-
-    def head() -> TokenHead:
-        return TokenHead(task_lm.hidden_size, out_dim, m.expl_head_type, m.expl_head_mlp_hidden_dim,
-                         m.expl_head_mlp_hidden_layers, m.expl_head_mlp_dropout)
-
-    if m.name == "fresh":  # the input is already pruned to the teacher's top-k: that is the rationale
-        return FreshExtractor(), 1
-    if m.explainer_type == "attr_algo":
-        return AttributionExtractor(m.attr_algo, m.attr_pooling, task_lm.hidden_size, m.attr_mlp_hidden_dim,
-                                    m.attr_mlp_hidden_layers, m.ig_steps, m.internal_batch_size,
-                                    m.return_convergence_delta, seed=cfg.seed), 1
-    if m.explainer_type == "lm":
-        return LMExtractor(new_encoder(), head()), out_dim
-    if m.explainer_type == "self_lm":
-        return SelfLMExtractor(head()), out_dim
-    raise ValueError(f"unknown explainer_type {m.explainer_type!r}")
+    # the input of a FRESH run is already pruned to the teacher's top-k: that is the rationale
+    spec = get_extractor("fresh" if m.name == "fresh" else m.explainer_type)
+    return spec.cls().from_config(cfg, task_lm, new_encoder)
 
 
 def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = None, new_encoder=None,

@@ -3,8 +3,13 @@ shared with AA-MLP (``model.attr_pooling=mlp``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from unirex.config import ModelConfig
 
 
 def make_mlp(in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int, dropout: float = 0.0) -> nn.Sequential:
@@ -41,6 +46,16 @@ class TokenHead(nn.Module):
             self.net = make_mlp(in_dim, out_dim, hidden_dim, hidden_layers, dropout)
         else:
             raise ValueError(f"head_type must be linear or mlp, not {head_type!r}")
+
+    @classmethod
+    def from_config(cls, m: "ModelConfig", in_dim: int) -> "TokenHead":
+        """The head ``model.expl_head_*`` asks for, with ``model.l2e_num_classes`` outputs for L2E, else 1."""
+        return cls(in_dim, m.l2e_num_classes if m.l2e else 1, m.expl_head_type, m.expl_head_mlp_hidden_dim,
+                   m.expl_head_mlp_hidden_layers, m.expl_head_mlp_dropout)
+
+    @property
+    def out_dim(self) -> int:
+        return self.net[-1].out_features
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.net(hidden)

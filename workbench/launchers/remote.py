@@ -81,7 +81,10 @@ def run_job(job: RemoteJob, capture_output: bool = False) -> JobResult:
     with _output_to(job.logs_dir if capture_output else None, f"{job.launcher}-{job.job_id}"):
         try:
             from unirex.engine import resolve_run_config, run
+            from unirex.registry import load_plugins
             from workbench.jobs import CancelToken, JobQueue
+
+            load_plugins()  # the worker's own $UNIREX_PLUGINS, before the job's config is resolved
 
             token = CancelToken(JobQueue(Path(job.workspace)), job.job_id)
             if token.is_set():  # cancelled while it waited in the cluster's queue

@@ -1,7 +1,7 @@
 """``model.explainer_type=attr_algo``: token scores from an attribution algorithm of the task LM.
 
-``model.attr_algo`` picks the algorithm (:mod:`.captum_algos`, or the baselines ``gold``, ``inv``,
-``rand``); ``model.attr_pooling`` reduces the hidden dimension of the ``[B, L, H]`` attributions:
+``model.attr_algo`` picks the algorithm: a spec of :mod:`unirex.registry` (a Captum class run by
+:mod:`.captum_algos`, or a model-free scorer: the baselines ``gold``, ``inv``, ``rand``); ``model.attr_pooling`` reduces the hidden dimension of the ``[B, L, H]`` attributions:
 ``sum`` (AA-Sum) or ``mlp`` (AA-MLP: a learned MLP ``H -> 1``).
 
 When a loss trains through the attributions (plausibility on AA-Sum / AA-MLP), ``grad`` says how
@@ -11,29 +11,28 @@ When a loss trains through the attributions (plausibility on AA-Sum / AA-MLP), `
   factor a constant and the input factor differentiable, so the loss reaches the word-embedding
   matrix (``input-x-gradient``, ``integrated-gradients``, ``deeplift``) and AA-MLP's MLP, not the
   rest of the task LM (:func:`.captum_algos.captum_attributions` with ``attach_inputs``);
-* ``"create_graph"``: ``input-x-gradient`` and ``gradient`` through the hand-written double-backward
-  versions in :mod:`.gradients` (numerically equal to Captum's), so the loss reaches every layer of
-  the task LM; other algorithms fall back to ``"detach"``.
+* ``"create_graph"``: the algorithms whose spec has a ``double_backward`` (``input-x-gradient`` and
+  ``gradient``: the hand-written versions in :mod:`.gradients`, numerically equal to Captum's), so the
+  loss reaches every layer of the task LM; other algorithms fall back to ``"detach"``.
 
-:data:`GRAD_ALGOS` lists, per mode, the algorithms whose summed scores carry a gradient at all.
+Each spec's ``differentiable`` lists the modes in which its summed scores carry a gradient at all.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import torch
 from torch import nn
 
-from unirex.models.extractors.base import Extractor, mask_scores
-from unirex.models.extractors.baselines import gold_scores, inv_scores, rand_scores
-from unirex.models.extractors.captum_algos import CAPTUM_ALGOS, captum_attributions
-from unirex.models.extractors.gradients import input_x_gradient, predicted_class, saliency
+from unirex.models.extractors.base import Extractor, TrainingScores, mask_scores
+from unirex.models.extractors.captum_algos import captum_attributions
+from unirex.models.extractors.gradients import predicted_class
 from unirex.models.heads import make_mlp
+from unirex.registry import get_attribution
 
-BASELINES = {"gold": gold_scores, "inv": inv_scores}
-DIFFERENTIABLE = {"input-x-gradient": input_x_gradient, "gradient": saliency}
-#: per ``model.attr_grad``: the algorithms whose ``sum``-pooled scores carry a gradient
-GRAD_ALGOS = {"detach": ("input-x-gradient", "integrated-gradients", "deeplift"),
-              "create_graph": ("input-x-gradient", "gradient", "integrated-gradients", "deeplift")}
+if TYPE_CHECKING:
+    from unirex.config import RunConfig
 
 
 class AttributionExtractor(Extractor):
@@ -57,8 +56,7 @@ class AttributionExtractor(Extractor):
                  mlp_hidden_dim: int = 2048, mlp_hidden_layers: int = 2, ig_steps: int = 3,
                  internal_batch_size: int | None = None, return_convergence_delta: bool = False, seed: int = 0):
         super().__init__()
-        if algo not in CAPTUM_ALGOS and algo not in ("gold", "inv", "rand"):
-            raise ValueError(f"unknown attribution algorithm {algo!r}")
+        self.spec = get_attribution(algo)
         self.algo, self.pooling = algo, pooling
         self.ig_steps, self.internal_batch_size = ig_steps, internal_batch_size
         self.return_convergence_delta = return_convergence_delta
@@ -71,11 +69,23 @@ class AttributionExtractor(Extractor):
             self.pool_mlp = make_mlp(hidden_size, 1, mlp_hidden_dim, mlp_hidden_layers)
         elif pooling != "sum":
             raise ValueError(f"attr_pooling must be sum or mlp, not {pooling!r}")
-        self.differentiable = pooling == "mlp" or algo in DIFFERENTIABLE
+        self.differentiable = pooling == "mlp" or self.spec.double_backward is not None
+
+    @classmethod
+    def from_config(cls, cfg: "RunConfig", task_lm: nn.Module,
+                    new_encoder: Callable[[], nn.Module]) -> tuple["AttributionExtractor", int]:
+        m = cfg.model
+        return cls(m.attr_algo, m.attr_pooling, task_lm.hidden_size, m.attr_mlp_hidden_dim, m.attr_mlp_hidden_layers,
+                   m.ig_steps, m.internal_batch_size, m.return_convergence_delta, seed=cfg.seed), 1
+
+    @property
+    def name(self) -> str:
+        return self.algo
 
     @property
     def is_baseline(self) -> bool:
-        return self.algo in ("gold", "inv", "rand")
+        """A model-free scorer (``gold``, ``inv``, ``rand``)."""
+        return self.spec.model_free
 
     def attributions(self, batch: dict[str, torch.Tensor], task_lm: nn.Module, target: torch.Tensor | None = None,
                      grad: str | None = None) -> torch.Tensor:
@@ -92,8 +102,9 @@ class AttributionExtractor(Extractor):
         elif target is None:
             target = predicted_class(task_lm, batch)
         self.last_convergence_delta = None
-        if grad == "create_graph" and self.algo in DIFFERENTIABLE:
-            return DIFFERENTIABLE[self.algo](task_lm, batch, target, create_graph=True)
+        twice = self.spec.twice_differentiable()
+        if grad == "create_graph" and twice is not None:
+            return twice(task_lm, batch, target, create_graph=True)
         attrs, delta = captum_attributions(self.algo, task_lm, batch, target, self.ig_steps, self.internal_batch_size,
                                            self.return_convergence_delta, self.seed, attach_inputs=grad is not None)
         self.last_convergence_delta = delta
@@ -107,10 +118,15 @@ class AttributionExtractor(Extractor):
             grad: None: the attributions are detached (AA-MLP's MLP still gets a gradient);
                 ``"detach"`` / ``"create_graph"``: see the module docstring.
         """
-        if self.algo in BASELINES:
-            return BASELINES[self.algo](batch)
-        if self.algo == "rand":
-            return rand_scores(batch, self.seed)
+        if self.spec.model_free:
+            return self.spec.score(batch, self.seed)
         attrs = self.attributions(batch, task_lm, target, grad=grad)
         pooled = attrs.sum(-1) if self.pool_mlp is None else self.pool_mlp(attrs).squeeze(-1)
         return mask_scores(pooled, batch["explainable"])
+
+    def training_scores(self, batch, task_lm, target=None, hidden_states=None, grad=None) -> TrainingScores:
+        return TrainingScores(self.scores(batch, task_lm, target=target, grad=grad))
+
+    def explain(self, batch, task_lm, target=None) -> torch.Tensor:
+        """Attributions need gradients: computed with them, returned detached."""
+        return self.scores(batch, task_lm, target).detach()

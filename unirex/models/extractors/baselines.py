@@ -1,4 +1,5 @@
-"""Baseline "attributions" that do not read the model: ``gold``, ``inv``, ``rand`` (``[B, L]``)."""
+"""Baseline "attributions" that do not read the model: ``gold``, ``inv``, ``rand`` (``[B, L]``), each
+``(batch, seed) -> scores``: the scorers of :mod:`unirex.registry`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import torch
 from unirex.models.extractors.base import mask_scores
 
 
-def gold_scores(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The gold rationale (1 on rationale subwords, 0 elsewhere)."""
+def gold_scores(batch: dict[str, torch.Tensor], seed: int = 0) -> torch.Tensor:
+    """The gold rationale (1 on rationale subwords, 0 elsewhere); ``seed`` unused (the scorers' common signature)."""
     return mask_scores(batch["rationale"].float(), batch["explainable"])
 
 
-def inv_scores(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The inverse of the gold rationale on explainable positions."""
+def inv_scores(batch: dict[str, torch.Tensor], seed: int = 0) -> torch.Tensor:
+    """The inverse of the gold rationale on explainable positions (``seed`` unused)."""
     return mask_scores(1.0 - batch["rationale"].float(), batch["explainable"])
 
 

@@ -1,7 +1,9 @@
 """Attribution algorithms from Captum, over the task LM's word embeddings (``inputs_embeds``).
 
 Every algorithm attributes the logit of ``target`` to the word embeddings ``[B, L, H]``; the
-extractor then pools the hidden dimension. Which Captum algorithms run on a Hugging Face encoder this
+extractor then pools the hidden dimension. Each algorithm's facts (its Captum class, whether it needs a
+baseline, which ``model.attr_grad`` modes can train through it, fixed arguments) are its spec in
+:mod:`unirex.registry`, where a plugin registers more. Which Captum algorithms run on a Hugging Face encoder this
 way (checked on BERT with torch 2.13 / transformers 5 / captum 0.9, see tests/test_models.py):
 
 * ``input-x-gradient`` (``InputXGradient``), ``gradient`` (``Saliency``, absolute gradient),
@@ -30,10 +32,13 @@ backward) is :mod:`unirex.models.extractors.gradients`.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+
 import torch
 from torch import nn
 
-CAPTUM_ALGOS = ("input-x-gradient", "integrated-gradients", "gradient", "deeplift", "gradient-shap")
+from unirex.registry import get_attribution
 
 
 class EmbedsForward(nn.Module):
@@ -59,14 +64,18 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
                         return_convergence_delta: bool = False, seed: int = 0, attach_inputs: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attributions ``[B, L, H]`` of ``target`` ``[B]`` w.r.t. the word embeddings, and the
-    convergence delta ``[B]`` when asked for (integrated gradients, DeepLift, GradientShap) else None.
+    convergence delta ``[B]`` when asked for and the algorithm has one (integrated gradients, DeepLift,
+    GradientShap: averaged over its samples) else None.
+
+    ``algo`` is any registered Captum algorithm (:func:`unirex.registry.get_attribution`): its class is
+    applied to :class:`EmbedsForward`, with the pad baseline when it needs one, the spec's fixed keyword
+    arguments, and ``n_steps=ig_steps`` / ``internal_batch_size`` where ``attribute()`` takes them.
 
     ``attach_inputs``: keep the word embeddings' graph, so the attributions' input factor is
     differentiable w.r.t. the embedding matrix (see the module docstring); otherwise detached.
     """
-    from captum.attr import DeepLift, GradientShap, InputXGradient, IntegratedGradients, Saliency
-
-    fwd = EmbedsForward(task_lm)
+    spec = get_attribution(algo)
+    method = spec.captum()(EmbedsForward(task_lm))
     am = batch["attention_mask"]
     tt = batch.get("token_type_ids")
     tt = torch.zeros_like(am) if tt is None else tt
@@ -79,40 +88,23 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
         with torch.no_grad():
             embeds = task_lm.embed(batch["input_ids"]).detach()
         embeds = embeds.clone().requires_grad_(True)
-    args = (am, tt)
-    target = target.to(embeds.device)
-    delta = None
-    with torch.enable_grad():
-        if algo == "input-x-gradient":
-            attrs = InputXGradient(fwd).attribute(embeds, target=target, additional_forward_args=args)
-        elif algo == "gradient":
-            attrs = Saliency(fwd).attribute(embeds, target=target, additional_forward_args=args, abs=True)
-        elif algo == "integrated-gradients":
-            out = IntegratedGradients(fwd).attribute(
-                embeds, baselines=pad_baseline(task_lm, batch, embeds.detach()), target=target,
-                additional_forward_args=args, n_steps=int(ig_steps), internal_batch_size=internal_batch_size,
-                return_convergence_delta=return_convergence_delta)
-            attrs, delta = out if return_convergence_delta else (out, None)
-        elif algo == "deeplift":
-            out = DeepLift(fwd).attribute(
-                embeds, baselines=pad_baseline(task_lm, batch, embeds.detach()), target=target,
-                additional_forward_args=args, return_convergence_delta=return_convergence_delta)
-            attrs, delta = out if return_convergence_delta else (out, None)
-        elif algo == "gradient-shap":
-            base = pad_baseline(task_lm, batch, embeds.detach())
-            baselines = torch.cat([base, torch.zeros_like(base)])  # the distribution to sample from
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                out = GradientShap(fwd).attribute(
-                    embeds, baselines=baselines, target=target, n_samples=5,
-                    additional_forward_args=args, return_convergence_delta=return_convergence_delta)
-            if return_convergence_delta:
-                attrs, d = out
-                delta = d.view(embeds.shape[0], -1).mean(1)  # one delta per sample: average them
-            else:
-                attrs = out
-        else:
-            raise ValueError(f"unknown Captum attribution algorithm {algo!r}; choose one of {CAPTUM_ALGOS}")
+    takes = inspect.signature(method.attribute).parameters
+    kwargs = {k: v for k, v in (("n_steps", int(ig_steps)), ("internal_batch_size", internal_batch_size)) if k in takes}
+    kwargs.update(spec.defaults)
+    if spec.needs_baseline:
+        base = pad_baseline(task_lm, batch, embeds.detach())
+        kwargs["baselines"] = torch.cat([base, torch.zeros_like(base)]) if spec.baseline_distribution else base
+    with_delta = bool(return_convergence_delta) and method.has_convergence_delta()
+    if with_delta:
+        kwargs["return_convergence_delta"] = True
+    seeded = torch.random.fork_rng(devices=[]) if spec.seeded else contextlib.nullcontext()
+    with torch.enable_grad(), seeded:
+        if spec.seeded:
+            torch.manual_seed(seed)
+        out = method.attribute(embeds, target=target.to(embeds.device), additional_forward_args=(am, tt), **kwargs)
+    attrs, delta = out if with_delta else (out, None)
+    if delta is not None and delta.shape[0] != embeds.shape[0]:
+        delta = delta.view(embeds.shape[0], -1).mean(1)  # one delta per sample (GradientShap's): average them
     if not attach_inputs:
         attrs = attrs.detach()
     return attrs, (delta.detach() if delta is not None else None)

@@ -8,15 +8,26 @@ input, 0 elsewhere.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import torch
+from torch import nn
 
 from unirex.models.extractors.base import Extractor
+
+if TYPE_CHECKING:
+    from unirex.config import RunConfig
 
 
 class FreshExtractor(Extractor):
     """Scores ``[B, L]``: 1 on explainable, non-padding positions (the teacher's kept tokens), else 0."""
 
     kind = "fresh"
+
+    @classmethod
+    def from_config(cls, cfg: "RunConfig", task_lm: nn.Module,
+                    new_encoder: Callable[[], nn.Module]) -> tuple["FreshExtractor", int]:
+        return cls(), 1
 
     def scores(self, batch: dict[str, torch.Tensor], task_lm=None, target=None, **kwargs) -> torch.Tensor:
         return (batch["explainable"].bool() & batch["attention_mask"].bool()).float()

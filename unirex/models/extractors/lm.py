@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
-from unirex.models.extractors.base import Extractor, mask_scores, ordinal_scores
+from unirex.models.extractors.base import Extractor, TrainingScores, mask_scores, ordinal_scores
 from unirex.models.heads import TokenHead
+
+if TYPE_CHECKING:
+    from unirex.config import RunConfig
 
 
 class LMExtractor(Extractor):
@@ -28,6 +32,13 @@ class LMExtractor(Extractor):
         self.head = head
         self._takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
 
+    @classmethod
+    def from_config(cls, cfg: "RunConfig", task_lm: nn.Module,
+                    new_encoder: Callable[[], nn.Module]) -> tuple["LMExtractor", int]:
+        encoder = new_encoder()  # before the head: the seeded order of new weights
+        head = TokenHead.from_config(cfg.model, task_lm.hidden_size)
+        return cls(encoder, head), head.out_dim
+
     def token_logits(self, batch: dict[str, torch.Tensor], task_lm: nn.Module | None = None, **kwargs) -> torch.Tensor:
         """Raw head outputs ``[B, L, out_dim]`` (not masked)."""
         kw = {"attention_mask": batch["attention_mask"]}
@@ -41,3 +52,7 @@ class LMExtractor(Extractor):
         out = self.token_logits(batch, task_lm) if token_logits is None else token_logits
         s = out.squeeze(-1) if out.shape[-1] == 1 else ordinal_scores(out)
         return mask_scores(s, batch["explainable"])
+
+    def training_scores(self, batch, task_lm, target=None, hidden_states=None, grad=None) -> TrainingScores:
+        tl = self.token_logits(batch)
+        return TrainingScores(self.scores(batch, task_lm, token_logits=tl), tl)
