@@ -314,9 +314,6 @@ for _ext in (
 
 
 # ------------------------------------------------------------------------------------------ plugins
-_LOADED: set[str] = set()
-
-
 def plugin_modules() -> tuple[str, ...]:
     """The module names in ``$UNIREX_PLUGINS`` (the process environment only)."""
     return tuple(n.strip() for n in os.environ.get(ENV_PLUGINS, "").split(",") if n.strip())
@@ -324,21 +321,19 @@ def plugin_modules() -> tuple[str, ...]:
 
 def load_plugins() -> tuple[str, ...]:
     """Import every module named in the environment variable ``UNIREX_PLUGINS`` (comma separated); each
-    registers its algorithms or extractor types when imported. Idempotent. Returns the module names.
+    registers its algorithms or extractor types when imported (once: a module already imported is not run
+    again). Returns the module names.
 
     Raises:
         UnirexError: one line naming the module that failed to import and why.
     """
     names = plugin_modules()
     for name in names:
-        if name in _LOADED:
-            continue
         try:
             importlib.import_module(name)
         except Exception as e:  # noqa: BLE001 - any failure of a plugin is reported the same way
             raise UnirexError(f"{ENV_PLUGINS}: cannot import plugin module '{name}': "
                               f"{type(e).__name__}: {first_line(e)}") from None
-        _LOADED.add(name)
     return names
 
 
