@@ -161,3 +161,45 @@ def test_a_new_process_loads_the_plugins_of_its_environment():
     out = subprocess.run([sys.executable, "-m", "unirex", "methods"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "'tests.plugins.broken'" in out.stderr
+
+
+def test_a_registered_extractor_type_trains_without_editing_the_callers(tiny_arch, toy_batch):
+    """An extractor type is one class with ``from_config`` and ``scores``: the config accepts it, the builder
+    builds it, the objective trains through its interface, the model card describes it."""
+    import torch
+
+    from unirex.hub import _extractor_text
+    from unirex.models import build_model
+    from unirex.models.extractors import Extractor, mask_scores
+    from unirex.objective import compute_losses
+
+    class FirstTokens(Extractor):  # scores fall with the position: the first explainable tokens are the rationale
+        kind = "first_tokens"
+
+        @classmethod
+        def from_config(cls, cfg, task_lm, new_encoder):
+            return cls(), 1
+
+        def scores(self, batch, task_lm, target=None, **kwargs):
+            pos = torch.arange(batch["input_ids"].shape[1], dtype=torch.float32, device=batch["input_ids"].device)
+            return mask_scores(-pos.expand(batch["input_ids"].shape).clone(), batch["explainable"])
+
+    registry.register_extractor("first_tokens", FirstTokens, describe=lambda m: "the first tokens")
+    try:
+        cfg = resolve_config([f"arch={tiny_arch}", "model=expl_reg", "model.explainer_type=first_tokens",
+                              "model.comp_wt=0.5", "model.suff_wt=0.5"])
+        model = build_model(cfg, num_classes=2)
+        assert isinstance(model.extractor, FirstTokens)
+        batch = toy_batch(4)
+        losses = compute_losses(batch, model, cfg)
+        assert {"task_loss", "comp_loss", "suff_loss"} <= set(losses) and torch.isfinite(losses["loss"])
+        scores = model.explain(batch)
+        assert scores.shape == batch["input_ids"].shape and not scores.requires_grad
+        assert _extractor_text(cfg) == "the first tokens"
+        with pytest.raises(UnirexError, match="needs a learned token head"):  # it declared no token head
+            resolve_config([f"arch={tiny_arch}", "model=expl_reg", "model.explainer_type=first_tokens",
+                            "model.l2e=True", "model.l2e_wt=0.5", "data.l2e_exp_id=x"])
+    finally:
+        registry.unregister_extractor("first_tokens")
+    with pytest.raises(UnirexError, match="model.explainer_type='first_tokens' is not one of"):
+        resolve_config(["model.explainer_type=first_tokens"])

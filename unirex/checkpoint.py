@@ -318,7 +318,8 @@ class LoadedCheckpoint:
         dataset is; one :class:`unirex.inference.TextExplanation` per text (its ``words``, ``scores`` per word
         (subword scores summed, as ERASER pools them), ``label``, ``probabilities``, the top-k% ``rationale``
         and that rationale's comprehensiveness and sufficiency). ``extractor``: the checkpoint's own (default)
-        or ``input-x-gradient`` / ``integrated-gradients`` / ``gradient`` on its task LM."""
+        or a post-hoc attribution algorithm on its task LM (``input-x-gradient``, ``integrated-gradients``,
+        ``gradient``, or a plugin's: :func:`unirex.inference.post_hoc_extractors`)."""
         from unirex.inference import explain_text
 
         texts = [texts] if isinstance(texts, str) else list(texts)

@@ -503,7 +503,7 @@ class Workbench:
     def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
                 top_k: float = 10.0, second_text: str | None = None) -> Explanation:
         """Explain ``text`` with a checkpoint (run id, folder or Hub id). ``extractor``: ``None``/``own`` (the
-        checkpoint's own) or ``input-x-gradient`` / ``integrated-gradients`` / ``gradient`` on its task LM.
+        checkpoint's own) or one of :meth:`extractors` (``input-x-gradient``, ... plugins' too) on its task LM.
         ``second_text`` is the second document of two-document tasks (e-SNLI's hypothesis)."""
         from unirex.inference import explain_text
 
