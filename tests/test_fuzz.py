@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shutil
 import tarfile
 import tempfile
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 from unirex.data import build_split
 from unirex.data.download import unpack_archive
 from unirex.data.eraser import read_split
+from unirex.data.install import REQUIRED
 from unirex.errors import UnirexError
 
 CANARY = "CANARYWORD"
@@ -131,7 +131,9 @@ def eraser_folder(draw):
     return lines, draw(st.booleans()), docs, extra_jsonl
 
 
-def check_reader(case, tokenizer_arch: str) -> None:
+def check_reader(case, tokenizer_arch: str) -> str:
+    """Run the reader (and, when it loads, the build) on ``case``; assert no canary leaks; return the
+    outcome: ``"refused: <message>"``, ``"loaded, not built: <message>"`` or ``"built"``."""
     lines, as_jsonl, docs, extra_jsonl = case
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -153,16 +155,18 @@ def check_reader(case, tokenizer_arch: str) -> None:
         except UnirexError as e:
             assert CANARY not in str(e)
             COUNTS["reader_refused"] = COUNTS.get("reader_refused", 0) + 1
-            return
+            return f"refused: {e}"
         COUNTS["reader_loaded"] = COUNTS.get("reader_loaded", 0) + 1
         for ex in examples:
             for doc in ex.documents:
                 assert CANARY not in doc.words, (doc.docid, "a file outside docs/ was read")
         try:
             build_split(data, "ds", "train", arch=tokenizer_arch, max_length=32)
-            COUNTS["built"] = COUNTS.get("built", 0) + 1
-        except UnirexError:
-            pass  # e.g. a label the train split lacks; still one message, never a traceback
+        except UnirexError as e:
+            assert CANARY not in str(e)
+            return f"loaded, not built: {e}"  # e.g. a label the train split lacks; one message, never a traceback
+        COUNTS["built"] = COUNTS.get("built", 0) + 1
+        return "built"
 
 
 def _reader_property(n: int, tokenizer_arch: str) -> None:
@@ -181,6 +185,7 @@ def test_fuzz_reader(tiny_arch):
     _reader_property(250, tiny_arch)
     print(f"\nreader fuzz: {COUNTS}")
     assert COUNTS["reader"] >= 200 and COUNTS.get("reader_loaded", 0) > 0 and COUNTS.get("reader_refused", 0) > 0
+    assert COUNTS.get("built", 0) > 0  # "when it loads, the build works too" was exercised, not only reached
 
 
 @pytest.mark.slow
@@ -265,12 +270,19 @@ def check_unpacker(case) -> None:
         path.write_bytes(data)
         try:
             unpack_archive(path, root / "movies", name="movies", max_unpacked_bytes=200_000, max_members=50)
+            installed = True
             COUNTS["unpacked"] = COUNTS.get("unpacked", 0) + 1
         except UnirexError:
+            installed = False
             COUNTS["refused"] = COUNTS.get("refused", 0) + 1
         assert snapshot(sentinel) == [] and (tmp / "root" / "escape").read_text() == "untouched"
         assert sorted(os.listdir(tmp / "root")) == ["data", "escape"]
-        assert os.listdir(root) in ([], ["movies"])  # the target or nothing; no temporary folder left
+        # installed: the target and nothing else; refused: nothing (no temporary folder, no half target)
+        assert os.listdir(root) == (["movies"] if installed else [])
+        if installed:  # what it installs is a dataset: the three splits and the documents
+            target = root / "movies"
+            assert all(any((target / a).is_file() for a in alts) for alts in REQUIRED), snapshot(target)
+            assert (target / "docs").is_dir() or (target / "docs.jsonl").is_file(), snapshot(target)
         for dirpath, dirnames, filenames in os.walk(root):
             for n in dirnames + filenames:
                 p = Path(dirpath) / n
@@ -304,10 +316,18 @@ def test_fuzz_unpacker_long():
 
 
 def test_fuzz_reader_reaches_every_outcome_with_a_seed(tiny_arch):
-    """A fixed-seed sample (not hypothesis): a loadable split, each canary docid, a NUL document."""
-    rng = random.Random(0)
+    """A fixed sample (not hypothesis) that reaches each outcome the properties name: the valid split loads
+    and builds (from docs/ and from docs.jsonl); each canary docid (a path out of docs/, a link out of it,
+    a link to a file of the dataset outside docs/, an absolute path) is refused with a message that says
+    so; a NUL document is refused as binary."""
+    base = [json.dumps(a) for a in BASE_ANNS]
+    assert check_reader((base, False, dict(BASE_DOCS), []), tiny_arch) == "built"
+    assert check_reader((base, True, dict(BASE_DOCS), []), tiny_arch) == "built"
     for target in ("../canary", "../../canary", "link", "inner", "/etc/hostname"):
-        case = ([json.dumps({"annotation_id": "d0", "classification": "POS",
-                             "docids": [target] if rng.random() < 2 else []})], False, {"d0": b"a b"}, [])
-        check_reader(case, tiny_arch)
-    check_reader(([json.dumps({"annotation_id": "d0", "classification": "POS"})], False, {"d0": b"\x00"}, []), tiny_arch)
+        case = ([json.dumps({"annotation_id": "d0", "classification": "POS", "docids": [target]})],
+                False, {"d0": b"a b"}, [])
+        outcome = check_reader(case, tiny_arch)
+        assert outcome.startswith("refused: ") and "outside the docs/ folder" in outcome, (target, outcome)
+    outcome = check_reader(([json.dumps({"annotation_id": "d0", "classification": "POS"})], False, {"d0": b"\x00"}, []),
+                           tiny_arch)
+    assert outcome.startswith("refused: ") and "NUL" in outcome, outcome
