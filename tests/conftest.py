@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -67,6 +69,56 @@ def toy_batch(small_demo_dir, tiny_arch):
         return b
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_heads() -> tuple[str, ...]:
+    """Overrides that shrink the explainer heads (MLPs) to the tiny BERT's size."""
+    return ("model.attr_mlp_hidden_dim=16", "model.expl_head_mlp_hidden_dim=16")
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(tiny_arch, small_demo_dir) -> tuple[str, ...]:
+    """The overrides of a run on the tiny BERT and the small demo: short sequences, small batches."""
+    return (f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
+            "setup.eval_batch_size=16")
+
+
+@pytest.fixture
+def common(tiny_overrides) -> list[str]:
+    """:func:`tiny_overrides` as a fresh list for each test (tests append to it)."""
+    return list(tiny_overrides)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 180.0, what: str = "condition") -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def wait_until() -> Callable[..., None]:
+    """``wait_until(predicate, timeout=180.0, what=...)``: poll every 0.1 s until ``predicate()`` holds,
+    fail the test after ``timeout`` seconds naming ``what``."""
+    return _wait
+
+
+@pytest.fixture(scope="module")
+def trained(request, tmp_path_factory, tiny_overrides):
+    """``(workspace, RunResult)``: a completed SLM (plaus) run with a checkpoint, in its own workspace, run
+    once per module with :func:`tiny_overrides`, then the module's ``TRAINED_OVERRIDES`` (it names the
+    method and what the module needs of the run), recorded with the module's ``TRAINED_COMMAND`` if any."""
+    from unirex.engine import resolve_run_config, run
+
+    ws = tmp_path_factory.mktemp("ws-trained")
+    extra = getattr(request.module, "TRAINED_OVERRIDES")
+    res = run(resolve_run_config([*tiny_overrides, f"workspace={ws}", *extra]),
+              command=getattr(request.module, "TRAINED_COMMAND", None))
+    assert res.status == "completed"
+    return ws, res
 
 
 def pytest_collection_modifyitems(config, items):

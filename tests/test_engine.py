@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def base(tmp_path, tiny_arch, small_demo_dir):
-    return [f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
-            "setup.eval_batch_size=16", f"workspace={tmp_path}"]
+def base(tmp_path, common):
+    return common + [f"workspace={tmp_path}"]
 
 
 def _metric(rd: RunDir, split: str, name: str, epoch="any"):

@@ -28,7 +28,6 @@ from unirex.models.extractors import ordinal_scores
 from unirex.objective import compute_losses, fresh_keep, plausibility_subset
 from unirex.rationale import Scoring, keep_mask, topk_count
 
-SMALL = ["model.attr_mlp_hidden_dim=16", "model.expl_head_mlp_hidden_dim=16"]
 
 
 def _sigmoid(x: float) -> float:
@@ -89,8 +88,8 @@ def test_a2r_attention_is_a_softmax_over_non_padding_positions():
 
 
 @pytest.fixture(scope="module")
-def a2r_model(tiny_arch):
-    cfg = resolve_config(["method=a2r", f"arch={tiny_arch}", "model.topk=[50]", "model.plaus_wt=0.0", *SMALL])
+def a2r_model(tiny_arch, small_heads):
+    cfg = resolve_config(["method=a2r", f"arch={tiny_arch}", "model.topk=[50]", "model.plaus_wt=0.0", *small_heads])
     model = build_model(cfg, 2).eval()  # eval: no dropout, so a hand forward gives the same logits
     fixed = torch.tensor([[[0.0], [4.0], [3.0], [2.0], [1.0], [0.0]]])  # the generator's token logits
     model.extractor.token_logits = lambda batch, *a, **k: fixed.expand(batch["input_ids"].shape[0], -1, -1)
@@ -208,9 +207,9 @@ def test_fresh_input_is_cls_plus_the_teachers_binary_topk(tiny_arch):
 
 
 # ------------------------------------------------------------------------------ 3. AA plausibility
-def test_aa_plausibility_detaches_the_gradient_factor(tiny_arch, toy_batch):
+def test_aa_plausibility_detaches_the_gradient_factor(tiny_arch, small_heads, toy_batch):
     b = toy_batch(3)
-    base = ["method=aa_sum_comp_suff_plaus", f"arch={tiny_arch}", "model.comp_wt=0", "model.suff_wt=0", *SMALL]
+    base = ["method=aa_sum_comp_suff_plaus", f"arch={tiny_arch}", "model.comp_wt=0", "model.suff_wt=0", *small_heads]
     model = build_model(resolve_config(base), 2).eval()
     lm, ext = model.task_lm, model.extractor
     emb = lm.encoder.get_input_embeddings().weight

@@ -21,16 +21,8 @@ from unirex.runs import RunDir
 REPO = "someone/unirex-demo-slm"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_arch, small_demo_dir):
-    """A completed SLM (plaus) run with a checkpoint and final dev + test metrics."""
-    ws = tmp_path_factory.mktemp("ws")
-    overrides = [f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
-                 "setup.eval_batch_size=16", f"workspace={ws}", "debug=True", "save_checkpoint=True",
-                 "method=slm_plaus_linear", "training.eval_splits='dev,test'"]
-    res = run(resolve_run_config(overrides))
-    assert res.status == "completed"
-    return ws, res
+#: the conftest's ``trained`` run: a debug SLM (plaus) run with a checkpoint and final dev + test metrics
+TRAINED_OVERRIDES = ["debug=True", "save_checkpoint=True", "method=slm_plaus_linear", "training.eval_splits='dev,test'"]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from store import RunFilter
 from unirex.errors import UnirexError
 from unirex.runs import RunDir
 from workbench import Workbench
-from workbench.jobs import JobQueue
 from workbench.launchers import LAUNCHERS, launcher_fields, launcher_options, split_launcher_overrides
 from workbench.launchers.base import Launcher, Outcome, RemoteJob
 from workbench.launchers.dispatch import Dispatcher
@@ -30,23 +29,8 @@ from workbench.launchers.dispatch import Dispatcher
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def common(tiny_arch, small_demo_dir):
-    return [f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
-            "setup.eval_batch_size=16"]
-
-
 #: a run that trains until it is stopped (no early stop)
 LONG = ["training.epochs=500", "training.patience=1000"]
-
-
-def _wait(predicate, timeout=240.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _stepping(ws: Path, run_id: str) -> bool:
@@ -378,19 +362,20 @@ def test_ray_sweep_from_the_cli_lands_three_runs(ray_local, tmp_path, common, ca
     assert all(j.status == "completed" for j in Workbench(tmp_path).queue(include_final=True))
 
 
-def test_ray_jobs_from_the_app_cancelled_and_lost(ray_local, tmp_path, common):
+def test_ray_jobs_from_the_app_cancelled_and_lost(ray_local, tmp_path, common, wait_until):
     """Two long jobs from the app's queue on two Ray workers: one cancelled through the CLI ends cancelled, the
     other's worker killed reads interrupted at once; the lost one is re-queued with one command."""
     wb = Workbench(tmp_path, start_worker=True)
     try:
         a, b = wb.submit(common + LONG + ["seed=0,1"], sweep=True, launcher="ray")
-        _wait(lambda: _stepping(tmp_path, a.run_id) and _stepping(tmp_path, b.run_id), what="both jobs training")
+        wait_until(lambda: _stepping(tmp_path, a.run_id) and _stepping(tmp_path, b.run_id), timeout=240.0,
+                   what="both jobs training")
         assert wb.job(a.job_id).handle and wb.job(a.job_id).status == "running"
-        _wait(lambda: {r.run_id for r in wb.runs(RunFilter(status="running"))} == {a.run_id, b.run_id},
-              timeout=30, what="the runs indexed as they arrive")
+        wait_until(lambda: {r.run_id for r in wb.runs(RunFilter(status="running"))} == {a.run_id, b.run_id},
+                   timeout=30, what="the runs indexed as they arrive")
         assert main(["--workspace", str(tmp_path), "cancel", a.job_id]) == 0
         os.kill(int(RunDir(tmp_path / "runs" / b.run_id).status()["pid"]), signal.SIGKILL)  # b's node "dies"
-        _wait(lambda: not wb.job(a.job_id).active and not wb.job(b.job_id).active, timeout=90, what="both ends")
+        wait_until(lambda: not wb.job(a.job_id).active and not wb.job(b.job_id).active, timeout=90, what="both ends")
         assert wb.job(a.job_id).status == "cancelled"
         assert RunDir(tmp_path / "runs" / a.run_id).status()["status"] == "cancelled"  # the engine's clean stop
         assert wb.job(b.job_id).status == "interrupted", wb.job(b.job_id)
@@ -400,7 +385,7 @@ def test_ray_jobs_from_the_app_cancelled_and_lost(ray_local, tmp_path, common):
         again = [j for j in wb.queue() if j.run_id not in (a.run_id, b.run_id)]
         assert len(again) == 1 and again[0].launcher == "ray" and again[0].command == b.command
         wb.cancel(again[0].job_id)
-        _wait(lambda: not wb.job(again[0].job_id).active, timeout=60, what="the re-queued job's cancel")
+        wait_until(lambda: not wb.job(again[0].job_id).active, timeout=60, what="the re-queued job's cancel")
     finally:
         wb.stop_worker()
 
@@ -421,14 +406,14 @@ def test_submitit_local_sweep_lands_three_runs_with_their_logs(tmp_path, common,
         assert list(rd.logs_dir.glob("*_log.err")) and list(rd.logs_dir.glob("*_submitted.pkl"))
 
 
-def test_submitit_local_job_cancelled_from_the_app(tmp_path, common):
+def test_submitit_local_job_cancelled_from_the_app(tmp_path, common, wait_until):
     pytest.importorskip("submitit")
     wb = Workbench(tmp_path, start_worker=True)
     try:
         job = wb.submit(common + LONG, launcher="slurm", launcher_options={"slurm.cluster": "local"})[0]
-        _wait(lambda: _stepping(tmp_path, job.run_id), what="the job training")
+        wait_until(lambda: _stepping(tmp_path, job.run_id), timeout=240.0, what="the job training")
         wb.cancel(job.job_id)
-        _wait(lambda: not wb.job(job.job_id).active, timeout=90, what="the cancel")
+        wait_until(lambda: not wb.job(job.job_id).active, timeout=90, what="the cancel")
         assert wb.job(job.job_id).status == "cancelled"
         assert RunDir(tmp_path / "runs" / job.run_id).status()["status"] == "cancelled"
         assert [r.status for r in wb.runs()] == ["cancelled"]

@@ -13,7 +13,6 @@ from unirex.models import build_model
 from unirex.objective import compute_losses
 from unirex.rationale import repack, topk_count, topk_mask
 
-SMALL = ["model.attr_mlp_hidden_dim=16", "model.expl_head_mlp_hidden_dim=16"]
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +20,10 @@ def batch(toy_batch):
     return toy_batch(8)
 
 
-def _cfg(tiny_arch, *overrides):
-    return resolve_config([f"arch={tiny_arch}", *SMALL, *overrides])
+@pytest.fixture(scope="session")
+def make_cfg(tiny_arch, small_heads):
+    """``make_cfg(*overrides)``: a config on the tiny BERT with small explainer heads."""
+    return lambda *overrides: resolve_config([f"arch={tiny_arch}", *small_heads, *overrides])
 
 
 # ------------------------------------------------------------------------------------ formulas
@@ -106,8 +107,8 @@ CASES = [
 @pytest.mark.parametrize("overrides,name,trained,untouched", CASES,
                          ids=[f"{c[0][0].split('=')[1]}-{c[1]}" + ("-st" if len(c[0]) > 1 and "relax" in c[0][1] else "")
                               for c in CASES])
-def test_each_loss_is_finite_and_trains_only_its_parameters(tiny_arch, batch, overrides, name, trained, untouched):
-    cfg = _cfg(tiny_arch, *overrides)
+def test_each_loss_is_finite_and_trains_only_its_parameters(make_cfg, batch, overrides, name, trained, untouched):
+    cfg = make_cfg(*overrides)
     model = build_model(cfg, 2).train()
     losses = compute_losses(batch, model, cfg)
     assert name in losses and torch.isfinite(losses[name])
@@ -122,8 +123,8 @@ def test_each_loss_is_finite_and_trains_only_its_parameters(tiny_arch, batch, ov
         assert norms[k] == 0, f"{name} should not train {k}"
 
 
-def test_thirty_steps_of_plausibility_training_lower_the_plausibility_loss(tiny_arch, batch):
-    cfg = _cfg(tiny_arch, "method=slm_plaus_linear", "model.task_wt=0.0")
+def test_thirty_steps_of_plausibility_training_lower_the_plausibility_loss(make_cfg, batch):
+    cfg = make_cfg("method=slm_plaus_linear", "model.task_wt=0.0")
     model = build_model(cfg, 2).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     history = []

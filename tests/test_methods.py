@@ -11,7 +11,6 @@ from unirex.methods import METHODS, check_settings, get_method, list_methods
 from unirex.models import build_model
 from unirex.objective import compute_losses, plausibility_subset
 
-SMALL = ["model.attr_mlp_hidden_dim=16", "model.expl_head_mlp_hidden_dim=16"]
 TEACHER = {"fresh": ["data.fresh_exp_id=teacher"], "l2e": ["data.l2e_exp_id=teacher"]}
 PAPER_METHODS = {"task_lm", "sgt", "fresh", "aa_sum_comp_suff", "aa_sum_gold_comp_suff", "aa_sum_inv_comp_suff",
                  "aa_sum_rand_comp_suff", "aa_sum_comp_suff_plaus", "aa_mlp_comp_suff_plaus", "dlm_plaus_linear",
@@ -34,8 +33,8 @@ def test_registry_names_every_method_of_the_paper():
 
 
 @pytest.mark.parametrize("method", sorted(PAPER_METHODS))
-def test_every_preset_builds_and_runs_one_training_step(method, tiny_arch, batch):
-    cfg = resolve_config([f"method={method}", f"arch={tiny_arch}", *SMALL, *TEACHER.get(method, [])])
+def test_every_preset_builds_and_runs_one_training_step(method, tiny_arch, small_heads, batch):
+    cfg = resolve_config([f"method={method}", f"arch={tiny_arch}", *small_heads, *TEACHER.get(method, [])])
     model = build_model(cfg, 2).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in model.task_lm.classifier.parameters()]

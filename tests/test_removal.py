@@ -15,7 +15,6 @@ from unirex.models.removal import drop_support, original_position_ids, resolve_r
 from unirex.objective import compute_losses
 from unirex.packing import run_packed
 
-SMALL = ["model.attr_mlp_hidden_dim=16", "model.expl_head_mlp_hidden_dim=16"]
 TOL = 1e-5
 
 
@@ -143,12 +142,12 @@ METHODS = [
 
 
 @pytest.mark.parametrize("overrides", METHODS, ids=["+".join(o.split("=")[1] for o in ov) for ov in METHODS])
-def test_losses_and_gradients_agree_between_drop_and_mask(tiny_arch, toy_batch, overrides):
+def test_losses_and_gradients_agree_between_drop_and_mask(tiny_arch, small_heads, toy_batch, overrides):
     batch = toy_batch(8)
     out = {}
-    model = build_model(resolve_config([f"arch={tiny_arch}", *SMALL, *overrides]), 2).eval()  # dropout off
+    model = build_model(resolve_config([f"arch={tiny_arch}", *small_heads, *overrides]), 2).eval()  # dropout off
     for removal in ("mask", "drop"):
-        cfg = resolve_config([f"arch={tiny_arch}", *SMALL, *overrides, f"model.rationale_removal={removal}"])
+        cfg = resolve_config([f"arch={tiny_arch}", *small_heads, *overrides, f"model.rationale_removal={removal}"])
         model.zero_grad(set_to_none=True)
         seen, handle = _encoder_positions(model.task_lm)
         losses = compute_losses(batch, model, cfg)
@@ -277,11 +276,10 @@ def test_big_bird_drops_only_while_it_attends_fully():
 
 
 # ------------------------------------------------------------------------------------------ the run
-def test_a_run_records_the_removal_it_got(tmp_path, tiny_arch, small_demo_dir):
+def test_a_run_records_the_removal_it_got(tmp_path, common):
     from unirex.engine import Engine, resolve_run_config, run
 
-    base = [f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
-            "setup.eval_batch_size=16", f"workspace={tmp_path}", "debug=True", "training.eval_splits=dev"]
+    base = common + [f"workspace={tmp_path}", "debug=True", "training.eval_splits=dev"]
     res = run(resolve_run_config(base + ["method=aa_sum_comp_suff"]))
     assert res.status == "completed"
     meta = json.loads((res.run_dir / "meta.json").read_text())

@@ -7,7 +7,6 @@ import copy
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,45 +23,24 @@ from workbench import Workbench
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def common(tiny_arch, small_demo_dir):
-    return [f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64", "setup.train_batch_size=8",
-            "setup.eval_batch_size=16"]
+#: the conftest's ``trained`` run: a finished one-epoch SLM (plaus) run with a checkpoint
+TRAINED_OVERRIDES = ["method=slm_plaus_linear", "training.epochs=1", "save_checkpoint=True"]
+TRAINED_COMMAND = "python -m unirex method=slm_plaus_linear"
 
 
-def _wait(predicate, timeout=180.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_arch, small_demo_dir):
-    """A finished SLM (plaus) run with a checkpoint, in its own workspace."""
-    ws = tmp_path_factory.mktemp("ws-trained")
-    res = run(resolve_run_config([f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64",
-                                  "setup.train_batch_size=8", "setup.eval_batch_size=16", f"workspace={ws}",
-                                  "method=slm_plaus_linear", "training.epochs=1", "save_checkpoint=True"]),
-              command="python -m unirex method=slm_plaus_linear")
-    assert res.status == "completed"
-    return ws, res
-
-
-def test_two_jobs_one_cancelled_mid_training_the_other_completes(tmp_path, common):
+def test_two_jobs_one_cancelled_mid_training_the_other_completes(tmp_path, common, wait_until):
     wb = Workbench(tmp_path, start_worker=True)
     try:
         long_job, short_job = wb.submit(common + ["training.epochs=50", "seed=0"]) + wb.submit(common + ["debug=True", "seed=1"])
         assert long_job.status == short_job.status == "waiting" and long_job.run_id != short_job.run_id
         rd = RunDir(tmp_path / "runs" / long_job.run_id)
-        _wait(lambda: rd.events_path.is_file() and any(e["kind"] == "step" for e in rd.events()), what="a training step")
+        wait_until(lambda: rd.events_path.is_file() and any(e["kind"] == "step" for e in rd.events()),
+                   what="a training step")
         assert wb.progress(long_job.run_id).phase in ("training", "evaluating")
         assert [j.job_id for j in wb.queue()] == [long_job.job_id, short_job.job_id]
         # cancel through the CLI (another front, the cross-process marker file)
         assert main(["--workspace", str(tmp_path), "cancel", long_job.job_id]) == 0
-        _wait(lambda: wb.job(short_job.job_id).status in ("completed", "failed"), what="the second job")
+        wait_until(lambda: wb.job(short_job.job_id).status in ("completed", "failed"), what="the second job")
         assert wb.job(long_job.job_id).status == "cancelled"
         assert rd.status()["status"] == "cancelled"
         steps = [e for e in rd.events() if e["kind"] == "step"]
@@ -79,12 +57,12 @@ def test_two_jobs_one_cancelled_mid_training_the_other_completes(tmp_path, commo
         wb.stop_worker()
 
 
-def test_a_failing_job_is_marked_and_the_worker_goes_on(tmp_path, common):
+def test_a_failing_job_is_marked_and_the_worker_goes_on(tmp_path, common, wait_until):
     wb = Workbench(tmp_path, start_worker=True)
     try:
         bad = wb.submit(common + ["data=no_such_dataset", "debug=True"])[0]
         good = wb.submit(common + ["debug=True"])[0]
-        _wait(lambda: wb.job(good.job_id).status in ("completed", "failed"), what="the good job")
+        wait_until(lambda: wb.job(good.job_id).status in ("completed", "failed"), what="the good job")
         assert wb.job(bad.job_id).status == "failed"
         assert "no_such_dataset" in wb.job(bad.job_id).error
         assert wb.job(good.job_id).status == "completed"
@@ -92,7 +70,7 @@ def test_a_failing_job_is_marked_and_the_worker_goes_on(tmp_path, common):
         wb.stop_worker()
 
 
-def test_waiting_queue_survives_a_restart(tmp_path, common):
+def test_waiting_queue_survives_a_restart(tmp_path, common, wait_until):
     """A process queues a job and dies; the next process restores the queue and runs it. A job that was
     running in the dead process reads interrupted."""
     script = (f"from workbench import Workbench; wb = Workbench({str(tmp_path)!r}); "
@@ -109,7 +87,7 @@ def test_waiting_queue_survives_a_restart(tmp_path, common):
     wb.start_worker()
     try:
         assert wb.job("J-ghost").status == "interrupted"
-        _wait(lambda: wb.job(job_id).status in ("completed", "failed"), what="the restored job")
+        wait_until(lambda: wb.job(job_id).status in ("completed", "failed"), what="the restored job")
         assert wb.job(job_id).status == "completed"
     finally:
         wb.stop_worker()
@@ -174,8 +152,6 @@ def test_run_detail_and_runs_table(trained):
 def test_explain_typed_text_matches_the_evaluator(trained):
     """The one-text path gives the evaluator's numbers for the same input, with the learned extractor and
     with a post-hoc attribution on the task LM."""
-    import torch
-
     from unirex.data import SplitDataset
     from unirex.data.encode import encode_text
     from unirex.evaluate import evaluate
