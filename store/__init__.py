@@ -4,9 +4,9 @@ The core library never imports this package; the application layer (``workbench`
 """
 
 from store.db import SyncReport, connect, db_path, ingest_all, ingest_datasets, ingest_run, query, rebuild, sync
-from store.queries import (HEADLINE_METRICS, RunFilter, aggregate, datasets_table, distinct_values, final_metrics,
-                           run_metrics, run_row, runs_table)
+from store.queries import (HEADLINE_METRICS, IndexCounts, IndexedRun, RunFilter, aggregate, datasets_table,
+                           distinct_values, final_metrics, index_counts, indexed_runs, run_metrics, run_row, runs_table)
 
-__all__ = ["HEADLINE_METRICS", "RunFilter", "SyncReport", "aggregate", "connect", "datasets_table", "db_path",
-           "distinct_values", "final_metrics", "ingest_all", "ingest_datasets", "ingest_run", "query", "rebuild",
-           "run_metrics", "run_row", "runs_table", "sync"]
+__all__ = ["HEADLINE_METRICS", "IndexCounts", "IndexedRun", "RunFilter", "SyncReport", "aggregate", "connect",
+           "datasets_table", "db_path", "distinct_values", "final_metrics", "index_counts", "indexed_runs", "ingest_all",
+           "ingest_datasets", "ingest_run", "query", "rebuild", "run_metrics", "run_row", "runs_table", "sync"]

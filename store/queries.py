@@ -120,6 +120,40 @@ def distinct_values(workspace: Path, column: str) -> list:
     return [r[0] for r in rows]
 
 
+@dataclass(frozen=True)
+class IndexCounts:
+    """How many rows the index holds in each table (a sound index: one per run, one per logged metric)."""
+
+    runs: int
+    metrics: int
+    datasets: int
+
+
+def index_counts(workspace: Path) -> IndexCounts:
+    """The row counts of the runs, metrics and datasets tables."""
+    with connect(workspace, read_only=True) as con:
+        runs, metrics, datasets = con.execute(
+            "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics), (SELECT count(*) FROM datasets)"
+        ).fetchone()
+    return IndexCounts(runs=int(runs), metrics=int(metrics), datasets=int(datasets))
+
+
+@dataclass(frozen=True)
+class IndexedRun:
+    """One row of the runs table as indexed: its id, status and mode."""
+
+    run_id: str
+    status: str
+    mode: str | None
+
+
+def indexed_runs(workspace: Path) -> list[IndexedRun]:
+    """Every row of the runs table, by run id: a run indexed twice would appear twice."""
+    with connect(workspace, read_only=True) as con:
+        rows = con.execute("SELECT run_id, status, mode FROM runs ORDER BY run_id").fetchall()
+    return [IndexedRun(run_id=r[0], status=r[1], mode=r[2]) for r in rows]
+
+
 def datasets_table(workspace: Path) -> pl.DataFrame:
     """The built dataset splits indexed from ``<workspace>/data``."""
     with connect(workspace, read_only=True) as con:
@@ -127,5 +161,5 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
                        "ORDER BY dataset, arch, max_length, tag").pl()
 
 
-__all__ = ["HEADLINE_METRICS", "RunFilter", "aggregate", "datasets_table", "distinct_values", "final_metrics",
-           "run_metrics", "run_row", "runs_table"]
+__all__ = ["HEADLINE_METRICS", "IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
+           "distinct_values", "final_metrics", "index_counts", "indexed_runs", "run_metrics", "run_row", "runs_table"]

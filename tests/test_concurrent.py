@@ -18,6 +18,7 @@ from typing import Callable
 import pytest
 from workbench_harness import Sandbox
 
+from store import indexed_runs, run_metrics
 from unirex.runs import list_runs
 
 
@@ -100,22 +101,20 @@ def run_writers(sb: Sandbox, ws: list[Writer], timeout_s: float = 1500) -> None:
 
 
 def check_indexed_exactly_once(sb: Sandbox, expected_runs: int) -> dict:
-    from store import db
-
     sb.run(sb.store("ingest"))
     runs = list_runs(sb.ws / "runs")
     assert len(runs) == expected_runs
-    per_run = db.query(sb.ws, "SELECT run_id, count(*) AS n, min(status) AS status FROM runs GROUP BY run_id")
-    assert sorted(per_run["run_id"].to_list()) == sorted(rd.run_id for rd in runs)
-    assert set(per_run["n"]) == {1} and set(per_run["status"]) == {"completed"}
+    indexed = indexed_runs(sb.ws)  # one row per run: a run indexed twice would appear twice
+    assert [r.run_id for r in indexed] == sorted(rd.run_id for rd in runs)
+    assert {r.status for r in indexed} == {"completed"}
     metric_rows = 0
     for rd in runs:
         expected = len(rd.metrics())
-        got = db.query(sb.ws, "SELECT count(*) AS n FROM metrics WHERE run_id = ?", [rd.run_id])["n"][0]
+        indexed_metrics = run_metrics(sb.ws, rd.run_id)
+        got = indexed_metrics.height
         assert got == expected, (rd.run_id, got, expected)
-        dup = db.query(sb.ws, "SELECT count(*) AS n FROM (SELECT split, epoch, step, name, time, count(*) AS c FROM metrics "
-                              "WHERE run_id = ? GROUP BY ALL HAVING c > 1)", [rd.run_id])["n"][0]
-        assert dup == 0, rd.run_id
+        key = indexed_metrics.select("split", "epoch", "step", "name", "time")
+        assert not key.is_duplicated().any(), rd.run_id
         metric_rows += expected
     sb.check({})
     return {"runs": len(runs), "metric_rows": metric_rows}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from store import db
+from store import db, index_counts, indexed_runs
 from cli import main
 from unirex.engine import resolve_run_config, run
 from unirex.errors import UnirexError
@@ -64,8 +64,7 @@ def test_train_then_evaluate_reproduces_dev_metrics_then_finetune(base, tmp_path
                                  "training.epochs=1"]))
     assert ft.status == "completed" and RunDir(ft.run_dir).meta()["parent_run"] == res.run_id
     db.ingest_all(tmp_path)
-    modes = db.query(tmp_path, "SELECT mode, count(*) AS n FROM runs GROUP BY mode ORDER BY mode")
-    assert dict(zip(modes["mode"], modes["n"])) == {"evaluate": 1, "finetune": 1, "train": 1}
+    assert sorted(r.mode for r in indexed_runs(tmp_path)) == ["evaluate", "finetune", "train"]
 
 
 def test_seed_makes_a_cpu_run_reproducible(base):
@@ -154,7 +153,7 @@ def test_killed_process_is_interrupted_after_ingest(base, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     db.ingest_all(tmp_path)
-    assert db.query(tmp_path, "SELECT status FROM runs")["status"].to_list() == ["interrupted"]
+    assert [r.status for r in indexed_runs(tmp_path)] == ["interrupted"]
 
 
 def test_cli_paper_multirun_line(base, tmp_path, capsys):
@@ -169,7 +168,7 @@ def test_cli_paper_multirun_line(base, tmp_path, capsys):
     table = out.split("summary", 1)[1]
     assert "seed" in table and "acc" in table
     assert len(list_runs(tmp_path / "runs")) == 2
-    assert db.query(tmp_path, "SELECT count(*) AS n FROM runs")["n"][0] == 2  # indexed as they finished
+    assert index_counts(tmp_path).runs == 2  # indexed as they finished
 
 
 def test_cli_errors_come_before_compute(base, tmp_path, capsys):

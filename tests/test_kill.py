@@ -24,6 +24,7 @@ import time
 import pytest
 from workbench_harness import Sandbox
 
+from store import indexed_runs, run_metrics
 from unirex.runs import list_runs
 
 
@@ -84,20 +85,17 @@ def kill_campaign(sb: Sandbox, per_phase: int, rng: random.Random, measure: bool
 
 
 def next_start_cleans_up_and_indexes_everything(sb: Sandbox) -> None:
-    from store import db
-
     assert sb.leftovers() or True  # whatever the kills left ...
     sb.run(sb.train(epochs=1, seed=1))  # ... the next start removes it (fsutil.clean_workspace_leftovers)
     assert sb.leftovers() == [], sb.leftovers()
     sb.run(sb.store("ingest"))
     runs = list_runs(sb.ws / "runs")
-    indexed = db.query(sb.ws, "SELECT run_id, count(*) AS n FROM runs GROUP BY run_id")
-    assert sorted(indexed["run_id"].to_list()) == sorted(rd.run_id for rd in runs) and set(indexed["n"]) == {1}
+    indexed = indexed_runs(sb.ws)  # one row per run: a run indexed twice would appear twice
+    assert [r.run_id for r in indexed] == sorted(rd.run_id for rd in runs)
     for rd in runs:
-        n = db.query(sb.ws, "SELECT count(*) AS n FROM metrics WHERE run_id = ?", [rd.run_id])["n"][0]
+        n = run_metrics(sb.ws, rd.run_id).height
         assert n == len(rd.metrics()), rd.run_id
-    statuses = db.query(sb.ws, "SELECT status, count(*) AS n FROM runs GROUP BY status")
-    assert set(statuses["status"]) <= {"completed", "interrupted"}
+    assert {r.status for r in indexed} <= {"completed", "interrupted"}
     sb.check({})
 
 

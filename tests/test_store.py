@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from store import db
+from store import datasets_table, db, index_counts, indexed_runs, run_metrics, run_row
 from unirex.runs import RunDir, list_runs
 
 
@@ -29,13 +29,13 @@ def test_ingest_is_idempotent_and_queryable(tmp_path):
     runs = [_make_run(tmp_path, seed=s) for s in range(3)]
     assert db.ingest_all(tmp_path) == 3
     assert db.ingest_all(tmp_path) == 3  # again: nothing duplicated
-    n_runs = db.query(tmp_path, "SELECT count(*) AS n FROM runs")["n"][0]
-    n_metrics = db.query(tmp_path, "SELECT count(*) AS n FROM metrics")["n"][0]
-    assert (n_runs, n_metrics) == (3, 12)
-    dev = db.query(tmp_path, "SELECT run_id, value FROM metrics WHERE split='dev' AND name='acc' ORDER BY run_id")
-    assert dev["run_id"].to_list() == sorted(r.run_id for r in runs) and set(dev["value"]) == {0.75}
-    cfg = db.query(tmp_path, "SELECT config->>'$.model.comp_wt' AS w FROM runs LIMIT 1")["w"][0]
-    assert float(cfg) == 0.5
+    counts = index_counts(tmp_path)
+    assert (counts.runs, counts.metrics) == (3, 12)
+    assert [r.run_id for r in indexed_runs(tmp_path)] == sorted(r.run_id for r in runs)
+    for r in runs:
+        m = run_metrics(tmp_path, r.run_id)
+        assert m.filter((m["split"] == "dev") & (m["name"] == "acc"))["value"].to_list() == [0.75]
+        assert json.loads(run_row(tmp_path, r.run_id)["config"])["model"]["comp_wt"] == 0.5
 
 
 def test_rebuild_recreates_database_from_run_dirs(tmp_path):
@@ -43,7 +43,7 @@ def test_rebuild_recreates_database_from_run_dirs(tmp_path):
     db.ingest_all(tmp_path)
     db.db_path(tmp_path).write_bytes(b"this is not a database")  # damaged or deleted: rebuild recovers
     assert db.rebuild(tmp_path) == 1
-    assert db.query(tmp_path, "SELECT status FROM runs")["status"].to_list() == ["completed"]
+    assert [r.status for r in indexed_runs(tmp_path)] == ["completed"]
     assert not list(tmp_path.glob(".rebuild-*"))
 
 
@@ -64,7 +64,7 @@ def test_killed_process_reads_interrupted(tmp_path):
     assert rd.status()["status"] == "running"  # what the dead process left behind
     assert rd.effective_status() == "interrupted"
     db.ingest_all(tmp_path)
-    assert db.query(tmp_path, "SELECT status FROM runs")["status"].to_list() == ["interrupted"]
+    assert [r.status for r in indexed_runs(tmp_path)] == ["interrupted"]
 
 
 def test_two_processes_writing_and_ingesting_lose_nothing(tmp_path):
@@ -72,7 +72,7 @@ def test_two_processes_writing_and_ingesting_lose_nothing(tmp_path):
         import sys
         from pathlib import Path
         from unirex.runs import RunDir
-        from store import db
+        from store import datasets_table, db, index_counts, indexed_runs, run_metrics, run_row
         ws = Path({str(tmp_path)!r})
         for i in range(8):
             rd = RunDir.create(ws / "runs", {{"i": i}}, {{"method": "lm", "seed": i}})
@@ -83,8 +83,8 @@ def test_two_processes_writing_and_ingesting_lose_nothing(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert len(list_runs(tmp_path / "runs")) == 16
-    assert db.query(tmp_path, "SELECT count(*) AS n FROM runs")["n"][0] == 16
-    assert db.query(tmp_path, "SELECT count(*) AS n FROM metrics")["n"][0] == 16
+    counts = index_counts(tmp_path)
+    assert (counts.runs, counts.metrics) == (16, 16)
 
 
 def test_metrics_log_survives_a_torn_last_line(tmp_path):
@@ -124,8 +124,8 @@ def test_built_datasets_are_indexed(tmp_path, small_demo_dir):
     shutil.copytree(src, tmp_path / "data" / "demo", ignore=caches)
     build_split(tmp_path / "data", "demo", "dev", max_length=64)
     db.ingest_all(tmp_path)
-    rows = db.query(tmp_path, "SELECT dataset, arch, max_length, tag, count FROM datasets")
+    rows = datasets_table(tmp_path).select("dataset", "arch", "max_length", "tag", "count")
     assert rows.rows() == [("demo", "default", 64, "dev", 32)]
     assert db.rebuild(tmp_path) == 0
-    assert db.query(tmp_path, "SELECT count(*) AS n FROM datasets")["n"][0] == 1
+    assert index_counts(tmp_path).datasets == 1
     assert (tmp_path / "data" / "demo" / "dev.jsonl").exists() is False and (tmp_path / "data" / "demo" / "val.jsonl").exists()

@@ -187,9 +187,9 @@ class Sandbox:
                 assert pl.read_parquet(parquet).height == summary["count"]
         # the store, if there is one, opens and answers
         if (self.ws / "unirex.duckdb").exists():
-            from store import db
+            from store import index_counts
 
-            db.query(self.ws, "SELECT count(*) AS n FROM runs")
+            index_counts(self.ws)
         # nothing written outside the sandbox's folders
         assert sorted(p.name for p in self.root.iterdir()) == ["cwd", "data", "home", "tmp", "ws"]
         assert list(self.cwd.iterdir()) == [] and list(self.home.iterdir()) == []
