@@ -332,12 +332,8 @@ def _add_filters(p, status: bool = True) -> None:
     p.add_argument("--split", default="test", choices=("train", "dev", "test"), help="split of the final metrics")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter,
+    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
     p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
     sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")

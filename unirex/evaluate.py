@@ -58,7 +58,7 @@ import polars as pl
 import torch
 
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
-from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics, spans_from_mask
+from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
                                       task_ref)
 from unirex.metrics.task import accuracy, macro_f1

@@ -35,7 +35,6 @@ required keys are there and the license is one of the Hub's identifiers (:data:`
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import math
@@ -44,7 +43,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from unirex.errors import UnirexError
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
@@ -615,16 +614,8 @@ def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str
     return PushResult(repo_id, names, False, None, revision, private, url)
 
 
-# ------------------------------------------------------------------------------------------ download
-def download_checkpoint(repo_id: str, revision: str | None = None, download: Callable[..., str] | None = None) -> Path:
-    """A UNIREX checkpoint from the Hub (:func:`unirex.checkpoint.download_hub_checkpoint`)."""
-    from unirex.checkpoint import HubRef, download_hub_checkpoint
-
-    return download_hub_checkpoint(HubRef(repo_id, revision), download)
-
-
 # ------------------------------------------------------------------------------------------- the CLI
 __all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "PushResult", "RunSummary",
-           "build_model_card", "check_license", "check_model_card", "check_repo_id", "download_checkpoint",
+           "build_model_card", "check_license", "check_model_card", "check_repo_id",
            "export_run", "final_metrics", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
            "summarize_run"]

@@ -116,10 +116,10 @@ class Workbench:
 
         self.jobs.restore()
         if self.worker is None:
-            self.worker = Worker(self.jobs, self._run_job, self._job_changed)
+            self.worker = Worker(self.jobs, self._run_job)
         self.worker.start()
         if self.dispatcher is None:
-            self.dispatcher = Dispatcher(self.jobs, self._job_changed)
+            self.dispatcher = Dispatcher(self.jobs)
         self.dispatcher.start()
         return self.worker
 
@@ -348,10 +348,6 @@ class Workbench:
                 ingest_run(self.workspace, rd)
             except UnirexError:
                 pass
-
-    def _job_changed(self, job: Job) -> None:
-        """Hook for the fronts: the worker calls it when a job starts or ends (the run itself is indexed
-        by :meth:`_run_job`)."""
 
     def curves(self, run_id: str) -> RunCurves:
         """Loss components per step and dev metrics per epoch of a run (read incrementally from its events)."""

@@ -46,7 +46,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from unirex.data.install import (DOWNLOADS_DIRNAME, REQUIRED, SOURCE_MARKER, BadArchive, _clear_leftovers, check_layout,
+from unirex.data.install import (REQUIRED, SOURCE_MARKER, BadArchive, _clear_leftovers, check_layout,
                                  dataset_lock, downloads_dir, install_tree, partial_path)
 from unirex.data.catalog import CATALOG, ENV_BASE_URL, CatalogEntry, get_entry, unknown_dataset_message
 from unirex.errors import UnirexError

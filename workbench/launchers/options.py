@@ -12,7 +12,6 @@ launcher, for a form). Nothing here imports Ray or submitit.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib.util
 import shutil
