@@ -1,7 +1,7 @@
 """What every tab shares: error reporting, escaping for Markdown, small formatters, the app's defaults.
 
-Every callback goes through :func:`guarded`: a :class:`~unirex.errors.UnirexError` becomes a
-``gr.Error`` with its whole message (HTML-escaped, server paths outside the workspace removed), any other
+Every callback is a :class:`Handlers` method decorated with :func:`handler`: a
+:class:`~unirex.errors.UnirexError` becomes a ``gr.Error`` with its whole message (HTML-escaped, server paths outside the workspace removed), any other
 exception a ``gr.Error`` naming its type, so no action fails silently and no traceback reaches a page.
 """
 
@@ -52,26 +52,34 @@ def code(text: object) -> str:
     return "`" + str(text).replace("`", "'") + "`"
 
 
-def guarded(wb):
-    """Decorator factory: run a callback, turning every failure into a ``gr.Error`` shown in the page."""
+class Handlers:
+    """Base of a tab's event handlers: methods over one workbench (``self.wb``), defined at module level
+    beside the tab's ``build_tab`` (which only lays the blocks out and wires them), as Gradio's demos keep
+    their handlers. Decorate each with :func:`handler`."""
 
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except UnirexError as e:
-                raise gr.Error(html.escape(wb.public_message(e), quote=False), print_exception=False, duration=20) from None
-            except Exception as e:  # noqa: BLE001 - shown in the page, logged with its traceback here
-                log.exception("callback %s failed", getattr(fn, "__name__", fn))
-                raise gr.Error(html.escape(f"unexpected error ({type(e).__name__}): {wb.public_message(e)}", quote=False),
-                               print_exception=False, duration=20) from None
+    def __init__(self, wb):
+        self.wb = wb
 
-        return wrapper
 
-    return deco
+def handler(fn):
+    """Run a :class:`Handlers` method, turning every failure into a ``gr.Error`` shown in the page. The
+    bound method keeps the function's name and signature (less ``self``), which Gradio reads."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except gr.Error:
+            raise
+        except UnirexError as e:
+            raise gr.Error(html.escape(self.wb.public_message(e), quote=False), print_exception=False,
+                           duration=20) from None
+        except Exception as e:  # noqa: BLE001 - shown in the page, logged with its traceback here
+            log.exception("callback %s failed", getattr(fn, "__name__", fn))
+            raise gr.Error(html.escape(f"unexpected error ({type(e).__name__}): {self.wb.public_message(e)}",
+                                       quote=False), print_exception=False, duration=20) from None
+
+    return wrapper
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -109,4 +117,4 @@ def choice_or_none(value):
     return None if value in (None, "", "any") else value
 
 
-__all__ = ["AppDefaults", "choice_or_none", "code", "fmt_bytes", "fmt_num", "fmt_seconds", "guarded", "md"]
+__all__ = ["AppDefaults", "Handlers", "choice_or_none", "code", "fmt_bytes", "fmt_num", "fmt_seconds", "handler", "md"]

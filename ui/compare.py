@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import figures
-from ui.common import choice_or_none, code, guarded, md
+from ui.common import Handlers, choice_or_none, code, handler, md
 from workbench import Comparison, RunFilter, Workbench
 
 SHOWN_METRICS = [("acc", "acc"), ("macro_f1", "macro F1"), ("comp_aopc", "comp AOPC ↑"), ("suff_aopc", "suff AOPC ↓"),
@@ -75,9 +75,44 @@ def dashboard(wb: Workbench, dataset=None, arch=None, methods=(), split="test", 
     return cmp, headers, rows, note
 
 
+class CompareHandlers(Handlers):
+    """The Compare tab's event handlers."""
+
+    def show(self, ds, ar, ms, sp, sd, b, conv, x, y, bm):
+        cmp, headers, rows, msg = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv)
+        choices = self.wb.compare_choices(sp)
+
+        def opts(col):
+            return choices.get(col, [])
+
+        recs, more = chart_rows(cmp)
+        lab = label_of(cmp.by)
+        return ({"headers": headers, "data": rows} if rows else None, msg,
+                gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
+                gr.update(choices=opts("method")),
+                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
+                figures.bars(recs, list(bm or BAR_METRICS), lab, "Metrics per group (mean ± std over seeds)" + more),
+                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
+
+    @handler
+    def on_refresh(self, *values):
+        self.wb.sync()  # runs of the CLI and other processes too
+        return self.show(*values)
+
+    @handler
+    def on_filter(self, *values):
+        return self.show(*values)  # the store is read again only when it changed
+
+    @handler
+    def on_export(self, fmt, ds, ar, ms, sp, sd, b, conv):
+        cmp, *_ = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv)
+        f = self.wb.export_comparison(cmp, fmt)
+        return str(f.path), f"Wrote {code(f.path.name)}: {md(f.description)}."
+
+
 def build_tab(wb: Workbench):
     """Build the tab; returns the refresh event ``(fn, inputs, outputs)`` run when the tab is shown."""
-    g = guarded(wb)
+    h = CompareHandlers(wb)
     with gr.Row():
         dataset = gr.Dropdown(["any"], value="any", label="Dataset", allow_custom_value=True)
         arch = gr.Dropdown(["any"], value="any", label="Arch", allow_custom_value=True)
@@ -107,47 +142,15 @@ def build_tab(wb: Workbench):
     export_md = gr.Markdown()
 
     inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_metrics]
-
-    def show(ds, ar, ms, sp, sd, b, conv, x, y, bm):
-        cmp, headers, rows, msg = dashboard(wb, ds, ar, ms, sp, sd, b, conv)
-        choices = wb.compare_choices(sp)
-
-        def opts(col):
-            return choices.get(col, [])
-
-        recs, more = chart_rows(cmp)
-        lab = label_of(cmp.by)
-        return ({"headers": headers, "data": rows} if rows else None, msg,
-                gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
-                gr.update(choices=opts("method")),
-                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
-                figures.bars(recs, list(bm or BAR_METRICS), lab, "Metrics per group (mean ± std over seeds)" + more),
-                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
-
-    @g
-    def on_refresh(*values):
-        wb.sync()  # runs of the CLI and other processes too
-        return show(*values)
-
-    @g
-    def on_filter(*values):
-        return show(*values)  # the store is read again only when it changed
-
-    @g
-    def on_export(fmt, ds, ar, ms, sp, sd, b, conv):
-        cmp, *_ = dashboard(wb, ds, ar, ms, sp, sd, b, conv)
-        f = wb.export_comparison(cmp, fmt)
-        return str(f.path), f"Wrote {code(f.path.name)}: {md(f.description)}."
-
     outputs = [table, note, dataset, arch, methods, scatter, bars, bins]
-    refresh.click(on_refresh, inputs, outputs, api_name="compare")
+    refresh.click(h.on_refresh, inputs, outputs, api_name="compare")
     for comp in inputs:
-        comp.input(on_filter, inputs, outputs, api_visibility="private")
+        comp.input(h.on_filter, inputs, outputs, api_visibility="private")
     export_inputs = inputs[:7]
-    csv_btn.click(lambda *a: on_export("csv", *a), export_inputs, [export_file, export_md], api_visibility="private")
-    parquet_btn.click(lambda *a: on_export("parquet", *a), export_inputs, [export_file, export_md],
+    csv_btn.click(lambda *a: h.on_export("csv", *a), export_inputs, [export_file, export_md], api_visibility="private")
+    parquet_btn.click(lambda *a: h.on_export("parquet", *a), export_inputs, [export_file, export_md],
                       api_visibility="private")
-    return on_refresh, inputs, outputs
+    return h.on_refresh, inputs, outputs
 
 
 __all__ = ["build_tab", "chart_rows", "dashboard", "parse_seeds", "table_view"]

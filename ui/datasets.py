@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import AppDefaults, code, fmt_bytes, guarded, md
+from ui.common import AppDefaults, Handlers, code, fmt_bytes, handler, md
 from workbench import DatasetExample, Workbench
 
 SPLITS = ["train", "dev", "test"]
@@ -76,9 +76,132 @@ def _filters(label, rationale, truncated):
             None if truncated == "any" else truncated == "truncated")
 
 
+def _ml(ml) -> int | None:
+    return int(ml) if ml else None
+
+
+class DatasetsHandlers(Handlers):
+    """The Datasets tab's event handlers."""
+
+    def catalog_note(self) -> str:
+        rows = self.wb.catalog()
+        base = rows[0].source_url.rsplit("/", 1)[0] if rows else ""
+        return (f"Archives come from {code(base)} (`UNIREX_ERASER_BASE_URL` points at a mirror); they are "
+                "verified and unpacked safely into the data folder on first use.")
+
+    @handler
+    def on_load(self, ds):
+        wb = self.wb
+        return summary_rows(wb.dataset_summaries(ds)) if ds else [], catalog_rows(wb.catalog()), self.catalog_note()
+
+    @handler
+    def on_build(self, ds, a, ml, progress=gr.Progress()):
+        def step(i, n, what):
+            progress((i, n), desc=what)
+
+        wb = self.wb
+        rows = wb.build_dataset(ds, a, _ml(ml), on_progress=step)
+        built = sum(1 for s in rows if not s.cache_hit)
+        msg = (f"Built **{md(ds)}** for arch {code(a)}: {built} split(s) built, {len(rows) - built} from the cache.")
+        return (msg, summary_rows(wb.dataset_summaries(ds)), gr.update(choices=wb.dataset_names()),
+                gr.update(choices=["any", *wb.dataset_labels(ds, a, _ml(ml), "train")]))
+
+    @handler
+    def on_dataset(self, ds):
+        if not ds:
+            return [], gr.update()
+        return summary_rows(self.wb.dataset_summaries(ds)), gr.update(value="any")
+
+    def _show(self, ds, a, ml, sp, idx, p, filters):
+        if not idx:
+            return [], 0, "No example matches this filter.", []
+        p = max(0, min(int(p), len(idx) - 1))
+        ex = self.wb.example(ds, a, _ml(ml), sp, idx[p])
+        filtered = any(v is not None for v in _filters(*filters))
+        return idx, p, example_title(ex, p, len(idx), filtered), example_pieces(ex)
+
+    @handler
+    def on_filter(self, ds, a, ml, sp, lab, rat, trunc):
+        idx = self.wb.find_examples(ds, a, _ml(ml), sp, *_filters(lab, rat, trunc))
+        labels = ["any", *self.wb.dataset_labels(ds, a, _ml(ml), sp)]
+        return (*self._show(ds, a, ml, sp, idx, 0, (lab, rat, trunc)), gr.update(choices=labels), 1)
+
+    @handler
+    def on_move(self, ds, a, ml, sp, idx, p, delta, lab, rat, trunc):
+        if not idx:
+            raise gr.Error("Press 'Show examples' first (or no example matches the filter).")
+        out = self._show(ds, a, ml, sp, idx, int(p) + delta, (lab, rat, trunc))
+        return (*out, out[1] + 1)
+
+    @handler
+    def on_goto(self, ds, a, ml, sp, idx, n, lab, rat, trunc):
+        if not idx:
+            raise gr.Error("Press 'Show examples' first (or no example matches the filter).")
+        n = int(n or 1)
+        if not 1 <= n <= len(idx):
+            raise gr.Error(f"example {n} is out of range: 1 to {len(idx)}")
+        return self._show(ds, a, ml, sp, idx, n - 1, (lab, rat, trunc))
+
+    @handler
+    def on_upload(self, path, nm):
+        if not path:
+            raise gr.Error("Choose an archive to upload first.")
+        n, folder, desc = self.wb.upload_dataset(path, nm or None)
+        return (f"Unpacked into {code(folder)}: {md(desc)}. Choose **{md(n)}** above and build it.",
+                gr.update(choices=self.wb.dataset_names(), value=n))
+
+    @handler
+    def on_download(self, n, src, progress=gr.Progress()):
+        def on_progress(done: int, total: int | None) -> None:
+            progress((done, total) if total else None, desc=f"downloading {n}: {done / 1e6:.1f} MB", unit="bytes")
+
+        path = self.wb.download_dataset(n, src, on_progress)
+        return (f"**{md(n)}** is in {code(path)}; build it above.", catalog_rows(self.wb.catalog()),
+                gr.update(choices=self.wb.dataset_names()))
+
+    @handler
+    def on_sizes(self):
+        rows, failures = self.wb.check_archive_sizes()
+        msg = "Archive sizes updated from the host." if not failures else (
+            f"The host did not answer for {len(failures)} of {len(rows)} archives: " + md("; ".join(failures[:3])))
+        if failures:
+            gr.Warning(f"{len(failures)} archive size(s) unknown: the host could not be reached")
+        return catalog_rows(rows), msg
+
+
+def _upload_blocks():
+    """The upload accordion: ``(file, name, button, status)``."""
+    with gr.Accordion("Upload an ERASER dataset (.zip or .tar.gz)", open=False):
+        gr.Markdown("The archive holds `train.jsonl`, `val.jsonl` (or `dev.jsonl`), `test.jsonl` and `docs/` (or "
+                    "`docs.jsonl`), at its top or in one folder. It is unpacked safely (no `..`, absolute paths, "
+                    "links or devices; a size limit; the layout checked) into the workspace's data folder.")
+        with gr.Row():
+            upload_file = gr.File(label="Archive", file_types=[".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz"],
+                                  type="filepath", scale=3, elem_id="ds-upload")
+            upload_name = gr.Textbox(label="Dataset name (default: the archive's name)", scale=2)
+            upload_btn = gr.Button("Upload and unpack", scale=1)
+        upload_status = gr.Markdown()
+    return upload_file, upload_name, upload_btn, upload_status
+
+
+def _catalog_blocks(wb: Workbench):
+    """The ERASER catalog: ``(note, table, name, source, download button, sizes button, status)``."""
+    gr.Markdown("### ERASER catalog")
+    catalog_note = gr.Markdown()
+    catalog = gr.Dataframe(headers=CATALOG_HEADERS, label="Catalog", interactive=False, wrap=True,
+                           column_widths=["12%", "11%", "22%", "19%", "24%", "12%"])
+    with gr.Row():
+        name = gr.Dropdown([r.name for r in wb.catalog()], value="movies", label="Dataset to download")
+        source = gr.Radio(["eraser", "hf"], value="eraser", label="Source (ERASER archive or Hugging Face copy)")
+        dl_btn = gr.Button("Download")
+        sizes_btn = gr.Button("Ask the host for archive sizes")
+    dl_status = gr.Markdown()
+    return catalog_note, catalog, name, source, dl_btn, sizes_btn, dl_status
+
+
 def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     """Build the tab's blocks; returns the load event ``(fn, outputs)`` that fills it for the page."""
-    g = guarded(wb)
+    h = DatasetsHandlers(wb)
     with gr.Row():
         dataset = gr.Dropdown(wb.dataset_names(), value=defaults.dataset, label="Dataset", allow_custom_value=True,
                               scale=2, elem_id="ds-name")
@@ -90,17 +213,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     status = gr.Markdown()
     summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Built splits (every arch and max length)", interactive=False,
                            wrap=True, elem_id="ds-summary")
-
-    with gr.Accordion("Upload an ERASER dataset (.zip or .tar.gz)", open=False):
-        gr.Markdown("The archive holds `train.jsonl`, `val.jsonl` (or `dev.jsonl`), `test.jsonl` and `docs/` (or "
-                    "`docs.jsonl`), at its top or in one folder. It is unpacked safely (no `..`, absolute paths, "
-                    "links or devices; a size limit; the layout checked) into the workspace's data folder.")
-        with gr.Row():
-            upload_file = gr.File(label="Archive", file_types=[".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz"],
-                                  type="filepath", scale=3, elem_id="ds-upload")
-            upload_name = gr.Textbox(label="Dataset name (default: the archive's name)", scale=2)
-            upload_btn = gr.Button("Upload and unpack", scale=1)
-        upload_status = gr.Markdown()
+    upload_file, upload_name, upload_btn, upload_status = _upload_blocks()
 
     gr.Markdown("### Examples")
     with gr.Row():
@@ -118,121 +231,29 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     title = gr.Markdown(elem_id="ds-title")
     highlighted = gr.HighlightedText(label="Document (gold rationale highlighted; grey: past the model's input)",
                                      color_map=COLORS, show_inline_category=False, show_legend=True, elem_id="ds-doc")
+    catalog_note, catalog, name, source, dl_btn, sizes_btn, dl_status = _catalog_blocks(wb)
 
-    gr.Markdown("### ERASER catalog")
-    catalog_note = gr.Markdown()
-    catalog = gr.Dataframe(headers=CATALOG_HEADERS, label="Catalog", interactive=False, wrap=True,
-                           column_widths=["12%", "11%", "22%", "19%", "24%", "12%"])
-    with gr.Row():
-        name = gr.Dropdown([r.name for r in wb.catalog()], value="movies", label="Dataset to download")
-        source = gr.Radio(["eraser", "hf"], value="eraser", label="Source (ERASER archive or Hugging Face copy)")
-        dl_btn = gr.Button("Download")
-        sizes_btn = gr.Button("Ask the host for archive sizes")
-    dl_status = gr.Markdown()
-
-    def _catalog_note():
-        rows = wb.catalog()
-        base = rows[0].source_url.rsplit("/", 1)[0] if rows else ""
-        return (f"Archives come from {code(base)} (`UNIREX_ERASER_BASE_URL` points at a mirror); they are "
-                "verified and unpacked safely into the data folder on first use.")
-
-    @g
-    def on_load(ds):
-        return summary_rows(wb.dataset_summaries(ds)) if ds else [], catalog_rows(wb.catalog()), _catalog_note()
-
-    @g
-    def on_build(ds, a, ml, progress=gr.Progress()):
-        def step(i, n, what):
-            progress((i, n), desc=what)
-
-        rows = wb.build_dataset(ds, a, int(ml) if ml else None, on_progress=step)
-        built = sum(1 for s in rows if not s.cache_hit)
-        msg = (f"Built **{md(ds)}** for arch {code(a)}: {built} split(s) built, {len(rows) - built} from the cache.")
-        return (msg, summary_rows(wb.dataset_summaries(ds)), gr.update(choices=wb.dataset_names()),
-                gr.update(choices=["any", *wb.dataset_labels(ds, a, int(ml) if ml else None, "train")]))
-
-    @g
-    def on_dataset(ds):
-        if not ds:
-            return [], gr.update()
-        return summary_rows(wb.dataset_summaries(ds)), gr.update(value="any")
-
-    def _show(ds, a, ml, sp, idx, p, filters):
-        if not idx:
-            return [], 0, "No example matches this filter.", []
-        p = max(0, min(int(p), len(idx) - 1))
-        ex = wb.example(ds, a, int(ml) if ml else None, sp, idx[p])
-        filtered = any(v is not None for v in _filters(*filters))
-        return idx, p, example_title(ex, p, len(idx), filtered), example_pieces(ex)
-
-    @g
-    def on_filter(ds, a, ml, sp, lab, rat, trunc):
-        ml_ = int(ml) if ml else None
-        idx = wb.find_examples(ds, a, ml_, sp, *_filters(lab, rat, trunc))
-        labels = ["any", *wb.dataset_labels(ds, a, ml_, sp)]
-        return (*_show(ds, a, ml, sp, idx, 0, (lab, rat, trunc)), gr.update(choices=labels), 1)
-
-    @g
-    def on_move(ds, a, ml, sp, idx, p, delta, lab, rat, trunc):
-        if not idx:
-            raise gr.Error("Press 'Show examples' first (or no example matches the filter).")
-        out = _show(ds, a, ml, sp, idx, int(p) + delta, (lab, rat, trunc))
-        return (*out, out[1] + 1)
-
-    @g
-    def on_goto(ds, a, ml, sp, idx, n, lab, rat, trunc):
-        if not idx:
-            raise gr.Error("Press 'Show examples' first (or no example matches the filter).")
-        n = int(n or 1)
-        if not 1 <= n <= len(idx):
-            raise gr.Error(f"example {n} is out of range: 1 to {len(idx)}")
-        return _show(ds, a, ml, sp, idx, n - 1, (lab, rat, trunc))
-
-    @g
-    def on_upload(path, nm):
-        if not path:
-            raise gr.Error("Choose an archive to upload first.")
-        n, folder, desc = wb.upload_dataset(path, nm or None)
-        return (f"Unpacked into {code(folder)}: {md(desc)}. Choose **{md(n)}** above and build it.",
-                gr.update(choices=wb.dataset_names(), value=n))
-
-    @g
-    def on_download(n, src, progress=gr.Progress()):
-        def on_progress(done: int, total: int | None) -> None:
-            progress((done, total) if total else None, desc=f"downloading {n}: {done / 1e6:.1f} MB", unit="bytes")
-
-        path = wb.download_dataset(n, src, on_progress)
-        return (f"**{md(n)}** is in {code(path)}; build it above.", catalog_rows(wb.catalog()),
-                gr.update(choices=wb.dataset_names()))
-
-    @g
-    def on_sizes():
-        rows, failures = wb.check_archive_sizes()
-        msg = "Archive sizes updated from the host." if not failures else (
-            f"The host did not answer for {len(failures)} of {len(rows)} archives: " + md("; ".join(failures[:3])))
-        if failures:
-            gr.Warning(f"{len(failures)} archive size(s) unknown: the host could not be reached")
-        return catalog_rows(rows), msg
-
-    filt_inputs = [dataset, arch, max_length, split, label_f, rationale_f, truncated_f]
+    private = {"api_visibility": "private"}
+    filters = [label_f, rationale_f, truncated_f]
+    filt_inputs = [dataset, arch, max_length, split, *filters]
     filt_outputs = [indices, pos, title, highlighted, label_f, goto]
-    build_btn.click(on_build, [dataset, arch, max_length], [status, summary, dataset, label_f],
+    build_btn.click(h.on_build, [dataset, arch, max_length], [status, summary, dataset, label_f],
                     api_name="build_dataset")
-    dataset.change(on_dataset, [dataset], [summary, label_f], api_visibility="private")
-    show_btn.click(on_filter, filt_inputs, filt_outputs, api_name="find_examples")
+    dataset.change(h.on_dataset, [dataset], [summary, label_f], **private)
+    show_btn.click(h.on_filter, filt_inputs, filt_outputs, api_name="find_examples")
     for comp in (split, label_f, rationale_f, truncated_f):
-        comp.input(on_filter, filt_inputs, filt_outputs, api_visibility="private")
+        comp.input(h.on_filter, filt_inputs, filt_outputs, **private)
     move_inputs = [dataset, arch, max_length, split, indices, pos]
-    prev_btn.click(lambda *a: on_move(*a[:6], -1, *a[6:]), move_inputs + [label_f, rationale_f, truncated_f],
-                   [indices, pos, title, highlighted, goto], api_visibility="private")
-    next_btn.click(lambda *a: on_move(*a[:6], 1, *a[6:]), move_inputs + [label_f, rationale_f, truncated_f],
-                   [indices, pos, title, highlighted, goto], api_visibility="private")
-    goto.submit(on_goto, [dataset, arch, max_length, split, indices, goto, label_f, rationale_f, truncated_f],
-                [indices, pos, title, highlighted], api_visibility="private")
-    upload_btn.click(on_upload, [upload_file, upload_name], [upload_status, dataset], api_name="upload_dataset")
-    dl_btn.click(on_download, [name, source], [dl_status, catalog, dataset], api_name="download_dataset")
-    sizes_btn.click(on_sizes, None, [catalog, dl_status], api_visibility="private")
-    return on_load, [dataset], [summary, catalog, catalog_note]
+    prev_btn.click(lambda *a: h.on_move(*a[:6], -1, *a[6:]), move_inputs + filters,
+                   [indices, pos, title, highlighted, goto], **private)
+    next_btn.click(lambda *a: h.on_move(*a[:6], 1, *a[6:]), move_inputs + filters,
+                   [indices, pos, title, highlighted, goto], **private)
+    goto.submit(h.on_goto, [dataset, arch, max_length, split, indices, goto, *filters],
+                [indices, pos, title, highlighted], **private)
+    upload_btn.click(h.on_upload, [upload_file, upload_name], [upload_status, dataset], api_name="upload_dataset")
+    dl_btn.click(h.on_download, [name, source], [dl_status, catalog, dataset], api_name="download_dataset")
+    sizes_btn.click(h.on_sizes, None, [catalog, dl_status], **private)
+    return h.on_load, [dataset], [summary, catalog, catalog_note]
 
 
 __all__ = ["build_tab", "catalog_rows", "example_pieces", "summary_rows"]

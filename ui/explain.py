@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import AppDefaults, code, guarded, md
+from ui.common import AppDefaults, Handlers, code, handler, md
 from workbench import Workbench
 
 BOTH, PRED, GOLD = "predicted and gold", "predicted only", "gold only"
@@ -64,9 +64,75 @@ def summary_md(ex, gold: list[bool] | None) -> str:
     return "\n\n".join(lines)
 
 
+def on_text_edit():
+    return None  # a typed text has no gold rationale
+
+
+class ExplainHandlers(Handlers):
+    """The Explain tab's event handlers."""
+
+    def _one(self, ck, ex, t, q, s, k, gold_marks):
+        e = self.wb.explain(ck, t, query=q or None, extractor=None if ex == OWN else ex, top_k=float(k),
+                            second_text=s or None)
+        return summary_md(e, gold_marks), e.probabilities, score_pieces(e), rationale_pieces(e, gold_marks)
+
+    @handler
+    def on_explain(self, cka, exa, both, ckb, exb, t, q, s, k, gold_marks):
+        if not cka:
+            raise gr.Error("Choose a checkpoint first (train a run with save_checkpoint=True in the Train tab).")
+        a = self._one(cka, exa, t, q, s, k, gold_marks)
+        b = self._one(ckb or cka, exb, t, q, s, k, gold_marks) if both else (gr.update(),) * 4
+        return (*a, *b)
+
+    @handler
+    def on_load_examples(self, ck):
+        if not ck:
+            raise gr.Error("Choose a checkpoint first.")
+        exs = self.wb.checkpoint_examples(ck, "test", 30)
+        opts = [(f"{i + 1}. {e.annotation_id} · {e.label} · {' '.join(e.words[:8])}…", i) for i, e in enumerate(exs)]
+        return [e.__dict__ for e in exs], gr.update(choices=opts, value=None), f"{len(exs)} examples of the test split."
+
+    @handler
+    def on_pick(self, i, exs):
+        if i is None or not exs:
+            return gr.update(), gr.update(), gr.update(), None, ""
+        e = exs[int(i)]
+        docs: dict[int, list[str]] = {}
+        for w, d in zip(e["words"], e["word_document"]):
+            docs.setdefault(d, []).append(w)
+        texts = [" ".join(docs[d]) for d in sorted(docs)]
+        gold_words = [w for w, m in zip(e["words"], e["gold"]) if m]
+        info = (f"{code(e['annotation_id'])} · gold label **{md(e['label'])}** · gold rationale: "
+                + (", ".join(code(w) for w in gold_words) or "(none)"))
+        return texts[0], e["query"], texts[1] if len(texts) > 1 else "", list(e["gold"]), info
+
+    @handler
+    def on_refresh(self, a, b):
+        ch = checkpoint_choices(self.wb)
+        first = ch[0][1] if ch else None
+        return gr.update(choices=ch, value=a or first), gr.update(choices=ch, value=b or first)
+
+
+def _result_columns():
+    """The two result columns (B hidden until side by side is chosen): ``[(column, summary, probabilities,
+    scores, rationale), ...]``."""
+    outs = []
+    with gr.Row():
+        for side in ("A", "B"):
+            with gr.Column(visible=side == "A", elem_id=f"explain-{side}") as col:
+                summary = gr.Markdown()
+                probs = gr.Label(label="Class probabilities")
+                scores = gr.HighlightedText(label="Words by score (scaled to the largest: the stronger, the higher)",
+                                            show_legend=False, show_inline_category=False)
+                rationale = gr.HighlightedText(label="Top-k% rationale (beside the gold one for dataset examples)",
+                                               color_map=COLORS, show_legend=True, show_inline_category=False)
+            outs.append((col, summary, probs, scores, rationale))
+    return outs
+
+
 def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     """Build the tab; returns the refresh event ``(fn, inputs, outputs)`` run when the tab is shown."""
-    g = guarded(wb)
+    h = ExplainHandlers(wb)
     extractors = [OWN, *wb.extractors()]
     choices = checkpoint_choices(wb)
     with gr.Row():
@@ -94,76 +160,21 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
             load_btn = gr.Button("Load examples", size="sm", scale=1)
         example_md = gr.Markdown()
     gold = gr.State(None)
-
-    outs = []
-    with gr.Row():
-        for side in ("A", "B"):
-            with gr.Column(visible=side == "A", elem_id=f"explain-{side}") as col:
-                summary = gr.Markdown()
-                probs = gr.Label(label="Class probabilities")
-                scores = gr.HighlightedText(label="Words by score (scaled to the largest: the stronger, the higher)",
-                                            show_legend=False, show_inline_category=False)
-                rationale = gr.HighlightedText(label="Top-k% rationale (beside the gold one for dataset examples)",
-                                               color_map=COLORS, show_legend=True, show_inline_category=False)
-            outs.append((col, summary, probs, scores, rationale))
+    outs = _result_columns()
     col_b = outs[1][0]
     examples = gr.State([])
 
-    def _one(ck, ex, t, q, s, k, gold_marks):
-        e = wb.explain(ck, t, query=q or None, extractor=None if ex == OWN else ex, top_k=float(k), second_text=s or None)
-        return summary_md(e, gold_marks), e.probabilities, score_pieces(e), rationale_pieces(e, gold_marks)
-
-    @g
-    def on_explain(cka, exa, both, ckb, exb, t, q, s, k, gold_marks):
-        if not cka:
-            raise gr.Error("Choose a checkpoint first (train a run with save_checkpoint=True in the Train tab).")
-        a = _one(cka, exa, t, q, s, k, gold_marks)
-        b = _one(ckb or cka, exb, t, q, s, k, gold_marks) if both else (gr.update(),) * 4
-        return (*a, *b)
-
-    @g
-    def on_load_examples(ck):
-        if not ck:
-            raise gr.Error("Choose a checkpoint first.")
-        exs = wb.checkpoint_examples(ck, "test", 30)
-        opts = [(f"{i + 1}. {e.annotation_id} · {e.label} · {' '.join(e.words[:8])}…", i) for i, e in enumerate(exs)]
-        return [e.__dict__ for e in exs], gr.update(choices=opts, value=None), f"{len(exs)} examples of the test split."
-
-    @g
-    def on_pick(i, exs):
-        if i is None or not exs:
-            return gr.update(), gr.update(), gr.update(), None, ""
-        e = exs[int(i)]
-        docs: dict[int, list[str]] = {}
-        for w, d in zip(e["words"], e["word_document"]):
-            docs.setdefault(d, []).append(w)
-        texts = [" ".join(docs[d]) for d in sorted(docs)]
-        gold_words = [w for w, m in zip(e["words"], e["gold"]) if m]
-        info = (f"{code(e['annotation_id'])} · gold label **{md(e['label'])}** · gold rationale: "
-                + (", ".join(code(w) for w in gold_words) or "(none)"))
-        return texts[0], e["query"], texts[1] if len(texts) > 1 else "", list(e["gold"]), info
-
-    @g
-    def on_refresh(a, b):
-        ch = checkpoint_choices(wb)
-        first = ch[0][1] if ch else None
-        return gr.update(choices=ch, value=a or first), gr.update(choices=ch, value=b or first)
-
-    def on_text_edit():
-        return None  # a typed text has no gold rationale
-
+    private = {"api_visibility": "private"}
     side_outputs = [o for side in outs for o in side[1:]]
-    explain_btn.click(on_explain, [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold], side_outputs,
-                      api_name="explain")
-    text.submit(on_explain, [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold], side_outputs,
-                api_visibility="private")
-    compare.change(lambda c: gr.update(visible=bool(c)), [compare], [col_b], api_visibility="private")
-    load_btn.click(on_load_examples, [ck_a], [examples, example_pick, example_md], api_visibility="private")
-    example_pick.input(on_pick, [example_pick, examples], [text, query, second, gold, example_md],
-                       api_visibility="private")
-    text.input(on_text_edit, None, [gold], api_visibility="private")
-    refresh_btn.click(on_refresh, [ck_a, ck_b], [ck_a, ck_b], api_visibility="private")
-    return on_refresh, [ck_a, ck_b], [ck_a, ck_b]
+    explain_inputs = [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold]
+    explain_btn.click(h.on_explain, explain_inputs, side_outputs, api_name="explain")
+    text.submit(h.on_explain, explain_inputs, side_outputs, **private)
+    compare.change(lambda c: gr.update(visible=bool(c)), [compare], [col_b], **private)
+    load_btn.click(h.on_load_examples, [ck_a], [examples, example_pick, example_md], **private)
+    example_pick.input(h.on_pick, [example_pick, examples], [text, query, second, gold, example_md], **private)
+    text.input(on_text_edit, None, [gold], **private)
+    refresh_btn.click(h.on_refresh, [ck_a, ck_b], [ck_a, ck_b], **private)
+    return h.on_refresh, [ck_a, ck_b], [ck_a, ck_b]
 
 
 __all__ = ["build_tab", "rationale_pieces", "score_pieces", "summary_md"]

@@ -10,7 +10,7 @@ import datetime as dt
 import gradio as gr
 
 from ui import figures
-from ui.common import choice_or_none, code, fmt_num, fmt_seconds, guarded, md
+from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, md
 from workbench import RunFilter, Workbench
 
 STATUSES = ["any", "running", "completed", "failed", "cancelled", "interrupted"]
@@ -82,9 +82,136 @@ def detail_md(d, wb: Workbench) -> str:
     return "\n\n".join(lines)
 
 
+def _empty_detail():
+    return ("Choose a run above.", None, None, figures.empty("Training losses per step"),
+            figures.empty("Dev metrics per epoch"), None)
+
+
+def on_select(evt: gr.SelectData):
+    row = evt.row_value or []
+    return row[0] if row else gr.update()
+
+
+def _need(run_id):
+    if not run_id:
+        raise gr.Error("Choose a run first.")
+    return run_id
+
+
+def queued(job, what):
+    gr.Info(f"Queued {job.job_id}: {what}")
+    return (f"Queued {code(job.job_id)}: {md(what)} → run {code(job.run_id)} (follow it in the Train tab).")
+
+
+class RunsHandlers(Handlers):
+    """The Runs tab's event handlers."""
+
+    @handler
+    def on_refresh(self, st, me, ds, ar, sp, current):
+        wb = self.wb
+        wb.sync()
+        all_runs = wb.runs_frame(split=sp, limit=None, metrics=())
+        flt = RunFilter(status=choice_or_none(st), method=choice_or_none(me), dataset=choice_or_none(ds),
+                        arch=choice_or_none(ar))
+        df = wb.runs_frame(flt, split=sp, limit=SHOWN)
+
+        def opts(col):
+            return ["any", *sorted({str(v) for v in all_runs[col].to_list() if v is not None})]
+
+        n = all_runs.height
+        shown = f"{df.height} of {n} runs" + (f" (the newest {SHOWN} shown)" if df.height == SHOWN else "")
+        ids = df["run_id"].to_list()
+        return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
+                gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),
+                gr.update(choices=ids))
+
+    @handler
+    def on_open(self, run_id, sp):
+        if not run_id:
+            return _empty_detail()
+        d = self.wb.run(run_id, split=sp)
+        h1, r1 = metric_table(d.final)
+        h2, r2 = epoch_table(d)
+        curves = self.wb.curves(d.summary.run_id)
+        return (detail_md(d, self.wb), {"headers": h1, "data": r1} if r1 else None,
+                {"headers": h2, "data": r2} if r2 else None, figures.losses(curves), figures.dev_metrics(curves),
+                d.config)
+
+    @handler
+    def on_eval(self, run_id, splits):
+        return queued(self.wb.evaluate(_need(run_id), list(splits or [])), f"evaluate on {', '.join(splits or [])}")
+
+    @handler
+    def on_finetune(self, run_id, epochs):
+        n = int(epochs or 1)
+        if n < 1:
+            raise gr.Error("Finetune epochs must be at least 1.")
+        return queued(self.wb.finetune(_need(run_id), [f"training.epochs={n}"]), f"finetune for {n} epoch(s)")
+
+    @handler
+    def on_attrs(self, run_id):
+        return queued(self.wb.save_attributions(_need(run_id)), "save attributions of train, dev and test")
+
+    @handler
+    def on_runtime(self, run_id):
+        return queued(self.wb.measure_runtime(_need(run_id)), "measure the explainer's runtime")
+
+    @handler
+    def on_requeue(self, run_id):
+        return queued(self.wb.requeue(_need(run_id)), "the same command again")
+
+    @handler
+    def on_resume(self, run_id):
+        return queued(self.wb.resume(_need(run_id)), "resume from the last checkpoint")
+
+    @handler
+    def on_export(self, run_id, split):
+        f = self.wb.export_eraser_file(_need(run_id), split)
+        return md(f.description), str(f.path)
+
+    @handler
+    def on_push(self, run_id, repo, priv, lic, dry):
+        wb = self.wb
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = (wb.exports_dir / f"hub-{_need(run_id)}-{stamp}") if dry else None  # a new folder each time
+        res = wb.push(_need(run_id), str(repo or "").strip(), private=bool(priv), license=lic or None,
+                      dry_run_dir=folder)
+        if res.dry_run:
+            return (f"Dry run: the {len(res.files)} files that would be uploaded to {code(res.repo_id)} are in "
+                    f"{code(wb.public_message(str(res.folder)))}")
+        return f"Pushed {len(res.files)} files to {md(res.url or res.repo_id)}"
+
+    @handler
+    def on_delete_ask(self, run_id):
+        _need(run_id)
+        return gr.update(visible=True), f"Delete run {code(run_id)} and its folder for good? This cannot be undone."
+
+    @handler
+    def on_delete(self, run_id):
+        self.wb.delete_run(_need(run_id))
+        gr.Info(f"Deleted {run_id}")
+        return gr.update(visible=False), f"Deleted {code(run_id)}.", gr.update(value=None)
+
+
+def _detail_blocks():
+    """The opened run's blocks: ``[detail, final table, epochs table, loss plot, dev plot, config]``."""
+    detail = gr.Markdown("Choose a run above.", elem_id="runs-detail")
+    with gr.Row():
+        final_tbl = gr.Dataframe(headers=["split", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
+                                 label="Final metrics per split", interactive=False)
+        epochs_tbl = gr.Dataframe(headers=["epoch", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
+                                  label="Dev metrics per epoch", interactive=False)
+    with gr.Row():
+        loss_plot = gr.Plot(label="Losses")
+        dev_plot = gr.Plot(label="Dev metrics")
+    with gr.Accordion("Config (resolved, UNIREX keys)", open=False):
+        config = gr.JSON()
+    return [detail, final_tbl, epochs_tbl, loss_plot, dev_plot, config]
+
+
 def build_tab(wb: Workbench):
     """Build the tab; returns ``(timer, refresh event)``."""
-    g = guarded(wb)
+    h = RunsHandlers(wb)
     with gr.Row():
         status_f = gr.Dropdown(STATUSES, value="any", label="Status")
         method_f = gr.Dropdown(["any"], value="any", label="Method", allow_custom_value=True)
@@ -97,17 +224,7 @@ def build_tab(wb: Workbench):
                          show_search="filter", label="Runs (click a column to sort; click a row to open it)",
                          pinned_columns=1, elem_id="runs-table")
     run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="runs-run")
-    detail = gr.Markdown("Choose a run above.", elem_id="runs-detail")
-    with gr.Row():
-        final_tbl = gr.Dataframe(headers=["split", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
-                                 label="Final metrics per split", interactive=False)
-        epochs_tbl = gr.Dataframe(headers=["epoch", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
-                                  label="Dev metrics per epoch", interactive=False)
-    with gr.Row():
-        loss_plot = gr.Plot(label="Losses")
-        dev_plot = gr.Plot(label="Dev metrics")
-    with gr.Accordion("Config (resolved, UNIREX keys)", open=False):
-        config = gr.JSON()
+    detail_outputs = _detail_blocks()
 
     gr.Markdown("### Actions on this run")
     action_md = gr.Markdown(elem_id="runs-action")
@@ -144,130 +261,26 @@ def build_tab(wb: Workbench):
     timer = gr.Timer(POLL_S, active=False)
 
     filters = [status_f, method_f, dataset_f, arch_f, split_f]
-
-    @g
-    def on_refresh(st, me, ds, ar, sp, current):
-        wb.sync()
-        all_runs = wb.runs_frame(split=sp, limit=None, metrics=())
-        flt = RunFilter(status=choice_or_none(st), method=choice_or_none(me), dataset=choice_or_none(ds),
-                        arch=choice_or_none(ar))
-        df = wb.runs_frame(flt, split=sp, limit=SHOWN)
-
-        def opts(col):
-            return ["any", *sorted({str(v) for v in all_runs[col].to_list() if v is not None})]
-
-        n = all_runs.height
-        shown = f"{df.height} of {n} runs" + (f" (the newest {SHOWN} shown)" if df.height == SHOWN else "")
-        ids = df["run_id"].to_list()
-        return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
-                gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),
-                gr.update(choices=ids))
-
-    def _empty_detail():
-        return ("Choose a run above.", None, None, figures.empty("Training losses per step"),
-                figures.empty("Dev metrics per epoch"), None)
-
-    @g
-    def on_open(run_id, sp):
-        if not run_id:
-            return _empty_detail()
-        d = wb.run(run_id, split=sp)
-        h1, r1 = metric_table(d.final)
-        h2, r2 = epoch_table(d)
-        curves = wb.curves(d.summary.run_id)
-        return (detail_md(d, wb), {"headers": h1, "data": r1} if r1 else None,
-                {"headers": h2, "data": r2} if r2 else None, figures.losses(curves), figures.dev_metrics(curves),
-                d.config)
-
-    def on_select(evt: gr.SelectData):
-        row = evt.row_value or []
-        return row[0] if row else gr.update()
-
-    def _need(run_id):
-        if not run_id:
-            raise gr.Error("Choose a run first.")
-        return run_id
-
-    def queued(job, what):
-        gr.Info(f"Queued {job.job_id}: {what}")
-        return (f"Queued {code(job.job_id)}: {md(what)} → run {code(job.run_id)} (follow it in the Train tab).")
-
-    @g
-    def on_eval(run_id, splits):
-        return queued(wb.evaluate(_need(run_id), list(splits or [])), f"evaluate on {', '.join(splits or [])}")
-
-    @g
-    def on_finetune(run_id, epochs):
-        n = int(epochs or 1)
-        if n < 1:
-            raise gr.Error("Finetune epochs must be at least 1.")
-        return queued(wb.finetune(_need(run_id), [f"training.epochs={n}"]), f"finetune for {n} epoch(s)")
-
-    @g
-    def on_attrs(run_id):
-        return queued(wb.save_attributions(_need(run_id)), "save attributions of train, dev and test")
-
-    @g
-    def on_runtime(run_id):
-        return queued(wb.measure_runtime(_need(run_id)), "measure the explainer's runtime")
-
-    @g
-    def on_requeue(run_id):
-        return queued(wb.requeue(_need(run_id)), "the same command again")
-
-    @g
-    def on_resume(run_id):
-        return queued(wb.resume(_need(run_id)), "resume from the last checkpoint")
-
-    @g
-    def on_export(run_id, split):
-        f = wb.export_eraser_file(_need(run_id), split)
-        return md(f.description), str(f.path)
-
-    @g
-    def on_push(run_id, repo, priv, lic, dry):
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = (wb.exports_dir / f"hub-{_need(run_id)}-{stamp}") if dry else None  # a new folder each time
-        res = wb.push(_need(run_id), str(repo or "").strip(), private=bool(priv), license=lic or None,
-                      dry_run_dir=folder)
-        if res.dry_run:
-            return (f"Dry run: the {len(res.files)} files that would be uploaded to {code(res.repo_id)} are in "
-                    f"{code(wb.public_message(str(res.folder)))}")
-        return f"Pushed {len(res.files)} files to {md(res.url or res.repo_id)}"
-
-    @g
-    def on_delete_ask(run_id):
-        _need(run_id)
-        return gr.update(visible=True), f"Delete run {code(run_id)} and its folder for good? This cannot be undone."
-
-    @g
-    def on_delete(run_id):
-        wb.delete_run(_need(run_id))
-        gr.Info(f"Deleted {run_id}")
-        return gr.update(visible=False), f"Deleted {code(run_id)}.", gr.update(value=None)
-
+    private_api = {"api_visibility": "private"}
     refresh_outputs = [table, count_md, method_f, dataset_f, arch_f, run]
-    ev = refresh.click(on_refresh, filters + [run], refresh_outputs, api_name="list_runs")
+    refresh.click(h.on_refresh, filters + [run], refresh_outputs, api_name="list_runs")
     for comp in filters:
-        comp.input(on_refresh, filters + [run], refresh_outputs, api_visibility="private")
-    timer.tick(on_refresh, filters + [run], refresh_outputs, api_visibility="private", show_progress="hidden")
-    table.select(on_select, None, [run], api_visibility="private")
-    detail_outputs = [detail, final_tbl, epochs_tbl, loss_plot, dev_plot, config]
-    run.change(on_open, [run, split_f], detail_outputs, api_name="show_run")
-    eval_btn.click(on_eval, [run, eval_splits], [action_md], api_name="evaluate_run")
-    ft_btn.click(on_finetune, [run, ft_epochs], [action_md], api_visibility="private")
-    attrs_btn.click(on_attrs, [run], [action_md], api_visibility="private")
-    runtime_btn.click(on_runtime, [run], [action_md], api_visibility="private")
-    requeue_btn.click(on_requeue, [run], [action_md], api_visibility="private")
-    resume_btn.click(on_resume, [run], [action_md], api_visibility="private")
-    export_btn.click(on_export, [run, export_split], [action_md, export_file], api_name="export_eraser")
-    push_btn.click(on_push, [run, repo_id, private, license_, dry_run], [action_md], api_name="push_run")
-    delete_btn.click(on_delete_ask, [run], [confirm_row, action_md], api_visibility="private")
-    keep_btn.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, action_md],
-                   api_visibility="private")
-    confirm_btn.click(on_delete, [run], [confirm_row, action_md, run], api_visibility="private").then(
-        on_refresh, filters + [run], refresh_outputs, api_visibility="private")
-    return timer, (on_refresh, filters + [run], refresh_outputs)
+        comp.input(h.on_refresh, filters + [run], refresh_outputs, **private_api)
+    timer.tick(h.on_refresh, filters + [run], refresh_outputs, show_progress="hidden", **private_api)
+    table.select(on_select, None, [run], **private_api)
+    run.change(h.on_open, [run, split_f], detail_outputs, api_name="show_run")
+    eval_btn.click(h.on_eval, [run, eval_splits], [action_md], api_name="evaluate_run")
+    ft_btn.click(h.on_finetune, [run, ft_epochs], [action_md], **private_api)
+    for btn, fn in ((attrs_btn, h.on_attrs), (runtime_btn, h.on_runtime), (requeue_btn, h.on_requeue),
+                    (resume_btn, h.on_resume)):
+        btn.click(fn, [run], [action_md], **private_api)
+    export_btn.click(h.on_export, [run, export_split], [action_md, export_file], api_name="export_eraser")
+    push_btn.click(h.on_push, [run, repo_id, private, license_, dry_run], [action_md], api_name="push_run")
+    delete_btn.click(h.on_delete_ask, [run], [confirm_row, action_md], **private_api)
+    keep_btn.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, action_md], **private_api)
+    confirm_btn.click(h.on_delete, [run], [confirm_row, action_md, run], **private_api).then(
+        h.on_refresh, filters + [run], refresh_outputs, **private_api)
+    return timer, (h.on_refresh, filters + [run], refresh_outputs)
 
 
 __all__ = ["build_tab", "runs_rows"]

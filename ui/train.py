@@ -14,7 +14,7 @@ import shlex
 import gradio as gr
 
 from ui import figures
-from ui.common import AppDefaults, code, fmt_seconds, guarded, md
+from ui.common import AppDefaults, Handlers, code, fmt_seconds, handler, md
 from unirex.errors import UnirexError
 from workbench import Workbench
 
@@ -99,11 +99,103 @@ def progress_html(p, title: str = "") -> str:
             f"<div>{pct:.0f}% · {html.escape(where)}{eta}{elapsed}</div>{msg}</div>")
 
 
+def _target(fol, jobs):
+    """The job the progress follows: the chosen one, else the running, the waiting or the last one."""
+    if fol and fol != AUTO:
+        j = next((j for j in jobs if j.job_id == fol), None)
+        if j is not None:
+            return j
+    running = [j for j in jobs if j.status == "running"]
+    if running:
+        return running[0]
+    waiting = [j for j in jobs if j.status == "waiting"]
+    return waiting[0] if waiting else (jobs[-1] if jobs else None)
+
+
+class TrainHandlers(Handlers):
+    """The Train tab's event handlers."""
+
+    def __init__(self, wb: Workbench, defaults: AppDefaults):
+        super().__init__(wb)
+        self.defaults = defaults
+        self.presets = {m.id: m for m in wb.methods()}
+
+    def on_check(self, m, table, ds, a, sd, dbg, sc, ex, lch):
+        try:
+            ov, sweep = overrides_of(self.wb, m, table, ds, a, sd, dbg, sc, ex)
+        except Exception as e:  # noqa: BLE001 - shown inline
+            return f"✗ {md(self.wb.public_message(e))}", ""
+        res = self.wb.check(ov, sweep=sweep, launcher=lch)
+        return (f"✓ {md(res.message)}" if res.ok else f"✗ {md(res.message)}"), res.command
+
+    @handler
+    def on_method(self, m):
+        p = self.presets[m]
+        return (md(p.description) + (f"\n\nNeeds: {md(', '.join(p.needs))}" if p.needs else ""),
+                table_for(p, self.defaults))
+
+    @handler
+    def on_launch(self, m, table, ds, a, sd, dbg, sc, ex, lch):
+        ov, sweep = overrides_of(self.wb, m, table, ds, a, sd, dbg, sc, ex)
+        jobs = self.wb.submit(ov, sweep=sweep, launcher=lch)
+        names = ", ".join(code(j.job_id) for j in jobs)
+        gr.Info(f"Queued {len(jobs)} job(s)")
+        return f"Queued {len(jobs)} job(s): {names} (run {code(jobs[0].run_id)}" + (", ..." if len(jobs) > 1 else "") + ")"
+
+    def _queue_rows(self, recent) -> list[list]:
+        rows = []
+        for j in reversed(recent):
+            pj = self.wb.progress(j.run_id) if j.status == "running" else None
+            status = pj.status if pj is not None and pj.phase == "finished" else j.status  # the run ended first
+            prog = f"{pj.phase} {pj.fraction:.0%}" if pj else ("" if j.active else j.status)
+            rows.append([j.job_id, status, j.title, j.run_id, prog,
+                         fmt_seconds(pj.eta_s) if pj and pj.eta_s is not None and pj.phase != "finished" else ""])
+        return rows
+
+    @handler
+    def on_tick(self, fol, prev):
+        wb = self.wb
+        jobs = wb.queue(include_final=True)
+        recent = [j for j in jobs if j.active] + [j for j in jobs if not j.active][-6:]
+        target = _target(fol, jobs)
+        p = wb.progress(target.run_id) if target else None
+        curves = wb.curves(target.run_id) if target else None
+        sig = (tuple((j.job_id, j.status) for j in recent), fol, target.job_id if target else None,
+               None if p is None else (p.phase, p.step, p.eval_done, p.status, p.message),
+               None if curves is None else (curves.losses.height, curves.dev.height))
+        if sig == prev:
+            return (gr.update(),) * 5 + (prev,)
+        rows = self._queue_rows(recent)
+        choices = [AUTO] + [(f"{j.job_id} · {j.title} [{j.status}]", j.job_id) for j in reversed(recent)]
+        if target is None:
+            return (rows, gr.update(choices=choices), "<div>No job yet: launch one above.</div>",
+                    figures.empty("Training losses per step"), figures.empty("Dev metrics per epoch"), sig)
+        if target.status in ("failed",) and target.error and not p.message:
+            p = dataclasses.replace(p, message=wb.public_message(target.error))
+        title = f"{target.job_id} · {target.title} · run {target.run_id}"
+        return (rows, gr.update(choices=choices), progress_html(p, title), figures.losses(curves),
+                figures.dev_metrics(curves), sig)
+
+    @handler
+    def on_cancel(self, fol):
+        jobs = self.wb.queue(include_final=True)
+        target = _target(fol, [j for j in jobs if j.active])
+        if target is None:
+            raise gr.Error("There is no waiting or running job to cancel.")
+        job = self.wb.cancel(target.job_id)
+        msg = "removed from the queue" if job.status == "cancelled" else "asked to stop (within one step)"
+        gr.Info(f"{job.job_id}: {msg}")
+        return None
+
+    def on_show(self):
+        return gr.update(choices=self.wb.dataset_names())  # datasets uploaded or built since the page opened
+
+
 def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     """Build the tab; returns its timer (the app activates it while the tab is shown), the form check (run
     when the page opens) and the refresh run when the tab is shown."""
-    g = guarded(wb)
-    presets = {m.id: m for m in wb.methods()}
+    h = TrainHandlers(wb, defaults)
+    presets = h.presets
     method0 = defaults.method if defaults.method in presets else next(iter(presets))
     with gr.Row():
         method = gr.Dropdown([(m.title, m.id) for m in presets.values()], value=method0, label="Method (the paper's)",
@@ -142,95 +234,18 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     timer = gr.Timer(POLL_S, active=False)
     last = gr.State(None)
 
+    private = {"api_visibility": "private"}
     form = [method, settings, dataset, arch, seeds, debug, save_ckpt, extra]
-
-    def _check(m, table, ds, a, sd, dbg, sc, ex, lch):
-        try:
-            ov, sweep = overrides_of(wb, m, table, ds, a, sd, dbg, sc, ex)
-        except Exception as e:  # noqa: BLE001 - shown inline
-            return f"✗ {md(wb.public_message(e))}", ""
-        res = wb.check(ov, sweep=sweep, launcher=lch)
-        return (f"✓ {md(res.message)}" if res.ok else f"✗ {md(res.message)}"), res.command
-
-    @g
-    def on_method(m):
-        p = presets[m]
-        return md(p.description) + (f"\n\nNeeds: {md(', '.join(p.needs))}" if p.needs else ""), table_for(p, defaults)
-
-    @g
-    def on_launch(m, table, ds, a, sd, dbg, sc, ex, lch):
-        ov, sweep = overrides_of(wb, m, table, ds, a, sd, dbg, sc, ex)
-        jobs = wb.submit(ov, sweep=sweep, launcher=lch)
-        names = ", ".join(code(j.job_id) for j in jobs)
-        gr.Info(f"Queued {len(jobs)} job(s)")
-        return f"Queued {len(jobs)} job(s): {names} (run {code(jobs[0].run_id)}" + (", ..." if len(jobs) > 1 else "") + ")"
-
-    def _target(fol, jobs):
-        if fol and fol != AUTO:
-            j = next((j for j in jobs if j.job_id == fol), None)
-            if j is not None:
-                return j
-        running = [j for j in jobs if j.status == "running"]
-        if running:
-            return running[0]
-        waiting = [j for j in jobs if j.status == "waiting"]
-        return waiting[0] if waiting else (jobs[-1] if jobs else None)
-
-    @g
-    def on_tick(fol, prev):
-        jobs = wb.queue(include_final=True)
-        recent = [j for j in jobs if j.active] + [j for j in jobs if not j.active][-6:]
-        target = _target(fol, jobs)
-        p = wb.progress(target.run_id) if target else None
-        curves = wb.curves(target.run_id) if target else None
-        sig = (tuple((j.job_id, j.status) for j in recent), fol, target.job_id if target else None,
-               None if p is None else (p.phase, p.step, p.eval_done, p.status, p.message),
-               None if curves is None else (curves.losses.height, curves.dev.height))
-        if sig == prev:
-            return (gr.update(),) * 5 + (prev,)
-        rows = []
-        for j in reversed(recent):
-            pj = wb.progress(j.run_id) if j.status == "running" else None
-            status = pj.status if pj is not None and pj.phase == "finished" else j.status  # the run ended first
-            prog = f"{pj.phase} {pj.fraction:.0%}" if pj else ("" if j.active else j.status)
-            rows.append([j.job_id, status, j.title, j.run_id, prog,
-                         fmt_seconds(pj.eta_s) if pj and pj.eta_s is not None and pj.phase != "finished" else ""])
-        choices = [AUTO] + [(f"{j.job_id} · {j.title} [{j.status}]", j.job_id) for j in reversed(recent)]
-        if target is None:
-            return (rows, gr.update(choices=choices), "<div>No job yet: launch one above.</div>",
-                    figures.empty("Training losses per step"), figures.empty("Dev metrics per epoch"), sig)
-        if target.status in ("failed",) and target.error and not p.message:
-            p = dataclasses.replace(p, message=wb.public_message(target.error))
-        title = f"{target.job_id} · {target.title} · run {target.run_id}"
-        return (rows, gr.update(choices=choices), progress_html(p, title), figures.losses(curves),
-                figures.dev_metrics(curves), sig)
-
-    @g
-    def on_cancel(fol):
-        jobs = wb.queue(include_final=True)
-        target = _target(fol, [j for j in jobs if j.active])
-        if target is None:
-            raise gr.Error("There is no waiting or running job to cancel.")
-        job = wb.cancel(target.job_id)
-        msg = "removed from the queue" if job.status == "cancelled" else "asked to stop (within one step)"
-        gr.Info(f"{job.job_id}: {msg}")
-        return None
-
-    method.change(on_method, [method], [description, settings], api_visibility="private")
+    followed = [queue, follow, progress, loss_plot, dev_plot, last]
+    method.change(h.on_method, [method], [description, settings], **private)
     for comp in form + [launcher]:
-        comp.change(_check, form + [launcher], [check_md, command], api_visibility="private")
-    launch.click(on_launch, form + [launcher], [launch_md], api_name="launch").then(
-        on_tick, [follow, gr.State(None)], [queue, follow, progress, loss_plot, dev_plot, last],
-        api_visibility="private")
-    timer.tick(on_tick, [follow, last], [queue, follow, progress, loss_plot, dev_plot, last],
-               api_visibility="private", show_progress="hidden")
-    follow.input(on_tick, [follow, gr.State(None)], [queue, follow, progress, loss_plot, dev_plot, last],
-                 api_visibility="private")
-    cancel.click(on_cancel, [follow], None, api_name="cancel_job")
-    def on_show():
-        return gr.update(choices=wb.dataset_names())  # datasets uploaded or built since the page opened
-
-    return timer, (_check, form + [launcher], [check_md, command]), (on_show, None, [dataset])
+        comp.change(h.on_check, form + [launcher], [check_md, command], **private)
+    launch.click(h.on_launch, form + [launcher], [launch_md], api_name="launch").then(
+        h.on_tick, [follow, gr.State(None)], followed, **private)
+    timer.tick(h.on_tick, [follow, last], followed, show_progress="hidden", **private)
+    follow.input(h.on_tick, [follow, gr.State(None)], followed, **private)
+    cancel.click(h.on_cancel, [follow], None, api_name="cancel_job")
+    return timer, (h.on_check, form + [launcher], [check_md, command]), (h.on_show, None, [dataset])
 
 
 __all__ = ["build_tab", "overrides_of", "progress_html", "table_for"]
