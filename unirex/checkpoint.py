@@ -29,7 +29,9 @@ Naming a checkpoint (``training.ckpt_path=``, :func:`open_checkpoint`): see :fun
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -38,7 +40,10 @@ import torch
 
 from unirex.errors import UnirexError
 from unirex.fsutil import atomic_dir
-from unirex.safeload import PICKLE_SUFFIXES, load_safetensors, read_json_file
+from unirex.hubnet import ALLOW_PATTERNS, hub_error
+from unirex.models import TaskLM, build_model
+from unirex.safeload import PICKLE_SUFFIXES, first_line, load_safetensors, pickled_files, read_json_file
+from unirex.workspace import workspace_dir
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -92,9 +97,7 @@ def _rest_state(model) -> dict[str, torch.Tensor]:
 def save_checkpoint(model, cfg_dict: dict, folder: Path, tokenizer=None, info: dict | None = None) -> Path:
     """Write ``model`` (a :class:`~unirex.models.UnirexModel`) to ``folder`` atomically; ``info["labels"]``
     become the task LM's ``id2label``."""
-    import json
-    import time
-
+    # lazy: pulls safetensors, which this module does not otherwise load
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -179,8 +182,6 @@ def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None,
     if (p / "meta.json").is_file() or (runs_root is not None and (Path(runs_root) / text / "meta.json").is_file()):
         raise UnirexError(f"run '{text}' has no checkpoint: train it with save_checkpoint=True")
     if p.is_dir():
-        from unirex.safeload import pickled_files
-
         pickles = pickled_files(p) + pickled_files(p / TASK_LM_DIR)
         extra = f" (it holds {', '.join(pickles[:3])}: pickles are never loaded)" if pickles else ""
         raise UnirexError(f"training.ckpt_path='{text}' is a folder but not a UNIREX checkpoint: no {INFO_FILE}{extra}")
@@ -200,9 +201,8 @@ def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None,
 def download_hub_checkpoint(ref: HubRef, download: Callable[..., str] | None = None) -> Path:
     """A UNIREX checkpoint from the Hub, fetched into the Hugging Face cache (safetensors, JSON and text
     files only). ``download`` replaces ``huggingface_hub.snapshot_download`` (tests)."""
-    from unirex.hubnet import ALLOW_PATTERNS, hub_error
-
     if download is None:
+        # lazy: the default download, looked up at call time (tests substitute huggingface_hub's)
         from huggingface_hub import snapshot_download as download
     try:
         path = Path(download(repo_id=ref.repo_id, revision=ref.revision, allow_patterns=list(ALLOW_PATTERNS)))
@@ -230,6 +230,7 @@ def read_checkpoint_config(folder: Path) -> "RunConfig":
     made elsewhere, e.g. downloaded from the Hub) becomes the checkpoint's own task LM folder, which holds
     the same architecture and tokenizer.
     """
+    # lazy: pulls omegaconf, which this module does not otherwise load
     from unirex.config import from_dict
 
     files = CheckpointFiles.of(folder)
@@ -254,8 +255,6 @@ def load_checkpoint(folder: Path, cfg=None, map_location: str | torch.device = "
     Returns:
         ``(model, saved_cfg, info)``.
     """
-    from unirex.models import TaskLM, build_model
-
     files = CheckpointFiles.of(folder)
     saved_cfg = read_checkpoint_config(files.root)
     info = read_json_file(files.info, "checkpoint description")
@@ -264,6 +263,7 @@ def load_checkpoint(folder: Path, cfg=None, map_location: str | torch.device = "
         task_lm.labels = [str(x) for x in info["labels"]]
 
     def new_encoder():  # the DLM / A2R encoders: the task LM's architecture; their weights come from the checkpoint
+        # lazy: pulls transformers, which this module does not otherwise load
         from transformers import AutoModel
 
         return AutoModel.from_config(task_lm.encoder.config)
@@ -320,6 +320,7 @@ class LoadedCheckpoint:
         and that rationale's comprehensiveness and sufficiency). ``extractor``: the checkpoint's own (default)
         or a post-hoc attribution algorithm on its task LM (``input-x-gradient``, ``integrated-gradients``,
         ``gradient``, or a plugin's: :func:`unirex.inference.post_hoc_extractors`)."""
+        # lazy: pulls pydantic, which this module does not otherwise load
         from unirex.inference import explain_text
 
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -342,18 +343,15 @@ def open_checkpoint(ref: str | Path, workspace: str | Path | None = None, map_lo
         ex = ckpt.explain("the acting was superb but the plot was thin")[0]
         ex.label, list(zip(ex.words, ex.scores))
     """
-    from unirex.workspace import workspace_dir
-
     folder = resolve_checkpoint(str(ref), workspace_dir(workspace) / "runs", download=download)
     model, cfg, info = load_checkpoint(folder, map_location=map_location)
     files = CheckpointFiles.of(folder)
+    # lazy: pulls transformers, which this module does not otherwise load
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(files.task_lm)
     except Exception as e:  # noqa: BLE001
-        from unirex.safeload import first_line
-
         raise UnirexError(f"{files.task_lm}: cannot load the tokenizer saved with the checkpoint ({first_line(e)})") from None
     labels = model.task_lm.labels or [str(x) for x in info.get("labels") or []]
     return LoadedCheckpoint(model.eval(), cfg, info, tokenizer, Path(folder), list(labels))

@@ -33,12 +33,11 @@ from unirex.errors import UnirexError
 from unirex.fsutil import atomic_write
 from unirex.evaluate import EvalOutputs, load_outputs
 from unirex.metrics.plausibility import spans_from_mask
+from unirex.workspace import workspace_dir
 
 
 def resolve_run_dir(run: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
     """A run id under ``<workspace>/runs/`` or a run directory path."""
-    from unirex.workspace import workspace_dir
-
     p = Path(run).expanduser()
     if p.is_dir() and (p / "outputs").is_dir():
         return p
@@ -57,6 +56,7 @@ def find_split_table(meta: dict, workspace: str | os.PathLike | None = None) -> 
     if recorded and Path(recorded).is_file():
         return Path(recorded)
     if meta.get("dataset") and meta.get("max_length"):
+        # lazy: unirex.data.build pulls pydantic; only runs without a recorded split table need it
         from unirex.data.build import build_dir
         from unirex.workspace import data_dir
 
@@ -167,6 +167,7 @@ def export_eraser(run: str | os.PathLike, split: str, out: str | os.PathLike,
     (an overwritten file keeps its permission bits), and nothing inside a run folder but a ``.jsonl``
     in its ``outputs/`` is written.
     """
+    # lazy: pulls pydantic, which this module does not otherwise load
     from unirex.data.build import CANONICAL_SPLIT
 
     run_dir = resolve_run_dir(run, workspace)

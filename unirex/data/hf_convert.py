@@ -37,10 +37,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from tqdm import tqdm
+
 from unirex.data.catalog import CatalogEntry
+from unirex.data.install import SOURCE_MARKER, _clear_leftovers, check_layout, dataset_lock, install_tree
 from unirex.errors import UnirexError
+from unirex.fsutil import tmp_prefix, write_json_atomic
 from unirex.hubnet import hub_offline
 from unirex.hubnet import is_unreachable as _is_unreachable
+from unirex.safepath import dataset_path
 
 DATASETS_PIN = "datasets==5.2.0"
 PARQUET_REVISION = "refs/convert/parquet"
@@ -187,8 +192,6 @@ def convert_to_eraser(source: Mapping[str, Iterable[dict]], hf_format: str, out_
     ``label`` values that are integers are mapped through ``label_names`` (by default the ``ClassLabel``
     names of the train split); a negative label (no gold label) skips the row.
     """
-    from tqdm import tqdm
-
     if hf_format not in CONVERTERS:
         raise UnirexError(f"unknown Hugging Face format '{hf_format}': use one of {', '.join(CONVERTERS)}")
     convert = CONVERTERS[hf_format]
@@ -246,6 +249,7 @@ def unreachable_message(entry: CatalogEntry, hf_id: str, target: Path, reason: s
 def load_hf_splits(entry: CatalogEntry, hf_id: str, target: Path):
     """``datasets.load_dataset`` of the entry's dataset, with the Parquet export as fallback for script datasets."""
     try:
+        # lazy: datasets is optional and heavy: needed only for a Hugging Face source
         import datasets
     except ImportError:
         raise UnirexError(f"--source hf needs the `datasets` package ({DATASETS_PIN}), which is not installed; "
@@ -275,10 +279,6 @@ def load_hf_splits(entry: CatalogEntry, hf_id: str, target: Path):
 def fetch_hf_dataset(data_dir: Path, entry: CatalogEntry, *, hf_id: str | None = None, progress: bool = True,
                      force: bool = False) -> Path:
     """Load the Hugging Face copy of ``entry`` and write it to ``data_dir/entry.name`` in ERASER layout."""
-    from unirex.data.install import SOURCE_MARKER, _clear_leftovers, check_layout, dataset_lock, install_tree
-    from unirex.fsutil import tmp_prefix, write_json_atomic
-    from unirex.safepath import dataset_path
-
     data_dir = Path(data_dir)
     target = dataset_path(data_dir, entry.name)
     hf_id = hf_id or entry.hf_id

@@ -29,13 +29,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from unirex.arch import check_hub_arch, hub_unreachable_message, resolve_arch
+from unirex.errors import UnirexError
+
 
 def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn.Module:
     """``AutoModel.from_pretrained`` of an arch name (``default`` = the bundled MiniLM)."""
+    # lazy: pulls transformers, which this module does not otherwise load
     from transformers import AutoModel
-
-    from unirex.arch import check_hub_arch, hub_unreachable_message, resolve_arch
-    from unirex.errors import UnirexError
 
     target = resolve_arch(arch)
     check_hub_arch(arch)
@@ -43,6 +44,7 @@ def load_encoder(arch: str | None, attn_implementation: str | None = None) -> nn
     try:
         return AutoModel.from_pretrained(target, **kwargs)
     except Exception as e:  # noqa: BLE001 - a failed load is a user-facing problem
+        # lazy: only on the error path
         from unirex.hubnet import is_unreachable
 
         if is_unreachable(e):
@@ -187,6 +189,7 @@ class TaskLM(nn.Module):
                 arch allows it) or ``"mask"`` (hide them through the attention mask); see
                 :mod:`unirex.models.removal`.
         """
+        # lazy: pulls omegaconf, which this module does not otherwise load
         from unirex.models.removal import variant_logits
 
         return variant_logits(self, batch, [(rationale, mode)], soft, removal)[0]
@@ -202,6 +205,7 @@ class TaskLM(nn.Module):
         Returns:
             the layout written (:data:`unirex.models.hf_layout.LAYOUTS`).
         """
+        # lazy: unirex.models.hf_layout imports this module
         from unirex.models.hf_layout import save_task_lm
 
         return save_task_lm(self, folder, labels)
@@ -210,6 +214,7 @@ class TaskLM(nn.Module):
     def from_pretrained(cls, folder: str | Path) -> "TaskLM":
         """Inverse of :meth:`save_pretrained` (also reads the layout of earlier versions: encoder +
         ``task_head.safetensors``). Safetensors only; returned in eval mode."""
+        # lazy: unirex.models.hf_layout imports this module
         from unirex.models.hf_layout import load_task_lm
 
         return load_task_lm(folder, cls)

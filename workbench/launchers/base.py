@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from unirex.runs import RunDir
 from workbench.launchers.options import LauncherOptions
 
 #: how a remote job can end, as a job state of the queue
@@ -39,8 +40,6 @@ class RemoteJob:
     @property
     def logs_dir(self) -> Path:
         """``<run folder>/logs``: the launcher's stdout/stderr of this job (RunDir.logs_dir)."""
-        from unirex.runs import RunDir
-
         return RunDir(self.run_dir).logs_dir
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from store import ingest_run
 from unirex.errors import UnirexError
 from unirex.runs import TERMINAL, RunDir
 from workbench.jobs import JobQueue, owner_alive, this_owner
@@ -50,10 +51,12 @@ def make_launcher(options: LauncherOptions) -> Launcher:
     """A launcher for ``options`` (imports Ray or submitit only now)."""
     options.check_available()
     if options.name == "ray":
+        # lazy: imports Ray only when a Ray job comes
         from workbench.launchers.ray_launcher import RayLauncher
 
         return RayLauncher(options)
     if options.name == "slurm":
+        # lazy: imports submitit only when a Slurm job comes
         from workbench.launchers.slurm_launcher import SlurmLauncher
 
         return SlurmLauncher(options)
@@ -304,8 +307,6 @@ class Dispatcher:
         return job
 
     def _ingest(self, rd: RunDir) -> None:
-        from store import ingest_run
-
         try:
             ingest_run(self.workspace, rd)
         except UnirexError:  # a busy store catches up at the next sync

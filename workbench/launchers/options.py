@@ -247,6 +247,7 @@ def split_launcher_overrides(overrides: Sequence[str], launcher: str | None = No
     a ``launcher=`` among the overrides must agree with ``launcher`` when both are given. A launcher key takes
     one value: it cannot be swept.
     """
+    # lazy: pulls omegaconf, which this module does not otherwise load
     from unirex.config import split_sweep_value
 
     rest, name, args = [], None, []

@@ -27,6 +27,7 @@ class RayLauncher(Launcher):
     name = "ray"
 
     def __init__(self, options: LauncherOptions):
+        # lazy: Ray is optional: imported when a Ray job is submitted
         import ray
 
         self.ray = ray
@@ -71,6 +72,7 @@ class RayLauncher(Launcher):
         ready, _ = ray.wait([ref], timeout=0)
         if not ready:
             return None
+        # lazy: Ray is optional: imported when a Ray job is submitted
         from ray import exceptions as rex
 
         self._refs.pop(handle, None)

@@ -24,6 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
+from unirex.errors import UnirexError
 from unirex.runs import RunDir
 from workbench.launchers.base import JobResult, RemoteJob
 
@@ -37,6 +38,7 @@ def _engine_job_id(launcher: str) -> str | None:
             return os.environ[var]
     if launcher == "ray" and "ray" in sys.modules:
         try:
+            # lazy: Ray is optional: only a Ray worker has it loaded
             import ray
 
             return ray.get_runtime_context().get_task_id()
@@ -75,11 +77,10 @@ def _output_to(folder: Path | None, stem: str):
 def run_job(job: RemoteJob, capture_output: bool = False) -> JobResult:
     """Run one job on this worker (see the module docstring). ``capture_output`` writes the worker's
     stdout/stderr to the run folder's ``logs/`` (Ray; submitit captures them itself)."""
-    from unirex.errors import UnirexError
-
     host = socket.gethostname()
     with _output_to(job.logs_dir if capture_output else None, f"{job.launcher}-{job.job_id}"):
         try:
+            # lazy: the engine pulls torch; looked up at call time on the worker (tests substitute unirex.engine.run)
             from unirex.engine import resolve_run_config, run
             from unirex.registry import load_plugins
             from workbench.jobs import CancelToken, JobQueue
@@ -94,6 +95,7 @@ def run_job(job: RemoteJob, capture_output: bool = False) -> JobResult:
                                  "preemption); its run folder keeps the first attempt: requeue or resume the run", host)
             cfg = resolve_run_config(list(job.overrides), workspace=job.workspace)
             if job.threads > 0:  # this worker process is the job's own: as many threads as cores it asked for
+                # lazy: torch only in a worker that sets its thread count
                 import torch
 
                 torch.set_num_threads(job.threads)

@@ -32,6 +32,7 @@ class SlurmLauncher(Launcher):
 
     def __init__(self, options: LauncherOptions, submitit: ModuleType | None = None):
         if submitit is None:
+            # lazy: submitit is optional: imported when a Slurm job is submitted
             import submitit
         self.submitit = submitit
         self.cluster = options.slurm_cluster
