@@ -55,6 +55,7 @@ def unreachable_reason(timeout_s: float = 3.0) -> str | None:
 def is_cached(repo_id: str, filename: str = "config.json") -> bool:
     """Whether the Hugging Face cache holds ``filename`` of ``repo_id`` (no network access)."""
     try:
+        # lazy: huggingface_hub is heavy: loaded only when a Hub id is looked up
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(repo_id, filename), str)
@@ -68,6 +69,7 @@ __all__ = ["endpoint", "hub_offline", "is_cached", "is_unreachable", "unreachabl
 def _network_error_types() -> tuple[type, ...]:
     types: list[type] = [ConnectionError, TimeoutError]
     try:
+        # lazy: the HTTP client huggingface_hub uses, if installed
         import httpx2
 
         types.append(httpx2.TransportError)
@@ -84,6 +86,7 @@ def _network_error_types() -> tuple[type, ...]:
 
 def hub_error(e: BaseException, action: str, repo_id: str, revision: str | None = None) -> UnirexError | None:
     """A one-line UnirexError for a failure of the Hub client, or None for anything else (a bug: re-raise)."""
+    # lazy: huggingface_hub is heavy: loaded only when a Hub call failed
     from huggingface_hub import constants
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
                                         OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)

@@ -43,6 +43,7 @@ def read_json_file(path: Path, what: str = "file", kind: type = dict):
 
 def load_safetensors(path: Path, what: str = "weights") -> dict:
     """``{name: tensor}`` of a safetensors file; a missing or corrupt file is a one-line UnirexError."""
+    # lazy: safetensors only when a checkpoint is read
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -56,6 +57,7 @@ def load_safetensors(path: Path, what: str = "weights") -> dict:
 
 def check_safetensors(path: Path) -> None:
     """Read the header of a safetensors file (cheap): a corrupt or truncated file is a one-line UnirexError."""
+    # lazy: safetensors only when a checkpoint is read
     from safetensors import safe_open
 
     try:

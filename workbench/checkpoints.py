@@ -55,6 +55,7 @@ class CheckpointCache:
         self._lock = threading.Lock()
 
     def resolve(self, ref: str) -> Path:
+        # lazy: unirex.checkpoint pulls torch; the workbench stays torch-free until a checkpoint is used
         from unirex.checkpoint import resolve_checkpoint
 
         if not str(ref or "").strip():
@@ -85,6 +86,7 @@ class CheckpointCache:
 
 
 def load(folder: Path, device: str = "auto") -> CachedCheckpoint:
+    # lazy: unirex.checkpoint and the engine pull torch; loaded with the first checkpoint
     from unirex.checkpoint import open_checkpoint
     from unirex.engine import pick_device
 

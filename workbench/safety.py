@@ -134,6 +134,7 @@ class PathPolicy:
     # --- run overrides --------------------------------------------------------------------------------
     def overrides(self, overrides: list[str] | tuple[str, ...]) -> list[str]:
         """The overrides with every path-like value checked (and made absolute inside the workspace)."""
+        # lazy: unirex.config pulls omegaconf, which this module does not otherwise load
         from unirex.config import parse_override
 
         out = []

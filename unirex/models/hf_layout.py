@@ -85,6 +85,7 @@ def _head_meta(lm: "TaskLM", layout: str, id2label: dict[int, str] | None) -> di
 def _auto_class(multiple_choice: bool):
     """The Hugging Face auto class of a task LM: ``AutoModelForMultipleChoice`` or
     ``AutoModelForSequenceClassification``."""
+    # lazy: transformers is heavy: loaded when a model is built or saved
     from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
     return AutoModelForMultipleChoice if multiple_choice else AutoModelForSequenceClassification
@@ -205,6 +206,7 @@ def as_hf_model(lm: "TaskLM", labels: list[str] | None = None) -> nn.Module | No
 
 def save_task_lm(lm: "TaskLM", folder: str | Path, labels: list[str] | None = None) -> str:
     """Write ``lm`` to ``folder`` (see the module docstring); returns the layout written."""
+    # lazy: safetensors only when saving
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -253,6 +255,7 @@ def _num_choices(meta: dict, path: Path) -> int | None:
 
 
 def _load_encoder_and_head(folder: Path, config: dict, cls: type) -> "TaskLM":
+    # lazy: transformers is heavy: loaded when a model is loaded
     from transformers import AutoModel
 
     meta_path = folder / HEAD_META
@@ -280,6 +283,7 @@ def load_task_lm(folder: str | Path, cls: type) -> "TaskLM":
     from a folder written by :func:`save_task_lm` (any layout, including the encoder +
     ``task_head.safetensors`` layout of earlier versions). This module never imports the task LM module:
     the task LM depends on its persistence, not the other way round."""
+    # lazy: transformers is heavy: loaded when a model is loaded
     from transformers import AutoModel
 
     folder = Path(folder)
