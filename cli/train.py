@@ -20,6 +20,7 @@ import sys
 import time
 
 from unirex.errors import UnirexError
+from workbench.sweeps import comma_lists, quote_one_value_keys
 
 
 class TqdmProgress:
@@ -92,17 +93,6 @@ def summary_line(res, cfg) -> str:
             f"suff {g('suff_aopc')} auprc {g('plaus_auprc')} token_f1 {g('plaus_token_f1')}")
 
 
-def _quote_eval_splits(overrides: list[str]) -> list[str]:
-    """``training.eval_splits=train,dev,test`` is one value (a split list), never a sweep."""
-    out = []
-    for o in overrides:
-        key, _, value = o.partition("=")
-        if key == "training.eval_splits" and not value.startswith(("'", '"')):
-            o = f"{key}='{value}'"
-        out.append(o)
-    return out
-
-
 def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
     from unirex.config import expand_sweep
     from unirex.engine import resolve_run_config, run
@@ -120,9 +110,8 @@ def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
     from workbench.launchers import split_launcher_overrides
 
     overrides, launcher = split_launcher_overrides(overrides)  # launcher keys are not run keys
-    overrides = _quote_eval_splits(overrides)
-    if not args.multirun and any("," in o.split("=", 1)[1] and not o.split("=", 1)[1].strip().startswith(("'", '"', "["))
-                                 for o in overrides):
+    overrides = quote_one_value_keys(overrides)
+    if not args.multirun and comma_lists(overrides):
         raise UnirexError("a comma list needs -m (multirun), as in Hydra: python -m unirex -m seed=0,1,2")
     if launcher.remote:
         return run_remote(args, overrides, launcher)

@@ -289,3 +289,26 @@ def test_methods_into_a_closed_pipe_is_quiet():
     proc = subprocess.run(f"{sys.executable} -m unirex methods -v | head -1", shell=True, cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.stdout.startswith("task_lm") and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_one_sweep_decision_for_every_front(tmp_path):
+    """`is this a sweep` is decided by workbench.sweeps alone: the CLI's -m check, the Train tab's seeds and
+    extra overrides and Workbench.submit all agree on which values are comma lists."""
+    from ui.train import overrides_of
+    from workbench import comma_lists, is_sweep, quote_one_value_keys
+
+    assert is_sweep(["seed=0,1"]) and comma_lists(["data=demo", "seed=0,1"]) == ["seed=0,1"]
+    for one in ("training.eval_splits=train,dev,test", "model.x=[1.0, 5.0]", "model.y='a,b'", "debug=True"):
+        assert not is_sweep([one]), one
+    assert quote_one_value_keys(["training.eval_splits=train,dev", "seed=0,1"]) == [
+        "training.eval_splits='train,dev'", "seed=0,1"]
+    wb = Workbench(tmp_path)
+    check = wb.check(["data=demo", "seed=0,1"])
+    assert not check.ok and "comma list" in check.message
+    assert main(["--workspace", str(tmp_path), "data=demo", "seed=0,1"]) == 2
+    _, sweep = overrides_of(wb, "task_lm", [], "demo", "default", "0", False, False, "training.eval_splits=dev,test")
+    assert not sweep
+    _, sweep = overrides_of(wb, "task_lm", [], "demo", "default", "0 1", False, False, "")
+    assert sweep
+    _, sweep = overrides_of(wb, "task_lm", [], "demo", "default", "0", False, False, "model.comp_wt=0.1,0.5")
+    assert sweep

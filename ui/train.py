@@ -16,7 +16,7 @@ import gradio as gr
 from ui import figures
 from ui.common import AppDefaults, Handlers, code, fmt_seconds, handler, md
 from unirex.errors import UnirexError
-from workbench import Workbench
+from workbench import Workbench, is_sweep
 from workbench.service import format_value
 
 POLL_S = 1.5
@@ -63,18 +63,14 @@ def overrides_of(wb: Workbench, method, table, dataset, arch, seeds, debug, save
     seed_list = [s.strip() for s in str(seeds or "0").replace(" ", ",").split(",") if s.strip()]
     if any(not s.lstrip("-").isdigit() for s in seed_list):
         raise UnirexError(f"seeds must be whole numbers separated by commas, got '{seeds}'")
-    ov.append("seed=" + ",".join(seed_list or ["0"]))
+    seed = "seed=" + ",".join(seed_list or ["0"])
+    ov.append(seed)
     try:
         extra_ov = shlex.split(extra or "")
     except ValueError as e:
         raise UnirexError(f"extra overrides: {e}") from None
     ov += extra_ov
-    # lazy: pulls omegaconf, which this module does not otherwise load
-    from unirex.config import split_sweep_value
-
-    listed = any("=" in o and len(split_sweep_value(o.split("=", 1)[1])) > 1 for o in extra_ov
-                 if not o.startswith("training.eval_splits="))
-    return ov, len(seed_list) > 1 or listed
+    return ov, is_sweep([seed, *extra_ov])  # several seeds, or a comma list among the extra overrides
 
 
 def progress_html(p, title: str = "") -> str:

@@ -10,7 +10,8 @@ from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetEx
                                ExportedFile, Job, MethodPreset, Progress, RunCurves, RunDetail, RunSummary,
                                SettingsCheck)
 from workbench.service import LAUNCHERS, Workbench, command_line
+from workbench.sweeps import comma_lists, is_sweep, quote_one_value_keys
 
 __all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
            "ExportedFile", "Job", "LAUNCHERS", "MethodPreset", "Progress", "RunCurves", "RunDetail", "RunFilter",
-           "RunSummary", "SettingsCheck", "Workbench", "command_line"]
+           "RunSummary", "SettingsCheck", "Workbench", "comma_lists", "command_line", "is_sweep", "quote_one_value_keys"]

@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from store import HEADLINE_METRICS, RunFilter
+from unirex.config import expand_sweep
 from unirex.errors import UnirexError
 from unirex.runs import RunDir, new_run_id
 from unirex.workspace import workspace_dir
@@ -39,6 +40,7 @@ from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetEx
                                ExportedFile, Job, MethodPreset, Progress, RunCurves, RunDetail, RunSummary,
                                SettingsCheck)
 from workbench.safety import PathPolicy, check_name, inside, redact
+from workbench.sweeps import comma_lists
 
 # LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
 
@@ -139,18 +141,15 @@ class Workbench:
               launcher_options: dict | list[str] | LauncherOptions | None = None):
         """``(overrides, combinations, configs, launcher options)``: every combination resolved and checked,
         ``launcher=`` / ``launcher.*`` keys taken out of ``overrides`` (UnirexError if anything is wrong)."""
-        from unirex.config import expand_sweep, split_sweep_value
-
         overrides = [o.strip() for o in overrides if o and o.strip()]
         overrides, opts = split_launcher_overrides(overrides, launcher, launcher_options)
         if any(o.startswith("workspace=") for o in overrides):
             raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
         overrides = self.policy.overrides(overrides)
         combos = expand_sweep(overrides) if sweep else [overrides]
-        if not sweep:
-            for o in overrides:
-                if "=" in o and len(split_sweep_value(o.split("=", 1)[1])) > 1 and not o.startswith("training.eval_splits="):
-                    raise UnirexError(f"'{o}' is a comma list: tick 'sweep' (-m) to queue one run per value")
+        listed = [] if sweep else comma_lists(overrides)
+        if listed:
+            raise UnirexError(f"'{listed[0]}' is a comma list: tick 'sweep' (-m) to queue one run per value")
         cfgs = [self.resolve(c) for c in combos]
         return overrides, combos, cfgs, opts
 
