@@ -50,24 +50,23 @@ def _workbench(args):
 def _build_dataset(args) -> int:
     from tqdm import tqdm
 
-    from unirex.data import build_split, ensure_source
     from unirex.workspace import data_dir as default_data_dir
 
+    wb = _workbench(args)
     data_dir = args.data_dir or default_data_dir(args.workspace)
-    ensure_source(data_dir, args.dataset)
+    wb.prepare_dataset(args.dataset, data_dir)
     splits = ["train", "dev", "test"] if args.split == "all" else [args.split]
     for split in tqdm(splits, desc=f"build {args.dataset}", unit="split", disable=len(splits) == 1):
         num_train = args.num_train if split == "train" else None
-        built = build_split(data_dir, args.dataset, split, arch=args.arch, max_length=args.max_length,
-                            num_train=num_train, num_train_seed=args.num_train_seed, force=args.force)
-        s = built.summary
-        state = "cache hit" if built.cache_hit else "built"
-        print(f"{args.dataset}/{s['tag']}: {state} -> {built.path}")
-        print(f"  {s['count']} examples, labels {s['label_distribution']}, mean {s['mean_subwords']:.1f} subwords, "
-              f"{s['truncated']} truncated to {s['max_length']}, {s['with_rationale']} with gold rationale"
-              + (f" (coverage {s['rationale_coverage_word']:.3f} of words)" if s["rationale_coverage_word"] is not None else ""))
+        s = wb.build_split(args.dataset, split, arch=args.arch, max_length=args.max_length, num_train=num_train,
+                           num_train_seed=args.num_train_seed, force=args.force, data_dir=data_dir)
+        state = "cache hit" if s.cache_hit else "built"
+        print(f"{args.dataset}/{s.split}: {state} -> {s.path}")
+        print(f"  {s.count} examples, labels {s.label_distribution}, mean {s.mean_subwords:.1f} subwords, "
+              f"{s.truncated} truncated to {s.max_length}, {s.with_rationale} with gold rationale"
+              + (f" (coverage {s.rationale_coverage:.3f} of words)" if s.rationale_coverage is not None else ""))
         if args.json:
-            print(json.dumps(s))
+            print(json.dumps(s.stored))
     return 0
 
 
@@ -105,24 +104,21 @@ def _keys(args) -> int:
 
 
 def _store(args) -> int:
-    from store import ingest_all, rebuild, sync
-    from unirex.workspace import workspace_dir
-
-    ws = workspace_dir(args.workspace)
+    wb = _workbench(args)
     if args.action == "rebuild":
-        n = rebuild(ws)
-        print(f"rebuild: {n} runs indexed in {ws / 'unirex.duckdb'}")
+        n = wb.rebuild_index()
+        print(f"rebuild: {n} runs indexed in {wb.db_file}")
     elif args.action == "sync":
-        r = sync(ws)
+        r = wb.sync()
         print(f"sync: {r.added} added, {r.updated} updated, {r.removed} removed; {r.total} runs indexed")
     else:
-        n = ingest_all(ws)
-        print(f"ingest: {n} runs indexed in {ws / 'unirex.duckdb'}")
+        n = wb.index_all()
+        print(f"ingest: {n} runs indexed in {wb.db_file}")
     return 0
 
 
 def _filter(args, status_default=None):
-    from store import RunFilter
+    from workbench import RunFilter
 
     seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip()) if getattr(args, "seeds", None) else ()
     return RunFilter(dataset=args.dataset, method=args.method, arch=getattr(args, "arch", None),
@@ -284,11 +280,9 @@ def _cancel(args) -> int:
 
 
 def _push(args) -> int:
-    from unirex.hub import push_run
-
-    # the CLI may write a dry run anywhere the user asks (the app keeps it inside the workspace)
-    result = push_run(args.run, args.repo_id, private=args.private, revision=args.revision, license=args.license,
-                      dry_run_dir=args.dry_run, workspace=args.workspace)
+    # the CLI may write a dry run anywhere the user asks (the app's confined workbench keeps it inside the workspace)
+    result = _workbench(args).push(args.run, args.repo_id, private=args.private, revision=args.revision,
+                                   license=args.license, dry_run_dir=args.dry_run)
     if result.dry_run:
         print(f"dry run: {len(result.files)} files for {result.repo_id} written to {result.folder} (nothing uploaded)")
     else:

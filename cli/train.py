@@ -19,8 +19,13 @@ import os
 import sys
 import time
 
+from tqdm import tqdm
+
+from cli.render import table
 from unirex.errors import UnirexError
-from workbench.sweeps import comma_lists, quote_one_value_keys
+from workbench import RunOutcome, Workbench, comma_lists, quote_one_value_keys
+from workbench.launchers import split_launcher_overrides
+from workbench.launchers.dispatch import Dispatcher
 
 
 class TqdmProgress:
@@ -35,13 +40,9 @@ class TqdmProgress:
             self.bar, self.kind = None, None
 
     def _write(self, msg: str) -> None:
-        from tqdm import tqdm
-
         tqdm.write(msg) if self.enabled else print(msg)
 
     def __call__(self, ev: dict) -> None:
-        from tqdm import tqdm
-
         kind = ev["kind"]
         if kind == "step" and self.enabled:
             per_epoch = max(1, ev["total_steps"] // max(1, ev.get("epochs") or 1))
@@ -76,14 +77,9 @@ class TqdmProgress:
             self._close()
 
 
-def report_split(res, cfg) -> str:
-    """The split a run's result is reported on: test when it was evaluated, else its first eval split."""
-    return "test" if any(k.startswith("test_") for k in res.metrics) else (cfg.training.splits or ["dev"])[0]
-
-
-def summary_line(res, cfg) -> str:
+def summary_line(res: RunOutcome) -> str:
     m = res.metrics
-    split = report_split(res, cfg)
+    split = res.split
 
     def g(name):
         v = m.get(f"{split}_{name}")
@@ -94,10 +90,6 @@ def summary_line(res, cfg) -> str:
 
 
 def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
-    from unirex.config import expand_sweep
-    from unirex.engine import resolve_run_config, run
-    from workbench.service import command_line
-
     p = argparse.ArgumentParser(prog="unirex", add_help=False)
     p.add_argument("-m", "--multirun", action="store_true")
     p.add_argument("--workspace")
@@ -107,33 +99,33 @@ def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
     if bad:
         raise UnirexError(f"'{bad[0]}' is neither a command ({', '.join(subcommands)}) nor a key=value override "
                           "(python -m unirex --help shows both)")
-    from workbench.launchers import split_launcher_overrides
-
     overrides, launcher = split_launcher_overrides(overrides)  # launcher keys are not run keys
     overrides = quote_one_value_keys(overrides)
     if not args.multirun and comma_lists(overrides):
         raise UnirexError("a comma list needs -m (multirun), as in Hydra: python -m unirex -m seed=0,1,2")
     if launcher.remote:
         return run_remote(args, overrides, launcher)
-    combos = expand_sweep(overrides) if args.multirun else [overrides]
-    cfgs = [resolve_run_config(c, workspace=args.workspace) for c in combos]  # every error before any compute
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "workspace"]
+    wb = Workbench(args.workspace or (given[-1] if given else None))
+    planned = wb.plan_here(overrides, sweep=args.multirun)  # every error before any compute
     results = []
     rank0 = os.environ.get("RANK", "0") == "0"
-    for i, (cfg, combo) in enumerate(zip(cfgs, combos)):
-        label = f"[{i + 1}/{len(cfgs)}] " if len(cfgs) > 1 else ""
-        if len(cfgs) > 1:
-            print(f"{label}{' '.join(combo)}")
-        cmd = command_line(combo)
-        res = run(cfg, callback=TqdmProgress(label, enabled=not args.no_progress and rank0), command=cmd)
-        _ingest(cfg, res)
+    for i, run in enumerate(planned):
+        label = f"[{i + 1}/{len(planned)}] " if len(planned) > 1 else ""
+        if len(planned) > 1:
+            print(f"{label}{' '.join(run.overrides)}")
+        res = wb.run_here(run, callback=TqdmProgress(label, enabled=not args.no_progress and rank0))
+        if res.index_error:  # the run directory is the source of truth: `unirex store sync` catches up
+            print(f"warning: run not indexed yet ({res.index_error}); run `python -m unirex store sync` later",
+                  file=sys.stderr)
         if rank0:
-            print(summary_line(res, cfg))
+            print(summary_line(res))
             if res.run_dir is not None:
-                print(f"  run folder: {res.run_dir}\n  reproduce:  {cmd}")
-        results.append((combo, cfg, res))
+                print(f"  run folder: {res.run_dir}\n  reproduce:  {run.command}")
+        results.append((list(run.overrides), res))
     if len(results) > 1:
         _print_table(results)
-    return 0 if all(r.status == "completed" for _, _, r in results) else 1
+    return 0 if all(r.status == "completed" for _, r in results) else 1
 
 
 def run_remote(args, overrides: list[str], launcher) -> int:
@@ -141,13 +133,6 @@ def run_remote(args, overrides: list[str], launcher) -> int:
     end, print a line per finished run and the summary table. Exit status 0 when every run completed, 1 when
     one did not, 130 after Ctrl-C (which cancels the jobs still running: cleanly first, at once on a second
     Ctrl-C)."""
-    from tqdm import tqdm
-
-    from unirex.engine import RunResult
-    from unirex.runs import RunDir
-    from workbench import Workbench
-    from workbench.launchers.dispatch import Dispatcher
-
     workspace = args.workspace
     given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "workspace"]
     if given:  # runs go into one workspace, the one the dispatcher and the store use
@@ -175,18 +160,15 @@ def run_remote(args, overrides: list[str], launcher) -> int:
                     if job.active:
                         continue
                     pending.pop(jid)
-                    rd = RunDir(wb.runs_root / job.run_id)
-                    present = rd.meta_path.is_file()
-                    res = RunResult(job.run_id, rd.path if present else None, job.status,
-                                    rd.final_metrics() if present else {}, error=job.error)
+                    res = wb.job_outcome(job, cfgs[jid])
                     ended[jid] = (job, res)
                     label = f"[{order.index(jid) + 1}/{len(jobs)}] " if len(jobs) > 1 else ""
-                    line = (f"{label}{summary_line(res, cfgs[jid])}" if res.metrics else
-                            f"{label}{job.run_id} [{job.status}]" + ("" if present else " (no run folder)"))
+                    line = (f"{label}{summary_line(res)}" if res.metrics else f"{label}{job.run_id} [{job.status}]"
+                            + ("" if res.run_dir is not None else " (no run folder)"))
                     if job.error and job.status != "completed":
                         line += f"\n  error: {job.error}"
-                    if present:
-                        line += f"\n  run folder: {rd.path}\n  reproduce:  {job.command}"
+                    if res.run_dir is not None:
+                        line += f"\n  run folder: {res.run_dir}\n  reproduce:  {job.command}"
                     bar.update(1)
                     tqdm.write(line) if not args.no_progress else print(line, flush=True)
                 running = sum(1 for j in states.values() if j.status == "running")
@@ -202,40 +184,26 @@ def run_remote(args, overrides: list[str], launcher) -> int:
     finally:
         bar.close()
         disp.close()
-    results = [(list(job.overrides), cfgs[jid], res) for jid in order if jid in ended for job, res in [ended[jid]]]
+    results = [(list(job.overrides), res) for jid in order if jid in ended for job, res in [ended[jid]]]
     if len(results) > 1:
         _print_table(results)
     if interrupts:
         return 130
-    return 0 if all(res.status == "completed" for _, _, res in results) else 1
+    return 0 if all(res.status == "completed" for _, res in results) else 1
 
 
-def _ingest(cfg, res) -> None:
-    if res.run_dir is None:
-        return
-    try:
-        from store import ingest_run
-        from unirex.workspace import workspace_dir
-
-        ingest_run(workspace_dir(cfg.workspace), res.run_dir)
-    except UnirexError as e:  # the run directory is the source of truth: `unirex store sync` catches up
-        print(f"warning: run not indexed yet ({e}); run `python -m unirex store sync` later", file=sys.stderr)
-
-
-def _print_table(results) -> None:
-    from cli.render import table
-
-    varying = sorted({o.split("=", 1)[0] for combo, _, _ in results for o in combo
-                      if len({dict(x.split("=", 1) for x in c).get(o.split("=", 1)[0]) for c, _, _ in results}) > 1})
+def _print_table(results: list[tuple[list[str], RunOutcome]]) -> None:
+    varying = sorted({o.split("=", 1)[0] for combo, _ in results for o in combo
+                      if len({dict(x.split("=", 1) for x in c).get(o.split("=", 1)[0]) for c, _ in results}) > 1})
     cols = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
     rows = []
-    for combo, cfg, res in results:
+    for combo, res in results:
         kv = dict(x.split("=", 1) for x in combo)
-        split = report_split(res, cfg)
+        split = res.split
         rows.append([res.run_id, res.status, *[kv.get(v, "") for v in varying], split,
                      *[res.metrics.get(f"{split}_{c}") for c in cols]])
     print("\nsummary")
     table(["run_id", "status", *varying, "split", *cols], rows)
 
 
-__all__ = ["TqdmProgress", "report_split", "run_overrides", "run_remote", "summary_line"]
+__all__ = ["TqdmProgress", "run_overrides", "run_remote", "summary_line"]

@@ -64,7 +64,7 @@ def _summary(s: dict, path: Path, cache_hit: bool | None = None) -> DatasetSumma
         max_length=int(s.get("max_length") or 0), count=int(s.get("count") or 0), labels=list(s.get("labels") or []),
         label_distribution=dict(s.get("label_distribution") or {}), truncated=int(s.get("truncated") or 0),
         mean_subwords=float(s.get("mean_subwords") or 0.0), with_rationale=int(s.get("with_rationale") or 0),
-        rationale_coverage=s.get("rationale_coverage_word"), path=path, cache_hit=cache_hit)
+        rationale_coverage=s.get("rationale_coverage_word"), path=path, cache_hit=cache_hit, stored=dict(s))
 
 
 def built_summaries(policy: PathPolicy, name: str) -> list[DatasetSummary]:
@@ -88,19 +88,43 @@ def build(policy: PathPolicy, name: str, arch: str, max_length: int | None = Non
           on_progress: ProgressFn | None = None) -> list[DatasetSummary]:
     """Build (or find in the cache) the train, dev and test splits of ``name`` for ``arch``. The demo is
     generated and a catalog dataset downloaded on first use."""
-    # lazy: pulls torch, which this module does not otherwise load
-    from unirex.data import build_split, ensure_source
-
     folder = policy.dataset_dir(name)
     arch = policy.arch(arch)
-    ensure_source(policy.data_dir, folder.name)
+    prepare(policy, folder.name)
     out = []
     for i, split in enumerate(SPLITS):
         if on_progress is not None:
             on_progress(i, len(SPLITS), f"building {folder.name}/{split}")
-        built = build_split(policy.data_dir, folder.name, split, arch=arch, max_length=max_length or None)
-        out.append(_summary(built.summary, built.path, built.cache_hit))
+        out.append(build_one(policy, folder.name, split, arch, max_length, data_dir=policy.data_dir))
     return out
+
+
+def _data_dir(policy: PathPolicy, data_dir: Path | None) -> Path:
+    if data_dir is None:
+        return policy.data_dir
+    return policy.path(data_dir, "data_dir") if policy.confine else Path(data_dir)
+
+
+def prepare(policy: PathPolicy, name: str, data_dir: Path | None = None) -> Path:
+    """The ERASER folder of ``name`` in ``data_dir`` (default the workspace's ``data/``): the built-in datasets
+    are generated and catalog datasets downloaded on first use; the name is checked by
+    :func:`unirex.data.ensure_source`."""
+    from unirex.data import ensure_source  # unirex.data loads torch: only when a dataset is built
+
+    return ensure_source(_data_dir(policy, data_dir), name)
+
+
+def build_one(policy: PathPolicy, name: str, split: str, arch: str = "default", max_length: int | None = None,
+              num_train: int | None = None, num_train_seed: int = 0, force: bool = False,
+              data_dir: Path | None = None) -> DatasetSummary:
+    """Build (or find in the cache) one split of ``name`` (``num_train``: a subsample of train) in ``data_dir``
+    (default the workspace's ``data/``; confined, it must lie inside the workspace), whose source
+    :func:`prepare` has made."""
+    from unirex.data import build_split
+
+    built = build_split(_data_dir(policy, data_dir), name, split, arch=policy.arch(arch), max_length=max_length or None,
+                        num_train=num_train, num_train_seed=num_train_seed, force=force)
+    return _summary(built.summary, built.path, built.cache_hit)
 
 
 # ------------------------------------------------------------------------------------ the browser

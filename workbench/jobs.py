@@ -68,8 +68,7 @@ class JobQueue:
 
     def __init__(self, workspace: Path):
         self.workspace = Path(workspace)
-        self.dir = self.workspace / QUEUE_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = self.workspace / QUEUE_DIR  # made by the first write: the CLI's own runs leave no queue folder
 
     # --- files ------------------------------------------------------------------------------------
     def _path(self, job_id: str) -> Path:
@@ -82,6 +81,7 @@ class JobQueue:
 
     @contextmanager
     def locked(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -100,6 +100,7 @@ class JobQueue:
         return Job(**{k: v for k, v in data.items() if k in names})
 
     def _write(self, job: Job) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self._path(job.job_id), dataclasses.asdict(job))
 
     # --- reading ----------------------------------------------------------------------------------

@@ -190,6 +190,7 @@ class DatasetSummary:
     rationale_coverage: float | None  # share of document words in the gold rationale
     path: Path
     cache_hit: bool | None = None  # set by a build: whether the cached table was reused
+    stored: dict[str, Any] = field(default_factory=dict, repr=False)  # the summary file as written next to the table
 
 
 @dataclass(frozen=True)
@@ -324,3 +325,40 @@ class ExportedFile:
 __all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
            "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "Job", "MethodPreset", "Progress", "RunCurves", "RunDetail",
            "RunSummary", "SettingsCheck"]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a command line, resolved before any run starts (:meth:`workbench.Workbench.plan_here`).
+
+    Attributes:
+        overrides: the ``key=value`` overrides of this run (a sweep's combination).
+        config: the resolved :class:`unirex.config.RunConfig`.
+        command: the command line that reproduces the run (recorded in its ``meta.json``).
+    """
+
+    overrides: tuple[str, ...]
+    config: Any
+    command: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, for the fronts (the CLI's result line and summary table).
+
+    Attributes:
+        run_id, run_dir: the run and its folder (``run_dir`` None when no folder was written, or on a rank > 0).
+        status: ``completed``, ``failed``, ``cancelled`` or ``interrupted``.
+        metrics: ``<split>_<name>`` of the final evaluation.
+        split: the split its result is reported on: ``test`` when it was evaluated, else its first eval split.
+        error: the run's error message, when it did not complete.
+        index_error: why the store could not index the run yet (``python -m unirex store sync`` catches up).
+    """
+
+    run_id: str | None
+    run_dir: Path | None
+    status: str
+    metrics: dict[str, float]
+    split: str
+    error: str | None = None
+    index_error: str | None = None

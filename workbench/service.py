@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from store import HEADLINE_METRICS, RunFilter
+from store import HEADLINE_METRICS, RunFilter, SyncReport, db_path, ingest_all, ingest_run, rebuild, sync
 from unirex.config import expand_sweep
 from unirex.errors import UnirexError
 from unirex.runs import RunDir, new_run_id
@@ -37,8 +37,8 @@ from workbench.curves import CurveReader
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
 from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
-                               ExportedFile, Job, MethodPreset, Progress, RunCurves, RunDetail, RunSummary,
-                               SettingsCheck)
+                               ExportedFile, Job, MethodPreset, PlannedRun, Progress, RunCurves, RunDetail,
+                               RunOutcome, RunSummary, SettingsCheck)
 from workbench.safety import PathPolicy, check_name, inside, redact
 from workbench.sweeps import comma_lists
 
@@ -64,8 +64,13 @@ def format_value(value) -> str:
     return str(value)
 
 
+def report_split(metrics: dict[str, float], cfg) -> str:
+    """The split a run's result is reported on: test when it was evaluated, else its first eval split."""
+    return "test" if any(k.startswith("test_") for k in metrics) else (cfg.training.splits or ["dev"])[0]
+
+
 def _title(cfg) -> str:
-    from unirex.engine import identify_method
+    from unirex.engine import identify_method  # the engine (and torch) load when a run is planned, not at import
 
     return f"{identify_method(cfg)} · {cfg.data.dataset} · seed {cfg.seed}"
 
@@ -85,7 +90,7 @@ class Workbench:
     def __init__(self, workspace: str | Path | None = None, start_worker: bool = False, confine: bool = False,
                  trusted_archs: tuple[str, ...] | list[str] = ()):
         self.workspace = workspace_dir(workspace)
-        self.workspace.mkdir(parents=True, exist_ok=True)
+        self._workspace_arg = None if workspace is None else str(workspace)  # as given: a run's config records it
         self.runs_root = self.workspace / "runs"
         self.policy = PathPolicy(self.workspace, tuple(trusted_archs), confine)
         self.jobs = JobQueue(self.workspace)
@@ -327,26 +332,69 @@ class Workbench:
         return [o for o in to_overrides(cfg) if not o.startswith("workspace=")]
 
     def _run_job(self, job: Job, token: CancelToken) -> str:
+        return self._execute(self.resolve(job.overrides), job.command, run_id=job.run_id, cancel=token).status
+
+    # ------------------------------------------------------------- runs in this process (the CLI)
+    def plan_here(self, overrides: list[str] | tuple[str, ...], sweep: bool = False) -> list[PlannedRun]:
+        """The runs ``overrides`` make (with ``sweep``, one per combination of the comma lists), every one
+        resolved before any starts (every error before any compute), to run in this process with
+        :meth:`run_here`. Unlike :meth:`submit` the overrides are the caller's own (the CLI is a user's own
+        shell): ``workspace=`` and paths pass as given, and the workspace this facade was given wins."""
+        from unirex.engine import resolve_run_config
+
+        overrides = list(overrides)
+        combos = expand_sweep(overrides) if sweep else [overrides]
+        return [PlannedRun(overrides=tuple(c), config=resolve_run_config(c, workspace=self._workspace_arg),
+                           command=command_line(c)) for c in combos]
+
+    def run_here(self, planned: PlannedRun, callback=None) -> RunOutcome:
+        """Run ``planned`` in this process (no queue, no job; ``callback`` gets the engine's events) and index
+        it in the store; ``index_error`` says why it is not indexed yet."""
+        return self._execute(planned.config, planned.command, callback=callback)
+
+    def job_outcome(self, job: Job, cfg) -> RunOutcome:
+        """How a finished job's run ended, read from its run folder (``run_dir`` None when it wrote none)."""
+        rd = RunDir(self.runs_root / job.run_id)
+        present = rd.meta_path.is_file()
+        metrics = rd.final_metrics() if present else {}
+        return RunOutcome(run_id=job.run_id, run_dir=rd.path if present else None, status=job.status,
+                          metrics=metrics, split=report_split(metrics, cfg), error=job.error)
+
+    def _execute(self, cfg, command: str, run_id: str | None = None, cancel=None, callback=None) -> RunOutcome:
+        """Run one config with the engine and index it: the one way a run is made, from the queue's worker
+        (``run_id`` chosen at submission and indexed as the run starts, so the runs table shows it at once)
+        and from :meth:`run_here`."""
+
+        def on_event(ev: dict) -> None:
+            if run_id is not None and ev.get("kind") == "start":
+                self._index(self.runs_root / run_id)
+            if callback is not None:
+                callback(ev)
+
         from unirex.engine import run
 
-        cfg = self.resolve(job.overrides)
+        res = None
         try:
-            res = run(cfg, cancel=token, run_id=job.run_id, command=job.command,
-                      callback=lambda ev: self._ingest_soon(job.run_id) if ev.get("kind") == "start" else None)
+            res = run(cfg, callback=on_event, cancel=cancel, run_id=run_id, command=command)
         finally:  # the store shows the run's final state before the job reads finished
-            self._ingest_soon(job.run_id)
-        return res.status
+            where = res.run_dir if res is not None else (self.runs_root / run_id if run_id else None)
+            index_error = self._index(where)
+        return RunOutcome(run_id=res.run_id, run_dir=res.run_dir, status=res.status, metrics=dict(res.metrics),
+                          split=report_split(res.metrics, cfg), error=res.error, index_error=index_error)
+
+    def _index(self, run_dir: Path | None) -> str | None:
+        """Index a run folder (its start, its end) so the runs table shows it; the error message when the store
+        could not (a busy store catches up at the next sync)."""
+        if run_dir is None or not RunDir(run_dir).meta_path.is_file():
+            return None
+        try:
+            ingest_run(self.workspace, RunDir(run_dir))
+        except UnirexError as e:
+            return str(e)
+        return None
 
     def _ingest_soon(self, run_id: str) -> None:
-        """Index a run (its start, its end) so the runs table shows it; a busy store catches up at the next sync."""
-        from store import ingest_run
-
-        rd = RunDir(self.runs_root / run_id)
-        if rd.meta_path.is_file():
-            try:
-                ingest_run(self.workspace, rd)
-            except UnirexError:
-                pass
+        self._index(self.runs_root / run_id)
 
     def curves(self, run_id: str) -> RunCurves:
         """Loss components per step and dev metrics per epoch of a run (read incrementally from its events)."""
@@ -372,11 +420,22 @@ class Workbench:
         return progress_from_events(run_id, rd.effective_status(), rd.events())
 
     # --------------------------------------------------------------------------------------- runs
-    def sync(self):
+    def sync(self) -> SyncReport:
         """Index new and changed run folders (runs of the CLI, other processes, cluster workers)."""
-        from store import sync
-
         return sync(self.workspace)
+
+    def index_all(self) -> int:
+        """:meth:`sync` and index the built datasets too; the number of runs indexed."""
+        return ingest_all(self.workspace)
+
+    def rebuild_index(self) -> int:
+        """Recreate the store's database from the run folders; the number of runs indexed."""
+        return rebuild(self.workspace)
+
+    @property
+    def db_file(self) -> Path:
+        """The store's DuckDB file of this workspace."""
+        return db_path(self.workspace)
 
     def runs_frame(self, flt: RunFilter = RunFilter(), split: str = "test", limit: int | None = None,
                    metrics: tuple[str, ...] = HEADLINE_METRICS) -> pl.DataFrame:
@@ -476,9 +535,13 @@ class Workbench:
              license: str | None = None, dry_run_dir: str | Path | None = None, api=None):
         """Upload a run's checkpoint to the Hugging Face Hub as a model repo with a model card
         (:func:`unirex.hub.push_run`); ``dry_run_dir`` writes the folder that would be uploaded instead.
-        The token comes from ``HF_TOKEN`` or the cached login and is never stored."""
+        The token comes from ``HF_TOKEN`` or the cached login and is never stored. Unconfined (the CLI, a user's
+        own shell) ``run_id`` may also be a run folder and the dry run may go anywhere the user asks."""
         from unirex.hub import push_run
 
+        if not self.policy.confine:
+            return push_run(run_id, repo_id, private=private, revision=revision, license=license,
+                            dry_run_dir=dry_run_dir, workspace=self._workspace_arg, api=api)
         rd = self._run_dir(run_id)
         self._needs_checkpoint(run_id)
         if dry_run_dir is not None:
@@ -596,6 +659,20 @@ class Workbench:
         except UnirexError:
             pass  # the index catches up at the next call
         return out
+
+    def prepare_dataset(self, name: str, data_dir: str | Path | None = None) -> Path:
+        """The ERASER folder of ``name`` (generated or downloaded on first use), before :meth:`build_split`."""
+        return _datasets.prepare(self.policy, name, None if data_dir is None else Path(data_dir))
+
+    def build_split(self, name: str, split: str, arch: str = "default", max_length: int | None = None,
+                    num_train: int | None = None, num_train_seed: int = 0, force: bool = False,
+                    data_dir: str | Path | None = None) -> DatasetSummary:
+        """Build (or reuse) one split of ``name`` (``num_train``: a subsample of train) in ``data_dir`` (default
+        the workspace's ``data/``; a confined workbench keeps it inside the workspace), once
+        :meth:`prepare_dataset` has made its source. Not indexed in the store: the CLI's ``build-dataset`` may
+        build anywhere."""
+        return _datasets.build_one(self.policy, name, split, arch, max_length, num_train, num_train_seed, force,
+                                   None if data_dir is None else Path(data_dir))
 
     def find_examples(self, name: str, arch: str, max_length: int | None, split: str, label: str | None = None,
                       has_rationale: bool | None = None, truncated: bool | None = None) -> list[int]:
