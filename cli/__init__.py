@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from cli.download import add_download_parser
+from cli.export import add_export_parser
 from unirex.errors import UnirexError
 from unirex.registry import attribution_names, load_plugins
 
@@ -428,9 +430,6 @@ def make_parser() -> argparse.ArgumentParser:
 
     for name, sp in sub.choices.items():  # --workspace also after the command
         sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    from unirex.data.download import add_download_parser
-    from unirex.export import add_export_parser
 
     add_download_parser(sub)
     add_export_parser(sub)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.download import add_download_parser
 from unirex.data import download as dl
 from unirex.data.catalog import CATALOG, ENV_BASE_URL
-from unirex.data.download import (SOURCE_MARKER, add_download_parser, ensure_downloaded, partial_path,
-                                  safe_member_path)
+from unirex.data.download import SOURCE_MARKER, ensure_downloaded, partial_path, safe_member_path
 from unirex.data.eraser import read_split
 from unirex.errors import UnirexError
 

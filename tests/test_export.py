@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from evalkit import TinyClassifier, ref_eraser_scores, ref_verify, split_dataset
 
+from cli.export import add_export_parser
 from unirex.data.eraser import write_dataset
 from unirex.errors import UnirexError
 from unirex.evaluate import evaluate, save_outputs
-from unirex.export import add_export_parser, eraser_instances, export_eraser
+from unirex.export import eraser_instances, export_eraser
 
 DOCS = {
     # two documents per annotation (e-SNLI style, listed in docids)

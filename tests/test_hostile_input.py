@@ -399,21 +399,22 @@ def test_caps_on_document_and_line_size(tmp_path, monkeypatch):
 # --- 4. data/demo ------------------------------------------------------------------------------------------
 
 
-def test_a_users_own_data_demo_is_moved_aside_not_deleted(tmp_path, capsys):
+def test_a_users_own_data_demo_is_moved_aside_not_deleted(tmp_path, caplog):
     mine = tmp_path / "demo"
     small_dataset(tmp_path, name="demo")
     (mine / "notes.txt").write_text("my own work")
     before = tree(mine)
     ensure_demo(mine, sizes={"train": 8, "val": 4, "test": 4})
-    err = capsys.readouterr().err
+    err = caplog.text  # the core logs the warning (the CLI's stderr shows it); it never prints
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("demo.user-")]
     assert len(aside) == 1 and tree(aside[0]) == before  # every byte kept
     assert "was not written by the demo generator" in err and str(aside[0]) in err
     assert (mine / "demo.json").is_file() and len(read_split(mine, "train")) == 8
+    caplog.clear()
     ensure_demo(mine, sizes={"train": 8, "val": 4, "test": 4})  # ours now: kept, nothing moved
     assert len([p for p in tmp_path.iterdir() if p.name.startswith("demo.user-")]) == 1
     ensure_demo(mine, sizes={"train": 6, "val": 4, "test": 4})  # ours, other sizes: regenerated in place
-    assert len(read_split(mine, "train")) == 6 and capsys.readouterr().err == ""
+    assert len(read_split(mine, "train")) == 6 and caplog.text == ""
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".downloads"]  # only the lock
 
 

@@ -312,3 +312,19 @@ def test_one_sweep_decision_for_every_front(tmp_path):
     assert sweep
     _, sweep = overrides_of(wb, "task_lm", [], "demo", "default", "0", False, False, "model.comp_wt=0.1,0.5")
     assert sweep
+
+
+def test_the_core_never_prints_nor_parses_arguments():
+    """The CLI owns argparse and the terminal: the core (unirex/) reports through return values, logging and
+    progress callbacks (a print in a model card's code example is text, not a call)."""
+    import ast
+
+    for path in sorted((ROOT / "unirex").rglob("*.py")):
+        if path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                 and n.func.id == "print"]
+        assert not calls, f"{path.relative_to(ROOT)}:{calls[0]} prints"
+        imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "argparse" not in imports, f"{path.relative_to(ROOT)} imports argparse"

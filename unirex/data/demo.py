@@ -20,14 +20,16 @@ negation and contrast, and a good rationale spans several tokens.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
 from unirex.data.eraser import write_dataset
 from unirex.fsutil import atomic_dir, file_lock
+
+log = logging.getLogger(__name__)  # a front shows it (the CLI's stderr: Python's last-resort handler)
 
 GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train": 2000, "val": 300, "test": 300}
@@ -204,8 +206,8 @@ def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: in
             return dataset_dir
         if (dataset_dir.exists() or dataset_dir.is_symlink()) and _generated_here(marker) is None:
             aside = _move_aside(dataset_dir)
-            print(f"warning: {dataset_dir} was not written by the demo generator (no demo.json); it was moved "
-                  f"to {aside} and the demo dataset is written in its place", file=sys.stderr)
+            log.warning(f"warning: {dataset_dir} was not written by the demo generator (no demo.json); it was moved "
+                        f"to {aside} and the demo dataset is written in its place")
         with atomic_dir(dataset_dir) as tmp:
             splits, documents = generate_demo_splits(spec["sizes"], seed)
             write_dataset(tmp, splits, documents)

@@ -25,7 +25,6 @@ by the next attempt). A lock file serialises two processes fetching the same dat
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import datetime as _dt
 import gzip
@@ -94,6 +93,99 @@ def _read_meta(path: Path) -> dict:
         return {}
 
 
+class _Retry(Exception):
+    """One attempt failed in a way a further attempt may mend; its message is the attempt's error."""
+
+
+class _Whole(Exception):
+    """The partial file is already whole (the server refused to resume past its end)."""
+
+
+def _request(url: str, have: int, meta: dict) -> urllib.request.Request:
+    """The GET of ``url``; with ``have`` bytes already received, a ``Range`` resume guarded by ``If-Range``."""
+    req = urllib.request.Request(url, headers={"User-Agent": "unirex-workbench", "Accept-Encoding": "identity"})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+        validator = meta.get("etag") or meta.get("last_modified")
+        if validator:
+            req.add_header("If-Range", validator)
+    return req
+
+
+def _open(url: str, have: int, meta: dict, part: Path, timeout: float):
+    """The server's answer; :class:`_Retry` for what a later attempt may mend, UnirexError for what it cannot."""
+    try:
+        return urllib.request.urlopen(_request(url, have, meta), timeout=timeout)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code == 416 and have and meta.get("total") == have:
+            raise _Whole() from None
+        if e.code == 416:
+            part.unlink(missing_ok=True)
+            raise _Retry("the server refused to resume (HTTP 416); restarting") from None
+        if e.code >= 500 or e.code in (408, 429):
+            raise _Retry(f"HTTP {e.code} {e.reason}") from None
+        raise UnirexError(f"{url}: HTTP {e.code} {e.reason}" + (
+            " (no such archive: check the dataset name and $" + ENV_BASE_URL + ")" if e.code == 404 else "")) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        error = f"cannot connect ({getattr(e, 'reason', None) or e})"
+        if isinstance(getattr(e, "reason", None), socket.gaierror):  # unknown host: retrying will not help
+            raise NetworkError(f"download of {url} failed: {error}. Check the network, or set "
+                               f"${ENV_BASE_URL} to a mirror.") from None
+        raise _Retry(error) from None
+
+
+def _span(url: str, resp, have: int, meta: dict, part: Path) -> tuple[int, int | None, str]:
+    """``(bytes kept, total bytes or None, file mode)``: a resume appends, a full answer starts from zero."""
+    if resp.status == 206 and have:
+        rng = _parse_content_range(resp.headers.get("Content-Range"))
+        if rng is None or rng[0] != have:
+            part.unlink(missing_ok=True)
+            raise _Retry(f"the server answered the resume with the wrong range ({resp.headers.get('Content-Range')})")
+        return have, (rng[1] if rng[1] is not None else meta.get("total")), "ab"
+    if resp.status == 200:  # no resume (first attempt, or the server ignores ranges): from zero
+        length = resp.headers.get("Content-Length")
+        return 0, (int(length) if length and length.isdigit() else None), "wb"
+    raise UnirexError(f"{url}: unexpected HTTP status {resp.status}")
+
+
+def _stream(resp, part: Path, mode: str, have: int, total: int | None, bar_desc: str, progress: bool,
+            on_progress: ProgressFn | None, max_bytes: int | None, too_large: Callable[[int, str], Exception]) -> None:
+    """Append the body to ``part`` (never past ``max_bytes``); :class:`_Retry` when the connection drops."""
+    from tqdm import tqdm
+
+    done = have
+    with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                                     desc=bar_desc, disable=not progress, dynamic_ncols=True, leave=False) as bar:
+        while True:
+            try:
+                chunk = resp.read(CHUNK)
+            except (OSError, http.client.HTTPException) as e:
+                raise _Retry(f"connection lost after {done} bytes ({type(e).__name__}: {e})") from None
+            if not chunk:
+                return
+            if max_bytes is not None and done + len(chunk) > max_bytes:  # never written past the limit
+                f.close()
+                raise too_large(done + len(chunk), "passed")
+            try:
+                f.write(chunk)
+            except OSError as e:
+                raise UnirexError(f"cannot write {part}: {e.strerror or e}") from None
+            done += len(chunk)
+            bar.update(len(chunk))
+            if on_progress is not None:
+                on_progress(done, total)
+
+
+def _check_size(part: Path, total: int | None) -> None:
+    size = part.stat().st_size
+    if total is not None and size < total:
+        raise _Retry(f"connection closed after {size} of {total} bytes")
+    if total is not None and size > total:
+        part.unlink()
+        raise _Retry(f"received {size} bytes where the server announced {total}; restarting")
+
+
 def download_file(url: str, dest: Path, *, progress: bool = True, retries: int = RETRIES,
                   timeout: float = TIMEOUT_S, on_progress: ProgressFn | None = None, desc: str | None = None,
                   max_bytes: int | None = None) -> Path:
@@ -104,13 +196,12 @@ def download_file(url: str, dest: Path, *, progress: bool = True, retries: int =
     refused (:class:`BadArchive`) as soon as it is known to be: from the announced length before a byte
     is written, else the moment the bytes received pass the limit; the partial file is deleted.
     """
-    from tqdm import tqdm
-
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise UnirexError(f"{url}: only http:// and https:// addresses can be downloaded (check ${ENV_BASE_URL})")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    meta_path = dest.with_name(dest.name + ".part.json")
 
     def too_large(size: int, how: str):
         part.unlink(missing_ok=True)
@@ -118,7 +209,6 @@ def download_file(url: str, dest: Path, *, progress: bool = True, retries: int =
         return BadArchive(f"{url}: refused: the archive {how} {_human(size)}, over the {_human(max_bytes)} limit for "
                           "this dataset (a wrong address or a hostile server?); nothing was kept")
 
-    meta_path = dest.with_name(dest.name + ".part.json")
     meta = _read_meta(meta_path)
     if part.exists() and meta.get("url") != url:  # unknown origin: never append to it
         part.unlink()
@@ -127,87 +217,20 @@ def download_file(url: str, dest: Path, *, progress: bool = True, retries: int =
         if attempt:
             time.sleep(min(BACKOFF_S * 2 ** (attempt - 1), 10.0))
         have = part.stat().st_size if part.exists() else 0
-        req = urllib.request.Request(url, headers={"User-Agent": "unirex-workbench", "Accept-Encoding": "identity"})
-        if have:
-            req.add_header("Range", f"bytes={have}-")
-            validator = meta.get("etag") or meta.get("last_modified")
-            if validator:
-                req.add_header("If-Range", validator)
         try:
-            resp = urllib.request.urlopen(req, timeout=timeout)
-        except urllib.error.HTTPError as e:
-            e.close()
-            if e.code == 416 and have and meta.get("total") == have:  # the partial file is already whole
-                break
-            if e.code == 416:
-                part.unlink(missing_ok=True)
-                last_error = "the server refused to resume (HTTP 416); restarting"
-                continue
-            if e.code >= 500 or e.code in (408, 429):
-                last_error = f"HTTP {e.code} {e.reason}"
-                continue
-            raise UnirexError(f"{url}: HTTP {e.code} {e.reason}" + (
-                " (no such archive: check the dataset name and $" + ENV_BASE_URL + ")" if e.code == 404 else "")) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-            last_error = f"cannot connect ({getattr(e, 'reason', None) or e})"
-            if isinstance(getattr(e, "reason", None), socket.gaierror):  # unknown host: retrying will not help
-                raise NetworkError(f"download of {url} failed: {last_error}. Check the network, or set "
-                                   f"${ENV_BASE_URL} to a mirror.") from None
-            continue
-        with resp:
-            if resp.status == 206 and have:
-                rng = _parse_content_range(resp.headers.get("Content-Range"))
-                if rng is None or rng[0] != have:
-                    part.unlink(missing_ok=True)
-                    last_error = f"the server answered the resume with the wrong range ({resp.headers.get('Content-Range')})"
-                    continue
-                total = rng[1] if rng[1] is not None else meta.get("total")
-                mode = "ab"
-            elif resp.status == 200:
-                have, mode = 0, "wb"  # no resume (first attempt, or the server ignores ranges): from zero
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-            else:
-                raise UnirexError(f"{url}: unexpected HTTP status {resp.status}")
-            if max_bytes is not None and total is not None and total > max_bytes:
-                raise too_large(total, "announces")
-            meta = {"url": url, "etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
-                    "total": total}
-            write_json_atomic(meta_path, meta)
-            done = have
-            lost = None
-            with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                             unit_divisor=1024, desc=desc or dest.name, disable=not progress,
-                                             dynamic_ncols=True, leave=False) as bar:
-                while True:
-                    try:
-                        chunk = resp.read(CHUNK)
-                    except (OSError, http.client.HTTPException) as e:
-                        lost = f"connection lost after {done} bytes ({type(e).__name__}: {e})"
-                        break
-                    if not chunk:
-                        break
-                    if max_bytes is not None and done + len(chunk) > max_bytes:  # never written past the limit
-                        f.close()
-                        raise too_large(done + len(chunk), "passed")
-                    try:
-                        f.write(chunk)
-                    except OSError as e:
-                        raise UnirexError(f"cannot write {part}: {e.strerror or e}") from None
-                    done += len(chunk)
-                    bar.update(len(chunk))
-                    if on_progress is not None:
-                        on_progress(done, total)
-            if lost:
-                last_error = lost
-                continue
-        size = part.stat().st_size
-        if total is not None and size < total:
-            last_error = f"connection closed after {size} of {total} bytes"
-            continue
-        if total is not None and size > total:
-            part.unlink()
-            last_error = f"received {size} bytes where the server announced {total}; restarting"
+            with _open(url, have, meta, part, timeout) as resp:
+                have, total, mode = _span(url, resp, have, meta, part)
+                if max_bytes is not None and total is not None and total > max_bytes:
+                    raise too_large(total, "announces")
+                meta = {"url": url, "etag": resp.headers.get("ETag"),
+                        "last_modified": resp.headers.get("Last-Modified"), "total": total}
+                write_json_atomic(meta_path, meta)
+                _stream(resp, part, mode, have, total, desc or dest.name, progress, on_progress, max_bytes, too_large)
+            _check_size(part, total)
+        except _Whole:
+            break
+        except _Retry as e:
+            last_error = str(e)
             continue
         break
     else:
@@ -479,7 +502,7 @@ def ensure_downloaded(data_dir: Path, name: str, progress: bool = True, *, sourc
                                  max_archive_bytes=max_archive_bytes)
 
 
-# --------------------------------------------------------------------------------------------- CLI
+# ------------------------------------------------------------------------------------------ summary
 def _count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
@@ -495,45 +518,5 @@ def describe(folder: Path) -> str:
     return f"{' / '.join(counts)} annotations (train / val / test), documents in {docs}"
 
 
-def _download_command(args) -> int:
-    from unirex.data.catalog import catalog_rows
-    from unirex.workspace import data_dir as default_data_dir
-
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.workspace)
-    if args.list or not args.name:
-        if not args.list:
-            raise UnirexError("name a dataset to download: " + ", ".join(CATALOG) + " (or --list)")
-        for r in catalog_rows(data_dir):
-            print(f"{r['name']:20s} {r['task_type']:16s} {r['sizes']:>26s}  {r['status']:16s} {r['pinned']:10s}  "
-                  f"{r['labels']}")
-        return 0
-    target = dataset_path(data_dir, args.name)
-    if target.exists() and not args.force:
-        print(f"{args.name}: already present at {target} (--force fetches it again)")
-        return 0
-    path = ensure_downloaded(data_dir, args.name, progress=not args.no_progress, source=args.source,
-                             force=args.force, hf_id=args.hf_id)
-    print(f"{args.name}: {describe(path)} -> {path}")
-    return 0
-
-
-def add_download_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``download-dataset NAME [--data_dir DIR] [--source eraser|hf] [--force]`` to a subparsers object."""
-    p = subparsers.add_parser(
-        "download-dataset", help="fetch an ERASER dataset (movies, multirc, esnli, ...) into the data folder",
-        description="Download, verify and unpack an ERASER dataset into <data_dir>/<NAME>. The archive base "
-                    f"address is ${ENV_BASE_URL} (default: the ERASER site).")
-    p.add_argument("name", nargs="?", metavar="NAME", help=f"catalog dataset: {', '.join(CATALOG)}")
-    p.add_argument("--data_dir", help="folder that receives <NAME>/ (default: <workspace>/data)")
-    p.add_argument("--source", choices=("eraser", "hf"), default="eraser",
-                   help="eraser: the official archive; hf: the Hugging Face copy, converted (needs `datasets`)")
-    p.add_argument("--hf_id", help="with --source hf: another Hugging Face dataset id with the same fields")
-    p.add_argument("--force", action="store_true", help="fetch again and replace an existing folder")
-    p.add_argument("--list", action="store_true", help="list the catalog and what is present locally")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_download_command)
-    return p
-
-
-__all__ = ["BadArchive", "NetworkError", "add_download_parser", "download_file", "ensure_downloaded", "fetch_archive_dataset",
+__all__ = ["BadArchive", "NetworkError", "describe", "download_file", "ensure_downloaded", "fetch_archive_dataset",
            "find_dataset_root", "check_layout", "partial_path", "SOURCE_MARKER", "dataset_lock", "safe_member_path", "unpack_archive"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import logging
 from pathlib import Path
 
 from unirex.errors import UnirexError
 from unirex.fsutil import clean_leftovers, file_lock, replace_dir
+
+log = logging.getLogger(__name__)  # a front shows it (the CLI's stderr: Python's last-resort handler)
 
 DOWNLOADS_DIRNAME = ".downloads"
 SOURCE_MARKER = ".unirex-source.json"  # written into the dataset folder: where it came from
@@ -76,7 +78,7 @@ def dataset_lock(data_dir: Path, name: str, progress: bool = True):
 
     def say():
         if progress:
-            print(f"waiting for another process that is fetching '{name}' ({lock})", file=sys.stderr)
+            log.warning(f"waiting for another process that is fetching '{name}' ({lock})")
 
     with file_lock(lock, on_wait=say):
         yield
