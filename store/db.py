@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from unirex.errors import UnirexError
-from unirex.runs import RunDir, list_runs
+from store.entities import RUN_FIELDS, IndexedRows, Run
+from unirex.runs import RunDir, RunStatus, list_runs
 
 DB_NAME = "unirex.duckdb"
 LOCK_NAME = "unirex.duckdb.lock"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER);
 CREATE TABLE IF NOT EXISTS runs (
@@ -47,18 +47,14 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, split VARCHAR, epoch INTEGER, step INTEGER, name VARCHAR, value DOUBLE, time DOUBLE
 );
-CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id VARCHAR, path VARCHAR, epoch INTEGER, monitor VARCHAR, value DOUBLE, created_at DOUBLE
-);
-CREATE TABLE IF NOT EXISTS outputs (
-    run_id VARCHAR, split VARCHAR, kind VARCHAR, path VARCHAR, rows BIGINT
-);
 CREATE TABLE IF NOT EXISTS datasets (
     dataset VARCHAR, arch VARCHAR, max_length INTEGER, tag VARCHAR, count INTEGER, summary JSON, path VARCHAR,
     PRIMARY KEY (dataset, arch, max_length, tag)
 );
 """
-RUN_TABLES = ("runs", "metrics", "checkpoints", "outputs")
+RUN_TABLES = ("runs", "metrics")
+#: tables of older schema versions that nothing read (checkpoint and output rows: the run folder answers)
+RETIRED_TABLES = ("checkpoints", "outputs")
 LOCK_TIMEOUT_S = 300.0
 
 
@@ -170,7 +166,7 @@ def _ensure_schema(con) -> None:
     con.execute(SCHEMA)
     row = con.execute("SELECT max(version) FROM schema_info").fetchone()
     if row is None or row[0] != SCHEMA_VERSION:
-        for t in (*RUN_TABLES, "datasets", "schema_info"):
+        for t in (*RUN_TABLES, *RETIRED_TABLES, "datasets", "schema_info"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
         con.execute(SCHEMA)
         con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
@@ -189,49 +185,28 @@ def run_signature(rd: RunDir) -> str:
     return "|".join(parts)
 
 
-def _run_rows(rd: RunDir):
+def _run_rows(rd: RunDir) -> IndexedRows:
     signature = run_signature(rd)  # before reading: a change while reading makes the next sync re-ingest
     meta, config, status = rd.meta(), rd.config(), rd.status()
-    st = rd.effective_status()
     started, ended = status.get("started_at"), status.get("ended_at")
-    run = (rd.run_id, st, meta.get("method"), meta.get("dataset"), meta.get("arch"), meta.get("seed"),
-           meta.get("mode"), meta.get("parent_run"), json.dumps(config), meta.get("created_at"), started, ended,
-           (ended - started) if (started and ended) else None, status.get("error"), str(rd.path), time.time(),
-           meta.get("command"), meta.get("launcher") or "local", signature)
+    run = Run(run_id=rd.run_id, status=RunStatus(rd.effective_status()), method=meta.get("method"),
+              dataset=meta.get("dataset"), arch=meta.get("arch"), seed=meta.get("seed"), mode=meta.get("mode"),
+              parent_run=meta.get("parent_run"), config=config, created_at=meta.get("created_at"),
+              started_at=started, ended_at=ended, duration_s=(ended - started) if (started and ended) else None,
+              error=status.get("error"), run_dir=str(rd.path), ingested_at=time.time(), command=meta.get("command"),
+              launcher=meta.get("launcher") or "local", signature=signature)
     metrics = [(rd.run_id, m.get("split"), m.get("epoch"), m.get("step"), m.get("name"), m.get("value"), m.get("time"))
                for m in rd.metrics()]
-    ckpts = []
-    ck = rd.checkpoint_dir / "checkpoint.json"
-    if ck.is_file():
-        try:
-            info = json.loads(ck.read_text())
-        except (OSError, json.JSONDecodeError):
-            info = {}
-        ckpts.append((rd.run_id, str(rd.checkpoint_dir), info.get("epoch"), info.get("monitor"), info.get("value"),
-                      info.get("created_at")))
-    outputs = []
-    if rd.outputs_dir.is_dir():
-        for p in sorted(rd.outputs_dir.glob("*.parquet")):
-            kind, _, split = p.stem.partition("_")
-            try:
-                rows = pl.scan_parquet(p).select(pl.len()).collect().item()
-            except Exception:  # noqa: BLE001 - a half-written or damaged file is indexed without a count
-                rows = None
-            outputs.append((rd.run_id, split, kind, str(p), rows))
-    return run, metrics, ckpts, outputs
+    return IndexedRows(run=run, metrics=metrics)
 
 
-def _write_run(con, run_id: str, rows) -> None:
-    run, metrics, ckpts, outputs = rows
+def _write_run(con, run_id: str, rows: IndexedRows) -> None:
     for t in RUN_TABLES:
         con.execute(f"DELETE FROM {t} WHERE run_id = ?", [run_id])
-    con.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run))})", list(run))
-    if metrics:
-        con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", metrics)
-    if ckpts:
-        con.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)", ckpts)
-    if outputs:
-        con.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?)", outputs)
+    con.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})",
+                rows.run.params())
+    if rows.metrics:
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", rows.metrics)
 
 
 def _delete_runs(con, run_ids) -> None:
@@ -249,7 +224,7 @@ def ingest_run(workspace: Path, run_dir: Path | RunDir) -> str:
         con.execute("BEGIN TRANSACTION")
         _write_run(con, rd.run_id, rows)
         con.execute("COMMIT")
-    return rows[0][1]
+    return rows.run.status.value
 
 
 @dataclass(frozen=True)
@@ -278,7 +253,8 @@ def sync(workspace: Path) -> SyncReport:
     workspace = Path(workspace)
     runs = list_runs(workspace / "runs")
     with connect(workspace, read_only=True) as con:
-        indexed = {r[0]: (r[1], r[2]) for r in con.execute("SELECT run_id, signature, status FROM runs").fetchall()}
+        indexed = {r["run_id"]: (r["signature"], r["status"])
+                   for r in con.sql("SELECT run_id, signature, status FROM runs").pl().iter_rows(named=True)}
     stale = _stale(workspace, runs, indexed)
     rows = [(rd.run_id, _run_rows(rd)) for rd in stale]
     present = {rd.run_id for rd in runs}
@@ -359,7 +335,7 @@ def rebuild(workspace: Path) -> int:
         with connect(tmp_ws) as con:
             for rd in runs:
                 rows = _run_rows(rd)
-                snapshot[rd.run_id] = (rows[0][-1], rows[0][1])  # signature, status
+                snapshot[rd.run_id] = (rows.run.signature, rows.run.status.value)
                 con.execute("BEGIN TRANSACTION")
                 _write_run(con, rd.run_id, rows)
                 con.execute("COMMIT")

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from store.db import connect
+from store.entities import RUN_FIELDS, Run
 
 #: the metrics shown beside each run in the runs table (final evaluation on the chosen split)
 HEADLINE_METRICS = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1")
@@ -65,11 +66,11 @@ def runs_table(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test
         return con.sql(sql, params=args).pl()
 
 
-def run_row(workspace: Path, run_id: str) -> dict | None:
-    """The indexed row of one run (the run columns and its config JSON), or None."""
+def get_run(workspace: Path, run_id: str) -> Run | None:
+    """The indexed :class:`~store.entities.Run` ``run_id`` (its config parsed), or None when it is not indexed."""
     with connect(workspace, read_only=True) as con:
-        df = con.sql(f"SELECT {', '.join(RUN_COLUMNS)}, config FROM runs WHERE run_id = ?", params=[run_id]).pl()
-    return df.row(0, named=True) if df.height else None
+        df = con.sql(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run_id = ?", params=[run_id]).pl()
+    return Run.from_row(df.row(0, named=True)) if df.height else None
 
 
 def run_metrics(workspace: Path, run_id: str) -> pl.DataFrame:
@@ -79,7 +80,7 @@ def run_metrics(workspace: Path, run_id: str) -> pl.DataFrame:
                        "ORDER BY time, split, name", params=[run_id]).pl()
 
 
-def final_metrics(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
+def final_metric_rows(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
                   names: tuple[str, ...] = ()) -> pl.DataFrame:
     """Long format: one row per (run, metric) of the runs' final evaluation on ``split``, with the run's
     method, dataset, arch and seed."""
@@ -109,15 +110,6 @@ def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test"
            f"{name_cond} WHERE {where} GROUP BY {group}, m.name ORDER BY {group}, m.name")
     with connect(workspace, read_only=True) as con:
         return con.sql(sql, params=[split, *names, *params]).pl()
-
-
-def distinct_values(workspace: Path, column: str) -> list:
-    """Distinct values of a run column (for the app's filters)."""
-    if column not in ("dataset", "method", "arch", "status", "mode", "seed"):
-        raise ValueError(f"no filter on column {column!r}")
-    with connect(workspace, read_only=True) as con:
-        rows = con.execute(f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL ORDER BY 1").fetchall()
-    return [r[0] for r in rows]
 
 
 @dataclass(frozen=True)
@@ -150,8 +142,8 @@ class IndexedRun:
 def indexed_runs(workspace: Path) -> list[IndexedRun]:
     """Every row of the runs table, by run id: a run indexed twice would appear twice."""
     with connect(workspace, read_only=True) as con:
-        rows = con.execute("SELECT run_id, status, mode FROM runs ORDER BY run_id").fetchall()
-    return [IndexedRun(run_id=r[0], status=r[1], mode=r[2]) for r in rows]
+        df = con.sql("SELECT run_id, status, mode FROM runs ORDER BY run_id").pl()
+    return [IndexedRun(**r) for r in df.iter_rows(named=True)]
 
 
 def datasets_table(workspace: Path) -> pl.DataFrame:
@@ -162,4 +154,4 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
 
 
 __all__ = ["HEADLINE_METRICS", "IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
-           "distinct_values", "final_metrics", "index_counts", "indexed_runs", "run_metrics", "run_row", "runs_table"]
+           "final_metric_rows", "get_run", "index_counts", "indexed_runs", "run_metrics", "runs_table"]

@@ -15,7 +15,7 @@ import torch
 from unirex.checkpoint import CheckpointFiles, load_checkpoint, parse_hub_ref, resolve_checkpoint
 from unirex.engine import resolve_run_config, run
 from unirex.errors import UnirexError
-from unirex.hub import check_model_card, final_metrics, push_run, reproduce_overrides
+from unirex.hub import check_model_card, push_run, reproduce_overrides
 from unirex.runs import RunDir
 
 REPO = "someone/unirex-demo-slm"
@@ -70,7 +70,7 @@ def test_card_parses_validates_offline_and_carries_the_runs_metrics(dry, trained
 
     out, _ = dry
     ws, res = trained
-    metrics = final_metrics(RunDir(res.run_dir))
+    metrics = RunDir(res.run_dir).final_metrics()
     assert set(metrics) == {"dev", "test"}
     check = check_model_card(out / "README.md", metrics)
     assert check.splits == ["dev", "test"] and check.eval_results == 14  # 7 ERASER metrics x 2 splits
@@ -371,7 +371,7 @@ def test_training_ckpt_path_evaluates_a_hub_checkpoint(dry, trained, small_demo_
                                  f"training.ckpt_path={REPO}", "training.eval_splits='dev'", "setup.eval_batch_size=16"]))
     assert ev.status == "completed" and seen and seen[0]["repo_id"] == REPO
     assert RunDir(ev.run_dir).config()["arch"] == str(out)  # the repo's task LM folder serves as the arch
-    want = final_metrics(RunDir(res.run_dir))["dev"]
+    want = RunDir(res.run_dir).final_metrics()["dev"]
     for name in ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"):
         assert ev.metrics[f"dev_{name}"] == pytest.approx(want[name], abs=1e-6), name
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from store import datasets_table, db, index_counts, indexed_runs, run_metrics, run_row
+from store import datasets_table, db, get_run, index_counts, indexed_runs, run_metrics
 from unirex.runs import RunDir, list_runs
 
 
@@ -35,7 +35,7 @@ def test_ingest_is_idempotent_and_queryable(tmp_path):
     for r in runs:
         m = run_metrics(tmp_path, r.run_id)
         assert m.filter((m["split"] == "dev") & (m["name"] == "acc"))["value"].to_list() == [0.75]
-        assert json.loads(run_row(tmp_path, r.run_id)["config"])["model"]["comp_wt"] == 0.5
+        assert get_run(tmp_path, r.run_id).config["model"]["comp_wt"] == 0.5
 
 
 def test_rebuild_recreates_database_from_run_dirs(tmp_path):
@@ -72,7 +72,7 @@ def test_two_processes_writing_and_ingesting_lose_nothing(tmp_path):
         import sys
         from pathlib import Path
         from unirex.runs import RunDir
-        from store import datasets_table, db, index_counts, indexed_runs, run_metrics, run_row
+        from store import datasets_table, db, get_run, index_counts, indexed_runs, run_metrics
         ws = Path({str(tmp_path)!r})
         for i in range(8):
             rd = RunDir.create(ws / "runs", {{"i": i}}, {{"method": "lm", "seed": i}})
@@ -129,3 +129,47 @@ def test_built_datasets_are_indexed(tmp_path, small_demo_dir):
     assert db.rebuild(tmp_path) == 0
     assert index_counts(tmp_path).datasets == 1
     assert (tmp_path / "data" / "demo" / "dev.jsonl").exists() is False and (tmp_path / "data" / "demo" / "val.jsonl").exists()
+
+
+def test_get_run_returns_a_typed_run_and_retired_tables_are_gone(tmp_path):
+    """As MLflow's store: get_run gives a Run entity (status a RunStatus, config parsed), not a row; the
+    status strings in the files and the database stay the plain strings they were."""
+    from store import Run, get_run
+    from unirex.runs import RunStatus
+
+    rd = _make_run(tmp_path, seed=3, status="failed")
+    assert db.ingest_run(tmp_path, rd) == "failed"
+    run = get_run(tmp_path, rd.run_id)
+    assert isinstance(run, Run) and run.status is RunStatus.FAILED and run.status == "failed"
+    assert run.seed == 3 and run.run_dir == str(rd.path) and isinstance(run.config, dict)
+    assert run.launcher == "local" and run.signature == db.run_signature(rd)
+    assert get_run(tmp_path, "R-none") is None
+    assert [r.status for r in indexed_runs(tmp_path)] == ["failed"]
+    assert json.loads(rd.status_path.read_text())["status"] == "failed"
+    tables = set(db.query(tmp_path, "SELECT table_name FROM information_schema.tables")["table_name"].to_list())
+    assert {"runs", "metrics", "datasets"} <= tables and not tables & {"checkpoints", "outputs"}
+
+
+def test_interrupted_is_final_for_runs_and_jobs_alike(tmp_path):
+    from unirex.runs import TERMINAL, RunStatus
+    from workbench.records import FINAL_JOB_STATES, JOB_STATES
+
+    assert set(FINAL_JOB_STATES) == set(TERMINAL) and "interrupted" in FINAL_JOB_STATES
+    assert RunStatus.INTERRUPTED.final and not RunStatus.RUNNING.final and not RunStatus.WAITING.final
+    assert set(JOB_STATES) == set(TERMINAL) | {"waiting", "running"}
+    rd = _make_run(tmp_path, status="running")
+    rd.set_status(RunStatus.INTERRUPTED, error="lost")
+    s = rd.status()
+    assert s["status"] == "interrupted" and s["ended_at"] is not None  # a final state stamps its end
+
+
+def test_one_final_metrics_shape(tmp_path):
+    from unirex.runs import flat_metrics
+
+    rd = _make_run(tmp_path)
+    rd.log_metrics({"acc": 0.5}, "dev", epoch=0)
+    rd.log_metrics({"acc": 0.75, "comp_aopc": 0.25}, "test")
+    rd.log_metrics({"acc": 0.5}, "dev")
+    final = rd.final_metrics()
+    assert list(final) == ["dev", "test"] and final["test"] == {"acc": 0.75, "comp_aopc": 0.25}
+    assert flat_metrics(final) == {"dev_acc": 0.5, "test_acc": 0.75, "test_comp_aopc": 0.25}

@@ -127,7 +127,7 @@ def test_every_split_is_evaluated_once_per_set_of_weights(trained):
     assert reused == ["dev"]  # the final dev evaluation is the best epoch's, not run again
     final = RunDir(res.run_dir).final_metrics()
     epoch0 = {m["name"]: m["value"] for m in RunDir(res.run_dir).metrics() if m["split"] == "dev" and m["epoch"] == 0}
-    assert final["dev_acc"] == epoch0["acc"] and final["dev_comp_aopc"] == epoch0["comp_aopc"]
+    assert final["dev"]["acc"] == epoch0["acc"] and final["dev"]["comp_aopc"] == epoch0["comp_aopc"]
     assert (res.run_dir / "outputs" / "eval_dev.parquet").is_file()
 
 

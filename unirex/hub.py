@@ -92,12 +92,11 @@ CARD_METRICS = (
     CardMetric("plaus_token_f1", "token_f1", "Plausibility token F1"),
     CardMetric("plaus_iou_f1", "iou_f1", "Plausibility IOU F1"),
 )
-SPLIT_ORDER = ("train", "dev", "test")
 
 
 # ------------------------------------------------------------------------------------------- records
 @dataclass(frozen=True)
-class RunSummary:
+class HubRun:
     """What the card and the export need from a run folder."""
 
     run_id: str
@@ -133,22 +132,7 @@ class CardCheck:
 
 
 # -------------------------------------------------------------------------------------- run reading
-def final_metrics(run_dir) -> dict[str, dict[str, float]]:
-    """``{split: {metric: value}}`` of a run's final evaluation: the ``metrics.jsonl`` rows without an
-    epoch (what ``engine.run`` logs after training), else ``status.json``'s ``final_metrics``."""
-    out: dict[str, dict[str, float]] = {}
-    for row in run_dir.metrics():
-        if row.get("epoch") is None and row.get("split") in SPLIT_ORDER and isinstance(row.get("value"), (int, float)):
-            out.setdefault(row["split"], {})[str(row["name"])] = float(row["value"])
-    if not out:
-        for key, value in (run_dir.status().get("final_metrics") or {}).items():
-            split, _, name = str(key).partition("_")
-            if split in SPLIT_ORDER and name and isinstance(value, (int, float)):
-                out.setdefault(split, {})[name] = float(value)
-    return {s: out[s] for s in SPLIT_ORDER if s in out}
-
-
-def summarize_run(run: str | Path, workspace: str | Path | None = None) -> RunSummary:
+def summarize_run(run: str | Path, workspace: str | Path | None = None) -> HubRun:
     """Read what a push needs from a run (id or folder); refuse a run that is not completed or has no
     checkpoint or no final metrics."""
     from unirex.checkpoint import CheckpointFiles, read_checkpoint_config, read_checkpoint_info
@@ -162,10 +146,10 @@ def summarize_run(run: str | Path, workspace: str | Path | None = None) -> RunSu
     files = CheckpointFiles.find(rd.checkpoint_dir)
     if files is None:
         raise UnirexError(f"run '{rd.run_id}' has no checkpoint: train it with save_checkpoint=True")
-    metrics = final_metrics(rd)
+    metrics = rd.final_metrics()
     if not metrics:
         raise UnirexError(f"run '{rd.run_id}' has no final metrics in {rd.path / 'metrics.jsonl'}")
-    return RunSummary(rd.run_id, rd.path, files.root, rd.meta(), read_checkpoint_config(files.root),
+    return HubRun(rd.run_id, rd.path, files.root, rd.meta(), read_checkpoint_config(files.root),
                       read_checkpoint_info(files.root), rd.status(), metrics)
 
 
@@ -281,7 +265,7 @@ def _objective_text(cfg) -> str:
     return " + ".join(parts)
 
 
-def card_eval_results(summary: RunSummary, dataset_id: str, dataset_name: str) -> list:
+def card_eval_results(summary: HubRun, dataset_id: str, dataset_name: str) -> list:
     from huggingface_hub import EvalResult
 
     results = []
@@ -296,7 +280,7 @@ def card_eval_results(summary: RunSummary, dataset_id: str, dataset_name: str) -
     return results
 
 
-def build_model_card(summary: RunSummary, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler",
+def build_model_card(summary: HubRun, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler",
                      num_choices: int | None = None):
     """The ``huggingface_hub.ModelCard`` of a run (metadata built with ``ModelCardData`` / ``EvalResult``);
     ``num_choices``: the task LM is multiple choice (its snippets use ``AutoModelForMultipleChoice``)."""
@@ -512,7 +496,7 @@ def public_config(cfg):
     return cfg
 
 
-def _write_repo(summary: RunSummary, out: Path, repo_id: str, license: str) -> list[str]:
+def _write_repo(summary: HubRun, out: Path, repo_id: str, license: str) -> list[str]:
     from transformers import AutoTokenizer
 
     from unirex.checkpoint import EXTRACTOR_FILE, HUB_DIR, CheckpointFiles
@@ -615,7 +599,7 @@ def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str
 
 
 # ------------------------------------------------------------------------------------------- the CLI
-__all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "PushResult", "RunSummary",
+__all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "HubRun", "PushResult",
            "build_model_card", "check_license", "check_model_card", "check_repo_id",
-           "export_run", "final_metrics", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
+           "export_run", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
            "summarize_run"]

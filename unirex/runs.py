@@ -7,7 +7,7 @@ spells these names):
 ``config.json``    the resolved config (the paper's dotted keys, nested)
 ``meta.json``      run id, method, dataset, arch, seed, parent run, mode, host, created time, and the
                    command line that reproduces the run (``command``: ``python -m unirex ...``)
-``status.json``    status (running / completed / failed / cancelled), pid, host, start/end,
+``status.json``    status (:class:`RunStatus`: running / completed / failed / cancelled / interrupted), pid, host, start/end,
                    heartbeat, error message, final metrics; rewritten atomically
 ``metrics.jsonl``  append-only: one ``{"time", "split", "epoch", "step", "name", "value"}`` per line
 ``events.jsonl``   append-only progress: one engine event per line (start, step with loss components
@@ -25,6 +25,7 @@ A run whose process died is seen as ``interrupted``: its status says ``running``
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import secrets
@@ -39,7 +40,38 @@ from unirex.errors import UnirexError
 from unirex.fsutil import default_dir_mode, pid_alive, tmp_prefix, write_json_atomic
 
 STALE_AFTER_S = 600.0
-TERMINAL = ("completed", "failed", "cancelled")
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run (and the job that makes it) stands. Str-valued: ``RunStatus.COMPLETED == "completed"``, and
+    ``status.json``, the store and JSON output hold the same strings as before the enum."""
+
+    WAITING = "waiting"  # a queued job whose run has not started (no run folder yet)
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its process died, its worker was lost or its cluster job ended unfinished
+    UNKNOWN = "unknown"  # a folder without a status file
+
+    @property
+    def final(self) -> bool:
+        """The run will not change any more (an interrupted run is resumed as a new run, never in place)."""
+        return self in TERMINAL
+
+
+#: the splits a final evaluation reports, in order
+FINAL_SPLITS = ("train", "dev", "test")
+
+
+def flat_metrics(final: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{split: {metric: value}}`` as ``{"<split>_<metric>": value}`` (the engine's ``RunResult.metrics``)."""
+    return {f"{split}_{name}": value for split, values in final.items() for name, value in values.items()}
+
+
+#: the final states, for runs and jobs alike: ``interrupted`` is one (every writer of it also stamps
+#: ``ended_at``, the queue's ``finish`` accepts it, and a resume makes a new run)
+TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 
 
 def _now() -> float:
@@ -176,34 +208,34 @@ class RunDir:
 
     # --- status -----------------------------------------------------------------------------------
     def status(self) -> dict:
-        return read_json(self.status_path, default={"status": "unknown"})
+        return read_json(self.status_path, default={"status": RunStatus.UNKNOWN.value})
 
     def set_status(self, status: str, **fields) -> None:
         current = read_json(self.status_path, default={}) or {}
         current.update(fields)
-        current.update(status=status, pid=os.getpid(), host=socket.gethostname(), heartbeat_at=_now())
+        current.update(status=str(status), pid=os.getpid(), host=socket.gethostname(), heartbeat_at=_now())
         if status in TERMINAL:
             current.setdefault("ended_at", _now())
         write_json_atomic(self.status_path, current)
 
     def heartbeat(self) -> None:
         s = self.status()
-        if s.get("status") == "running":
+        if s.get("status") == RunStatus.RUNNING:
             s["heartbeat_at"] = _now()
             write_json_atomic(self.status_path, s)
 
     def effective_status(self, now: float | None = None) -> str:
         """The stored status, except that a ``running`` run whose process is gone reads ``interrupted``."""
         s = self.status()
-        st = s.get("status", "unknown")
-        if st != "running":
+        st = s.get("status", RunStatus.UNKNOWN.value)
+        if st != RunStatus.RUNNING:
             return st
         now = now or _now()
         if s.get("host") == socket.gethostname() and s.get("pid") and not pid_alive(int(s["pid"])):
-            return "interrupted"
+            return RunStatus.INTERRUPTED.value
         if now - float(s.get("heartbeat_at", 0)) > STALE_AFTER_S:
-            return "interrupted"
-        return "running"
+            return RunStatus.INTERRUPTED.value
+        return RunStatus.RUNNING.value
 
     # --- metrics log ------------------------------------------------------------------------------
     def log_metrics(self, metrics: dict[str, float], split: str, epoch: int | None = None, step: int | None = None) -> None:
@@ -219,14 +251,21 @@ class RunDir:
     def metrics(self) -> list[dict]:
         return _read_jsonl(self.metrics_path)
 
-    def final_metrics(self) -> dict[str, float]:
-        """``{"<split>_<name>": value}`` of the final evaluation (rows logged without an epoch); the last
-        value wins when a split was evaluated more than once."""
-        out = {}
+    def final_metrics(self) -> dict[str, dict[str, float]]:
+        """``{split: {metric: value}}`` of the final evaluation (splits in train, dev, test order): the
+        ``metrics.jsonl`` rows without an epoch (the last value wins when a split was evaluated more than
+        once), else ``status.json``'s ``final_metrics``. The one shape of a run's final metrics
+        (:func:`flat_metrics` gives the engine's ``<split>_<name>`` keys)."""
+        out: dict[str, dict[str, float]] = {}
         for m in self.metrics():
-            if m.get("epoch") is None and m.get("split") in ("train", "dev", "test") and m.get("value") is not None:
-                out[f"{m['split']}_{m['name']}"] = m["value"]
-        return out
+            if m.get("epoch") is None and m.get("split") in FINAL_SPLITS and isinstance(m.get("value"), (int, float)):
+                out.setdefault(m["split"], {})[str(m["name"])] = float(m["value"])
+        if not out:
+            for key, value in (self.status().get("final_metrics") or {}).items():
+                split, _, name = str(key).partition("_")
+                if split in FINAL_SPLITS and name and isinstance(value, (int, float)):
+                    out.setdefault(split, {})[name] = float(value)
+        return {s: out[s] for s in FINAL_SPLITS if s in out}
 
     # --- events -----------------------------------------------------------------------------------
     def append_event(self, event: dict) -> None:

@@ -1,6 +1,6 @@
 """Comparing methods: mean and standard deviation over seeds per group, and NRG over the groups.
 
-The store returns the final metrics of the chosen runs on one split (:func:`store.final_metrics`, one
+The store returns the final metrics of the chosen runs on one split (:func:`store.final_metric_rows`, one
 query, kept in a small in-process cache while the index file does not change: :func:`runs_metrics`),
 aggregated here per group (Polars; :func:`store.aggregate` for groupings the per-run frame lacks); NRG
 (:func:`unirex.metrics.nrg`) is computed over the groups' mean metrics, so each compared method (on a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from store import RunFilter, aggregate, final_metrics
+from store import RunFilter, aggregate, final_metric_rows
 from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
@@ -63,19 +63,19 @@ def _store_stamp(workspace: Path) -> tuple:
 
 
 def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, ...]) -> pl.DataFrame:
-    """:func:`store.final_metrics` of the runs ``flt`` selects, through a small in-process cache: the final
+    """:func:`store.final_metric_rows` of the runs ``flt`` selects, through a small in-process cache: the final
     metrics of every run with ``flt``'s status are read once per state of the index (its file stamp), and
     the other filters (dataset, arch, methods, seeds, runs) are applied here, so a dashboard changing its
     filters over an unchanged store does not re-read the database. Filters on ``mode`` go to the store."""
     if flt.mode:
-        return final_metrics(workspace, flt, split=split, names=names)
+        return final_metric_rows(workspace, flt, split=split, names=names)
     key = (str(Path(workspace).resolve()), split, names, flt.status, _store_stamp(workspace))
     with _CACHE_LOCK:
         base = _CACHE.get(key)
         if base is not None:
             _CACHE.move_to_end(key)
     if base is None:
-        base = final_metrics(workspace, RunFilter(status=flt.status), split=split, names=names)
+        base = final_metric_rows(workspace, RunFilter(status=flt.status), split=split, names=names)
         with _CACHE_LOCK:
             _CACHE[key] = base
             while len(_CACHE) > _CACHE_SIZE:
@@ -144,7 +144,7 @@ def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", conven
         raise UnirexError("choose at least one run")
     spec = nrg_spec(convention)
     names = tuple(m for d in spec.values() for m in d)
-    df = final_metrics(workspace, RunFilter(run_ids=tuple(run_ids)), split=split, names=names)
+    df = final_metric_rows(workspace, RunFilter(run_ids=tuple(run_ids)), split=split, names=names)
     entries = {r: {} for r in run_ids}
     for row in df.iter_rows(named=True):
         entries[row["run_id"]][row["name"]] = row["value"]

@@ -12,9 +12,12 @@ from typing import Any
 
 import polars as pl
 
-#: job states; ``waiting`` and ``running`` are the queue, the others are final
-JOB_STATES = ("waiting", "running", "completed", "failed", "cancelled", "interrupted")
-FINAL_JOB_STATES = ("completed", "failed", "cancelled", "interrupted")
+from unirex.runs import TERMINAL, RunStatus
+
+#: job states; ``waiting`` and ``running`` are the queue, the others are final (one vocabulary with the runs':
+#: :class:`unirex.runs.RunStatus`, whose ``TERMINAL`` these final states are)
+FINAL_JOB_STATES = tuple(s.value for s in TERMINAL)
+JOB_STATES = (RunStatus.WAITING.value, RunStatus.RUNNING.value, *FINAL_JOB_STATES)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import polars as pl
 from store import HEADLINE_METRICS, RunFilter, SyncReport, db_path, ingest_all, ingest_run, rebuild, sync
 from unirex.config import expand_sweep
 from unirex.errors import UnirexError
-from unirex.runs import RunDir, new_run_id
+from unirex.runs import RunDir, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
 from workbench import datasets as _datasets
@@ -356,7 +356,7 @@ class Workbench:
         """How a finished job's run ended, read from its run folder (``run_dir`` None when it wrote none)."""
         rd = RunDir(self.runs_root / job.run_id)
         present = rd.meta_path.is_file()
-        metrics = rd.final_metrics() if present else {}
+        metrics = flat_metrics(rd.final_metrics()) if present else {}
         return RunOutcome(run_id=job.run_id, run_dir=rd.path if present else None, status=job.status,
                           metrics=metrics, split=report_split(metrics, cfg), error=job.error)
 
