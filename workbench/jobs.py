@@ -29,7 +29,7 @@ from typing import Callable
 
 from unirex.errors import UnirexError
 from unirex.fsutil import write_json_atomic
-from unirex.runs import RunDir, pid_alive
+from unirex.runs import RunDir, RunStatus, pid_alive
 from workbench.records import FINAL_JOB_STATES, Job
 
 QUEUE_DIR = "queue"
@@ -125,7 +125,7 @@ class JobQueue:
         out = []
         with self.locked():
             for i, job in enumerate(jobs):
-                job = dataclasses.replace(job, status="waiting", created_at=now + i * 1e-6)
+                job = dataclasses.replace(job, status=RunStatus.WAITING.value, created_at=now + i * 1e-6)
                 self._write(job)
                 out.append(job)
         return out
@@ -144,10 +144,10 @@ class JobQueue:
         me = _owner()
         with self.locked():
             for job in self.jobs(include_final=False):
-                if (job.status == "waiting" and job.launcher in launchers
+                if (job.status == RunStatus.WAITING and job.launcher in launchers
                         and (job_ids is None or job.job_id in job_ids)
                         and (job.owner in (None, me) or not _owner_alive(job.owner))):
-                    job = dataclasses.replace(job, status="running", started_at=time.time(), owner=me)
+                    job = dataclasses.replace(job, status=RunStatus.RUNNING.value, started_at=time.time(), owner=me)
                     self._write(job)
                     return job
         return None
@@ -157,7 +157,7 @@ class JobQueue:
         None when the job changed meanwhile (another process took it, or it ended)."""
         with self.locked():
             job = self.get(job_id)
-            if job.status != "running" or job.owner != previous_owner:
+            if job.status != RunStatus.RUNNING or job.owner != previous_owner:
                 return None
             job = dataclasses.replace(job, owner=_owner())
             self._write(job)
@@ -175,11 +175,11 @@ class JobQueue:
         sees the request within one step or evaluation batch). A finished job is an error."""
         with self.locked():
             job = self.get(job_id)
-            if job.status == "waiting":
-                job = dataclasses.replace(job, status="cancelled", ended_at=time.time())
+            if job.status == RunStatus.WAITING:
+                job = dataclasses.replace(job, status=RunStatus.CANCELLED.value, ended_at=time.time())
                 self._write(job)
                 return job
-            if job.status == "running":
+            if job.status == RunStatus.RUNNING:
                 self.cancel_marker(job_id).write_text(str(time.time()))
                 return job
         raise UnirexError(f"job {job_id} is already {job.status}")
@@ -192,11 +192,11 @@ class JobQueue:
         reads interrupted too); waiting jobs stay in the queue. Returns the waiting jobs."""
         with self.locked():
             for job in self.jobs(include_final=False):
-                if job.status == "running" and job.launcher == "local" and not _owner_alive(job.owner):
-                    self._write(dataclasses.replace(job, status="interrupted", ended_at=time.time(),
+                if job.status == RunStatus.RUNNING and job.launcher == "local" and not _owner_alive(job.owner):
+                    self._write(dataclasses.replace(job, status=RunStatus.INTERRUPTED.value, ended_at=time.time(),
                                                     error="the process running it stopped"))
                     self.cancel_marker(job.job_id).unlink(missing_ok=True)
-        return [j for j in self.jobs(include_final=False) if j.status == "waiting"]
+        return [j for j in self.jobs(include_final=False) if j.status == RunStatus.WAITING]
 
 
 class CancelToken:
@@ -286,9 +286,9 @@ class Worker:
                 status = self.runner(job, token)
                 job = self.queue.finish(job.job_id, status)
             except UnirexError as e:
-                job = self.queue.finish(job.job_id, "failed", str(e))
+                job = self.queue.finish(job.job_id, RunStatus.FAILED.value, str(e))
             except Exception as e:  # noqa: BLE001 - a failing job must not stop the worker
-                job = self.queue.finish(job.job_id, "failed", f"{type(e).__name__}: {e}")
+                job = self.queue.finish(job.job_id, RunStatus.FAILED.value, f"{type(e).__name__}: {e}")
             finally:
                 self.current = None
             self._notify(job)

@@ -56,7 +56,7 @@ class Job:
 
     @property
     def active(self) -> bool:
-        return self.status in ("waiting", "running")
+        return self.status in (RunStatus.WAITING, RunStatus.RUNNING)
 
 
 @dataclass(frozen=True)

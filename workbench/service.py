@@ -28,7 +28,7 @@ import polars as pl
 from store import HEADLINE_METRICS, RunFilter, SyncReport, db_path, ingest_all, ingest_run, rebuild, sync
 from unirex.config import expand_sweep
 from unirex.errors import UnirexError
-from unirex.runs import RunDir, flat_metrics, new_run_id
+from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
 from workbench import datasets as _datasets
@@ -273,7 +273,7 @@ class Workbench:
         job = self.jobs.cancel(job_id)
         if self.worker is not None:
             self.worker.cancel_local(job_id)
-        if job.launcher != "local" and job.status == "running":
+        if job.launcher != "local" and job.status == RunStatus.RUNNING:
             if self.dispatcher is not None and job_id in self.dispatcher.tracked:
                 self.dispatcher.cancel(job_id)
             elif not owner_alive(job.owner):
@@ -414,8 +414,8 @@ class Workbench:
         rd = RunDir(self.runs_root / run_id)
         job = self.jobs.find_by_run(run_id)
         if not rd.meta_path.is_file():
-            status = job.status if job else "unknown"
-            return Progress(run_id=run_id, status=status, phase="preparing" if status in ("waiting", "running") else "finished",
+            status = job.status if job else RunStatus.UNKNOWN.value
+            return Progress(run_id=run_id, status=status, phase="preparing" if status in (RunStatus.WAITING, RunStatus.RUNNING) else "finished",
                             message=(job.error or "") if job else "")
         return progress_from_events(run_id, rd.effective_status(), rd.events())
 
@@ -491,7 +491,7 @@ class Workbench:
         """Delete a finished run's folder and its index rows (a running or queued run cannot be deleted)."""
         rd = self._run_dir(run_id)
         job = self.jobs.find_by_run(rd.run_id)
-        if rd.effective_status() == "running" or (job is not None and job.active):
+        if rd.effective_status() == RunStatus.RUNNING or (job is not None and job.active):
             raise UnirexError(f"run {run_id} is still running or queued: cancel it first")
         shutil.rmtree(rd.path)
         self.sync()
@@ -577,7 +577,7 @@ class Workbench:
                            **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
 
     # ---------------------------------------------------------------------------------- comparing
-    def compare(self, flt: RunFilter = RunFilter(status="completed"), split: str = "test",
+    def compare(self, flt: RunFilter = RunFilter(status=RunStatus.COMPLETED.value), split: str = "test",
                 by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "paper") -> Comparison:
         """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`)."""
         return _compare.compare(self.workspace, flt, split, by, convention)
@@ -585,7 +585,7 @@ class Workbench:
     def compare_choices(self, split: str = "test") -> dict[str, list[str]]:
         """Datasets, archs and methods of the completed runs with final metrics on ``split`` (the dashboard's
         filter choices; read through the comparison's cache)."""
-        df = _compare.runs_metrics(self.workspace, RunFilter(status="completed"), split, _compare.metric_names())
+        df = _compare.runs_metrics(self.workspace, RunFilter(status=RunStatus.COMPLETED.value), split, _compare.metric_names())
         return {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None})
                 for c in ("dataset", "arch", "method")}
 
@@ -742,7 +742,7 @@ def progress_from_events(run_id: str, status: str, events: list[dict]) -> Progre
             p.update(message=ev.get("message", ""))
         elif kind == "done":
             p.update(phase="finished", message=ev.get("error") or "")
-    if status not in ("running", "unknown"):
+    if status not in (RunStatus.RUNNING, RunStatus.UNKNOWN):
         p["phase"] = "finished"
     return Progress(**p)
 
