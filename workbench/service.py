@@ -11,8 +11,13 @@
 * comparing methods over seeds with NRG: :meth:`~Workbench.compare`, :meth:`~Workbench.nrg`;
 * datasets: :meth:`~Workbench.datasets`.
 
+Datasets and sharing (exports, Hub uploads) are focused services behind the facade
+(:class:`workbench.dataset_service.DatasetService` as ``wb.data``, :class:`workbench.sharing.SharingService`
+as ``wb.sharing``); the facade keeps their method names.
+
 Runs are queued for the background worker (:mod:`workbench.jobs`) when ``start_worker`` is set (the app);
-the CLI runs its own commands in the foreground and uses this facade for everything else.
+the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_here` and
+:meth:`~Workbench.run_here`, which make and index a run the same way the worker does.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from workbench import compare as _compare
 from workbench import datasets as _datasets
 from workbench.checkpoints import CheckpointCache
 from workbench.curves import CurveReader
+from workbench.dataset_service import DatasetService
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
 from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
                                ExportedFile, Job, MethodPreset, PlannedRun, Progress, RunCurves, RunDetail,
                                RunOutcome, RunSummary, SettingsCheck)
-from workbench.safety import PathPolicy, check_name, inside, redact
+from workbench.safety import PathPolicy, check_name, redact
+from workbench.sharing import SharingService
 from workbench.sweeps import comma_lists
 
 # LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
@@ -96,6 +103,8 @@ class Workbench:
         self.jobs = JobQueue(self.workspace)
         self.checkpoints = CheckpointCache(self.runs_root)
         self.curve_reader = CurveReader(self.runs_root)
+        self.data = DatasetService(self.workspace, self.policy)
+        self.sharing = SharingService(self.workspace, self.policy, self._run_dir, self._workspace_arg)
         self.worker: Worker | None = None
         self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
         if start_worker:
@@ -108,7 +117,7 @@ class Workbench:
     @property
     def exports_dir(self) -> Path:
         """``<workspace>/exports``: files written for the user to download (tables, ERASER results)."""
-        return self.workspace / "exports"
+        return self.sharing.exports_dir
 
     def public_message(self, error: BaseException | str) -> str:
         """An error's message with server paths outside the workspace removed (what a front may show)."""
@@ -518,44 +527,7 @@ class Workbench:
         return self.evaluate(run_id, ("dev",), ["model.measure_attrs_runtime=True"])
 
     def _needs_checkpoint(self, run_id: str) -> None:
-        rd = self._run_dir(run_id)
-        if not rd.has_checkpoint():
-            raise UnirexError(f"run {run_id} has no checkpoint (train it with save_checkpoint=True)")
-
-    def export_eraser(self, run_id: str, split: str, out: Path | None = None) -> Path:
-        """ERASER results file of a run's saved evaluation on ``split`` (default: in its ``outputs/``)."""
-        from unirex.export import export_eraser
-
-        rd = self._run_dir(run_id)
-        out = self.policy.path(out, "output file") if out else rd.outputs_dir / f"{split}_decoded.jsonl"
-        export_eraser(str(rd.path), split, out, workspace=str(self.workspace))
-        return out
-
-    def push(self, run_id: str, repo_id: str, private: bool = False, revision: str | None = None,
-             license: str | None = None, dry_run_dir: str | Path | None = None, api=None):
-        """Upload a run's checkpoint to the Hugging Face Hub as a model repo with a model card
-        (:func:`unirex.hub.push_run`); ``dry_run_dir`` writes the folder that would be uploaded instead.
-        The token comes from ``HF_TOKEN`` or the cached login and is never stored. Unconfined (the CLI, a user's
-        own shell) ``run_id`` may also be a run folder and the dry run may go anywhere the user asks."""
-        from unirex.hub import push_run
-
-        if not self.policy.confine:
-            return push_run(run_id, repo_id, private=private, revision=revision, license=license,
-                            dry_run_dir=dry_run_dir, workspace=self._workspace_arg, api=api)
-        rd = self._run_dir(run_id)
-        self._needs_checkpoint(run_id)
-        if dry_run_dir is not None:
-            dry_run_dir = self.inside_workspace(dry_run_dir, "the dry-run folder")
-        return push_run(str(rd.path), repo_id, private=private, revision=revision, license=license,
-                        dry_run_dir=dry_run_dir, workspace=self.workspace, api=api)
-
-    def inside_workspace(self, path: str | Path, what: str = "path") -> Path:
-        """``path`` resolved (relative paths against the workspace); refused when it leaves the workspace."""
-        p = Path(path).expanduser()
-        p = (p if p.is_absolute() else self.workspace / p).resolve()
-        if not inside(p, self.workspace):
-            raise UnirexError(f"{what} '{path!s}' is outside the workspace; give a folder inside it")
-        return p
+        self.sharing.needs_checkpoint(run_id)
 
     # --------------------------------------------------------------------------------- explaining
     def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
@@ -612,107 +584,66 @@ class Workbench:
         return [_datasets.example(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split, i)
                 for i in range(min(n, n_rows))]
 
-    # ------------------------------------------------------------------------------ sharing, exports
-    def export_comparison(self, cmp: Comparison, fmt: str = "csv") -> ExportedFile:
-        """Write a comparison table as CSV or Parquet into ``<workspace>/exports`` (seeds as "0,1,2" in CSV)."""
-        import polars as pl
+    # ------------------------------------------------------------ sharing (workbench.sharing)
+    def export_eraser(self, run_id: str, split: str, out: Path | None = None) -> Path:
+        return self.sharing.export_eraser(run_id, split, out)
 
-        if fmt not in ("csv", "parquet"):
-            raise UnirexError(f"export format '{fmt}' is not csv or parquet")
-        if cmp.table.height == 0:
-            raise UnirexError("nothing to export: no runs match the filters")
-        self.exports_dir.mkdir(parents=True, exist_ok=True)
-        path = self.exports_dir / f"compare-{cmp.split}-{time.strftime('%Y%m%d-%H%M%S')}-{new_job_id()[-6:]}.{fmt}"
-        df = cmp.table
-        if fmt == "csv":
-            df.with_columns(pl.col("seeds").list.eval(pl.element().cast(pl.Utf8)).list.join(",")).write_csv(path)
-        else:
-            df.write_parquet(path)
-        return ExportedFile(path=path, rows=df.height, description=f"{df.height} rows, {cmp.split} split")
+    def push(self, run_id: str, repo_id: str, private: bool = False, revision: str | None = None,
+             license: str | None = None, dry_run_dir: str | Path | None = None, api=None):
+        return self.sharing.push(run_id, repo_id, private, revision, license, dry_run_dir, api)
+
+    def inside_workspace(self, path: str | Path, what: str = "path") -> Path:
+        return self.sharing.inside_workspace(path, what)
+
+    def export_comparison(self, cmp: Comparison, fmt: str = "csv") -> ExportedFile:
+        return self.sharing.export_comparison(cmp, fmt)
 
     def export_eraser_file(self, run_id: str, split: str) -> ExportedFile:
-        """A run's ERASER results on ``split`` as a new file in ``<workspace>/exports`` (for a download)."""
-        rd = self._run_dir(run_id)
-        self.exports_dir.mkdir(parents=True, exist_ok=True)
-        out = self.exports_dir / f"{rd.run_id}-{split}_decoded-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-        self.export_eraser(rd.run_id, split, out)
-        rows = sum(1 for line in out.read_text().splitlines() if line.strip())
-        return ExportedFile(path=out, rows=rows, description=f"ERASER results of {rd.run_id} on {split}: {rows} lines")
+        return self.sharing.export_eraser_file(run_id, split)
 
-    # ---------------------------------------------------------------------------------- datasets
+    # ------------------------------------------------------- datasets (workbench.dataset_service)
     def dataset_names(self) -> list[str]:
-        return _datasets.dataset_names(self.policy)
+        return self.data.dataset_names()
 
     def dataset_summaries(self, name: str) -> list[DatasetSummary]:
-        """The splits of ``name`` already built (every arch and max length), without building."""
-        return _datasets.built_summaries(self.policy, name)
+        return self.data.dataset_summaries(name)
 
     def build_dataset(self, name: str, arch: str = "default", max_length: int | None = None,
                       on_progress=None) -> list[DatasetSummary]:
-        """Build (or reuse) train, dev and test of ``name`` for ``arch`` (the demo is generated, a catalog
-        dataset downloaded, on first use)."""
-        out = _datasets.build(self.policy, name, arch, max_length, on_progress)
-        try:
-            from store import ingest_datasets
-
-            ingest_datasets(self.workspace)
-        except UnirexError:
-            pass  # the index catches up at the next call
-        return out
+        return self.data.build_dataset(name, arch, max_length, on_progress)
 
     def prepare_dataset(self, name: str, data_dir: str | Path | None = None) -> Path:
-        """The ERASER folder of ``name`` (generated or downloaded on first use), before :meth:`build_split`."""
-        return _datasets.prepare(self.policy, name, None if data_dir is None else Path(data_dir))
+        return self.data.prepare_dataset(name, data_dir)
 
     def build_split(self, name: str, split: str, arch: str = "default", max_length: int | None = None,
                     num_train: int | None = None, num_train_seed: int = 0, force: bool = False,
                     data_dir: str | Path | None = None) -> DatasetSummary:
-        """Build (or reuse) one split of ``name`` (``num_train``: a subsample of train) in ``data_dir`` (default
-        the workspace's ``data/``; a confined workbench keeps it inside the workspace), once
-        :meth:`prepare_dataset` has made its source. Not indexed in the store: the CLI's ``build-dataset`` may
-        build anywhere."""
-        return _datasets.build_one(self.policy, name, split, arch, max_length, num_train, num_train_seed, force,
-                                   None if data_dir is None else Path(data_dir))
+        return self.data.build_split(name, split, arch, max_length, num_train, num_train_seed, force, data_dir)
 
     def find_examples(self, name: str, arch: str, max_length: int | None, split: str, label: str | None = None,
                       has_rationale: bool | None = None, truncated: bool | None = None) -> list[int]:
-        """Rows of a built split matching the example browser's filter."""
-        return _datasets.find_examples(self.policy, name, arch, max_length, split, label, has_rationale, truncated)
+        return self.data.find_examples(name, arch, max_length, split, label, has_rationale, truncated)
 
     def example(self, name: str, arch: str, max_length: int | None, split: str, index: int) -> DatasetExample:
-        return _datasets.example(self.policy, name, arch, max_length, split, index)
+        return self.data.example(name, arch, max_length, split, index)
 
     def dataset_labels(self, name: str, arch: str, max_length: int | None, split: str) -> list[str]:
-        return _datasets.labels_of(self.policy, name, arch, max_length, split)
+        return self.data.dataset_labels(name, arch, max_length, split)
 
     def upload_dataset(self, archive: str | Path, name: str | None = None) -> tuple[str, Path, str]:
-        """Unpack an uploaded ``.zip`` / ``.tar.gz`` ERASER folder safely into ``data/<name>``."""
-        return _datasets.upload(self.policy, Path(archive), name)
+        return self.data.upload_dataset(archive, name)
 
     def catalog(self) -> list[CatalogRow]:
-        return _datasets.catalog(self.policy)
+        return self.data.catalog()
 
     def check_archive_sizes(self) -> tuple[list[CatalogRow], list[str]]:
-        return _datasets.check_archive_sizes(self.policy)
+        return self.data.check_archive_sizes()
 
     def download_dataset(self, name: str, source: str = "eraser", on_progress=None) -> Path:
-        return _datasets.download(self.policy, name, source, on_progress)
+        return self.data.download_dataset(name, source, on_progress)
 
     def datasets(self) -> list[DatasetSummary]:
-        """The built dataset splits of the workspace (indexed from ``data/``)."""
-        from store import datasets_table, ingest_datasets
-
-        ingest_datasets(self.workspace)
-        out = []
-        for row in datasets_table(self.workspace).iter_rows(named=True):
-            s = json.loads(row["summary"]) if row["summary"] else {}
-            out.append(DatasetSummary(
-                dataset=row["dataset"], split=row["tag"], arch=row["arch"], max_length=row["max_length"],
-                count=row["count"], labels=list(s.get("labels") or []),
-                label_distribution=dict(s.get("label_distribution") or {}), truncated=int(s.get("truncated") or 0),
-                mean_subwords=float(s.get("mean_subwords") or 0.0), with_rationale=int(s.get("with_rationale") or 0),
-                rationale_coverage=s.get("rationale_coverage_word"), path=Path(row["path"])))
-        return out
+        return self.data.datasets()
 
 
 def _summary(row: dict, split: str) -> RunSummary:
