@@ -13,7 +13,8 @@
 
 Datasets and sharing (exports, Hub uploads) are focused services behind the facade
 (:class:`workbench.dataset_service.DatasetService` as ``wb.data``, :class:`workbench.sharing.SharingService`
-as ``wb.sharing``); the facade keeps their method names.
+as ``wb.sharing``), and so is explaining (:class:`workbench.explain_service.ExplainService` as
+``wb.explainer``); the facade keeps their method names.
 
 Runs are queued for the background worker (:mod:`workbench.jobs`) when ``start_worker`` is set (the app);
 the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_here` and
@@ -22,10 +23,8 @@ the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_h
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
-import time
 from pathlib import Path
 
 import polars as pl
@@ -36,10 +35,10 @@ from unirex.errors import UnirexError
 from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
-from workbench import datasets as _datasets
 from workbench.checkpoints import CheckpointCache
 from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
+from workbench.explain_service import ExplainService
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
 from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
@@ -104,6 +103,7 @@ class Workbench:
         self.checkpoints = CheckpointCache(self.runs_root)
         self.curve_reader = CurveReader(self.runs_root)
         self.data = DatasetService(self.workspace, self.policy)
+        self.explainer = ExplainService(self.policy, self.checkpoints, lambda: self.runs(limit=None))
         self.sharing = SharingService(self.workspace, self.policy, self._run_dir, self._workspace_arg)
         self.worker: Worker | None = None
         self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
@@ -249,18 +249,13 @@ class Workbench:
 
     @staticmethod
     def extractors() -> tuple[str, ...]:
-        """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``): the
-        registry's post-hoc specs, plugins' included."""
-        from unirex.inference import post_hoc_extractors
-
-        return post_hoc_extractors()
+        """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``)."""
+        return ExplainService.extractors()
 
     @staticmethod
     def max_text_chars() -> int:
         """The longest text :meth:`explain` accepts (characters over the documents and the query)."""
-        from unirex.inference import MAX_TEXT_CHARS
-
-        return int(MAX_TEXT_CHARS)
+        return ExplainService.max_text_chars()
 
     @staticmethod
     def conventions() -> tuple[str, ...]:
@@ -529,24 +524,16 @@ class Workbench:
     def _needs_checkpoint(self, run_id: str) -> None:
         self.sharing.needs_checkpoint(run_id)
 
-    # --------------------------------------------------------------------------------- explaining
+    # ---------------------------------------------------------- explaining (workbench.explain_service)
     def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
                 top_k: float = 10.0, second_text: str | None = None) -> Explanation:
-        """Explain ``text`` with a checkpoint (run id, folder or Hub id). ``extractor``: ``None``/``own`` (the
-        checkpoint's own) or one of :meth:`extractors` (``input-x-gradient``, ... plugins' too) on its task LM.
-        ``second_text`` is the second document of two-document tasks (e-SNLI's hypothesis)."""
-        from unirex.inference import explain_text
+        return self.explainer.explain(checkpoint, text, query, extractor, top_k, second_text)
 
-        t0 = time.perf_counter()
-        checkpoint = self.policy.checkpoint(checkpoint)
-        ck = self.checkpoints.get(checkpoint)
-        docs = [text] + ([second_text] if second_text and second_text.strip() else [])
-        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
-        with ck.lock:
-            ex = explain_text(ck.model, ck.tokenizer, docs, labels, ck.max_length, query=query or "",
-                              extractor=extractor, top_k=top_k)
-        return Explanation(checkpoint=str(checkpoint), run_id=ck.run_id, seconds=time.perf_counter() - t0,
-                           **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
+    def checkpoint_runs(self) -> list[RunSummary]:
+        return self.explainer.checkpoint_runs()
+
+    def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
+        return self.explainer.checkpoint_examples(checkpoint, split, n)
 
     # ---------------------------------------------------------------------------------- comparing
     def compare(self, flt: RunFilter = RunFilter(status=RunStatus.COMPLETED.value), split: str = "test",
@@ -564,25 +551,6 @@ class Workbench:
     def nrg(self, run_ids: list[str], split: str = "test", convention: str = "paper"):
         """NRG over a chosen set of runs (each run its own entry)."""
         return _compare.nrg_of_runs(self.workspace, run_ids, split, convention)
-
-    # ------------------------------------------------------------------------- runs with checkpoints
-    def checkpoint_runs(self) -> list[RunSummary]:
-        """Runs of the workspace that have a checkpoint (newest first): what Explain can load."""
-        return [r for r in self.runs(limit=None) if RunDir(self.runs_root / r.run_id).has_checkpoint()]
-
-    def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
-        """The first ``n`` examples of the split a checkpoint's dataset has, built for its arch and max length
-        (for trying a checkpoint on data it was made for, with the gold rationale)."""
-        from unirex.config import from_dict
-
-        ref = self.policy.checkpoint(checkpoint)
-        folder = self.checkpoints.resolve(ref)
-        cfg = from_dict(json.loads((folder / "config.json").read_text()), validate=False)
-        if cfg.data_dir and Path(cfg.data_dir).resolve() != self.data_dir.resolve():
-            raise UnirexError(f"checkpoint '{checkpoint}' was trained on data outside this workspace's data folder")
-        n_rows = len(_datasets.find_examples(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split))
-        return [_datasets.example(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split, i)
-                for i in range(min(n, n_rows))]
 
     # ------------------------------------------------------------ sharing (workbench.sharing)
     def export_eraser(self, run_id: str, split: str, out: Path | None = None) -> Path:

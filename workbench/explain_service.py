@@ -1,0 +1,79 @@
+"""Explaining behind the workbench facade: typed text explained with a checkpoint (loaded checkpoints are
+cached, :mod:`workbench.checkpoints`), the runs Explain can load and the examples a checkpoint was made for."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from unirex.config import from_dict
+from unirex.errors import UnirexError
+from unirex.runs import RunDir
+from workbench import datasets as _datasets
+from workbench.checkpoints import CheckpointCache
+from workbench.records import DatasetExample, Explanation, RunSummary
+from workbench.safety import PathPolicy
+
+
+class ExplainService:
+    """Explaining with the checkpoints of one workspace (the facade's explain methods call these).
+
+    ``runs`` lists the workspace's runs (the facade's :meth:`~workbench.Workbench.runs`, newest first)."""
+
+    def __init__(self, policy: PathPolicy, checkpoints: CheckpointCache, runs: Callable[[], list[RunSummary]]):
+        self.policy, self.checkpoints, self._runs = policy, checkpoints, runs
+
+    @staticmethod
+    def extractors() -> tuple[str, ...]:
+        """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``): the
+        registry's post-hoc specs, plugins' included."""
+        from unirex.inference import post_hoc_extractors
+
+        return post_hoc_extractors()
+
+    @staticmethod
+    def max_text_chars() -> int:
+        """The longest text :meth:`explain` accepts (characters over the documents and the query)."""
+        from unirex.inference import MAX_TEXT_CHARS
+
+        return int(MAX_TEXT_CHARS)
+
+    def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
+                top_k: float = 10.0, second_text: str | None = None) -> Explanation:
+        """Explain ``text`` with a checkpoint (run id, folder or Hub id). ``extractor``: ``None``/``own`` (the
+        checkpoint's own) or one of :meth:`extractors` (``input-x-gradient``, ... plugins' too) on its task LM.
+        ``second_text`` is the second document of two-document tasks (e-SNLI's hypothesis)."""
+        from unirex.inference import explain_text  # the model code (and torch) load when a text is explained
+
+        t0 = time.perf_counter()
+        checkpoint = self.policy.checkpoint(checkpoint)
+        ck = self.checkpoints.get(checkpoint)
+        docs = [text] + ([second_text] if second_text and second_text.strip() else [])
+        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
+        with ck.lock:
+            ex = explain_text(ck.model, ck.tokenizer, docs, labels, ck.max_length, query=query or "",
+                              extractor=extractor, top_k=top_k)
+        return Explanation(checkpoint=str(checkpoint), run_id=ck.run_id, seconds=time.perf_counter() - t0,
+                           **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
+
+    def checkpoint_runs(self) -> list[RunSummary]:
+        """Runs of the workspace that have a checkpoint (newest first): what Explain can load."""
+        return [r for r in self._runs() if RunDir(self.policy.workspace / "runs" / r.run_id).has_checkpoint()]
+
+    def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
+        """The first ``n`` examples of the split a checkpoint's dataset has, built for its arch and max length
+        (for trying a checkpoint on data it was made for, with the gold rationale)."""
+        ref = self.policy.checkpoint(checkpoint)
+        folder = self.checkpoints.resolve(ref)
+        cfg = from_dict(json.loads((folder / "config.json").read_text()), validate=False)
+        if cfg.data_dir and Path(cfg.data_dir).resolve() != self.policy.data_dir.resolve():
+            raise UnirexError(f"checkpoint '{checkpoint}' was trained on data outside this workspace's data folder")
+        n_rows = len(_datasets.find_examples(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split))
+        return [_datasets.example(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split, i)
+                for i in range(min(n, n_rows))]
+
+
+__all__ = ["ExplainService"]
