@@ -328,3 +328,18 @@ def test_the_core_never_prints_nor_parses_arguments():
         assert not calls, f"{path.relative_to(ROOT)}:{calls[0]} prints"
         imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert "argparse" not in imports, f"{path.relative_to(ROOT)} imports argparse"
+
+
+def test_plan_here_resolves_every_run_before_any_starts(tmp_path, common):
+    """The CLI's foreground path: Workbench.plan_here resolves each combination (an error in any one comes
+    before compute) and records the command line each run reproduces with; no queue folder is made."""
+    from workbench import PlannedRun
+
+    wb = Workbench(tmp_path)
+    planned = wb.plan_here([*common, "debug=True", "seed=0,1"], sweep=True)
+    assert [p.overrides[-1] for p in planned] == ["seed=0", "seed=1"] and all(isinstance(p, PlannedRun) for p in planned)
+    assert [p.config.seed for p in planned] == [0, 1] and str(planned[0].config.workspace) == str(tmp_path)
+    assert planned[1].command.startswith("python -m unirex ") and planned[1].command.endswith("seed=1")
+    with pytest.raises(UnirexError, match="unknown config key"):
+        wb.plan_here([*common, "model.comp_wieght=0.5,1.0"], sweep=True)
+    assert not (tmp_path / "queue").exists() and not (tmp_path / "runs").exists()
