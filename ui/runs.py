@@ -11,9 +11,10 @@ import gradio as gr
 
 from ui import figures
 from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, md
-from workbench import RunFilter, Workbench
+from workbench import JOB_STATES, RunFilter, Workbench
 
-STATUSES = ["any", "running", "completed", "failed", "cancelled", "interrupted"]
+#: the status filter's choices: a run's states (one vocabulary with the jobs', :class:`unirex.runs.RunStatus`)
+STATUSES = ["any", *(s for s in JOB_STATES if s != "waiting")]
 SHOWN = 1000  # newest runs the table shows (the filters narrow it down)
 TABLE_HEADERS = ["run", "status", "method", "dataset", "arch", "seed", "mode", "acc", "macro F1", "comp AOPC ↑",
                  "suff AOPC ↓", "AUPRC", "token F1", "duration", "created"]
