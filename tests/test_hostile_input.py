@@ -418,6 +418,29 @@ def test_a_users_own_data_demo_is_moved_aside_not_deleted(tmp_path, caplog):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".downloads"]  # only the lock
 
 
+@pytest.mark.parametrize("name, marker", [("demo", "demo.json"), ("demo_nli", "demo_nli.json")])
+def test_an_older_generator_version_with_a_users_file_is_moved_aside_not_regenerated(tmp_path, caplog, name, marker):
+    """``data=demo`` over a folder whose marker says generator version 0 (not one this code writes) and
+    that holds the user's own files: nothing is deleted; the folder is moved aside and the message says where."""
+    data = tmp_path / "data"
+    folder = small_dataset(data, name=name)
+    (folder / marker).write_text(json.dumps({"generator": "demo_nli", "generator_version": 0} if name == "demo_nli"
+                                            else {"generator_version": 0, "sizes": {}, "seed": 0}))
+    (folder / "docs" / "mine").write_text("my own document\n")
+    before = tree(folder)
+    ensure_source(data, name)
+    err = caplog.text  # the core logs the warning (the CLI's stderr shows it)
+    aside = [p for p in data.iterdir() if p.name.startswith(f"{name}.user-")]
+    assert len(aside) == 1 and tree(aside[0]) == before  # the user's file and every other byte kept
+    assert (aside[0] / "docs" / "mine").read_text() == "my own document\n"
+    assert str(aside[0]) in err and "not of this generator's version" in err
+    assert json.loads((folder / marker).read_text())["generator_version"] >= 1  # the demo is written in its place
+    caplog.clear()
+    ensure_source(data, name)  # ours now: kept, nothing more moved, no message
+    assert len([p for p in data.iterdir() if p.name.startswith(f"{name}.user-")]) == 1
+    assert caplog.text == ""
+
+
 def test_tokenising_a_prefix_gives_the_input_the_whole_documents_give(bundled_tokenizer, monkeypatch):
     """The build hands the tokenizer only the words that can reach the input; over random documents
     (one or two, with words that make no subword), queries (none, short, longer than the input: the

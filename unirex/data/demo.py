@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from unirex.data.eraser import write_dataset
@@ -157,8 +158,8 @@ def generate_demo_splits(sizes: dict[str, int] | None = None, seed: int = 0):
     return splits, documents
 
 
-def _generated_here(marker: Path) -> dict | None:
-    """The spec in a demo folder's ``demo.json``, or None when the folder was not written by this generator."""
+def _marker_spec(marker: Path) -> dict | None:
+    """The spec a generator wrote to ``marker`` (a JSON object with ``generator_version``), or None."""
     try:
         found = json.loads(marker.read_text())
     except (OSError, ValueError):
@@ -178,25 +179,28 @@ def _move_aside(folder: Path) -> Path:
     return aside
 
 
-def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """Write the demo dataset to ``dataset_dir`` unless an identical one is already there (with no
-    ``sizes`` given, any demo of this generator version is kept, whatever its sizes).
+def ensure_generated(dataset_dir: Path, marker_name: str, spec: dict, keep_any_size: bool,
+                     write: Callable[[Path], None], prefix: str | None = None) -> Path:
+    """Write a generated dataset to ``dataset_dir`` (``write(tmp)`` fills a temporary folder, which then
+    replaces ``dataset_dir``) unless the one there has ``spec`` in its ``marker_name`` (or, with
+    ``keep_any_size``, any spec of this generator and version).
 
-    Written to a temporary folder beside the target and swapped in at the end, so a crash never leaves a
-    half-written dataset; processes that ask at the same time wait for one another (a lock file in
-    ``<data_dir>/.downloads/``). A demo written by another generator version is replaced; a folder the
-    generator did not write (no ``demo.json``: the user's own data) is never deleted: it is moved aside to
-    ``<name>.user-<time>`` with a message on stderr, and the demo is written in its place.
+    Only a folder this generator wrote, of the version it writes now, is ever replaced. Anything else
+    (no marker, an unreadable one, another generator's, another version's: the user's own data, or a
+    folder someone edited) is moved aside to ``<name>.user-<time>`` with a warning (logging) saying
+    where, and never deleted. Processes that ask at the same time wait for one another (a lock file in
+    ``<data_dir>/.downloads/``).
     """
     dataset_dir = Path(dataset_dir)
-    spec = {"generator_version": GENERATOR_VERSION, "sizes": {**DEFAULT_SIZES, **(sizes or {})}, "seed": seed}
-    marker = dataset_dir / "demo.json"
+    marker = dataset_dir / marker_name
+
+    def ours() -> bool:  # this generator, this version
+        found = _marker_spec(marker)
+        return (found is not None and found.get("generator_version") == spec["generator_version"]
+                and found.get("generator") == spec.get("generator"))
 
     def current() -> bool:
-        found = _generated_here(marker)
-        # same spec, or no spec asked for and one from this generator version is there: keep it
-        return found is not None and (found == spec or (sizes is None and seed == 0
-                                                        and found.get("generator_version") == GENERATOR_VERSION))
+        return ours() and (_marker_spec(marker) == spec or keep_any_size)
 
     if dataset_dir.is_dir() and current():
         return dataset_dir
@@ -204,12 +208,33 @@ def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: in
     with file_lock(lock):
         if dataset_dir.is_dir() and current():  # another process wrote it while we waited
             return dataset_dir
-        if (dataset_dir.exists() or dataset_dir.is_symlink()) and _generated_here(marker) is None:
+        if (dataset_dir.exists() or dataset_dir.is_symlink()) and not (dataset_dir.is_dir() and ours()):
+            found = _marker_spec(marker) if dataset_dir.is_dir() else None
+            why = (f"no {marker_name}" if found is None
+                   else f"its {marker_name} is not of this generator's version {spec['generator_version']}")
             aside = _move_aside(dataset_dir)
-            log.warning(f"warning: {dataset_dir} was not written by the demo generator (no demo.json); it was moved "
+            log.warning(f"warning: {dataset_dir} was not written by the demo generator ({why}); it was moved "
                         f"to {aside} and the demo dataset is written in its place")
-        with atomic_dir(dataset_dir) as tmp:
-            splits, documents = generate_demo_splits(spec["sizes"], seed)
-            write_dataset(tmp, splits, documents)
-            (tmp / "demo.json").write_text(json.dumps(spec))
+        with atomic_dir(dataset_dir, prefix=prefix) as tmp:
+            write(tmp)
+            (tmp / marker_name).write_text(json.dumps(spec))
     return dataset_dir
+
+
+def ensure_demo(dataset_dir: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """Write the demo dataset to ``dataset_dir`` unless an identical one is already there (with no
+    ``sizes`` given, any demo of this generator version is kept, whatever its sizes).
+
+    Written to a temporary folder beside the target and swapped in at the end, so a crash never leaves a
+    half-written dataset; see :func:`ensure_generated` for what happens to a folder that is there: only
+    a demo of this generator version is replaced; anything else (the user's own data, a demo of another
+    version) is moved aside to ``<name>.user-<time>`` with a warning (logging), never deleted.
+    """
+    spec = {"generator_version": GENERATOR_VERSION, "sizes": {**DEFAULT_SIZES, **(sizes or {})}, "seed": seed}
+
+    def write(tmp: Path) -> None:
+        write_dataset(tmp, *generate_demo_splits(spec["sizes"], seed))
+
+    return ensure_generated(dataset_dir, "demo.json", spec, sizes is None and seed == 0, write)
+
+

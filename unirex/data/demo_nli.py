@@ -37,12 +37,11 @@ has to be learned from the pair, not from word identity.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
+from unirex.data.demo import ensure_generated
 from unirex.data.eraser import write_dataset
-from unirex.fsutil import atomic_dir
 
 GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train": 3000, "val": 300, "test": 300}
@@ -200,24 +199,17 @@ def ensure_demo_nli(dataset_dir: Path, sizes: dict[str, int] | None = None, seed
     given, any NLI demo of this generator version is kept, whatever its sizes).
 
     Written to a temporary folder beside the target and renamed at the end, so a crash never leaves a
-    half-written dataset.
+    half-written dataset; a folder there that is not an NLI demo of this generator version (the user's
+    own data) is moved aside with a message, never deleted (:func:`unirex.data.demo.ensure_generated`).
     """
-    dataset_dir = Path(dataset_dir)
     spec = {"generator": "demo_nli", "generator_version": GENERATOR_VERSION,
             "sizes": {**DEFAULT_SIZES, **(sizes or {})}, "seed": seed}
-    marker = dataset_dir / "demo_nli.json"
-    if marker.is_file():
-        try:
-            found = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            found = {}
-        if found == spec or (sizes is None and seed == 0 and found.get("generator_version") == GENERATOR_VERSION):
-            return dataset_dir
-    with atomic_dir(dataset_dir, prefix=".demo_nli-") as tmp:
-        splits, documents = generate_nli_splits(spec["sizes"], seed)
-        write_dataset(tmp, splits, documents)
-        (tmp / "demo_nli.json").write_text(json.dumps(spec))
-    return dataset_dir
+
+    def write(tmp: Path) -> None:
+        write_dataset(tmp, *generate_nli_splits(spec["sizes"], seed))
+
+    return ensure_generated(dataset_dir, "demo_nli.json", spec, sizes is None and seed == 0, write,
+                            prefix=".demo_nli-")
 
 
 __all__ = ["DEFAULT_SIZES", "GENERATOR_VERSION", "LABELS", "ensure_demo_nli", "generate_nli_splits", "generate_pair"]
