@@ -86,6 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path in srv.streams:
             self._stream(*srv.streams[self.path])
             return
+        if self.path in srv.redirects:
+            self.send_response(302)
+            self.send_header("Location", srv.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = srv.files.get(self.path)
         if data is None:
             self.send_error(404, "Not Found")
@@ -145,6 +151,7 @@ class LoopbackServer:
         self.drops: dict[str, list[int]] = {}  # path -> bytes to send before dropping, one per request
         self.streams: dict[str, tuple[int, bool]] = {}  # path -> (bytes to stream, announce the length)
         self.sent: dict[str, int] = {}  # path -> bytes written by a stream
+        self.redirects: dict[str, str] = {}  # path -> Location of a 302
         self.ranges = True
         self.etag = '"v1"'
         self.log: list[dict] = []
@@ -380,6 +387,24 @@ def test_http_errors_and_unreachable_servers_name_the_url(server, tmp_path, monk
     with pytest.raises(UnirexError, match="only http"):
         ensure_downloaded(tmp_path, "fever", progress=False)
     assert not (tmp_path / "fever").exists()
+
+
+def test_a_redirect_is_followed_only_to_http_or_https(server, tmp_path):
+    """A 302 to ftp:// (which urllib would follow) or file:// is refused with one line naming the scheme;
+    nothing is kept; a redirect to another http:// address is followed as before."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    for target in (f"ftp://127.0.0.1:{port}/eraser/movies.tar.gz", "file:///etc/passwd"):
+        server.redirects["/eraser/movies.tar.gz"] = target
+        scheme = target.split(":", 1)[0]
+        with pytest.raises(UnirexError, match=rf"redirected to a {scheme}:// address; only http:// and https://"):
+            ensure_downloaded(tmp_path, "movies", progress=False, retries=0)
+        assert not (tmp_path / "movies").exists()
+    server.serve("elsewhere/movies", dataset_tar())
+    server.redirects["/eraser/movies.tar.gz"] = f"{server.url}/elsewhere/movies.tar.gz"
+    assert_movies_readable(ensure_downloaded(tmp_path, "movies", progress=False))
 
 
 def test_unknown_name_and_existing_folder(tmp_path, monkeypatch):

@@ -93,6 +93,24 @@ def _read_meta(path: Path) -> dict:
         return {}
 
 
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to an http:// or https:// address (urllib alone also follows ftp://)."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        scheme = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, location or "")).scheme
+        if location and scheme not in ("http", "https"):
+            fp.close()
+            raise UnirexError(f"{req.full_url}: refused: the server redirected to a {scheme}:// address; "
+                              "only http:// and https:// addresses are downloaded")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_OPENER = urllib.request.build_opener(_HttpRedirectsOnly)
+
+
 class _Retry(Exception):
     """One attempt failed in a way a further attempt may mend; its message is the attempt's error."""
 
@@ -115,7 +133,7 @@ def _request(url: str, have: int, meta: dict) -> urllib.request.Request:
 def _open(url: str, have: int, meta: dict, part: Path, timeout: float):
     """The server's answer; :class:`_Retry` for what a later attempt may mend, UnirexError for what it cannot."""
     try:
-        return urllib.request.urlopen(_request(url, have, meta), timeout=timeout)
+        return _OPENER.open(_request(url, have, meta), timeout=timeout)
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and have and meta.get("total") == have:
