@@ -100,6 +100,52 @@ def hide_api_info_before_login() -> None:
     routes.templates.TemplateResponse = guarded
 
 
+#: Gradio routes that act on another visitor's session and that Gradio serves without its login check
+LOGIN_REQUIRED_ROUTES = ("/gradio_api/cancel", "/gradio_api/reset")
+
+
+class _LoginRequired:
+    """ASGI middleware: with a login, :data:`LOGIN_REQUIRED_ROUTES` answer 401 to a visitor without a
+    session cookie of the app (Gradio checks its login on the other routes itself)."""
+
+    def __init__(self, app, gradio_app):
+        self.app, self.gradio_app = app, gradio_app
+
+    async def __call__(self, scope, receive, send):
+        g = self.gradio_app
+        if (scope["type"] == "http" and getattr(g, "auth", None) is not None
+                and scope["path"].rstrip("/").endswith(LOGIN_REQUIRED_ROUTES)):
+            # lazy: starlette comes with gradio, which `python app.py --help` does not need
+            from starlette.requests import Request
+            from starlette.responses import JSONResponse
+
+            cookies = Request(scope).cookies
+            token = cookies.get(f"access-token-{g.cookie_id}") or cookies.get(f"access-token-unsecure-{g.cookie_id}")
+            if g.tokens.get(token) is None:
+                await JSONResponse({"detail": "Not authenticated"}, status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def require_login_on_session_routes() -> None:
+    """Gradio serves ``/gradio_api/cancel`` (and ``/reset``) without its login check: anyone could cancel
+    a logged-in user's running event. Every Gradio app made from now on checks the login there too."""
+    # lazy: gradio is heavy: `python app.py --help` and a busy port do not need it
+    import gradio.routes as routes
+
+    create = routes.App.create_app
+    if getattr(create, "_unirex_login_guard", False):
+        return
+
+    def create_app(*args, **kwargs):
+        gradio_app = create(*args, **kwargs)
+        gradio_app.add_middleware(_LoginRequired, gradio_app=gradio_app)
+        return gradio_app
+
+    create_app._unirex_login_guard = True
+    routes.App.create_app = staticmethod(create_app)
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", ""):
         return host == "localhost"
@@ -200,6 +246,7 @@ def main(argv=None) -> int:
     app = build_app(wb, defaults)
     if auth is not None:
         hide_api_info_before_login()
+        require_login_on_session_routes()
     # lazy: pulls polars, which this module does not otherwise load
     from workbench.datasets import upload_limit
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -120,10 +121,28 @@ def test_visitors_without_the_login_get_nothing(server, tiny_arch):
     assert code == 401 and "Not authenticated" in body
     code, _ = _get(url + "/gradio_api/upload", "POST", b"--x--", {"Content-Type": "multipart/form-data; boundary=x"})
     assert code == 401
+    cancel = json.dumps({"session_hash": "x", "fn_index": 0, "event_id": "x"}).encode()
+    for path in ("/gradio_api/cancel", "/gradio_api/reset"):  # acting on another visitor's events
+        code, body = _get(url + path, "POST", cancel, {"Content-Type": "application/json"})
+        assert code == 401 and "Not authenticated" in body, (path, code)
     secret = ws / "exports" / "results.jsonl"  # a file the app may serve to a logged-in user
     secret.write_text("private results")
     code, body = _get(url + f"/gradio_api/file={secret}")
     assert code in (401, 403) and "private results" not in body
+
+
+def test_a_logged_in_visitor_can_still_cancel(server):
+    import http.cookiejar
+
+    url = server[0]
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = urllib.parse.urlencode({"username": USER, "password": PASSWORD}).encode()
+    assert opener.open(urllib.request.Request(url + "/login", data=login), timeout=10).status == 200
+    cancel = json.dumps({"session_hash": "x", "fn_index": 0, "event_id": "x"}).encode()
+    req = urllib.request.Request(url + "/gradio_api/cancel", data=cancel, headers={"Content-Type": "application/json"})
+    with opener.open(req, timeout=10) as r:
+        assert r.status == 200
 
 
 def test_only_the_intended_endpoints_are_callable(client):
