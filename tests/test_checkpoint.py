@@ -184,6 +184,26 @@ def test_corrupt_checkpoint_files_give_one_line_naming_the_file(ckpt, name, data
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("name,value", [("task_lm/model.safetensors", float("nan")),
+                                        ("extractor.safetensors", float("inf"))])
+def test_weights_with_nan_or_inf_are_refused_at_load_naming_file_and_tensor(ckpt, name, value):
+    """A diverged run's weights load without complaint and explain with a silent nan: refused, one line."""
+    from safetensors.torch import load_file, save_file
+
+    path = ckpt / name
+    tensors = load_file(str(path))
+    victim = sorted(k for k, t in tensors.items() if t.is_floating_point())[-1]
+    tensors[victim] = tensors[victim].clone()
+    tensors[victim].view(-1)[0] = value
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    with pytest.raises(UnirexError) as e:
+        load_checkpoint(ckpt)
+    msg = str(e.value)
+    assert f"{name}: tensor '{victim}' holds 1 NaN or infinite value" in msg and "\n" not in msg
+    with pytest.raises(UnirexError, match="NaN or infinite"):
+        open_checkpoint(ckpt)
+
+
 def test_extractor_weights_of_another_model_are_named(ckpt):
     from safetensors.torch import save_file
 

@@ -42,7 +42,8 @@ from unirex.errors import UnirexError
 from unirex.fsutil import atomic_dir
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
 from unirex.models import TaskLM, build_model
-from unirex.safeload import PICKLE_SUFFIXES, first_line, load_safetensors, pickled_files, read_json_file
+from unirex.safeload import (PICKLE_SUFFIXES, check_finite, check_finite_file, first_line, load_safetensors,
+                             pickled_files, read_json_file)
 from unirex.workspace import workspace_dir
 
 if TYPE_CHECKING:
@@ -258,6 +259,8 @@ def load_checkpoint(folder: Path, cfg=None, map_location: str | torch.device = "
     files = CheckpointFiles.of(folder)
     saved_cfg = read_checkpoint_config(files.root)
     info = read_json_file(files.info, "checkpoint description")
+    for weights in sorted(files.task_lm.glob("*.safetensors")):  # NaN weights would explain with a silent nan
+        check_finite_file(weights)
     task_lm = TaskLM.from_pretrained(files.task_lm)
     if task_lm.labels is None and isinstance(info.get("labels"), list) and len(info["labels"]) == task_lm.num_classes:
         task_lm.labels = [str(x) for x in info["labels"]]
@@ -271,6 +274,7 @@ def load_checkpoint(folder: Path, cfg=None, map_location: str | torch.device = "
     build_cfg = cfg or saved_cfg
     model = build_model(build_cfg, task_lm.num_classes, task_lm=task_lm, new_encoder=new_encoder)
     rest = load_safetensors(files.extractor, "extractor weights")
+    check_finite(rest, files.extractor)
     expected = set(_rest_state(model))
     if cfg is None or set(rest) == expected:
         missing, unexpected = expected - set(rest), set(rest) - expected

@@ -55,6 +55,35 @@ def load_safetensors(path: Path, what: str = "weights") -> dict:
         raise UnirexError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
 
 
+def check_finite(tensors: dict, path: Path) -> None:
+    """Refuse weights that hold NaN or infinity (a run that diverged): they load without complaint and
+    every prediction and explanation they give is silently ``nan``. One line naming ``path`` and the tensor."""
+    # lazy: torch only when a checkpoint is read
+    import torch
+
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise UnirexError(f"{path}: tensor '{name}' holds {bad} NaN or infinite value(s) of {t.numel()}; "
+                              "these weights cannot give predictions (did the training diverge?)")
+
+
+def check_finite_file(path: Path) -> None:
+    """:func:`check_finite` over a safetensors file, one tensor at a time (memory-mapped, never all at once)."""
+    # lazy: safetensors only when a checkpoint is read
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            for name in f.keys():
+                check_finite({name: f.get_tensor(name)}, path)
+    except UnirexError:
+        raise
+    except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, ...: all mean an unusable file
+        raise UnirexError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
+
+
 def check_safetensors(path: Path) -> None:
     """Read the header of a safetensors file (cheap): a corrupt or truncated file is a one-line UnirexError."""
     # lazy: safetensors only when a checkpoint is read
