@@ -385,6 +385,64 @@ def test_a_long_one_line_document_costs_little_and_builds_like_a_short_one(tmp_p
     assert ex.documents[0]._sentences is None  # the document was never split whole
 
 
+CJK = "这部电影非常精彩我很喜欢演员的表演"  # no spaces: one ERASER word however long
+
+
+@pytest.mark.parametrize("kind", ["one long word", "unspaced CJK"])
+def test_a_2mb_single_word_costs_what_the_input_needs_and_counts_as_truncated(tmp_path, bundled_tokenizer, kind):
+    """A 2 MB document that is one word (every character its own subword, or CJK without spaces): the
+    tokenizer sees a bounded prefix of the word, the Python memory the encoding takes does not grow with
+    the word (unbounded it is some 700,000 subwords, over 60 MB of lists), and the row counts as truncated."""
+    import tracemalloc
+
+    import polars as pl
+
+    from unirex.data.encode import encode_examples as _encode, word_char_cap
+
+    unit = "a." if kind == "one long word" else CJK
+    word = unit * (2_000_000 // len(unit.encode()))
+    d = tmp_path / "big"
+    (d / "docs").mkdir(parents=True)
+    (d / "docs" / "doc").write_text(word + "\n")
+    a = ann("doc", "POS", [[ev("doc", 0, 1)]])
+    for split in ("train", "val", "test"):
+        (d / f"{split}.jsonl").write_text(json.dumps(a) + "\n")
+    (ex,) = read_split(d, "train")
+    calls = []
+    real = bundled_tokenizer.__class__.__call__
+
+    def counting(self, text, *args, **kw):
+        calls.append(sum(len(w) for t in text for w in (t if isinstance(t, list) else [t])) if isinstance(text, list) else 0)
+        return real(self, text, *args, **kw)
+
+    bundled_tokenizer.__class__.__call__ = counting
+    tracemalloc.start()
+    try:
+        (row,) = _encode([ex], bundled_tokenizer, 64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        bundled_tokenizer.__class__.__call__ = real
+    assert max(calls) <= 2 * word_char_cap(64)  # characters handed to the tokenizer: bounded by the input
+    assert peak < 8_000_000, peak  # bytes of Python memory: the same for a 2 MB or a 50 MB word
+    assert len(row["input_ids"]) == 64 and row["truncated"] and row["rationale"][1] == 1
+    assert set(row["word_ids"]) == {-1, 0} and row["doc_word_counts"] == [1]
+    built = build_split(tmp_path, "big", "train", max_length=64)
+    assert built.summary["truncated"] == 1
+    assert pl.read_parquet(built.path)["input_ids"].to_list()[0] == row["input_ids"]
+
+
+def test_a_word_cut_inside_its_subwords_counts_as_truncated(bundled_tokenizer):
+    """Truncation counts lost subwords, not only lost words: a document of one 200-character CJK word
+    with max_length 64 is truncated; one of 10 characters is not."""
+    from unirex.data.encode import encode_text
+
+    assert encode_text(CJK * 12, bundled_tokenizer, 64)["truncated"]
+    assert not encode_text(CJK[:10], bundled_tokenizer, 64)["truncated"]
+    assert encode_text(["a film", CJK * 12], bundled_tokenizer, 32)["truncated"]
+    assert not encode_text("a good film", bundled_tokenizer, 64)["truncated"]
+
+
 def test_caps_on_document_and_line_size(tmp_path, monkeypatch):
     monkeypatch.setenv("UNIREX_MAX_DOCUMENT_MB", "0.001")
     monkeypatch.setenv("UNIREX_MAX_LINE_MB", "0.001")

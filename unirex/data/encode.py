@@ -5,6 +5,12 @@ Input layout: ``[CLS] documents [SEP] query [SEP]`` (the arch's own pair encodin
 one annotation (e-SNLI's premise and hypothesis) are joined by the separator token; a document is its
 words split as ERASER splits them. Long inputs are truncated in the documents (the query is kept whole
 when it fits), and only as many words as can reach the input are split and tokenised.
+
+A word longer than :func:`word_char_cap` characters (a single 50 MB word, or text of a script written
+without spaces, which ERASER's split keeps as one word) is tokenised from its first that many characters
+only, since no more of it can reach the input: the cost is bounded by the model's input for any word
+length and any script. Words are never re-split (ERASER's evidence offsets count whitespace words), so
+such a word stays one word; its row counts as ``truncated``, as does a row whose last word lost subwords.
 Per subword: ``word_ids`` (index of its word in the concatenated documents, -1 for special tokens,
 separators and the query) and ``explainable`` (document tokens only).
 """
@@ -12,6 +18,19 @@ separators and the query) and ``explainable`` (document tokens only).
 from __future__ import annotations
 
 from unirex.data.eraser import Annotation, Document, Example
+
+#: characters of a word tokenised per subword of the input: a word is cut to ``max_length`` times this
+#: (:func:`word_char_cap`); no vocabulary token of the supported archs is longer
+CHARS_PER_SUBWORD = 16
+
+
+def word_char_cap(max_length: int) -> int:
+    """The most characters of one word that are tokenised for an input of ``max_length`` subwords."""
+    return max(256, CHARS_PER_SUBWORD * int(max_length))
+
+
+def _capped(words: list[str], cap: int) -> list[str]:
+    return [w if len(w) <= cap else w[:cap] for w in words]
 
 
 def _document_words(ex: Example, budget: int, sep: str | None) -> tuple[list[str], list[int], int | None]:
@@ -43,7 +62,8 @@ def _input_words(examples: list[Example], tokenizer, max_length: int, sep: str |
     document and grows while words that make no subword (a lone tab, say) leave it short. The cost is
     bounded by the input, not by the document's length.
     """
-    q_len = [len(ids) for ids in tokenizer([ex.annotation.query.split() or [""] for ex in examples],
+    cap = word_char_cap(max_length)
+    q_len = [len(ids) for ids in tokenizer([_capped(ex.annotation.query.split(), cap) or [""] for ex in examples],
                                            is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]]
     need = [max_length + q for q in q_len]
     budgets = [max_length + len(ex.annotation.query.split()) for ex in examples]
@@ -54,7 +74,7 @@ def _input_words(examples: list[Example], tokenizer, max_length: int, sep: str |
         cut = [i for i in todo if cand[i][2] is not None]
         counts = {}
         if cut:  # subwords of the words up to the end of the first cut document
-            enc = tokenizer([cand[i][0][: cand[i][2]] for i in cut], is_split_into_words=True, add_special_tokens=False,
+            enc = tokenizer([_capped(cand[i][0][: cand[i][2]], cap) for i in cut], is_split_into_words=True, add_special_tokens=False,
                             verbose=False)
             counts = {i: len(ids) for i, ids in zip(cut, enc["input_ids"])}
         again = []
@@ -68,19 +88,39 @@ def _input_words(examples: list[Example], tokenizer, max_length: int, sep: str |
     return out
 
 
+def _lost_subwords(firsts: list[list[str]], seg_maps: list[list[int]], word_ids_of: dict[int, list[int]],
+                   tokenizer) -> set[int]:
+    """The examples whose last word in the input lost some of its subwords to truncation (a long word, or
+    CJK text without spaces: one ERASER word of many subwords). Only that one word is tokenised again."""
+    last = {}
+    for i, word_ids in word_ids_of.items():
+        present = [w for w in word_ids if w >= 0]
+        if present:
+            w = max(present)
+            pos = len(seg_maps[i]) - 1 - seg_maps[i][::-1].index(w)
+            last[i] = (w, firsts[i][pos], word_ids.count(w))
+    if not last:
+        return set()
+    order = list(last)
+    enc = tokenizer([[last[i][1]] for i in order], is_split_into_words=True, add_special_tokens=False, verbose=False)
+    return {i for i, ids in zip(order, enc["input_ids"]) if len(ids) > last[i][2]}
+
+
 def encode_examples(examples: list[Example], tokenizer, max_length: int) -> list[dict]:
     """Tokenise examples (documents, + the query as the second segment) and align subwords to words.
 
     Returns one dict per example with the columns of a built split (see :mod:`unirex.data.build`) except
     ``label`` (the caller maps ``label_name`` to an id), plus ``_line`` (the annotation's line)."""
     sep = tokenizer.sep_token or tokenizer.eos_token
+    cap = word_char_cap(max_length)
     rows = []
     for start in range(0, len(examples), 512):
         chunk = examples[start : start + 512]
         inputs = _input_words(chunk, tokenizer, max_length, sep)
-        firsts = [w for w, _ in inputs]
+        firsts = [_capped(w, cap) for w, _ in inputs]
         seg_maps = [m for _, m in inputs]
-        queries = [ex.annotation.query.split() for ex in chunk]
+        cut_words = [{m[p] for p, w in enumerate(ws) if len(w) > cap} for ws, m in inputs]  # words whose text was cut
+        queries = [_capped(ex.annotation.query.split(), cap) for ex in chunk]
         has_query = [bool(q) for q in queries]
         enc_by_index = {}
         for flag in (False, True):
@@ -96,12 +136,17 @@ def encode_examples(examples: list[Example], tokenizer, max_length: int) -> list
                 enc = tokenizer([firsts[i] for i in idx], pair, **kwargs)
             for j, i in enumerate(idx):
                 enc_by_index[i] = (enc, j)
+        word_ids_of = {}
+        for i in range(len(chunk)):
+            enc, j = enc_by_index[i]
+            seg_map = seg_maps[i]
+            word_ids_of[i] = [seg_map[w] if (s == 0 and w is not None) else -1
+                              for s, w in zip(enc.sequence_ids(j), enc.word_ids(j))]
+        lost = _lost_subwords(firsts, seg_maps, word_ids_of, tokenizer)
         for i, ex in enumerate(chunk):
             enc, j = enc_by_index[i]
             ids = list(enc["input_ids"][j])
-            seq_ids, wids = enc.sequence_ids(j), enc.word_ids(j)
-            seg_map = seg_maps[i]
-            word_ids = [seg_map[w] if (s == 0 and w is not None) else -1 for s, w in zip(seq_ids, wids)]
+            word_ids = word_ids_of[i]
             gold_words = [m for mask in ex.gold_word_masks for m in mask]
             d_pos = {d.docid: p for p, d in enumerate(ex.documents)}
             n_words = len(gold_words)
@@ -122,7 +167,8 @@ def encode_examples(examples: list[Example], tokenizer, max_length: int) -> list
                 "rationale_words": gold_words,
                 "has_rationale": any(gold_words),
                 "evidence_spans": [[d_pos[e.docid], e.start_token, e.end_token] for e in ex.annotation.all_evidences],
-                "truncated": (max(present) + 1 if present else 0) < n_words,
+                "truncated": ((max(present) + 1 if present else 0) < n_words or i in lost
+                              or not cut_words[i].isdisjoint(present)),
                 "_line": ex.annotation.line,
             })
     return rows
@@ -145,4 +191,4 @@ def encode_text(documents: list[str] | str, tokenizer, max_length: int, query: s
     return row
 
 
-__all__ = ["encode_examples", "encode_text"]
+__all__ = ["CHARS_PER_SUBWORD", "encode_examples", "encode_text", "word_char_cap"]
