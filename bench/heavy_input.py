@@ -1,11 +1,12 @@
-"""Cost of a huge document: build one split whose only document is a single 50 MB line.
+"""Cost of a huge document: build one split whose only document is a single 50 MB line of words, a single
+50 MB word (``a.a.a.``: every character a subword), or 48 MB of CJK text without spaces (one ERASER word).
 
 Each measurement runs in a fresh subprocess and reports its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and the wall time of ``build_split``. A control run
 builds the same dataset with a small document, so the fixed cost (interpreter, tokenizer, polars)
 can be told apart from the cost of the document.
 
-    python bench/heavy_input.py [--mb 50] [--max_length 64] [--compare DIR]
+    python bench/heavy_input.py [--mb 50] [--cjk_mb 48] [--max_length 64] [--cases line,word,cjk] [--compare DIR]
 
 The arch is a tiny random BERT with the bundled tokenizer (the build only loads the tokenizer).
 ``--compare DIR`` also measures the code in ``DIR`` (e.g. an older checkout, ``git archive <rev> unirex |
@@ -44,17 +45,22 @@ WORDS = ("the film was good and the plot was dull but i found it truly wonderful
          "a charming cast in a small town .").split()
 
 
-def write_dataset(root: Path, name: str, doc_bytes: int) -> Path:
+CJK = "这部电影非常精彩我很喜欢演员的表演"
+UNITS = {"line": " ".join(WORDS) + " ", "word": "a." * 512, "cjk": CJK * 32}  # what the one line repeats
+
+
+def write_dataset(root: Path, name: str, doc_bytes: int, kind: str = "line") -> Path:
     d = root / name
     (d / "docs").mkdir(parents=True)
-    line = " ".join(WORDS)
-    reps = max(1, doc_bytes // (len(line) + 1))
+    unit = UNITS[kind]
+    reps = max(1, doc_bytes // len(unit.encode()))
     with open(d / "docs" / "big", "w") as f:  # one line, no newline until the end
         for _ in range(reps):
-            f.write(line + " ")
-        f.write("end\n")
+            f.write(unit)
+        f.write("end\n" if kind == "line" else "\n")  # "word", "cjk": the document is that one word
     (d / "docs" / "small").write_text("a small dull film .\n")
-    ev = {"docid": "big", "start_token": 1, "end_token": 2, "text": "film"}
+    ev = ({"docid": "big", "start_token": 1, "end_token": 2, "text": "film"} if kind == "line"
+          else {"docid": "big", "start_token": 0, "end_token": 1})  # the one huge word
     ann = [{"annotation_id": "big", "classification": "POS", "evidences": [[ev]]},
            {"annotation_id": "small", "classification": "NEG", "evidences": []}]
     for split in ("train", "val", "test"):
@@ -86,38 +92,51 @@ def measure(data_dir: Path, name: str, arch: str, max_length: int, code: str | N
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+CASES = {"line": "one-line document", "word": "one-word document", "cjk": "CJK, no spaces"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--mb", type=float, default=50.0, help="size of the one-line document (MB)")
+    p.add_argument("--mb", type=float, default=50.0, help="size of the one-line document and of the one word (MB)")
+    p.add_argument("--cjk_mb", type=float, default=48.0, help="size of the CJK document (MB)")
     p.add_argument("--max_length", type=int, default=64)
+    p.add_argument("--cases", default="line,word,cjk", help="which heavy documents: line, word, cjk (comma-separated)")
     p.add_argument("--compare", help="another code folder (holding unirex/) to measure on the same files")
     args = p.parse_args()
-    results = {}
+    cases = [c for c in args.cases.split(",") if c]
+    results, sizes = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         arch = tiny_arch(root)
         write_dataset(root / "data", "control", 100)
-        write_dataset(root / "data", "heavy", int(args.mb * 1_000_000))
-        size = (root / "data" / "heavy" / "docs" / "big").stat().st_size
+        for case in cases:
+            mb = args.cjk_mb if case == "cjk" else args.mb
+            write_dataset(root / "data", case, int(mb * 1_000_000), case)
+            sizes[case] = (root / "data" / case / "docs" / "big").stat().st_size
         for label, code in (("this code", None), ("compared code", args.compare)):
             if label == "compared code" and not code:
                 continue
-            results[label] = {"control": measure(root / "data", "control", arch, args.max_length, code),
-                              "heavy": measure(root / "data", "heavy", arch, args.max_length, code)}
-    print(f"document: one line of {size / 1e6:.1f} MB; max_length {args.max_length}; tiny BERT tokenizer")
+            results[label] = {"control": measure(root / "data", "control", arch, args.max_length, code)}
+            for case in cases:
+                results[label][case] = measure(root / "data", case, arch, args.max_length, code)
+    print(f"max_length {args.max_length}; tiny BERT tokenizer; documents: "
+          + ", ".join(f"{CASES[c]} {sizes[c] / 1e6:.1f} MB" for c in cases))
     for label, res in results.items():
-        for kind, r in (("control (small document)", res["control"]), ("one-line document", res["heavy"])):
+        for kind, r in res.items():
+            name = "control (small document)" if kind == "control" else CASES[kind]
             if r.get("peak_rss_mb") is None:
-                print(f"{label:14s} {kind:26s} failed: {r.get('error')}")
+                print(f"{label:14s} {name:26s} failed: {r.get('error')}")
                 continue
-            print(f"{label:14s} {kind:26s} peak RSS {r['peak_rss_mb']:8.0f} MB   build {r['seconds']:7.2f} s   "
-                  + ("ok" if r["ok"] else f"refused: {r['error']}"))
+            print(f"{label:14s} {name:26s} peak RSS {r['peak_rss_mb']:8.0f} MB   build {r['seconds']:7.2f} s   "
+                  + (f"ok, {r['truncated']} of {r['count']} truncated" if r["ok"] else f"refused: {r['error']}"))
     if len(results) == 2:
-        a, b = results["this code"]["heavy"], results["compared code"]["heavy"]
         ca, cb = results["this code"]["control"], results["compared code"]["control"]
-        if a.get("peak_rss_mb") and b.get("peak_rss_mb"):
-            print(f"ratio this / compared: time {a['seconds'] / b['seconds']:.4f}, peak RSS {a['peak_rss_mb'] / b['peak_rss_mb']:.3f}, "
-                  f"RSS above the control {(a['peak_rss_mb'] - ca['peak_rss_mb']) / (b['peak_rss_mb'] - cb['peak_rss_mb']):.3f}")
+        for case in cases:
+            a, b = results["this code"][case], results["compared code"][case]
+            if a.get("peak_rss_mb") and b.get("peak_rss_mb"):
+                print(f"{CASES[case]}: ratio this / compared: time {a['seconds'] / b['seconds']:.4f}, "
+                      f"peak RSS {a['peak_rss_mb'] / b['peak_rss_mb']:.3f}, RSS above the control "
+                      f"{(a['peak_rss_mb'] - ca['peak_rss_mb']) / max(b['peak_rss_mb'] - cb['peak_rss_mb'], 1e-9):.3f}")
     print(json.dumps(results))
 
 

@@ -11,6 +11,7 @@ without spaces, which ERASER's split keeps as one word) is tokenised from its fi
 only, since no more of it can reach the input: the cost is bounded by the model's input for any word
 length and any script. Words are never re-split (ERASER's evidence offsets count whitespace words), so
 such a word stays one word; its row counts as ``truncated``, as does a row whose last word lost subwords.
+
 Per subword: ``word_ids`` (index of its word in the concatenated documents, -1 for special tokens,
 separators and the query) and ``explainable`` (document tokens only).
 """
@@ -20,7 +21,8 @@ from __future__ import annotations
 from unirex.data.eraser import Annotation, Document, Example
 
 #: characters of a word tokenised per subword of the input: a word is cut to ``max_length`` times this
-#: (:func:`word_char_cap`); no vocabulary token of the supported archs is longer
+#: (:func:`word_char_cap`, at least 256): where subwords average 16 characters or fewer (natural text of
+#: any script) the cut part could not have reached the input anyway; a row with a cut word is ``truncated``
 CHARS_PER_SUBWORD = 16
 
 
