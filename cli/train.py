@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from cli.render import table
 from unirex.errors import UnirexError
+from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StepEvent
 from workbench import RunOutcome, Workbench, comma_lists, quote_one_value_keys
 from workbench.launchers import split_launcher_overrides
 from workbench.launchers.dispatch import Dispatcher
@@ -42,38 +43,38 @@ class TqdmProgress:
     def _write(self, msg: str) -> None:
         tqdm.write(msg) if self.enabled else print(msg)
 
-    def __call__(self, ev: dict) -> None:
-        kind = ev["kind"]
-        if kind == "step" and self.enabled:
-            per_epoch = max(1, ev["total_steps"] // max(1, ev.get("epochs") or 1))
-            if self.kind != ("train", ev["epoch"]):
+    def __call__(self, ev: Event) -> None:
+        if isinstance(ev, StepEvent) and self.enabled:
+            epochs = ev.epochs or 1
+            per_epoch = max(1, ev.total_steps // max(1, epochs))
+            if self.kind != ("train", ev.epoch):
                 self._close()
-                self.bar = tqdm(total=per_epoch, desc=f"{self.label}train epoch {ev['epoch'] + 1}/{ev.get('epochs') or 1}",
+                self.bar = tqdm(total=per_epoch, desc=f"{self.label}train epoch {ev.epoch + 1}/{epochs}",
                                 unit="step", dynamic_ncols=True, leave=False)
-                self.kind = ("train", ev["epoch"])
+                self.kind = ("train", ev.epoch)
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{ev['losses'].get('loss', 0):.4f}")
-        elif kind == "eval_start" and self.enabled:
+            self.bar.set_postfix(loss=f"{ev.losses.get('loss', 0):.4f}")
+        elif isinstance(ev, EvalStartEvent) and self.enabled:
             self._close()
-            self.bar = tqdm(total=ev.get("total") or None, desc=f"{self.label}evaluate {ev['split']}", unit="ex",
+            self.bar = tqdm(total=ev.total or None, desc=f"{self.label}evaluate {ev.split}", unit="ex",
                             dynamic_ncols=True, leave=False)
-            self.kind = ("eval", ev["split"])
-        elif kind == "eval_progress" and self.bar is not None and self.kind == ("eval", ev["split"]):
-            self.bar.update(ev["done"] - self.bar.n)
-        elif kind == "eval":
+            self.kind = ("eval", ev.split)
+        elif isinstance(ev, EvalProgressEvent) and self.bar is not None and self.kind == ("eval", ev.split):
+            self.bar.update(ev.done - self.bar.n)
+        elif isinstance(ev, EvalEvent):
             self._close()
-            m = ev["metrics"]
-            where = f"epoch {ev['epoch'] + 1} " if ev.get("epoch") is not None else ""
+            m = ev.metrics
+            where = f"epoch {ev.epoch + 1} " if ev.epoch is not None else ""
 
             def g(k):
                 v = m.get(k)
                 return "n/a" if v is None else f"{v:.4f}"
 
-            self._write(f"{self.label}{where}{ev['split']}: acc {g('acc')}  comp {g('comp_aopc')}  suff {g('suff_aopc')}"
+            self._write(f"{self.label}{where}{ev.split}: acc {g('acc')}  comp {g('comp_aopc')}  suff {g('suff_aopc')}"
                         + (f"  auprc {g('plaus_auprc')}" if m.get("plaus_auprc") is not None else ""))
-        elif kind == "log":
-            self._write(f"{self.label}{ev['message']}")
-        elif kind == "done":
+        elif isinstance(ev, LogEvent):
+            self._write(f"{self.label}{ev.message}")
+        elif isinstance(ev, DoneEvent):
             self._close()
 
 

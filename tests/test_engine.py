@@ -123,8 +123,8 @@ def test_cancel_mid_epoch_leaves_a_consistent_run(base):
     events = []
 
     def on_event(ev):
-        events.append(ev["kind"])
-        if ev["kind"] == "step" and ev["step"] == 3:
+        events.append(ev.kind)
+        if ev.kind == "step" and ev.step == 3:
             cancel.set()
 
     res = run(resolve_run_config(base + ["training.epochs=3", "save_checkpoint=True"]), callback=on_event, cancel=cancel)

@@ -18,7 +18,7 @@ from unirex import losses as L
 from unirex.config import resolve_config
 from unirex.data import SplitDataset
 from unirex.data.sampling import HalfSupervisedBatchSampler
-from unirex.engine import identify_method
+from unirex.config import identify_method
 from unirex.errors import UnirexError
 from unirex.evaluate import evaluate, select_then_predict_keep_masks
 from unirex.config import method_config

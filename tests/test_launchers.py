@@ -305,6 +305,7 @@ def test_the_worker_reads_a_slurm_time_limit_and_a_restart_as_interrupted(tmp_pa
     """submitit raises its UncompletedJobError in the job when the time limit nears; Slurm may start a
     preempted job again. Both leave the run interrupted (resumable), not failed."""
     import unirex.engine
+    from unirex.events import StartEvent
     from workbench.launchers.remote import run_job
 
     class UncompletedJobError(Exception):  # what submitit raises, by name (no submitit import needed)
@@ -312,7 +313,7 @@ def test_the_worker_reads_a_slurm_time_limit_and_a_restart_as_interrupted(tmp_pa
 
     def engine_at_time_limit(cfg, callback=None, cancel=None, run_id=None, command=None, **kw):
         rd = RunDir.create(Path(cfg.workspace) / "runs", {}, {"command": command}, run_id=run_id)
-        callback({"kind": "start", "run_dir": str(rd.path)})
+        callback(StartEvent(run_dir=str(rd.path)))
         rd.set_status("failed", error="UncompletedJobError")  # what the engine records before re-raising
         raise UncompletedJobError("Job not requeued because: timed-out and not checkpointable.")
 

@@ -104,6 +104,6 @@ def test_plausibility_fraction_selects_an_exact_seeded_subset(tiny_arch, batch):
 
 @pytest.mark.parametrize("method", sorted(PAPER_METHODS))
 def test_identify_method_recognises_every_preset(method):
-    from unirex.engine import identify_method
+    from unirex.config import identify_method
 
     assert identify_method(resolve_config([f"method={method}", *TEACHER.get(method, [])])) == method

@@ -361,5 +361,32 @@ def open_checkpoint(ref: str | Path, workspace: str | Path | None = None, map_lo
     return LoadedCheckpoint(model.eval(), cfg, info, tokenizer, Path(folder), list(labels))
 
 
+# ------------------------------------------------------------------------------ a run's config
+#: keys a user's evaluate/finetune command sets itself; every other key comes from the checkpoint's config
+_RUN_KEYS = ("training.", "workspace", "save_checkpoint", "debug", "seed", "model.save_outputs",
+             "model.measure_attrs_runtime", "model.exp_id", "setup.", "logger.", "work_dir")
+_GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode"}
+
+
+def resolve_run_config(overrides: list[str], workspace: str | None = None) -> "RunConfig":
+    """A config from command-line overrides. For ``training=evaluate|finetune`` the checkpoint's own
+    config is the base (its arch, dataset, extractor and objective), and the user's keys win."""
+    from unirex.config import parse_override, resolve_config, to_overrides
+    from unirex.workspace import workspace_dir
+
+    overrides = list(overrides) + ([f"workspace={workspace}"] if workspace else [])
+    cfg = resolve_config(overrides, validate=False)
+    if cfg.training.mode not in ("evaluate", "finetune") or not cfg.training.ckpt_path:
+        return resolve_config(overrides)
+    ckpt = resolve_checkpoint(cfg.training.ckpt_path, workspace_dir(cfg.workspace) / "runs")
+    saved = read_checkpoint_config(ckpt)
+    base = [o for o in to_overrides(saved) if not o.split("=", 1)[0].startswith(_RUN_KEYS)]
+    user = []
+    for o in overrides:
+        k, v = parse_override(o)
+        user.append(f"{_GROUP_AS_KEY[k]}={v}" if k in _GROUP_AS_KEY else o)
+    return resolve_config(base + user)
+
+
 __all__ = ["CheckpointFiles", "HubRef", "LoadedCheckpoint", "load_checkpoint", "open_checkpoint",
-           "parse_hub_ref", "read_checkpoint_config", "read_checkpoint_info", "resolve_checkpoint", "save_checkpoint"]
+           "parse_hub_ref", "read_checkpoint_config", "read_checkpoint_info", "resolve_checkpoint", "resolve_run_config", "save_checkpoint"]

@@ -46,7 +46,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from unirex.errors import UnirexError
-from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names
+from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names, get_extractor
 
 # ----------------------------------------------------------------------------------------- choices
 # model.explainer_type and model.attr_algo: the specs of unirex.registry (plugins add more)
@@ -359,6 +359,37 @@ def method_config(name: str, extra: list[str] | tuple[str, ...] = ()) -> RunConf
     return resolve_config([f"method={name}", *extra])
 
 
+def _signature(cfg: RunConfig) -> tuple:
+    m = cfg.model
+    spec = get_extractor(m.explainer_type)
+    attr = (m.attr_algo, m.attr_pooling) if spec.attribution else (None, None)
+    head = m.expl_head_type if spec.token_head else None
+    return (m.name, m.explainer_type, *attr, head, m.comp_wt > 0, m.suff_wt > 0, m.plaus_wt > 0,
+            m.suff_criterion if m.suff_wt > 0 else None, bool(m.l2e))
+
+
+def identify_method(cfg: RunConfig) -> str:
+    """The preset of :mod:`unirex.methods` this config is an instance of (weights may differ), or a
+    description built from its keys (``custom: expl_reg/self_lm comp+plaus``)."""
+    from unirex.methods import list_methods
+
+    sig = _signature(cfg)
+    if cfg.model.name == "lm":  # Task LM + any attribution algorithm
+        return "task_lm" if cfg.model.attr_algo == "input-x-gradient" else f"task_lm+{cfg.model.attr_algo}"
+    for meth in list_methods():
+        try:
+            teacher = {"fresh_teacher": "data.fresh_exp_id=x", "l2e_teacher": "data.l2e_exp_id=x"}
+            extra = [teacher[n] for n in meth.needs if n in teacher]
+            if _signature(method_config(meth.id, extra)) == sig:
+                return meth.id
+        except UnirexError:
+            continue
+    m = cfg.model
+    parts = [k for k, on in (("comp", m.comp_wt > 0), ("suff", m.suff_wt > 0), ("plaus", m.plaus_wt > 0),
+                             ("l2e", m.l2e)) if on]
+    return f"custom: {m.name}/{m.explainer_type} {'+'.join(parts) or 'task'}"
+
+
 def _finish(cfg, validate: bool) -> RunConfig:
     """OmegaConf node -> :class:`RunConfig`, derived batch keys filled, validated when asked."""
     obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
@@ -515,7 +546,7 @@ def _fmt(v: Any) -> str:
 __all__ = [
     "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "HEAD_TYPES",
     "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RATIONALE_REMOVALS", "RunConfig", "SUFF_CRITERIA",
-    "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict", "method_config",
+    "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict", "identify_method", "method_config",
     "parse_override", "resolve_config", "split_sweep_value", "suggest_keys", "to_dict", "to_overrides",
     "valid_keys", "validate_config",
 ]

@@ -210,7 +210,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     lm = model.task_lm
     if m.name == "fresh" and "teacher_scores" in batch:
         # a batch that still carries the teacher's scores is pruned here; the engine prunes whole
-        # splits up front instead (unirex.engine.fresh_table), so evaluation sees the same input
+        # splits up front instead (unirex.teacher.fresh_table), so evaluation sees the same input
         batch = fresh_batch(batch, cfg.data.fresh_topk)
     labels = lm.example_labels(batch["label"])  # [B] (multiple choice: one per example, not per row)
     a2r = m.name == "a2r"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from unirex.events import EvalEvent, StepEvent, parse_events
 from unirex.runs import RunDir
 from workbench.records import RunCurves
 
@@ -52,17 +53,16 @@ class CurveReader:
             if size != st.size:
                 events, st.offset = rd.tail_events(st.offset)
                 st.size = st.offset
-                for ev in events:
-                    kind = ev.get("kind")
-                    if kind == "step":
-                        step, epoch = int(ev.get("step") or 0), int(ev.get("epoch") or 0)
-                        for name, value in (ev.get("losses") or {}).items():
+                for ev in parse_events(events):
+                    if isinstance(ev, StepEvent):
+                        step, epoch = int(ev.step or 0), int(ev.epoch or 0)
+                        for name, value in (ev.losses or {}).items():
                             if value is not None:
                                 st.losses.append((step, epoch, name, float(value)))
-                    elif kind == "eval" and ev.get("split") == "dev" and ev.get("epoch") is not None:
-                        for name, value in (ev.get("metrics") or {}).items():
+                    elif isinstance(ev, EvalEvent) and ev.split == "dev" and ev.epoch is not None:
+                        for name, value in (ev.metrics or {}).items():
                             if isinstance(value, (int, float)):
-                                st.dev.append((int(ev["epoch"]), name, float(value)))
+                                st.dev.append((int(ev.epoch), name, float(value)))
             losses, dev = list(st.losses), list(st.dev)
         return RunCurves(run_id=run_id, losses=_thin(pl.DataFrame(losses, schema=_LOSS_SCHEMA, orient="row")),
                          dev=pl.DataFrame(dev, schema=_DEV_SCHEMA, orient="row"))

@@ -30,8 +30,10 @@ from pathlib import Path
 import polars as pl
 
 from store import HEADLINE_METRICS, RunFilter, SyncReport, db_path, ingest_all, ingest_run, rebuild, sync
-from unirex.config import expand_sweep
+from unirex.config import expand_sweep, identify_method
 from unirex.errors import UnirexError
+from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
+                           StepEvent, parse_events)
 from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
@@ -76,8 +78,6 @@ def report_split(metrics: dict[str, float], cfg) -> str:
 
 
 def _title(cfg) -> str:
-    from unirex.engine import identify_method  # the engine (and torch) load when a run is planned, not at import
-
     return f"{identify_method(cfg)} · {cfg.data.dataset} · seed {cfg.seed}"
 
 
@@ -369,8 +369,8 @@ class Workbench:
         (``run_id`` chosen at submission and indexed as the run starts, so the runs table shows it at once)
         and from :meth:`run_here`."""
 
-        def on_event(ev: dict) -> None:
-            if run_id is not None and ev.get("kind") == "start":
+        def on_event(ev: Event) -> None:
+            if run_id is not None and isinstance(ev, StartEvent):
                 self._index(self.runs_root / run_id)
             if callback is not None:
                 callback(ev)
@@ -421,7 +421,7 @@ class Workbench:
             status = job.status if job else RunStatus.UNKNOWN.value
             return Progress(run_id=run_id, status=status, phase="preparing" if status in (RunStatus.WAITING, RunStatus.RUNNING) else "finished",
                             message=(job.error or "") if job else "")
-        return progress_from_events(run_id, rd.effective_status(), rd.events())
+        return progress_from_events(run_id, rd.effective_status(), parse_events(rd.events()))
 
     # --------------------------------------------------------------------------------------- runs
     def sync(self) -> SyncReport:
@@ -622,25 +622,22 @@ def _summary(row: dict, split: str) -> RunSummary:
                       launcher=row["launcher"], run_dir=row["run_dir"], error=row["error"])
 
 
-def progress_from_events(run_id: str, status: str, events: list[dict]) -> Progress:
-    """Fold a run's events into its current :class:`Progress`."""
+def progress_from_events(run_id: str, status: str, events: list[Event]) -> Progress:
+    """Fold a run's events (:func:`unirex.events.parse_events` of its ``events.jsonl``) into its current
+    :class:`Progress`."""
     p = dict(run_id=run_id, status=status, phase="preparing")
     for ev in events:
-        kind = ev.get("kind")
-        if kind == "step":
-            p.update(phase="training", step=ev.get("step", 0), total_steps=ev.get("total_steps", 0),
-                     epoch=ev.get("epoch"), epochs=ev.get("epochs"), elapsed_s=ev.get("elapsed_s"),
-                     eta_s=ev.get("eta_s"), losses=dict(ev.get("losses") or {}))
-        elif kind == "eval_start":
-            p.update(phase="evaluating", eval_split=ev.get("split"), eval_done=0, eval_total=ev.get("total", 0),
-                     eta_s=None)
-        elif kind == "eval_progress":
-            p.update(phase="evaluating", eval_split=ev.get("split"), eval_done=ev.get("done", 0),
-                     eval_total=ev.get("total", 0), eta_s=ev.get("eta_s"))
-        elif kind == "log":
-            p.update(message=ev.get("message", ""))
-        elif kind == "done":
-            p.update(phase="finished", message=ev.get("error") or "")
+        if isinstance(ev, StepEvent):
+            p.update(phase="training", step=ev.step, total_steps=ev.total_steps, epoch=ev.epoch, epochs=ev.epochs,
+                     elapsed_s=ev.elapsed_s, eta_s=ev.eta_s, losses=dict(ev.losses or {}))
+        elif isinstance(ev, EvalStartEvent):
+            p.update(phase="evaluating", eval_split=ev.split, eval_done=0, eval_total=ev.total, eta_s=None)
+        elif isinstance(ev, EvalProgressEvent):
+            p.update(phase="evaluating", eval_split=ev.split, eval_done=ev.done, eval_total=ev.total, eta_s=ev.eta_s)
+        elif isinstance(ev, LogEvent):
+            p.update(message=ev.message)
+        elif isinstance(ev, DoneEvent):
+            p.update(phase="finished", message=ev.error or "")
     if status not in (RunStatus.RUNNING, RunStatus.UNKNOWN):
         p["phase"] = "finished"
     return Progress(**p)

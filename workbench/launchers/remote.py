@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 
 from unirex.errors import UnirexError
+from unirex.events import Event, StartEvent
 from unirex.runs import RunDir
 from workbench.launchers.base import JobResult, RemoteJob
 
@@ -101,9 +102,9 @@ def run_job(job: RemoteJob, capture_output: bool = False) -> JobResult:
                 torch.set_num_threads(job.threads)
             state = {"rd": None, "beat": time.monotonic()}
 
-            def callback(ev: dict) -> None:
-                if ev.get("kind") == "start" and ev.get("run_dir"):
-                    rd = RunDir(Path(ev["run_dir"]))
+            def callback(ev: Event) -> None:
+                if isinstance(ev, StartEvent) and ev.run_dir:
+                    rd = RunDir(Path(ev.run_dir))
                     rd.update_meta(launcher=job.launcher, launcher_job=_engine_job_id(job.launcher), job_id=job.job_id)
                     state["rd"] = rd
                 elif state["rd"] is not None and time.monotonic() - state["beat"] >= HEARTBEAT_S:

@@ -1,7 +1,7 @@
 """FRESH's rationale: the input was pruned to a teacher's binary top-k before the model saw it.
 
 A FRESH run's rows keep only [CLS] and the teacher's top-k tokens (:func:`unirex.objective.fresh_keep`,
-applied to whole splits by :func:`unirex.engine.fresh_table`), so its rationale is that binary
+applied to whole splits by :func:`unirex.teacher.fresh_table`), so its rationale is that binary
 selection, as in UNIREX (``attrs = fresh_rationale``): 1 on every explainable token still in the
 input, 0 elsewhere.
 """
