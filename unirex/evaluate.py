@@ -57,6 +57,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
@@ -286,7 +287,173 @@ def word_level_plausibility(outputs: EvalOutputs, table: pl.DataFrame, gold_span
     return {f"plaus_{k}": v for k, v in m.items()}
 
 
-# --- the evaluator --------------------------------------------------------------------------------
+# --- the evaluator: one scoring strategy per way a model predicts ---------------------------------
+
+
+@dataclass(frozen=True)
+class _Bins:
+    """The faithfulness bins, and the variant bins: the bins plus ``hard_k`` when it is not one of them."""
+
+    bins: tuple[float, ...]
+    hard_k: float
+
+    @property
+    def variant_bins(self) -> tuple[float, ...]:
+        return self.bins + (() if self.hard_k in self.bins else (self.hard_k,))
+
+    @property
+    def hard_j(self) -> int:  # the hard rationale's variant
+        return self.variant_bins.index(self.hard_k)
+
+
+@dataclass
+class _BatchProbs:
+    """A batch's predictions: on the scored input (``full [B, C]``), per variant bin with the rationale
+    deleted (``comp [B, V, C]``) and only the rationale kept (``suff [B, V, C]``); select-then-predict
+    models also each bin's own prediction (``bin [B, K, C]``). ``sels``: the top-k mask per variant bin."""
+
+    full: torch.Tensor
+    comp: torch.Tensor
+    suff: torch.Tensor
+    sels: list[torch.Tensor]
+    cost: dict
+    bin: torch.Tensor | None = None
+
+
+class EraserScoring:
+    """ERASER's protocol, for models that predict from the whole input (a task LM with an attribution
+    algorithm, an LM extractor): per example the full input, then each bin's comprehensiveness and
+    sufficiency input, ``1 + 2V`` rows (:func:`variant_keep_masks`)."""
+
+    select_then_predict = False
+
+    def batch_probs(self, model, batch: dict, scores: torch.Tensor, bins: _Bins, chunk_size: int, pad_id: int,
+                    n_choices: int | None) -> _BatchProbs:
+        var_bins = bins.variant_bins
+        V, B = len(var_bins), scores.shape[0]
+        keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
+        probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
+        probs = probs.view(1 + 2 * V, B, -1).cpu()
+        comp = probs[1 : 1 + V].transpose(0, 1)  # [B, V, C]
+        suff = probs[1 + V :].transpose(0, 1)
+        return _BatchProbs(full=probs[0], comp=comp, suff=suff, sels=sels, cost=cost)
+
+
+class SelectThenPredictScoring:
+    """Select-then-predict models (A2R, FRESH): the prediction of bin k is the one from its rationale, so
+    per example each bin's rationale-only input plus one input with no document token, ``V + 1`` rows
+    (:func:`select_then_predict_keep_masks`); sufficiency is 0 by construction."""
+
+    select_then_predict = True
+
+    def batch_probs(self, model, batch: dict, scores: torch.Tensor, bins: _Bins, chunk_size: int, pad_id: int,
+                    n_choices: int | None) -> _BatchProbs:
+        var_bins = bins.variant_bins
+        V, K, B = len(var_bins), len(bins.bins), scores.shape[0]
+        keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
+        probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
+        probs = probs.view(V + 1, B, -1).cpu()
+        suff = probs[:V].transpose(0, 1)  # [B, V, C]
+        comp = probs[V].unsqueeze(1).expand_as(suff)
+        return _BatchProbs(full=suff[:, bins.hard_j], comp=comp, suff=suff, sels=sels, cost=cost, bin=suff[:, :K])
+
+
+def scoring_strategy(scoring: Scoring) -> EraserScoring | SelectThenPredictScoring:
+    """The strategy that scores a model that predicts as ``scoring`` says."""
+    return SelectThenPredictScoring() if scoring.select_then_predict else EraserScoring()
+
+
+class _Collector:
+    """What :func:`evaluate` keeps of each batch: predictions, word-level scores and hard rationale, and
+    the subword-level documents and reference rows of the plausibility metrics."""
+
+    def __init__(self, table: pl.DataFrame, bins: _Bins, keep_subword_scores: bool):
+        self.bins, self.keep_subword_scores = bins, keep_subword_scores
+        self.n_words_all = np.asarray([sum(c) for c in table["doc_word_counts"].to_list()], dtype=np.int64)
+        self.parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp",
+                                                       "hsuff", "bin")}
+        self.word_scores, self.hard_words, self.sub_scores, self.sub_docs, self.ref_rows = [], [], [], [], []
+        self.n_forward = self.positions = 0
+
+    def add(self, batch: dict, scores: torch.Tensor, bp: _BatchProbs) -> None:
+        K, hard_j, parts = len(self.bins.bins), self.bins.hard_j, self.parts
+        if bp.bin is not None:
+            parts["bin"].append(bp.bin)
+        self.n_forward += bp.cost["forward_passes"]
+        self.positions += bp.cost["positions"]
+        parts["index"].append(batch["index"].cpu())
+        parts["label"].append(batch["label"].cpu())
+        parts["pred"].append(bp.full.argmax(dim=-1))
+        parts["probs"].append(bp.full)
+        parts["comp"].append(bp.comp[:, :K])
+        parts["suff"].append(bp.suff[:, :K])
+        parts["hcomp"].append(bp.comp[:, hard_j])
+        parts["hsuff"].append(bp.suff[:, hard_j])
+        self._add_words(batch, scores, bp.sels[hard_j])
+        self._add_subwords(batch, scores, bp.sels[hard_j])
+
+    def _add_words(self, batch: dict, scores: torch.Tensor, hard_sel: torch.Tensor) -> None:
+        """Word level: sum-pooled scores and the hard rationale projected onto words."""
+        B = scores.shape[0]
+        rows = batch["index"].cpu().numpy()
+        nw = self.n_words_all[rows]
+        W = int(nw.max()) if len(nw) else 0
+        ws = _pool_words(scores, batch["word_ids"], W).cpu().numpy()
+        hw = _pool_words(hard_sel.float(), batch["word_ids"], W).cpu().numpy() > 0
+        self.word_scores.extend(ws[i, : nw[i]] for i in range(B))
+        self.hard_words.extend(hw[i, : nw[i]] for i in range(B))
+
+    def _add_subwords(self, batch: dict, scores: torch.Tensor, hard_sel: torch.Tensor) -> None:
+        """Subword level: the document positions of each example, for training-curve plausibility."""
+        rows = batch["index"].cpu().numpy()
+        expl = (batch["explainable"].bool() & batch["attention_mask"].bool()).cpu().numpy()
+        sc, gold, hard = scores.cpu().numpy(), batch["rationale"].cpu().numpy() > 0, hard_sel.cpu().numpy()
+        has = batch["has_rationale"].cpu().numpy()
+        lens = batch["attention_mask"].sum(dim=1).cpu().numpy()
+        am = batch["attention_mask"].bool().cpu().numpy()
+        for i in range(scores.shape[0]):
+            if self.keep_subword_scores:
+                self.sub_scores.append(sc[i, : lens[i]].copy())
+            # the reference's unit: every non-padding position, special tokens and query included
+            self.ref_rows.append((int(rows[i]), *example_plausibility_ref(gold[i][am[i]], sc[i][am[i]], bool(has[i])),
+                                  bool(has[i])))
+            if has[i]:
+                e = expl[i]
+                self.sub_docs.append(ScoredDocument(key=(int(rows[i]),), truth=gold[i][e], scores=sc[i][e], hard=hard[i][e]))
+
+    def outputs(self, dataset, select_then_predict: bool) -> EvalOutputs:
+        """The per-example outputs in table order (multiple choice: the row of each example's predicted choice)."""
+        table = dataset.table
+        cat = {k: (torch.cat(v).numpy() if v else np.zeros((0,))) for k, v in self.parts.items()}
+        order = np.argsort(cat["index"], kind="stable")
+        if getattr(dataset, "num_choices", None):  # one output per example: the row of its predicted choice
+            choice = np.asarray(table["choice"].to_list(), dtype=np.int64)
+            order = order[choice[cat["index"][order].astype(np.int64)] == cat["pred"][order]]
+        labels = list(getattr(dataset, "labels", None) or [])
+        ids = table["annotation_id"].to_list()
+        return EvalOutputs(
+            labels=labels, bins=self.bins.bins, hard_k=self.bins.hard_k, index=cat["index"][order].astype(np.int64),
+            annotation_id=[ids[i] for i in cat["index"][order]],
+            label=cat["label"][order].astype(np.int64), pred=cat["pred"][order].astype(np.int64),
+            probs=cat["probs"][order], comp_probs=cat["comp"][order], suff_probs=cat["suff"][order],
+            hard_comp_probs=cat["hcomp"][order], hard_suff_probs=cat["hsuff"][order],
+            word_scores=[self.word_scores[i] for i in order], hard_words=[self.hard_words[i] for i in order],
+            subword_scores=[self.sub_scores[i] for i in order] if self.keep_subword_scores else None,
+            bin_probs=cat["bin"][order] if select_then_predict else None,
+        )
+
+    def subword_metrics(self, iou_threshold: float) -> dict[str, float | None]:
+        """``plaus_sub_*`` (documents with gold evidence) and ``plaus_ref_*`` (every row, the reference's unit)."""
+        sub = plausibility_metrics(self.sub_docs, iou_threshold) if self.sub_docs else {}
+        out = {f"plaus_sub_{k}": sub.get(k) for k in ("auprc", "ap", "token_p", "token_r", "token_f1", "iou_f1")}
+        ref = aggregate_plausibility_ref(r[1:] for r in sorted(self.ref_rows, key=lambda r: r[0]))
+        out["plaus_ref_auprc"], out["plaus_ref_token_f1"] = ref["auprc"], ref["token_f1"]
+        return out
+
+
+def _model_device(model) -> torch.device:
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
 
 
 def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence, *, batch_size: int = 32,
@@ -326,31 +493,19 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     """
     t0 = time.perf_counter()
     if len(dataset) == 0:
-        from unirex.errors import UnirexError
-
         raise UnirexError("nothing to evaluate: the split has no examples")
-    bins = tuple(bins)
     if scoring is None:
         scoring = getattr(model, "scoring", None) or Scoring()
-    stp = scoring.select_then_predict
     if hard_k is None:
         hard_k = scoring.hard_k if scoring.hard_k is not None else DEFAULT_HARD_K
-    var_bins = bins + (() if hard_k in bins else (hard_k,))
-    hard_j = var_bins.index(hard_k)
-    K, V = len(bins), len(var_bins)
-    if device is None:
-        p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-        device = p.device if p is not None else torch.device("cpu")
-    device = torch.device(device)
+    bin_spec = _Bins(tuple(bins), hard_k)
+    strategy = scoring_strategy(scoring)
+    device = torch.device(device if device is not None else _model_device(model))
     table = dataset.table
     n_choices = getattr(dataset, "num_choices", None)
-    n_words_all = np.asarray([sum(c) for c in table["doc_word_counts"].to_list()], dtype=np.int64)
     pad_id = int(getattr(dataset, "pad_token_id", 0) or 0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
-
-    parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp", "hsuff", "bin")}
-    word_scores, hard_words, sub_scores, sub_docs, ref_rows = [], [], [], [], []
-    n_forward = positions = 0
+    kept = _Collector(table, bin_spec, keep_subword_scores)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -361,96 +516,26 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
                 raise EvaluationCancelled("evaluation cancelled")
             batch = {k: v.to(device) for k, v in batch.items()}
             scores = _batch_scores(explain, batch)
-            B = scores.shape[0]
-            if stp:  # the prediction of bin k is the one from its rationale; suff is 0 by construction
-                keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
-                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
-                probs = probs.view(V + 1, B, -1).cpu()
-                suff = probs[:V].transpose(0, 1)  # [B, V, C]
-                comp = probs[V].unsqueeze(1).expand_as(suff)
-                full = suff[:, hard_j]
-                parts["bin"].append(suff[:, :K])
-            else:
-                keep, sels = variant_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
-                probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
-                probs = probs.view(1 + 2 * V, B, -1).cpu()
-                comp = probs[1 : 1 + V].transpose(0, 1)  # [B, V, C]
-                suff = probs[1 + V :].transpose(0, 1)
-                full = probs[0]
-            n_forward += cost["forward_passes"]
-            positions += cost["positions"]
-            parts["index"].append(batch["index"].cpu())
-            parts["label"].append(batch["label"].cpu())
-            parts["pred"].append(full.argmax(dim=-1))
-            parts["probs"].append(full)
-            parts["comp"].append(comp[:, :K])
-            parts["suff"].append(suff[:, :K])
-            parts["hcomp"].append(comp[:, hard_j])
-            parts["hsuff"].append(suff[:, hard_j])
-
-            # word level: sum-pooled scores and the hard rationale projected onto words
-            rows = batch["index"].cpu().numpy()
-            nw = n_words_all[rows]
-            W = int(nw.max()) if len(nw) else 0
-            ws = _pool_words(scores, batch["word_ids"], W).cpu().numpy()
-            hw = _pool_words(sels[hard_j].float(), batch["word_ids"], W).cpu().numpy() > 0
-            word_scores.extend(ws[i, : nw[i]] for i in range(B))
-            hard_words.extend(hw[i, : nw[i]] for i in range(B))
-
-            # subword level: the document positions of each example, for training-curve plausibility
-            expl = (batch["explainable"].bool() & batch["attention_mask"].bool()).cpu().numpy()
-            sc, gold, hard = scores.cpu().numpy(), batch["rationale"].cpu().numpy() > 0, sels[hard_j].cpu().numpy()
-            has = batch["has_rationale"].cpu().numpy()
-            lens = batch["attention_mask"].sum(dim=1).cpu().numpy()
-            am = batch["attention_mask"].bool().cpu().numpy()
-            for i in range(B):
-                if keep_subword_scores:
-                    sub_scores.append(sc[i, : lens[i]].copy())
-                # the reference's unit: every non-padding position, special tokens and query included
-                ref_rows.append((int(rows[i]), *example_plausibility_ref(gold[i][am[i]], sc[i][am[i]], bool(has[i])),
-                                 bool(has[i])))
-                if has[i]:
-                    e = expl[i]
-                    sub_docs.append(ScoredDocument(key=(int(rows[i]),), truth=gold[i][e], scores=sc[i][e], hard=hard[i][e]))
-            done += B // (n_choices or 1)
+            kept.add(batch, scores, strategy.batch_probs(model, batch, scores, bin_spec, chunk_size, pad_id, n_choices))
+            done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
 
-    cat = {k: (torch.cat(v).numpy() if v else np.zeros((0,))) for k, v in parts.items()}
-    order = np.argsort(cat["index"], kind="stable")
-    if n_choices:  # one output per example: the row of its predicted choice (the rationale behind the answer)
-        choice = np.asarray(table["choice"].to_list(), dtype=np.int64)
-        order = order[choice[cat["index"][order].astype(np.int64)] == cat["pred"][order]]
-    labels = list(getattr(dataset, "labels", None) or [])
-    ids = table["annotation_id"].to_list()
-    outputs = EvalOutputs(
-        labels=labels, bins=bins, hard_k=hard_k, index=cat["index"][order].astype(np.int64),
-        annotation_id=[ids[i] for i in cat["index"][order]],
-        label=cat["label"][order].astype(np.int64), pred=cat["pred"][order].astype(np.int64),
-        probs=cat["probs"][order], comp_probs=cat["comp"][order], suff_probs=cat["suff"][order],
-        hard_comp_probs=cat["hcomp"][order], hard_suff_probs=cat["hsuff"][order],
-        word_scores=[word_scores[i] for i in order], hard_words=[hard_words[i] for i in order],
-        subword_scores=[sub_scores[i] for i in order] if keep_subword_scores else None,
-        bin_probs=cat["bin"][order] if stp else None,
-    )
+    outputs = kept.outputs(dataset, strategy.select_then_predict)
     t_forward = time.perf_counter() - t0
     if dataset_name is None and source:
         dataset_name = Path(source).parent.name
     metrics = task_and_faithfulness(outputs, log_odds, dataset_name)
     gold_spans = gold_spans_from_source(source, table)
     metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
-    sub = plausibility_metrics(sub_docs, iou_threshold) if sub_docs else {}
-    for k in ("auprc", "ap", "token_p", "token_r", "token_f1", "iou_f1"):
-        metrics[f"plaus_sub_{k}"] = sub.get(k)
-    ref = aggregate_plausibility_ref(r[1:] for r in sorted(ref_rows, key=lambda r: r[0]))
-    metrics["plaus_ref_auprc"], metrics["plaus_ref_token_f1"] = ref["auprc"], ref["token_f1"]
+    metrics.update(kept.subword_metrics(iou_threshold))
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
              "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,
-             "forward_passes": n_forward, "positions": positions, "with_rationale": len(sub_docs),
+             "forward_passes": kept.n_forward, "positions": kept.positions, "with_rationale": len(kept.sub_docs),
              "gold_spans": "evidences" if gold_spans is not None else "mask_runs",
              "task_ref_metric": reference_task_metric(dataset_name), "dataset_name": dataset_name}
     return EvalResult(metrics=metrics, outputs=outputs, stats=stats)
@@ -537,8 +622,6 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
 
 def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
     """Read what :func:`save_outputs` wrote: ``(outputs, meta)``."""
-    from unirex.errors import UnirexError
-
     parquet, meta_path = outputs_paths(run_dir, split)
     if not parquet.is_file() or not meta_path.is_file():
         raise UnirexError(f"{run_dir}: no evaluation outputs for split '{split}' (expected {parquet} and {meta_path.name}); "
