@@ -168,3 +168,20 @@ def test_events_read_back_from_partial_and_unknown_lines():
     for cls in (StartEvent, StepEvent, EvalStartEvent, EvalProgressEvent, EvalEvent, CheckpointEvent, LogEvent, DoneEvent):
         ev = cls(run_id="R")
         assert event_from_dict(ev.to_dict()) == ev and ev.to_dict()["kind"] == cls.kind
+
+
+class StopAfterFirstDev(Callback):
+    """The README's example: stop training from ``on_evaluate``."""
+
+    def on_evaluate(self, engine, state, event):
+        if event.split == "dev" and event.epoch is not None:
+            state.should_stop = True
+
+
+def test_a_callback_stops_training_and_the_final_evaluation_still_runs(base):
+    rec = Recorder()
+    res = run(resolve_run_config(base + ["training.epochs=3", "data.num_train=16", "training.eval_splits=dev"]),
+              callbacks=[StopAfterFirstDev(), rec])
+    assert res.status == "completed" and res.best_epoch == 0 and "dev_acc" in res.metrics
+    assert [(e.epoch, e.reused) for e in rec.events if isinstance(e, EvalEvent)] == [(0, False), (None, True)]
+    assert rec.calls.count("epoch_end") == 1 and rec.calls[-2:] == ["train_end", "evaluate:dev:None"]
