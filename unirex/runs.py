@@ -10,8 +10,9 @@ spells these names):
 ``status.json``    status (:class:`RunStatus`: running / completed / failed / cancelled / interrupted), pid, host, start/end,
                    heartbeat, error message, final metrics; rewritten atomically
 ``metrics.jsonl``  append-only: one ``{"time", "split", "epoch", "step", "name", "value"}`` per line
-``events.jsonl``   append-only progress: one engine event per line (start, step with loss components
-                   and ETA, eval_progress, eval, checkpoint, log, done), so any process can follow a run
+``events.jsonl``   append-only progress: one engine event per line (step with loss components and ETA,
+                   eval_start, eval_progress, eval, checkpoint, log, done: :mod:`unirex.events`, whose
+                   ``event_from_dict`` reads a line back), so any process can follow a run
 ``error.txt``      the traceback of a failed run
 ``checkpoint/``    the best checkpoint (safetensors; its inside belongs to :mod:`unirex.checkpoint`)
 ``outputs/``       ``eval_<split>.parquet`` + ``.json`` (evaluation outputs, :mod:`unirex.evaluate`) and

@@ -88,7 +88,7 @@ class CheckpointCache:
 def load(folder: Path, device: str = "auto") -> CachedCheckpoint:
     # lazy: unirex.checkpoint and the engine pull torch; loaded with the first checkpoint
     from unirex.checkpoint import open_checkpoint
-    from unirex.engine import pick_device
+    from unirex.device import pick_device
 
     loaded = open_checkpoint(folder, map_location=pick_device(device))
     return CachedCheckpoint(loaded=loaded, run_id=loaded.info.get("run_id"), lock=threading.Lock())
