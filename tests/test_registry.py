@@ -78,7 +78,7 @@ def test_a_registered_name_trains_evaluates_saves_and_explains_as_the_builtin_on
     # saved attributions (what FRESH / L2E read) carry the registered name and the same scores
     assert set(ours[2]["attr_algo"]) == {ig_alias} and set(theirs[2]["attr_algo"]) == {BUILTIN}
     assert ours[2]["scores"].to_list() == theirs[2]["scores"].to_list()
-    from unirex.engine import load_teacher_scores
+    from unirex.teacher import load_teacher_scores
 
     ds_table = ours[2].select("annotation_id").with_columns(
         input_ids=pl.Series([[0] * len(s) for s in ours[2]["scores"].to_list()]))
