@@ -371,8 +371,8 @@ _GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode"}
 def resolve_run_config(overrides: list[str], workspace: str | None = None) -> "RunConfig":
     """A config from command-line overrides. For ``training=evaluate|finetune`` the checkpoint's own
     config is the base (its arch, dataset, extractor and objective), and the user's keys win."""
+    # lazy: pulls omegaconf, which this module does not otherwise load
     from unirex.config import parse_override, resolve_config, to_overrides
-    from unirex.workspace import workspace_dir
 
     overrides = list(overrides) + ([f"workspace={workspace}"] if workspace else [])
     cfg = resolve_config(overrides, validate=False)

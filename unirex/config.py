@@ -46,6 +46,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from unirex.errors import UnirexError
+from unirex.methods import check_settings, get_method, list_methods
 from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names, get_extractor
 
 # ----------------------------------------------------------------------------------------- choices
@@ -317,8 +318,6 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
     # a method preset expands into its own overrides, placed before the user's
     method = [v for k, v in pairs if k == "method"]
     if method:
-        from unirex.methods import get_method
-
         name = _unquote(method[-1])
         preset = [parse_override(o) for o in get_method(name).overrides]
         pairs = preset + [(k, v) for k, v in pairs if k != "method"]
@@ -371,8 +370,6 @@ def _signature(cfg: RunConfig) -> tuple:
 def identify_method(cfg: RunConfig) -> str:
     """The preset of :mod:`unirex.methods` this config is an instance of (weights may differ), or a
     description built from its keys (``custom: expl_reg/self_lm comp+plaus``)."""
-    from unirex.methods import list_methods
-
     sig = _signature(cfg)
     if cfg.model.name == "lm":  # Task LM + any attribution algorithm
         return "task_lm" if cfg.model.attr_algo == "input-x-gradient" else f"task_lm+{cfg.model.attr_algo}"
@@ -491,8 +488,6 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError(f"training.eval_splits={t.eval_splits!r}: use a comma list of {', '.join(SPLITS)}")
     if t.epochs < 1 or t.patience < 0:
         raise UnirexError("training.epochs must be >= 1 and training.patience >= 0")
-    from unirex.methods import check_settings
-
     check_settings(cfg)
 
 

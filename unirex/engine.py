@@ -325,6 +325,7 @@ class Engine:
         return out
 
     def _optimizer(self, num_updates: int):
+        # lazy: pulls transformers, which loading the engine does not otherwise (the models load it on first use)
         from transformers import get_constant_schedule, get_linear_schedule_with_warmup
 
         o = self.cfg.model.optimizer
