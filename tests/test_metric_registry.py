@@ -250,3 +250,25 @@ def test_license_message_names_the_flag_in_the_cli(tmp_path, capsys):
                  "--workspace", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert re.search(r"--license: license 'apache2' is not .*did you mean apache-2\.0", err)
+
+
+# ------------------------------------------------------------------------------ a metric that computes itself
+def test_registered_compute_runs_in_every_evaluation(small_demo_dir, tiny_arch):
+    import numpy as np
+    from evalkit import TinyClassifier, random_scores, split_dataset
+
+    from unirex.evaluate import evaluate
+
+    def confidence_drop_at_top_bin(outputs):  # a plugin's metric, from the evaluator's per-example outputs
+        rows = np.arange(len(outputs))
+        return float((outputs.probs[rows, outputs.pred] - outputs.comp_probs[rows, 0, outputs.pred]).mean())
+
+    register_metric(MetricSpec("zz_comp_top_bin", "comp @top bin", Family.FAITHFULNESS,
+                               compute=confidence_drop_at_top_bin))
+    try:
+        ds, _ = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(6))
+        res = evaluate(TinyClassifier(tiny_arch).eval(), ds, random_scores(ds.table, seed=2),
+                       batch_size=3)
+    finally:
+        unregister_metric("zz_comp_top_bin")
+    assert res.metrics["zz_comp_top_bin"] == pytest.approx(res.metrics["comp_k1"])  # the same quantity, bin 1%

@@ -20,8 +20,10 @@ that key (or a run logs one, ``metrics.jsonl``): the fronts pick it up from here
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from typing import Any
 
 from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS
@@ -79,7 +81,10 @@ class MetricSpec:
     ``compared``: a column of the comparison (``compare``, the Compare tab's data, its exports);
     ``nrg``: the NRG conventions (``paper``, ``eraser``) whose composition uses it, under its family;
     ``digits``: decimals shown (Runs tab, Hub card); ``card_type`` / ``card_config``: its ``model-index``
-    ``type`` and ``config`` on the Hub card (type default: the key).
+    ``type`` and ``config`` on the Hub card (type default: the key); ``compute``: for a metric of its own
+    module, its value from an evaluation's per-example outputs (:class:`unirex.evaluate.EvalOutputs` ->
+    float or None), which the evaluator adds to every evaluation (the built-ins are computed by
+    :mod:`unirex.evaluate` itself).
     """
 
     key: str
@@ -94,6 +99,7 @@ class MetricSpec:
     abbrev: str = ""
     card_type: str = ""
     card_config: str | None = None
+    compute: Callable[[Any], float | None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not self.key or not self.key.replace("_", "").isalnum():
@@ -227,5 +233,16 @@ def metric_keys(family: Family | str | None = None, headline: Headline | int | b
     return tuple(s.key for s in metrics(family, headline, compared=compared, nrg=nrg))
 
 
-__all__ = ["BUILTIN_METRICS", "NRG_FAMILIES", "Direction", "Family", "Headline", "MetricSpec", "direction",
-           "get_metric", "metric_keys", "metrics", "register_metric", "unregister_metric"]
+def computed_metrics(outputs) -> dict[str, float | None]:
+    """The values of the registered metrics that compute their own (``MetricSpec.compute``) on an
+    evaluation's outputs (:class:`unirex.evaluate.EvalOutputs`)."""
+    out: dict[str, float | None] = {}
+    for spec in metrics():
+        if spec.compute is not None:
+            value = spec.compute(outputs)
+            out[spec.key] = None if value is None else float(value)
+    return out
+
+
+__all__ = ["BUILTIN_METRICS", "NRG_FAMILIES", "Direction", "Family", "Headline", "MetricSpec", "computed_metrics",
+           "direction", "get_metric", "metric_keys", "metrics", "register_metric", "unregister_metric"]
