@@ -15,6 +15,7 @@ import sys
 from cli.download import add_download_parser
 from cli.export import add_export_parser
 from unirex.errors import UnirexError
+from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import Headline, metric_keys
 from unirex.registry import attribution_names, load_plugins
 
@@ -381,7 +382,7 @@ def make_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG")
     _add_filters(c, status=False)
     c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns (default method,dataset,arch)")
-    c.add_argument("--convention", default="paper", choices=("paper", "eraser"),
+    c.add_argument("--convention", default=DEFAULT_CONVENTION, choices=CONVENTIONS,
                    help="NRG's composition: paper (UNIREX's: AOPC comp/suff, the reference's AUPRC and task metric; "
                         "default) or eraser (ERASER's metrics: AOPC, AUPRC, token F1, IOU F1, macro F1)")
     c.add_argument("--csv", help="write the table as CSV")

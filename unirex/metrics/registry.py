@@ -66,9 +66,9 @@ class Headline(IntEnum):
     prominence or more (``metrics(headline=Headline.SUMMARY)``: BRIEF, COMPACT and SUMMARY ones)."""
 
     BRIEF = 1  # one-line summaries: ``unirex runs``, the training progress line
-    COMPACT = 2  # compact tables: `unirex show`'s dev per epoch, the Runs tab's empty tables
-    SUMMARY = 3  # summary tables: ``unirex compare``, the Runs tab's table, a sweep's summary
-    FULL = 4  # every headline table: ``unirex show``, the Compare tab, the Hub card, the runs index
+    COMPACT = 2  # ``unirex show``'s dev per epoch, the Runs tab's tables before a run is chosen
+    SUMMARY = 3  # ``unirex compare``, a run's / a sweep's summary, the Runs tab's table, dev per epoch and curves
+    FULL = 4  # ``unirex show``'s final evaluation, the runs index, the Compare tab, the Hub card
 
 
 @dataclass(frozen=True)
