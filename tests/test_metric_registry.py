@@ -272,3 +272,35 @@ def test_registered_compute_runs_in_every_evaluation(small_demo_dir, tiny_arch):
     finally:
         unregister_metric("zz_comp_top_bin")
     assert res.metrics["zz_comp_top_bin"] == pytest.approx(res.metrics["comp_k1"])  # the same quantity, bin 1%
+
+
+def test_example_plugin_module_end_to_end(tmp_path, tiny_arch, small_demo_dir, capsys):
+    """examples/metric_plugin.py, the README's example: imported, its metric is computed in training's
+    evaluations, logged with the run, and shown by ``show`` and the comparison."""
+    import importlib
+    import sys
+
+    from cli import main
+    from unirex.engine import resolve_run_config, run
+    from workbench import RunFilter, Workbench
+
+    name = "examples.metric_plugin"  # imported again when an earlier test imported (and unregistered) it
+    plugin = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+    try:
+        assert get_metric("rationale_gap") is plugin.SPEC
+        ws = tmp_path / "ws"
+        res = run(resolve_run_config([f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64",
+                                      "setup.train_batch_size=8", "setup.eval_batch_size=16", f"workspace={ws}",
+                                      "debug=True", "method=slm_plaus_linear", "training.eval_splits='test'"]))
+        assert res.status == "completed"
+        wb = Workbench(ws)
+        wb.sync()
+        final = wb.run(res.run_id).final["test"]
+        assert final["rationale_gap"] == pytest.approx(final["comp_aopc"] - final["suff_aopc"], abs=1e-6)
+        cmp = wb.compare(RunFilter(status="completed"), split="test", by=("method",))
+        assert "rationale_gap" in cmp.metrics
+        assert main(["show", res.run_id, "--workspace", str(ws)]) == 0
+        out = capsys.readouterr().out
+        assert "rationale_gap" in out[out.index("final evaluation"):].splitlines()[1]
+    finally:
+        unregister_metric("rationale_gap")
