@@ -141,7 +141,8 @@ def _runs(args) -> int:
     if df.height == 0:
         print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch]) else " yet"))
         return 0
-    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "duration_s", *metric_keys(headline=Headline.BRIEF)]
+    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "duration_s",
+            *metric_keys(headline=Headline.BRIEF)]
     rows = []
     for r in df.iter_rows(named=True):
         r["duration_s"] = None if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
