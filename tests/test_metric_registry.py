@@ -274,20 +274,23 @@ def test_registered_compute_runs_in_every_evaluation(small_demo_dir, tiny_arch):
     assert res.metrics["zz_comp_top_bin"] == pytest.approx(res.metrics["comp_k1"])  # the same quantity, bin 1%
 
 
-def test_example_plugin_module_end_to_end(tmp_path, tiny_arch, small_demo_dir, capsys):
-    """examples/metric_plugin.py, the README's example: imported, its metric is computed in training's
-    evaluations, logged with the run, and shown by ``show`` and the comparison."""
-    import importlib
+def test_example_plugin_module_end_to_end(tmp_path, tiny_arch, small_demo_dir, capsys, monkeypatch):
+    """tests/plugins/rationale_gap.py, the README's example, named in UNIREX_PLUGINS: loaded as the CLI and the
+    app load plugins, its metric is computed in training's evaluations, logged with the run, and shown by
+    ``show`` and the comparison."""
     import sys
 
     from cli import main
     from unirex.engine import resolve_run_config, run
+    from unirex.registry import load_plugins
     from workbench import RunFilter, Workbench
 
-    name = "examples.metric_plugin"  # imported again when an earlier test imported (and unregistered) it
-    plugin = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+    name = "tests.plugins.rationale_gap"
+    monkeypatch.setenv("UNIREX_PLUGINS", name)
+    monkeypatch.delitem(sys.modules, name, raising=False)  # an earlier import registered (and dropped) it once
+    assert load_plugins() == (name,)
     try:
-        assert get_metric("rationale_gap") is plugin.SPEC
+        assert get_metric("rationale_gap") is sys.modules[name].SPEC
         ws = tmp_path / "ws"
         res = run(resolve_run_config([f"arch={tiny_arch}", f"data_dir={small_demo_dir}", "data.max_length=64",
                                       "setup.train_batch_size=8", "setup.eval_batch_size=16", f"workspace={ws}",

@@ -5,15 +5,16 @@ has it shown by every front (``runs``, ``show``, ``compare``, the Runs and Compa
 input without it, ``p(ŷ | r) - p(ŷ | x \\ r)``, averaged over the examples and the top-k bins (higher is
 better; for a model that predicts from the full input it equals ``comp_aopc - suff_aopc``).
 
-Use it by importing it before the fronts run: ``UNIREX_PLUGINS=examples.metric_plugin`` (a module on the
-Python path), or ``import examples.metric_plugin`` in your own script.
+Use it by naming it in ``UNIREX_PLUGINS=tests.plugins.rationale_gap`` (a module on the Python path; the
+CLI, the app and the remote workers import it at start), or import it in a script.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from unirex.metrics.registry import Direction, Family, Headline, MetricSpec, register_metric
+from unirex.metrics.registry import Direction, Family, Headline
+from unirex.registry import MetricSpec, register_metric
 
 
 def rationale_gap(outputs) -> float | None:
