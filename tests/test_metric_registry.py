@@ -185,11 +185,11 @@ def test_new_metric_on_the_hub_card(new_metric):
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     from unirex.config import resolve_config
-    from unirex.hub import RunSummary, build_model_card, check_model_card
+    from unirex.hub import HubRun, build_model_card, check_model_card
 
     cfg = resolve_config(["data=demo", "method=slm_plaus_linear"], validate=False)
     values = {"test": {"acc": 0.8, "comp_aopc": 0.3, "suff_aopc": 0.1, NEW: 0.125}}
-    summary = RunSummary(run_id="R-1", path=None, checkpoint=None, meta={"method": "slm_plaus_linear"}, config=cfg,
+    summary = HubRun(run_id="R-1", path=None, checkpoint=None, meta={"method": "slm_plaus_linear"}, config=cfg,
                          info={"labels": ["neg", "pos"], "epoch": 1, "value": 0.8}, status={}, metrics=values)
     card = str(build_model_card(summary, "me/model", "mit"))
     assert "| Deletion AUC (lower is better) | 0.125 |" in card  # its digits (3), its direction
@@ -204,10 +204,10 @@ def test_new_metric_on_the_hub_card(new_metric):
 def test_card_values_are_data_not_template(new_metric):
     """A ``$placeholder`` or ``|`` in a run's values reaches the card as text; the table keeps its cells."""
     from unirex.config import resolve_config
-    from unirex.hub import RunSummary, build_model_card
+    from unirex.hub import HubRun, build_model_card
 
     cfg = resolve_config(["data=demo", "method=slm_plaus_linear"], validate=False)
-    summary = RunSummary(run_id="R-1", path=None, checkpoint=None, meta={"method": "$repo_id", "device": "a|b"},
+    summary = HubRun(run_id="R-1", path=None, checkpoint=None, meta={"method": "$repo_id", "device": "a|b"},
                          config=cfg, info={"labels": ["$title", "x|y"], "epoch": 1, "value": math.nan}, status={},
                          metrics={"test": {"acc": 0.8}})
     card = str(build_model_card(summary, "me/model", "mit"))
