@@ -36,7 +36,9 @@ def fill(ws: Path, n_runs: int, folders: bool) -> int:
     import numpy as np
 
     from unirex.methods import list_methods
-    from workbench.compare import COMPARE_METRICS
+    from workbench.compare import compare_metrics
+
+    names = compare_metrics()
 
     methods = [m.id for m in list_methods()]
     rng = np.random.default_rng(0)
@@ -51,12 +53,12 @@ def fill(ws: Path, n_runs: int, folders: bool) -> int:
         runs.append((run_id, "completed", method, dataset, arch, seed, "train", None, "{}", created, created,
                      created + 60, 60.0, None, str(ws / "runs" / run_id), created, f"python -m unirex method={method}",
                      "local", ""))
-        base = rng.uniform(0.2, 0.9, len(COMPARE_METRICS))
+        base = rng.uniform(0.2, 0.9, len(names))
         for split in ("test", "dev"):
-            for name, v in zip(COMPARE_METRICS, base + rng.normal(0, 0.02, len(base))):
+            for name, v in zip(names, base + rng.normal(0, 0.02, len(base))):
                 metrics.append((run_id, split, None, 100, name, float(v), created + 60))
         for epoch in range(3):
-            for name, v in zip(COMPARE_METRICS[:10], base[:10]):
+            for name, v in zip(names[:10], base[:10]):
                 metrics.append((run_id, "dev", epoch, 30 * (epoch + 1), name, float(v), created + 20 * epoch))
     if folders:
         return _folders(ws, runs, metrics)

@@ -15,6 +15,8 @@ import sys
 from cli.download import add_download_parser
 from cli.export import add_export_parser
 from unirex.errors import UnirexError
+from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
+from unirex.metrics.registry import Headline, metric_keys
 from unirex.registry import attribution_names, load_plugins
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
@@ -139,8 +141,8 @@ def _runs(args) -> int:
     if df.height == 0:
         print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch]) else " yet"))
         return 0
-    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "duration_s", "acc", "comp_aopc", "suff_aopc",
-            "plaus_auprc"]
+    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "duration_s",
+            *metric_keys(headline=Headline.BRIEF)]
     rows = []
     for r in df.iter_rows(named=True):
         r["duration_s"] = None if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
@@ -170,13 +172,13 @@ def _show(args) -> int:
         print(f"error:      {s.error}")
     print("config:     " + (" ".join(d.overrides) or "(all defaults)"))
     if d.final:
-        names = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
+        names = metric_keys(headline=Headline.FULL)
         print("\nfinal evaluation")
         table(["split", *names], [[sp, *[d.final[sp].get(n) for n in names]] for sp in sorted(d.final)])
     epochs = d.metrics.filter(d.metrics["epoch"].is_not_null() & (d.metrics["split"] == "dev"))
     if epochs.height:
         print("\ndev per epoch")
-        names = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"]
+        names = metric_keys(headline=Headline.COMPACT)
         rows = []
         for e in sorted(set(epochs["epoch"].to_list())):
             sub = {r["name"]: r["value"] for r in epochs.filter(epochs["epoch"] == e).iter_rows(named=True)}
@@ -213,7 +215,7 @@ def _compare(args) -> int:
     if df.height == 0:
         print("no completed runs with final metrics on that split match")
         return 0
-    names = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
+    names = metric_keys(headline=Headline.SUMMARY)
     present = [n for n in names if f"{n}_mean" in df.columns]
     rows = [[*[r[b] for b in by], r["n"], r["nrg"], *[mean_std(r[f"{n}_mean"], r[f"{n}_std"]) for n in present]]
             for r in df.iter_rows(named=True)]
@@ -282,6 +284,12 @@ def _cancel(args) -> int:
 
 
 def _push(args) -> int:
+    from unirex.hub import check_license
+
+    try:
+        check_license(args.license)
+    except UnirexError as e:  # the core's message names the value; here it was given as a flag
+        raise UnirexError(f"--license: {e}") from None
     # the CLI may write a dry run anywhere the user asks (the app's confined workbench keeps it inside the workspace)
     result = _workbench(args).push(args.run, args.repo_id, private=args.private, revision=args.revision,
                                    license=args.license, dry_run_dir=args.dry_run)
@@ -375,7 +383,7 @@ def make_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG")
     _add_filters(c, status=False)
     c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns (default method,dataset,arch)")
-    c.add_argument("--convention", default="paper", choices=("paper", "eraser"),
+    c.add_argument("--convention", default=DEFAULT_CONVENTION, choices=CONVENTIONS,
                    help="NRG's composition: paper (UNIREX's: AOPC comp/suff, the reference's AUPRC and task metric; "
                         "default) or eraser (ERASER's metrics: AOPC, AUPRC, token F1, IOU F1, macro F1)")
     c.add_argument("--csv", help="write the table as CSV")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from cli.render import table
 from unirex.errors import UnirexError
 from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StepEvent
+from unirex.metrics.registry import Family, Headline, metric_keys, metrics
 from workbench import RunOutcome, Workbench, comma_lists, quote_one_value_keys
 from workbench.launchers import split_launcher_overrides
 from workbench.launchers.dispatch import Dispatcher
@@ -66,28 +67,29 @@ class TqdmProgress:
             m = ev.metrics
             where = f"epoch {ev.epoch + 1} " if ev.epoch is not None else ""
 
-            def g(k):
-                v = m.get(k)
-                return "n/a" if v is None else f"{v:.4f}"
-
-            self._write(f"{self.label}{where}{ev.split}: acc {g('acc')}  comp {g('comp_aopc')}  suff {g('suff_aopc')}"
-                        + (f"  auprc {g('plaus_auprc')}" if m.get("plaus_auprc") is not None else ""))
+            self._write(f"{self.label}{where}{ev.split}: {progress_metrics(m)}")
         elif isinstance(ev, LogEvent):
             self._write(f"{self.label}{ev.message}")
         elif isinstance(ev, DoneEvent):
             self._close()
 
 
+def _value(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def progress_metrics(m: dict) -> str:
+    """An evaluation's brief headline metrics for the progress line (``acc 0.9000  comp ...``); a
+    plausibility metric only when the split has gold rationales (a value)."""
+    return "  ".join(f"{s.short} {_value(m.get(s.key))}" for s in metrics(headline=Headline.BRIEF)
+                     if s.family is not Family.PLAUSIBILITY or m.get(s.key) is not None)
+
+
 def summary_line(res: RunOutcome) -> str:
     m = res.metrics
     split = res.split
-
-    def g(name):
-        v = m.get(f"{split}_{name}")
-        return "n/a" if v is None else f"{v:.4f}"
-
-    return (f"{res.run_id} [{res.status}] {split}: acc {g('acc')} macro_f1 {g('macro_f1')} comp {g('comp_aopc')} "
-            f"suff {g('suff_aopc')} auprc {g('plaus_auprc')} token_f1 {g('plaus_token_f1')}")
+    values = " ".join(f"{s.short} {_value(m.get(f'{split}_{s.key}'))}" for s in metrics(headline=Headline.SUMMARY))
+    return f"{res.run_id} [{res.status}] {split}: {values}"
 
 
 def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
@@ -196,7 +198,7 @@ def run_remote(args, overrides: list[str], launcher) -> int:
 def _print_table(results: list[tuple[list[str], RunOutcome]]) -> None:
     varying = sorted({o.split("=", 1)[0] for combo, _ in results for o in combo
                       if len({dict(x.split("=", 1) for x in c).get(o.split("=", 1)[0]) for c, _ in results}) > 1})
-    cols = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
+    cols = metric_keys(headline=Headline.SUMMARY)
     rows = []
     for combo, res in results:
         kv = dict(x.split("=", 1) for x in combo)

@@ -14,11 +14,16 @@ import polars as pl
 
 from store.db import connect
 from store.entities import RUN_FIELDS, Run
+from unirex.metrics.registry import metric_keys
 
-#: the metrics shown beside each run in the runs table (final evaluation on the chosen split)
-HEADLINE_METRICS = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1")
 RUN_COLUMNS = ("run_id", "status", "method", "dataset", "arch", "seed", "mode", "parent_run", "created_at",
                "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher")
+
+
+def headline_metrics() -> tuple[str, ...]:
+    """The metrics shown beside each run in the runs table (final evaluation on the chosen split): every
+    headline metric of the registry (:mod:`unirex.metrics.registry`), in its order."""
+    return metric_keys(headline=True)
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,10 @@ class RunFilter:
 
 
 def runs_table(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
-               metrics: tuple[str, ...] = HEADLINE_METRICS, limit: int | None = None) -> pl.DataFrame:
+               metrics: tuple[str, ...] | None = None, limit: int | None = None) -> pl.DataFrame:
     """One row per run (newest first): the run columns plus its final ``metrics`` on ``split`` (null where
-    the run has none)."""
+    the run has none); ``metrics`` default: the registry's headline metrics (:func:`headline_metrics`)."""
+    metrics = headline_metrics() if metrics is None else tuple(metrics)
     where, params = flt.where("r")
     pivot = ", ".join(f"max(m.value) FILTER (WHERE m.name = ?) AS \"{name}\"" for name in metrics)
     sql = (f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}{', ' + pivot if metrics else ''} "
@@ -153,5 +159,5 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
                        "ORDER BY dataset, arch, max_length, tag").pl()
 
 
-__all__ = ["HEADLINE_METRICS", "IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
-           "final_metric_rows", "get_run", "index_counts", "indexed_runs", "run_metrics", "runs_table"]
+__all__ = ["IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
+           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_metrics", "runs_table"]

@@ -10,14 +10,29 @@ import gradio as gr
 from ui import figures
 from ui.common import Handlers, choice_or_none, code, handler, md
 from unirex.errors import UnirexError
+from unirex.metrics.registry import Family, metric_keys, metrics
 from workbench import Comparison, RunFilter, Workbench
 
-SHOWN_METRICS = [("acc", "acc"), ("macro_f1", "macro F1"), ("comp_aopc", "comp AOPC ↑"), ("suff_aopc", "suff AOPC ↓"),
-                 ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1"), ("plaus_iou_f1", "IOU F1")]
-AXES = ["nrg_faithfulness", "nrg_plausibility", "nrg_task", "nrg", "comp_aopc_mean", "suff_aopc_mean",
-        "plaus_auprc_mean", "plaus_token_f1_mean", "plaus_iou_f1_mean", "acc_mean", "macro_f1_mean"]
 MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hundreds of bars says nothing)
-BAR_METRICS = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
+#: the scatter's axes after NRG's: headline metrics, faithfulness and plausibility first (the chart's question)
+AXIS_FAMILIES = (Family.FAITHFULNESS, Family.PLAUSIBILITY, Family.TASK, Family.EFFICIENCY)
+#: the bar chart's first selection
+BAR_DEFAULT = ["comp_aopc", "suff_aopc", "plaus_auprc", "macro_f1"]
+
+
+def shown_metrics() -> list[tuple[str, str]]:
+    """(key, heading) of the table's metric columns: the registry's headline metrics."""
+    return [(m.key, m.heading) for m in metrics(headline=True)]
+
+
+def axes() -> list[str]:
+    """The columns the scatter can plot: NRG and its components, then each headline metric's mean."""
+    return ["nrg_faithfulness", "nrg_plausibility", "nrg_task", "nrg",
+            *[f"{k}_mean" for family in AXIS_FAMILIES for k in metric_keys(family, headline=True)]]
+
+
+def bar_metrics() -> list[str]:
+    return list(metric_keys(headline=True))
 
 
 def parse_seeds(text: str | None) -> tuple[int, ...]:
@@ -43,13 +58,14 @@ def label_of(by):
 def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
     """The comparison as the dashboard shows it: groups, runs, seeds, NRG (and components), mean ± std."""
     by = list(cmp.by)
-    headers = [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in SHOWN_METRICS]]
+    shown = shown_metrics()
+    headers = [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in shown]]
     rows = []
     for r in cmp.table.iter_rows(named=True):
         rows.append([*[r[b] for b in by], r["n"], ",".join(str(s) for s in (r["seeds"] or [])),
                      *[None if r.get(c) is None else round(r[c], 3)
                        for c in ("nrg", "nrg_faithfulness", "nrg_plausibility", "nrg_task")],
-                     *[_pm(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m, _ in SHOWN_METRICS]])
+                     *[_pm(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m, _ in shown]])
     return headers, rows
 
 
@@ -90,7 +106,7 @@ class CompareHandlers(Handlers):
                 gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
                 gr.update(choices=opts("method")),
                 figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
-                figures.bars(recs, list(bm or BAR_METRICS), lab, "Metrics per group (mean ± std over seeds)" + more),
+                figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean ± std over seeds)" + more),
                 figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
 
     @handler
@@ -126,10 +142,9 @@ def build_tab(wb: Workbench):
     table = gr.Dataframe(interactive=False, wrap=True, label="Methods compared (completed runs)", max_height=420,
                          elem_id="compare-table")
     with gr.Row():
-        x_axis = gr.Dropdown(AXES, value="nrg_faithfulness", label="Scatter x (faithfulness)")
-        y_axis = gr.Dropdown(AXES, value="nrg_plausibility", label="Scatter y (plausibility)")
-        bar_metrics = gr.Dropdown(BAR_METRICS, value=["comp_aopc", "suff_aopc", "plaus_auprc", "macro_f1"],
-                                  multiselect=True, label="Bar chart metrics")
+        x_axis = gr.Dropdown(axes(), value="nrg_faithfulness", label="Scatter x (faithfulness)")
+        y_axis = gr.Dropdown(axes(), value="nrg_plausibility", label="Scatter y (plausibility)")
+        bar_picker = gr.Dropdown(bar_metrics(), value=BAR_DEFAULT, multiselect=True, label="Bar chart metrics")
     with gr.Row(elem_id="compare-charts"):
         scatter = gr.Plot(label="Faithfulness vs plausibility")
         bars = gr.Plot(label="Metrics per method")
@@ -140,7 +155,7 @@ def build_tab(wb: Workbench):
         export_file = gr.File(label="Download", interactive=False)
     export_md = gr.Markdown()
 
-    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_metrics]
+    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_picker]
     outputs = [table, note, dataset, arch, methods, scatter, bars, bins]
     refresh.click(h.on_refresh, inputs, outputs, api_name="compare")
     for comp in inputs:

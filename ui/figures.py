@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from unirex.metrics.faithfulness import BINS
+from unirex.metrics.registry import Headline, direction, metric_keys
 from workbench import RunCurves
 
-BINS = (1, 5, 10, 20, 50)
-DEV_METRICS = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1")
-#: metrics where lower is better (the rest: higher is better)
-LOWER_IS_BETTER = ("suff_aopc", "suff_aopc_unirex") + tuple(f"suff_k{k}" for k in BINS)
 _LAYOUT = dict(template="plotly_white", height=340, margin=dict(l=50, r=20, t=50, b=45),
                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
@@ -42,7 +40,7 @@ def dev_metrics(curves: RunCurves, title: str = "Dev metrics per epoch") -> go.F
     if df.height == 0:
         return empty(title, "no dev evaluation yet")
     fig = go.Figure()
-    for name in DEV_METRICS:
+    for name in metric_keys(headline=Headline.SUMMARY):
         sub = df.filter(df["name"] == name).sort("epoch")
         if sub.height:
             fig.add_trace(go.Scatter(x=[e + 1 for e in sub["epoch"].to_list()], y=sub["value"].to_list(),
@@ -75,7 +73,8 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure
     if not pts:
         return empty(title, "no runs with both metrics")
     xb, yb = x.replace("_mean", ""), y.replace("_mean", "")
-    front = pareto_front([(p[0], p[1]) for p in pts], xb not in LOWER_IS_BETTER, yb not in LOWER_IS_BETTER)
+    xd, yd = direction(xb), direction(yb)  # higher is better for NRG's columns, which the registry lacks
+    front = pareto_front([(p[0], p[1]) for p in pts], xd.higher_is_better, yd.higher_is_better)
     fig = go.Figure()
     fig.add_trace(go.Scatter(
         x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers+text", text=[p[2] for p in pts],
@@ -90,9 +89,8 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure
         pad = (hi - lo) * 0.2 or 0.5
         fig.update_layout(**{f"{axis}axis": dict(range=[lo - pad, hi + pad])})
     fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))
-    arrow = {True: "↓ better", False: "↑ better"}
-    fig.update_layout(title=title, xaxis_title=f"{xb} ({arrow[xb in LOWER_IS_BETTER]})",
-                      yaxis_title=f"{yb} ({arrow[yb in LOWER_IS_BETTER]})", **_LAYOUT)
+    fig.update_layout(title=title, xaxis_title=f"{xb} ({xd.arrow} better)", yaxis_title=f"{yb} ({yd.arrow} better)",
+                      **_LAYOUT)
     return fig
 
 
@@ -117,7 +115,9 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
     have = [r for r in rows if any(r.get(f"comp_k{k}_mean") is not None for k in BINS)]
     if not have:
         return empty(title, "no per-bin metrics")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("comprehensiveness (↑ better)", "sufficiency (↓ better)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=tuple(
+        f"{name} ({direction(f'{kind}_k{BINS[0]}').arrow} better)"
+        for kind, name in (("comp", "comprehensiveness"), ("suff", "sufficiency"))))
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                "#17becf"]
     for i, r in enumerate(have):

@@ -11,16 +11,20 @@ import gradio as gr
 
 from ui import figures
 from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, md
+from unirex.hub import HUB_LICENSES
+from unirex.metrics.registry import Headline, metric_keys, metrics
 from workbench import JOB_STATES, RunFilter, Workbench
 
 #: the status filter's choices: a run's states (one vocabulary with the jobs', :class:`unirex.runs.RunStatus`)
 STATUSES = ["any", *(s for s in JOB_STATES if s != "waiting")]
 SHOWN = 1000  # newest runs the table shows (the filters narrow it down)
-TABLE_HEADERS = ["run", "status", "method", "dataset", "arch", "seed", "mode", "acc", "macro F1", "comp AOPC ↑",
-                 "suff AOPC ↓", "AUPRC", "token F1", "duration", "created"]
-METRIC_COLS = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
 POLL_S = 10.0
-LICENSES = ["apache-2.0", "mit", "cc-by-4.0", "cc-by-nc-4.0", "other"]
+
+
+def table_headers() -> list[str]:
+    """The runs table's columns: the run's, its summary metrics (the registry's headings), when."""
+    return ["run", "status", "method", "dataset", "arch", "seed", "mode",
+            *[m.heading for m in metrics(headline=Headline.SUMMARY)], "duration", "created"]
 
 
 def _when(t) -> str:
@@ -33,17 +37,18 @@ def _arch(a: str | None) -> str:
 
 
 def runs_rows(df) -> list[list]:
+    specs = metrics(headline=Headline.SUMMARY)
     rows = []
     for r in df.iter_rows(named=True):
         rows.append([r["run_id"], r["status"], r["method"], r["dataset"], _arch(r["arch"]), r["seed"], r["mode"],
-                     *[None if r.get(m) is None else round(r[m], 4) for m in METRIC_COLS],
+                     *[None if r.get(m.key) is None else round(r[m.key], m.digits) for m in specs],
                      fmt_seconds(r["duration_s"]), _when(r["created_at"])])
     return rows
 
 
 def metric_table(final: dict[str, dict[str, float]]) -> tuple[list[str], list[list]]:
     names = sorted({n for v in final.values() for n in v})
-    order = ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"]
+    order = metric_keys(headline=True)
     names = [n for n in order if n in names] + [n for n in names if n not in order]
     return ["split", *names], [[sp, *[fmt_num(final[sp].get(n), 4) for n in names]] for sp in sorted(final)]
 
@@ -51,8 +56,7 @@ def metric_table(final: dict[str, dict[str, float]]) -> tuple[list[str], list[li
 def epoch_table(detail) -> tuple[list[str], list[list]]:
     df = detail.metrics
     df = df.filter(df["epoch"].is_not_null() & (df["split"] == "dev"))
-    names = [n for n in ["acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1"]
-             if n in set(df["name"].to_list())]
+    names = [n for n in metric_keys(headline=Headline.SUMMARY) if n in set(df["name"].to_list())]
     rows = []
     for e in sorted(set(df["epoch"].to_list())):
         sub = {r["name"]: r["value"] for r in df.filter(df["epoch"] == e).iter_rows(named=True)}
@@ -198,10 +202,9 @@ def _detail_blocks():
     """The opened run's blocks: ``[detail, final table, epochs table, loss plot, dev plot, config]``."""
     detail = gr.Markdown("Choose a run above.", elem_id="runs-detail")
     with gr.Row():
-        final_tbl = gr.Dataframe(headers=["split", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
-                                 label="Final metrics per split", interactive=False)
-        epochs_tbl = gr.Dataframe(headers=["epoch", "acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc"],
-                                  label="Dev metrics per epoch", interactive=False)
+        compact = list(metric_keys(headline=Headline.COMPACT))
+        final_tbl = gr.Dataframe(headers=["split", *compact], label="Final metrics per split", interactive=False)
+        epochs_tbl = gr.Dataframe(headers=["epoch", *compact], label="Dev metrics per epoch", interactive=False)
     with gr.Row():
         loss_plot = gr.Plot(label="Losses")
         dev_plot = gr.Plot(label="Dev metrics")
@@ -221,7 +224,7 @@ def build_tab(wb: Workbench):
         split_f = gr.Radio(["test", "dev", "train"], value="test", label="Metrics of split")
         refresh = gr.Button("Refresh", size="sm")
     count_md = gr.Markdown()
-    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=False, max_height=420,
+    table = gr.Dataframe(headers=table_headers(), interactive=False, wrap=False, max_height=420,
                          show_search="filter", label="Runs (click a column to sort; click a row to open it)",
                          pinned_columns=1, elem_id="runs-table")
     run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="runs-run")
@@ -251,7 +254,8 @@ def build_tab(wb: Workbench):
             repo_id = gr.Textbox(label="Hugging Face repo id (owner/name)")
             with gr.Row():
                 private = gr.Checkbox(value=True, label="private")
-                license_ = gr.Dropdown(LICENSES, value="apache-2.0", label="License", allow_custom_value=True)
+                license_ = gr.Dropdown(list(HUB_LICENSES), value="apache-2.0", label="License",
+                                       allow_custom_value=True)
                 dry_run = gr.Checkbox(value=False, label="dry run (write the files into exports/ instead)")
             push_btn = gr.Button("Push to the Hub")
         with gr.Column():

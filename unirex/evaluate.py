@@ -62,6 +62,7 @@ from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
                                       task_ref)
+from unirex.metrics.registry import computed_metrics
 from unirex.metrics.task import accuracy, macro_f1
 from unirex.packing import FORWARD_OVERHEAD, plan_chunks, run_packed  # noqa: F401 - re-exported
 from unirex.rationale import Scoring, keep_mask, topk_mask
@@ -532,6 +533,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     gold_spans = gold_spans_from_source(source, table)
     metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
     metrics.update(kept.subword_metrics(iou_threshold))
+    metrics.update(computed_metrics(outputs))  # metrics registered with a compute function of their own
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
              "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,

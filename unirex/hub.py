@@ -42,11 +42,14 @@ import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from unirex.errors import UnirexError
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
+from unirex.metrics.registry import MetricSpec, metrics
 from unirex.registry import get_extractor
 from unirex.safeload import first_line
 
@@ -73,25 +76,12 @@ HUB_LICENSES = (
 )
 
 
-@dataclass(frozen=True)
-class CardMetric:
-    """A metric of the run shown in the card's ``model-index``."""
-
-    key: str  # the run's metric name (metrics.jsonl)
-    type: str  # model-index ``type``
-    name: str  # model-index ``name`` (shown on the Hub)
-    config: str | None = None
+def card_metrics() -> list[MetricSpec]:
+    """The metrics of the card's ``model-index`` and results table: the registry's headline metrics
+    (:mod:`unirex.metrics.registry`; each one's ``hub_type``, ``card_name`` and ``card_config``)."""
+    return metrics(headline=True)
 
 
-CARD_METRICS = (
-    CardMetric("acc", "accuracy", "Accuracy"),
-    CardMetric("macro_f1", "f1", "Macro F1", "macro"),
-    CardMetric("comp_aopc", "comprehensiveness", "Comprehensiveness AOPC (higher is better)"),
-    CardMetric("suff_aopc", "sufficiency", "Sufficiency AOPC (lower is better)"),
-    CardMetric("plaus_auprc", "auprc", "Plausibility AUPRC"),
-    CardMetric("plaus_token_f1", "token_f1", "Plausibility token F1"),
-    CardMetric("plaus_iou_f1", "iou_f1", "Plausibility IOU F1"),
-)
 
 
 # ------------------------------------------------------------------------------------------- records
@@ -170,11 +160,13 @@ def check_repo_id(repo_id: str) -> str:
 
 
 def check_license(license: str | None) -> str:
+    """``license`` as the card writes it (lower case; :data:`DEFAULT_LICENSE` when empty); a
+    :class:`UnirexError` that names the value (not how it was given) when the Hub does not accept it."""
     value = (license or DEFAULT_LICENSE).strip().lower()
     if value not in HUB_LICENSES:
         close = difflib.get_close_matches(value, HUB_LICENSES, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else " (see the Hub's list of license identifiers)"
-        raise UnirexError(f"--license '{license}' is not a license identifier the Hub accepts{hint}")
+        raise UnirexError(f"license '{license}' is not a license identifier the Hub accepts{hint}")
     return value
 
 
@@ -239,8 +231,8 @@ def _method_text(method_id: str | None) -> tuple[str, str]:
     return mid or "custom configuration", "A configuration that matches none of the paper's presets; its keys are below."
 
 
-def _fmt_value(v: float | None) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+def _fmt_value(v: float | None, digits: int = 4) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
 def _extractor_text(cfg) -> str:
@@ -270,38 +262,33 @@ def card_eval_results(summary: HubRun, dataset_id: str, dataset_name: str) -> li
 
     results = []
     for split, values in summary.metrics.items():
-        for cm in CARD_METRICS:
-            v = values.get(cm.key)
+        for spec in card_metrics():
+            v = values.get(spec.key)
             if v is None or not math.isfinite(v):
                 continue
             results.append(EvalResult(task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=dataset_id,
-                                      dataset_name=dataset_name, dataset_split=split, metric_type=cm.type,
-                                      metric_value=round(float(v), 6), metric_name=cm.name, metric_config=cm.config))
+                                      dataset_name=dataset_name, dataset_split=split, metric_type=spec.hub_type,
+                                      metric_value=round(float(v), 6), metric_name=spec.card_name,
+                                      metric_config=spec.card_config))
     return results
 
 
-def build_model_card(summary: HubRun, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler",
-                     num_choices: int | None = None):
-    """The ``huggingface_hub.ModelCard`` of a run (metadata built with ``ModelCardData`` / ``EvalResult``);
-    ``num_choices``: the task LM is multiple choice (its snippets use ``AutoModelForMultipleChoice``)."""
-    from huggingface_hub import ModelCard, ModelCardData
+def _template(name: str) -> Template:
+    """A card template shipped in ``unirex/templates`` (``$name`` placeholders; values are substituted as
+    text, never parsed as template or code)."""
+    return Template(resources.files("unirex").joinpath("templates", name).read_text(encoding="utf-8"))
 
-    from unirex.models.hf_layout import SEQ_LAYOUTS
 
-    cfg = public_config(summary.config)
-    license = check_license(license)
-    dataset_id, dataset_name = _dataset_ids(cfg.data.dataset)
-    base_model = _base_model(summary.meta.get("arch") or cfg.arch)
-    title, description = _method_text(summary.meta.get("method"))
-    labels = summary.info.get("labels") or []
-    data = ModelCardData(
-        # multiple choice: no pipeline tag, the Hub infers it from the config's BertForMultipleChoice (or kin)
-        license=license, library_name="transformers", pipeline_tag=None if num_choices else TASK_TYPE,
-        tags=TAGS + ([summary.meta["method"]] if str(summary.meta.get("method", "")).isidentifier() else []),
-        datasets=[dataset_id], base_model=base_model, model_name=repo_id.split("/")[-1],
-        eval_results=card_eval_results(summary, dataset_id, dataset_name))
+def _cell(text: str) -> str:
+    """A value as a Markdown table cell: a ``|`` in it would end the cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _settings_rows(summary: HubRun, cfg, base_model: str | None, dataset_name: str, title: str) -> list[tuple]:
+    """The card's training-configuration table: (setting, value) rows."""
     m, s, t, d = cfg.model, cfg.setup, cfg.training, cfg.data
-    rows = [("method", f"{title} (`{summary.meta.get('method')}`)"), ("extractor", _extractor_text(cfg)),
+    labels = summary.info.get("labels") or []
+    return [("method", f"{title} (`{summary.meta.get('method')}`)"), ("extractor", _extractor_text(cfg)),
             ("objective", _objective_text(cfg)), ("top-k bins (%)", ", ".join(f"{k:g}" for k in m.topk)),
             ("encoder", f"`{base_model}`" if base_model else f"a local encoder folder (`{cfg.arch}`)"),
             ("dataset", f"{dataset_name} (`{d.dataset}`), labels {', '.join(map(str, labels))}"),
@@ -314,113 +301,62 @@ def build_model_card(summary: HubRun, repo_id: str, license: str | None = None, 
             ("best epoch", f"{summary.info.get('epoch')} ({t.monitor} = {_fmt_value(summary.info.get('value'))})"),
             ("dropout before the task head", f"{m.dropout:g}"), ("seed", str(cfg.seed)),
             ("precision / device", f"{s.precision} / {summary.meta.get('device', s.device)}")]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _results_table(summary: HubRun) -> tuple[str, str]:
+    """(header rows, metric rows) of the card's results table: one column per split."""
     splits = list(summary.metrics)
     head_row = "| metric | " + " | ".join(splits) + " |\n| --- | " + " | ".join("---" for _ in splits) + " |"
-    metric_rows = "\n".join(f"| {cm.name} | " + " | ".join(_fmt_value(summary.metrics[sp].get(cm.key)) for sp in splits) + " |"
-                            for cm in CARD_METRICS)
+    metric_rows = "\n".join(f"| {_cell(spec.card_name)} | "
+                            + " | ".join(_fmt_value(summary.metrics[sp].get(spec.key), spec.digits) for sp in splits)
+                            + " |" for spec in card_metrics())
+    return head_row, metric_rows
+
+
+def _usage(repo_id: str, task_lm_layout: str, num_choices: int | None) -> tuple[str, str]:
+    """(the plain-transformers snippet, the ``ckpt.explain`` line) of the card's "How to use"."""
+    from unirex.models.hf_layout import SEQ_LAYOUTS
+
     plain = task_lm_layout in SEQ_LAYOUTS
-    if plain and num_choices:
-        transformers_use = f"""```python
-from transformers import AutoModelForMultipleChoice, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
-model = AutoModelForMultipleChoice.from_pretrained("{repo_id}").eval()
-question = "where would you keep the milk at home ?"
-choices = ["fridge", "garage", "roof", "mailbox", "oven"]   # {num_choices} choices, one input row each
-enc = tokenizer([question] * len(choices), choices, return_tensors="pt", padding=True)
-logits = model(**{{k: v.unsqueeze(0) for k, v in enc.items()}}).logits   # [1, {num_choices}]
-print(model.config.id2label[int(logits.argmax())])
-```"""
-    elif plain:
-        transformers_use = f"""```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
-model = AutoModelForSequenceClassification.from_pretrained("{repo_id}").eval()
-logits = model(**tokenizer("the acting was superb", return_tensors="pt")).logits
-print(model.config.id2label[int(logits.argmax())])
-```"""
-    else:
-        transformers_use = f"""For this architecture Hugging Face's own classification head differs from the task LM's, so plain
-`transformers` loads the encoder only (`AutoModel.from_pretrained("{repo_id}")`); the head is in
-`task_head.safetensors`. Load it with UNIREX (below)."""
+    name = ("use_multiple_choice.md" if num_choices else "use_sequence.md") if plain else "use_encoder_only.md"
+    transformers_use = _template(name).substitute(repo_id=repo_id, num_choices=num_choices).rstrip("\n")
     explain_use = (
         'ex = ckpt.explain("where would you keep the milk at home ?",\n'
         '                  queries=["fridge [sep] garage [sep] roof [sep] mailbox [sep] oven"])[0]   # the choices'
         if num_choices else 'ex = ckpt.explain("the acting was superb but the plot was thin")[0]')
-    body = f"""
-# {title} on {dataset_name}
+    return transformers_use, explain_use
 
-A rationale extractor trained with [UNIREX](https://arxiv.org/abs/2112.08802) (Chan et al., ICML 2022) in
-UNIREX Workbench, scored with the [ERASER](https://www.eraserbenchmark.com) benchmark's metrics (DeYoung et
-al., ACL 2020). It holds two parts: a **task LM** (an encoder with a linear head over its pooled output) that
-predicts the label, and a **rationale extractor** that scores every input token by how much it supports the
-prediction.
 
-## Method
+def build_model_card(summary: HubRun, repo_id: str, license: str | None = None, task_lm_layout: str = "pooler",
+                     num_choices: int | None = None):
+    """The ``huggingface_hub.ModelCard`` of a run (metadata built with ``ModelCardData`` / ``EvalResult``,
+    the text from ``unirex/templates/model_card.md``); ``num_choices``: the task LM is multiple choice (its
+    snippets use ``AutoModelForMultipleChoice``)."""
+    from huggingface_hub import ModelCard, ModelCardData
 
-**{title}.** {description}
-
-In UNIREX's terms the extractor is {_extractor_text(cfg)}; it is trained jointly with the task LM on the
-objective {_objective_text(cfg)}. Comprehensiveness asks that removing the top-k% tokens lowers the
-confidence in the predicted label; sufficiency asks that the top-k% tokens alone keep it; plausibility asks
-that the scores agree with human rationales.
-
-## Results
-
-ERASER metrics of the final evaluation (run `{summary.run_id}`, best checkpoint of epoch {summary.info.get('epoch')}).
-AOPC averages over the top-k bins {", ".join(f"{k:g}" for k in m.topk)}%; plausibility is measured against
-the gold rationales at ERASER's word level (token F1 of the top-10% rationale, IOU F1 at 0.5).
-
-{head_row}
-{metric_rows}
-
-## Training configuration
-
-| setting | value |
-| --- | --- |
-{table}
-
-Reproduce it (UNIREX Workbench, `python -m unirex` takes UNIREX's own overrides):
-
-```bash
-{reproduce_command(cfg)}
-```
-
-## How to use
-
-The task LM with plain `transformers`:
-
-{transformers_use}
-
-Predictions and token scores with UNIREX Workbench (the extractor needs it):
-
-```python
-import unirex
-
-ckpt = unirex.load_checkpoint("{repo_id}")   # downloads *.safetensors / *.json / *.txt only
-{explain_use}
-print(ex.label, ex.probabilities)
-print(sorted(zip(ex.scores, ex.words), reverse=True)[:5])   # the words that support the prediction most
-```
-
-Evaluate it on a dataset from the command line:
-
-```bash
-python -m unirex training=evaluate training.ckpt_path={repo_id} data={d.dataset}
-```
-
-## Files
-
-- `config.json`, `model.safetensors`, tokenizer files: the task LM (labels in `id2label`).
-- `unirex/extractor.safetensors`: the rationale extractor's weights; `unirex/config.json`: the full run
-  config; `unirex/checkpoint.json`: labels, epoch, monitored value; `unirex/metrics.json`: every final metric.
-
-Weights are safetensors only.
-"""
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
-    return card
+    cfg = public_config(summary.config)
+    license = check_license(license)
+    dataset_id, dataset_name = _dataset_ids(cfg.data.dataset)
+    base_model = _base_model(summary.meta.get("arch") or cfg.arch)
+    title, description = _method_text(summary.meta.get("method"))
+    data = ModelCardData(
+        # multiple choice: no pipeline tag, the Hub infers it from the config's BertForMultipleChoice (or kin)
+        license=license, library_name="transformers", pipeline_tag=None if num_choices else TASK_TYPE,
+        tags=TAGS + ([summary.meta["method"]] if str(summary.meta.get("method", "")).isidentifier() else []),
+        datasets=[dataset_id], base_model=base_model, model_name=repo_id.split("/")[-1],
+        eval_results=card_eval_results(summary, dataset_id, dataset_name))
+    settings = "\n".join(f"| {k} | {_cell(v)} |"
+                         for k, v in _settings_rows(summary, cfg, base_model, dataset_name, title))
+    head_row, metric_rows = _results_table(summary)
+    transformers_use, explain_use = _usage(repo_id, task_lm_layout, num_choices)
+    body = _template("model_card.md").substitute(
+        title=title, dataset_name=dataset_name, description=description, extractor=_extractor_text(cfg),
+        objective=_objective_text(cfg), run_id=summary.run_id, epoch=summary.info.get("epoch"),
+        bins=", ".join(f"{k:g}" for k in cfg.model.topk), head_row=head_row, metric_rows=metric_rows,
+        settings=settings, reproduce=reproduce_command(cfg), transformers_use=transformers_use, repo_id=repo_id,
+        explain_use=explain_use, dataset=cfg.data.dataset)
+    body = body.rstrip("\n")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
 
 
 def check_model_card(card_or_path: "Path | str", expected: dict[str, dict[str, float]] | None = None) -> CardCheck:
@@ -465,7 +401,7 @@ def check_model_card(card_or_path: "Path | str", expected: dict[str, dict[str, f
         _, results = model_index_to_eval_results(meta["model-index"])
     except Exception as e:  # noqa: BLE001
         raise UnirexError(f"{where}: the model-index does not parse ({first_line(e)})") from None
-    by_type = {cm.type: cm.key for cm in CARD_METRICS}
+    by_type = {spec.hub_type: spec.key for spec in card_metrics()}
     found: dict[str, dict[str, float]] = {}
     for r in results:
         if r.metric_type not in by_type or not isinstance(r.metric_value, (int, float)) or not math.isfinite(r.metric_value):
@@ -599,7 +535,7 @@ def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str
 
 
 # ------------------------------------------------------------------------------------------- the CLI
-__all__ = ["ALLOW_PATTERNS", "CARD_METRICS", "CardCheck", "HUB_LICENSES", "HubRun", "PushResult",
-           "build_model_card", "check_license", "check_model_card", "check_repo_id",
+__all__ = ["ALLOW_PATTERNS", "CardCheck", "HUB_LICENSES", "HubRun", "PushResult",
+           "build_model_card", "card_metrics", "check_license", "check_model_card", "check_repo_id",
            "export_run", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
            "summarize_run"]

@@ -19,6 +19,9 @@ and the Ray / Slurm workers import the modules named in ``UNIREX_PLUGINS`` at st
 as pytest's ``PYTEST_PLUGINS``; see :func:`load_plugins`). The variable is read from the environment of
 the process only, never from a config value or anything typed into the app.
 
+Metrics have a table of their own, :mod:`unirex.metrics.registry`; :func:`register_metric` and
+:class:`MetricSpec` are re-exported here so that a plugin finds every ``register_*`` in one module.
+
 This module stays light (no torch, no Captum at import): the built-in specs name their classes by
 ``"module:attribute"`` and import them on first use.
 """
@@ -35,6 +38,7 @@ from types import MappingProxyType
 from typing import Any
 
 from unirex.errors import UnirexError
+from unirex.metrics.registry import MetricSpec, register_metric, unregister_metric
 from unirex.safeload import first_line
 
 #: the environment variable naming plugin modules (comma separated)
@@ -337,7 +341,7 @@ def load_plugins() -> tuple[str, ...]:
     return names
 
 
-__all__ = ["ATTR_GRAD_MODES", "AttributionSpec", "ENV_PLUGINS", "ExtractorSpec", "attribution_names",
+__all__ = ["ATTR_GRAD_MODES", "AttributionSpec", "ENV_PLUGINS", "ExtractorSpec", "MetricSpec", "attribution_names",
            "attribution_specs", "extractor_names", "get_attribution", "get_extractor", "load_plugins",
-           "plugin_modules", "register_attribution", "register_extractor", "saved_attribution_name",
-           "unregister_attribution", "unregister_extractor"]
+           "plugin_modules", "register_attribution", "register_extractor", "register_metric",
+           "saved_attribution_name", "unregister_attribution", "unregister_extractor", "unregister_metric"]

@@ -19,14 +19,15 @@ import polars as pl
 
 from store import RunFilter, aggregate, final_metric_rows
 from unirex.errors import UnirexError
-from unirex.metrics.faithfulness import BINS
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
+from unirex.metrics.registry import metric_keys
 from workbench.records import Comparison
 
-#: metrics of the comparison table (final evaluation), in display order; NRG's own metrics are added
-COMPARE_METRICS = ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1",
-                   "plaus_iou_f1", "plaus_ref_auprc", "plaus_ref_token_f1",
-                   *(f"comp_k{k}" for k in BINS), *(f"suff_k{k}" for k in BINS))
+
+def compare_metrics() -> tuple[str, ...]:
+    """Metrics of the comparison table (final evaluation), in display order: the registry's compared
+    metrics (:mod:`unirex.metrics.registry`); NRG's own metrics are added (:func:`metric_names`)."""
+    return metric_keys(compared=True)
 
 
 def nrg_spec(convention: str) -> dict[str, dict[str, bool]]:
@@ -44,7 +45,7 @@ _CACHE_LOCK = threading.Lock()
 def metric_names(convention: str = DEFAULT_CONVENTION) -> tuple[str, ...]:
     """The metrics a comparison reads: the table's and those NRG uses under ``convention``."""
     spec = nrg_spec(convention)
-    return tuple(dict.fromkeys(COMPARE_METRICS + tuple(m for d in spec.values() for m in d)))
+    return tuple(dict.fromkeys(compare_metrics() + tuple(m for d in spec.values() for m in d)))
 
 
 def _store_stamp(workspace: Path) -> tuple:
@@ -151,5 +152,5 @@ def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", conven
     return nrg(entries, spec)
 
 
-__all__ = ["COMPARE_METRICS", "CONVENTIONS", "compare", "metric_names", "nrg_of_runs", "nrg_spec",
+__all__ = ["CONVENTIONS", "compare_metrics", "compare", "metric_names", "nrg_of_runs", "nrg_spec",
            "runs_metrics"]

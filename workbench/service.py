@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from store import HEADLINE_METRICS, RunFilter, SyncReport, db_path, ingest_all, ingest_run, rebuild, sync
+from store import RunFilter, SyncReport, db_path, headline_metrics, ingest_all, ingest_run, rebuild, sync
 from unirex.config import expand_sweep, identify_method
 from unirex.errors import UnirexError
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
@@ -442,8 +442,9 @@ class Workbench:
         return db_path(self.workspace)
 
     def runs_frame(self, flt: RunFilter = RunFilter(), split: str = "test", limit: int | None = None,
-                   metrics: tuple[str, ...] = HEADLINE_METRICS) -> pl.DataFrame:
-        """The runs table as a Polars frame (newest first), final metrics on ``split``."""
+                   metrics: tuple[str, ...] | None = None) -> pl.DataFrame:
+        """The runs table as a Polars frame (newest first), final metrics on ``split`` (default: the
+        registry's headline metrics)."""
         from store import runs_table
 
         return runs_table(self.workspace, flt, split=split, metrics=metrics, limit=limit)
@@ -478,7 +479,7 @@ class Workbench:
             run_id=rd.run_id, status=rd.effective_status(), method=meta.get("method"), dataset=meta.get("dataset"),
             arch=meta.get("arch"), seed=meta.get("seed"), mode=meta.get("mode"), created_at=meta.get("created_at"),
             duration_s=(ended - started) if started and ended else None, split=split,
-            metrics={k: final.get(split, {}).get(k) for k in HEADLINE_METRICS}, command=meta.get("command"),
+            metrics={k: final.get(split, {}).get(k) for k in headline_metrics()}, command=meta.get("command"),
             launcher=meta.get("launcher") or "local", run_dir=str(rd.path), error=status.get("error"))
         outputs = sorted(rd.outputs_dir.glob("*")) if rd.outputs_dir.is_dir() else []
         err = rd.error_path.read_text() if rd.error_path.is_file() else None
@@ -618,7 +619,7 @@ def _summary(row: dict, split: str) -> RunSummary:
     return RunSummary(run_id=row["run_id"], status=row["status"], method=row["method"], dataset=row["dataset"],
                       arch=row["arch"], seed=row["seed"], mode=row["mode"], created_at=row["created_at"],
                       duration_s=row["duration_s"], split=split,
-                      metrics={k: row.get(k) for k in HEADLINE_METRICS}, command=row["command"],
+                      metrics={k: row.get(k) for k in headline_metrics()}, command=row["command"],
                       launcher=row["launcher"], run_dir=row["run_dir"], error=row["error"])
 
 

@@ -25,6 +25,9 @@ plaus_ref_token_f1                     UNIREX's token F1: macro F1 over the two 
                                        of the soft scores thresholded at > 0, subword level, as above
 =====================================  ==================================================================
 
+Which of them each front shows, their labels and directions, is one table: :mod:`.registry`
+(:func:`register_metric` adds one).
+
 NRG (:mod:`.nrg`) composes them by convention: ``paper`` (default; comp/suff AOPC, ``plaus_ref_auprc``,
 ``task_ref``) or ``eraser`` (comp/suff AOPC, word-level AUPRC / token F1 / IOU F1, macro F1).
 """
@@ -33,10 +36,13 @@ from unirex.metrics.faithfulness import BINS, aopc, aopc_unirex, faithfulness_me
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_NRG_SPEC, NRG_SPECS, NRGResult, nrg, nrg_spec
 from unirex.metrics.plausibility import (ScoredDocument, auprc, average_precision, iou_f1, plausibility_metrics,
                                          pr_curve, spans_from_mask, token_prf)
+from unirex.metrics.registry import (Direction, Family, Headline, MetricSpec, get_metric, metric_keys, metrics,
+                                     register_metric)
 from unirex.metrics.reference import reference_plausibility, reference_task_metric, task_ref, token_f1_ref
 from unirex.metrics.task import accuracy, macro_f1
 
-__all__ = ["BINS", "CONVENTIONS", "DEFAULT_NRG_SPEC", "NRG_SPECS", "NRGResult", "ScoredDocument", "accuracy", "aopc",
+__all__ = ["BINS", "CONVENTIONS", "DEFAULT_NRG_SPEC", "Direction", "Family", "Headline", "MetricSpec", "NRG_SPECS",
+           "NRGResult", "get_metric", "metric_keys", "metrics", "register_metric", "ScoredDocument", "accuracy", "aopc",
            "aopc_unirex", "auprc", "average_precision", "faithfulness_metrics", "iou_f1", "log_odds_drop", "macro_f1",
            "nrg", "nrg_spec", "plausibility_metrics", "pr_curve", "prob_drop", "reference_plausibility",
            "reference_task_metric", "spans_from_mask", "task_ref", "token_f1_ref", "token_prf"]

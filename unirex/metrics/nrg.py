@@ -36,25 +36,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from unirex.errors import UnirexError
+from unirex.metrics.registry import NRG_FAMILIES, Direction
+from unirex.metrics.registry import metrics as registered_metrics
 
 #: a spec: desideratum -> {metric key: higher_is_better}
 NRGSpec = Mapping[str, Mapping[str, bool]]
 
-#: the UNIREX paper's composition, on the reference code's metrics
-PAPER_NRG_SPEC: dict[str, dict[str, bool]] = {
-    "faithfulness": {"comp_aopc_unirex": True, "suff_aopc_unirex": False},
-    "plausibility": {"plaus_ref_auprc": True},
-    "task": {"task_ref": True},
-}
-#: the same desiderata on the ERASER-convention metrics (the project's default metrics)
-ERASER_NRG_SPEC: dict[str, dict[str, bool]] = {
-    "faithfulness": {"comp_aopc": True, "suff_aopc": False},
-    "plausibility": {"plaus_auprc": True, "plaus_token_f1": True, "plaus_iou_f1": True},
-    "task": {"macro_f1": True},
-}
-NRG_SPECS: dict[str, dict[str, dict[str, bool]]] = {"paper": PAPER_NRG_SPEC, "eraser": ERASER_NRG_SPEC}
-CONVENTIONS: tuple[str, ...] = tuple(NRG_SPECS)
+#: the compositions, each named by the convention its metrics follow; which metric serves which is
+#: declared by the metric itself (``MetricSpec.nrg`` in :mod:`unirex.metrics.registry`)
+CONVENTIONS: tuple[str, ...] = ("paper", "eraser")
 DEFAULT_CONVENTION = "paper"
+
+
+def nrg_spec(convention: str = DEFAULT_CONVENTION) -> dict[str, dict[str, bool]]:
+    """The composition named ``convention`` (``paper`` or ``eraser``) from the metric registry: per
+    desideratum (faithfulness, plausibility, task) the metrics that declare it, with their direction;
+    a :class:`UnirexError` for another name."""
+    if convention not in CONVENTIONS:
+        raise UnirexError(f"unknown NRG convention {convention!r}: choose one of {', '.join(CONVENTIONS)}")
+    out: dict[str, dict[str, bool]] = {}
+    for family in NRG_FAMILIES:
+        specs = registered_metrics(family, nrg=convention)
+        if specs:
+            out[family.value] = {s.key: s.higher_is_better for s in specs}
+    return out
+
+
+#: the UNIREX paper's composition, on the reference code's metrics (the built-in metrics' declaration)
+PAPER_NRG_SPEC: dict[str, dict[str, bool]] = nrg_spec("paper")
+#: the same desiderata on the ERASER-convention metrics (the project's default metrics)
+ERASER_NRG_SPEC: dict[str, dict[str, bool]] = nrg_spec("eraser")
+NRG_SPECS: dict[str, dict[str, dict[str, bool]]] = {"paper": PAPER_NRG_SPEC, "eraser": ERASER_NRG_SPEC}
 DEFAULT_NRG_SPEC = NRG_SPECS[DEFAULT_CONVENTION]
 
 
@@ -85,21 +97,16 @@ def _ok(v) -> bool:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))
 
 
-def normalize(values: Mapping[str, float], higher_is_better: bool = True) -> dict[str, float]:
+def normalize(values: Mapping[str, float], higher_is_better: bool | Direction = True) -> dict[str, float]:
     """Min-max normalise ``{run: value}``; the best run gets 1, the worst 0, all-tied runs 1."""
+    if isinstance(higher_is_better, Direction):
+        higher_is_better = higher_is_better.higher_is_better
     lo, hi = min(values.values()), max(values.values())
     if hi == lo:
         return {r: 1.0 for r in values}
     if higher_is_better:
         return {r: (v - lo) / (hi - lo) for r, v in values.items()}
     return {r: (hi - v) / (hi - lo) for r, v in values.items()}
-
-
-def nrg_spec(convention: str = DEFAULT_CONVENTION) -> dict[str, dict[str, bool]]:
-    """The spec named ``convention`` (``paper`` or ``eraser``); a :class:`UnirexError` for another name."""
-    if convention not in NRG_SPECS:
-        raise UnirexError(f"unknown NRG convention {convention!r}: choose one of {', '.join(CONVENTIONS)}")
-    return NRG_SPECS[convention]
 
 
 def nrg(runs: Mapping[str, Mapping[str, float]], spec: NRGSpec | None = None, *,
