@@ -220,6 +220,10 @@ def main(argv=None) -> int:
                else f"--host {args.host} is reachable from other machines")
         return fail(f"{why}: give a login with --auth user:password (or ${ENV_AUTH}=user:password), "
                     "or bind 127.0.0.1")
+    if auth is not None:  # --auth too (UNIREX_APP_AUTH is scrubbed anyway): never in a message of the app
+        from unirex.errors import register_secret
+
+        register_secret(":".join(auth))
     if not 1 <= args.port <= 65535:
         return fail(f"--port {args.port} is not a port number (1-65535)")
     if port_in_use(args.host, args.port):

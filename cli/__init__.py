@@ -14,7 +14,7 @@ import sys
 
 from cli.download import add_download_parser
 from cli.export import add_export_parser
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.registry import attribution_names, load_plugins
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_overrides(argv, SUBCOMMANDS)
     except UnirexError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {scrub_secrets(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -40,7 +40,7 @@ import polars as pl
 import torch
 
 from unirex.config import RunConfig, to_dict
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.registry import get_extractor, saved_attribution_name
 from unirex.runs import RunDir
 from unirex.workspace import workspace_dir
@@ -659,9 +659,9 @@ class Engine:
             status = "cancelled"
         except Exception as e:  # noqa: BLE001 - recorded in the run directory, then re-raised
             status = "failed"
-            error = str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}"
+            error = scrub_secrets(str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}")
             if self.rd is not None:
-                self.rd.error_path.write_text(traceback.format_exc())
+                self.rd.error_path.write_text(scrub_secrets(traceback.format_exc()))
                 self.rd.set_status(status, error=error, best_epoch=best_epoch)
             self.emit("done", status=status, error=error)
             raise

@@ -31,7 +31,7 @@ import polars as pl
 
 from store import HEADLINE_METRICS, RunFilter, SyncReport, db_path, ingest_all, ingest_run, rebuild, sync
 from unirex.config import expand_sweep
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
@@ -120,8 +120,9 @@ class Workbench:
         return self.sharing.exports_dir
 
     def public_message(self, error: BaseException | str) -> str:
-        """An error's message with server paths outside the workspace removed (what a front may show)."""
-        return redact(str(error), self.workspace)
+        """An error's message with secrets (the Hub token, the app's login) and server paths outside the
+        workspace removed (what a front may show)."""
+        return redact(scrub_secrets(str(error)), self.workspace)
 
     # ------------------------------------------------------------------------------------ the queue
     def start_worker(self) -> Worker:
@@ -420,8 +421,9 @@ class Workbench:
         if not rd.meta_path.is_file():
             status = job.status if job else RunStatus.UNKNOWN.value
             return Progress(run_id=run_id, status=status, phase="preparing" if status in (RunStatus.WAITING, RunStatus.RUNNING) else "finished",
-                            message=(job.error or "") if job else "")
-        return progress_from_events(run_id, rd.effective_status(), rd.events())
+                            message=scrub_secrets(job.error or "") if job else "")
+        p = progress_from_events(run_id, rd.effective_status(), rd.events())
+        return dataclasses.replace(p, message=scrub_secrets(p.message)) if p.message else p
 
     # --------------------------------------------------------------------------------------- runs
     def sync(self) -> SyncReport:
@@ -479,9 +481,10 @@ class Workbench:
             arch=meta.get("arch"), seed=meta.get("seed"), mode=meta.get("mode"), created_at=meta.get("created_at"),
             duration_s=(ended - started) if started and ended else None, split=split,
             metrics={k: final.get(split, {}).get(k) for k in HEADLINE_METRICS}, command=meta.get("command"),
-            launcher=meta.get("launcher") or "local", run_dir=str(rd.path), error=status.get("error"))
+            launcher=meta.get("launcher") or "local", run_dir=str(rd.path),
+            error=scrub_secrets(status["error"]) if status.get("error") else None)
         outputs = sorted(rd.outputs_dir.glob("*")) if rd.outputs_dir.is_dir() else []
-        err = rd.error_path.read_text() if rd.error_path.is_file() else None
+        err = scrub_secrets(rd.error_path.read_text(errors="replace")) if rd.error_path.is_file() else None
         return RunDetail(summary=summary, config=rd.config(), overrides=overrides, meta=meta, metrics=df, final=final,
                          checkpoint=ck, outputs=outputs, path=rd.path, error_text=err)
 
