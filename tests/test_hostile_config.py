@@ -253,3 +253,24 @@ def test_malformed_values_are_one_line(raw):
     with pytest.raises(UnirexError) as e:
         resolve_config([f"model.exp_id={raw}"])
     assert "\n" not in str(e.value) and "model.exp_id" in str(e.value)
+
+
+@pytest.mark.parametrize("key,value", [("data_dir", "OUTSIDE"), ("data.fresh_exp_id", "/etc"), ("arch", "OUTSIDE")])
+def test_a_checkpoints_saved_config_cannot_lead_the_app_outside(tmp_path, tiny_arch, key, value):
+    """Evaluating a checkpoint takes its arch, data_dir and teacher runs from its saved config.json (one from the
+    Hub, or edited): the app checks those final values as it checks a user's."""
+    ws = tmp_path / "ws"
+    wb = Workbench(ws, confine=True, trusted_archs=(tiny_arch,))
+    outside = tmp_path / "outside"
+    (outside / "demo").mkdir(parents=True)
+    cfg = to_dict(resolve_config([f"arch={tiny_arch}", "data.max_length=64"]))
+    section, _, leaf = key.rpartition(".")
+    (cfg[section] if section else cfg)[leaf] = str(outside) if value == "OUTSIDE" else value
+    rd = RunDir.create(ws / "runs", cfg, {"method": "task_lm", "dataset": "demo", "arch": tiny_arch, "seed": 0,
+                                          "mode": "train"})
+    rd.checkpoint_dir.mkdir()
+    (rd.checkpoint_dir / "config.json").write_text(json.dumps(cfg))
+    (rd.checkpoint_dir / "checkpoint.json").write_text(json.dumps({"epoch": 0, "labels": ["NEG", "POS"]}))
+    with pytest.raises(UnirexError, match=f"{key}.* is outside the workspace|outside the workspace"):
+        wb.evaluate(rd.run_id)
+    assert wb.queue(include_final=True) == [] and list(outside.iterdir()) == [outside / "demo"]

@@ -176,6 +176,8 @@ class Workbench:
         if listed:
             raise UnirexError(f"'{listed[0]}' is a comma list: tick 'sweep' (-m) to queue one run per value")
         cfgs = [self.resolve(c) for c in combos]
+        for cfg in cfgs:  # the path checks apply to the final values (a checkpoint's saved config included)
+            self.policy.resolved(cfg)
         return overrides, combos, cfgs, opts
 
     def submit(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local",
