@@ -181,6 +181,12 @@ def test_the_apps_server_settings_come_from_its_environment(tmp_path, tiny_arch,
     (job,) = wb.submit(["data=demo", f"arch={tiny_arch}", "launcher.slurm.cluster=local"], launcher="slurm")
     assert "launcher.slurm.setup='module load cuda'" in job.launcher_args
     assert f"launcher.slurm.folder={ws / 'slurm-jobs'}" in job.launcher_args
+    # requeued from the app: the server's settings apply again, they are not taken as a user's
+    wb.jobs.finish(job.job_id, "failed", "lost")
+    RunDir.create(ws / "runs", to_dict(resolve_config([f"arch={tiny_arch}"])), {"command": job.command},
+                  run_id=job.run_id)
+    again = wb.requeue(job.run_id)
+    assert again.launcher == "slurm" and set(again.launcher_args) == set(job.launcher_args)
 
 
 @pytest.mark.parametrize("confine", [True, False])
