@@ -12,7 +12,7 @@ import pytest
 from cli import main
 from unirex.config import from_dict, resolve_config, to_dict
 from unirex.data import build_split
-from unirex.errors import UnirexError, scrub_secrets
+from unirex.errors import UnirexError, register_secret, scrub_secrets
 from unirex.runs import RunDir
 from workbench import Workbench
 
@@ -112,6 +112,8 @@ def test_scrub_removes_the_token_and_the_login(secrets_env):
     _no_secret(out)
     assert out.count("***") == 3 and out.startswith("bad value ***")
     assert scrub_secrets("nothing secret here") == "nothing secret here"
+    register_secret("operator:given-with-auth-flag")  # the app's --auth (not in the environment)
+    assert scrub_secrets("x given-with-auth-flag y operator:given-with-auth-flag") == "x *** y ***"
 
 
 def test_secrets_typed_as_values_do_not_come_back(tmp_path, capsys, secrets_env, tiny_arch):
