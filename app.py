@@ -29,7 +29,7 @@ import os
 import socket
 import sys
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, register_secret
 from unirex.registry import load_plugins
 
 ENV_AUTH = "UNIREX_APP_AUTH"
@@ -226,8 +226,6 @@ def main(argv=None) -> int:
         return fail(f"{why}: give a login with --auth user:password (or ${ENV_AUTH}=user:password), "
                     "or bind 127.0.0.1")
     if auth is not None:  # --auth too (UNIREX_APP_AUTH is scrubbed anyway): never in a message of the app
-        from unirex.errors import register_secret
-
         register_secret(":".join(auth))
     if not 1 <= args.port <= 65535:
         return fail(f"--port {args.port} is not a port number (1-65535)")
@@ -238,6 +236,7 @@ def main(argv=None) -> int:
     # lazy: the tabs pull gradio and the workbench polars: `python app.py --help` and a busy port need neither
     from ui.common import AppDefaults
     from workbench import Workbench
+    from workbench.launchers import server_launcher_values
 
     try:  # $UNIREX_PLUGINS of whoever starts the app (never anything typed into it): before the worker starts
         load_plugins()
@@ -245,8 +244,6 @@ def main(argv=None) -> int:
         return fail(str(e))
     defaults = AppDefaults(arch=args.arch, max_length=args.max_length, num_train=args.num_train or None,
                            method=args.method)
-    from workbench.launchers import server_launcher_values
-
     wb = Workbench(args.workspace, start_worker=True, confine=True, trusted_archs=(args.arch,),
                    launcher_settings=server_launcher_values())
     try:

@@ -7,6 +7,9 @@ message on one line and exits non-zero without a traceback; the app shows it in 
 where an error becomes a message a user sees applies it.
 """
 
+import os
+import sys
+
 
 class UnirexError(Exception):
     """An error whose message is written for the user: it names the file, line and problem."""
@@ -44,8 +47,6 @@ def _forms(value: str) -> list[str]:
 
 def _hub_token() -> str | None:
     """The Hub token huggingface_hub would use (``hf auth login``'s file), when that package is loaded."""
-    import sys
-
     hub = sys.modules.get("huggingface_hub")
     if hub is None:
         return None
@@ -57,8 +58,6 @@ def _hub_token() -> str | None:
 
 def secrets() -> list[str]:
     """Every secret known now, longest first (a password inside a ``user:password`` login comes after it)."""
-    import os
-
     found = set(_registered)
     for name in SECRET_ENV:
         if os.environ.get(name):

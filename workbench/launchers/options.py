@@ -24,7 +24,7 @@ import difflib
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -155,7 +155,7 @@ def with_server_values(opts: "LauncherOptions", values: Mapping[str, str]) -> "L
         f = _BY_KEY[key]
         if f.launcher == opts.name and getattr(opts, f.attr) == f.default:
             changes[f.attr] = _parse(f, raw)
-    return dataclasses.replace(opts, **changes) if changes else opts
+    return replace(opts, **changes) if changes else opts
 
 
 def launcher_folder(folder: str, workspace: str | os.PathLike) -> Path:
