@@ -23,6 +23,7 @@ the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
