@@ -9,6 +9,11 @@ Safety: the app binds ``127.0.0.1:7860`` by default. Binding any other address, 
 login: ``--auth user:password`` or the environment variable ``UNIREX_APP_AUTH=user:password``; without one
 the app refuses to start. A busy port is a one-line message and exit status 2.
 
+Launcher settings that run a command or name a folder or a cluster on this machine (``launcher.slurm.setup``,
+``launcher.slurm.folder``, ``launcher.ray.address``) never come from the app's users: they come from the
+environment of whoever starts the app, ``UNIREX_APP_LAUNCHER_SLURM_SETUP``, ``UNIREX_APP_LAUNCHER_SLURM_FOLDER``
+(inside the workspace) and ``UNIREX_APP_LAUNCHER_RAY_ADDRESS``.
+
 Defaults of the forms (what a fresh machine trains in a few minutes on a CPU): ``--arch`` (env
 ``UNIREX_APP_ARCH``, default ``default``: the bundled MiniLM), ``--max-length`` (``UNIREX_APP_MAX_LENGTH``,
 128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 1,000-example train subsample; 0 = the whole
@@ -24,7 +29,7 @@ import os
 import socket
 import sys
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, register_secret
 from unirex.registry import load_plugins
 
 ENV_AUTH = "UNIREX_APP_AUTH"
@@ -220,6 +225,8 @@ def main(argv=None) -> int:
                else f"--host {args.host} is reachable from other machines")
         return fail(f"{why}: give a login with --auth user:password (or ${ENV_AUTH}=user:password), "
                     "or bind 127.0.0.1")
+    if auth is not None:  # --auth too (UNIREX_APP_AUTH is scrubbed anyway): never in a message of the app
+        register_secret(":".join(auth))
     if not 1 <= args.port <= 65535:
         return fail(f"--port {args.port} is not a port number (1-65535)")
     if port_in_use(args.host, args.port):
@@ -229,6 +236,7 @@ def main(argv=None) -> int:
     # lazy: the tabs pull gradio and the workbench polars: `python app.py --help` and a busy port need neither
     from ui.common import AppDefaults
     from workbench import Workbench
+    from workbench.launchers import server_launcher_values
 
     try:  # $UNIREX_PLUGINS of whoever starts the app (never anything typed into it): before the worker starts
         load_plugins()
@@ -236,7 +244,8 @@ def main(argv=None) -> int:
         return fail(str(e))
     defaults = AppDefaults(arch=args.arch, max_length=args.max_length, num_train=args.num_train or None,
                            method=args.method)
-    wb = Workbench(args.workspace, start_worker=True, confine=True, trusted_archs=(args.arch,))
+    wb = Workbench(args.workspace, start_worker=True, confine=True, trusted_archs=(args.arch,),
+                   launcher_settings=server_launcher_values())
     try:
         if not args.no_demo:  # first start: the demo dataset ready to use
             wb.build_dataset("demo", defaults.arch, defaults.max_length)

@@ -14,7 +14,7 @@ import sys
 
 from cli.download import add_download_parser
 from cli.export import add_export_parser
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import Headline, metric_keys
 from unirex.registry import attribution_names, load_plugins
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_overrides(argv, SUBCOMMANDS)
     except UnirexError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {scrub_secrets(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -17,7 +17,10 @@ Group selections (applied first, whatever their position, as in Hydra):
 * ``method=NAME`` applies a preset of :mod:`unirex.methods` (itself a list of overrides).
 
 Then ``key=value`` overrides are applied in order. Values are parsed as YAML (``0.5``, ``True``,
-``[1,5,10]``, quoted strings); ``None``/``null`` mean no value. A leading ``+`` on a key is accepted
+``[1,5,10]``, quoted strings); ``None``/``null`` mean no value. Values are data: no OmegaConf resolver or
+interpolation runs on them, so a value holding ``${`` (``${oc.env:HF_TOKEN}``, ``${oc.decode:...}``) is
+refused with a one-line message naming its key (no key of the config is free text where a literal ``${``
+would be useful), and so is a saved config (``config.json``) holding one (:func:`from_dict`). A leading ``+`` on a key is accepted
 and ignored; ``hydra.*`` keys are ignored. Unknown keys raise :class:`~unirex.errors.UnirexError`
 naming the closest valid keys. Sweeps (``-m``, ``seed=0,1,2``) are expanded by :func:`expand_sweep`
 before resolving each run. This module is pure: no file, network or model access.
@@ -218,6 +221,7 @@ MODEL_GROUPS: dict[str, dict[str, Any]] = {
             "comp_wt": 0.0, "suff_wt": 0.0, "plaus_wt": 0.0, "l2e": False, "l2e_wt": 0.0, "a2r_wt": 0.5},
 }
 GROUP_KEYS = ("model", "data", "training", "method")
+_GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode", "model": "model.name"}
 _TRAINING_GROUP = {"train": "train", "evaluate": "evaluate", "eval": "evaluate", "finetune": "finetune"}
 
 
@@ -266,11 +270,35 @@ def parse_override(text: str) -> tuple[str, str]:
     return key, value.strip()
 
 
+INTERPOLATION = "${"
+
+
+def refuse_interpolation(key: str, value: Any) -> None:
+    """A :class:`UnirexError` naming ``key`` when ``value`` (or a string inside it) holds ``${``: OmegaConf would
+    run it as an interpolation or a resolver (``${oc.env:...}`` reads the environment, ``${oc.decode:...}``
+    builds paths past every check). The value itself is not repeated."""
+    if isinstance(value, str):
+        if INTERPOLATION in value:
+            raise UnirexError(f"{key}: the value holds '${{', an OmegaConf interpolation; values are data and "
+                              "interpolations (${...}) are not supported in them: write the value itself")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            refuse_interpolation(f"{key}.{k}", v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            refuse_interpolation(key, v)
+
+
 def _parse_value(key: str, raw: str) -> Any:
+    refuse_interpolation(key, raw)
     if raw in ("None", "none", "null", "~", ""):
         return None
-    parsed = OmegaConf.from_dotlist([f"v={raw}"])
-    value = OmegaConf.to_container(parsed)["v"]
+    try:
+        parsed = OmegaConf.from_dotlist([f"v={raw}"])
+        value = OmegaConf.to_container(parsed, resolve=False)["v"]
+    except Exception as e:  # noqa: BLE001 - YAML's and OmegaConf's parse errors: one line naming the key
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UnirexError(f"bad value for {key}: {raw[:200]!r} ({first[:200]})") from None
     return _unquote(value) if isinstance(value, str) else value
 
 
@@ -315,6 +343,8 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
     """
     # `dataset=` is the name the UNIREX README's multirun example uses for the data group
     pairs = [("data", v) if k == "dataset" else (k, v) for k, v in (parse_override(o) for o in overrides)]
+    for k, v in pairs:  # before anything reaches OmegaConf (a group value is assigned to a node as it is)
+        refuse_interpolation(_GROUP_AS_KEY.get(k, k), v)
     # a method preset expands into its own overrides, placed before the user's
     method = [v for k, v in pairs if k == "method"]
     if method:
@@ -494,16 +524,20 @@ def validate_config(cfg: RunConfig) -> None:
 # ---------------------------------------------------------------------------------- serialisation
 def to_dict(cfg: RunConfig) -> dict:
     """Plain nested dict (JSON/YAML-ready) of a config."""
-    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=False)  # type: ignore[return-value]
 
 
 def from_dict(data: dict, validate: bool = True) -> RunConfig:
     """Inverse of :func:`to_dict`; unknown keys are an error (with suggestions)."""
     flat = flatten(data)
     keys = set(valid_keys())
-    for k in flat:
+    for k, v in flat.items():
         if k not in keys:
             raise unknown_key_error(k)
+        try:
+            refuse_interpolation(k, v)
+        except UnirexError as e:
+            raise UnirexError(f"bad config: {e}") from None
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), data)
     except OmegaConfBaseException as e:

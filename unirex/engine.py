@@ -46,7 +46,7 @@ from unirex.config import RunConfig, identify_method, to_dict
 from unirex.data import load_split
 from unirex.data.sampling import HalfSupervisedBatchSampler
 from unirex.device import autocast, broadcast, init_distributed, pick_device, run_device, seed_everything, to_device
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.evaluate import EvaluationCancelled, evaluate, save_outputs
 from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent
 from unirex.fsutil import atomic_write, clean_workspace_leftovers
@@ -489,9 +489,9 @@ class Engine:
             status = "cancelled"
         except Exception as e:  # noqa: BLE001 - recorded in the run directory, then re-raised
             status = "failed"
-            error = str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}"
+            error = scrub_secrets(str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}")
             if self.rd is not None:
-                self.rd.error_path.write_text(traceback.format_exc())
+                self.rd.error_path.write_text(scrub_secrets(traceback.format_exc()))
                 self.rd.set_status(status, error=error, best_epoch=best_epoch)
             self.emit(DoneEvent(status=status, error=error))
             raise

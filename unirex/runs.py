@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.fsutil import default_dir_mode, pid_alive, tmp_prefix, write_json_atomic
 
 STALE_AFTER_S = 600.0
@@ -214,6 +214,8 @@ class RunDir:
     def set_status(self, status: str, **fields) -> None:
         current = read_json(self.status_path, default={}) or {}
         current.update(fields)
+        if current.get("error"):  # what the app and the CLI show: never a secret of the environment
+            current["error"] = scrub_secrets(str(current["error"]))
         current.update(status=str(status), pid=os.getpid(), host=socket.gethostname(), heartbeat_at=_now())
         if status in TERMINAL:
             current.setdefault("ended_at", _now())

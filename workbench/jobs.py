@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.fsutil import write_json_atomic
 from unirex.runs import RunDir, RunStatus, pid_alive
 from workbench.records import FINAL_JOB_STATES, Job
@@ -166,7 +166,8 @@ class JobQueue:
     def finish(self, job_id: str, status: str, error: str | None = None) -> Job:
         if status not in FINAL_JOB_STATES:
             raise ValueError(f"{status!r} is not a final job state")
-        job = self.update(job_id, status=status, error=error, ended_at=time.time())
+        job = self.update(job_id, status=status, error=None if error is None else scrub_secrets(error),
+                          ended_at=time.time())
         self.cancel_marker(job_id).unlink(missing_ok=True)
         return job
 

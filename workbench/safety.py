@@ -165,6 +165,20 @@ class PathPolicy:
         return out
 
 
+    def resolved(self, cfg) -> None:
+        """Check the path-like values of a resolved :class:`~unirex.config.RunConfig` as :meth:`overrides` checks
+        a caller's: the final values, those an evaluated or finetuned checkpoint's saved config brought in too
+        (its ``data_dir``, ``arch``, ``data.fresh_exp_id``, ...), and the run's workspace is this one."""
+        if not self.confine:
+            return
+        if cfg.workspace and Path(cfg.workspace).resolve() != self._root:
+            raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
+        values = {"data_dir": cfg.data_dir, "work_dir": cfg.work_dir, "arch": cfg.arch,
+                  "training.ckpt_path": cfg.training.ckpt_path, "data.fresh_exp_id": cfg.data.fresh_exp_id,
+                  "data.l2e_exp_id": cfg.data.l2e_exp_id}
+        self.overrides([f"{k}={v}" for k, v in values.items() if v not in (None, "")])
+
+
 def _is_unirex_ckpt_form(value: str) -> bool:
     """``ER-XXXX/checkpoints/epoch=X-step=XXXX.ckpt`` (UNIREX's own form): the first component names a run."""
     return "/checkpoints/" in value and not value.startswith(("/", ".", "~"))

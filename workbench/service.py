@@ -23,6 +23,7 @@ the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -31,7 +32,7 @@ import polars as pl
 
 from store import RunFilter, SyncReport, db_path, headline_metrics, ingest_all, ingest_run, rebuild, sync
 from unirex.config import expand_sweep, identify_method
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
                            StepEvent, parse_events)
 from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
@@ -42,7 +43,8 @@ from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
 from workbench.explain_service import ExplainService
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
-from workbench.launchers import LAUNCHERS, LauncherOptions, split_launcher_overrides
+from workbench.launchers import (LAUNCHERS, LauncherOptions, check_launcher_folder, refuse_server_keys,
+                                 split_launcher_overrides, with_server_values, without_server_keys)
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
                                ExportedFile, Job, MethodPreset, PlannedRun, Progress, RunCurves, RunDetail,
                                RunOutcome, RunSummary, SettingsCheck)
@@ -91,12 +93,17 @@ class Workbench:
             output files) inside the workspace and refuse the rest (:mod:`workbench.safety`); the app
             sets it, the CLI (a user's own shell) does not.
         trusted_archs: archs allowed wherever they are (those the app's operator named at start).
+        launcher_settings: the launcher settings that run a command or name a folder or a cluster
+            (``{"slurm.setup": ..., "slurm.folder": ..., "ray.address": ...}``, the app's
+            :func:`~workbench.launchers.server_launcher_values`): with ``confine`` they come only from here,
+            a caller's are refused; they fill in what a caller leaves at the default.
     """
 
     def __init__(self, workspace: str | Path | None = None, start_worker: bool = False, confine: bool = False,
-                 trusted_archs: tuple[str, ...] | list[str] = ()):
+                 trusted_archs: tuple[str, ...] | list[str] = (), launcher_settings: dict[str, str] | None = None):
         self.workspace = workspace_dir(workspace)
         self._workspace_arg = None if workspace is None else str(workspace)  # as given: a run's config records it
+        self.launcher_settings = dict(launcher_settings or {})
         self.runs_root = self.workspace / "runs"
         self.policy = PathPolicy(self.workspace, tuple(trusted_archs), confine)
         self.jobs = JobQueue(self.workspace)
@@ -120,8 +127,9 @@ class Workbench:
         return self.sharing.exports_dir
 
     def public_message(self, error: BaseException | str) -> str:
-        """An error's message with server paths outside the workspace removed (what a front may show)."""
-        return redact(str(error), self.workspace)
+        """An error's message with secrets (the Hub token, the app's login) and server paths outside the
+        workspace removed (what a front may show)."""
+        return redact(scrub_secrets(str(error)), self.workspace)
 
     # ------------------------------------------------------------------------------------ the queue
     def start_worker(self) -> Worker:
@@ -156,7 +164,11 @@ class Workbench:
         """``(overrides, combinations, configs, launcher options)``: every combination resolved and checked,
         ``launcher=`` / ``launcher.*`` keys taken out of ``overrides`` (UnirexError if anything is wrong)."""
         overrides = [o.strip() for o in overrides if o and o.strip()]
+        if self.policy.confine:  # settings that run commands or name folders on the server: the server's own
+            refuse_server_keys(overrides, launcher_options)
         overrides, opts = split_launcher_overrides(overrides, launcher, launcher_options)
+        opts = with_server_values(opts, self.launcher_settings)
+        check_launcher_folder(opts, self.workspace)
         if any(o.startswith("workspace=") for o in overrides):
             raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
         overrides = self.policy.overrides(overrides)
@@ -165,6 +177,8 @@ class Workbench:
         if listed:
             raise UnirexError(f"'{listed[0]}' is a comma list: tick 'sweep' (-m) to queue one run per value")
         cfgs = [self.resolve(c) for c in combos]
+        for cfg in cfgs:  # the path checks apply to the final values (a checkpoint's saved config included)
+            self.policy.resolved(cfg)
         return overrides, combos, cfgs, opts
 
     def submit(self, overrides: list[str] | tuple[str, ...], sweep: bool = False, launcher: str = "local",
@@ -293,6 +307,8 @@ class Workbench:
         name, args = self.launcher_of(run_id)
         if launcher is not None and launcher != name:
             name, args = launcher, ()
+        if self.policy.confine:  # the server's own settings are applied again, not taken as the caller's
+            args = tuple(without_server_keys(args))
         return self.submit(self.recorded_overrides(run_id), launcher=name,
                            launcher_options=launcher_options if launcher_options is not None else list(args))[0]
 
@@ -321,6 +337,8 @@ class Workbench:
         keep = [o for o in self._recorded_overrides(run_id, rd.meta())
                 if o.split("=", 1)[0] not in ("training", "training.mode", "training.ckpt_path", "training.epochs")]
         name, args = self.launcher_of(run_id)  # on the launcher that ran it (a Slurm job that hit its time limit)
+        if self.policy.confine:
+            args = tuple(without_server_keys(args))
         return self.submit(keep + ["training=finetune", f"training.ckpt_path={run_id}", f"training.epochs={left}",
                                    "save_checkpoint=True"], launcher=name, launcher_options=list(args))[0]
 
@@ -420,8 +438,9 @@ class Workbench:
         if not rd.meta_path.is_file():
             status = job.status if job else RunStatus.UNKNOWN.value
             return Progress(run_id=run_id, status=status, phase="preparing" if status in (RunStatus.WAITING, RunStatus.RUNNING) else "finished",
-                            message=(job.error or "") if job else "")
-        return progress_from_events(run_id, rd.effective_status(), parse_events(rd.events()))
+                            message=scrub_secrets(job.error or "") if job else "")
+        p = progress_from_events(run_id, rd.effective_status(), parse_events(rd.events()))
+        return dataclasses.replace(p, message=scrub_secrets(p.message)) if p.message else p
 
     # --------------------------------------------------------------------------------------- runs
     def sync(self) -> SyncReport:
@@ -480,9 +499,10 @@ class Workbench:
             arch=meta.get("arch"), seed=meta.get("seed"), mode=meta.get("mode"), created_at=meta.get("created_at"),
             duration_s=(ended - started) if started and ended else None, split=split,
             metrics={k: final.get(split, {}).get(k) for k in headline_metrics()}, command=meta.get("command"),
-            launcher=meta.get("launcher") or "local", run_dir=str(rd.path), error=status.get("error"))
+            launcher=meta.get("launcher") or "local", run_dir=str(rd.path),
+            error=scrub_secrets(status["error"]) if status.get("error") else None)
         outputs = sorted(rd.outputs_dir.glob("*")) if rd.outputs_dir.is_dir() else []
-        err = rd.error_path.read_text() if rd.error_path.is_file() else None
+        err = scrub_secrets(rd.error_path.read_text(errors="replace")) if rd.error_path.is_file() else None
         return RunDetail(summary=summary, config=rd.config(), overrides=overrides, meta=meta, metrics=df, final=final,
                          checkpoint=ck, outputs=outputs, path=rd.path, error_text=err)
 

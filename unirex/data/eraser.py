@@ -68,9 +68,17 @@ def max_line_bytes() -> int:
 # --- schema ----------------------------------------------------------------------------------------
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: the longest file name of the usual file systems (ext4, APFS, NTFS: 255 bytes); a longer docid names no file
+NAME_MAX_BYTES = 255
+
+
 def _no_nul(v: str) -> str:
     if "\x00" in v:
         raise ValueError("contains a NUL character")
+    m = _SURROGATE.search(v)
+    if m:  # JSON's "\ud800" escape without its pair: not text, and no file name or Parquet string can hold it
+        raise ValueError(f"contains a lone surrogate (\\u{ord(m.group()):04x}), which is not text")
     return v
 
 
@@ -396,6 +404,9 @@ def parse_record(model: type[BaseModel], text: str, path: Path, line: int):
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise UnirexError(f"{where(path, line)}: malformed JSON ({e.msg} at column {e.colno})") from None
+    except ValueError as e:  # Python's cap on integer digits (a 5,001-digit offset)
+        raise UnirexError(f"{where(path, line)}: a number has more digits than can be read "
+                          f"({str(e).split(';')[0][:120]})") from None
     except RecursionError:
         raise UnirexError(f"{where(path, line)}: malformed JSON (nested too deeply)") from None
     return validate_record(model, obj, path, line)
@@ -457,6 +468,9 @@ class DocumentStore:
             raise UnirexError(f"{self.dir}: no documents (expected a docs/ folder or docs.jsonl)")
 
     def _doc_path(self, docid: str, needed_by: str = "") -> Path:
+        if len(docid.encode("utf-8", "surrogatepass")) > NAME_MAX_BYTES:
+            raise UnirexError(f"document '{docid[:80]}…'" + (f" (needed by {needed_by})" if needed_by else "")
+                              + f": the docid is too long to name a file in docs/ ({NAME_MAX_BYTES} bytes at most)")
         if docid and "/" not in docid and "\x00" not in docid and docid not in (".", ".."):
             path = self._docs_dir / docid  # one name in the (resolved) docs/ folder: only a link could lead out
             if not path.is_symlink():

@@ -11,9 +11,11 @@ a worker), :mod:`.ray_launcher`, :mod:`.slurm_launcher`, :mod:`.dispatch`. Impor
 neither Ray nor submitit: a launcher's module is imported when a job first needs it.
 """
 
-from workbench.launchers.options import (FIELDS, LAUNCHERS, REMOTE_LAUNCHERS, LauncherField, LauncherOptions,
-                                         is_launcher_key, launcher_fields, launcher_options,
-                                         split_launcher_overrides)
+from workbench.launchers.options import (FIELDS, LAUNCHERS, REMOTE_LAUNCHERS, SERVER_ONLY_KEYS, LauncherField,
+                                         LauncherOptions, check_launcher_folder, is_launcher_key, launcher_fields,
+                                         launcher_options, refuse_server_keys, server_launcher_values,
+                                         split_launcher_overrides, with_server_values, without_server_keys)
 
-__all__ = ["FIELDS", "LAUNCHERS", "REMOTE_LAUNCHERS", "LauncherField", "LauncherOptions", "is_launcher_key",
-           "launcher_fields", "launcher_options", "split_launcher_overrides"]
+__all__ = ["FIELDS", "LAUNCHERS", "REMOTE_LAUNCHERS", "SERVER_ONLY_KEYS", "LauncherField", "LauncherOptions",
+           "check_launcher_folder", "is_launcher_key", "launcher_fields", "launcher_options", "refuse_server_keys",
+           "server_launcher_values", "split_launcher_overrides", "with_server_values", "without_server_keys"]

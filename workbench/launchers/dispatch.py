@@ -36,7 +36,7 @@ from unirex.errors import UnirexError
 from unirex.runs import TERMINAL, RunDir
 from workbench.jobs import JobQueue, owner_alive, this_owner
 from workbench.launchers.base import Launcher, Outcome, RemoteJob
-from workbench.launchers.options import REMOTE_LAUNCHERS, LauncherOptions, launcher_options
+from workbench.launchers.options import REMOTE_LAUNCHERS, LauncherOptions, check_launcher_folder, launcher_options
 from workbench.records import Job
 
 POLL_S = 1.0
@@ -220,6 +220,7 @@ class Dispatcher:
                 return ended
             try:
                 options = launcher_options(job.launcher, job.launcher_args)
+                check_launcher_folder(options, self.workspace)  # a queue file edited by hand, too
                 spec = remote_job(self.workspace, job, options)
                 launcher = self._launcher(options)
                 handle = launcher.submit(spec, options)

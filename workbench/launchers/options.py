@@ -8,14 +8,24 @@ config nor the command line recorded to reproduce it. The app passes the same ke
 
 :data:`FIELDS` lists every key with its type, default and help (:func:`launcher_fields` gives those of one
 launcher, for a form). Nothing here imports Ray or submitit.
+
+Settings that run a command or name a folder or a cluster on the server (:data:`SERVER_ONLY_KEYS`:
+``slurm.setup``, ``slurm.folder``, ``ray.address``) cannot come from the app's users: the app refuses them
+in its forms and overrides (:func:`refuse_server_keys`) and takes them from the environment of whoever
+starts it, ``UNIREX_APP_LAUNCHER_SLURM_SETUP``, ``UNIREX_APP_LAUNCHER_SLURM_FOLDER`` and
+``UNIREX_APP_LAUNCHER_RAY_ADDRESS`` (:func:`server_launcher_values`). On every front ``slurm.folder`` stays
+inside the workspace (a relative folder is taken inside it: :func:`check_launcher_folder`), and no text
+value holds a control character (a line break would be a new line of the Slurm job script).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from unirex.errors import UnirexError
@@ -67,13 +77,106 @@ FIELDS: tuple[LauncherField, ...] = (
     LauncherField("slurm.constraint", "str", None, "node features (sbatch --constraint).", "slurm"),
     LauncherField("slurm.setup", "str", None, "one shell line run before each job (e.g. 'module load cuda').",
                   "slurm"),
-    LauncherField("slurm.folder", "str", None, "submitit's folder (job scripts, pickles, stdout/stderr); "
-                  "default: the run folder's logs/. %j is the Slurm job id.", "slurm"),
+    LauncherField("slurm.folder", "str", None, "submitit's folder (job scripts, pickles, stdout/stderr), inside "
+                  "the workspace (a relative folder is taken inside it); default: the run folder's logs/. %j is "
+                  "the Slurm job id.", "slurm"),
     LauncherField("slurm.cluster", "choice", "slurm", "'slurm' submits with sbatch; 'local' runs each job as a "
                   "process on this machine through submitit's local executor (no Slurm needed).", "slurm",
                   SLURM_CLUSTERS),
 )
 _BY_KEY = {f.key: f for f in FIELDS}
+#: keys that run a command (slurm.setup), name a folder (slurm.folder) or a cluster to connect to (ray.address)
+#: on the machine that submits: the app takes them only from its own environment (:func:`server_launcher_values`)
+SERVER_ONLY_KEYS = ("slurm.setup", "slurm.folder", "ray.address")
+SERVER_ENV_PREFIX = "UNIREX_APP_LAUNCHER_"
+_SERVER_WHAT = {"slurm.setup": "runs a shell command", "slurm.folder": "names a folder",
+                "ray.address": "names the cluster to connect to"}
+
+
+def server_env_name(key: str) -> str:
+    """``slurm.setup`` -> ``UNIREX_APP_LAUNCHER_SLURM_SETUP``."""
+    return SERVER_ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def server_launcher_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server-only settings (:data:`SERVER_ONLY_KEYS`) set in the environment of whoever starts the app."""
+    env = os.environ if environ is None else environ
+    out = {}
+    for key in SERVER_ONLY_KEYS:
+        value = (env.get(server_env_name(key)) or "").strip()
+        if value:
+            out[key] = value
+    return out
+
+
+def _given(overrides: Sequence[str], values: Mapping[str, Any] | Sequence[str] | "LauncherOptions" | None
+           ) -> list[tuple[str, Any]]:
+    """``(key without launcher., value)`` of every launcher key a caller gave, blank ones left out."""
+    pairs: list[tuple[str, Any]] = []
+    for o in overrides:
+        key, sep, value = str(o).partition("=")
+        if sep and is_launcher_key(key):
+            pairs.append((key.strip().lstrip("+"), value))
+    if isinstance(values, LauncherOptions):
+        pairs += list(values.values().items())
+    elif isinstance(values, Mapping):
+        pairs += [(str(k), v) for k, v in values.items()]
+    elif values is not None:
+        for item in values:
+            key, _, value = str(item).partition("=")
+            pairs.append((key.strip().lstrip("+"), value))
+    return [(k.removeprefix("launcher."), v) for k, v in pairs
+            if k != "launcher" and not (v is None or (isinstance(v, str) and not _unquote(v)))]
+
+
+def refuse_server_keys(overrides: Sequence[str], values: Mapping[str, Any] | Sequence[str] | "LauncherOptions" | None
+                       = None) -> None:
+    """A one-line :class:`UnirexError` when a user of the app gives a key of :data:`SERVER_ONLY_KEYS`."""
+    for key, _ in _given(overrides, values):
+        if key in SERVER_ONLY_KEYS:
+            raise UnirexError(f"launcher.{key} cannot be set from the app: it {_SERVER_WHAT[key]} on the server; "
+                              f"whoever starts the app sets it (environment variable {server_env_name(key)})")
+
+
+def without_server_keys(args: Sequence[str]) -> list[str]:
+    """``launcher.key=value`` strings without the server-only keys (a recorded job's options, requeued by the app,
+    which sets those itself)."""
+    return [a for a in args if str(a).partition("=")[0].strip().lstrip("+").removeprefix("launcher.")
+            not in SERVER_ONLY_KEYS]
+
+
+def with_server_values(opts: "LauncherOptions", values: Mapping[str, str]) -> "LauncherOptions":
+    """``opts`` with the server's settings (:func:`server_launcher_values`) of its launcher filled in where the
+    options leave the default."""
+    changes = {}
+    for key, raw in values.items():
+        if key not in SERVER_ONLY_KEYS:
+            raise UnirexError(f"launcher.{key} is not a setting of the server (those are {', '.join(SERVER_ONLY_KEYS)})")
+        f = _BY_KEY[key]
+        if f.launcher == opts.name and getattr(opts, f.attr) == f.default:
+            changes[f.attr] = _parse(f, raw)
+    return replace(opts, **changes) if changes else opts
+
+
+def launcher_folder(folder: str, workspace: str | os.PathLike) -> Path:
+    """``launcher.slurm.folder`` as a path: a relative folder is taken inside ``workspace``."""
+    p = Path(folder).expanduser()
+    return p if p.is_absolute() else Path(workspace) / p
+
+
+def check_launcher_folder(opts: "LauncherOptions", workspace: str | os.PathLike) -> None:
+    """A :class:`UnirexError` when ``launcher.slurm.folder`` (links and ``..`` resolved) leaves ``workspace``."""
+    if not opts.slurm_folder:
+        return
+    try:
+        root = Path(workspace).resolve()
+        target = launcher_folder(opts.slurm_folder, workspace).resolve()
+        ok = target == root or target.is_relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        ok = False
+    if not ok:
+        raise UnirexError(f"launcher.slurm.folder {opts.slurm_folder[:200]!r} is outside the workspace: job files "
+                          "are written inside it (give a folder in the workspace, or leave it empty for each run's logs/)")
 
 
 @dataclass(frozen=True)
@@ -177,6 +280,9 @@ def _parse(field: LauncherField, raw: Any) -> Any:
             value = float(raw)
         else:
             value = str(raw)
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise UnirexError(f"{where} holds a control character (a line break would start a new line of the "
+                                  "job script): refused")
     except (TypeError, ValueError):
         raise UnirexError(f"{where}={raw} is not {'a whole number' if field.type == 'int' else 'a number'}") from None
     if field.choices and value not in field.choices:
@@ -279,5 +385,7 @@ def launcher_fields(name: str) -> list[LauncherField]:
     return [f for f in FIELDS if f.launcher in (None, name)]
 
 
-__all__ = ["FIELDS", "LAUNCHERS", "REMOTE_LAUNCHERS", "LauncherField", "LauncherOptions", "is_launcher_key",
-           "launcher_fields", "launcher_options", "split_launcher_overrides"]
+__all__ = ["FIELDS", "LAUNCHERS", "REMOTE_LAUNCHERS", "SERVER_ONLY_KEYS", "LauncherField", "LauncherOptions",
+           "check_launcher_folder", "is_launcher_key", "launcher_fields", "launcher_folder", "launcher_options",
+           "refuse_server_keys", "server_env_name", "server_launcher_values", "split_launcher_overrides",
+           "with_server_values", "without_server_keys"]

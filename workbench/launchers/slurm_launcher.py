@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from workbench.launchers.base import JobResult, Launcher, Outcome, RemoteJob
-from workbench.launchers.options import LauncherOptions
+from workbench.launchers.options import LauncherOptions, launcher_folder
 from workbench.launchers.remote import run_job
 
 FORCE_CHECK_S = 30.0
@@ -49,8 +49,9 @@ class SlurmLauncher(Launcher):
     # ------------------------------------------------------------------------------------ parameters
     @staticmethod
     def folder(job: RemoteJob, options: LauncherOptions) -> Path:
-        """submitit's folder for ``job``: ``launcher.slurm.folder`` or the run folder's ``logs/``."""
-        return Path(options.slurm_folder) if options.slurm_folder else job.logs_dir
+        """submitit's folder for ``job``: ``launcher.slurm.folder`` (a relative one inside the workspace) or the
+        run folder's ``logs/``."""
+        return launcher_folder(options.slurm_folder, job.workspace) if options.slurm_folder else job.logs_dir
 
     @staticmethod
     def parameters(job: RemoteJob, options: LauncherOptions) -> dict:
