@@ -336,12 +336,8 @@ def _add_filters(p, status: bool = True) -> None:
     p.add_argument("--split", default="test", choices=("train", "dev", "test"), help="split of the final metrics")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
-    p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
-    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-
+def _add_dataset_commands(sub) -> None:
+    """build-dataset, methods, keys, store."""
     b = sub.add_parser("build-dataset", help="tokenise an ERASER dataset for an arch and cache it")
     b.add_argument("--data_dir", help="folder holding <dataset>/ in ERASER layout (default: <workspace>/data)")
     b.add_argument("--dataset", required=True, help="dataset folder name; 'demo' is generated on first use")
@@ -368,6 +364,9 @@ def make_parser() -> argparse.ArgumentParser:
                         "rebuild: recreate the database from the run folders")
     s.set_defaults(func=_store)
 
+
+def _add_run_commands(sub) -> None:
+    """runs, show, compare."""
     r = sub.add_parser("runs", help="the runs table (newest first)")
     _add_filters(r)
     r.add_argument("--limit", type=int, default=None)
@@ -391,6 +390,12 @@ def make_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_compare)
 
+
+def _add_checkpoint_commands(sub) -> None:
+    """explain, push."""
+    from unirex.hub import DEFAULT_LICENSE
+
+
     e = sub.add_parser("explain", help="the rationale of a checkpoint for a text you type")
     e.add_argument("--run", required=True, help="run id, checkpoint folder (or Hugging Face repo id)")
     e.add_argument("--text", required=True, help="the text to explain (the first document)")
@@ -402,17 +407,6 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--top-k", dest="top_k", type=float, default=10.0, help="rationale size in percent (default 10)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_explain)
-
-    q = sub.add_parser("queue", help="jobs queued by the app (waiting and running)")
-    q.add_argument("--all", action="store_true", help="also finished jobs")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=_queue)
-
-    ca = sub.add_parser("cancel", help="cancel a queued or running job of the app")
-    ca.add_argument("job", help="job id (python -m unirex queue)")
-    ca.set_defaults(func=_cancel)
-
-    from unirex.hub import DEFAULT_LICENSE
 
     pu = sub.add_parser(
         "push", help="upload a run's checkpoint to the Hugging Face Hub with a model card",
@@ -428,6 +422,18 @@ def make_parser() -> argparse.ArgumentParser:
     pu.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and upload nothing")
     pu.set_defaults(func=_push)
 
+
+def _add_queue_commands(sub) -> None:
+    """queue, cancel, requeue."""
+    q = sub.add_parser("queue", help="jobs queued by the app (waiting and running)")
+    q.add_argument("--all", action="store_true", help="also finished jobs")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_queue)
+
+    ca = sub.add_parser("cancel", help="cancel a queued or running job of the app")
+    ca.add_argument("job", help="job id (python -m unirex queue)")
+    ca.set_defaults(func=_cancel)
+
     rq = sub.add_parser("requeue", help="run a run's command line again (an interrupted or failed run), as a new run")
     rq.add_argument("run", help="run id")
     rq.add_argument("launcher", nargs="*", metavar="launcher=...",
@@ -436,6 +442,17 @@ def make_parser() -> argparse.ArgumentParser:
                     help="only queue it for the app's worker (default: run it now, in the foreground or on the launcher)")
     rq.set_defaults(func=_requeue)
 
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
+    p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+
+    _add_dataset_commands(sub)
+    _add_run_commands(sub)
+    _add_checkpoint_commands(sub)
+    _add_queue_commands(sub)
     for name, sp in sub.choices.items():  # --workspace also after the command
         sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
