@@ -152,6 +152,12 @@ def indexed_runs(workspace: Path) -> list[IndexedRun]:
     return [IndexedRun(**r) for r in df.iter_rows(named=True)]
 
 
+def table_names(workspace: Path) -> set[str]:
+    """The tables the index holds (the schema's, after any migration)."""
+    with connect(workspace, read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
 def datasets_table(workspace: Path) -> pl.DataFrame:
     """The built dataset splits indexed from ``<workspace>/data``."""
     with connect(workspace, read_only=True) as con:
@@ -160,4 +166,5 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
 
 
 __all__ = ["IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
-           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_metrics", "runs_table"]
+           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_metrics", "runs_table",
+           "table_names"]

@@ -134,7 +134,7 @@ def test_built_datasets_are_indexed(tmp_path, small_demo_dir):
 def test_get_run_returns_a_typed_run_and_retired_tables_are_gone(tmp_path):
     """As MLflow's store: get_run gives a Run entity (status a RunStatus, config parsed), not a row; the
     status strings in the files and the database stay the plain strings they were."""
-    from store import Run, get_run
+    from store import Run, get_run, table_names
     from unirex.runs import RunStatus
 
     rd = _make_run(tmp_path, seed=3, status="failed")
@@ -146,7 +146,7 @@ def test_get_run_returns_a_typed_run_and_retired_tables_are_gone(tmp_path):
     assert get_run(tmp_path, "R-none") is None
     assert [r.status for r in indexed_runs(tmp_path)] == ["failed"]
     assert json.loads(rd.status_path.read_text())["status"] == "failed"
-    tables = set(db.query(tmp_path, "SELECT table_name FROM information_schema.tables")["table_name"].to_list())
+    tables = table_names(tmp_path)
     assert {"runs", "metrics", "datasets"} <= tables and not tables & {"checkpoints", "outputs"}
 
 
