@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -57,6 +58,21 @@ def pad_baseline(task_lm: nn.Module, batch: dict[str, torch.Tensor], embeds: tor
     """``[B, L, H]``: ``embeds`` with explainable positions set to the pad token's embedding."""
     pad = task_lm.embed(torch.full_like(batch["input_ids"][:, :1], task_lm.pad_token_id)).detach()  # [B, 1, H]
     return torch.where(batch["explainable"].bool().unsqueeze(-1), pad.expand_as(embeds), embeds)
+
+
+@contextlib.contextmanager
+def _seeded_rngs(seed: int):
+    """Seed torch's and numpy's global generators for one call and put both back after: Captum draws
+    GradientShap's baseline choice from numpy and its noise from torch, so seeding torch alone left the
+    attributions to numpy's global state."""
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
 
 
 def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
@@ -97,10 +113,8 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
     with_delta = bool(return_convergence_delta) and method.has_convergence_delta()
     if with_delta:
         kwargs["return_convergence_delta"] = True
-    seeded = torch.random.fork_rng(devices=[]) if spec.seeded else contextlib.nullcontext()
+    seeded = _seeded_rngs(seed) if spec.seeded else contextlib.nullcontext()
     with torch.enable_grad(), seeded:
-        if spec.seeded:
-            torch.manual_seed(seed)
         out = method.attribute(embeds, target=target.to(embeds.device), additional_forward_args=(am, tt), **kwargs)
     attrs, delta = out if with_delta else (out, None)
     if delta is not None and delta.shape[0] != embeds.shape[0]:
