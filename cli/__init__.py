@@ -118,6 +118,8 @@ def _store(args) -> int:
     else:
         n = wb.index_all()
         print(f"ingest: {n} runs indexed in {wb.db_file}")
+    for c in wb.corrupt_runs():  # indexed as corrupt, the others as usual: each named with its reason
+        print(f"corrupt: {c.run_id}: {c.reason}")
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import random
 import shutil
@@ -185,9 +186,38 @@ def run_signature(rd: RunDir) -> str:
     return "|".join(parts)
 
 
+def _int32(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31)
+
+
+def _number(v) -> bool:
+    """A DOUBLE column holds it (NaN and infinities too: a diverged loss is logged as it was)."""
+    if isinstance(v, bool):
+        return False
+    return v is None or isinstance(v, float) or (isinstance(v, int) and abs(v) < 2**63)
+
+
+def _corrupt_rows(rd: RunDir, signature: str, reason: str) -> IndexedRows:
+    """The row of a run folder that cannot be read: listed as ``corrupt`` with the reason, nothing of its content."""
+    run = Run(run_id=rd.run_id, status=RunStatus.CORRUPT, method=None, dataset=None, arch=None, seed=None, mode=None,
+              parent_run=None, config={}, created_at=None, started_at=None, ended_at=None, duration_s=None,
+              error=reason, run_dir=str(rd.path), ingested_at=time.time(), command=None, launcher="local",
+              signature=signature)
+    return IndexedRows(run=run, metrics=[])
+
+
 def _run_rows(rd: RunDir) -> IndexedRows:
     signature = run_signature(rd)  # before reading: a change while reading makes the next sync re-ingest
-    meta, config, status = rd.meta(), rd.config(), rd.status()
+    reason = rd.corrupt_reason()
+    if reason is not None:
+        return _corrupt_rows(rd, signature, reason)
+    meta, status = rd.meta(), rd.status()
+    try:
+        config = rd.config()
+    except (UnirexError, UnicodeDecodeError):
+        config = {}
+    if not isinstance(config, dict):
+        config = {}
     started, ended = status.get("started_at"), status.get("ended_at")
     run = Run(run_id=rd.run_id, status=RunStatus(rd.effective_status()), method=meta.get("method"),
               dataset=meta.get("dataset"), arch=meta.get("arch"), seed=meta.get("seed"), mode=meta.get("mode"),
@@ -196,7 +226,9 @@ def _run_rows(rd: RunDir) -> IndexedRows:
               error=status.get("error"), run_dir=str(rd.path), ingested_at=time.time(), command=meta.get("command"),
               launcher=meta.get("launcher") or "local", signature=signature)
     metrics = [(rd.run_id, m.get("split"), m.get("epoch"), m.get("step"), m.get("name"), m.get("value"), m.get("time"))
-               for m in rd.metrics()]
+               for m in rd.metrics()  # a line no column can hold (a damaged or hand-edited log) is left out
+               if isinstance(m, dict) and _int32(m.get("epoch")) and _int32(m.get("step")) and _number(m.get("value"))
+               and _number(m.get("time")) and all(isinstance(m.get(k), (str, type(None))) for k in ("split", "name"))]
     return IndexedRows(run=run, metrics=metrics)
 
 
@@ -228,6 +260,14 @@ def ingest_run(workspace: Path, run_dir: Path | RunDir) -> str:
 
 
 @dataclass(frozen=True)
+class CorruptRunInfo:
+    """A run folder indexed as ``corrupt``: its id and why it cannot be read (one line naming the file)."""
+
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SyncReport:
     """What :func:`sync` changed in the index."""
 
@@ -235,6 +275,15 @@ class SyncReport:
     updated: int
     removed: int
     total: int  # run folders indexed after the sync
+    corrupt: tuple[CorruptRunInfo, ...] = ()  # the indexed runs whose folders cannot be read (listed as corrupt)
+
+
+def corrupt_runs(workspace: Path) -> tuple[CorruptRunInfo, ...]:
+    """The indexed runs listed as ``corrupt``, with their reasons (by run id)."""
+    with connect(workspace, read_only=True) as con:
+        rows = con.execute("SELECT run_id, error FROM runs WHERE status = ? ORDER BY run_id",
+                           [RunStatus.CORRUPT.value]).fetchall()
+    return tuple(CorruptRunInfo(run_id=r, reason=e or "") for r, e in rows)
 
 
 def _stale(workspace: Path, runs: list[RunDir], indexed: dict[str, tuple[str, str]]) -> list[RunDir]:
@@ -267,7 +316,8 @@ def sync(workspace: Path) -> SyncReport:
             _delete_runs(con, gone)
             con.execute("COMMIT")
     added = sum(1 for run_id, _ in rows if run_id not in indexed)
-    return SyncReport(added=added, updated=len(rows) - added, removed=len(gone), total=len(runs))
+    return SyncReport(added=added, updated=len(rows) - added, removed=len(gone), total=len(runs),
+                      corrupt=corrupt_runs(workspace))
 
 
 def ingest_datasets(workspace: Path) -> int:

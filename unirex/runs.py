@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import os
 import secrets
 import shutil
@@ -54,6 +55,7 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"  # its process died, its worker was lost or its cluster job ended unfinished
     UNKNOWN = "unknown"  # a folder without a status file
+    CORRUPT = "corrupt"  # a status.json or meta.json that cannot be read, or a run folder that is a link
 
     @property
     def final(self) -> bool:
@@ -86,6 +88,51 @@ def read_json(path: Path, default=None):
         return default
     except json.JSONDecodeError as e:
         raise UnirexError(f"{path}: not valid JSON ({e.msg})") from None
+
+
+class CorruptRun(UnirexError):
+    """A run folder whose ``status.json`` or ``meta.json`` cannot be read as a run's record (not UTF-8, not JSON,
+    not an object, a number no index column holds), or that is a link to elsewhere. The message is one line
+    naming the file; ``reason`` is that line without the run's id."""
+
+    def __init__(self, run_id: str, reason: str):
+        super().__init__(f"run {run_id} is corrupt: {reason}")
+        self.run_id, self.reason = run_id, reason
+
+
+#: the largest magnitude a number of status.json / meta.json may have (times, pid, epoch: far below it;
+#: a bigger one cannot be held by the index's columns)
+_MAX_NUMBER = 2.0 ** 53
+#: the fields of the records that the index and the app read, by the type they must have (or be null)
+_NUMBER_FIELDS = ("created_at", "started_at", "ended_at", "heartbeat_at", "pid", "epoch")
+_INT32_FIELDS = ("seed",)  # an INTEGER column of the index
+_TEXT_FIELDS = ("run_id", "status", "method", "dataset", "arch", "mode", "parent_run", "command", "launcher",
+                "error", "host")
+
+
+def _check_record(data, name: str) -> str | None:
+    """Why ``data`` (a parsed ``status.json`` / ``meta.json``) is not a run's record, or None."""
+    if not isinstance(data, dict):
+        return f"{name} holds {type(data).__name__ if data is not None else 'null'}, not an object"
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _MAX_NUMBER:
+            return f"{name}: '{str(key)[:40]}' is out of range"
+    for key in _NUMBER_FIELDS:
+        if data.get(key) is not None and (isinstance(data[key], bool) or not isinstance(data[key], (int, float))):
+            return f"{name}: '{key}' is not a number"
+    for key in _INT32_FIELDS:
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not -2**31 <= v < 2**31):
+            return f"{name}: '{key}' is not a whole number of 32 bits"
+    for key in _TEXT_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{name}: '{key}' is not text"
+    st = data.get("status") if name == RunDir.STATUS else None
+    if st is not None and st not in RunStatus.__members__.values():
+        return f"{name}: unknown status {str(st)[:40]!r}"
+    return None
 
 
 def new_run_id(prefix: str = "R") -> str:
@@ -203,13 +250,51 @@ class RunDir:
         p = Path(run)
         if not (p / cls.META).is_file():
             p = Path(runs_root) / run
+        if p.is_symlink():
+            raise CorruptRun(p.name, "the run folder is a link to elsewhere: refused (run folders are real folders "
+                                     "of the workspace; links out of it are not followed)")
         if not (p / cls.META).is_file():
             raise UnirexError(f"no run '{run}' (looked for {p}/{cls.META})")
         return cls(p)
 
+    # --- the run's records --------------------------------------------------------------------------
+    def _record(self, name: str, default: dict) -> dict:
+        """``status.json`` / ``meta.json`` as a dict, checked; :class:`CorruptRun` (one line) when unreadable."""
+        if self.path.is_symlink():
+            raise CorruptRun(self.run_id, "the run folder is a link to elsewhere: not followed")
+        path = self.path / name
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            return dict(default)
+        except UnicodeDecodeError:
+            raise CorruptRun(self.run_id, f"{name} is not UTF-8 text") from None
+        except OSError as e:
+            raise CorruptRun(self.run_id, f"{name} cannot be read ({e.strerror or type(e).__name__})") from None
+        if not text.strip():
+            raise CorruptRun(self.run_id, f"{name} is empty")
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deep"
+            raise CorruptRun(self.run_id, f"{name} is not valid JSON ({msg})") from None
+        problem = _check_record(data, name)
+        if problem:
+            raise CorruptRun(self.run_id, problem)
+        return data
+
+    def corrupt_reason(self) -> str | None:
+        """Why this run folder cannot be read (one line naming the file), or None when it can."""
+        try:
+            self.meta()
+            self.status()
+        except CorruptRun as e:
+            return e.reason
+        return None
+
     # --- status -----------------------------------------------------------------------------------
     def status(self) -> dict:
-        return read_json(self.status_path, default={"status": RunStatus.UNKNOWN.value})
+        return self._record(self.STATUS, {"status": RunStatus.UNKNOWN.value})
 
     def set_status(self, status: str, **fields) -> None:
         current = read_json(self.status_path, default={}) or {}
@@ -303,7 +388,7 @@ class RunDir:
         return read_json(self.config_path, default={})
 
     def meta(self) -> dict:
-        return read_json(self.meta_path, default={})
+        return self._record(self.META, {})
 
     def update_meta(self, **fields) -> None:
         meta = self.meta()
@@ -314,7 +399,7 @@ class RunDir:
 def _read_jsonl(path: Path) -> list[dict]:
     out = []
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(errors="replace")  # a damaged byte spoils its line only
     except FileNotFoundError:
         return out
     for line in text.splitlines():

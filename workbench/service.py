@@ -30,7 +30,8 @@ from pathlib import Path
 
 import polars as pl
 
-from store import RunFilter, SyncReport, db_path, headline_metrics, ingest_all, ingest_run, rebuild, sync
+from store import (CorruptRunInfo, RunFilter, SyncReport, corrupt_runs, db_path, headline_metrics, ingest_all, ingest_run,
+                   rebuild, sync)
 from unirex.config import expand_sweep, identify_method
 from unirex.errors import UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
@@ -454,6 +455,10 @@ class Workbench:
     def rebuild_index(self) -> int:
         """Recreate the store's database from the run folders; the number of runs indexed."""
         return rebuild(self.workspace)
+
+    def corrupt_runs(self) -> tuple[CorruptRunInfo, ...]:
+        """The indexed run folders that cannot be read (listed as ``corrupt``), with their reasons."""
+        return corrupt_runs(self.workspace)
 
     @property
     def db_file(self) -> Path:
