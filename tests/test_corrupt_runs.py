@@ -9,6 +9,7 @@ import pytest
 
 from cli import main as cli_main
 from store import db
+from unirex.checkpoint import resolve_checkpoint
 from unirex.errors import UnirexError
 from unirex.runs import RunDir, RunStatus
 from workbench import Workbench
@@ -71,6 +72,8 @@ def test_a_corrupt_run_is_listed_as_corrupt_and_the_others_as_usual(tmp_path, go
 def test_a_run_folder_linked_out_of_the_workspace_is_not_read(tmp_path, good):
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     elsewhere = _make_run(outside, seed=9)
+    (elsewhere.path / "checkpoint").mkdir()  # looks like a checkpoint: it must not be loaded through the link
+    (elsewhere.path / "checkpoint" / "checkpoint.json").write_text("{}")
     secret = {"method": "SECRET_METHOD", "dataset": "SECRET", "arch": "default", "seed": 9, "mode": "train"}
     (elsewhere.path / "meta.json").write_text(json.dumps(secret))
     link = tmp_path / "runs" / "R-linked"
@@ -86,7 +89,9 @@ def test_a_run_folder_linked_out_of_the_workspace_is_not_read(tmp_path, good):
         assert "SECRET" not in json.dumps([r.__dict__ for r in runs.values()], default=str)
         for call in (lambda: wb.run("R-linked"), lambda: RunDir.open(tmp_path / "runs", "R-linked"),
                      lambda: RunDir.open(tmp_path / "runs", str(link)),
-                     lambda: wb.push("R-linked", "someone/model", dry_run_dir=tmp_path / "card")):
+                     lambda: wb.push("R-linked", "someone/model", dry_run_dir=tmp_path / "card"),
+                     lambda: wb.explain("R-linked", "a text"), lambda: wb.checkpoint_examples("R-linked"),
+                     lambda: resolve_checkpoint("R-linked", runs_root=tmp_path / "runs")):
             with pytest.raises(UnirexError, match="link") as e:
                 call()
             assert "\n" not in str(e.value) and "SECRET" not in str(e.value)

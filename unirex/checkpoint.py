@@ -42,6 +42,7 @@ from unirex.errors import UnirexError
 from unirex.fsutil import atomic_dir
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
 from unirex.models import TaskLM, build_model
+from unirex.runs import refuse_linked_run
 from unirex.safeload import (PICKLE_SUFFIXES, check_finite, check_finite_file, first_line, load_safetensors,
                              pickled_files, read_json_file)
 from unirex.workspace import workspace_dir
@@ -173,6 +174,8 @@ def resolve_checkpoint(path_or_run: str, runs_root: Path | None = None,
                               "checkpoints only and never unpickles; give the checkpoint folder or run id instead")
         raise UnirexError(f"training.ckpt_path='{text}' is a file: give a checkpoint folder, a run id or a Hub repo id")
     candidates = [p, p / "checkpoint"]
+    if runs_root is not None and not p.is_absolute() and p.parts and not (p.is_dir() or p.is_file()):
+        refuse_linked_run(runs_root, p.parts[0])  # a run folder linked to elsewhere is never loaded
     if runs_root is not None and not p.is_absolute():
         candidates += [Path(runs_root) / text / "checkpoint"]
         # UNIREX writes 'ER-XXXX/checkpoints/epoch=X-step=XXXX.ckpt': the first component names the run

@@ -135,6 +135,18 @@ def _check_record(data, name: str) -> str | None:
     return None
 
 
+#: why a linked run folder is refused
+LINKED_RUN = ("the run folder is a link to elsewhere: refused (run folders are real folders of the workspace; "
+              "links are not followed)")
+
+
+def refuse_linked_run(runs_root: Path, run_id: str) -> None:
+    """:class:`CorruptRun` (one line) when ``runs_root/run_id`` is a link: run folders are real folders of the
+    workspace, as dataset folders are; a link out of it is never followed (listed, explained, shown or pushed)."""
+    if (Path(runs_root) / run_id).is_symlink():
+        raise CorruptRun(run_id, LINKED_RUN)
+
+
 def new_run_id(prefix: str = "R") -> str:
     """Sortable by creation time and unique across processes: ``R-20261125-143211-7f3a9c``."""
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -250,9 +262,7 @@ class RunDir:
         p = Path(run)
         if not (p / cls.META).is_file():
             p = Path(runs_root) / run
-        if p.is_symlink():
-            raise CorruptRun(p.name, "the run folder is a link to elsewhere: refused (run folders are real folders "
-                                     "of the workspace; links out of it are not followed)")
+        refuse_linked_run(p.parent, p.name)
         if not (p / cls.META).is_file():
             raise UnirexError(f"no run '{run}' (looked for {p}/{cls.META})")
         return cls(p)
@@ -261,7 +271,7 @@ class RunDir:
     def _record(self, name: str, default: dict) -> dict:
         """``status.json`` / ``meta.json`` as a dict, checked; :class:`CorruptRun` (one line) when unreadable."""
         if self.path.is_symlink():
-            raise CorruptRun(self.run_id, "the run folder is a link to elsewhere: not followed")
+            raise CorruptRun(self.run_id, LINKED_RUN)
         path = self.path / name
         try:
             text = path.read_bytes().decode("utf-8")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unirex.errors import UnirexError
+from unirex.runs import refuse_linked_run
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -119,6 +120,7 @@ class PathPolicy:
         if not self.confine:
             return ref
         if RUN_ID_RE.fullmatch(ref) and (self.workspace / "runs" / ref).is_dir():
+            refuse_linked_run(self.workspace / "runs", ref)  # a run folder linked out of the workspace
             return ref
         p = Path(ref).expanduser()
         if p.is_absolute() or ref.startswith((".", "~")):
