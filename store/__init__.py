@@ -11,6 +11,6 @@ from store.queries import (IndexCounts, IndexedRun, RunFilter, aggregate, datase
                            table_names)
 
 __all__ = ["CorruptRunInfo", "IndexCounts", "IndexedRun", "Run", "RunFilter", "SyncReport", "aggregate", "connect",
-           "corrupt_runs", "datasets_table", "db_path", "final_metric_rows", "get_run", "headline_metrics", "index_counts",
-           "indexed_runs", "ingest_all",
-           "ingest_datasets", "ingest_run", "query", "rebuild", "run_metrics", "runs_table", "sync", "table_names"]
+           "corrupt_runs", "datasets_table", "db_path", "final_metric_rows", "get_run", "headline_metrics",
+           "index_counts", "indexed_runs", "ingest_all", "ingest_datasets", "ingest_run", "query", "rebuild",
+           "run_metrics", "runs_table", "sync", "table_names"]

@@ -25,8 +25,8 @@ CORRUPTIONS = {
 
 
 def _make_run(ws, seed=0):
-    rd = RunDir.create(ws / "runs", {"seed": seed, "model": {"comp_wt": 0.5}},
-                       {"method": "aa_sum_comp_suff", "dataset": "demo", "arch": "default", "seed": seed, "mode": "train"})
+    meta = {"method": "aa_sum_comp_suff", "dataset": "demo", "arch": "default", "seed": seed, "mode": "train"}
+    rd = RunDir.create(ws / "runs", {"seed": seed, "model": {"comp_wt": 0.5}}, meta)
     rd.log_metrics({"acc": 0.75}, split="test")
     rd.set_status("completed", started_at=1.0, ended_at=3.0)
     return rd

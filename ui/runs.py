@@ -13,10 +13,10 @@ from ui import figures
 from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, md
 from unirex.hub import HUB_LICENSES
 from unirex.metrics.registry import Headline, metric_keys, metrics
-from workbench import JOB_STATES, RunFilter, Workbench
+from workbench import RUN_STATES, RunFilter, Workbench
 
 #: the status filter's choices: a run's states (one vocabulary with the jobs', :class:`unirex.runs.RunStatus`)
-STATUSES = ["any", *(s for s in JOB_STATES if s != "waiting")]
+STATUSES = ["any", *RUN_STATES]
 SHOWN = 1000  # newest runs the table shows (the filters narrow it down)
 POLL_S = 10.0
 

@@ -18,6 +18,9 @@ from unirex.runs import TERMINAL, RunStatus
 #: :class:`unirex.runs.RunStatus`, whose ``TERMINAL`` these final states are)
 FINAL_JOB_STATES = tuple(s.value for s in TERMINAL)
 JOB_STATES = (RunStatus.WAITING.value, RunStatus.RUNNING.value, *FINAL_JOB_STATES)
+#: the states a listed run can have: a job's but ``waiting`` (no folder yet), and ``corrupt`` (a folder that cannot
+#: be read, never a job's state)
+RUN_STATES = (*(s for s in JOB_STATES if s != RunStatus.WAITING), RunStatus.CORRUPT.value)
 
 
 @dataclass(frozen=True)
@@ -326,8 +329,8 @@ class ExportedFile:
 
 
 __all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
-           "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "Job", "MethodPreset", "Progress", "RunCurves", "RunDetail",
-           "RunSummary", "SettingsCheck"]
+           "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "Job", "MethodPreset", "Progress",
+           "RunCurves", "RunDetail", "RunSummary", "SettingsCheck"]
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import polars as pl
 
-from store import (CorruptRunInfo, RunFilter, SyncReport, corrupt_runs, db_path, headline_metrics, ingest_all, ingest_run,
-                   rebuild, sync)
+from store import (CorruptRunInfo, RunFilter, SyncReport, corrupt_runs, db_path, headline_metrics, ingest_all,
+                   ingest_run, rebuild, sync)
 from unirex.config import expand_sweep, identify_method
 from unirex.errors import UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
