@@ -151,6 +151,10 @@ def _runs(args) -> int:
         rows.append([r[c] for c in cols])
     print(f"{df.height} runs; metrics: final evaluation on {args.split}")
     table(cols, rows)
+    shown = set(df["run_id"].to_list())
+    for c in wb.corrupt_runs():  # why each corrupt run listed cannot be read
+        if c.run_id in shown:
+            print(f"corrupt: {c.run_id}: {c.reason}")
     return 0
 
 

@@ -20,6 +20,7 @@ CORRUPTIONS = {
     "list": b"[]",
     "null": b"null",
     "not-utf8": b"\xff\xfe",
+    "link": None,  # the file is a link to a valid-looking record outside the workspace
     "huge-number": json.dumps({"epoch": 1e23, "seed": 1e23, "created_at": 1e23, "started_at": 1e23}).encode(),
 }
 
@@ -41,7 +42,13 @@ def good(tmp_path):
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
 def test_a_corrupt_run_is_listed_as_corrupt_and_the_others_as_usual(tmp_path, good, which, kind, capsys):
     bad = _make_run(tmp_path, seed=2)
-    (bad.path / which).write_bytes(CORRUPTIONS[kind])
+    if CORRUPTIONS[kind] is None:
+        elsewhere = tmp_path / "elsewhere.json"
+        elsewhere.write_text(json.dumps({"status": "completed", "method": "SECRET"}))
+        (bad.path / which).unlink()
+        (bad.path / which).symlink_to(elsewhere)
+    else:
+        (bad.path / which).write_bytes(CORRUPTIONS[kind])
 
     report = db.sync(tmp_path)
     assert report.total == 3
@@ -64,6 +71,7 @@ def test_a_corrupt_run_is_listed_as_corrupt_and_the_others_as_usual(tmp_path, go
     assert cli_main(["--workspace", str(tmp_path), "runs"]) == 0
     out = capsys.readouterr().out
     assert bad.run_id in out and "corrupt" in out and all(g in out for g in good)
+    assert f"corrupt: {bad.run_id}: {runs[bad.run_id].error}" in out  # the reason, on one line
     assert cli_main(["--workspace", str(tmp_path), "store", "rebuild"]) == 0
     out = capsys.readouterr().out
     assert "3 runs indexed" in out and bad.run_id in out and which in out
@@ -87,6 +95,7 @@ def test_a_run_folder_linked_out_of_the_workspace_is_not_read(tmp_path, good):
         assert runs["R-linked"].status == "corrupt" and "link" in runs["R-linked"].error
         assert runs["R-linked"].method is None and runs["R-linked"].seed is None  # its content is not shown
         assert "SECRET" not in json.dumps([r.__dict__ for r in runs.values()], default=str)
+        assert "R-linked" not in [r.run_id for r in wb.checkpoint_runs()]  # Explain does not offer it
         for call in (lambda: wb.run("R-linked"), lambda: RunDir.open(tmp_path / "runs", "R-linked"),
                      lambda: RunDir.open(tmp_path / "runs", str(link)),
                      lambda: wb.push("R-linked", "someone/model", dry_run_dir=tmp_path / "card"),

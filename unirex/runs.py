@@ -273,6 +273,8 @@ class RunDir:
         if self.path.is_symlink():
             raise CorruptRun(self.run_id, LINKED_RUN)
         path = self.path / name
+        if path.is_symlink():
+            raise CorruptRun(self.run_id, f"{name} is a link to elsewhere: not followed")
         try:
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:

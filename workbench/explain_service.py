@@ -11,7 +11,7 @@ from typing import Callable
 
 from unirex.config import from_dict
 from unirex.errors import UnirexError
-from unirex.runs import RunDir
+from unirex.runs import RunDir, RunStatus
 from workbench import datasets as _datasets
 from workbench.checkpoints import CheckpointCache
 from workbench.records import DatasetExample, Explanation, RunSummary
@@ -61,7 +61,8 @@ class ExplainService:
 
     def checkpoint_runs(self) -> list[RunSummary]:
         """Runs of the workspace that have a checkpoint (newest first): what Explain can load."""
-        return [r for r in self._runs() if RunDir(self.policy.workspace / "runs" / r.run_id).has_checkpoint()]
+        return [r for r in self._runs() if r.status != RunStatus.CORRUPT  # a linked or unreadable run folder
+                and RunDir(self.policy.workspace / "runs" / r.run_id).has_checkpoint()]
 
     def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
         """The first ``n`` examples of the split a checkpoint's dataset has, built for its arch and max length
