@@ -1,6 +1,6 @@
 """The run configuration: dataclasses with UNIREX's dotted key names, and Hydra-style overrides.
 
-A config is a :class:`RunConfig` (top-level keys ``seed``, ``save_checkpoint``, ``debug``, ``data_dir``,
+A config is a :class:`RunConfig` (top-level keys ``seed``, ``protocol``, ``save_checkpoint``, ``debug``, ``data_dir``,
 ``arch``, ``workspace``, ``work_dir``) holding the groups ``data.*``, ``model.*`` (with
 ``model.optimizer.*`` and ``model.scheduler.*``), ``setup.*``, ``training.*`` and ``logger.*``.
 
@@ -58,6 +58,9 @@ ATTR_POOLINGS = ("sum", "mlp")
 HEAD_TYPES = ("linear", "mlp")
 COMP_CRITERIA = ("margin", "diff")
 SUFF_CRITERIA = ("margin", "diff", "mae", "mse", "kldiv")
+#: ``protocol``: ``reference`` trains and scores the UNIREX-style metrics as the paper's code does;
+#: ``eraser`` keeps to ERASER's conventions (only document tokens can be rationale, ERASER's inputs)
+PROTOCOLS = ("reference", "eraser")
 PLAUS_CRITERIA = ("bce",)
 RELAXATIONS = ("none", "straight_through")
 ATTR_GRADS = ATTR_GRAD_MODES
@@ -190,6 +193,9 @@ class RunConfig:
     save_checkpoint: bool = False
     debug: bool = False
     arch: str = "default"
+    #: how training and the UNIREX-style metrics follow the paper's code (``reference``) or ERASER's
+    #: conventions (``eraser``): :data:`PROTOCOLS`; ERASER's own metrics are the same under both
+    protocol: str = "reference"
     data_dir: str | None = None  # None: <workspace>/data
     workspace: str | None = None  # None: $UNIREX_WORKSPACE or ./workspace
     work_dir: str | None = None  # accepted for UNIREX compatibility (not used by the library)
@@ -459,6 +465,7 @@ def validate_config(cfg: RunConfig) -> None:
     """Ranges and choices of single keys, batch-size consistency, and the contradictions between keys
     that need no data (see :func:`unirex.methods.check_settings`). Raises :class:`UnirexError`."""
     m, d, s, t = cfg.model, cfg.data, cfg.setup, cfg.training
+    _choice("protocol", cfg.protocol, PROTOCOLS)
     _choice("model.name", m.name, MODEL_NAMES)
     _choice("model.explainer_type", m.explainer_type, extractor_names())
     _choice("model.attr_algo", m.attr_algo, attribution_names())
