@@ -389,3 +389,123 @@ def test_push_subcommand_parser_as_the_cli_will_wire_it(trained, tmp_path, capsy
     assert "license: mit" in (tmp_path / "out" / "README.md").read_text()
     parser = make_parser()
     assert parser.parse_args(["push", "--run", "r", "--repo-id", "a/b"]).license == "unknown"
+
+
+# ------------------------------------------------------------------ no path of this machine in the upload
+@pytest.fixture(scope="module")
+def finetuned_push(tmp_path_factory, tiny_arch):
+    """A finetuned run whose config names its parent by paths of this machine, pushed as a dry run, with HOME
+    a recognisable folder that holds the workspace, the data folder and the arch. The child run spells the
+    workspace through a symbolic link with a trailing slash (``training.ckpt_path``) and resolved
+    (``model.exp_id``, a path-like exp id), so unresolved and resolved spellings are both in its config."""
+    import shutil
+
+    from unirex.data.demo import ensure_demo
+
+    home = tmp_path_factory.mktemp("HOME-unirex-scrub-probe")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        arch = home / "archs" / "tiny-bert-scrub"
+        shutil.copytree(tiny_arch, arch)
+        data = home / "datafolder-scrub"
+        ensure_demo(data / "demo", sizes={"train": 32, "val": 16, "test": 16})
+        ws = home / "ws-scrub"
+        link = home / "ws-scrub-link"
+        link.symlink_to(ws, target_is_directory=True)
+        common = [f"arch={arch}", f"data_dir={data}", "data.max_length=64", "setup.train_batch_size=8",
+                  "setup.eval_batch_size=16", "debug=True", "save_checkpoint=True", "training.eval_splits='dev,test'"]
+        parent = run(resolve_run_config([*common, f"workspace={ws}", "method=slm_plaus_linear"]))
+        assert parent.status == "completed"
+        child = run(resolve_run_config([*common, f"workspace={link}/", "training=finetune",
+                                        f"training.ckpt_path={link}/runs/{parent.run_id}/checkpoint/",
+                                        f"model.exp_id={ws.resolve()}/runs/{parent.run_id}/"]))
+        assert child.status == "completed"
+        saved = json.loads((Path(child.run_dir) / "checkpoint" / "config.json").read_text())
+        assert str(link) in saved["training"]["ckpt_path"] and str(ws) in saved["model"]["exp_id"]
+        out = tmp_path_factory.mktemp("dry-scrub") / "repo"
+        push_run(child.run_id, REPO, license="mit", dry_run_dir=out, workspace=ws)
+        places = {"workspace": ws, "workspace link": link, "home": home, "data folder": data, "arch": arch,
+                  "arch folder": arch.parent, "run folder": Path(child.run_dir),
+                  "temporary root": tmp_path_factory.getbasetemp()}
+        yield out, parent, child, places
+
+
+def _leaks(folder: Path, places: dict[str, Path]) -> dict[str, dict[str, int]]:
+    """``{file: {place: count}}`` of the spellings (as given, resolved) of ``places`` in the folder's text files."""
+    found: dict[str, dict[str, int]] = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.suffix != ".safetensors":
+            text = f.read_text(encoding="utf-8")
+            hits = {name: sum(text.count(s) for s in {str(p), str(Path(p).resolve())})
+                    for name, p in places.items()}
+            hits = {k: v for k, v in hits.items() if v}
+            if hits:
+                found[str(f.relative_to(folder))] = hits
+    return found
+
+
+def test_no_path_of_this_machine_in_any_uploaded_file(finetuned_push):
+    out, parent, child, places = finetuned_push
+    assert _leaks(out, places) == {}
+    text = "\n".join(f.read_text(encoding="utf-8") for f in out.rglob("*") if f.is_file() and f.suffix != ".safetensors")
+    assert "HOME-unirex-scrub-probe" not in text and "pytest-" not in text
+    # the parent is named by its run id (what training.ckpt_path and model.exp_id accept in any workspace)
+    card = (out / "README.md").read_text()
+    assert f"training.ckpt_path={parent.run_id}/checkpoint" in card and f"model.exp_id={parent.run_id}" in card
+    assert "arch=./tiny-bert-scrub" in card and "training.mode=finetune" in card
+
+
+def test_scrubbed_card_and_config_still_describe_and_load_the_run(finetuned_push, small_demo_dir):
+    import unirex
+    from unirex.config import from_dict
+
+    out, parent, child, places = finetuned_push
+    metrics = RunDir(child.run_dir).final_metrics()
+    check = check_model_card(out / "README.md", metrics)  # method, dataset and the run's metrics, all there
+    assert check.splits == ["dev", "test"]
+    card = (out / "README.md").read_text()
+    assert "Task LM + SLM (plaus), linear head" in card and "data=demo" in card and child.run_id in card
+    assert "No file names a folder of the machine that trained it" in card  # the card says what was left out
+    public = json.loads((out / "unirex" / "config.json").read_text())
+    assert public["workspace"] is None and public["data_dir"] is None and public["work_dir"] is None
+    assert public["training"]["ckpt_path"] == f"{parent.run_id}/checkpoint" and public["model"]["exp_id"] == parent.run_id
+    cfg = from_dict(public, validate=False)
+    assert cfg.training.mode == "finetune" and cfg.arch == "./tiny-bert-scrub"
+    shared = unirex.load_checkpoint(str(out))
+    assert shared.info["source_run"] == child.run_id
+    assert shared.explain("the acting was superb")[0].label in ("NEG", "POS")
+
+
+def test_the_final_pass_covers_every_text_file_and_leaves_binaries_alone(tmp_path, monkeypatch):
+    """One pass over the upload folder: a text file added later is scrubbed as the card is; a binary file is
+    not touched; spellings with a trailing slash, through a link, under ``~`` and the resolved one all go."""
+    from unirex.hub import scrub_upload_folder
+    from unirex.localpaths import LocalPaths
+
+    home = tmp_path / "HOME-scrub-unit"
+    ws = home / "work space"  # a space in the name
+    (ws / "runs" / "R-1" / "checkpoint").mkdir(parents=True)
+    (home / "data").mkdir()
+    (home / "enc").mkdir()
+    link = tmp_path / "ws-link"
+    link.symlink_to(ws, target_is_directory=True)
+    monkeypatch.setenv("HOME", str(home))
+    local = LocalPaths.of(workspace=link, data_dir=home / "data", run_dir=ws / "runs" / "R-1", arch="~/enc")
+    folder = tmp_path / "repo"
+    (folder / "extra").mkdir(parents=True)
+    lines = {"a": f"{ws}/runs/R-1/checkpoint/", "b": f"{link.resolve()}/runs/R-1", "c": f"{link}/notes.txt",
+             "d": "~/work space/x", "e": f"{home}/data/demo/train.jsonl", "f": str(home), "g": str(ws),
+             "h": f"{tmp_path}/elsewhere/model", "i": f"{link}2/other", "j": f"{home}/enc/config.json",
+             "k": f"{ws}/exports/t.csv", "l": "https://huggingface.co/user/name unirex/config.json"}
+    (folder / "extra" / "notes.txt").write_text("\n".join(f"{k}={v}" for k, v in lines.items()))
+    blob = b"\x00\x01" + str(ws).encode() + b"\xff"
+    (folder / "model.safetensors").write_bytes(blob)
+    (folder / "clean.json").write_text('{"a": 1}')
+    assert scrub_upload_folder(folder, local) == ["extra/notes.txt"]
+    text = (folder / "extra" / "notes.txt").read_text()
+    assert str(home) not in text and str(tmp_path) not in text and "work space" not in text, text
+    assert dict(line.split("=", 1) for line in text.splitlines()) == {
+        "a": "R-1/checkpoint/", "b": "R-1", "c": "notes.txt", "d": "x", "e": "<data_dir>/demo/train.jsonl",
+        "f": "~", "g": "<workspace>", "h": "./model", "i": "./other", "j": "./enc/config.json", "k": "exports/t.csv",
+        "l": "https://huggingface.co/user/name unirex/config.json"}
+    assert (folder / "model.safetensors").read_bytes() == blob and (folder / "clean.json").read_text() == '{"a": 1}'

@@ -11,10 +11,18 @@ nothing. The repository (:func:`export_run`)::
                                  (AutoModelForMultipleChoice for a multiple-choice task: CoS-E)
     tokenizer.json, ...          (id2label = the dataset's labels; see unirex.models.hf_layout for
                                  the archs whose head only UNIREX reads)
-    unirex/config.json         the run config (local paths removed)
+    unirex/config.json         the run config (paths of this machine removed, see below)
     unirex/checkpoint.json     labels, epoch, monitored value, run id, method, dataset
     unirex/extractor.safetensors   the rationale extractor's weights
     unirex/metrics.json        every final metric of the run, per split
+
+No path of this machine leaves it: :func:`public_config` sets the machine-only keys (``workspace``,
+``data_dir``, ``work_dir``) to null and rewrites every path in the config's values, then
+:func:`scrub_upload_folder` passes over every text file of the folder (whatever wrote it: the card, the
+tokenizer's files, any file added later) with the same rules (:mod:`unirex.localpaths`: a run of the
+workspace becomes its run id ``R-…``, the encoder folder ``./<name>``, the data folder ``<data_dir>``, the home
+folder ``~``, any other absolute path its last name) and :func:`unirex.errors.scrub_secrets`; the
+safetensors files are not touched.
 
 Loading it back is one call, ``unirex.load_checkpoint("user/name")`` (see
 :func:`unirex.checkpoint.open_checkpoint`); ``training.ckpt_path=user/name`` evaluates or fine-tunes it.
@@ -38,17 +46,19 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, scrub_secrets
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
+from unirex.localpaths import LocalPaths
 from unirex.metrics.registry import MetricSpec, metrics
 from unirex.registry import get_extractor
 from unirex.safeload import first_line
@@ -97,6 +107,7 @@ class HubRun:
     info: dict  # checkpoint.json
     status: dict  # status.json
     metrics: dict[str, dict[str, float]]  # split -> name -> value (final evaluation)
+    local: LocalPaths = field(default_factory=LocalPaths.of)  # the folders of this machine no pushed file names
 
 
 @dataclass(frozen=True)
@@ -139,8 +150,19 @@ def summarize_run(run: str | Path, workspace: str | Path | None = None) -> HubRu
     metrics = rd.final_metrics()
     if not metrics:
         raise UnirexError(f"run '{rd.run_id}' has no final metrics in {rd.path / 'metrics.jsonl'}")
-    return HubRun(rd.run_id, rd.path, files.root, rd.meta(), read_checkpoint_config(files.root),
-                      read_checkpoint_info(files.root), rd.status(), metrics)
+    meta, cfg = rd.meta(), read_checkpoint_config(files.root)
+    return HubRun(rd.run_id, rd.path, files.root, meta, cfg, read_checkpoint_info(files.root), rd.status(), metrics,
+                  run_places(rd.path, cfg, meta, workspace_dir(workspace)))
+
+
+def run_places(run_dir: Path, cfg, meta: dict, workspace: Path) -> LocalPaths:
+    """The folders of this machine a run's pushed files may name: the workspace it is pushed from, the one
+    holding its folder and the one it was trained in, their data folders and the run's own, the run folder,
+    its encoder folder (the config's and the one recorded in meta.json), and the home folder."""
+    workspaces = [workspace, cfg.workspace, cfg.work_dir] + ([run_dir.parent.parent] if run_dir.parent.name == "runs" else [])
+    archs = [a for a in (cfg.arch, meta.get("arch")) if isinstance(a, str) and _local_arch(a)]
+    data = [cfg.data_dir] + [Path(os.path.expanduser(str(w))) / "data" for w in workspaces if w]
+    return LocalPaths.of(workspace=workspaces, data_dir=data, run_dir=run_dir, arch=archs)
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -171,13 +193,18 @@ def check_license(license: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------- model card
+def _local_arch(arch: str | None) -> bool:
+    """``arch`` names a folder of this machine (not ``default``, not a Hub id)."""
+    return bool(arch) and arch != "default" and (arch.startswith(("/", ".", "~")) or Path(arch).expanduser().exists())
+
+
 def _base_model(arch: str | None) -> str | None:
     """The Hub id of the encoder the run started from, or None for a local folder."""
     from unirex.checkpoint import parse_hub_ref
 
     if not arch or arch == "default":
         return BUNDLED_BASE_MODEL
-    if arch.startswith(("/", ".", "~")) or Path(arch).expanduser().exists():
+    if _local_arch(arch):
         return None
     ref = parse_hub_ref(arch)
     return ref.repo_id if ref is not None and ref.revision is None else None
@@ -334,7 +361,7 @@ def build_model_card(summary: HubRun, repo_id: str, license: str | None = None, 
     snippets use ``AutoModelForMultipleChoice``)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    cfg = public_config(summary.config)
+    cfg = public_config(summary.config, summary.local)
     license = check_license(license)
     dataset_id, dataset_name = _dataset_ids(cfg.data.dataset)
     base_model = _base_model(summary.meta.get("arch") or cfg.arch)
@@ -417,19 +444,58 @@ def check_model_card(card_or_path: "Path | str", expected: dict[str, dict[str, f
 
 
 # -------------------------------------------------------------------------------------------- export
-def public_config(cfg):
-    """The run config as published (uploaded config, card): machine-local paths removed (workspace, data
-    folder), a local encoder path reduced to ``./<its folder name>`` (loading then uses the repo's own task
-    LM, see :func:`unirex.checkpoint.read_checkpoint_config`)."""
+#: keys of the run config that only mean something on the machine that ran it: null in the pushed config
+MACHINE_KEYS = ("workspace", "data_dir", "work_dir")
+
+
+def public_config(cfg, local: LocalPaths | None = None):
+    """The run config as published (uploaded config, card): the machine-only keys (:data:`MACHINE_KEYS`) null,
+    a local encoder path reduced to ``./<its folder name>`` (loading then uses the repo's own task LM, see
+    :func:`unirex.checkpoint.read_checkpoint_config`), and every other path of this machine in a value
+    rewritten by ``local`` (:meth:`LocalPaths.scrub_value`: ``training.ckpt_path=<workspace>/runs/R-X/checkpoint``
+    becomes ``R-X/checkpoint``, a path-like ``model.exp_id`` its run id)."""
     import copy
 
     cfg = copy.deepcopy(cfg)
-    cfg.workspace = None
-    cfg.data_dir = None
-    cfg.work_dir = None
-    if cfg.arch and cfg.arch != "default" and (cfg.arch.startswith(("/", ".", "~")) or Path(cfg.arch).expanduser().exists()):
+    for key in MACHINE_KEYS:
+        setattr(cfg, key, None)
+    if _local_arch(cfg.arch):
         cfg.arch = "./" + Path(cfg.arch).name
+    _scrub_fields(cfg, local or LocalPaths.of())
     return cfg
+
+
+def _scrub_fields(node, local: LocalPaths) -> None:
+    """Every string value of a config dataclass (nested groups, lists of strings too) through ``local``."""
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if is_dataclass(value):
+            _scrub_fields(value, local)
+        elif isinstance(value, str):
+            setattr(node, f.name, local.scrub_value(value))
+        elif isinstance(value, list) and any(isinstance(v, str) for v in value):
+            setattr(node, f.name, [local.scrub_value(v) if isinstance(v, str) else v for v in value])
+
+
+def scrub_upload_folder(folder: Path, local: LocalPaths) -> list[str]:
+    """The final pass over the folder a push uploads: every text file (UTF-8, no NUL byte; whatever wrote it,
+    a file added later too) with the paths of this machine (``local``) and the secrets
+    (:func:`unirex.errors.scrub_secrets`) replaced; safetensors and other binary files untouched. Returns the
+    files it changed (relative paths, sorted)."""
+    changed = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".safetensors"):
+        data = path.read_bytes()
+        if b"\x00" in data:
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        clean = scrub_secrets(local.scrub(text))
+        if clean != text:
+            path.write_text(clean, encoding="utf-8")
+            changed.append(str(path.relative_to(folder)))
+    return changed
 
 
 def _write_repo(summary: HubRun, out: Path, repo_id: str, license: str) -> list[str]:
@@ -451,13 +517,14 @@ def _write_repo(summary: HubRun, out: Path, repo_id: str, license: str) -> list[
     (out / HUB_DIR).mkdir()
     check_safetensors(files.extractor)
     shutil.copyfile(files.extractor, out / HUB_DIR / EXTRACTOR_FILE)
-    (out / HUB_DIR / "config.json").write_text(json.dumps(to_dict(public_config(summary.config)), indent=2))
+    (out / HUB_DIR / "config.json").write_text(json.dumps(to_dict(public_config(summary.config, summary.local)), indent=2))
     info = {**summary.info, "method": summary.meta.get("method"), "dataset": summary.config.data.dataset,
             "source_run": summary.run_id, "task_lm_layout": layout}
     (out / HUB_DIR / "checkpoint.json").write_text(json.dumps(info, indent=2, default=str))
     (out / HUB_DIR / "metrics.json").write_text(json.dumps(summary.metrics, indent=2))
     card = build_model_card(summary, repo_id, license, layout, task_lm.num_choices)
     card.save(out / "README.md")
+    scrub_upload_folder(out, summary.local)  # last: every file above, and any added later, goes through it
     check_model_card(out / "README.md", summary.metrics)
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
@@ -538,4 +605,4 @@ def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str
 __all__ = ["ALLOW_PATTERNS", "CardCheck", "HUB_LICENSES", "HubRun", "PushResult",
            "build_model_card", "card_metrics", "check_license", "check_model_card", "check_repo_id",
            "export_run", "hub_error", "public_config", "push_run", "reproduce_command", "reproduce_overrides",
-           "summarize_run"]
+           "run_places", "scrub_upload_folder", "summarize_run"]
