@@ -427,7 +427,7 @@ def finetuned_push(tmp_path_factory, tiny_arch):
         places = {"workspace": ws, "workspace link": link, "home": home, "data folder": data, "arch": arch,
                   "arch folder": arch.parent, "run folder": Path(child.run_dir),
                   "temporary root": tmp_path_factory.getbasetemp()}
-        yield out, parent, child, places
+    return out, parent, child, places
 
 
 def _leaks(folder: Path, places: dict[str, Path]) -> dict[str, dict[str, int]]:
@@ -509,3 +509,9 @@ def test_the_final_pass_covers_every_text_file_and_leaves_binaries_alone(tmp_pat
         "f": "~", "g": "<workspace>", "h": "./model", "i": "./other", "j": "./enc/config.json", "k": "exports/t.csv",
         "l": "https://huggingface.co/user/name unirex/config.json"}
     assert (folder / "model.safetensors").read_bytes() == blob and (folder / "clean.json").read_text() == '{"a": 1}'
+    # a config value: a relative path that exists here is the folder it names; a Hub id or a run id stays
+    monkeypatch.chdir(home)
+    assert local.scrub_value("work space/runs/R-1/checkpoint/") == "R-1/checkpoint"
+    assert local.scrub_value("../HOME-scrub-unit/enc") == "./enc"
+    assert [local.scrub_value(v) for v in ("someone/model", "R-1", "R-1/checkpoint", "~")] == [
+        "someone/model", "R-1", "R-1/checkpoint", "~"]

@@ -15,7 +15,8 @@ them by what still means something on another machine::
     /any/other/absolute/path          ->  ./path             when its top folder (/any) exists on this machine
 
 A path is matched whole: ``/a/ws`` is not found in ``/a/ws2`` nor in ``/x/a/ws``. URLs, relative paths and
-names like ``unirex/config.json`` are left as they are.
+names like ``unirex/config.json`` are left as they are in text; a config value that is a relative path
+existing here is rewritten as the absolute path it names (:meth:`LocalPaths.scrub_value`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def _many(arg: PathArg) -> list[PathLike]:
     return list(arg)
 
 
+def _exists(path: str) -> bool:
+    try:
+        return os.path.exists(path)
+    except (OSError, ValueError):
+        return False
+
+
 def _top_folders() -> frozenset[str]:
     try:
         return frozenset(e.name for e in os.scandir("/") if e.is_dir())
@@ -129,8 +137,12 @@ class LocalPaths:
         return self._pattern().sub(replace, text)
 
     def scrub_value(self, value: str) -> str:
-        """A config value: :meth:`scrub`, without a trailing slash when it was a path that changed."""
+        """A config value: :meth:`scrub`, without a trailing slash when it was a path that changed. A relative
+        path that exists here (``workspace/runs/R-X/checkpoint``, ``../../elsewhere/enc``) is taken as the
+        absolute path it names; any other relative value (a Hub id, a run id, a name) is kept."""
         out = self.scrub(value)
+        if out == value and "/" in value and not value.startswith(("/", "~")) and _exists(value):
+            out = self.scrub(os.path.abspath(value))
         return value if out == value else (out.rstrip("/") or out)
 
 
