@@ -469,6 +469,9 @@ def test_scrubbed_card_and_config_still_describe_and_load_the_run(finetuned_push
     public = json.loads((out / "unirex" / "config.json").read_text())
     assert public["workspace"] is None and public["data_dir"] is None and public["work_dir"] is None
     assert public["training"]["ckpt_path"] == f"{parent.run_id}/checkpoint" and public["model"]["exp_id"] == parent.run_id
+    # what the config names the parent by still finds it in that workspace (the reproduce line works there)
+    runs_root = places["workspace"] / "runs"
+    assert resolve_checkpoint(public["training"]["ckpt_path"], runs_root) == runs_root / parent.run_id / "checkpoint"
     cfg = from_dict(public, validate=False)
     assert cfg.training.mode == "finetune" and cfg.arch == "./tiny-bert-scrub"
     shared = unirex.load_checkpoint(str(out))
