@@ -2,7 +2,8 @@
 
 A client of the workbench API (:mod:`workbench`), like the app's tabs. Runs take UNIREX's own overrides,
 so a command line from the paper's README pastes in after ``python -m unirex`` (in place of
-``python main.py``); errors in the user's input print one line ``error: ...`` and exit with status 2.
+``python main.py``); errors in the user's input print one line ``error: ...`` and exit with status 2; a full
+disk prints one line naming it and exits with status 1, as a failed run does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 from cli.download import add_download_parser
 from cli.export import add_export_parser
-from unirex.errors import UnirexError, scrub_secrets
+from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import Headline, metric_keys
 from unirex.registry import attribution_names, load_plugins
@@ -135,7 +136,9 @@ def _runs(args) -> int:
     from cli.render import table
 
     wb = _workbench(args)
-    wb.sync()
+    stale = wb.refresh_index()
+    if stale:  # a full disk: the index could not take the newest changes; what it holds is listed
+        print(f"warning: {stale}", file=sys.stderr)
     df = wb.runs_frame(_filter(args), split=args.split, limit=args.limit)
     if args.json:
         print(df.write_json())
@@ -488,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         from cli.train import run_overrides
 
         return run_overrides(argv, SUBCOMMANDS)
+    except DiskFullError as e:  # not the user's input: the run failed, as a failed run exits
+        print(f"error: {scrub_secrets(str(e))}", file=sys.stderr)
+        return 1
     except UnirexError as e:
         print(f"error: {scrub_secrets(str(e))}", file=sys.stderr)
         return 2

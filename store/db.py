@@ -12,6 +12,10 @@ re-ingests, under the lock and just before the swap, every run whose files chang
 Each indexed run keeps a ``signature`` of its files (sizes and modification times): :func:`sync`
 re-ingests only runs whose files changed (or that still read ``running``, whose effective status can turn
 ``interrupted`` with no file changing) and drops the rows of run folders that no longer exist.
+
+On a full disk a write fails as one line (:class:`~unirex.errors.DiskFullError`, naming the database and its
+file system): DuckDB commits nothing it could not log, so the file keeps its last committed state and
+read-only reads go on working.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import duckdb
 
 from unirex.errors import UnirexError
+from unirex.fsutil import disk_full_error
 from store.entities import RUN_FIELDS, IndexedRows, Run
 from unirex.runs import RunDir, RunStatus, list_runs
 
@@ -120,7 +125,12 @@ def _connect(path: Path, read_only: bool, timeout_s: float):
                 con.close()
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as e:
+        except duckdb.Error as e:
+            disk = disk_full_error(e, path, f"the run index {path.name}")
+            if disk is not None:
+                raise disk from e
+            if not isinstance(e, duckdb.IOException):
+                raise
             if "lock" not in str(e).lower() or time.monotonic() > deadline:
                 raise UnirexError(f"cannot open the run store {path}: {e}") from None
             time.sleep(delay + random.random() * delay)
@@ -129,6 +139,16 @@ def _connect(path: Path, read_only: bool, timeout_s: float):
         if not read_only:
             _ensure_schema(con)
         yield con
+    except (duckdb.Error, OSError) as e:
+        disk = disk_full_error(e, path, f"the run index {path.name}")
+        if disk is None:
+            raise
+        # DuckDB did not commit what it could not log: the file keeps its last committed state, still readable
+        try:
+            con.rollback()
+        except duckdb.Error:
+            pass
+        raise disk from e
     finally:
         con.close()
 

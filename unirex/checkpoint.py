@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from unirex.errors import UnirexError
-from unirex.fsutil import atomic_dir
+from unirex.fsutil import atomic_dir, reporting_disk_full
 from unirex.hubnet import ALLOW_PATTERNS, hub_error
 from unirex.models import TaskLM, build_model
 from unirex.runs import refuse_linked_run
@@ -103,7 +103,8 @@ def save_checkpoint(model, cfg_dict: dict, folder: Path, tokenizer=None, info: d
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    with atomic_dir(folder) as tmp:
+    # a save cut short (a full disk) leaves the previous checkpoint as it was and no part of the new one
+    with reporting_disk_full("the checkpoint", folder), atomic_dir(folder) as tmp:
         model.task_lm.save_pretrained(tmp / TASK_LM_DIR, labels=(info or {}).get("labels"))
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / TASK_LM_DIR)

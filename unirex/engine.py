@@ -46,10 +46,10 @@ from unirex.config import RunConfig, identify_method, to_dict
 from unirex.data import load_split
 from unirex.data.sampling import HalfSupervisedBatchSampler
 from unirex.device import autocast, broadcast, init_distributed, pick_device, run_device, seed_everything, to_device
-from unirex.errors import UnirexError, scrub_secrets
+from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.evaluate import EvaluationCancelled, evaluate, save_outputs
 from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent
-from unirex.fsutil import atomic_write, clean_workspace_leftovers
+from unirex.fsutil import atomic_write, clean_workspace_leftovers, disk_full_error, reporting_disk_full
 from unirex.methods import check_settings
 from unirex.models import build_model
 from unirex.models.removal import resolve_removal
@@ -310,8 +310,9 @@ class Engine:
                 cols["choice"] = [choices[i] for i in rows]
             df = pl.DataFrame(cols, schema_overrides={"scores": pl.List(pl.Float32)})
             path = attrs_path(self.rd.path, split)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda tmp: df.write_parquet(tmp))
+            with reporting_disk_full(f"the {split} attributions", path.parent):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, lambda tmp: df.write_parquet(tmp))
 
     def measure_runtime(self) -> dict:
         """``model.measure_attrs_runtime``: ms per example of the extractor alone on up to 64 dev examples."""
@@ -468,19 +469,44 @@ class Engine:
         self._call("on_epoch_end")
 
     # -- the whole run -----------------------------------------------------------------------------
+    def _record_failure(self, error: str, best_epoch: int | None) -> None:
+        """Mark the run failed with ``error`` (status first, then the traceback in ``error.txt``) and tell every
+        callback. On a full disk each write is whole or absent: a status that cannot be written stays
+        ``running``, which reads ``interrupted`` once this process has ended; a callback that cannot write its
+        file does not keep the others from the event."""
+        trace = scrub_secrets(traceback.format_exc())
+        if self.rd is not None:
+            for write in (lambda: self.rd.set_status("failed", error=error, best_epoch=best_epoch),
+                          lambda: self.rd.write_error(trace)):
+                try:
+                    write()
+                except DiskFullError:
+                    pass
+        if self.rank != 0:
+            return
+        event = DoneEvent(status="failed", error=error)
+        event.run_id = self.run_id
+        for cb in self.callbacks:
+            try:
+                cb.on_event(self, event)
+            except DiskFullError:
+                pass
+
     def run(self) -> RunResult:
         cfg = self.cfg
         if self.rank == 0:  # what killed writers left behind (a checkpoint save, a build, an unpack) goes first
             clean_workspace_leftovers(self.ws, _data_dir(cfg))
-        self.prepare()  # errors here happen before any run directory or compute
+        # errors here happen before any run directory or compute (a dataset built on a full disk: one line)
+        with reporting_disk_full(f"the {cfg.data.dataset} dataset", _data_dir(cfg)):
+            self.prepare()
         self.build()
-        self.open_run_dir()
-        self.emit(StartEvent(run_dir=str(self.rd.path) if self.rd else None, config=to_dict(cfg)))
-        removal = self.rationale_removal()
-        if removal is not None and removal.removal != removal.requested:
-            self.emit(LogEvent(message=f"model.rationale_removal={removal.requested}: {removal.reason}"))
+        self.open_run_dir()  # a full disk: one line, and no run folder left behind
         status, error, best_epoch, final = "completed", None, None, {}
         try:
+            self.emit(StartEvent(run_dir=str(self.rd.path) if self.rd else None, config=to_dict(cfg)))
+            removal = self.rationale_removal()
+            if removal is not None and removal.removal != removal.requested:
+                self.emit(LogEvent(message=f"model.rationale_removal={removal.requested}: {removal.reason}"))
             if cfg.training.mode in ("train", "finetune"):
                 best_epoch = self.train().best_epoch
             if self.rank == 0:
@@ -489,11 +515,13 @@ class Engine:
             status = "cancelled"
         except Exception as e:  # noqa: BLE001 - recorded in the run directory, then re-raised
             status = "failed"
-            error = scrub_secrets(str(e) if isinstance(e, UnirexError) else f"{type(e).__name__}: {e}")
-            if self.rd is not None:
-                self.rd.error_path.write_text(scrub_secrets(traceback.format_exc()))
-                self.rd.set_status(status, error=error, best_epoch=best_epoch)
-            self.emit(DoneEvent(status=status, error=error))
+            # a full disk anywhere in the run (a native writer's own error type too) is one line naming it
+            disk = disk_full_error(e, self.rd.path if self.rd is not None else self.runs_root, "the run's files")
+            shown = disk if disk is not None else e
+            error = scrub_secrets(str(shown) if isinstance(shown, UnirexError) else f"{type(e).__name__}: {e}")
+            self._record_failure(error, best_epoch)
+            if disk is not None and disk is not e:
+                raise disk from e
             raise
         finally:
             if self.world > 1:

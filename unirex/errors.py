@@ -15,6 +15,16 @@ class UnirexError(Exception):
     """An error whose message is written for the user: it names the file, line and problem."""
 
 
+class DiskFullError(UnirexError):
+    """The disk (or the user's quota) filled up while writing: not the user's input, so the CLI exits 1, as for a
+    failed run. The message is one line naming what was being written, the folder and the file system it lies
+    on (:func:`unirex.fsutil.disk_full_error` makes it); ``path`` is that folder."""
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path
+
+
 def where(path, line: int | None = None) -> str:
     """Format a location as ``path:line`` (or just ``path``)."""
     return f"{path}:{line}" if line is not None else str(path)

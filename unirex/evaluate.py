@@ -582,11 +582,12 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
     ``built`` is the :class:`unirex.data.BuiltSplit` evaluated (or its summary dict plus a ``path``
     key); it tells the export where the split table and the ERASER annotations are.
     """
-    from unirex.fsutil import atomic_write, write_json_atomic
+    from unirex.fsutil import atomic_write, reporting_disk_full, write_json_atomic
 
     o = result.outputs
     parquet, meta_path = outputs_paths(run_dir, split)
-    parquet.parent.mkdir(parents=True, exist_ok=True)
+    with reporting_disk_full(f"the {split} evaluation outputs", parquet.parent):
+        parquet.parent.mkdir(parents=True, exist_ok=True)
     cols = {
         "index": pl.Series(o.index, dtype=pl.Int32), "annotation_id": o.annotation_id,
         "label": pl.Series(o.label, dtype=pl.Int32), "pred": pl.Series(o.pred, dtype=pl.Int32),
@@ -604,7 +605,8 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
         cols["bin_probs"] = o.bin_probs.tolist()
         schema["bin_probs"] = pl.List(pl.List(pl.Float64))
     df = pl.DataFrame(cols, schema_overrides=schema)
-    atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
+    with reporting_disk_full(f"the {split} evaluation outputs", parquet.parent):
+        atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
     summary, table_path = {}, None
     if built is not None:
         summary = dict(getattr(built, "summary", None) or built)
@@ -618,7 +620,12 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
         "source": summary.get("source"), "fingerprint": summary.get("fingerprint"),
     }
     meta.update(extra or {})
-    write_json_atomic(meta_path, meta)
+    try:
+        with reporting_disk_full(f"the {split} evaluation outputs", parquet.parent):
+            write_json_atomic(meta_path, meta)
+    except BaseException:
+        parquet.unlink(missing_ok=True)  # the pair is whole or absent: a table without its description is not kept
+        raise
     return parquet
 
 

@@ -8,6 +8,10 @@ Every temporary name carries its owner: ``.<base>-tmp-<host>-<pid>-<random>`` (:
 ``<host>`` is a short hash of the host name. So a later process can tell a leftover of a dead writer from
 the work in progress of a live one, and :func:`clean_leftovers` removes only the former (or anything older
 than a limit, for writers on other hosts of a shared workspace, whose pids cannot be checked from here).
+
+A full disk (or quota) is reported as one line that names what was being written, the folder and its file
+system (:func:`disk_full_error`, :func:`reporting_disk_full`); an append that fails is cut back to where it
+began (:func:`append_whole`), so no write leaves half of itself behind.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
+
+from unirex.errors import DiskFullError
 
 TMP_MARK = "-tmp-"
 LEFTOVER_MAX_AGE_S = 24 * 3600.0  # a temporary entry older than this is a leftover whoever owns it
@@ -270,8 +276,9 @@ def clean_workspace_leftovers(workspace: Path, data_dir: Path | None = None,
                               older_than_s: float = LEFTOVER_MAX_AGE_S) -> list[Path]:
     """:func:`clean_leftovers` in every folder of a workspace where atomic writes happen: the workspace
     itself, the data folder (``data/``, or ``data_dir``), each dataset and its build folders
-    (``<dataset>/<arch>/L<n>/``), ``runs/``, each run folder and its ``outputs/``. Called when a run starts
-    (and by the store's rebuild)."""
+    (``<dataset>/<arch>/L<n>/``), ``runs/``, each run folder and its ``outputs/``; a run folder that stayed
+    empty for longer than ``older_than_s`` (an id claimed by a writer that died) is removed. Called when a run
+    starts (and by the store's rebuild)."""
     ws = Path(workspace)
     data = Path(data_dir) if data_dir is not None else ws / "data"
 
@@ -288,9 +295,136 @@ def clean_workspace_leftovers(workspace: Path, data_dir: Path | None = None,
         folders.append(dataset)
         for arch in subfolders(dataset, skip=("docs",)):  # never list the documents
             folders += subfolders(arch)
+    done: list[Path] = []
+    now = time.time()
     for run in subfolders(ws / "runs"):
         folders += [run, run / "outputs"]
-    done: list[Path] = []
+        try:  # a run id claimed by a writer that died (or failed, before it gave ids back) and stayed empty
+            if now - run.stat().st_mtime > older_than_s and not any(os.scandir(run)):
+                run.rmdir()
+                done.append(run)
+        except OSError:
+            pass
     for f in folders:
         done += clean_leftovers(f, older_than_s)
     return done
+
+
+# ---------------------------------------------------------------------------------------- a full disk
+#: the errno values of a full disk and of a full quota, with their names as the message shows them
+DISK_FULL_ERRNOS = {errno.ENOSPC: "ENOSPC", errno.EDQUOT: "EDQUOT"}
+_DISK_FULL_WORDS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+#: how libraries that write in native code (safetensors, DuckDB, polars) spell it in their messages
+_DISK_FULL_TEXT = (("no space left on device", errno.ENOSPC), ("os error 28", errno.ENOSPC),
+                   ("disk quota exceeded", errno.EDQUOT), ("os error 122", errno.EDQUOT))
+
+
+def disk_full_errno(exc: BaseException) -> int | None:
+    """``errno.ENOSPC`` / ``errno.EDQUOT`` when ``exc`` (or an exception it was raised from) says the disk or the
+    quota is full, else None. Native writers (safetensors, DuckDB, polars) say so only in their message."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+            return e.errno
+        text = str(e).lower()
+        for words, code in _DISK_FULL_TEXT:
+            if words in text:
+                return code
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _existing_folder(path: Path) -> Path:
+    p = Path(os.path.abspath(path))
+    while not p.is_dir() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system ``path`` (or its nearest existing folder) lies on."""
+    p = _existing_folder(path)
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _device(mount: Path) -> str | None:
+    """The device (or file system kind, ``tmpfs``) mounted at ``mount``, from ``/proc/self/mounts``."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:  # the last mount on a point is the one in use
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].replace("\\040", " ") == str(mount):
+            found = parts[0] if parts[0] not in ("none", "") else parts[2]
+    return found
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def disk_full_error(exc: BaseException, path: Path, what: str) -> DiskFullError | None:
+    """The one-line :class:`~unirex.errors.DiskFullError` for ``exc`` when it says the disk or quota is full
+    (:func:`disk_full_errno`), None otherwise: ``no space left on device (ENOSPC) writing <what> in <folder>
+    (file system <device> at <mount point>, <n> free)``. ``path`` is the file or folder being written."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    code = disk_full_errno(exc)
+    if code is None:
+        return None
+    folder = _existing_folder(path)
+    mount = mount_point(folder)
+    device = _device(mount)
+    try:
+        free = f", {_size(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = ""
+    fs = f"file system {device} at {mount}" if device else f"file system at {mount}"
+    return DiskFullError(f"{_DISK_FULL_WORDS[code]} ({DISK_FULL_ERRNOS[code]}) writing {what} in {folder} "
+                         f"({fs}{free}); free some space and run again", path=folder)
+
+
+@contextmanager
+def reporting_disk_full(what: str, path: Path):
+    """Turn a full disk inside the block into :func:`disk_full_error`'s one line (other errors pass unchanged).
+    ``what`` names what the block writes (``the checkpoint``), ``path`` where."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as e:  # noqa: BLE001 - native writers raise their own types; only a full disk is turned
+        err = disk_full_error(e, path, what)
+        if err is None:
+            raise
+        raise err from e
+
+
+def append_whole(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` (created if missing) in one write; when the write fails (a full disk) the
+    file is cut back to its length before, so no partial line is left for the next append to run on from."""
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            try:
+                os.ftruncate(fd, start)  # shrinking needs no space
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)

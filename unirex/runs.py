@@ -38,8 +38,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unirex.errors import UnirexError, scrub_secrets
-from unirex.fsutil import default_dir_mode, pid_alive, tmp_prefix, write_json_atomic
+from unirex.errors import DiskFullError, UnirexError, scrub_secrets
+from unirex.fsutil import (append_whole, atomic_write, default_dir_mode, disk_full_error, pid_alive, reporting_disk_full,
+                           tmp_prefix, write_json_atomic)
 
 STALE_AFTER_S = 600.0
 
@@ -225,11 +226,12 @@ class RunDir:
     @classmethod
     def create(cls, runs_root: Path, config: dict, meta: dict, run_id: str | None = None) -> "RunDir":
         runs_root = Path(runs_root)
-        runs_root.mkdir(parents=True, exist_ok=True)
         run_id = run_id or new_run_id()
         path = runs_root / run_id
         try:
-            path.mkdir()  # claims the id; empty until the whole folder is renamed onto it
+            with reporting_disk_full(f"the run folder {run_id}", runs_root):
+                runs_root.mkdir(parents=True, exist_ok=True)
+                path.mkdir()  # claims the id; empty until the whole folder is renamed onto it
             premade = False
         except FileExistsError:
             # a cluster launcher may have made logs/ for the job's output before the run started (its open
@@ -239,8 +241,9 @@ class RunDir:
             premade = True
         # filled beside it and renamed in one step: a process killed meanwhile leaves no run folder without
         # its status (a hidden temporary folder instead, removed by fsutil.clean_leftovers)
-        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(run_id), dir=runs_root))
+        tmp = None
         try:
+            tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(run_id), dir=runs_root))
             write_json_atomic(tmp / "config.json", config)
             write_json_atomic(tmp / "meta.json", {"run_id": run_id, "created_at": _now(), "host": socket.gethostname(), **meta})
             (tmp / "metrics.jsonl").touch()
@@ -251,8 +254,19 @@ class RunDir:
                     os.replace(path / cls.LOGS, tmp / cls.LOGS)
                 path.rmdir()
             os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException as e:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if not premade:  # give the id back: no empty run folder is left behind (a full disk, say)
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            # named by the run folder, not the hidden one it was being filled in
+            cause = e.__cause__ if isinstance(e, DiskFullError) and e.__cause__ is not None else e
+            err = disk_full_error(cause, runs_root, f"the run folder {run_id}") if isinstance(cause, Exception) else None
+            if err is not None:
+                raise err from e
             raise
         return cls(path)
 
@@ -316,13 +330,20 @@ class RunDir:
         current.update(status=str(status), pid=os.getpid(), host=socket.gethostname(), heartbeat_at=_now())
         if status in TERMINAL:
             current.setdefault("ended_at", _now())
-        write_json_atomic(self.status_path, current)
+        with reporting_disk_full("the run's status", self.path):
+            write_json_atomic(self.status_path, current)
+
+    def write_error(self, text: str) -> None:
+        """``error.txt`` (a failed run's traceback), written whole or not at all."""
+        with reporting_disk_full("the run's error report", self.path):
+            atomic_write(self.error_path, lambda tmp: Path(tmp).write_text(text))
 
     def heartbeat(self) -> None:
         s = self.status()
         if s.get("status") == RunStatus.RUNNING:
             s["heartbeat_at"] = _now()
-            write_json_atomic(self.status_path, s)
+            with reporting_disk_full("the run's status", self.path):
+                write_json_atomic(self.status_path, s)
 
     def effective_status(self, now: float | None = None) -> str:
         """The stored status, except that a ``running`` run whose process is gone reads ``interrupted``."""
@@ -339,14 +360,15 @@ class RunDir:
 
     # --- metrics log ------------------------------------------------------------------------------
     def log_metrics(self, metrics: dict[str, float], split: str, epoch: int | None = None, step: int | None = None) -> None:
-        """Append one line per metric; a single write per call so concurrent readers see whole lines."""
+        """Append one line per metric; a single write per call so concurrent readers see whole lines (and a
+        write cut short by a full disk is undone)."""
         t = _now()
         lines = "".join(
             json.dumps({"time": t, "split": split, "epoch": epoch, "step": step, "name": k, "value": float(v)}) + "\n"
             for k, v in metrics.items() if v is not None
         )
-        with open(self.metrics_path, "a") as f:
-            f.write(lines)
+        with reporting_disk_full("the run's metrics", self.path):
+            append_whole(self.metrics_path, lines)
 
     def metrics(self) -> list[dict]:
         return _read_jsonl(self.metrics_path)
@@ -371,8 +393,8 @@ class RunDir:
     def append_event(self, event: dict) -> None:
         """Append one progress event (a JSON object) to ``events.jsonl``, stamped with the time."""
         line = json.dumps({"time": _now(), **event}, default=str) + "\n"
-        with open(self.events_path, "a") as f:
-            f.write(line)
+        with reporting_disk_full("the run's events", self.path):
+            append_whole(self.events_path, line)
 
     def events(self) -> list[dict]:
         """Every event so far."""
@@ -405,7 +427,8 @@ class RunDir:
     def update_meta(self, **fields) -> None:
         meta = self.meta()
         meta.update(fields)
-        write_json_atomic(self.meta_path, meta)
+        with reporting_disk_full("the run's meta.json", self.path):
+            write_json_atomic(self.meta_path, meta)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -33,7 +33,7 @@ import polars as pl
 from store import (CorruptRunInfo, RunFilter, SyncReport, corrupt_runs, db_path, headline_metrics, ingest_all,
                    ingest_run, rebuild, sync)
 from unirex.config import expand_sweep, identify_method
-from unirex.errors import UnirexError, scrub_secrets
+from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
                            StepEvent, parse_events)
 from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
@@ -447,6 +447,15 @@ class Workbench:
     def sync(self) -> SyncReport:
         """Index new and changed run folders (runs of the CLI, other processes, cluster workers)."""
         return sync(self.workspace)
+
+    def refresh_index(self) -> str | None:
+        """:meth:`sync` before a listing; on a full disk the index keeps what it held (DuckDB leaves it whole and
+        readable) and the one-line reason comes back, for the caller to show beside the list it reads."""
+        try:
+            self.sync()
+        except DiskFullError as e:
+            return f"the run index was not updated: {e}"
+        return None
 
     def index_all(self) -> int:
         """:meth:`sync` and index the built datasets too; the number of runs indexed."""
