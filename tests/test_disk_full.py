@@ -287,3 +287,22 @@ def test_the_cli_on_a_full_disk_prints_one_line_and_exits_1(small_disk, tiny_ove
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: {ENOSPC_LINE}the run folder ")
     assert [p.name for p in (ws / "runs").iterdir()] == [rd.run_id]
+
+
+def test_a_job_on_a_full_disk_fails_with_the_line_and_the_worker_goes_on(small_disk, common, wait_until):
+    from workbench import Workbench
+
+    disk = small_disk(3 * 2**20)
+    wb = Workbench(disk.path / "ws", start_worker=True)
+    try:
+        full = wb.submit(common + ["debug=True", "save_checkpoint=True"])[0]  # its checkpoint does not fit
+        fits = wb.submit(common + ["debug=True", "seed=1"])[0]
+        wait_until(lambda: wb.job(fits.job_id).status in ("completed", "failed"), what="the second job")
+        job = wb.job(full.job_id)
+        assert job.status == "failed" and job.error.startswith(f"{ENOSPC_LINE}the checkpoint"), job.error
+        assert wb.job(fits.job_id).status == "completed"
+        assert wb.refresh_index() is None
+        assert dict(zip(*wb.runs_frame()[["run_id", "status"]].to_dict(as_series=False).values())) == {
+            full.run_id: "failed", fits.run_id: "completed"}
+    finally:
+        wb.stop_worker()

@@ -5,6 +5,8 @@ comprehensiveness and sufficiency curves; the table exported as CSV or Parquet."
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from ui import figures
@@ -111,7 +113,9 @@ class CompareHandlers(Handlers):
 
     @handler
     def on_refresh(self, *values):
-        self.wb.sync()  # runs of the CLI and other processes too
+        stale = self.wb.refresh_index()  # runs of the CLI and other processes too
+        if stale:  # a full disk: compare what the index holds, and say why it is not newer
+            gr.Warning(html.escape(stale))  # a path is text, never markup
         return self.show(*values)
 
     @handler

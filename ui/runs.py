@@ -114,7 +114,7 @@ class RunsHandlers(Handlers):
     @handler
     def on_refresh(self, st, me, ds, ar, sp, current):
         wb = self.wb
-        wb.sync()
+        stale = wb.refresh_index()  # a full disk: what the index holds is listed, with the reason beside it
         all_runs = wb.runs_frame(split=sp, limit=None, metrics=())
         flt = RunFilter(status=choice_or_none(st), method=choice_or_none(me), dataset=choice_or_none(ds),
                         arch=choice_or_none(ar))
@@ -125,6 +125,8 @@ class RunsHandlers(Handlers):
 
         n = all_runs.height
         shown = f"{df.height} of {n} runs" + (f" (the newest {SHOWN} shown)" if df.height == SHOWN else "")
+        if stale:
+            shown = f"{md(stale)}. {shown}"
         ids = df["run_id"].to_list()
         return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
                 gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),

@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from unirex.errors import UnirexError, scrub_secrets
-from unirex.fsutil import write_json_atomic
+from unirex.errors import DiskFullError, UnirexError, scrub_secrets
+from unirex.fsutil import reporting_disk_full, write_json_atomic
 from unirex.runs import RunDir, RunStatus, pid_alive
 from workbench.records import FINAL_JOB_STATES, Job
 
@@ -100,8 +100,9 @@ class JobQueue:
         return Job(**{k: v for k, v in data.items() if k in names})
 
     def _write(self, job: Job) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self._path(job.job_id), dataclasses.asdict(job))
+        with reporting_disk_full("the job queue", self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self._path(job.job_id), dataclasses.asdict(job))
 
     # --- reading ----------------------------------------------------------------------------------
     def jobs(self, include_final: bool = True) -> list[Job]:
@@ -283,15 +284,19 @@ class Worker:
             token = CancelToken(self.queue, job.job_id)
             self.current = (job, token)
             self._notify(job)
+            error = None
             try:
                 status = self.runner(job, token)
-                job = self.queue.finish(job.job_id, status)
             except UnirexError as e:
-                job = self.queue.finish(job.job_id, RunStatus.FAILED.value, str(e))
+                status, error = RunStatus.FAILED.value, str(e)
             except Exception as e:  # noqa: BLE001 - a failing job must not stop the worker
-                job = self.queue.finish(job.job_id, RunStatus.FAILED.value, f"{type(e).__name__}: {e}")
+                status, error = RunStatus.FAILED.value, f"{type(e).__name__}: {e}"
             finally:
                 self.current = None
+            try:
+                job = self.queue.finish(job.job_id, status, error)
+            except DiskFullError:  # its file stays `running`; read as interrupted once this process is gone
+                pass
             self._notify(job)
 
     def _notify(self, job: Job) -> None:
