@@ -306,3 +306,20 @@ def test_a_job_on_a_full_disk_fails_with_the_line_and_the_worker_goes_on(small_d
             full.run_id: "failed", fits.run_id: "completed"}
     finally:
         wb.stop_worker()
+
+
+def test_an_empty_run_folder_left_by_an_older_version_is_removed_at_the_next_start(tmp_path):
+    """Before this fix a run that failed to fill its folder left the claimed folder empty; the next start removes
+    such a folder once it is older than a claim in progress can be, and keeps a fresh one and any with files."""
+    from unirex.fsutil import LEFTOVER_MAX_AGE_S, clean_workspace_leftovers
+
+    runs = tmp_path / "runs"
+    old, fresh, kept = runs / "R-old", runs / "R-fresh", runs / "R-kept"
+    for p in (old, fresh, kept):
+        p.mkdir(parents=True)
+    (kept / "logs").mkdir()
+    past = os.stat(old).st_mtime - LEFTOVER_MAX_AGE_S - 60
+    for p in (old, kept):
+        os.utime(p, (past, past))
+    assert old in clean_workspace_leftovers(tmp_path)
+    assert not old.exists() and fresh.is_dir() and kept.is_dir()
