@@ -113,16 +113,15 @@ def _lost_subwords(firsts: list[list[str]], seg_maps: list[list[int]], word_ids_
 def _tail_row(ex: Example, tokenizer, max_length: int, row: dict) -> dict:
     """``row`` re-encoded from the *last* subwords of ``ex``'s single document that fit: ``[CLS]`` + the
     tail + ``[SEP]``, as the UNIREX reference keeps a review whose gold rationale lies past the cut."""
-    cap = word_char_cap(max_length)
-    words = _capped(ex.documents[0].words, cap)
-    enc = tokenizer([words], is_split_into_words=True, add_special_tokens=False, verbose=False)
-    ids, wids = enc["input_ids"][0], enc.word_ids(0)
-    n = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    ids, wids = ids[-n:], wids[-n:]
-    full = tokenizer.build_inputs_with_special_tokens(ids)
-    special = tokenizer.get_special_tokens_mask(full, already_has_special_tokens=True)
-    it = iter(wids)
-    word_ids = [-1 if sp else next(it) for sp in special]
+    words = _capped(ex.documents[0].words, word_char_cap(max_length))
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"  # cut the head: the last subwords stay
+    try:
+        enc = tokenizer([words], is_split_into_words=True, max_length=max_length, truncation=True, verbose=False)
+    finally:
+        tokenizer.truncation_side = side
+    full = list(enc["input_ids"][0])
+    word_ids = [-1 if w is None else w for w in enc.word_ids(0)]
     gold = row["rationale_words"]
     out = dict(row)
     out.update(input_ids=list(full), attention_mask=[1] * len(full), token_type_ids=[0] * len(full),
