@@ -147,6 +147,7 @@ def test_engine_optimizer_and_warmup_follow_the_protocol(protocol, tmp_path):
     assert opt.param_groups[0]["betas"] == ((0.9, 0.98) if protocol == "reference" else (0.9, 0.999))
     # warmup: 10% of 20 updates = 2 under the reference (lr 0 at the start), none under eraser
     assert sched.get_last_lr()[0] == (0.0 if protocol == "reference" else 2e-5)
+    opt.step()  # no gradients: moves nothing
     sched.step()
     assert sched.get_last_lr()[0] == pytest.approx(1e-5 if protocol == "reference" else 2e-5 * 19 / 20)
 
@@ -343,3 +344,22 @@ def test_a_preset_trains_and_scores_under_each_protocol_with_its_dropout(protoco
 @pytest.mark.parametrize("method", [m.id for m in list_methods()])
 def test_every_preset_debug_run_under_each_protocol(method, protocol, teachers, tiny_overrides, small_heads):
     _run_preset(method, protocol, *teachers[protocol], tiny_overrides, small_heads)
+
+
+# ------------------------------------------------------------------------------ the runs index: a column
+def test_protocol_is_a_runs_column_compare_can_group_by(tmp_path):
+    from store import db
+    from store.queries import RunFilter, aggregate, runs_table
+    from unirex.runs import RunDir
+
+    for i, cfg in enumerate([{"protocol": "reference"}, {"protocol": "eraser"}, {"seed": 2}]):  # the last: pre-protocol
+        rd = RunDir.create(tmp_path / "runs", {"seed": i, **cfg},
+                           {"method": "task_lm", "dataset": "demo", "arch": "default", "seed": i, "mode": "train"})
+        rd.log_metrics({"acc": 0.5 + 0.1 * i}, split="test")
+        rd.set_status("completed")
+    db.ingest_all(tmp_path)
+    df = runs_table(tmp_path)
+    assert sorted(zip(df["seed"].to_list(), df["protocol"].to_list())) == [(0, "reference"), (1, "eraser"), (2, "eraser")]
+    agg = aggregate(tmp_path, RunFilter(), names=("acc",), by=("method", "protocol")).sort("protocol")
+    assert agg["protocol"].to_list() == ["eraser", "reference"] and agg["n"].to_list() == [2, 1]
+    assert agg["mean"].to_list() == pytest.approx([0.65, 0.5])
