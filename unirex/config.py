@@ -585,9 +585,13 @@ def flatten(data: dict | RunConfig, prefix: str = "") -> dict[str, Any]:
 
 
 def to_overrides(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
-    """The ``key=value`` overrides that turn ``base`` (default: the defaults) into ``cfg``."""
+    """The ``key=value`` overrides that turn ``base`` (default: the defaults) into ``cfg``. A key the protocol
+    sets (:func:`unirex.protocol.protocol_defaults` of ``cfg``'s protocol, dataset and arch) is written when
+    ``cfg``'s value is not the protocol's, whatever ``base`` holds, since resolving the overrides gives it the
+    protocol's value otherwise."""
     a, b = flatten(cfg), flatten(base or resolve_config([], validate=False))
-    return [f"{k}={_fmt(v)}" for k, v in a.items() if b.get(k) != v]
+    governed = protocol_defaults(cfg.protocol, cfg.data.dataset, cfg.arch)
+    return [f"{k}={_fmt(v)}" for k, v in a.items() if (governed[k] != v if k in governed else b.get(k) != v)]
 
 
 def _fmt(v: Any) -> str:
