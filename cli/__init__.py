@@ -146,7 +146,7 @@ def _runs(args) -> int:
     if df.height == 0:
         print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch]) else " yet"))
         return 0
-    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "duration_s",
+    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "protocol", "duration_s",
             *metric_keys(headline=Headline.BRIEF)]
     rows = []
     for r in df.iter_rows(named=True):
@@ -390,7 +390,8 @@ def _add_run_commands(sub) -> None:
 
     c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG")
     _add_filters(c, status=False)
-    c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns (default method,dataset,arch)")
+    c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns: method, dataset, arch, protocol, mode, status "
+                        "(default method,dataset,arch)")
     c.add_argument("--convention", default=DEFAULT_CONVENTION, choices=CONVENTIONS,
                    help="NRG's composition: paper (UNIREX's: AOPC comp/suff, the reference's AUPRC and task metric; "
                         "default) or eraser (ERASER's metrics: AOPC, AUPRC, token F1, IOU F1, macro F1)")

@@ -37,6 +37,7 @@ class Run:
     command: str | None
     launcher: str
     signature: str
+    protocol: str | None = None  # the config's ``protocol`` (a config saved before the key: ``eraser``)
 
     def params(self) -> list:
         """The values to bind for ``INSERT INTO runs`` (:data:`RUN_FIELDS` order; the config as JSON)."""

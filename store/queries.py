@@ -17,7 +17,7 @@ from store.entities import RUN_FIELDS, Run
 from unirex.metrics.registry import metric_keys
 
 RUN_COLUMNS = ("run_id", "status", "method", "dataset", "arch", "seed", "mode", "parent_run", "created_at",
-               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher")
+               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher", "protocol")
 
 
 def headline_metrics() -> tuple[str, ...]:
@@ -103,7 +103,7 @@ def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test"
               by: tuple[str, ...] = ("method", "dataset", "arch")) -> pl.DataFrame:
     """Mean, sample standard deviation and count over runs (seeds) of each final metric on ``split``,
     grouped by ``by`` (run columns); also the seeds and run ids in each group. Long format."""
-    allowed = {"method", "dataset", "arch", "mode", "status"}
+    allowed = {"method", "dataset", "arch", "mode", "status", "protocol"}
     bad = [b for b in by if b not in allowed]
     if bad:
         raise ValueError(f"cannot group by {bad}; choose from {sorted(allowed)}")

@@ -139,7 +139,7 @@ def build_tab(wb: Workbench):
         split = gr.Radio(["test", "dev", "train"], value="test", label="Split")
     with gr.Row():
         seeds = gr.Textbox(label="Seeds (e.g. 0,1,2; empty = all)")
-        by = gr.CheckboxGroup(["method", "dataset", "arch"], value=["method", "dataset", "arch"], label="One row per")
+        by = gr.CheckboxGroup(["method", "dataset", "arch", "protocol"], value=["method", "dataset", "arch"], label="One row per")
         convention = gr.Dropdown(list(wb.conventions()), value=wb.conventions()[0], label="NRG convention")
         refresh = gr.Button("Refresh", variant="primary")
     note = gr.Markdown()

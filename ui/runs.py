@@ -23,7 +23,7 @@ POLL_S = 10.0
 
 def table_headers() -> list[str]:
     """The runs table's columns: the run's, its summary metrics (the registry's headings), when."""
-    return ["run", "status", "method", "dataset", "arch", "seed", "mode",
+    return ["run", "status", "method", "dataset", "arch", "seed", "mode", "protocol",
             *[m.heading for m in metrics(headline=Headline.SUMMARY)], "duration", "created"]
 
 
@@ -41,6 +41,7 @@ def runs_rows(df) -> list[list]:
     rows = []
     for r in df.iter_rows(named=True):
         rows.append([r["run_id"], r["status"], r["method"], r["dataset"], _arch(r["arch"]), r["seed"], r["mode"],
+                     r.get("protocol"),
                      *[None if r.get(m.key) is None else round(r[m.key], m.digits) for m in specs],
                      fmt_seconds(r["duration_s"]), _when(r["created_at"])])
     return rows

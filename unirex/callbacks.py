@@ -148,17 +148,19 @@ class CheckpointCallback(Callback):
 
 
 class EarlyStoppingCallback(Callback):
-    """Stops training after more than ``patience`` epochs in a row without improvement."""
+    """Stops training after more than ``patience`` epochs in a row without improvement (``stop_at_patience``:
+    after ``patience`` of them, as Lightning's ``EarlyStopping`` in the UNIREX reference)."""
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int, stop_at_patience: bool = False):
         self.patience = patience
+        self.stop_at_patience = stop_at_patience
 
     def on_epoch_end(self, engine, state):
         if state.improved:
             state.bad_epochs = 0
             return
         state.bad_epochs += 1
-        if state.bad_epochs > self.patience:
+        if state.bad_epochs > self.patience or (self.stop_at_patience and state.bad_epochs >= self.patience):
             engine.emit(LogEvent(message=f"early stop after epoch {state.epoch}: no gain in {state.monitor} "
                                          f"for {state.bad_epochs} epochs"))
             state.should_stop = True
@@ -188,9 +190,11 @@ class ListenerCallback(Callback):
             pass
 
 
-def default_callbacks(patience: int, cancel=None, listener: Callable[[Event], None] | None = None) -> list[Callback]:
+def default_callbacks(patience: int, cancel=None, listener: Callable[[Event], None] | None = None,
+                      stop_at_patience: bool = False) -> list[Callback]:
     """The callbacks every run has, in the order they are called."""
-    out: list[Callback] = [EventsFileCallback(), ProgressCallback(), CheckpointCallback(), EarlyStoppingCallback(patience)]
+    out: list[Callback] = [EventsFileCallback(), ProgressCallback(), CheckpointCallback(),
+                           EarlyStoppingCallback(patience, stop_at_patience)]
     if cancel is not None:
         out.append(CancellationCallback(cancel))
     if listener is not None:

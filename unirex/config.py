@@ -36,6 +36,10 @@ behaviour, or ``create_graph``); ``model.rationale_removal`` (default ``drop``) 
 training-time comp/suff variants remove tokens (UNIREX masks them; dropping them is the same
 computation, cheaper); ``training.mode`` is what ``training=...`` selects;
 ``setup.accumulate_grad_batches`` / ``setup.eff_train_batch_size`` default to each other.
+
+``protocol=reference`` (the default) gives the keys the user does not set the reference's values
+(:mod:`unirex.protocol`: optimizer, warmup, clipping, precision, monitor, ``data.max_length``); an explicit
+override of any of them wins, and ``protocol=eraser`` keeps the dataclass defaults below.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from unirex.errors import UnirexError
 from unirex.methods import check_settings, get_method, list_methods
+from unirex.protocol import protocol_defaults
 from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names, get_extractor
 
 # ----------------------------------------------------------------------------------------- choices
@@ -61,6 +66,7 @@ SUFF_CRITERIA = ("margin", "diff", "mae", "mse", "kldiv")
 #: ``protocol``: ``reference`` trains and scores the UNIREX-style metrics as the paper's code does;
 #: ``eraser`` keeps to ERASER's conventions (only document tokens can be rationale, ERASER's inputs)
 PROTOCOLS = ("reference", "eraser")
+OPTIMIZERS = ("adamw", "hf_adamw")
 PLAUS_CRITERIA = ("bce",)
 RELAXATIONS = ("none", "straight_through")
 ATTR_GRADS = ATTR_GRAD_MODES
@@ -91,8 +97,9 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adamw"
+    name: str = "adamw"  # "adamw" (torch's) or "hf_adamw" (no bias correction: the reference's)
     lr: float = 2e-5
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     adam_epsilon: float = 1e-8
 
@@ -373,9 +380,11 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
         cfg.training.mode = mode
 
     keys = set(valid_keys())
+    explicit: set[str] = set()
     for key, raw in pairs:
         if key in GROUP_KEYS:
             continue
+        explicit.add(key)
         if key not in keys:
             if key.split(".")[0] == "hydra":
                 continue  # Hydra's own settings (run dirs, sweepers) have no meaning here
@@ -386,6 +395,10 @@ def resolve_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
         except OmegaConfBaseException as e:
             first = str(e).strip().splitlines()[0]
             raise UnirexError(f"bad value for {key}: {raw!r} ({first})") from None
+    # the protocol's settings (unirex.protocol) for every key not set explicitly: an explicit value wins
+    for key, value in protocol_defaults(cfg.protocol, cfg.data.dataset, cfg.arch).items():
+        if key not in explicit:
+            OmegaConf.update(cfg, key, value, merge=False)
     return _finish(cfg, validate)
 
 
@@ -466,6 +479,7 @@ def validate_config(cfg: RunConfig) -> None:
     that need no data (see :func:`unirex.methods.check_settings`). Raises :class:`UnirexError`."""
     m, d, s, t = cfg.model, cfg.data, cfg.setup, cfg.training
     _choice("protocol", cfg.protocol, PROTOCOLS)
+    _choice("model.optimizer.name", m.optimizer.name, OPTIMIZERS)
     _choice("model.name", m.name, MODEL_NAMES)
     _choice("model.explainer_type", m.explainer_type, extractor_names())
     _choice("model.attr_algo", m.attr_algo, attribution_names())
@@ -501,6 +515,8 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError("model.expl_head_mlp_hidden_layers must be >= 0")
     if m.optimizer.lr <= 0:
         raise UnirexError(f"model.optimizer.lr must be > 0, got {m.optimizer.lr}")
+    if len(m.optimizer.betas) != 2 or any(not 0.0 <= b < 1.0 for b in m.optimizer.betas):
+        raise UnirexError(f"model.optimizer.betas must be two numbers in [0, 1), got {list(m.optimizer.betas)}")
     if not 0.0 <= d.plaus_frac <= 1.0:
         raise UnirexError(f"data.plaus_frac must be in [0, 1], got {d.plaus_frac}")
     if d.train_rationales_batch_factor <= 1.0:
@@ -535,7 +551,10 @@ def to_dict(cfg: RunConfig) -> dict:
 
 
 def from_dict(data: dict, validate: bool = True) -> RunConfig:
-    """Inverse of :func:`to_dict`; unknown keys are an error (with suggestions)."""
+    """Inverse of :func:`to_dict`; unknown keys are an error (with suggestions). A saved config without a
+    ``protocol`` key predates it and was trained as ``eraser`` trains, so it loads as ``protocol=eraser``."""
+    if isinstance(data, dict) and "protocol" not in data:
+        data = {**data, "protocol": "eraser"}
     flat = flatten(data)
     keys = set(valid_keys())
     for k, v in flat.items():
@@ -566,9 +585,13 @@ def flatten(data: dict | RunConfig, prefix: str = "") -> dict[str, Any]:
 
 
 def to_overrides(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
-    """The ``key=value`` overrides that turn ``base`` (default: the defaults) into ``cfg``."""
+    """The ``key=value`` overrides that turn ``base`` (default: the defaults) into ``cfg``. A key the protocol
+    sets (:func:`unirex.protocol.protocol_defaults` of ``cfg``'s protocol, dataset and arch) is written when
+    ``cfg``'s value is not the protocol's, whatever ``base`` holds, since resolving the overrides gives it the
+    protocol's value otherwise."""
     a, b = flatten(cfg), flatten(base or resolve_config([], validate=False))
-    return [f"{k}={_fmt(v)}" for k, v in a.items() if b.get(k) != v]
+    governed = protocol_defaults(cfg.protocol, cfg.data.dataset, cfg.arch)
+    return [f"{k}={_fmt(v)}" for k, v in a.items() if (governed[k] != v if k in governed else b.get(k) != v)]
 
 
 def _fmt(v: Any) -> str:

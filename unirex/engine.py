@@ -6,7 +6,8 @@
    for FRESH and L2E it attaches the teacher run's saved attributions (:mod:`unirex.teacher`);
 2. checks the settings against the data (:func:`unirex.methods.check_settings`) before any compute;
 3. builds the model (or loads ``training.ckpt_path`` for ``training=evaluate`` / ``finetune``);
-4. trains with AdamW, linear warmup/decay, gradient accumulation and clipping, evaluates on dev each
+4. trains with AdamW (``model.optimizer.name``: torch's, or the reference's without bias correction,
+   :mod:`unirex.optim`), linear warmup/decay, gradient accumulation and clipping, evaluates on dev each
    epoch with every ERASER metric, keeps the best checkpoint (``save_checkpoint=True``) and stops early
    after ``training.patience`` epochs without improvement of ``training.monitor``;
 5. evaluates the best model on ``training.eval_splits`` and writes the evaluation outputs the ERASER
@@ -54,6 +55,8 @@ from unirex.methods import check_settings
 from unirex.models import build_model
 from unirex.models.removal import resolve_removal
 from unirex.objective import compute_losses, plausibility_subset
+from unirex.optim import build_optimizer
+from unirex.protocol import input_layout, is_reference
 from unirex.registry import saved_attribution_name
 from unirex.runs import RunDir
 from unirex.teacher import attach_teacher, attrs_path, fresh_table, load_teacher_scores
@@ -114,13 +117,15 @@ def _data_dir(cfg: RunConfig) -> Path:
 
 
 def load_splits(cfg: RunConfig, splits: list[str]):
-    """``{split: (SplitDataset, BuiltSplit)}`` for the config's dataset, arch and max length."""
+    """``{split: (SplitDataset, BuiltSplit)}`` for the config's dataset, arch and max length, in the input
+    layout of its protocol (:func:`unirex.protocol.input_layout`)."""
     out = {}
     for split in splits:
         num_train = cfg.data.num_train if split == "train" else None
         out[split] = load_split(_data_dir(cfg), cfg.data.dataset, split, arch=cfg.arch,
                                 max_length=cfg.data.max_length, num_train=num_train,
-                                num_train_seed=cfg.data.num_train_seed)
+                                num_train_seed=cfg.data.num_train_seed,
+                                layout=input_layout(cfg.protocol, cfg.data.dataset))
     return out
 
 
@@ -147,7 +152,9 @@ class Engine:
         self.rd: RunDir | None = None
         self.device = run_device(cfg.setup.device, self.world)
         self.state = TrainerState(monitor=self.cfg.training.monitor)
-        self.callbacks: list[Callback] = default_callbacks(self.cfg.training.patience, cancel, callback) + list(callbacks)
+        # the reference (Lightning's EarlyStopping) stops after `patience` epochs without gain; eraser after more
+        self.callbacks: list[Callback] = default_callbacks(self.cfg.training.patience, cancel, callback,
+                                                           stop_at_patience=is_reference(self.cfg)) + list(callbacks)
 
     # -- events and callbacks ----------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -335,8 +342,8 @@ class Engine:
             if not p.requires_grad:
                 continue
             (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, eps=o.adam_epsilon)
+        opt = build_optimizer(o.name, [{"params": decay, "weight_decay": o.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], o.lr, o.betas, o.adam_epsilon)
         sch = self.cfg.model.scheduler
         if sch.lr_scheduler == "fixed":
             return opt, get_constant_schedule(opt)
@@ -413,6 +420,11 @@ class Engine:
             batch = to_device(batch, self.device)
             st.last_batch = bi + 1 == st.batches_per_epoch
             losses = self._train_step(batch, opt, sched, scaler, update=(bi + 1) % accum == 0 or st.last_batch)
+            if bi == 0 and is_reference(cfg):
+                # the reference's training step ends by putting every submodule in eval mode (to score its
+                # explanations) and Lightning 1.4 sets train mode again only after each validation: dropout
+                # is on for an epoch's first batch only
+                self.model.eval()
             st.step += 1
             st.losses = {k: float(v.detach()) for k, v in losses.items()}
             st.lr = sched.get_last_lr()[0]

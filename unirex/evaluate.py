@@ -618,6 +618,7 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
         "dataset": summary.get("dataset"), "arch": summary.get("arch"), "max_length": summary.get("max_length"),
         "tag": summary.get("tag", split), "split_table": str(table_path) if table_path else None,
         "source": summary.get("source"), "fingerprint": summary.get("fingerprint"),
+        "layout": summary.get("layout", "eraser"),
     }
     meta.update(extra or {})
     try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,11 @@ def find_split_table(meta: dict, workspace: str | os.PathLike | None = None) -> 
         from unirex.data.build import build_dir
         from unirex.workspace import data_dir
 
-        cand = build_dir(data_dir(workspace), meta["dataset"], meta.get("arch"), int(meta["max_length"])) / f"{meta.get('tag') or meta['split']}.parquet"
+        folder = build_dir(data_dir(workspace), meta["dataset"], meta.get("arch"), int(meta["max_length"]))
+        layout = str(meta.get("layout") or "")
+        if re.fullmatch(r"-ref[a-z]{0,8}", layout):  # the reference protocol's input layout has its own folder
+            folder = folder.with_name(folder.name + layout)
+        cand = folder / f"{meta.get('tag') or meta['split']}.parquet"
         if cand.is_file():
             return cand
     raise UnirexError(f"the split table of these outputs is gone (recorded: {recorded}); rebuild the dataset "

@@ -123,7 +123,7 @@ def plaus_loss(scores: torch.Tensor, gold: torch.Tensor, token_mask: torch.Tenso
 
 
 def l2e_targets(teacher_scores: torch.Tensor, explainable: torch.Tensor, num_classes: int = 5,
-                ignore_index: int = -100) -> torch.Tensor:
+                ignore_index: int = -100, rows_per_example: int = 1) -> torch.Tensor:
     """Bin a teacher's attributions ``[B, L]`` into 5 ordinal classes per token, by UNIREX's rule.
 
     Per example, with ``pos`` / ``neg`` the mean of its positive / negative scores (0 when it has
@@ -131,14 +131,26 @@ def l2e_targets(teacher_scores: torch.Tensor, explainable: torch.Tensor, num_cla
     ``0 < x <= pos``, else 4. The means are taken over the explainable positions (the only ones whose
     saved scores are not 0 in this project, so they are the means over the whole example, as UNIREX
     takes them). Returns ``[B, L]`` long, ``ignore_index`` outside explainable positions.
+
+    ``explainable`` is whichever mask the caller bins and trains over (the reference protocol passes the
+    attention mask: every non-padding token). ``rows_per_example`` > 1 (multiple choice: an example's ``C``
+    consecutive rows) takes the two means over all the rows of an example together, as the reference bins
+    one example's saved attributions.
     """
     if num_classes != 5:
         raise ValueError(f"UNIREX's L2E binning has 5 classes, not {num_classes}")
     expl = explainable.bool()
     s = teacher_scores.detach().double().masked_fill(~expl, 0.0)
     pos, neg = s > 0, s < 0
-    mean_pos = (s * pos).sum(1, keepdim=True) / pos.sum(1, keepdim=True).clamp(min=1)
-    mean_neg = (s * neg).sum(1, keepdim=True) / neg.sum(1, keepdim=True).clamp(min=1)
+    r = max(int(rows_per_example), 1)
+    if s.shape[0] % r:
+        raise ValueError(f"{s.shape[0]} rows are not whole examples of {r} rows")
+
+    def per_example(x: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, 1]: the sum over the example's rows
+        return x.reshape(-1, r * x.shape[1]).sum(1, keepdim=True).repeat_interleave(r, dim=0)
+
+    mean_pos = per_example(s * pos) / per_example(pos.double()).clamp(min=1)
+    mean_neg = per_example(s * neg) / per_example(neg.double()).clamp(min=1)
     classes = torch.full_like(s, 4, dtype=torch.long)
     classes[(s > 0) & (s <= mean_pos)] = 3
     classes[s == 0] = 2

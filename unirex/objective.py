@@ -60,7 +60,9 @@ import torch
 
 from unirex import losses as L
 from unirex.errors import UnirexError
+from unirex.models.extractors.base import TrainingScores, ordinal_scores
 from unirex.models.removal import variant_logits
+from unirex.protocol import is_reference
 from unirex.rationale import keep_mask, topk_mask
 
 if TYPE_CHECKING:
@@ -116,7 +118,19 @@ def _scores(batch, model: "UnirexModel", cfg: "RunConfig", hidden: torch.Tensor 
     m = cfg.model
     grad = m.attr_grad if (m.plaus_wt > 0 or m.rationale_relaxation != "none") else None
     out = model.extractor.training_scores(batch, model.task_lm, target=batch["label"], hidden_states=hidden, grad=grad)
-    return out.scores, out.token_logits
+    return out
+
+
+def unmasked_scores(out: TrainingScores) -> torch.Tensor:
+    """``[B, L]`` the extractor's scores at every position, before the explainable mask: a learned head's
+    logits (L2E: its ordinal score), an attribution extractor's pooled attributions; the masked scores when
+    the extractor gives neither (a model-free scorer, a plugin)."""
+    if out.unmasked is not None:
+        return out.unmasked
+    tl = out.token_logits
+    if tl is not None:
+        return tl.squeeze(-1) if tl.shape[-1] == 1 else ordinal_scores(tl)
+    return out.scores
 
 
 def _masked_logits(lm, batch, variants: list[tuple[torch.Tensor, str]], soft: torch.Tensor | None,
@@ -156,23 +170,36 @@ def _comp_suff_losses(lm, batch, cfg: "RunConfig", scores, rationales, labels, c
     return out
 
 
-def _plaus_loss(batch, cfg: "RunConfig", scores: torch.Tensor) -> torch.Tensor:
-    """Plausibility on the examples with a gold rationale (and in ``plaus_mask`` when given)."""
+def _plaus_loss(batch, cfg: "RunConfig", out: TrainingScores) -> torch.Tensor:
+    """Plausibility on the examples with a gold rationale (and in ``plaus_mask`` when given): over their
+    document tokens (``eraser``), or over every non-padding token, specials and query as negatives, on the
+    unmasked scores (``reference``, as its ``calc_plaus_loss``)."""
     selected = batch["has_rationale"].bool()
     if "plaus_mask" in batch:
         selected = selected & batch["plaus_mask"].bool()
     elif cfg.data.plaus_frac < 1.0:
         raise UnirexError("data.plaus_frac < 1 needs batch['plaus_mask'] (see unirex.objective.plausibility_subset)")
+    if is_reference(cfg):
+        token_mask = batch["attention_mask"].bool() & selected.unsqueeze(1)
+        gold = batch["rationale"] * batch["explainable"]  # specials and query are negatives
+        return L.plaus_loss(unmasked_scores(out), gold, token_mask, cfg.model.plaus_criterion)
     token_mask = batch["explainable"].bool() & selected.unsqueeze(1)
-    return L.plaus_loss(scores, batch["rationale"], token_mask, cfg.model.plaus_criterion)
+    return L.plaus_loss(out.scores, batch["rationale"], token_mask, cfg.model.plaus_criterion)
 
 
-def _l2e_loss(batch, token_logits: torch.Tensor | None) -> torch.Tensor:
+def _l2e_loss(batch, cfg: "RunConfig", token_logits: torch.Tensor | None, num_choices: int | None) -> torch.Tensor:
+    """L2E's cross-entropy against the teacher's binned scores: over document tokens, each row binned alone
+    (``eraser``), or over every non-padding token, a multiple-choice example's rows binned together
+    (``reference``, as its data module bins one example's saved attributions)."""
     if "teacher_scores" not in batch:
         raise UnirexError("model.l2e=True needs batch['teacher_scores'] (the attributions of data.l2e_exp_id)")
     if token_logits is None:
         raise UnirexError("model.l2e=True needs a learned token head (model.explainer_type=lm or self_lm)")
-    targets = L.l2e_targets(batch["teacher_scores"], batch["explainable"], token_logits.shape[-1])
+    if is_reference(cfg):
+        targets = L.l2e_targets(batch["teacher_scores"], batch["attention_mask"], token_logits.shape[-1],
+                                rows_per_example=num_choices or 1)
+    else:
+        targets = L.l2e_targets(batch["teacher_scores"], batch["explainable"], token_logits.shape[-1])
     return L.l2e_loss(token_logits, targets)
 
 
@@ -225,9 +252,10 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
         out["task_loss"] = ce_full.mean()
         total = m.task_wt * out["task_loss"]
 
-    scores = token_logits = None
+    scores = token_logits = extracted = None
     if _needs_scores(cfg):
-        scores, token_logits = _scores(batch, model, cfg, hidden)
+        extracted = _scores(batch, model, cfg, hidden)
+        scores, token_logits = extracted.scores, extracted.token_logits
     rationales = ([topk_mask(scores, batch["explainable"], batch["attention_mask"], k) for k in m.topk]
                   if scores is not None and (m.comp_wt > 0 or m.suff_wt > 0 or a2r) else [])
     if m.comp_wt > 0 or m.suff_wt > 0:
@@ -237,10 +265,10 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
                 out[name] = cs[name]
                 total = total + wt * out[name]
     if m.plaus_wt > 0:
-        out["plaus_loss"] = _plaus_loss(batch, cfg, scores)
+        out["plaus_loss"] = _plaus_loss(batch, cfg, extracted)
         total = total + m.plaus_wt * out["plaus_loss"]
     if m.l2e:
-        out["l2e_loss"] = _l2e_loss(batch, token_logits)
+        out["l2e_loss"] = _l2e_loss(batch, cfg, token_logits, getattr(lm, "num_choices", None))
         total = total + m.l2e_wt * out["l2e_loss"]
     if a2r:
         out["task_loss"], out["a2r_loss"], logits = _a2r_losses(lm, batch, model, cfg, rationales, labels, token_logits)

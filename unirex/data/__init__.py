@@ -8,6 +8,7 @@ from unirex.data.build import BuiltSplit, build_split, load_built
 from unirex.data.demo import ensure_demo
 from unirex.data.demo_nli import ensure_demo_nli
 from unirex.data.tensors import SplitDataset, collate
+from unirex.protocol import InputLayout
 from unirex.safepath import dataset_path
 
 DEMO = "demo"
@@ -31,11 +32,12 @@ def ensure_source(data_dir: Path, dataset: str) -> Path:
 
 
 def load_split(data_dir: Path, dataset: str, split: str, arch: str | None = None, max_length: int | None = None,
-               num_train: int | None = None, num_train_seed: int = 0) -> tuple[SplitDataset, BuiltSplit]:
+               num_train: int | None = None, num_train_seed: int = 0,
+               layout: InputLayout = InputLayout()) -> tuple[SplitDataset, BuiltSplit]:
     """Build (or reuse) a split and wrap it as a :class:`SplitDataset`."""
     ensure_source(data_dir, dataset)
     built = build_split(data_dir, dataset, split, arch=arch, max_length=max_length,
-                        num_train=num_train, num_train_seed=num_train_seed)
+                        num_train=num_train, num_train_seed=num_train_seed, layout=layout)
     ds = SplitDataset(load_built(built.path), built.summary["pad_token_id"], built.labels,
                       num_choices=built.summary.get("num_choices"))
     return ds, built

@@ -55,6 +55,7 @@ from unirex.data.encode import encode_examples
 from unirex.data.eraser import read_annotations, read_split, split_file
 from unirex.errors import UnirexError, where
 from unirex.fsutil import atomic_write, write_json_atomic
+from unirex.protocol import InputLayout
 from unirex.safepath import dataset_path
 
 BUILD_VERSION = 3  # 3: ERASER's word split (split(' ')), fingerprint in the Parquet metadata
@@ -82,10 +83,11 @@ def split_tag(split: str, num_train: int | None = None, num_train_seed: int = 0)
     return split
 
 
-def build_dir(data_dir: Path, dataset: str, arch: str | None, max_length: int) -> Path:
-    """``<data_dir>/<dataset>/<arch-slug>/L<max_length>``; the dataset name is checked first
-    (:func:`unirex.safepath.dataset_path`)."""
-    return dataset_path(data_dir, dataset) / arch_slug(arch) / f"L{int(max_length)}"
+def build_dir(data_dir: Path, dataset: str, arch: str | None, max_length: int,
+              layout: InputLayout = InputLayout()) -> Path:
+    """``<data_dir>/<dataset>/<arch-slug>/L<max_length>`` (plus the layout's tag, :class:`InputLayout`);
+    the dataset name is checked first (:func:`unirex.safepath.dataset_path`)."""
+    return dataset_path(data_dir, dataset) / arch_slug(arch) / f"L{int(max_length)}{layout.tag}"
 
 
 TABLE_SCHEMA = {
@@ -120,11 +122,13 @@ def _file_signature(h, path: Path) -> None:
 
 
 def _fingerprint(dataset_dir: Path, split: str, arch: str | None, tokenizer, max_length: int,
-                 num_train: int | None, num_train_seed: int, multiple_choice: bool = False) -> str:
+                 num_train: int | None, num_train_seed: int, multiple_choice: bool = False,
+                 layout: InputLayout = InputLayout()) -> str:
     """Everything the built table depends on; equal fingerprints mean a cache hit."""
     h = hashlib.sha256()
     h.update(json.dumps([BUILD_VERSION, resolve_arch(arch), type(tokenizer).__name__, len(tokenizer),
-                         max_length, num_train, num_train_seed] + (["multiple_choice"] if multiple_choice else [])).encode())
+                         max_length, num_train, num_train_seed] + (["multiple_choice"] if multiple_choice else [])
+                        + ([layout.tag] if layout.tag else [])).encode())
     h.update(split_file(dataset_dir, split).read_bytes())
     h.update(split_file(dataset_dir, "train").read_bytes())  # the label vocabulary comes from train
     if (dataset_dir / "docs.jsonl").is_file():
@@ -200,8 +204,9 @@ def _summarise(df: pl.DataFrame, labels: list[str]) -> dict:
 
 def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = None,
                 max_length: int | None = None, num_train: int | None = None, num_train_seed: int = 0,
-                force: bool = False) -> BuiltSplit:
-    """Build (or find in the cache) one split of ``<data_dir>/<dataset>`` for ``arch``."""
+                force: bool = False, layout: InputLayout = InputLayout()) -> BuiltSplit:
+    """Build (or find in the cache) one split of ``<data_dir>/<dataset>`` for ``arch`` (``layout``: ERASER's
+    input layout, or the reference protocol's, :func:`unirex.protocol.input_layout`)."""
     dataset_dir = dataset_path(data_dir, dataset)
     if not dataset_dir.is_dir():
         raise UnirexError(f"dataset folder {dataset_dir} does not exist (ERASER layout expected)")
@@ -210,10 +215,11 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
     if max_length < 8:
         raise UnirexError(f"--max_length {max_length} is too small (at least 8)")
     tag = split_tag(split, num_train, num_train_seed)
-    out_dir = build_dir(data_dir, dataset, arch, max_length)
+    out_dir = build_dir(data_dir, dataset, arch, max_length, layout)
     parquet, summary_path = out_dir / f"{tag}.parquet", out_dir / f"{tag}.json"
     mc = is_multiple_choice(dataset)
-    fingerprint = _fingerprint(dataset_dir, split, arch, tokenizer, max_length, num_train, num_train_seed, mc)
+    fingerprint = _fingerprint(dataset_dir, split, arch, tokenizer, max_length, num_train, num_train_seed, mc, layout)
+    enc_kw = dict(drop_query=layout.drop_query, keep_rationale_tail=layout.keep_rationale_tail)
     if not force:
         summary = _cached(parquet, summary_path, fingerprint)
         if summary is not None:
@@ -228,7 +234,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
     if mc:  # one row per (example, choice); labels are the choice positions
         examples, answers, labels = choice_examples(examples, src)
         n_choices = len(labels)
-        rows = encode_examples(examples, tokenizer, max_length)
+        rows = encode_examples(examples, tokenizer, max_length, **enc_kw)
         for i, r in enumerate(rows):
             r.pop("label_name")
             r["label"] = answers[i // n_choices]
@@ -246,7 +252,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
                     f"{where(src, ex.annotation.line)}: unknown label '{ex.annotation.classification}' "
                     f"(the train split has {labels})"
                 )
-        rows = encode_examples(examples, tokenizer, max_length)
+        rows = encode_examples(examples, tokenizer, max_length, **enc_kw)
         for r in rows:
             r["label"] = label_id[r.pop("label_name")]
             r["label_name"] = labels[r["label"]]
@@ -261,6 +267,7 @@ def build_split(data_dir: Path, dataset: str, split: str, arch: str | None = Non
         "arch": arch or "default", "max_length": max_length, "num_train": num_train,
         "num_train_seed": num_train_seed if num_train is not None else None,
         "pad_token_id": tokenizer.pad_token_id, "fingerprint": fingerprint, "build_version": BUILD_VERSION,
+        "layout": layout.tag or "eraser",
     })
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(parquet, lambda tmp: df.write_parquet(tmp, metadata={FINGERPRINT_KEY: fingerprint}))

@@ -18,6 +18,8 @@ separators and the query) and ``explainable`` (document tokens only).
 
 from __future__ import annotations
 
+import dataclasses
+
 from unirex.data.eraser import Annotation, Document, Example
 
 #: characters of a word tokenised per subword of the input: a word is cut to ``max_length`` times this
@@ -108,11 +110,54 @@ def _lost_subwords(firsts: list[list[str]], seg_maps: list[list[int]], word_ids_
     return {i for i, ids in zip(order, enc["input_ids"]) if len(ids) > last[i][2]}
 
 
-def encode_examples(examples: list[Example], tokenizer, max_length: int) -> list[dict]:
+def _tail_row(ex: Example, tokenizer, max_length: int, row: dict) -> dict:
+    """``row`` re-encoded from the *last* subwords of ``ex``'s single document that fit: ``[CLS]`` + the
+    tail + ``[SEP]``, as the UNIREX reference keeps a review whose gold rationale lies past the cut."""
+    words = _capped(ex.documents[0].words, word_char_cap(max_length))
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"  # cut the head: the last subwords stay
+    try:
+        enc = tokenizer([words], is_split_into_words=True, max_length=max_length, truncation=True, verbose=False)
+    finally:
+        tokenizer.truncation_side = side
+    full = list(enc["input_ids"][0])
+    word_ids = [-1 if w is None else w for w in enc.word_ids(0)]
+    gold = row["rationale_words"]
+    out = dict(row)
+    out.update(input_ids=list(full), attention_mask=[1] * len(full), token_type_ids=[0] * len(full),
+               word_ids=word_ids, explainable=[int(w >= 0) for w in word_ids],
+               rationale=[gold[w] if w >= 0 else 0 for w in word_ids], truncated=True)
+    return out
+
+
+def encode_examples(examples: list[Example], tokenizer, max_length: int, drop_query: bool = False,
+                    keep_rationale_tail: bool = False) -> list[dict]:
     """Tokenise examples (documents, + the query as the second segment) and align subwords to words.
 
     Returns one dict per example with the columns of a built split (see :mod:`unirex.data.build`) except
-    ``label`` (the caller maps ``label_name`` to an id), plus ``_line`` (the annotation's line)."""
+    ``label`` (the caller maps ``label_name`` to an id), plus ``_line`` (the annotation's line).
+
+    The reference protocol's layouts (:func:`unirex.protocol.reference_layout`): ``drop_query`` leaves the
+    query out of the input (the row still records it); ``keep_rationale_tail``: a single-document example
+    cut to fit, whose gold rationale has no subword in the kept head, keeps the document's last subwords
+    instead (:func:`_tail_row`)."""
+    if drop_query:
+        queries = [ex.annotation.query for ex in examples]
+        stripped = [dataclasses.replace(ex, annotation=dataclasses.replace(ex.annotation, query="")) for ex in examples]
+        rows = encode_examples(stripped, tokenizer, max_length, keep_rationale_tail=keep_rationale_tail)
+        for r, q in zip(rows, queries):
+            r["query"] = q
+        return rows
+    rows = _encode(examples, tokenizer, max_length)
+    if keep_rationale_tail:
+        for i, (ex, r) in enumerate(zip(examples, rows)):
+            if (r["truncated"] and len(ex.documents) == 1 and not ex.annotation.query and any(r["rationale_words"])
+                    and not any(r["rationale"])):
+                rows[i] = _tail_row(ex, tokenizer, max_length, r)
+    return rows
+
+
+def _encode(examples: list[Example], tokenizer, max_length: int) -> list[dict]:
     sep = tokenizer.sep_token or tokenizer.eos_token
     cap = word_char_cap(max_length)
     rows = []

@@ -29,6 +29,7 @@ from unirex.models.extractors.base import Extractor, TrainingScores, mask_scores
 from unirex.models.extractors.captum_algos import captum_attributions
 from unirex.models.extractors.gradients import predicted_class
 from unirex.models.heads import make_mlp
+from unirex.protocol import is_reference
 from unirex.registry import get_attribution
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class AttributionExtractor(Extractor):
         mlp_hidden_dim / mlp_hidden_layers: AA-MLP's MLP.
         ig_steps / internal_batch_size / return_convergence_delta: integrated gradients' settings.
         seed: for ``rand`` and ``gradient-shap``.
+        baseline: which positions the pad baseline of integrated gradients (and the other baseline algorithms)
+            keeps: ``explainable`` (``eraser``) or ``reference`` (:data:`.captum_algos.BASELINES`).
 
     After each :meth:`scores` call with ``return_convergence_delta``, :attr:`last_convergence_delta`
     holds the ``[B]`` deltas (else None).
@@ -54,8 +57,10 @@ class AttributionExtractor(Extractor):
 
     def __init__(self, algo: str = "input-x-gradient", pooling: str = "sum", hidden_size: int | None = None,
                  mlp_hidden_dim: int = 2048, mlp_hidden_layers: int = 2, ig_steps: int = 3,
-                 internal_batch_size: int | None = None, return_convergence_delta: bool = False, seed: int = 0):
+                 internal_batch_size: int | None = None, return_convergence_delta: bool = False, seed: int = 0,
+                 baseline: str = "explainable"):
         super().__init__()
+        self.baseline = baseline  # which positions the baseline keeps (captum_algos.BASELINES)
         self.spec = get_attribution(algo)
         self.algo, self.pooling = algo, pooling
         self.ig_steps, self.internal_batch_size = ig_steps, internal_batch_size
@@ -76,7 +81,8 @@ class AttributionExtractor(Extractor):
                     new_encoder: Callable[[], nn.Module]) -> tuple["AttributionExtractor", int]:
         m = cfg.model
         return cls(m.attr_algo, m.attr_pooling, task_lm.hidden_size, m.attr_mlp_hidden_dim, m.attr_mlp_hidden_layers,
-                   m.ig_steps, m.internal_batch_size, m.return_convergence_delta, seed=cfg.seed), 1
+                   m.ig_steps, m.internal_batch_size, m.return_convergence_delta, seed=cfg.seed,
+                   baseline="reference" if is_reference(cfg) else "explainable"), 1
 
     @property
     def name(self) -> str:
@@ -106,7 +112,8 @@ class AttributionExtractor(Extractor):
         if grad == "create_graph" and twice is not None:
             return twice(task_lm, batch, target, create_graph=True)
         attrs, delta = captum_attributions(self.algo, task_lm, batch, target, self.ig_steps, self.internal_batch_size,
-                                           self.return_convergence_delta, self.seed, attach_inputs=grad is not None)
+                                           self.return_convergence_delta, self.seed, attach_inputs=grad is not None,
+                                           baseline=self.baseline)
         self.last_convergence_delta = delta
         return attrs
 
@@ -120,12 +127,18 @@ class AttributionExtractor(Extractor):
         """
         if self.spec.model_free:
             return self.spec.score(batch, self.seed)
+        return mask_scores(self._pooled(batch, task_lm, target, grad), batch["explainable"])
+
+    def _pooled(self, batch, task_lm, target, grad) -> torch.Tensor:
+        """``[B, L]`` pooled attributions at every position (no mask)."""
         attrs = self.attributions(batch, task_lm, target, grad=grad)
-        pooled = attrs.sum(-1) if self.pool_mlp is None else self.pool_mlp(attrs).squeeze(-1)
-        return mask_scores(pooled, batch["explainable"])
+        return attrs.sum(-1) if self.pool_mlp is None else self.pool_mlp(attrs).squeeze(-1)
 
     def training_scores(self, batch, task_lm, target=None, hidden_states=None, grad=None) -> TrainingScores:
-        return TrainingScores(self.scores(batch, task_lm, target=target, grad=grad))
+        if self.spec.model_free:
+            return TrainingScores(self.spec.score(batch, self.seed))
+        pooled = self._pooled(batch, task_lm, target, grad)
+        return TrainingScores(mask_scores(pooled, batch["explainable"]), unmasked=pooled)
 
     def explain(self, batch, task_lm, target=None) -> torch.Tensor:
         """Attributions need gradients: computed with them, returned detached."""

@@ -37,10 +37,13 @@ class TrainingScores:
     Attributes:
         scores: ``[B, L]``, 0 outside explainable positions.
         token_logits: ``[B, L, out]`` raw outputs of a learned token head (what L2E and A2R read), else None.
+        unmasked: ``[B, L]`` an attribution extractor's pooled scores before the explainable mask (what the
+            reference protocol's plausibility loss reads on every non-padding token), else None.
     """
 
     scores: torch.Tensor
     token_logits: torch.Tensor | None = None
+    unmasked: torch.Tensor | None = None
 
 
 def mask_scores(scores: torch.Tensor, explainable: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,23 @@ def pad_baseline(task_lm: nn.Module, batch: dict[str, torch.Tensor], embeds: tor
     return torch.where(batch["explainable"].bool().unsqueeze(-1), pad.expand_as(embeds), embeds)
 
 
+def reference_baseline(task_lm: nn.Module, batch: dict[str, torch.Tensor], embeds: torch.Tensor) -> torch.Tensor:
+    """``[B, L, H]``: the baseline as the UNIREX reference builds it: the pad token's embedding everywhere
+    except the first token ([CLS]) and the separator tokens, which keep theirs (the query becomes padding
+    too). A row's separator is its last non-padding token ([SEP], or ``</s>`` for RoBERTa-style archs)."""
+    ids, am = batch["input_ids"], batch["attention_mask"].bool()
+    last = (am.long().sum(1) - 1).clamp(min=0)
+    sep = ids.gather(1, last.unsqueeze(1))  # [B, 1]
+    keep = am & (ids == sep)
+    keep[:, 0] = True
+    pad = task_lm.embed(torch.full_like(ids[:, :1], task_lm.pad_token_id)).detach()  # [B, 1, H]
+    return torch.where(keep.unsqueeze(-1), embeds, pad.expand_as(embeds))
+
+
+#: ``baseline`` of :func:`captum_attributions`: which positions of the baseline keep their embedding
+BASELINES = {"explainable": pad_baseline, "reference": reference_baseline}
+
+
 @contextlib.contextmanager
 def _seeded_rngs(seed: int):
     """Seed torch's and numpy's global generators for one call and put both back after: Captum draws
@@ -77,8 +94,8 @@ def _seeded_rngs(seed: int):
 
 def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
                         ig_steps: int = 3, internal_batch_size: int | None = None,
-                        return_convergence_delta: bool = False, seed: int = 0, attach_inputs: bool = False
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                        return_convergence_delta: bool = False, seed: int = 0, attach_inputs: bool = False,
+                        baseline: str = "explainable") -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attributions ``[B, L, H]`` of ``target`` ``[B]`` w.r.t. the word embeddings, and the
     convergence delta ``[B]`` when asked for and the algorithm has one (integrated gradients, DeepLift,
     GradientShap: averaged over its samples) else None.
@@ -89,6 +106,9 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
 
     ``attach_inputs``: keep the word embeddings' graph, so the attributions' input factor is
     differentiable w.r.t. the embedding matrix (see the module docstring); otherwise detached.
+
+    ``baseline`` (:data:`BASELINES`): ``explainable`` pads the document tokens (:func:`pad_baseline`, the
+    ``eraser`` protocol); ``reference`` pads all but [CLS] and the separators (:func:`reference_baseline`).
     """
     spec = get_attribution(algo)
     method = spec.captum()(EmbedsForward(task_lm))
@@ -108,7 +128,7 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
     kwargs = {k: v for k, v in (("n_steps", int(ig_steps)), ("internal_batch_size", internal_batch_size)) if k in takes}
     kwargs.update(spec.defaults)
     if spec.needs_baseline:
-        base = pad_baseline(task_lm, batch, embeds.detach())
+        base = BASELINES[baseline](task_lm, batch, embeds.detach())
         kwargs["baselines"] = torch.cat([base, torch.zeros_like(base)]) if spec.baseline_distribution else base
     with_delta = bool(return_convergence_delta) and method.has_convergence_delta()
     if with_delta:
