@@ -17,7 +17,7 @@ from store.entities import RUN_FIELDS, Run
 from unirex.metrics.registry import metric_keys
 
 RUN_COLUMNS = ("run_id", "status", "method", "dataset", "arch", "seed", "mode", "parent_run", "created_at",
-               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher")
+               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher", "debug", "tags")
 
 
 def headline_metrics() -> tuple[str, ...]:
@@ -28,7 +28,8 @@ def headline_metrics() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs a query covers; ``None`` / empty means any."""
+    """Which runs a query covers; ``None`` / empty means any. ``tags``: runs holding every one of these tags;
+    ``debug``: only debug runs (True) or only the others (False)."""
 
     dataset: str | None = None
     method: str | None = None
@@ -38,6 +39,8 @@ class RunFilter:
     seeds: tuple[int, ...] = ()
     run_ids: tuple[str, ...] = ()
     methods: tuple[str, ...] = field(default=())  # any of these methods (the dashboard's multi-select)
+    tags: tuple[str, ...] = ()
+    debug: bool | None = None
 
     def where(self, alias: str = "r") -> tuple[str, list]:
         """``(sql condition, parameters)`` for ``runs AS alias``."""
@@ -51,6 +54,12 @@ class RunFilter:
             if values:
                 conds.append(f"{alias}.{col} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
+        if self.tags:
+            conds.append(f"list_has_all(coalesce({alias}.tags, []::VARCHAR[]), ?::VARCHAR[])")
+            params.append(list(self.tags))
+        if self.debug is not None:
+            conds.append(f"coalesce({alias}.debug, FALSE) = ?")
+            params.append(bool(self.debug))
         return (" AND ".join(conds) or "TRUE"), params
 
 
@@ -89,12 +98,17 @@ def run_metrics(workspace: Path, run_id: str) -> pl.DataFrame:
 def final_metric_rows(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
                   names: tuple[str, ...] = ()) -> pl.DataFrame:
     """Long format: one row per (run, metric) of the runs' final evaluation on ``split``, with the run's
-    method, dataset, arch and seed."""
+    method, dataset, arch and seed, then its kind (``mode``), ``parent_run`` (for an evaluation: the run whose
+    checkpoint it evaluated), ``created_at``, ``debug``, ``tags`` and ``parent_seed`` (the parent run's seed,
+    null when it is not indexed): what :func:`workbench.compare.runs_metrics` needs to count one evaluation per
+    trained model."""
     where, params = flt.where("r")
     name_cond = f" AND m.name IN ({', '.join('?' * len(names))})" if names else ""
-    sql = ("SELECT r.run_id, r.method, r.dataset, r.arch, r.seed, m.name, m.value FROM runs r "
+    sql = ("SELECT r.run_id, r.method, r.dataset, r.arch, r.seed, m.name, m.value, r.mode, r.parent_run, "
+           "r.created_at, coalesce(r.debug, FALSE) AS debug, coalesce(r.tags, []::VARCHAR[]) AS tags, "
+           "p.seed AS parent_seed FROM runs r "
            "JOIN metrics m ON m.run_id = r.run_id AND m.epoch IS NULL AND m.split = ?"
-           f"{name_cond} WHERE {where} ORDER BY r.run_id, m.name")
+           f"{name_cond} LEFT JOIN runs p ON p.run_id = r.parent_run WHERE {where} ORDER BY r.run_id, m.name")
     with connect(workspace, read_only=True) as con:
         return con.sql(sql, params=[split, *names, *params]).pl()
 

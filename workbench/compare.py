@@ -63,20 +63,46 @@ def _store_stamp(workspace: Path) -> tuple:
     return tuple(out)
 
 
+def counted_runs(rows: pl.DataFrame) -> pl.DataFrame:
+    """Which runs count: one evaluation per trained model and dataset. A model is the run that trained it (a
+    train or finetune run); an Evaluate run of a checkpoint (``mode`` evaluate, ``parent_run`` the run that
+    saved it) stands for that run instead of adding one; of a model's evaluations on a dataset, the latest
+    (``created_at``, then run id) with final metrics on the split stands for it. ``rows``: the long frame of
+    :func:`store.final_metric_rows`; returned: the rows of the standing runs, with ``model_run`` (the
+    trained model's run id), ``seed`` the model's seed (the parent's, when indexed: an evaluation's own seed is
+    only its command's) and ``tags`` the union of the tags of every run of that model and dataset."""
+    if rows.height == 0:
+        return rows.with_columns(pl.lit(None, dtype=pl.Utf8).alias("model_run"))
+    is_eval = (pl.col("mode") == "evaluate") & pl.col("parent_run").is_not_null()
+    rows = rows.with_columns(pl.when(is_eval).then(pl.col("parent_run")).otherwise(pl.col("run_id")).alias("model_run"),
+                             pl.when(is_eval & pl.col("parent_seed").is_not_null()).then(pl.col("parent_seed"))
+                             .otherwise(pl.col("seed")).cast(rows.schema["seed"]).alias("seed"))
+    key = ["model_run", "dataset"]
+    runs = rows.select("run_id", *key, "created_at", "tags").unique("run_id")
+    standing = (runs.sort(["created_at", "run_id"], nulls_last=False)
+                .group_by(key, maintain_order=True)
+                .agg(pl.col("run_id").last(), pl.col("tags").list.explode(keep_nulls=False, empty_as_null=False)
+                     .unique(maintain_order=True).alias("model_tags")))
+    return (rows.join(standing.select("run_id", "model_tags"), on="run_id", how="inner")
+            .with_columns(pl.col("model_tags").alias("tags")).drop("model_tags"))
+
+
 def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, ...]) -> pl.DataFrame:
-    """:func:`store.final_metric_rows` of the runs ``flt`` selects, through a small in-process cache: the final
-    metrics of every run with ``flt``'s status are read once per state of the index (its file stamp), and
-    the other filters (dataset, arch, methods, seeds, runs) are applied here, so a dashboard changing its
-    filters over an unchanged store does not re-read the database. Filters on ``mode`` go to the store."""
-    if flt.mode:
-        return final_metric_rows(workspace, flt, split=split, names=names)
-    key = (str(Path(workspace).resolve()), split, names, flt.status, _store_stamp(workspace))
+    """The final metrics (:func:`store.final_metric_rows`) of the runs that count (:func:`counted_runs`) among those
+    ``flt`` selects, through a small in-process cache: the rows of every run with ``flt``'s status and mode,
+    less debug runs when ``flt.debug`` is False, are read and resolved to one evaluation per model once per
+    state of the index (its file stamp); the other filters (dataset, arch, methods, seeds, tags, runs) are
+    applied here to the models, so a dashboard changing its filters over an unchanged store does not re-read
+    the database. ``flt.run_ids`` picks models by any of their runs (the training run or an evaluation of it);
+    ``flt.tags`` matches the tags of any run of the model."""
+    key = (str(Path(workspace).resolve()), split, names, flt.status, flt.mode, flt.debug, _store_stamp(workspace))
     with _CACHE_LOCK:
         base = _CACHE.get(key)
         if base is not None:
             _CACHE.move_to_end(key)
     if base is None:
-        base = final_metric_rows(workspace, RunFilter(status=flt.status), split=split, names=names)
+        base = counted_runs(final_metric_rows(workspace, RunFilter(status=flt.status, mode=flt.mode, debug=flt.debug),
+                                              split=split, names=names))
         with _CACHE_LOCK:
             _CACHE[key] = base
             while len(_CACHE) > _CACHE_SIZE:
@@ -85,9 +111,13 @@ def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, 
     for col in ("dataset", "method", "arch"):
         if getattr(flt, col) not in (None, ""):
             cond = cond & (pl.col(col) == getattr(flt, col))
-    for col, values in (("seed", flt.seeds), ("run_id", flt.run_ids), ("method", flt.methods)):
+    for col, values in (("seed", flt.seeds), ("method", flt.methods)):
         if values:
             cond = cond & pl.col(col).is_in(list(values))
+    if flt.run_ids:
+        cond = cond & (pl.col("run_id").is_in(list(flt.run_ids)) | pl.col("model_run").is_in(list(flt.run_ids)))
+    for tag in flt.tags:
+        cond = cond & pl.col("tags").list.contains(tag)
     return base.filter(cond)
 
 
@@ -152,5 +182,5 @@ def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", conven
     return nrg(entries, spec)
 
 
-__all__ = ["CONVENTIONS", "compare_metrics", "compare", "metric_names", "nrg_of_runs", "nrg_spec",
+__all__ = ["CONVENTIONS", "compare_metrics", "compare", "counted_runs", "metric_names", "nrg_of_runs", "nrg_spec",
            "runs_metrics"]
