@@ -152,13 +152,13 @@ def _runs(args) -> int:
     if df.height == 0:
         print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch, args.tags]) else " yet"))
         return 0
-    cols = ["run_id", "status", "mode", "debug", "method", "dataset", "arch", "seed", "duration_s",
-            *metric_keys(headline=Headline.BRIEF), "tags"]
+    cols = ["run_id", "status", "mode", "debug", "method", "dataset", "arch", "seed", "tags", "duration_s",
+            *metric_keys(headline=Headline.BRIEF)]
     rows = []
     for r in df.iter_rows(named=True):
         r["duration_s"] = None if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
-        r["debug"] = "debug" if r["debug"] else ""
-        r["tags"] = ",".join(r["tags"] or ())
+        r["debug"] = "yes" if r["debug"] else "no"
+        r["tags"] = ",".join(r["tags"] or ()) or "-"
         rows.append([r[c] for c in cols])
     print(f"{df.height} runs; metrics: final evaluation on {args.split}")
     table(cols, rows)

@@ -92,7 +92,9 @@ def test_debug_runs_are_left_out_unless_asked(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["n"] == 4
     assert main([*w, "runs"]) == 0
     out = capsys.readouterr().out
-    assert "debug" in out.splitlines()[1] and "train" in out
+    header, *lines = out.splitlines()[1:]
+    assert header.split()[2:4] == ["mode", "debug"]
+    assert {ln.split()[2:4] == ["train", "yes"] for ln in lines if ln.startswith(dbg.run_id)} == {True}
     assert [r.debug for r in wb.runs(RunFilter(run_ids=(dbg.run_id,)))] == [True]
 
 
