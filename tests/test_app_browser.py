@@ -299,8 +299,10 @@ def test_explain_tab_highlights_typed_text(page):
 def test_compare_tab_shows_the_runs_and_charts(page):
     close_toasts(page)
     page.get_by_role("tab", name="Compare").click()
-    text_in(page, "#compare-table", "slm_plaus_linear")
     text_in(page, "#compare-table", "task_lm")
+    # this session's slm_plaus_linear runs are debug runs: left out until asked for (issue 23)
+    page.locator("#compare-debug input").check()
+    text_in(page, "#compare-table", "slm_plaus_linear")
     visible(page, "#compare-charts .js-plotly-plot").nth(1).wait_for()
     visible(page, "#compare-bins .js-plotly-plot").first.wait_for()
     assert "Pareto front" in visible(page, "#compare-charts").inner_text()
