@@ -207,3 +207,11 @@ def test_the_engine_records_kind_debug_and_tags(tmp_path, common):
     assert wb.compare(RunFilter(status="completed")).table.height == 0
     cmp = wb.compare(RunFilter(status="completed"), include_debug=True)
     assert cmp.table["n"].to_list() == [1] and cmp.runs["run_id"].unique().to_list() == [ev.run_id]
+
+
+def test_a_sweep_keeps_the_tags_one_value(tmp_path, common):
+    wb = Workbench(tmp_path)
+    planned = wb.plan_here([*common, "seed=0,1", "tags=a,b"], sweep=True)
+    assert [p.config.tags for p in planned] == ["a,b", "a,b"] and [p.config.seed for p in planned] == [0, 1]
+    res = wb.check([*common, "seed=0,1", "tags=a,b"], sweep=True)
+    assert res.ok and res.runs == 2

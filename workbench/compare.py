@@ -1,5 +1,8 @@
 """Comparing methods: mean and standard deviation over seeds per group, and NRG over the groups.
 
+Which runs count (:func:`counted_runs`): one evaluation per trained model and dataset, the latest evaluation
+of a checkpoint standing for the run that trained it (an Evaluate run never adds a run, and the model keeps
+its own seed); debug runs are left out unless asked (:meth:`workbench.Workbench.compare`'s ``include_debug``).
 The store returns the final metrics of the chosen runs on one split (:func:`store.final_metric_rows`, one
 query, kept in a small in-process cache while the index file does not change: :func:`runs_metrics`),
 aggregated here per group (Polars; :func:`store.aggregate` for groupings the per-run frame lacks); NRG

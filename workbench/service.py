@@ -51,7 +51,7 @@ from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetEx
                                RunOutcome, RunSummary, SettingsCheck)
 from workbench.safety import PathPolicy, check_name, redact
 from workbench.sharing import SharingService
-from workbench.sweeps import comma_lists
+from workbench.sweeps import comma_lists, quote_one_value_keys
 
 # LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
 
@@ -173,7 +173,7 @@ class Workbench:
         if any(o.startswith("workspace=") for o in overrides):
             raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
         overrides = self.policy.overrides(overrides)
-        combos = expand_sweep(overrides) if sweep else [overrides]
+        combos = expand_sweep(quote_one_value_keys(overrides)) if sweep else [overrides]  # tags=a,b: one value
         listed = [] if sweep else comma_lists(overrides)
         if listed:
             raise UnirexError(f"'{listed[0]}' is a comma list: tick 'sweep' (-m) to queue one run per value")
@@ -366,7 +366,7 @@ class Workbench:
         from unirex.engine import resolve_run_config
 
         overrides = list(overrides)
-        combos = expand_sweep(overrides) if sweep else [overrides]
+        combos = expand_sweep(quote_one_value_keys(overrides)) if sweep else [overrides]
         return [PlannedRun(overrides=tuple(c), config=resolve_run_config(c, workspace=self._workspace_arg),
                            command=command_line(c)) for c in combos]
 
