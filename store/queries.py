@@ -98,19 +98,27 @@ def run_metrics(workspace: Path, run_id: str) -> pl.DataFrame:
 def final_metric_rows(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
                   names: tuple[str, ...] = ()) -> pl.DataFrame:
     """Long format: one row per (run, metric) of the runs' final evaluation on ``split``, with the run's
-    method, dataset, arch and seed, then its kind (``mode``), ``parent_run`` (for an evaluation: the run whose
-    checkpoint it evaluated), ``created_at``, ``debug``, ``tags`` and ``parent_seed`` (the parent run's seed,
-    null when it is not indexed): what :func:`workbench.compare.runs_metrics` needs to count one evaluation per
-    trained model."""
+    method, dataset, arch and seed."""
     where, params = flt.where("r")
     name_cond = f" AND m.name IN ({', '.join('?' * len(names))})" if names else ""
-    sql = ("SELECT r.run_id, r.method, r.dataset, r.arch, r.seed, m.name, m.value, r.mode, r.parent_run, "
-           "r.created_at, coalesce(r.debug, FALSE) AS debug, coalesce(r.tags, []::VARCHAR[]) AS tags, "
-           "p.seed AS parent_seed FROM runs r "
+    sql = ("SELECT r.run_id, r.method, r.dataset, r.arch, r.seed, m.name, m.value FROM runs r "
            "JOIN metrics m ON m.run_id = r.run_id AND m.epoch IS NULL AND m.split = ?"
-           f"{name_cond} LEFT JOIN runs p ON p.run_id = r.parent_run WHERE {where} ORDER BY r.run_id, m.name")
+           f"{name_cond} WHERE {where} ORDER BY r.run_id, m.name")
     with connect(workspace, read_only=True) as con:
         return con.sql(sql, params=[split, *names, *params]).pl()
+
+
+def run_lineage(workspace: Path, flt: RunFilter = RunFilter()) -> pl.DataFrame:
+    """One row per run ``flt`` selects: ``run_id``, ``dataset``, ``seed``, its kind (``mode``), ``parent_run``
+    (for an evaluation: the run whose checkpoint it evaluated), ``created_at``, ``tags`` and ``parent_seed``
+    (the parent run's seed; null when it is not indexed): what :func:`workbench.compare.counted_runs` needs to
+    count one evaluation per trained model."""
+    where, params = flt.where("r")
+    sql = ("SELECT r.run_id, r.dataset, r.seed, r.mode, r.parent_run, r.created_at, "
+           "coalesce(r.tags, []::VARCHAR[]) AS tags, p.seed AS parent_seed FROM runs r "
+           f"LEFT JOIN runs p ON p.run_id = r.parent_run WHERE {where}")
+    with connect(workspace, read_only=True) as con:
+        return con.sql(sql, params=params).pl()
 
 
 def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test", names: tuple[str, ...] = (),
@@ -130,6 +138,14 @@ def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test"
            f"{name_cond} WHERE {where} GROUP BY {group}, m.name ORDER BY {group}, m.name")
     with connect(workspace, read_only=True) as con:
         return con.sql(sql, params=[split, *names, *params]).pl()
+
+
+def tag_names(workspace: Path) -> list[str]:
+    """Every tag of the indexed runs, sorted."""
+    with connect(workspace, read_only=True) as con:
+        rows = con.execute("SELECT DISTINCT t FROM (SELECT unnest(tags) AS t FROM runs) WHERE t IS NOT NULL "
+                           "ORDER BY t").fetchall()
+    return [r[0] for r in rows]
 
 
 @dataclass(frozen=True)
@@ -180,5 +196,6 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
 
 
 __all__ = ["IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
-           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_metrics", "runs_table",
+           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_lineage", "run_metrics",
+           "runs_table", "tag_names",
            "table_names"]

@@ -215,3 +215,47 @@ def test_a_sweep_keeps_the_tags_one_value(tmp_path, common):
     assert [p.config.tags for p in planned] == ["a,b", "a,b"] and [p.config.seed for p in planned] == [0, 1]
     res = wb.check([*common, "seed=0,1", "tags=a,b"], sweep=True)
     assert res.ok and res.runs == 2
+
+
+def test_a_tag_of_the_training_run_selects_the_model_its_evaluation_answers_for(tmp_path):
+    x = _run(tmp_path, seed=1, acc=0.2, tags=["paper"], created=1.0)
+    _run(tmp_path, seed=0, acc=0.6, mode="evaluate", parent=x.run_id, created=2.0)
+    _run(tmp_path, seed=2, acc=0.9, created=3.0)  # untagged
+    wb = Workbench(tmp_path)
+    wb.sync()
+    t, _ = _table(wb, tags=("paper",))
+    assert t["task_lm"]["n"] == 1 and t["task_lm"]["seeds"] == [1] and t["task_lm"]["acc_mean"] == pytest.approx(0.6)
+
+
+def test_the_tabs_filter_pick_and_edit(tmp_path):
+    """The Runs tab's tag filter, tag editing and picks; the Compare tab's debug box, tag filter and picked runs."""
+    from ui.compare import dashboard
+    from ui.runs import RunsHandlers, add_pick, table_headers
+
+    a = _run(tmp_path, seed=0, acc=0.8, tags=["v1"], created=1.0)
+    b = _run(tmp_path, seed=1, acc=0.4, created=2.0)
+    d = _run(tmp_path, seed=2, acc=0.0, debug=True, created=3.0)
+    wb = Workbench(tmp_path)
+    h = RunsHandlers(wb)
+    rows, _, _, _, _, _, tag_choices, pick_choices = h.on_refresh("any", "any", "any", "any", "test", None, [], [])
+    col = {name: i for i, name in enumerate(table_headers())}
+    by_id = {r[0]: r for r in rows}
+    assert by_id[d.run_id][col["debug"]] == "debug" and by_id[a.run_id][col["tags"]] == "v1"
+    assert by_id[b.run_id][col["mode"]] == "train" and tag_choices["choices"] == ["v1"]
+    assert set(pick_choices["choices"]) == {a.run_id, b.run_id, d.run_id}
+    rows = h.on_refresh("any", "any", "any", "any", "test", None, ["v1"], [])[0]
+    assert [r[0] for r in rows] == [a.run_id]
+    assert "`best`" in h.on_tags(b.run_id, "best")
+    assert h.on_open(b.run_id, "test")[-1] == "best"
+    with pytest.raises(Exception, match="tag 'no way' refused"):
+        h.on_tags(b.run_id, "no way")
+    picks = add_pick(add_pick([], b.run_id), b.run_id)
+    assert picks == [b.run_id]
+    cmp, _, rows, note = dashboard(wb, by=("method",))
+    assert rows[0][1] == 2 and "debug runs left out" in note
+    cmp, _, rows, _ = dashboard(wb, by=("method",), include_debug=True)
+    assert rows[0][1] == 3
+    cmp, _, rows, note = dashboard(wb, by=("method",), run_ids=picks)
+    assert rows[0][1] == 1 and cmp.runs["run_id"].unique().to_list() == [b.run_id] and "1 picked" in note
+    cmp, _, rows, _ = dashboard(wb, by=("method",), tags=["best"])
+    assert cmp.runs["run_id"].unique().to_list() == [b.run_id]

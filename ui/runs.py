@@ -152,7 +152,7 @@ class RunsHandlers(Handlers):
         n = all_runs.height
         shown = f"{df.height} of {n} runs" + (f" (the newest {SHOWN} shown)" if df.height == SHOWN else "")
         ids = df["run_id"].to_list()
-        all_tags = sorted({t for ts in all_runs["tags"].to_list() for t in ts or ()})
+        all_tags = wb.tags()
         return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
                 gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),
                 gr.update(choices=ids), gr.update(choices=all_tags),

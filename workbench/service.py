@@ -578,7 +578,7 @@ class Workbench:
         filter choices; read through the comparison's cache)."""
         df = _compare.runs_metrics(self.workspace, RunFilter(status=RunStatus.COMPLETED.value), split, _compare.metric_names())
         out = {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None}) for c in ("dataset", "arch", "method")}
-        out["tags"] = sorted({t for ts in df["tags"].to_list() for t in ts or ()})
+        out["tags"] = self.tags()
         return out
 
     def set_tags(self, run_id: str, tags) -> tuple[str, ...]:
@@ -591,8 +591,9 @@ class Workbench:
 
     def tags(self) -> list[str]:
         """Every tag of the indexed runs, sorted."""
-        df = self.runs_frame(metrics=())
-        return sorted({t for ts in df["tags"].to_list() for t in ts or ()})
+        from store import tag_names
+
+        return tag_names(self.workspace)
 
     def nrg(self, run_ids: list[str], split: str = "test", convention: str = "paper"):
         """NRG over a chosen set of runs (each run its own entry)."""
