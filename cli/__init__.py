@@ -181,7 +181,8 @@ def _show(args) -> int:
                           "outputs": [str(p) for p in d.outputs], "error": d.summary.error}, indent=2, default=str))
         return 0
     s = d.summary
-    print(f"{s.run_id}  [{s.status}]  {s.method}  dataset {s.dataset}  arch {s.arch}  seed {s.seed}  mode {s.mode}")
+    print(f"{s.run_id}  [{s.status}]  {s.method}  dataset {s.dataset}  arch {s.arch}  seed {s.seed}  mode {s.mode}"
+          + ("  debug" if s.debug else "") + (f"  tags {','.join(s.tags)}" if s.tags else ""))
     print(f"folder:     {d.path}")
     if s.command:
         print(f"reproduce:  {s.command}")
