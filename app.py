@@ -57,17 +57,17 @@ def build_app(wb, defaults=None):
     defaults = defaults or AppDefaults()
     with gr.Blocks(title="UNIREX Workbench") as app:
         gr.Markdown(HEADER)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Datasets") as t_data:
                 ds_load, ds_in, ds_out = datasets_tab.build_tab(wb, defaults)
             with gr.Tab("Train") as t_train:
                 train_timer, (check_fn, check_in, check_out), (tr_fn, tr_in, tr_out) = train_tab.build_tab(wb, defaults)
             with gr.Tab("Runs") as t_runs:
-                runs_timer, (runs_fn, runs_in, runs_out) = runs_tab.build_tab(wb)
+                runs_timer, (runs_fn, runs_in, runs_out), picked_runs = runs_tab.build_tab(wb)
             with gr.Tab("Explain") as t_explain:
                 ex_fn, ex_in, ex_out = explain_tab.build_tab(wb, defaults)
-            with gr.Tab("Compare") as t_compare:
-                cmp_fn, cmp_in, cmp_out = compare_tab.build_tab(wb)
+            with gr.Tab("Compare", id="compare") as t_compare:
+                cmp_fn, cmp_in, cmp_out, cmp_picked = compare_tab.build_tab(wb)
         timers = [train_timer, runs_timer]
 
         def only(active):
@@ -79,6 +79,11 @@ def build_app(wb, defaults=None):
         t_runs.select(only(runs_timer), None, timers, **private).then(runs_fn, runs_in, runs_out, **private)
         t_explain.select(only(None), None, timers, **private).then(ex_fn, ex_in, ex_out, **private)
         t_compare.select(only(None), None, timers, **private).then(cmp_fn, cmp_in, cmp_out, **private)
+        # the runs picked one by one in the Runs tab, compared just those
+        picked_runs.compare.click(lambda ids: (gr.update(choices=list(ids or []), value=list(ids or [])),
+                                               gr.Tabs(selected="compare"), *[gr.Timer(active=False) for _ in timers]),
+                                  [picked_runs.picks], [cmp_picked, tabs, *timers], **private).then(
+            cmp_fn, cmp_in, cmp_out, **private)
         app.load(ds_load, ds_in, ds_out, **private)
         app.load(check_fn, check_in, check_out, **private)
     return app

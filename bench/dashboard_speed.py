@@ -77,7 +77,7 @@ def fill(ws: Path, n_runs: int, folders: bool) -> int:
         con.register("runs_df", runs_df)
         con.register("metrics_df", metrics_df)
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"INSERT INTO runs SELECT {', '.join(run_cols)} FROM runs_df")
+        con.execute(f"INSERT INTO runs ({', '.join(run_cols)}) SELECT {', '.join(run_cols)} FROM runs_df")
         con.execute("INSERT INTO metrics SELECT run_id, split, epoch, step, name, value, time FROM metrics_df")
         con.execute("COMMIT")
     return len(metrics)

@@ -127,15 +127,24 @@ def _store(args) -> int:
 def _filter(args, status_default=None):
     from workbench import RunFilter
 
+    from unirex.runs import parse_tags
+
     seeds = tuple(int(s) for s in str(args.seeds).split(",") if s.strip()) if getattr(args, "seeds", None) else ()
+    run_ids = tuple(r.strip() for r in str(getattr(args, "runs", None) or "").split(",") if r.strip())
     return RunFilter(dataset=args.dataset, method=args.method, arch=getattr(args, "arch", None),
-                     status=getattr(args, "status", None) or status_default, seeds=seeds)
+                     status=getattr(args, "status", None) or status_default, seeds=seeds,
+                     tags=parse_tags(getattr(args, "tags", None)), run_ids=run_ids)
 
 
 def _runs(args) -> int:
     from cli.render import table
 
     wb = _workbench(args)
+    if args.set_tags:
+        run_id, tags = args.set_tags
+        tags = wb.set_tags(run_id, tags)
+        print(f"{run_id}: tags {','.join(tags) or '(none)'}")
+        return 0
     stale = wb.refresh_index()
     if stale:  # a full disk: the index could not take the newest changes; what it holds is listed
         print(f"warning: {stale}", file=sys.stderr)
@@ -144,13 +153,15 @@ def _runs(args) -> int:
         print(df.write_json())
         return 0
     if df.height == 0:
-        print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch]) else " yet"))
+        print("no runs" + (" match" if any([args.dataset, args.method, args.status, args.arch, args.tags]) else " yet"))
         return 0
-    cols = ["run_id", "status", "method", "dataset", "arch", "seed", "protocol", "duration_s",
+    cols = ["run_id", "status", "mode", "debug", "method", "dataset", "arch", "seed", "protocol", "tags", "duration_s",
             *metric_keys(headline=Headline.BRIEF)]
     rows = []
     for r in df.iter_rows(named=True):
         r["duration_s"] = None if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
+        r["debug"] = "yes" if r["debug"] else "no"
+        r["tags"] = ",".join(r["tags"] or ()) or "-"
         rows.append([r[c] for c in cols])
     print(f"{df.height} runs; metrics: final evaluation on {args.split}")
     table(cols, rows)
@@ -173,7 +184,8 @@ def _show(args) -> int:
                           "outputs": [str(p) for p in d.outputs], "error": d.summary.error}, indent=2, default=str))
         return 0
     s = d.summary
-    print(f"{s.run_id}  [{s.status}]  {s.method}  dataset {s.dataset}  arch {s.arch}  seed {s.seed}  mode {s.mode}")
+    print(f"{s.run_id}  [{s.status}]  {s.method}  dataset {s.dataset}  arch {s.arch}  seed {s.seed}  mode {s.mode}"
+          + ("  debug" if s.debug else "") + (f"  tags {','.join(s.tags)}" if s.tags else ""))
     print(f"folder:     {d.path}")
     if s.command:
         print(f"reproduce:  {s.command}")
@@ -207,7 +219,8 @@ def _compare(args) -> int:
     wb = _workbench(args)
     wb.sync()
     by = tuple(b.strip() for b in args.by.split(",") if b.strip())
-    cmp = wb.compare(_filter(args, status_default="completed"), split=args.split, by=by, convention=args.convention)
+    cmp = wb.compare(_filter(args, status_default="completed"), split=args.split, by=by, convention=args.convention,
+                     include_debug=args.include_debug)
     df = cmp.table
     if args.csv or args.parquet:
         flat = df.with_columns(df["seeds"].list.eval(__import__("polars").element().cast(str)).list.join(","))
@@ -222,12 +235,15 @@ def _compare(args) -> int:
         print(df.write_json())
         return 0
     if df.height == 0:
-        print("no completed runs with final metrics on that split match")
+        print("no completed runs with final metrics on that split match"
+              + ("" if args.include_debug else " (debug runs left out: --include-debug counts them)"))
         return 0
     names = metric_keys(headline=Headline.SUMMARY)
     present = [n for n in names if f"{n}_mean" in df.columns]
     rows = [[*[r[b] for b in by], r["n"], r["nrg"], *[mean_std(r[f"{n}_mean"], r[f"{n}_std"]) for n in present]]
             for r in df.iter_rows(named=True)]
+    print("one evaluation per trained model (the latest evaluation of a checkpoint stands for it)"
+          + ("" if args.include_debug else "; debug runs left out (--include-debug counts them)"))
     print(f"{args.split} split, mean ± std over seeds; NRG ({cmp.convention}) over the {df.height} rows: "
           + "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
           + (f" (left out, a metric missing in some row: {', '.join(cmp.nrg_missing)}; re-evaluate older runs)"
@@ -342,6 +358,7 @@ def _add_filters(p, status: bool = True) -> None:
     if status:
         p.add_argument("--status", help="only runs with this status (completed, failed, running, interrupted, ...)")
     p.add_argument("--seeds", help="only these seeds, comma separated")
+    p.add_argument("--tags", metavar="A,B", help="only runs holding every one of these tags")
     p.add_argument("--split", default="test", choices=("train", "dev", "test"), help="split of the final metrics")
 
 
@@ -380,6 +397,8 @@ def _add_run_commands(sub) -> None:
     _add_filters(r)
     r.add_argument("--limit", type=int, default=None)
     r.add_argument("--json", action="store_true")
+    r.add_argument("--set-tags", dest="set_tags", nargs=2, metavar=("RUN", "A,B"),
+                   help="replace a run's tags (comma separated; '' clears them) and exit")
     r.set_defaults(func=_runs)
 
     sh = sub.add_parser("show", help="one run: config, status, metrics per split and epoch, checkpoint, folder")
@@ -388,13 +407,17 @@ def _add_run_commands(sub) -> None:
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=_show)
 
-    c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG")
+    c = sub.add_parser("compare", help="methods compared: mean ± std over seeds, and NRG (one evaluation per trained "
+                                       "model: the latest evaluation of a checkpoint stands for it; no debug runs)")
     _add_filters(c, status=False)
     c.add_argument("--by", default="method,dataset,arch", help="group runs by these columns: method, dataset, arch, protocol, mode, status "
                         "(default method,dataset,arch)")
     c.add_argument("--convention", default=DEFAULT_CONVENTION, choices=CONVENTIONS,
                    help="NRG's composition: paper (UNIREX's: AOPC comp/suff, the reference's AUPRC and task metric; "
                         "default) or eraser (ERASER's metrics: AOPC, AUPRC, token F1, IOU F1, macro F1)")
+    c.add_argument("--runs", metavar="R-...,R-...", help="only these runs (the models they trained or evaluated)")
+    c.add_argument("--include-debug", dest="include_debug", action="store_true",
+                   help="count debug runs too (left out by default)")
     c.add_argument("--csv", help="write the table as CSV")
     c.add_argument("--parquet", help="write the table as Parquet")
     c.add_argument("--json", action="store_true")

@@ -37,18 +37,18 @@ import duckdb
 from unirex.errors import UnirexError
 from unirex.fsutil import disk_full_error
 from store.entities import RUN_FIELDS, IndexedRows, Run
-from unirex.runs import RunDir, RunStatus, list_runs
+from unirex.runs import RunDir, RunStatus, debug_of, list_runs
 
 DB_NAME = "unirex.duckdb"
 LOCK_NAME = "unirex.duckdb.lock"
-SCHEMA_VERSION = 4  # 4: runs.protocol
+SCHEMA_VERSION = 5  # 4: runs.protocol; 5: runs.debug, runs.tags
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, status VARCHAR, method VARCHAR, dataset VARCHAR, arch VARCHAR,
     seed INTEGER, mode VARCHAR, parent_run VARCHAR, config JSON, created_at DOUBLE, started_at DOUBLE,
     ended_at DOUBLE, duration_s DOUBLE, error VARCHAR, run_dir VARCHAR, ingested_at DOUBLE,
-    command VARCHAR, launcher VARCHAR, signature VARCHAR, protocol VARCHAR
+    command VARCHAR, launcher VARCHAR, signature VARCHAR, protocol VARCHAR, debug BOOLEAN, tags VARCHAR[]
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, split VARCHAR, epoch INTEGER, step INTEGER, name VARCHAR, value DOUBLE, time DOUBLE
@@ -245,7 +245,8 @@ def _run_rows(rd: RunDir) -> IndexedRows:
               started_at=started, ended_at=ended, duration_s=(ended - started) if (started and ended) else None,
               error=status.get("error"), run_dir=str(rd.path), ingested_at=time.time(), command=meta.get("command"),
               launcher=meta.get("launcher") or "local", signature=signature,
-              protocol=str(config.get("protocol") or "eraser") if config else None)
+              protocol=str(config.get("protocol") or "eraser") if config else None, debug=debug_of(rd, meta),
+              tags=tuple(meta.get("tags") or ()))
     metrics = [(rd.run_id, m.get("split"), m.get("epoch"), m.get("step"), m.get("name"), m.get("value"), m.get("time"))
                for m in rd.metrics()  # a line no column can hold (a damaged or hand-edited log) is left out
                if isinstance(m, dict) and _int32(m.get("epoch")) and _int32(m.get("step")) and _number(m.get("value"))

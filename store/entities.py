@@ -16,7 +16,9 @@ class Run:
 
     ``config`` is the run's resolved config (nested, as ``config.json``); times are Unix seconds;
     ``duration_s`` is ``ended_at - started_at`` when both are known; ``signature`` fingerprints the run
-    folder's files as they were indexed (:func:`store.db.run_signature`)."""
+    folder's files as they were indexed (:func:`store.db.run_signature`). ``mode`` is the run's kind (train,
+    evaluate, finetune); ``debug`` whether it is a debug run (:func:`unirex.runs.debug_of`); ``tags`` its
+    free-form names (appended columns: an index or run folder from before them reads False and none)."""
 
     run_id: str
     status: RunStatus
@@ -38,11 +40,13 @@ class Run:
     launcher: str
     signature: str
     protocol: str | None = None  # the config's ``protocol`` (a config saved before the key: ``eraser``)
+    debug: bool = False
+    tags: tuple[str, ...] = ()
 
     def params(self) -> list:
         """The values to bind for ``INSERT INTO runs`` (:data:`RUN_FIELDS` order; the config as JSON)."""
-        return [str(self.status) if f == "status" else json.dumps(self.config) if f == "config" else getattr(self, f)
-                for f in RUN_FIELDS]
+        convert = {"status": str, "config": json.dumps, "tags": list}
+        return [convert.get(f, lambda v: v)(getattr(self, f)) for f in RUN_FIELDS]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Run:
@@ -52,6 +56,8 @@ class Run:
         values["config"] = json.loads(config) if isinstance(config, str) else dict(config or {})
         values["status"] = RunStatus(values["status"] or RunStatus.UNKNOWN)
         values["launcher"] = values["launcher"] or "local"
+        values["debug"] = bool(values["debug"])
+        values["tags"] = tuple(values["tags"] or ())
         return cls(**values)
 
 

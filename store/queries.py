@@ -17,7 +17,8 @@ from store.entities import RUN_FIELDS, Run
 from unirex.metrics.registry import metric_keys
 
 RUN_COLUMNS = ("run_id", "status", "method", "dataset", "arch", "seed", "mode", "parent_run", "created_at",
-               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher", "protocol")
+               "started_at", "ended_at", "duration_s", "error", "run_dir", "command", "launcher", "protocol", "debug",
+               "tags")
 
 
 def headline_metrics() -> tuple[str, ...]:
@@ -28,7 +29,8 @@ def headline_metrics() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs a query covers; ``None`` / empty means any."""
+    """Which runs a query covers; ``None`` / empty means any. ``tags``: runs holding every one of these tags;
+    ``debug``: only debug runs (True) or only the others (False)."""
 
     dataset: str | None = None
     method: str | None = None
@@ -38,6 +40,8 @@ class RunFilter:
     seeds: tuple[int, ...] = ()
     run_ids: tuple[str, ...] = ()
     methods: tuple[str, ...] = field(default=())  # any of these methods (the dashboard's multi-select)
+    tags: tuple[str, ...] = ()
+    debug: bool | None = None
 
     def where(self, alias: str = "r") -> tuple[str, list]:
         """``(sql condition, parameters)`` for ``runs AS alias``."""
@@ -51,6 +55,12 @@ class RunFilter:
             if values:
                 conds.append(f"{alias}.{col} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
+        if self.tags:
+            conds.append(f"list_has_all(coalesce({alias}.tags, []::VARCHAR[]), ?::VARCHAR[])")
+            params.append(list(self.tags))
+        if self.debug is not None:
+            conds.append(f"coalesce({alias}.debug, FALSE) = ?")
+            params.append(bool(self.debug))
         return (" AND ".join(conds) or "TRUE"), params
 
 
@@ -99,6 +109,19 @@ def final_metric_rows(workspace: Path, flt: RunFilter = RunFilter(), split: str 
         return con.sql(sql, params=[split, *names, *params]).pl()
 
 
+def run_lineage(workspace: Path, flt: RunFilter = RunFilter()) -> pl.DataFrame:
+    """One row per run ``flt`` selects: ``run_id``, ``dataset``, ``seed``, its kind (``mode``), ``parent_run``
+    (for an evaluation: the run whose checkpoint it evaluated), ``created_at``, ``tags`` and ``parent_seed``
+    (the parent run's seed; null when it is not indexed): what :func:`workbench.compare.counted_runs` needs to
+    count one evaluation per trained model."""
+    where, params = flt.where("r")
+    sql = ("SELECT r.run_id, r.dataset, r.seed, r.mode, r.parent_run, r.created_at, "
+           "coalesce(r.tags, []::VARCHAR[]) AS tags, p.seed AS parent_seed FROM runs r "
+           f"LEFT JOIN runs p ON p.run_id = r.parent_run WHERE {where}")
+    with connect(workspace, read_only=True) as con:
+        return con.sql(sql, params=params).pl()
+
+
 def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test", names: tuple[str, ...] = (),
               by: tuple[str, ...] = ("method", "dataset", "arch")) -> pl.DataFrame:
     """Mean, sample standard deviation and count over runs (seeds) of each final metric on ``split``,
@@ -116,6 +139,14 @@ def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test"
            f"{name_cond} WHERE {where} GROUP BY {group}, m.name ORDER BY {group}, m.name")
     with connect(workspace, read_only=True) as con:
         return con.sql(sql, params=[split, *names, *params]).pl()
+
+
+def tag_names(workspace: Path) -> list[str]:
+    """Every tag of the indexed runs, sorted."""
+    with connect(workspace, read_only=True) as con:
+        rows = con.execute("SELECT DISTINCT t FROM (SELECT unnest(tags) AS t FROM runs) WHERE t IS NOT NULL "
+                           "ORDER BY t").fetchall()
+    return [r[0] for r in rows]
 
 
 @dataclass(frozen=True)
@@ -166,5 +197,6 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
 
 
 __all__ = ["IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
-           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_metrics", "runs_table",
+           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_lineage", "run_metrics",
+           "runs_table", "tag_names",
            "table_names"]

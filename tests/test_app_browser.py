@@ -299,10 +299,26 @@ def test_explain_tab_highlights_typed_text(page):
 def test_compare_tab_shows_the_runs_and_charts(page):
     close_toasts(page)
     page.get_by_role("tab", name="Compare").click()
-    text_in(page, "#compare-table", "slm_plaus_linear")
     text_in(page, "#compare-table", "task_lm")
+    # this session's slm_plaus_linear runs are debug runs: left out until asked for (issue 23)
+    page.locator("#compare-debug input").check()
+    text_in(page, "#compare-table", "slm_plaus_linear")
     visible(page, "#compare-charts .js-plotly-plot").nth(1).wait_for()
     visible(page, "#compare-bins .js-plotly-plot").first.wait_for()
     assert "Pareto front" in visible(page, "#compare-charts").inner_text()
     page.get_by_role("button", name="Export CSV").click()
     page.get_by_text(re.compile(r"Wrote compare-test-.*\.csv")).first.wait_for()
+
+
+def test_runs_picked_one_by_one_are_compared_alone(page):
+    """Pick a run in the Runs table, compare just it: the Compare tab opens on that run only (issue 23)."""
+    close_toasts(page)
+    page.get_by_role("tab", name="Runs").click()
+    visible(page, "#runs-table").get_by_text("task_lm").filter(visible=True).first.click()
+    text_in(page, "#runs-detail", "task_lm")
+    page.get_by_role("button", name="Pick this run").click()
+    text_in(page, "#runs-picks", "R-")
+    page.get_by_role("button", name="Compare the picked runs").click()
+    page.get_by_text("only the 1 picked run(s)").first.wait_for(timeout=LONG)
+    table = visible(page, "#compare-table").inner_text()
+    assert "task_lm" in table and "slm_plaus_linear" not in table

@@ -1,5 +1,6 @@
-"""Compare tab: the methods dashboard from the run store. Filter by dataset, arch, methods, split and seeds;
-mean ± std over seeds per group; ERASER metrics with NRG and its three components; faithfulness vs
+"""Compare tab: the methods dashboard from the run store. Filter by dataset, arch, methods, split, seeds, tags
+and runs picked in the Runs tab; one evaluation per trained model (the latest evaluation of a checkpoint
+stands for it), debug runs left out unless ticked; mean ± std over seeds per group; ERASER metrics with NRG and its three components; faithfulness vs
 plausibility with the Pareto front, a bar per metric per method with error bars, and the per-bin
 comprehensiveness and sufficiency curves; the table exported as CSV or Parquet."""
 
@@ -79,24 +80,28 @@ def chart_rows(cmp: Comparison) -> tuple[list[dict], str]:
 
 
 def dashboard(wb: Workbench, dataset=None, arch=None, methods=(), split="test", seeds="", by=("method",),
-              convention="eraser") -> tuple[Comparison, list[str], list[list], str]:
-    """The dashboard's query and table: ``(comparison, headers, rows, note)`` (what bench/dashboard_speed.py times)."""
+              convention="eraser", include_debug=False, tags=(), run_ids=()) -> tuple[Comparison, list[str], list[list], str]:
+    """The dashboard's query and table: ``(comparison, headers, rows, note)`` (what bench/dashboard_speed.py times).
+    ``tags``: only runs holding all of them; ``run_ids``: only these runs (picked in the Runs tab)."""
     flt = RunFilter(status="completed", dataset=choice_or_none(dataset), arch=choice_or_none(arch),
-                    methods=tuple(methods or ()), seeds=parse_seeds(seeds))
+                    methods=tuple(methods or ()), seeds=parse_seeds(seeds), tags=tuple(tags or ()),
+                    run_ids=tuple(run_ids or ()))
     by = tuple(by) or ("method",)
-    cmp = wb.compare(flt, split=split, by=by, convention=convention)
+    cmp = wb.compare(flt, split=split, by=by, convention=convention, include_debug=bool(include_debug))
     headers, rows = table_view(cmp)
     used = "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
     note = (f"{len(rows)} group(s) on the **{md(split)}** split, mean ± std over seeds; NRG ({md(convention)}) over "
-            f"these rows" + (f" from {md(used)}" if used else "") + ".")
+            f"these rows" + (f" from {md(used)}" if used else "") + ". One evaluation per trained model"
+            + ("" if include_debug else "; debug runs left out") + (f"; only the {len(run_ids)} picked run(s)" if run_ids else "")
+            + ".")
     return cmp, headers, rows, note
 
 
 class CompareHandlers(Handlers):
     """The Compare tab's event handlers."""
 
-    def show(self, ds, ar, ms, sp, sd, b, conv, x, y, bm):
-        cmp, headers, rows, msg = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv)
+    def show(self, ds, ar, ms, sp, sd, b, conv, x, y, bm, dbg=False, tg=(), picked=()):
+        cmp, headers, rows, msg = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv, dbg, tg, picked)
         choices = self.wb.compare_choices(sp)
 
         def opts(col):
@@ -106,7 +111,8 @@ class CompareHandlers(Handlers):
         lab = label_of(cmp.by)
         return ({"headers": headers, "data": rows} if rows else None, msg,
                 gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
-                gr.update(choices=opts("method")),
+                gr.update(choices=opts("method")), gr.update(choices=opts("tags")),
+                gr.update(choices=list(picked or [])),
                 figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
                 figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean ± std over seeds)" + more),
                 figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
@@ -123,8 +129,8 @@ class CompareHandlers(Handlers):
         return self.show(*values)  # the store is read again only when it changed
 
     @handler
-    def on_export(self, fmt, ds, ar, ms, sp, sd, b, conv):
-        cmp, *_ = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv)
+    def on_export(self, fmt, ds, ar, ms, sp, sd, b, conv, dbg=False, tg=(), picked=()):
+        cmp, *_ = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv, dbg, tg, picked)
         f = self.wb.export_comparison(cmp, fmt)
         return str(f.path), f"Wrote {code(f.path.name)}: {md(f.description)}."
 
@@ -142,6 +148,11 @@ def build_tab(wb: Workbench):
         by = gr.CheckboxGroup(["method", "dataset", "arch", "protocol"], value=["method", "dataset", "arch"], label="One row per")
         convention = gr.Dropdown(list(wb.conventions()), value=wb.conventions()[0], label="NRG convention")
         refresh = gr.Button("Refresh", variant="primary")
+    with gr.Row():
+        include_debug = gr.Checkbox(value=False, label="include debug runs", elem_id="compare-debug")
+        tags = gr.Dropdown([], value=[], multiselect=True, label="Tags (runs with all of them)", elem_id="compare-tags")
+        picked = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True, elem_id="compare-picked",
+                             label="Only these runs (picked in the Runs tab; none = all)")
     note = gr.Markdown()
     table = gr.Dataframe(interactive=False, wrap=True, label="Methods compared (completed runs)", max_height=420,
                          elem_id="compare-table")
@@ -159,16 +170,17 @@ def build_tab(wb: Workbench):
         export_file = gr.File(label="Download", interactive=False)
     export_md = gr.Markdown()
 
-    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_picker]
-    outputs = [table, note, dataset, arch, methods, scatter, bars, bins]
+    # the filters of which runs count last: the API's first parameters stay
+    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_picker, include_debug, tags, picked]
+    outputs = [table, note, dataset, arch, methods, tags, picked, scatter, bars, bins]
     refresh.click(h.on_refresh, inputs, outputs, api_name="compare")
     for comp in inputs:
         comp.input(h.on_filter, inputs, outputs, api_visibility="private")
-    export_inputs = inputs[:7]
+    export_inputs = inputs[:7] + [include_debug, tags, picked]
     csv_btn.click(lambda *a: h.on_export("csv", *a), export_inputs, [export_file, export_md], api_visibility="private")
     parquet_btn.click(lambda *a: h.on_export("parquet", *a), export_inputs, [export_file, export_md],
                       api_visibility="private")
-    return h.on_refresh, inputs, outputs
+    return h.on_refresh, inputs, outputs, picked
 
 
 __all__ = ["build_tab", "chart_rows", "dashboard", "parse_seeds", "table_view"]

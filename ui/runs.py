@@ -1,11 +1,13 @@
-"""Runs tab: every run of the workspace (launched here or from the CLI), filtered and sorted; one run in
-full (config, metrics per split and epoch, curves) and what can be done with it (evaluate, finetune,
-save attributions, measure explainer runtime, export ERASER results, push to the Hub, requeue or resume,
-delete)."""
+"""Runs tab: every run of the workspace (launched here or from the CLI), with its kind (mode), debug mark and
+tags, filtered (tags too) and sorted; runs picked one by one and compared in the Compare tab; one run in full
+(config, metrics per split and epoch, curves, its tags to edit) and what can be done with it (evaluate,
+finetune, save attributions, measure explainer runtime, export ERASER results, push to the Hub, requeue or
+resume, delete)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -23,7 +25,7 @@ POLL_S = 10.0
 
 def table_headers() -> list[str]:
     """The runs table's columns: the run's, its summary metrics (the registry's headings), when."""
-    return ["run", "status", "method", "dataset", "arch", "seed", "mode", "protocol",
+    return ["run", "status", "method", "dataset", "arch", "seed", "mode", "protocol", "debug", "tags",
             *[m.heading for m in metrics(headline=Headline.SUMMARY)], "duration", "created"]
 
 
@@ -42,6 +44,7 @@ def runs_rows(df) -> list[list]:
     for r in df.iter_rows(named=True):
         rows.append([r["run_id"], r["status"], r["method"], r["dataset"], _arch(r["arch"]), r["seed"], r["mode"],
                      r.get("protocol"),
+                     "debug" if r.get("debug") else "", ", ".join(r.get("tags") or ()),
                      *[None if r.get(m.key) is None else round(r[m.key], m.digits) for m in specs],
                      fmt_seconds(r["duration_s"]), _when(r["created_at"])])
     return rows
@@ -69,7 +72,14 @@ def detail_md(d, wb: Workbench) -> str:
     s = d.summary
     lines = [f"### {code(s.run_id)} · {md(s.status)}",
              f"**{md(s.method)}** on **{md(s.dataset)}** · arch {code(s.arch)} · seed {s.seed} · mode {md(s.mode)}"
+             + (" · **debug run** (left out of comparisons unless asked)" if s.debug else "")
              + (f" · {fmt_seconds(s.duration_s)}" if s.duration_s else "")]
+    if s.tags:
+        lines.append("Tags: " + ", ".join(code(t) for t in s.tags))
+    parent = d.meta.get("parent_run")
+    if s.mode == "evaluate" and parent:
+        lines.append(f"Evaluates the checkpoint of {code(parent)}: in Compare, the latest evaluation of a checkpoint "
+                     "stands for its model.")
     if s.command:
         lines.append(f"Reproduce: {code(s.command)}")
     lines.append(f"Folder: {code(wb.public_message(d.path))}")
@@ -90,7 +100,23 @@ def detail_md(d, wb: Workbench) -> str:
 
 def _empty_detail():
     return ("Choose a run above.", None, None, figures.empty("Training losses per step"),
-            figures.empty("Dev metrics per epoch"), None)
+            figures.empty("Dev metrics per epoch"), None, "")
+
+
+@dataclass(frozen=True)
+class PickedRuns:
+    """The Runs tab's picked runs and its button that compares just those (wired to the Compare tab by the app)."""
+
+    picks: gr.Dropdown
+    compare: gr.Button
+
+
+def add_pick(picks, run_id) -> list[str]:
+    """The picked runs with ``run_id`` added (once, at the end)."""
+    picks = list(picks or [])
+    if not run_id:
+        raise gr.Error("Choose a run first.")
+    return picks if run_id in picks else [*picks, run_id]
 
 
 def on_select(evt: gr.SelectData):
@@ -113,12 +139,12 @@ class RunsHandlers(Handlers):
     """The Runs tab's event handlers."""
 
     @handler
-    def on_refresh(self, st, me, ds, ar, sp, current):
+    def on_refresh(self, st, me, ds, ar, sp, current, tags=(), picks=()):
         wb = self.wb
         stale = wb.refresh_index()  # a full disk: what the index holds is listed, with the reason beside it
         all_runs = wb.runs_frame(split=sp, limit=None, metrics=())
         flt = RunFilter(status=choice_or_none(st), method=choice_or_none(me), dataset=choice_or_none(ds),
-                        arch=choice_or_none(ar))
+                        arch=choice_or_none(ar), tags=tuple(tags or ()))
         df = wb.runs_frame(flt, split=sp, limit=SHOWN)
 
         def opts(col):
@@ -129,9 +155,11 @@ class RunsHandlers(Handlers):
         if stale:
             shown = f"{md(stale)}. {shown}"
         ids = df["run_id"].to_list()
+        all_tags = wb.tags()
         return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
                 gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),
-                gr.update(choices=ids))
+                gr.update(choices=ids), gr.update(choices=all_tags),
+                gr.update(choices=list(dict.fromkeys([*(picks or []), *ids]))))
 
     @handler
     def on_open(self, run_id, sp):
@@ -143,7 +171,12 @@ class RunsHandlers(Handlers):
         curves = self.wb.curves(d.summary.run_id)
         return (detail_md(d, self.wb), {"headers": h1, "data": r1} if r1 else None,
                 {"headers": h2, "data": r2} if r2 else None, figures.losses(curves), figures.dev_metrics(curves),
-                d.config)
+                d.config, ",".join(d.summary.tags))
+
+    @handler
+    def on_tags(self, run_id, text):
+        tags = self.wb.set_tags(_need(run_id), text or "")
+        return f"Tags of {code(run_id)}: " + (", ".join(code(t) for t in tags) or "none") + "."
 
     @handler
     def on_eval(self, run_id, splits):
@@ -216,8 +249,19 @@ def _detail_blocks():
     return [detail, final_tbl, epochs_tbl, loss_plot, dev_plot, config]
 
 
+def _pick_blocks():
+    """``(picks, pick button, compare button)``: runs picked one by one, compared just those."""
+    with gr.Row():
+        picks = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True, elem_id="runs-picks",
+                            label="Runs picked to compare (add the open run, or choose from the list)", scale=4)
+        with gr.Column(scale=1, min_width=160):
+            pick = gr.Button("Pick this run", size="sm")
+            compare = gr.Button("Compare the picked runs", size="sm", variant="primary")
+    return picks, pick, compare
+
+
 def build_tab(wb: Workbench):
-    """Build the tab; returns ``(timer, refresh event)``."""
+    """Build the tab; returns ``(timer, refresh event, picked runs)``."""
     h = RunsHandlers(wb)
     with gr.Row():
         status_f = gr.Dropdown(STATUSES, value="any", label="Status")
@@ -225,13 +269,19 @@ def build_tab(wb: Workbench):
         dataset_f = gr.Dropdown(["any"], value="any", label="Dataset", allow_custom_value=True)
         arch_f = gr.Dropdown(["any"], value="any", label="Arch", allow_custom_value=True)
         split_f = gr.Radio(["test", "dev", "train"], value="test", label="Metrics of split")
+        tags_f = gr.Dropdown([], value=[], multiselect=True, label="Tags (runs with all of them)", elem_id="runs-tags")
         refresh = gr.Button("Refresh", size="sm")
     count_md = gr.Markdown()
     table = gr.Dataframe(headers=table_headers(), interactive=False, wrap=False, max_height=420,
                          show_search="filter", label="Runs (click a column to sort; click a row to open it)",
                          pinned_columns=1, elem_id="runs-table")
+    picks, pick_btn, compare_btn = _pick_blocks()
     run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="runs-run")
     detail_outputs = _detail_blocks()
+    with gr.Row():
+        tags_box = gr.Textbox(label="Tags of this run (comma separated: letters, digits, _ . : + @ / -)", scale=4,
+                              elem_id="runs-tags-edit")
+        tags_btn = gr.Button("Save tags", size="sm", scale=1)
 
     gr.Markdown("### Actions on this run")
     action_md = gr.Markdown(elem_id="runs-action")
@@ -270,13 +320,18 @@ def build_tab(wb: Workbench):
 
     filters = [status_f, method_f, dataset_f, arch_f, split_f]
     private_api = {"api_visibility": "private"}
-    refresh_outputs = [table, count_md, method_f, dataset_f, arch_f, run]
-    refresh.click(h.on_refresh, filters + [run], refresh_outputs, api_name="list_runs")
-    for comp in filters:
-        comp.input(h.on_refresh, filters + [run], refresh_outputs, **private_api)
-    timer.tick(h.on_refresh, filters + [run], refresh_outputs, show_progress="hidden", **private_api)
+    # after the run: the API's first parameters stay (status, method, dataset, arch, split, run)
+    refresh_inputs = filters + [run, tags_f, picks]
+    refresh_outputs = [table, count_md, method_f, dataset_f, arch_f, run, tags_f, picks]
+    refresh.click(h.on_refresh, refresh_inputs, refresh_outputs, api_name="list_runs")
+    for comp in [*filters, tags_f]:
+        comp.input(h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
+    timer.tick(h.on_refresh, refresh_inputs, refresh_outputs, show_progress="hidden", **private_api)
     table.select(on_select, None, [run], **private_api)
-    run.change(h.on_open, [run, split_f], detail_outputs, api_name="show_run")
+    run.change(h.on_open, [run, split_f], detail_outputs + [tags_box], api_name="show_run")
+    pick_btn.click(add_pick, [picks, run], [picks], **private_api)
+    tags_btn.click(h.on_tags, [run, tags_box], [action_md], **private_api).then(
+        h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
     eval_btn.click(h.on_eval, [run, eval_splits], [action_md], api_name="evaluate_run")
     ft_btn.click(h.on_finetune, [run, ft_epochs], [action_md], **private_api)
     for btn, fn in ((attrs_btn, h.on_attrs), (runtime_btn, h.on_runtime), (requeue_btn, h.on_requeue),
@@ -287,8 +342,8 @@ def build_tab(wb: Workbench):
     delete_btn.click(h.on_delete_ask, [run], [confirm_row, action_md], **private_api)
     keep_btn.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, action_md], **private_api)
     confirm_btn.click(h.on_delete, [run], [confirm_row, action_md, run], **private_api).then(
-        h.on_refresh, filters + [run], refresh_outputs, **private_api)
-    return timer, (h.on_refresh, filters + [run], refresh_outputs)
+        h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
+    return timer, (h.on_refresh, refresh_inputs, refresh_outputs), PickedRuns(picks=picks, compare=compare_btn)
 
 
-__all__ = ["build_tab", "runs_rows"]
+__all__ = ["PickedRuns", "add_pick", "build_tab", "runs_rows"]

@@ -367,7 +367,7 @@ def open_checkpoint(ref: str | Path, workspace: str | Path | None = None, map_lo
 
 # ------------------------------------------------------------------------------ a run's config
 #: keys a user's evaluate/finetune command sets itself; every other key comes from the checkpoint's config
-_RUN_KEYS = ("training.", "workspace", "save_checkpoint", "debug", "seed", "model.save_outputs",
+_RUN_KEYS = ("training.", "workspace", "save_checkpoint", "debug", "seed", "tags", "model.save_outputs",
              "model.measure_attrs_runtime", "model.exp_id", "setup.", "logger.", "work_dir")
 _GROUP_AS_KEY = {"data": "data.dataset", "training": "training.mode"}
 

@@ -1,7 +1,7 @@
 """The run configuration: dataclasses with UNIREX's dotted key names, and Hydra-style overrides.
 
 A config is a :class:`RunConfig` (top-level keys ``seed``, ``protocol``, ``save_checkpoint``, ``debug``, ``data_dir``,
-``arch``, ``workspace``, ``work_dir``) holding the groups ``data.*``, ``model.*`` (with
+``arch``, ``workspace``, ``work_dir``, ``tags``) holding the groups ``data.*``, ``model.*`` (with
 ``model.optimizer.*`` and ``model.scheduler.*``), ``setup.*``, ``training.*`` and ``logger.*``.
 
 :func:`resolve_config` turns a list of overrides as the paper writes them into a validated config::
@@ -56,6 +56,7 @@ from unirex.errors import UnirexError
 from unirex.methods import check_settings, get_method, list_methods
 from unirex.protocol import protocol_defaults
 from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names, get_extractor
+from unirex.runs import parse_tags
 
 # ----------------------------------------------------------------------------------------- choices
 # model.explainer_type and model.attr_algo: the specs of unirex.registry (plugins add more)
@@ -206,6 +207,9 @@ class RunConfig:
     data_dir: str | None = None  # None: <workspace>/data
     workspace: str | None = None  # None: $UNIREX_WORKSPACE or ./workspace
     work_dir: str | None = None  # accepted for UNIREX compatibility (not used by the library)
+    #: free-form names of the run (``tags=baseline,paper``: :func:`unirex.runs.parse_tags`); recorded in its
+    #: ``meta.json``, where they can be edited later; they change nothing the run computes
+    tags: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     setup: SetupConfig = field(default_factory=SetupConfig)
@@ -480,6 +484,7 @@ def validate_config(cfg: RunConfig) -> None:
     m, d, s, t = cfg.model, cfg.data, cfg.setup, cfg.training
     _choice("protocol", cfg.protocol, PROTOCOLS)
     _choice("model.optimizer.name", m.optimizer.name, OPTIMIZERS)
+    parse_tags(cfg.tags)
     _choice("model.name", m.name, MODEL_NAMES)
     _choice("model.explainer_type", m.explainer_type, extractor_names())
     _choice("model.attr_algo", m.attr_algo, attribution_names())

@@ -58,7 +58,7 @@ from unirex.objective import compute_losses, plausibility_subset
 from unirex.optim import build_optimizer
 from unirex.protocol import input_layout, is_reference
 from unirex.registry import saved_attribution_name
-from unirex.runs import RunDir
+from unirex.runs import RunDir, parse_tags
 from unirex.teacher import attach_teacher, attrs_path, fresh_table, load_teacher_scores
 from unirex.workspace import workspace_dir
 
@@ -145,6 +145,7 @@ class Engine:
         self.command = command
         self.last_result = None  # the EvalResult of the latest evaluation
         self.parent_run = parent_run
+        self.checkpoint_debug = False  # the evaluated / finetuned checkpoint came from a debug run
         self.run_id = run_id
         self.ws = workspace_dir(cfg.workspace)
         self.runs_root = self.ws / "runs"
@@ -211,6 +212,7 @@ class Engine:
             if info.get("labels") and info["labels"] != self.labels:
                 raise UnirexError(f"checkpoint labels {info['labels']} differ from dataset labels {self.labels}")
             self.parent_run = self.parent_run or info.get("run_id")
+            self.checkpoint_debug = bool(saved_cfg.debug)
         else:
             self.model = build_model(cfg, len(self.labels), num_choices=data_choices)
         self.model.to(self.device)
@@ -223,12 +225,18 @@ class Engine:
             return None
         return resolve_removal(m.rationale_removal, self.model.task_lm.encoder)
 
+    def debug_run(self) -> bool:
+        """Whether this is a debug run (its results are a pipeline check, never a result): ``debug=True`` (a few
+        batches of one epoch, a few batches of each evaluated split), or an evaluation of a debug run's checkpoint."""
+        return bool(self.cfg.debug or (self.cfg.training.mode == "evaluate" and self.checkpoint_debug))
+
     def open_run_dir(self) -> None:
         cfg = self.cfg
         if self.rank == 0:
             meta = {"method": identify_method(cfg), "dataset": cfg.data.dataset, "arch": cfg.arch, "seed": cfg.seed,
                     "mode": cfg.training.mode, "parent_run": self.parent_run, "labels": self.labels,
-                    "world_size": self.world, "device": str(self.device), "command": self.command}
+                    "world_size": self.world, "device": str(self.device), "command": self.command,
+                    "debug": self.debug_run(), "tags": list(parse_tags(cfg.tags))}
             removal = self.rationale_removal()
             if removal is not None:  # what the comp/suff (A2R) variants got, and why
                 meta.update(rationale_removal=removal.removal, rationale_removal_reason=removal.reason)

@@ -5,8 +5,10 @@ spells these names):
 
 =================  ==========================================================================
 ``config.json``    the resolved config (the paper's dotted keys, nested)
-``meta.json``      run id, method, dataset, arch, seed, parent run, mode, host, created time, and the
-                   command line that reproduces the run (``command``: ``python -m unirex ...``)
+``meta.json``      run id, method, dataset, arch, seed, parent run, mode (the run's kind: train, evaluate,
+                   finetune), ``debug`` (a debug run, :func:`debug_of`), ``tags`` (free-form names,
+                   :func:`parse_tags`; editable), host, created time, and the command line that reproduces
+                   the run (``command``: ``python -m unirex ...``)
 ``status.json``    status (:class:`RunStatus`: running / completed / failed / cancelled / interrupted), pid, host, start/end,
                    heartbeat, error message, final metrics; rewritten atomically
 ``metrics.jsonl``  append-only: one ``{"time", "split", "epoch", "step", "name", "value"}`` per line
@@ -30,6 +32,7 @@ import enum
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -109,6 +112,40 @@ _NUMBER_FIELDS = ("created_at", "started_at", "ended_at", "heartbeat_at", "pid",
 _INT32_FIELDS = ("seed",)  # an INTEGER column of the index
 _TEXT_FIELDS = ("run_id", "status", "method", "dataset", "arch", "mode", "parent_run", "command", "launcher",
                 "error", "host")
+_BOOL_FIELDS = ("debug",)  # a BOOLEAN column of the index
+_TAGS_FIELD = "tags"  # a list of text (a VARCHAR[] column of the index)
+
+#: a run's tags: at most MAX_TAGS, each at most TAG_MAX_CHARS letters, digits or ``_ . : + @ / -``, starting
+#: with a letter or digit (so a tag is one short name: no spaces, commas or control characters)
+MAX_TAGS = 16
+TAG_MAX_CHARS = 32
+_TAG = re.compile(r"[^\W_][\w.:+@/-]*")
+
+
+def parse_tags(value) -> tuple[str, ...]:
+    """A run's tags from ``a,b`` (the launch key ``tags=a,b``, the CLI, the app's tag box) or a list of names:
+    each stripped, empties and repeats dropped, in order. :class:`UnirexError` (one line) for a tag that is
+    not a short printable name, or too many."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise UnirexError(f"tags: expected names separated by commas, got {type(value).__name__}")
+    out: list[str] = []
+    for item in items:
+        tag = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else None
+        if tag is None:
+            raise UnirexError(f"tags: {str(item)[:40]!r} is not a name")
+        if not tag:
+            continue
+        if len(tag) > TAG_MAX_CHARS or not _TAG.fullmatch(tag):
+            raise UnirexError(f"tag {tag[:40]!r} refused: a tag is 1-{TAG_MAX_CHARS} letters, digits or _ . : + @ / - "
+                              "starting with a letter or digit")
+        if tag not in out:
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise UnirexError(f"tags: {len(out)} given, at most {MAX_TAGS}")
+    return tuple(out)
 
 
 def _check_record(data, name: str) -> str | None:
@@ -130,6 +167,12 @@ def _check_record(data, name: str) -> str | None:
     for key in _TEXT_FIELDS:
         if data.get(key) is not None and not isinstance(data[key], str):
             return f"{name}: '{key}' is not text"
+    for key in _BOOL_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], bool):
+            return f"{name}: '{key}' is not true or false"
+    tags = data.get(_TAGS_FIELD)
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        return f"{name}: '{_TAGS_FIELD}' is not a list of text"
     st = data.get("status") if name == RunDir.STATUS else None
     if st is not None and st not in RunStatus.__members__.values():
         return f"{name}: unknown status {str(st)[:40]!r}"
@@ -429,6 +472,41 @@ class RunDir:
         meta.update(fields)
         with reporting_disk_full("the run's meta.json", self.path):
             write_json_atomic(self.meta_path, meta)
+
+    # --- kind, debug, tags -------------------------------------------------------------------------
+    def tags(self) -> tuple[str, ...]:
+        """The run's tags (``meta.json``; none for a run recorded before tags existed)."""
+        return tuple(self.meta().get(_TAGS_FIELD) or ())
+
+    def set_tags(self, tags) -> tuple[str, ...]:
+        """Replace the run's tags (:func:`parse_tags`: ``a,b`` or a list; empty clears them); returns them."""
+        parsed = parse_tags(tags)
+        self.update_meta(**{_TAGS_FIELD: list(parsed)})
+        return parsed
+
+
+def debug_of(rd: RunDir, meta: dict | None = None) -> bool:
+    """Whether ``rd`` is a debug run: ``meta.json``'s ``debug`` (recorded by the engine: the config's ``debug``,
+    or an evaluation of a debug run's checkpoint); for a run recorded before that field, its config's
+    ``debug`` or, for an evaluation, that of the run whose checkpoint it evaluated (read from that run's folder)."""
+    meta = rd.meta() if meta is None else meta
+    if isinstance(meta.get("debug"), bool):
+        return meta["debug"]
+    if _config_debug(rd):
+        return True
+    parent = meta.get("parent_run")
+    if meta.get("mode") == "evaluate" and isinstance(parent, str) and parent and "/" not in parent \
+            and not parent.startswith(".") and not (rd.path.parent / parent).is_symlink():
+        return _config_debug(RunDir(rd.path.parent / parent))
+    return False
+
+
+def _config_debug(rd: RunDir) -> bool:
+    try:
+        config = rd.config()
+    except (UnirexError, OSError, UnicodeDecodeError):
+        return False
+    return isinstance(config, dict) and config.get("debug") is True
 
 
 def _read_jsonl(path: Path) -> list[dict]:

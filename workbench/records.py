@@ -98,7 +98,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One row of the runs table. ``metrics`` are the final evaluation on ``split`` (None where absent)."""
+    """One row of the runs table. ``metrics`` are the final evaluation on ``split`` (None where absent);
+    ``mode`` is the run's kind (train, evaluate, finetune), ``debug`` whether it is a debug run, ``tags`` its
+    free-form names."""
 
     run_id: str
     status: str
@@ -115,6 +117,8 @@ class RunSummary:
     launcher: str | None = None
     run_dir: str | None = None
     error: str | None = None
+    debug: bool = False
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from unirex.config import expand_sweep, identify_method
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
                            StepEvent, parse_events)
-from unirex.runs import RunDir, RunStatus, flat_metrics, new_run_id
+from unirex.runs import RunDir, RunStatus, debug_of, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
 from workbench.checkpoints import CheckpointCache
@@ -51,7 +51,7 @@ from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetEx
                                RunOutcome, RunSummary, SettingsCheck)
 from workbench.safety import PathPolicy, check_name, redact
 from workbench.sharing import SharingService
-from workbench.sweeps import comma_lists
+from workbench.sweeps import comma_lists, quote_one_value_keys
 
 # LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
 
@@ -173,7 +173,7 @@ class Workbench:
         if any(o.startswith("workspace=") for o in overrides):
             raise UnirexError("workspace= cannot be set per run here: runs go into this workspace")
         overrides = self.policy.overrides(overrides)
-        combos = expand_sweep(overrides) if sweep else [overrides]
+        combos = expand_sweep(quote_one_value_keys(overrides)) if sweep else [overrides]  # tags=a,b: one value
         listed = [] if sweep else comma_lists(overrides)
         if listed:
             raise UnirexError(f"'{listed[0]}' is a comma list: tick 'sweep' (-m) to queue one run per value")
@@ -366,7 +366,7 @@ class Workbench:
         from unirex.engine import resolve_run_config
 
         overrides = list(overrides)
-        combos = expand_sweep(overrides) if sweep else [overrides]
+        combos = expand_sweep(quote_one_value_keys(overrides)) if sweep else [overrides]
         return [PlannedRun(overrides=tuple(c), config=resolve_run_config(c, workspace=self._workspace_arg),
                            command=command_line(c)) for c in combos]
 
@@ -514,7 +514,8 @@ class Workbench:
             duration_s=(ended - started) if started and ended else None, split=split,
             metrics={k: final.get(split, {}).get(k) for k in headline_metrics()}, command=meta.get("command"),
             launcher=meta.get("launcher") or "local", run_dir=str(rd.path),
-            error=scrub_secrets(status["error"]) if status.get("error") else None)
+            error=scrub_secrets(status["error"]) if status.get("error") else None, debug=debug_of(rd, meta),
+            tags=tuple(meta.get("tags") or ()))
         outputs = sorted(rd.outputs_dir.glob("*")) if rd.outputs_dir.is_dir() else []
         err = scrub_secrets(rd.error_path.read_text(errors="replace")) if rd.error_path.is_file() else None
         return RunDetail(summary=summary, config=rd.config(), overrides=overrides, meta=meta, metrics=df, final=final,
@@ -572,16 +573,36 @@ class Workbench:
 
     # ---------------------------------------------------------------------------------- comparing
     def compare(self, flt: RunFilter = RunFilter(status=RunStatus.COMPLETED.value), split: str = "test",
-                by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "paper") -> Comparison:
-        """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`)."""
+                by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "paper",
+                include_debug: bool = False) -> Comparison:
+        """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`): one evaluation
+        per trained model (:func:`workbench.compare.counted_runs`); debug runs left out unless ``include_debug``
+        (or ``flt.debug`` says otherwise)."""
+        if not include_debug and flt.debug is None:
+            flt = dataclasses.replace(flt, debug=False)
         return _compare.compare(self.workspace, flt, split, by, convention)
 
     def compare_choices(self, split: str = "test") -> dict[str, list[str]]:
         """Datasets, archs and methods of the completed runs with final metrics on ``split`` (the dashboard's
         filter choices; read through the comparison's cache)."""
         df = _compare.runs_metrics(self.workspace, RunFilter(status=RunStatus.COMPLETED.value), split, _compare.metric_names())
-        return {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None})
-                for c in ("dataset", "arch", "method")}
+        out = {c: sorted({str(v) for v in df[c].unique().to_list() if v is not None}) for c in ("dataset", "arch", "method")}
+        out["tags"] = self.tags()
+        return out
+
+    def set_tags(self, run_id: str, tags) -> tuple[str, ...]:
+        """Replace a run's tags (``a,b`` or a list; empty clears them; :func:`unirex.runs.parse_tags`, one-line
+        error for a bad tag) in its ``meta.json``, and index it again; returns the tags."""
+        rd = self._run_dir(run_id)
+        parsed = rd.set_tags(tags)
+        self._index(rd.path)
+        return parsed
+
+    def tags(self) -> list[str]:
+        """Every tag of the indexed runs, sorted."""
+        from store import tag_names
+
+        return tag_names(self.workspace)
 
     def nrg(self, run_ids: list[str], split: str = "test", convention: str = "paper"):
         """NRG over a chosen set of runs (each run its own entry)."""
@@ -654,7 +675,8 @@ def _summary(row: dict, split: str) -> RunSummary:
                       arch=row["arch"], seed=row["seed"], mode=row["mode"], created_at=row["created_at"],
                       duration_s=row["duration_s"], split=split,
                       metrics={k: row.get(k) for k in headline_metrics()}, command=row["command"],
-                      launcher=row["launcher"], run_dir=row["run_dir"], error=row["error"])
+                      launcher=row["launcher"], run_dir=row["run_dir"], error=row["error"],
+                      debug=bool(row.get("debug")), tags=tuple(row.get("tags") or ()))
 
 
 def progress_from_events(run_id: str, status: str, events: list[Event]) -> Progress:
