@@ -1,8 +1,18 @@
-"""What every tab shares: error reporting, escaping for Markdown, small formatters, the app's defaults.
+"""What every tab shares: error reporting, escaping of user values, small formatters, the app's defaults.
+
+Every value a user or a run folder controls (run ids, methods, datasets, archs, commands, error messages,
+docids, annotation ids, labels, file names, typed text) reaches a page through one of the escaping helpers
+below, one per context it lands in: :func:`md` (text in Markdown), :func:`code` (inline code in Markdown),
+:func:`html_text` (HTML: ``gr.HTML``, the ``gr.Info``/``gr.Warning``/``gr.Error`` toasts, which Gradio
+renders as HTML) and :func:`plot_text` (Plotly's labels, legends and hover text). Each shows the value on
+one line (a line break can end neither an inline code span nor a paragraph) and cuts a value longer than
+:data:`MAX_SHOWN` characters. Dataframe cells, dropdown choices, labels, ``gr.Label``, ``gr.JSON``,
+``gr.Code`` and ``gr.HighlightedText`` show their strings as text and need none.
 
 Every callback is a :class:`Handlers` method decorated with :func:`handler`: a
-:class:`~unirex.errors.UnirexError` becomes a ``gr.Error`` with its whole message (HTML-escaped, server paths outside the workspace removed), any other
-exception a ``gr.Error`` naming its type, so no action fails silently and no traceback reaches a page.
+:class:`~unirex.errors.UnirexError` becomes a ``gr.Error`` with its whole message (escaped for HTML, server
+paths outside the workspace removed), any other exception a ``gr.Error`` naming its type, so no action fails
+silently and no traceback reaches a page.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ import functools
 import html
 import logging
 import re
+import string
 from dataclasses import dataclass
 
 import gradio as gr
@@ -18,7 +29,19 @@ import gradio as gr
 from unirex.errors import UnirexError
 
 log = logging.getLogger("unirex.app")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+#: the longest part of a value shown (a megabyte-long run command or error leaves the page readable)
+MAX_SHOWN = 2000
+#: what ends a line for Markdown or a browser: CR LF, LF, CR, VT, FF, the file/group/record separators, NEL, and
+#: Unicode's line and paragraph separators
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+#: the other control characters (NUL, ESC, DEL, C1, tab): a space
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\t]")
+#: Markdown: every ASCII punctuation character backslashed (none starts emphasis, a link, an image, a heading,
+#: a list, a table or a bare-URL link), ``&<>`` as HTML entities (no tag, no entity of the value's), ``$`` as an
+#: entity (Gradio typesets ``$$...$$`` as LaTeX)
+_MD_TABLE = str.maketrans({**{c: "\\" + c for c in string.punctuation},
+                          "&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;"})
+_BACKTICKS = re.compile(r"`+")
 
 
 @dataclass(frozen=True)
@@ -41,15 +64,45 @@ class AppDefaults:
     seeds: str = "0"
 
 
-def md(text: object) -> str:
-    """``text`` safe to put in Markdown: HTML escaped (``<data_dir>`` stays text) and Markdown's
-    special characters backslashed."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+def _shown(value: object, line_break: str = " ") -> tuple[str, str]:
+    """``(the value's text on one line, what was cut)``: line breaks become ``line_break``, other control
+    characters a space; past :data:`MAX_SHOWN` characters, a note of how many more there were."""
+    text = str(value)
+    more = f"… ({len(text) - MAX_SHOWN:,} more characters)" if len(text) > MAX_SHOWN else ""
+    text = _LINE_BREAK.sub(line_break, text[:MAX_SHOWN])
+    return _CONTROL.sub(" ", text), more
 
 
-def code(text: object) -> str:
-    """``text`` as inline code (backticks inside it are replaced)."""
-    return "`" + str(text).replace("`", "'") + "`"
+def md(value: object) -> str:
+    """``value`` as text in Markdown: shown as it is (``<data_dir>`` stays text), never as markup."""
+    text, more = _shown(value)
+    return (text + more).translate(_MD_TABLE)
+
+
+def code(value: object) -> str:
+    """``value`` as one inline code span, exactly (backticks too; a line break shows as ``␤``): the
+    fence is longer than any run of backticks inside; a space pads a value that starts or ends with a
+    backtick or with spaces on both ends (CommonMark takes one off each side)."""
+    text, more = _shown(value, "␤")
+    if not text.strip(" "):
+        return "` `" + md(more)  # CommonMark keeps an all-space span as it is; nothing at all is no span
+    fence = "`" * (max((len(m) for m in _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}" + md(more)
+
+
+def html_text(value: object) -> str:
+    """``value`` as text in HTML (an element's text or a quoted attribute's value)."""
+    text, more = _shown(value)
+    return html.escape(text + more, quote=True)
+
+
+def plot_text(value: object) -> str:
+    """``value`` as a Plotly label, legend entry or hover text: Plotly reads a few tags (``<a href>``,
+    ``<br>``, ``<b>``, styles) and ``$...$`` as LaTeX in those, and decodes ``&lt;``, ``&gt;``, ``&amp;`` and
+    numeric references (not ``&quot;``)."""
+    text, more = _shown(value)
+    return html.escape(text + more, quote=False).replace("$", "&#36;")
 
 
 class Handlers:
@@ -72,12 +125,11 @@ def handler(fn):
         except gr.Error:
             raise
         except UnirexError as e:
-            raise gr.Error(html.escape(self.wb.public_message(e), quote=False), print_exception=False,
-                           duration=20) from None
+            raise gr.Error(html_text(self.wb.public_message(e)), print_exception=False, duration=20) from None
         except Exception as e:  # noqa: BLE001 - shown in the page, logged with its traceback here
             log.exception("callback %s failed", getattr(fn, "__name__", fn))
-            raise gr.Error(html.escape(f"unexpected error ({type(e).__name__}): {self.wb.public_message(e)}",
-                                       quote=False), print_exception=False, duration=20) from None
+            raise gr.Error(html_text(f"unexpected error ({type(e).__name__}): {self.wb.public_message(e)}"),
+                           print_exception=False, duration=20) from None
 
     return wrapper
 
@@ -117,4 +169,5 @@ def choice_or_none(value):
     return None if value in (None, "", "any") else value
 
 
-__all__ = ["AppDefaults", "Handlers", "choice_or_none", "code", "fmt_bytes", "fmt_num", "fmt_seconds", "handler", "md"]
+__all__ = ["MAX_SHOWN", "AppDefaults", "Handlers", "choice_or_none", "code", "fmt_bytes", "fmt_num", "fmt_seconds",
+           "handler", "html_text", "md", "plot_text"]

@@ -48,14 +48,15 @@ def example_pieces(ex: DatasetExample) -> list[tuple[str, str | None]]:
 
 
 def example_title(ex: DatasetExample, pos: int, n: int, filtered: bool) -> str:
-    head = f"**Example {pos + 1} of {n}**" + (" (filtered)" if filtered else "") + f" · row {ex.index} of {ex.split}"
+    head = (f"**Example {pos + 1} of {n}**" + (" (filtered)" if filtered else "")
+            + f" · row {md(ex.index)} of {md(ex.split)}")
     parts = [f"{code(ex.annotation_id)}", f"label **{md(ex.label)}**"]
     if ex.query:
         parts.append(f"query: {md(ex.query)}")
     if not ex.has_rationale:
         parts.append("no gold rationale")
     if ex.truncated:
-        parts.append(f"truncated: the model reads the first {ex.read_words} of {len(ex.words)} words")
+        parts.append(f"truncated: the model reads the first {md(ex.read_words)} of {len(ex.words)} words")
     return head + "\n\n" + " — ".join(parts)
 
 

@@ -1,9 +1,12 @@
-"""Plotly figures of the app (presentation only: they draw the records the workbench returns)."""
+"""Plotly figures of the app (presentation only: they draw the records the workbench returns). Every name a
+run or a user controls (loss names, group labels, metric names, axis names) goes through
+:func:`ui.common.plot_text`: Plotly reads tags and LaTeX in its labels."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from ui.common import plot_text
 from unirex.metrics.faithfulness import BINS
 from unirex.metrics.registry import Headline, direction, metric_keys
 from workbench import RunCurves
@@ -29,7 +32,7 @@ def losses(curves: RunCurves, title: str = "Training losses per step") -> go.Fig
     fig = go.Figure()
     for name in curves.loss_names:
         sub = df.filter(df["name"] == name).sort("step")
-        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines", name=name,
+        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines", name=plot_text(name),
                                  line=dict(width=3 if name == "loss" else 1.5)))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", **_LAYOUT)
     return fig
@@ -68,7 +71,7 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure
     def std(col, r):
         return r.get(col[: -len("_mean")] + "_std") if col.endswith("_mean") else None
 
-    pts = [(r.get(x), r.get(y), label_of(r), std(x, r), std(y, r)) for r in rows]
+    pts = [(r.get(x), r.get(y), plot_text(label_of(r)), std(x, r), std(y, r)) for r in rows]
     pts = [p for p in pts if p[0] is not None and p[1] is not None]
     if not pts:
         return empty(title, "no runs with both metrics")
@@ -89,8 +92,8 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure
         pad = (hi - lo) * 0.2 or 0.5
         fig.update_layout(**{f"{axis}axis": dict(range=[lo - pad, hi + pad])})
     fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))
-    fig.update_layout(title=title, xaxis_title=f"{xb} ({xd.arrow} better)", yaxis_title=f"{yb} ({yd.arrow} better)",
-                      **_LAYOUT)
+    fig.update_layout(title=title, xaxis_title=plot_text(f"{xb} ({xd.arrow} better)"),
+                      yaxis_title=plot_text(f"{yb} ({yd.arrow} better)"), **_LAYOUT)
     return fig
 
 
@@ -101,7 +104,8 @@ def bars(rows: list[dict], metrics: list[str], label_of,
         return empty(title, "no runs match")
     fig = go.Figure()
     for r in rows:
-        fig.add_trace(go.Bar(name=label_of(r), x=present, y=[r.get(f"{m}_mean") for m in present],
+        fig.add_trace(go.Bar(name=plot_text(label_of(r)), x=[plot_text(m) for m in present],
+                             y=[r.get(f"{m}_mean") for m in present],
                              error_y=dict(type="data", array=[r.get(f"{m}_std") or 0 for m in present])))
     fig.update_layout(title=title, barmode="group", yaxis_title="value", **_LAYOUT)
     return fig
@@ -121,11 +125,11 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                "#17becf"]
     for i, r in enumerate(have):
-        color = palette[i % len(palette)]
+        color, name = palette[i % len(palette)], plot_text(label_of(r))
         for col, kind in ((1, "comp"), (2, "suff")):
             fig.add_trace(go.Scatter(
-                x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers", name=label_of(r),
-                legendgroup=label_of(r), showlegend=col == 1, line=dict(color=color),
+                x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers", name=name,
+                legendgroup=name, showlegend=col == 1, line=dict(color=color),
                 error_y=dict(type="data", array=[r.get(f"{kind}_k{k}_std") or 0 for k in BINS])), row=1, col=col)
     fig.update_xaxes(type="log", tickvals=list(BINS), title_text="k (% of tokens)")
     fig.update_layout(title=title, **{**_LAYOUT, "height": 380,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ui import figures
-from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, md
+from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, html_text, md
 from unirex.hub import HUB_LICENSES
 from unirex.metrics.registry import Headline, metric_keys, metrics
 from workbench import RUN_STATES, RunFilter, Workbench
@@ -71,7 +71,7 @@ def epoch_table(detail) -> tuple[list[str], list[list]]:
 def detail_md(d, wb: Workbench) -> str:
     s = d.summary
     lines = [f"### {code(s.run_id)} · {md(s.status)}",
-             f"**{md(s.method)}** on **{md(s.dataset)}** · arch {code(s.arch)} · seed {s.seed} · mode {md(s.mode)}"
+             f"**{md(s.method)}** on **{md(s.dataset)}** · arch {code(s.arch)} · seed {md(s.seed)} · mode {md(s.mode)}"
              + (" · **debug run** (left out of comparisons unless asked)" if s.debug else "")
              + (f" · {fmt_seconds(s.duration_s)}" if s.duration_s else "")]
     if s.tags:
@@ -85,7 +85,7 @@ def detail_md(d, wb: Workbench) -> str:
     lines.append(f"Folder: {code(wb.public_message(d.path))}")
     if d.checkpoint is not None:
         c = d.checkpoint
-        lines.append(f"Checkpoint: epoch {c.epoch}, {md(c.monitor)} {fmt_num(c.value, 4)}")
+        lines.append(f"Checkpoint: epoch {md(c.epoch)}, {md(c.monitor)} {md(fmt_num(c.value, 4))}")
     else:
         lines.append("No checkpoint (trained without save_checkpoint=True).")
     if d.outputs:
@@ -131,7 +131,7 @@ def _need(run_id):
 
 
 def queued(job, what):
-    gr.Info(f"Queued {job.job_id}: {what}")
+    gr.Info(html_text(f"Queued {job.job_id}: {what}"))
     return (f"Queued {code(job.job_id)}: {md(what)} → run {code(job.run_id)} (follow it in the Train tab).")
 
 
@@ -156,7 +156,7 @@ class RunsHandlers(Handlers):
             shown = f"{md(stale)}. {shown}"
         ids = df["run_id"].to_list()
         all_tags = wb.tags()
-        return (runs_rows(df), f"{shown}; metrics: final evaluation on **{sp}**.",
+        return (runs_rows(df), f"{shown}; metrics: final evaluation on **{md(sp)}**.",
                 gr.update(choices=opts("method")), gr.update(choices=opts("dataset")), gr.update(choices=opts("arch")),
                 gr.update(choices=ids), gr.update(choices=all_tags),
                 gr.update(choices=list(dict.fromkeys([*(picks or []), *ids]))))
@@ -230,7 +230,7 @@ class RunsHandlers(Handlers):
     @handler
     def on_delete(self, run_id):
         self.wb.delete_run(_need(run_id))
-        gr.Info(f"Deleted {run_id}")
+        gr.Info(html_text(f"Deleted {run_id}"))
         return gr.update(visible=False), f"Deleted {code(run_id)}.", gr.update(value=None)
 
 

@@ -8,13 +8,12 @@ Live updates come from a ``gr.Timer`` that polls the workbench (the queue files 
 from __future__ import annotations
 
 import dataclasses
-import html
 import shlex
 
 import gradio as gr
 
 from ui import figures
-from ui.common import AppDefaults, Handlers, code, fmt_seconds, handler, md
+from ui.common import AppDefaults, Handlers, code, fmt_seconds, handler, html_text, md
 from unirex.errors import UnirexError
 from workbench import Workbench, is_sweep
 from workbench.service import format_value
@@ -87,12 +86,12 @@ def progress_html(p, title: str = "") -> str:
     eta = f" · ETA {fmt_seconds(p.eta_s)}" if p.eta_s is not None and p.phase != "finished" else ""
     elapsed = f" · elapsed {fmt_seconds(p.elapsed_s)}" if p.elapsed_s else ""
     color = {"failed": "#e0413a", "cancelled": "#999", "interrupted": "#e89a2c"}.get(p.status, "#2e9d4f")
-    msg = f"<div style='color:#a33'>{html.escape(p.message)}</div>" if p.message else ""
-    return (f"<div class='unirex-progress' data-status='{html.escape(p.status)}'>"
-            f"<div style='font-weight:600'>{html.escape(title)}</div>"
+    msg = f"<div style='color:#a33'>{html_text(p.message)}</div>" if p.message else ""
+    return (f"<div class='unirex-progress' data-status='{html_text(p.status)}'>"
+            f"<div style='font-weight:600'>{html_text(title)}</div>"
             f"<div style='background:#eee;border-radius:6px;height:16px;overflow:hidden;margin:4px 0'>"
             f"<div style='width:{pct:.1f}%;background:{color};height:100%'></div></div>"
-            f"<div>{pct:.0f}% · {html.escape(where)}{eta}{elapsed}</div>{msg}</div>")
+            f"<div>{pct:.0f}% · {html_text(where)}{eta}{elapsed}</div>{msg}</div>")
 
 
 def _target(fol, jobs):
@@ -180,7 +179,7 @@ class TrainHandlers(Handlers):
             raise gr.Error("There is no waiting or running job to cancel.")
         job = self.wb.cancel(target.job_id)
         msg = "removed from the queue" if job.status == "cancelled" else "asked to stop (within one step)"
-        gr.Info(f"{job.job_id}: {msg}")
+        gr.Info(html_text(f"{job.job_id}: {msg}"))
         return None
 
     def on_show(self):
