@@ -37,10 +37,11 @@ _LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 #: the other control characters (NUL, ESC, DEL, C1, tab): a space
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\t]")
 #: Markdown: every ASCII punctuation character backslashed (none starts emphasis, a link, an image, a heading,
-#: a list, a table or a bare-URL link), ``&<>`` as HTML entities (no tag, no entity of the value's), ``$`` as an
-#: entity (Gradio typesets ``$$...$$`` as LaTeX)
+#: a list, a table or a bare-URL link), ``&<>`` as HTML entities (no tag, no entity of the value's), each ``$``
+#: in an element of its own: Gradio typesets ``$$...$$`` found in one text node of the rendered page as LaTeX
+#: (KaTeX's auto-render, outside ``code``) whenever the Markdown holds ``$$`` anywhere, an entity too
 _MD_TABLE = str.maketrans({**{c: "\\" + c for c in string.punctuation},
-                          "&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;"})
+                          "&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "<span>$</span>"})
 _BACKTICKS = re.compile(r"`+")
 
 
