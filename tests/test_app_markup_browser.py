@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
 LONG = 180_000  # ms
 WORDS = "the plot was wonderful and the acting was great".split()
-#: what no hostile value may become in the page (the app's own: the header's h1, CodeMirror's images, have no
-#: value's text)
+#: what no hostile value may become in the page (the app has no LaTeX; its own elements, the header's h1,
+#: CodeMirror's images, Gradio's links, hold no value's text)
 INJECTED = "h1, h2, img, script, iframe, .katex, a[href^='http'], a[href^='javascript']"
 METRICS = {"acc": 0.81, "macro_f1": 0.8, "comp_aopc": 0.2, "suff_aopc": 0.1, "plaus_auprc": 0.3,
            "plaus_token_f1": 0.2, "plaus_iou_f1": 0.1, **{f"comp_k{k}": 0.1 for k in (1, 5, 10, 20, 50)},
@@ -154,7 +154,7 @@ def test_hostile_values_are_shown_as_text_and_fetch_nothing(hostile_app, tmp_pat
         """No element of a value in ``selector``; each tag's value shown literally (its ``<h1>`` as text)."""
         box = page.locator(selector).first
         found = [f"{e.evaluate('n => n.tagName')}: {html[:120]}" for e in box.locator(INJECTED).all()
-                 if re.search(rf"H-|L-|X-|{re.escape(url)}", html := e.evaluate("n => n.outerHTML"))]
+                 if re.search(rf"H-|L-|katex|{re.escape(url)}", html := e.evaluate("n => n.outerHTML"))]
         if found:
             problems.append(f"{area}: rendered {found}")
         text = box.evaluate("n => n.textContent")
