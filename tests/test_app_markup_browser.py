@@ -28,7 +28,7 @@ LONG = 180_000  # ms
 WORDS = "the plot was wonderful and the acting was great".split()
 #: what no hostile value may become in the page (the app has no LaTeX; its own elements, the header's h1,
 #: CodeMirror's images, Gradio's links, hold no value's text)
-INJECTED = "h1, h2, img, script, iframe, .katex, a[href^='http'], a[href^='javascript']"
+INJECTED = "h1, h2, img, image, script, iframe, .katex, a[*|href^='http'], a[*|href^='javascript']"  # (*|: SVG's too)
 METRICS = {"acc": 0.81, "macro_f1": 0.8, "comp_aopc": 0.2, "suff_aopc": 0.1, "plaus_auprc": 0.3,
            "plaus_token_f1": 0.2, "plaus_iou_f1": 0.1, **{f"comp_k{k}": 0.1 for k in (1, 5, 10, 20, 50)},
            **{f"suff_k{k}": 0.1 for k in (1, 5, 10, 20, 50)}}
@@ -37,7 +37,8 @@ METRICS = {"acc": 0.81, "macro_f1": 0.8, "comp_aopc": 0.2, "suff_aopc": 0.1, "pl
 def evil(tag: str, url: str) -> str:
     """A hostile value, tagged so that a request to the tracker names the value that rendered."""
     return (f"x\n\n<h1>H-{tag}</h1><img src={url}/{tag}.png>`<a href={url}/{tag}-a>A-{tag}</a>`"
-            f"![]({url}/{tag}-md.png)$$X-{tag}$$\u2028<h2>L-{tag}</h2>\r\n[l]({url}/{tag}-link) {url}/{tag}-bare")
+            f"![]({url}/{tag}-md.png)$$X-{tag}$$\u2028<h2>L-{tag}</h2>\r\n[l]({url}/{tag}-link) {url}/{tag}-bare"
+            f"<a href='{url}/{tag}-q'>Q-{tag}</a><br>$X$")
 
 
 class Tracker(BaseHTTPRequestHandler):

@@ -32,8 +32,8 @@ def losses(curves: RunCurves, title: str = "Training losses per step") -> go.Fig
     fig = go.Figure()
     for name in curves.loss_names:
         sub = df.filter(df["name"] == name).sort("step")
-        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines", name=plot_text(name),
-                                 line=dict(width=3 if name == "loss" else 1.5)))
+        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines",
+                                 name=plot_text(name), line=dict(width=3 if name == "loss" else 1.5)))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", **_LAYOUT)
     return fig
 

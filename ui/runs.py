@@ -71,7 +71,8 @@ def epoch_table(detail) -> tuple[list[str], list[list]]:
 def detail_md(d, wb: Workbench) -> str:
     s = d.summary
     lines = [f"### {code(s.run_id)} · {md(s.status)}",
-             f"**{md(s.method)}** on **{md(s.dataset)}** · arch {code(s.arch)} · seed {md(s.seed)} · mode {md(s.mode)}"
+             f"**{md(s.method)}** on **{md(s.dataset)}** · arch {code(s.arch)} · seed {md(s.seed)} "
+             f"· mode {md(s.mode)}"
              + (" · **debug run** (left out of comparisons unless asked)" if s.debug else "")
              + (f" · {fmt_seconds(s.duration_s)}" if s.duration_s else "")]
     if s.tags:
