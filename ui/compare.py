@@ -6,12 +6,10 @@ comprehensiveness and sufficiency curves; the table exported as CSV or Parquet."
 
 from __future__ import annotations
 
-import html
-
 import gradio as gr
 
 from ui import figures
-from ui.common import Handlers, choice_or_none, code, handler, md
+from ui.common import Handlers, choice_or_none, code, handler, html_text, md
 from unirex.errors import UnirexError
 from unirex.metrics.registry import Family, metric_keys, metrics
 from workbench import Comparison, RunFilter, Workbench
@@ -121,7 +119,7 @@ class CompareHandlers(Handlers):
     def on_refresh(self, *values):
         stale = self.wb.refresh_index()  # runs of the CLI and other processes too
         if stale:  # a full disk: compare what the index holds, and say why it is not newer
-            gr.Warning(html.escape(stale))  # a path is text, never markup
+            gr.Warning(html_text(stale))  # a path is text, never markup
         return self.show(*values)
 
     @handler
