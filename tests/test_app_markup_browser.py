@@ -78,7 +78,7 @@ def _write_dataset(folder: Path, url: str) -> None:
 
 
 def _plant_runs(runs: Path, url: str) -> None:
-    """A failed run whose method, dataset, arch, command and error are hostile; a completed one with a hostile
+    """A failed run whose method, dataset, arch, command, tag and error are hostile; a completed one with a hostile
     method (Compare's table and charts); one whose id is hostile (the app lists it and refuses to open it, with
     the id in the message). A folder name holds no ``/``, no line break the Run dropdown keeps and at most 255
     bytes: that id's tag closes with ``<_h1>``."""
@@ -86,7 +86,7 @@ def _plant_runs(runs: Path, url: str) -> None:
 
     failed = RunDir.create(runs, {"seed": 1}, {"method": evil("mA", url), "dataset": evil("dA", url),
                                                "arch": evil("aA", url), "seed": 1, "mode": "train",
-                                               "command": evil("cA", url)})
+                                               "command": evil("cA", url), "tags": [evil("tA", url), "plain"]})
     failed.set_status("failed", error=evil("eA", url))
     done = RunDir.create(runs, {"seed": 2}, {"method": evil("mB", url), "dataset": "demo", "arch": "default",
                                              "seed": 2, "mode": "train", "command": "python -m unirex data=demo"})
@@ -197,7 +197,7 @@ def test_hostile_values_are_shown_as_text_and_fetch_nothing(hostile_app, tmp_pat
             toast.locator(".toast-close").click()
             _visible(page, "#runs-table").get_by_text(re.compile("H-mA")).first.click()
             _wait_text(page, "#runs-detail", "Reproduce:")
-            check("Runs detail", "#runs-detail", "mA", "dA", "aA", "cA", "eA")
+            check("Runs detail", "#runs-detail", "mA", "dA", "aA", "cA", "eA", "tA")
             page.get_by_label("Method", exact=True).filter(visible=True).first.click()  # the filter's choices: the runs' methods
             time.sleep(1)
             if page.locator("ul[role=listbox]").count():

@@ -166,12 +166,13 @@ class _Wb:
 def test_run_detail_shows_hostile_run_values_as_text():
     from ui.runs import detail_md, queued
 
-    s = SimpleNamespace(run_id=EVIL, status=EVIL, method=EVIL, dataset=EVIL, arch=EVIL, seed=EVIL, mode=EVIL,
-                        duration_s=None, command=EVIL, error=EVIL)
+    s = SimpleNamespace(run_id=EVIL, status=EVIL, method=EVIL, dataset=EVIL, arch=EVIL, seed=EVIL, mode="evaluate",
+                        duration_s=None, command=EVIL, error=EVIL, debug=True, tags=(EVIL, EVIL))
     ck = SimpleNamespace(epoch=EVIL, monitor=EVIL, value=EVIL)
-    d = SimpleNamespace(summary=s, path=EVIL, checkpoint=ck, outputs=[SimpleNamespace(name=EVIL)])
+    d = SimpleNamespace(summary=s, path=EVIL, checkpoint=ck, outputs=[SimpleNamespace(name=EVIL)],
+                        meta={"parent_run": EVIL})
     doc = _no_markup(detail_md(d, _Wb()))
-    assert doc.tags.count("h3") == 1 and doc.text.count("<h1>EVIL</h1>") >= 9
+    assert doc.tags.count("h3") == 1 and doc.text.count("<h1>EVIL</h1>") == 16
     job = SimpleNamespace(job_id=EVIL, run_id=EVIL)
     with pytest.MonkeyPatch.context() as mp:
         import gradio as gr
