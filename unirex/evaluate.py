@@ -57,6 +57,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from unirex.data.tensors import input_mask
 from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
@@ -407,11 +408,13 @@ class _Collector:
     def _add_subwords(self, batch: dict, scores: torch.Tensor, hard_sel: torch.Tensor) -> None:
         """Subword level: the document positions of each example, for training-curve plausibility."""
         rows = batch["index"].cpu().numpy()
-        expl = (batch["explainable"].bool() & batch["attention_mask"].bool()).cpu().numpy()
+        # the ORIGINAL input's positions, not the tokens the model read: FRESH's pruned gold tokens are misses
+        positions = input_mask(batch)
+        expl = (batch["explainable"].bool() & positions).cpu().numpy()
         sc, gold, hard = scores.cpu().numpy(), batch["rationale"].cpu().numpy() > 0, hard_sel.cpu().numpy()
         has = batch["has_rationale"].cpu().numpy()
-        lens = batch["attention_mask"].sum(dim=1).cpu().numpy()
-        am = batch["attention_mask"].bool().cpu().numpy()
+        lens = positions.sum(dim=1).cpu().numpy()
+        am = positions.cpu().numpy()
         for i in range(scores.shape[0]):
             if self.keep_subword_scores:
                 self.sub_scores.append(sc[i, : lens[i]].copy())

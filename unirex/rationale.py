@@ -56,10 +56,15 @@ class Scoring:
         hard_k: the bin (percent) of the hard rationale (token F1, IOU F1, ERASER's top-level comp /
             suff and the export's prediction); None: the evaluator's default. FRESH uses 100: its
             rationale is the whole pruned input.
+        protocol: ``"eraser"`` (the default of a bare evaluation) or ``"reference"`` (a run's
+            ``protocol``, :func:`unirex.models.builder.model_scoring`): which tokens the UNIREX-style
+            metrics' top-k can pick and which inputs they are scored on (:func:`selectable`,
+            :mod:`unirex.evaluate`). ERASER's own metrics do not depend on it.
     """
 
     select_then_predict: bool = False
     hard_k: float | None = None
+    protocol: str = "eraser"
 
 
 COUNT_RULES = ("round", "floor")
