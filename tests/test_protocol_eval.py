@@ -84,3 +84,60 @@ def test_fresh_pruned_gold_tokens_count_as_misses(model, split, protocol):
     assert m["plaus_sub_auprc"] < 0.5
     # ERASER's word level already covers every word: a pruned gold word scores 0, a miss
     assert m["plaus_token_r"] == pytest.approx(0.0)
+
+
+# --- item 1: which tokens top-k can pick ----------------------------------------------------------
+# a hand-built row: [CLS] d1 d2 d3 [SEP] q1 q2 [SEP] [PAD]   (ids 101 / 102 / 0 as BERT's)
+IDS = torch.tensor([[101, 11, 12, 13, 102, 21, 22, 102, 0]])
+AM = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 0]])
+EXPL = torch.tensor([[0, 1, 1, 1, 0, 0, 0, 0, 0]], dtype=torch.bool)
+
+
+def test_selectable_reference_is_every_token_but_cls_and_sep_query_included():
+    from unirex.rationale import selectable_mask
+
+    ref = selectable_mask(IDS, AM, EXPL, "reference")[0].tolist()
+    assert ref == [False, True, True, True, False, True, True, False, False]
+    assert selectable_mask(IDS, AM, EXPL, "eraser")[0].tolist() == EXPL[0].tolist()
+    with pytest.raises(ValueError, match="protocol"):
+        selectable_mask(IDS, AM, EXPL, "paper")
+
+
+def test_selectable_reference_on_a_pruned_input_finds_the_separator_from_the_original():
+    """FRESH: the model reads [CLS] d2 q1 only; the closing [SEP] is found from the original input."""
+    from unirex.rationale import selectable_mask
+
+    pruned = torch.tensor([[1, 0, 1, 0, 0, 1, 0, 0, 0]])
+    got = selectable_mask(IDS, pruned, EXPL, "reference", input_mask=AM)[0].tolist()
+    assert got == [False, False, True, False, False, True, False, False, False]
+    assert selectable_mask(IDS, pruned, EXPL, "eraser", input_mask=AM)[0].tolist() == [
+        False, False, True, False, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("k,ref_expect,eraser_expect", [
+    # n = 8 non-padding tokens: count = max(1, round(7 * k / 100)): k=50 -> 4 (reference), capped at the 3
+    # document tokens under eraser; k=10 -> 1
+    (50, {5, 6, 2, 1}, {2, 1, 3}),
+    (10, {5}, {2}),
+])
+def test_topk_picks_the_query_only_under_reference(k, ref_expect, eraser_expect):
+    from unirex.rationale import selectable_mask, topk_mask
+
+    # the query scores highest; the separators and [CLS] higher still (never picked)
+    scores = torch.tensor([[9.0, 0.5, 0.7, 0.1, 9.0, 0.9, 0.8, 9.0, 9.0]])
+    for protocol, want in (("reference", ref_expect), ("eraser", eraser_expect)):
+        sel = topk_mask(scores, selectable_mask(IDS, AM, EXPL, protocol), AM, k)[0]
+        assert set(torch.nonzero(sel).flatten().tolist()) == want, protocol
+
+
+def test_ties_keep_the_earlier_position_under_both_protocols():
+    """Item 8: equal scores are broken by position (stable sort), the earlier token first, under either
+    protocol (the reference's torch.argsort leaves the order of ties unspecified)."""
+    from unirex.rationale import selectable_mask, topk_mask
+
+    scores = torch.zeros(1, 9)
+    for protocol, first_two in (("reference", [1, 2]), ("eraser", [1, 2])):
+        sel = topk_mask(scores, selectable_mask(IDS, AM, EXPL, protocol), AM, 25)[0]  # round(7 * .25) = 2
+        assert torch.nonzero(sel).flatten().tolist() == first_two
+    sel = topk_mask(scores, selectable_mask(IDS, AM, EXPL, "reference"), AM, 50)[0]  # 4: d1 d2 d3 q1
+    assert torch.nonzero(sel).flatten().tolist() == [1, 2, 3, 5]

@@ -88,6 +88,48 @@ def topk_count(n_tokens: torch.Tensor | int, k_percent: float, rule: str = "roun
     return max(1, raw)
 
 
+def selectable_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, explainable: torch.Tensor, protocol: str,
+                    input_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, L]`` bool: the positions a top-k rationale may pick under ``protocol`` (the one rule, shared by
+    training, the baselines, the extractors' score masks and the evaluator).
+
+    * ``"eraser"``: the document tokens (``explainable``) the model reads (``attention_mask``).
+    * ``"reference"`` (UNIREX's ``calc_expl``): every token the model reads except the first ([CLS])
+      and the separators: the query of a two-input task is a candidate. A separator is a
+      non-document token with the id of the row's last token (``[SEP]`` / ``</s>``, which the arch's
+      pair encoding always ends on), so no tokenizer is needed; a document token is never one.
+
+    Args:
+        input_ids: ``[B, L]``.
+        attention_mask: ``[B, L]`` 0/1, what the model reads (FRESH: its pruned input).
+        explainable: ``[B, L]`` bool, document tokens.
+        protocol: ``"reference"`` or ``"eraser"`` (:data:`unirex.config.PROTOCOLS`).
+        input_mask: ``[B, L]`` 0/1 of the original input (to find each row's last token when
+            ``attention_mask`` is pruned); default ``attention_mask``.
+    """
+    from unirex.config import PROTOCOLS  # lazy: the config module pulls omegaconf and the registries
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+    am = attention_mask.bool()
+    expl = explainable.bool()
+    if protocol == "eraser":
+        return expl & am
+    full = (input_mask if input_mask is not None else attention_mask).bool()
+    last = (full.long().sum(dim=1) - 1).clamp(min=0)  # [B]
+    closing = input_ids.gather(1, last.unsqueeze(1))  # [B, 1]
+    separator = ~expl & (input_ids == closing)
+    first = torch.zeros_like(am)
+    first[:, 0] = True
+    return am & ~first & ~separator
+
+
+def selectable(batch: dict[str, torch.Tensor], protocol: str) -> torch.Tensor:
+    """:func:`selectable_mask` of a collated batch (its ``input_mask`` gives the original input)."""
+    return selectable_mask(batch["input_ids"], batch["attention_mask"], batch["explainable"], protocol,
+                           batch.get("input_mask"))
+
+
 def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
               k_percent: float, rule: str = "round") -> torch.Tensor:
     """Hard top-k% rationale.
@@ -186,4 +228,5 @@ def topk_keep(batch: dict[str, torch.Tensor], scores: torch.Tensor, k_percent: f
     return keep_mask(batch["attention_mask"], batch["explainable"], r, "only").bool()
 
 
-__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "keep_mask", "repack", "topk_count", "topk_keep", "topk_mask", "topk_masks"]
+__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "keep_mask", "repack", "selectable", "selectable_mask", "topk_count",
+           "topk_keep", "topk_mask", "topk_masks"]
