@@ -130,6 +130,27 @@ def selectable(batch: dict[str, torch.Tensor], protocol: str) -> torch.Tensor:
                            batch.get("input_mask"))
 
 
+#: the batch entry holding :func:`selectable` under the run's protocol (:func:`mark_selectable`)
+SELECTABLE = "selectable"
+
+
+def mark_selectable(batch: dict[str, torch.Tensor], protocol: str) -> dict[str, torch.Tensor]:
+    """``batch`` with ``batch["selectable"]``: the positions a rationale may pick under ``protocol``. Whoever
+    owns a run's protocol marks its batches (the engine's training step and attribution pass, the evaluator,
+    Explain); everything downstream (extractors' score masks, the baselines, the training top-k and
+    removal) reads :func:`candidates`, so the protocol is decided once per batch."""
+    return {**batch, SELECTABLE: selectable(batch, protocol)}
+
+
+def candidates(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, L]`` bool: the positions a rationale of ``batch`` may pick: its ``selectable`` entry
+    (:func:`mark_selectable`), restricted to what the model reads; an unmarked batch (built by hand)
+    follows ``eraser``, the document tokens."""
+    if SELECTABLE in batch:
+        return batch[SELECTABLE].bool() & batch["attention_mask"].bool()
+    return selectable(batch, "eraser")
+
+
 def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
               k_percent: float, rule: str = "round") -> torch.Tensor:
     """Hard top-k% rationale.
@@ -223,10 +244,11 @@ def repack(batch: dict[str, torch.Tensor], keep: torch.Tensor, pad_token_id: int
 
 
 def topk_keep(batch: dict[str, torch.Tensor], scores: torch.Tensor, k_percent: float, rule: str = "round") -> torch.Tensor:
-    """``[B, L]`` bool: the first token and the top-k% explainable tokens (:func:`keep_mask` "only")."""
-    r = topk_mask(scores, batch["explainable"], batch["attention_mask"], k_percent, rule)
-    return keep_mask(batch["attention_mask"], batch["explainable"], r, "only").bool()
+    """``[B, L]`` bool: the first token and the top-k% of :func:`candidates` (:func:`keep_mask` "only")."""
+    cand = candidates(batch)
+    r = topk_mask(scores, cand, batch["attention_mask"], k_percent, rule)
+    return keep_mask(batch["attention_mask"], cand, r, "only").bool()
 
 
-__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "keep_mask", "repack", "selectable", "selectable_mask", "topk_count",
+__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "SELECTABLE", "candidates", "keep_mask", "mark_selectable", "repack", "selectable", "selectable_mask", "topk_count",
            "topk_keep", "topk_mask", "topk_masks"]
