@@ -141,3 +141,153 @@ def test_ties_keep_the_earlier_position_under_both_protocols():
         assert torch.nonzero(sel).flatten().tolist() == first_two
     sel = topk_mask(scores, selectable_mask(IDS, AM, EXPL, "reference"), AM, 50)[0]  # 4: d1 d2 d3 q1
     assert torch.nonzero(sel).flatten().tolist() == [1, 2, 3, 5]
+
+
+# --- item 2: evaluation inputs --------------------------------------------------------------------
+REF_KEYS = ("comp_aopc_unirex", "suff_aopc_unirex", "task_ref")
+
+
+@pytest.fixture(scope="module")
+def with_query(split):
+    """The demo rows with a two-token query appended, as a two-input task encodes it:
+    ``[CLS] doc [SEP] q1 q2 [SEP]`` (segment 1, not explainable, no gold)."""
+    ds, built = split
+    t = ds.table
+    sep = t["input_ids"].to_list()[0][-1]
+    cols = {c: t[c].to_list() for c in ("input_ids", "attention_mask", "token_type_ids", "word_ids", "explainable",
+                                         "rationale")}
+    add = {"input_ids": None, "attention_mask": [1, 1, 1], "token_type_ids": [1, 1, 1], "word_ids": [-1, -1, -1],
+           "explainable": [0, 0, 0], "rationale": [0, 0, 0]}
+    new = {c: [] for c in cols}
+    for i in range(t.height):
+        for c in cols:
+            extra = [cols["input_ids"][i][1], cols["input_ids"][i][2], sep] if c == "input_ids" else add[c]
+            new[c].append(list(cols[c][i]) + extra)
+    table = t.with_columns([pl.Series(c, v, dtype=t.schema[c]) for c, v in new.items()])
+    return ds.with_table(table), built
+
+
+def _scores_with_query(table, seed=3):
+    """Precomputed scores, one per subword; the query tokens score high, so reference's top-k picks them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for expl in table["explainable"].to_list():
+        s = np.round(rng.normal(size=len(expl)), 2)
+        s[-3:-1] = 5.0  # the two query tokens
+        out.append(s)
+    return out
+
+
+def _probs(model, ids, mask=None, tt=None):
+    ids = torch.as_tensor(ids).view(1, -1)
+    mask = torch.ones_like(ids) if mask is None else torch.as_tensor(mask).view(1, -1)
+    tt = torch.zeros_like(ids) if tt is None else torch.as_tensor(tt).view(1, -1)
+    with torch.no_grad():
+        return torch.softmax(model(input_ids=ids, attention_mask=mask, token_type_ids=tt).double(), -1)[0].numpy()
+
+
+def _ref_topk(scores, n, cand, k):
+    """The reference's top-k over candidate positions, by hand: count max(1, round((n - 1) k / 100)),
+    highest first, ties to the earlier position."""
+    count = min(max(1, round((n - 1) * k / 100)), len(cand))
+    return sorted(sorted(cand, key=lambda j: (-scores[j], j))[:count])
+
+
+def test_eraser_metrics_are_the_same_under_both_protocols(model, with_query):
+    """ERASER's metrics (the export's numbers, plaus_*, comp/suff AOPC, acc, ...) do not depend on the
+    protocol; only the UNIREX-style ones computed on the reference's inputs move."""
+    ds, built = with_query
+    sc = _scores_with_query(ds.table)
+    for stp in (False, True):
+        r = {p: evaluate(model, ds, sc, batch_size=3, source=built.summary["source"],
+                         scoring=Scoring(select_then_predict=stp, protocol=p)) for p in ("eraser", "reference")}
+        for k, v in r["eraser"].metrics.items():
+            if k not in REF_KEYS:
+                assert r["reference"].metrics[k] == (pytest.approx(v, abs=1e-12) if v is not None else None), (stp, k)
+        for a, b in zip(r["eraser"].outputs.word_scores, r["reference"].outputs.word_scores):
+            assert np.array_equal(a, b)
+        assert r["eraser"].outputs.ref is None and r["reference"].outputs.ref is not None
+        assert any(r["reference"].metrics[k] != pytest.approx(r["eraser"].metrics[k]) for k in REF_KEYS), stp
+
+
+def test_reference_inputs_of_a_whole_input_model(model, with_query):
+    """Under reference: sufficiency's input is [CLS] + the rationale only (no [SEP], no query);
+    comprehensiveness' is everything but the rationale; the rationale may hold query tokens."""
+    ds, built = with_query
+    sc = _scores_with_query(ds.table)
+    res = evaluate(model, ds, sc, batch_size=3, scoring=Scoring(protocol="reference"))
+    comps, suffs, picked_query = [], [], False
+    for i, ids in enumerate(ds.table["input_ids"].to_list()):
+        n = len(ids)
+        cand = [j for j in range(1, n) if not (ids[j] == ids[-1] and not ds.table["explainable"][i][j])]
+        tt = ds.table["token_type_ids"][i].to_list()
+        full = _probs(model, ids, tt=tt)
+        y = int(full.argmax())
+        c_row, s_row = [], []
+        for k in (1, 5, 10, 20, 50):
+            sel = _ref_topk(sc[i], n, cand, k)
+            picked_query |= (n - 3) in sel
+            keep_c = [j for j in range(n) if j not in sel]
+            keep_s = [0] + sel
+            c_row.append(full[y] - _probs(model, [ids[j] for j in keep_c], tt=[tt[j] for j in keep_c])[y])
+            s_row.append(full[y] - _probs(model, [ids[j] for j in keep_s], tt=[tt[j] for j in keep_s])[y])
+        comps.append(sum(c_row) / 6), suffs.append(sum(s_row) / 6)
+    assert picked_query
+    assert res.metrics["comp_aopc_unirex"] == pytest.approx(np.mean(comps), abs=1e-5)
+    assert res.metrics["suff_aopc_unirex"] == pytest.approx(np.mean(suffs), abs=1e-5)
+
+
+def test_reference_inputs_of_a_select_then_predict_model(model, with_query):
+    """A2R / FRESH under reference: the base of bin k is [CLS] + its rationale (deleted, re-packed),
+    comprehensiveness' input is the reference's empty one (every position padding, attention mask all 0),
+    sufficiency is 0, and task_ref pools the task predictions from [CLS] + the rationale masked in place."""
+    ds, built = with_query
+    sc = _scores_with_query(ds.table)
+    rows = ds.table["input_ids"].to_list()
+    res = evaluate(model, ds, sc, batch_size=len(rows), scoring=Scoring(select_then_predict=True, protocol="reference"))
+    L = max(len(r) for r in rows)
+    empty = _probs(model, [0] * L, mask=[0] * L)
+    comps, y_true, y_task = [], [], []
+    for i, ids in enumerate(rows):
+        n = len(ids)
+        cand = [j for j in range(1, n) if not (ids[j] == ids[-1] and not ds.table["explainable"][i][j])]
+        tt = ds.table["token_type_ids"][i].to_list()
+        row = []
+        for k in (1, 5, 10, 20, 50):
+            keep = [0] + _ref_topk(sc[i], n, cand, k)
+            base = _probs(model, [ids[j] for j in keep], tt=[tt[j] for j in keep])
+            y = int(base.argmax())
+            row.append(base[y] - empty[y])
+            in_place = _probs(model, ids + [0] * (L - n), mask=[int(j in keep) for j in range(L)], tt=tt + [0] * (L - n))
+            y_task.append(int(in_place.argmax())), y_true.append(int(ds.table["label"][i]))
+        comps.append(sum(row) / 6)
+    m = res.metrics
+    assert m["comp_aopc_unirex"] == pytest.approx(np.mean(comps), abs=1e-5)
+    assert m["suff_aopc_unirex"] == 0.0
+    from unirex.metrics.task import macro_f1
+
+    assert m["task_ref"] == pytest.approx(macro_f1(np.array(y_true), np.array(y_task)), abs=1e-12)
+
+
+def test_select_then_predict_gets_erasers_lenient_input_under_eraser(model, with_query):
+    """The same leniency for every method: under eraser, A2R's / FRESH's bin input is the special tokens,
+    the query and the rationale (ERASER's sufficiency input), the empty one the special tokens and the
+    query; not [CLS] alone as before issue 22."""
+    ds, _ = with_query
+    sc = _scores_with_query(ds.table)
+    res = evaluate(model, ds, sc, batch_size=3, scoring=Scoring(select_then_predict=True, protocol="eraser"))
+    o = res.outputs
+    for j, i in enumerate(o.index.tolist()):
+        ids = ds.table["input_ids"][i].to_list()
+        expl = ds.table["explainable"][i].to_list()
+        tt = ds.table["token_type_ids"][i].to_list()
+        n = len(ids)
+        always = [p for p in range(n) if not expl[p]]
+        assert n - 2 in always and n - 3 in always  # the query stays
+        empty = _probs(model, [ids[p] for p in always], tt=[tt[p] for p in always])
+        assert np.allclose(o.comp_probs[j, 0], empty, atol=1e-5)
+        for b, k in enumerate(o.bins):
+            sel = _ref_topk(sc[i], n, [p for p in range(n) if expl[p]], k)
+            keep = sorted(always + sel)
+            assert np.allclose(o.bin_probs[j, b], _probs(model, [ids[p] for p in keep], tt=[tt[p] for p in keep]),
+                               atol=1e-5), (i, k)
