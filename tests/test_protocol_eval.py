@@ -291,3 +291,69 @@ def test_select_then_predict_gets_erasers_lenient_input_under_eraser(model, with
             keep = sorted(always + sel)
             assert np.allclose(o.bin_probs[j, b], _probs(model, [ids[p] for p in keep], tt=[tt[p] for p in keep]),
                                atol=1e-5), (i, k)
+
+
+# --- item 1 on the training side: masks and baselines read the same rule ----------------------------
+
+
+def _query_batch():
+    return {"input_ids": IDS.clone(), "attention_mask": AM.clone(), "explainable": EXPL.clone(),
+            "rationale": torch.tensor([[0, 1, 0, 0, 0, 0, 0, 0, 0]], dtype=torch.float),
+            "token_type_ids": torch.tensor([[0, 0, 0, 0, 0, 1, 1, 1, 0]]), "index": torch.tensor([0])}
+
+
+def test_inv_and_rand_baselines_cover_the_query_only_under_reference():
+    from unirex.models.extractors.baselines import inv_scores, rand_scores
+    from unirex.rationale import mark_selectable
+
+    ref = mark_selectable(_query_batch(), "reference")
+    era = mark_selectable(_query_batch(), "eraser")
+    # UNIREX's inv baseline is 1 - gold: 1 on every candidate that is not gold, the query included
+    assert inv_scores(ref)[0].tolist() == [0, 0, 1, 1, 0, 1, 1, 0, 0]
+    assert inv_scores(era)[0].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0]
+    assert inv_scores(_query_batch())[0].tolist() == inv_scores(era)[0].tolist()  # unmarked: eraser
+    r_ref, r_era = rand_scores(ref, seed=1)[0], rand_scores(era, seed=1)[0]
+    assert (r_ref[[5, 6]] != 0).all() and (r_era[[5, 6]] == 0).all()
+    assert torch.equal(r_ref[[1, 2, 3]], r_era[[1, 2, 3]])  # the document's scores do not depend on it
+
+
+def test_training_removal_keeps_a_query_token_picked_under_reference():
+    """The training masks (comp's 'remove', suff's / A2R's 'only') act on the candidates: a query token in
+    the rationale is removed (comp) or kept (suff) under reference; under eraser it cannot be picked."""
+    from unirex.rationale import candidates, keep_mask, mark_selectable, topk_mask
+
+    scores = torch.tensor([[0.0, 0.1, 0.2, 0.3, 0.0, 0.9, 0.0, 0.0, 0.0]])
+    ref = mark_selectable(_query_batch(), "reference")
+    r = topk_mask(scores, candidates(ref), AM, 10)  # count 1: the query token q1 (position 5)
+    assert torch.nonzero(r[0]).flatten().tolist() == [5]
+    assert keep_mask(AM, candidates(ref), r, "only")[0].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert keep_mask(AM, candidates(ref), r, "remove")[0].tolist() == [1, 1, 1, 1, 1, 0, 1, 1, 0]
+    era = mark_selectable(_query_batch(), "eraser")
+    r = topk_mask(scores, candidates(era), AM, 10)
+    assert torch.nonzero(r[0]).flatten().tolist() == [3]
+
+
+# --- end to end: a few presets train and score under each protocol ----------------------------------
+PRESETS = (["method=aa_sum_inv_comp_suff"], ["method=a2r", "model.expl_head_mlp_hidden_dim=16"])
+
+
+@pytest.mark.parametrize("protocol", ["reference", "eraser"])
+def test_debug_presets_run_under_each_protocol(tmp_path, common, small_heads, protocol):
+    import json
+
+    from unirex.engine import resolve_run_config, run
+
+    base = [*common, *small_heads, f"workspace={tmp_path}", "debug=True", f"protocol={protocol}"]
+    teacher = run(resolve_run_config(base + ["model.explainer_type=attr_algo", "model.attr_algo=input-x-gradient",
+                                             "model.save_outputs=True"]))
+    assert teacher.status == "completed"
+    runs = [teacher]
+    for extra in PRESETS:
+        runs.append(run(resolve_run_config(base + extra)))
+    runs.append(run(resolve_run_config(base + ["method=fresh", f"data.fresh_exp_id={teacher.run_id}",
+                                               "data.fresh_attr_algo=input-x-gradient"])))
+    for res in runs:
+        assert res.status == "completed", res.run_id
+        assert json.loads((res.run_dir / "config.json").read_text())["protocol"] == protocol
+        for key in ("test_comp_aopc", "test_plaus_auprc", "test_plaus_ref_auprc", "test_comp_aopc_unirex", "test_task_ref"):
+            assert res.metrics[key] is not None and np.isfinite(res.metrics[key]), (res.run_id, key)

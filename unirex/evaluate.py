@@ -3,8 +3,11 @@
 Per batch of ``B`` examples the evaluator needs ``1 + 2 x |K|`` predictions: the full input, and for
 each bin ``k`` the input with the top-k% rationale *deleted* (comprehensiveness) and with *only* the
 rationale kept (sufficiency). Deletion follows ERASER: removed subwords are cut out and the sequence is
-re-packed (shorter, contiguous positions), never masked and never decoded back to text. Special tokens
-and the query are always kept (:func:`unirex.rationale.topk_mask` never selects them).
+re-packed (shorter, contiguous positions), never masked and never decoded back to text. For ERASER's
+metrics the rationale is of document tokens only and special tokens and the query are always kept,
+for every method, under either protocol; under ``protocol=reference`` the UNIREX-style metrics are
+scored besides them on the reference's own inputs (:class:`ReferenceScoring`). Plausibility covers
+the original input's positions (``input_mask``), also where a method reads a pruned input (FRESH).
 
 How the cost is kept down (``cost`` below counts subword positions through the encoder):
 
@@ -28,8 +31,8 @@ sequence holding, per split-table row, one score per subword of that row (precom
 How the model predicts decides what is scored (its ``scoring`` attribute, a
 :class:`unirex.rationale.Scoring`): by default the prediction is on the whole input (ERASER's
 protocol). A select-then-predict model (A2R, FRESH) predicts from its own rationale, so each bin has
-its own prediction, from the rationale-only input; its variants are that input per bin plus one input
-with no document token, ``V + 1`` rows per example instead of ``1 + 2V``
+its own prediction, from the rationale-only input (ERASER's: special tokens, query and rationale); its
+variants are that input per bin plus one input with no document token, ``V + 1`` rows per example instead of ``1 + 2V``
 (:func:`select_then_predict_keep_masks`).
 
 Multiple choice (CoS-E, ``dataset.num_choices``): a batch row is one (example, choice) and the model

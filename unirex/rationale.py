@@ -8,14 +8,16 @@ Top-k (UNIREX's rule): for an example with ``n`` non-padding tokens
 tokens. ``n - 1`` discounts the first special token, which UNIREX always keeps. What this module does
 beyond the paper's code, precisely:
 
-* Candidates are the **explainable** positions only (document subwords, ``batch['explainable']``);
-  special tokens, the query of two-input tasks and padding are never selected (and never removed, see
-  :func:`keep_mask`). In UNIREX's code the count is taken over all non-padding tokens and the separator
-  could be picked; here the count is the same but is spent on explainable positions only.
-* The count is capped at the number of explainable positions; an example with none selects nothing.
+* Candidates depend on the run's ``protocol`` (:func:`selectable`, the one rule; a batch is marked once
+  with :func:`mark_selectable` and everything downstream reads :func:`candidates`): under ``eraser``
+  the **explainable** positions only (document subwords, ``batch['explainable']``): special tokens, the
+  query of two-input tasks and padding are never selected (and never removed, see :func:`keep_mask`);
+  under ``reference`` every token the model reads except [CLS] and the separators, the query included,
+  as UNIREX's ``calc_expl`` (which could also pick a separator; we never do).
+* The count is capped at the number of candidates; an example with none selects nothing.
 * ``round`` is round-half-to-even (Python's ``round`` and ``torch.round`` agree).
 * Ties in the scores are broken by position: the earlier token wins (stable sort), so the rule is
-  deterministic for constant scores.
+  deterministic for constant scores, under either protocol (UNIREX's ``argsort`` leaves ties unordered).
 
 :func:`topk_count` is exposed on its own so the same count can be applied at word level. FRESH's
 teacher top-k uses UNIREX's other count, ``max(1, int(k / 100 * (n - 1)))`` (truncated): ``rule="floor"``.
@@ -24,8 +26,8 @@ Removal in training (:func:`keep_mask`) follows UNIREX's ``expl_forward`` (mode 
 sufficiency input ("only") keeps the first token ([CLS]) and the rationale and masks everything else,
 [SEP] and a query included (UNIREX's attention mask is its ``expls``: [CLS] plus the top-k); the
 comprehensiveness input ("remove") keeps every non-padding token but the rationale (UNIREX's
-``inv_expls``, [CLS] forced on). Evaluation deletes tokens instead and keeps special tokens and the
-query (ERASER's convention, :mod:`unirex.evaluate`).
+``inv_expls``, [CLS] forced on). Evaluation deletes tokens instead; which tokens stay depends on the
+metric and the protocol (:mod:`unirex.evaluate`).
 """
 
 from __future__ import annotations
