@@ -465,7 +465,9 @@ class ReferenceScoring:
             task = in_place_probs(model, ids, torch.cat(only).long(), batch["token_type_ids"].repeat(K, 1), chunk_size,
                                   n_choices).view(K, B, -1).transpose(0, 1).cpu()
             comp = empty.cpu().unsqueeze(1).expand_as(base)
-            cost = {"forward_passes": cost["forward_passes"], "positions": cost["positions"] + 2 * ids.numel() // K}
+            n_in_place = -(-ids.shape[0] // max(1, chunk_size)) + -(-B // max(1, chunk_size))  # ceil divisions
+            cost = {"forward_passes": cost["forward_passes"] + n_in_place,
+                    "positions": cost["positions"] + ids.numel() + batch["input_ids"].numel()}
             return _RefProbs(base=base, comp=comp, suff=base, task=task), cost
         keep = torch.cat([am.bool() & ~s for s in sels] + only)
         probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
