@@ -50,10 +50,11 @@ class Scoring:
             input; comprehensiveness and sufficiency compare that prediction with the input without
             the top-k rationale and with the top-k rationale only. True (A2R, FRESH, as UNIREX's code
             scores them): the model predicts from its own top-k rationale, so for each bin ``k`` its
-            prediction is the one from the rationale-only input (the same input it trains on,
-            :func:`keep_mask` "only", deleted and re-packed); comprehensiveness compares it with the
-            prediction from the input with no document token left, and sufficiency is 0 (the
-            rationale-only input is the prediction's own input). Task metrics pool the predictions
+            prediction is the one from the rationale-only input (for ERASER's metrics ERASER's
+            sufficiency input, special tokens and query kept as for every method; under
+            ``protocol=reference`` also the reference's [CLS] + rationale, :mod:`unirex.evaluate`);
+            comprehensiveness compares it with the prediction from the input with no document token
+            left, and sufficiency is 0 (the rationale-only input is the prediction's own input). Task metrics pool the predictions
             of every bin, as UNIREX's code does.
         hard_k: the bin (percent) of the hard rationale (token F1, IOU F1, ERASER's top-level comp /
             suff and the export's prediction); None: the evaluator's default. FRESH uses 100: its
