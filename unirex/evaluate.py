@@ -69,6 +69,7 @@ from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausi
 from unirex.metrics.registry import computed_metrics
 from unirex.metrics.task import accuracy, macro_f1
 from unirex.packing import FORWARD_OVERHEAD, plan_chunks, run_packed  # noqa: F401 - re-exported
+from unirex.protocol import REFERENCE
 from unirex.rationale import Scoring, keep_mask, mark_selectable, selectable, topk_mask
 
 #: k (percent) of the hard rationale scored for token P/R/F1 and IOU F1, and used for the top-level
@@ -452,7 +453,7 @@ class ReferenceScoring:
     def batch_probs(self, model, batch: dict, scores: torch.Tensor, bins: _Bins, chunk_size: int, pad_id: int,
                     n_choices: int | None, full: torch.Tensor, select_then_predict: bool) -> tuple[_RefProbs, dict]:
         am = batch["attention_mask"]
-        cand = selectable(batch, "reference")
+        cand = selectable(batch, REFERENCE)
         K, B = len(bins.bins), scores.shape[0]
         sels = [topk_mask(scores, cand, am, k) for k in bins.bins]
         only = [keep_mask(am, cand, s, "only").bool() for s in sels]
@@ -645,7 +646,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             batch = mark_selectable({k: v.to(device) for k, v in batch.items()}, scoring.protocol)
             scores = _batch_scores(explain, batch)
             bp = strategy.batch_probs(model, batch, scores, bin_spec, chunk_size, pad_id, n_choices)
-            if scoring.protocol == "reference":
+            if scoring.protocol == REFERENCE:
                 bp.ref, cost = ReferenceScoring().batch_probs(model, batch, scores, bin_spec, chunk_size, pad_id,
                                                               n_choices, bp.full, strategy.select_then_predict)
                 bp.cost = {k: bp.cost[k] + cost[k] for k in ("forward_passes", "positions")}

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
+from unirex.protocol import ERASER, REFERENCE
+
 TOPK_BINS: tuple[int, ...] = (1, 5, 10, 20, 50)
 
 
@@ -106,17 +108,15 @@ def selectable_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, expla
         input_ids: ``[B, L]``.
         attention_mask: ``[B, L]`` 0/1, what the model reads (FRESH: its pruned input).
         explainable: ``[B, L]`` bool, document tokens.
-        protocol: ``"reference"`` or ``"eraser"`` (:data:`unirex.config.PROTOCOLS`).
+        protocol: ``"reference"`` or ``"eraser"`` (:mod:`unirex.protocol`).
         input_mask: ``[B, L]`` 0/1 of the original input (to find each row's last token when
             ``attention_mask`` is pruned); default ``attention_mask``.
     """
-    from unirex.config import PROTOCOLS  # lazy: the config module pulls omegaconf and the registries
-
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+    if protocol not in (REFERENCE, ERASER):
+        raise ValueError(f"protocol must be one of {(REFERENCE, ERASER)}, not {protocol!r}")
     am = attention_mask.bool()
     expl = explainable.bool()
-    if protocol == "eraser":
+    if protocol == ERASER:
         return expl & am
     full = (input_mask if input_mask is not None else attention_mask).bool()
     last = (full.long().sum(dim=1) - 1).clamp(min=0)  # [B]
@@ -151,7 +151,7 @@ def candidates(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     follows ``eraser``, the document tokens."""
     if SELECTABLE in batch:
         return batch[SELECTABLE].bool() & batch["attention_mask"].bool()
-    return selectable(batch, "eraser")
+    return selectable(batch, ERASER)
 
 
 def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
@@ -253,5 +253,6 @@ def topk_keep(batch: dict[str, torch.Tensor], scores: torch.Tensor, k_percent: f
     return keep_mask(batch["attention_mask"], cand, r, "only").bool()
 
 
-__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "SELECTABLE", "candidates", "keep_mask", "mark_selectable", "repack", "selectable", "selectable_mask", "topk_count",
+__all__ = ["COUNT_RULES", "SELECTABLE", "Scoring", "TOPK_BINS", "candidates", "keep_mask", "mark_selectable", "repack",
+           "selectable", "selectable_mask", "topk_count",
            "topk_keep", "topk_mask", "topk_masks"]
