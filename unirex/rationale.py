@@ -56,8 +56,8 @@ class Scoring:
             sufficiency input, special tokens and query kept as for every method; under
             ``protocol=reference`` also the reference's [CLS] + rationale, :mod:`unirex.evaluate`);
             comprehensiveness compares it with the prediction from the input with no document token
-            left, and sufficiency is 0 (the rationale-only input is the prediction's own input). Task metrics pool the predictions
-            of every bin, as UNIREX's code does.
+            left, and sufficiency is 0 (the rationale-only input is the prediction's own input).
+            Task metrics pool the predictions of every bin, as UNIREX's code does.
         hard_k: the bin (percent) of the hard rationale (token F1, IOU F1, ERASER's top-level comp /
             suff and the export's prediction); None: the evaluator's default. FRESH uses 100: its
             rationale is the whole pruned input.
