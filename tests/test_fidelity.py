@@ -138,45 +138,67 @@ def _tiny_split():
     return SplitDataset(table, 0, ["x", "y"])
 
 
-def test_select_then_predict_scoring_as_unirex_scores_a2r():
+@pytest.mark.parametrize("protocol", ["eraser", "reference"])
+def test_select_then_predict_scoring_as_unirex_scores_a2r(protocol):
+    """Issue 22: ERASER's metrics give A2R the input every method gets (special tokens + rationale), under
+    either protocol; the reference's strict input ([CLS] + rationale) scores the UNIREX-style metrics
+    under ``protocol=reference``."""
     ds = _tiny_split()
     scores = [np.array([0, 4, 3, 2, 1, 0.0]), np.array([0, 5, 1, 0.0])]
     r = evaluate(_CountingModel(), ds, scores, bins=(20, 50), batch_size=2,
-                 scoring=Scoring(select_then_predict=True, hard_k=50))
-    # row 0 (n = 6): 20% -> 1 token {5}: [CLS 5] -> logit 1; 50% -> 2 tokens {5, 6}: [CLS 5 6] -> logit 2
-    # row 1 (n = 4): 20% -> {7}: [CLS 7] -> -3; 50% -> {7, 6}: [CLS 7 6] -> -2. [SEP] is never kept.
-    # no document token left: [CLS] alone -> logit 0 -> p = 0.5
-    p = {(0, 20): _sigmoid(1), (0, 50): _sigmoid(2), (1, 20): _sigmoid(-3), (1, 50): _sigmoid(-2)}
+                 scoring=Scoring(select_then_predict=True, hard_k=50, protocol=protocol))
+    # ERASER's inputs keep [SEP] (weight 5) with the rationale:
+    # row 0 (n = 6): 20% -> 1 token {5}: [CLS 5 SEP] -> logit 6; 50% -> 2 tokens {5, 6}: [CLS 5 6 SEP] -> 7
+    # row 1 (n = 4): 20% -> {7}: [CLS 7 SEP] -> 2; 50% -> {7, 6}: [CLS 7 6 SEP] -> 3
+    # no document token left: [CLS SEP] -> logit 5
+    p = {(0, 20): _sigmoid(6), (0, 50): _sigmoid(7), (1, 20): _sigmoid(2), (1, 50): _sigmoid(3)}
+    empty = _sigmoid(5)
     assert r.outputs.bin_probs[:, :, 0].ravel().tolist() == pytest.approx([p[0, 20], p[0, 50], p[1, 20], p[1, 50]])
-    # comp(k) = p_k(y_k) - p(y_k | nothing), y_k the bin's own prediction (row 1 predicts class 1)
-    comp20 = ((p[0, 20] - 0.5) + ((1 - p[1, 20]) - 0.5)) / 2
-    comp50 = ((p[0, 50] - 0.5) + ((1 - p[1, 50]) - 0.5)) / 2
+    # comp(k) = p_k(y_k) - p(y_k | nothing), y_k the bin's own prediction (class 0 everywhere here)
+    comp20 = ((p[0, 20] - empty) + (p[1, 20] - empty)) / 2
+    comp50 = ((p[0, 50] - empty) + (p[1, 50] - empty)) / 2
     assert r.metrics["comp_k20"] == pytest.approx(comp20) and r.metrics["comp_k50"] == pytest.approx(comp50)
     assert r.metrics["comp_aopc"] == pytest.approx((comp20 + comp50) / 2)
     assert r.metrics["suff_k20"] == 0.0 and r.metrics["suff_k50"] == 0.0 and r.metrics["suff_aopc"] == 0.0
-    # the task score pools the 2 x 2 predictions: row 0 right twice, row 1 (gold 0) wrong twice
-    assert r.metrics["acc"] == pytest.approx(0.5)
-    assert r.metrics["macro_f1"] == pytest.approx((2 * 2 / (2 * 2 + 0 + 2) + 0.0) / 2)
+    # the task score pools the 2 x 2 predictions: all class 0, all right
+    assert r.metrics["acc"] == pytest.approx(1.0)
     # the export's single prediction is the hard_k bin's
-    assert r.outputs.pred.tolist() == [0, 1] and r.outputs.probs[0, 0] == pytest.approx(p[0, 50])
+    assert r.outputs.pred.tolist() == [0, 0] and r.outputs.probs[0, 0] == pytest.approx(p[0, 50])
+    if protocol == "eraser":
+        assert r.metrics["comp_aopc_unirex"] == pytest.approx((comp20 + comp50) / 3)
+        return
+    # the reference's inputs, as UNIREX scores A2R: [CLS] + rationale, [SEP] never kept:
+    # row 0: {5} -> 1, {5, 6} -> 2; row 1: {7} -> -3, {7, 6} -> -2; comprehensiveness' empty input
+    # (padding, attention mask all 0) -> logit 0 -> p = 0.5
+    q = {(0, 20): _sigmoid(1), (0, 50): _sigmoid(2), (1, 20): _sigmoid(-3), (1, 50): _sigmoid(-2)}
+    ref20 = ((q[0, 20] - 0.5) + ((1 - q[1, 20]) - 0.5)) / 2  # row 1 predicts class 1 there
+    ref50 = ((q[0, 50] - 0.5) + ((1 - q[1, 50]) - 0.5)) / 2
+    assert r.metrics["comp_aopc_unirex"] == pytest.approx((ref20 + ref50) / 3)  # sum over bins / (|K| + 1)
+    assert r.metrics["suff_aopc_unirex"] == 0.0
+    # task_ref pools the in-place predictions: row 0 right twice, row 1 (gold 0) wrong twice; macro F1
+    assert r.metrics["task_ref"] == pytest.approx((2 * 2 / (2 * 2 + 0 + 2) + 0.0) / 2)
 
 
-def test_select_then_predict_variants_keep_cls_and_the_rationale_only():
+def test_select_then_predict_variants_keep_the_special_tokens_and_the_rationale():
+    """ERASER's inputs for A2R / FRESH (issue 22: the same leniency as every method): special tokens and
+    query stay; the reference's strict [CLS] + rationale is :class:`unirex.evaluate.ReferenceScoring`'s."""
     scores = torch.tensor([[0.0, 4, 3, 2, 1, 0]])
     expl = torch.tensor([[False, True, True, True, True, False]])
     keep, sels = select_then_predict_keep_masks(scores, expl, torch.ones(1, 6, dtype=torch.long), (20, 50))
-    assert keep.long().tolist() == [[1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]
+    assert keep.long().tolist() == [[1, 1, 0, 0, 0, 1], [1, 1, 1, 0, 0, 1], [1, 0, 0, 0, 0, 1]]
 
 
 def test_a2r_and_fresh_models_are_scored_select_then_predict(a2r_model):
     _, model = a2r_model
-    assert model.scoring == Scoring(select_then_predict=True)
+    assert model.scoring == Scoring(select_then_predict=True, protocol="reference")  # the config's default
     fresh = method_config("fresh", ["data.fresh_exp_id=x"])
     assert fresh.model.topk == [100.0]  # UNIREX's FRESH config: eval_topk [100]
     from unirex.models.builder import model_scoring
 
-    assert model_scoring(fresh) == Scoring(select_then_predict=True, hard_k=100.0)
-    assert model_scoring(method_config("slm_plaus_linear")) == Scoring()
+    assert model_scoring(fresh) == Scoring(select_then_predict=True, hard_k=100.0, protocol="reference")
+    assert model_scoring(method_config("slm_plaus_linear")) == Scoring(protocol="reference")
+    # the run's protocol travels with the scoring; eraser is a bare evaluation's default
+    assert model_scoring(method_config("slm_plaus_linear", ["protocol=eraser"])) == Scoring()
 
 
 # ---------------------------------------------------------------------------------- 2. FRESH

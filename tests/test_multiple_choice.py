@@ -106,8 +106,10 @@ def test_losses_are_a_softmax_over_the_choices(cose_dir, tiny_arch):
     from unirex.rationale import keep_mask, topk_mask
 
     ds, _ = load_split(cose_dir, "cose", "train", arch=tiny_arch, max_length=32)
+    # protocol=eraser: the hand computation below picks among the document tokens (batch["explainable"]);
+    # under the default reference protocol the choice (the query) is a candidate too (test_protocol_eval.py)
     cfg = resolve_run_config([f"arch={tiny_arch}", "method=aa_sum_comp_suff", "model.topk=[50]",
-                              "model.rationale_removal=mask"])
+                              "model.rationale_removal=mask", "protocol=eraser"])
     model = build_model(cfg, 5, num_choices=5).eval()
     lm = model.task_lm
     assert lm.classifier.out_features == 1

@@ -57,6 +57,7 @@ from unirex.models.removal import resolve_removal
 from unirex.objective import compute_losses, plausibility_subset
 from unirex.optim import build_optimizer
 from unirex.protocol import input_layout, is_reference
+from unirex.rationale import mark_selectable
 from unirex.registry import saved_attribution_name
 from unirex.runs import RunDir, parse_tags
 from unirex.teacher import attach_teacher, attrs_path, fresh_table, load_teacher_scores
@@ -312,7 +313,7 @@ class Engine:
             for bi, batch in enumerate(loader):
                 if self.cancelled():
                     raise _Cancelled()
-                batch = to_device(batch, self.device)
+                batch = mark_selectable(to_device(batch, self.device), self.cfg.protocol)
                 s = self.model.explain(batch).float().cpu()
                 for row, idx in enumerate(batch["index"].tolist()):
                     ids.append(table_ids[idx])

@@ -3,8 +3,11 @@
 Per batch of ``B`` examples the evaluator needs ``1 + 2 x |K|`` predictions: the full input, and for
 each bin ``k`` the input with the top-k% rationale *deleted* (comprehensiveness) and with *only* the
 rationale kept (sufficiency). Deletion follows ERASER: removed subwords are cut out and the sequence is
-re-packed (shorter, contiguous positions), never masked and never decoded back to text. Special tokens
-and the query are always kept (:func:`unirex.rationale.topk_mask` never selects them).
+re-packed (shorter, contiguous positions), never masked and never decoded back to text. For ERASER's
+metrics the rationale is of document tokens only and special tokens and the query are always kept,
+for every method, under either protocol; under ``protocol=reference`` the UNIREX-style metrics are
+scored besides them on the reference's own inputs (:class:`ReferenceScoring`). Plausibility covers
+the original input's positions (``input_mask``), also where a method reads a pruned input (FRESH).
 
 How the cost is kept down (``cost`` below counts subword positions through the encoder):
 
@@ -28,8 +31,8 @@ sequence holding, per split-table row, one score per subword of that row (precom
 How the model predicts decides what is scored (its ``scoring`` attribute, a
 :class:`unirex.rationale.Scoring`): by default the prediction is on the whole input (ERASER's
 protocol). A select-then-predict model (A2R, FRESH) predicts from its own rationale, so each bin has
-its own prediction, from the rationale-only input; its variants are that input per bin plus one input
-with no document token, ``V + 1`` rows per example instead of ``1 + 2V``
+its own prediction, from the rationale-only input (ERASER's: special tokens, query and rationale); its
+variants are that input per bin plus one input with no document token, ``V + 1`` rows per example instead of ``1 + 2V``
 (:func:`select_then_predict_keep_masks`).
 
 Multiple choice (CoS-E, ``dataset.num_choices``): a batch row is one (example, choice) and the model
@@ -57,15 +60,17 @@ import numpy as np
 import polars as pl
 import torch
 
+from unirex.data.tensors import input_mask
 from unirex.errors import UnirexError
-from unirex.metrics.faithfulness import BINS, faithfulness_metrics, prob_drop
+from unirex.metrics.faithfulness import BINS, aopc_unirex, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
                                       task_ref)
 from unirex.metrics.registry import computed_metrics
 from unirex.metrics.task import accuracy, macro_f1
 from unirex.packing import FORWARD_OVERHEAD, plan_chunks, run_packed  # noqa: F401 - re-exported
-from unirex.rationale import Scoring, keep_mask, topk_mask
+from unirex.protocol import REFERENCE
+from unirex.rationale import Scoring, keep_mask, mark_selectable, selectable, topk_mask
 
 #: k (percent) of the hard rationale scored for token P/R/F1 and IOU F1, and used for the top-level
 #: comprehensiveness / sufficiency of the ERASER export.
@@ -105,9 +110,24 @@ class EvalOutputs:
     #: select-then-predict models only: [N, K, C] the prediction from each bin's rationale (the base
     #: of that bin's comp / suff); ``probs`` / ``pred`` are then the ``hard_k`` bin's prediction
     bin_probs: np.ndarray | None = None
+    #: ``protocol=reference`` only, not saved: the reference's inputs' predictions, per bin ``[N, K, C]``
+    #: (:class:`ReferenceScoring`), which the UNIREX-style metrics read; None: they read ERASER's
+    ref: "ReferenceOutputs | None" = None
 
     def __len__(self) -> int:
         return len(self.index)
+
+
+@dataclass
+class ReferenceOutputs:
+    """Per example (the rows of :class:`EvalOutputs`), per faithfulness bin, ``[N, K, C]``: the predictions on
+    the ``reference`` protocol's inputs (:class:`ReferenceScoring`): comp / suff's base, the input without
+    the rationale, the rationale alone, and (select-then-predict models) the task prediction."""
+
+    base: np.ndarray
+    comp: np.ndarray
+    suff: np.ndarray
+    task: np.ndarray | None = None
 
 
 @dataclass
@@ -137,18 +157,23 @@ def variant_keep_masks(scores: torch.Tensor, explainable: torch.Tensor, attentio
 
 
 def select_then_predict_keep_masks(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
-                                   bins: Sequence[float]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                                   bins: Sequence[float], input_mask: torch.Tensor | None = None,
+                                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The keep matrix of a select-then-predict model's variants, ``[(K + 1) * B, L]`` bool: for each
-    bin, the rationale-only input the model predicts from (the training rule,
-    :func:`unirex.rationale.keep_mask` "only": the first token and the rationale), then the input
-    with no document token (the first token alone: comprehensiveness's input, shared by the bins);
-    and the top-k masks."""
+    bin, the rationale-only input the model predicts from, then the input with no document token
+    (comprehensiveness's input, shared by the bins); and the top-k masks.
+
+    The inputs are ERASER's, as every other method gets them: the special tokens and the query of the
+    original input (``input_mask``, default ``attention_mask``; FRESH reads a pruned one) stay, plus the
+    rationale. (Before issue 22 A2R and FRESH kept only [CLS] here, a stricter input than the others';
+    the strict input is now the ``reference`` protocol's, for every method, :class:`ReferenceScoring`.)"""
     am = attention_mask.bool()
     expl = explainable.bool() & am
+    full = (input_mask if input_mask is not None else attention_mask).bool()
+    always = full & ~explainable.bool()  # special tokens and the query
     sels = [topk_mask(scores, expl, attention_mask, k) for k in bins]
-    only = [keep_mask(attention_mask, expl, s, "only").bool() for s in sels]
-    empty = keep_mask(attention_mask, expl, torch.zeros_like(expl), "only").bool()
-    return torch.cat(only + [empty], dim=0), sels
+    only = [always | s for s in sels]
+    return torch.cat(only + [always], dim=0), sels
 
 
 @torch.no_grad()
@@ -171,13 +196,7 @@ def variant_probs(model, batch: dict, keep: torch.Tensor, chunk_size: int, pad_t
                        token_type_ids=packed["token_type_ids"]).float()
 
     logits, cost = run_packed(forward, rows, keep, chunk_size, pad_token_id)
-    if num_choices:
-        from unirex.models.task_lm import group_choices
-
-        probs = torch.softmax(group_choices(logits.double(), num_choices), dim=-1).repeat_interleave(num_choices, 0)
-    else:
-        probs = torch.softmax(logits.double(), dim=-1)
-    return probs, {"forward_passes": cost.forward_passes, "positions": cost.positions}
+    return _grouped_probs(logits, num_choices), {"forward_passes": cost.forward_passes, "positions": cost.positions}
 
 
 def _batch_scores(explain, batch: dict) -> torch.Tensor:
@@ -275,7 +294,27 @@ def task_and_faithfulness(outputs: EvalOutputs, log_odds: bool = True, dataset_n
                                       outputs.bins, log_odds_variants=log_odds))
     m["comp"] = float(prob_drop(outputs.probs, outputs.hard_comp_probs, outputs.pred).mean()) if len(outputs) else 0.0
     m["suff"] = float(prob_drop(outputs.probs, outputs.hard_suff_probs, outputs.pred).mean()) if len(outputs) else 0.0
+    if outputs.ref is not None:
+        m.update(reference_protocol_metrics(outputs, dataset_name))
     return m
+
+
+def reference_protocol_metrics(outputs: EvalOutputs, dataset_name: str | None = None) -> dict[str, float]:
+    """The UNIREX-style metrics on the ``reference`` protocol's inputs (``outputs.ref``):
+    ``comp_aopc_unirex`` / ``suff_aopc_unirex`` (each bin's drop from its base's predicted label, the sum
+    over bins / ``(|K| + 1)``) and, for a select-then-predict model, ``task_ref`` over the in-place task
+    predictions of every bin (a model that predicts from the whole input keeps ERASER's prediction)."""
+    ref = outputs.ref
+    if not len(outputs):
+        return {"comp_aopc_unirex": 0.0, "suff_aopc_unirex": 0.0}
+    pred = ref.base.argmax(-1)  # [N, K]
+    out = {"comp_aopc_unirex": aopc_unirex(prob_drop(ref.base, ref.comp, pred)),
+           "suff_aopc_unirex": aopc_unirex(prob_drop(ref.base, ref.suff, pred))}
+    if ref.task is not None:
+        task_pred = ref.task.argmax(-1)
+        out["task_ref"] = task_ref(np.repeat(outputs.label[:, None], task_pred.shape[1], axis=1).ravel(),
+                                   task_pred.ravel(), dataset_name)[0]
+    return out
 
 
 def word_level_plausibility(outputs: EvalOutputs, table: pl.DataFrame, gold_spans=None,
@@ -319,6 +358,19 @@ class _BatchProbs:
     sels: list[torch.Tensor]
     cost: dict
     bin: torch.Tensor | None = None
+    ref: "_RefProbs | None" = None
+
+
+@dataclass
+class _RefProbs:
+    """A batch's predictions on the ``reference`` protocol's inputs, per faithfulness bin (``[B, K, C]``):
+    the base of comp / suff (``base``), the input without the rationale (``comp``), the rationale alone
+    (``suff``); select-then-predict models also the task prediction (``task``)."""
+
+    base: torch.Tensor
+    comp: torch.Tensor
+    suff: torch.Tensor
+    task: torch.Tensor | None = None
 
 
 class EraserScoring:
@@ -351,12 +403,78 @@ class SelectThenPredictScoring:
                     n_choices: int | None) -> _BatchProbs:
         var_bins = bins.variant_bins
         V, K, B = len(var_bins), len(bins.bins), scores.shape[0]
-        keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins)
+        keep, sels = select_then_predict_keep_masks(scores, batch["explainable"], batch["attention_mask"], var_bins,
+                                                    input_mask(batch))
         probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
         probs = probs.view(V + 1, B, -1).cpu()
         suff = probs[:V].transpose(0, 1)  # [B, V, C]
         comp = probs[V].unsqueeze(1).expand_as(suff)
         return _BatchProbs(full=suff[:, bins.hard_j], comp=comp, suff=suff, sels=sels, cost=cost, bin=suff[:, :K])
+
+
+def _grouped_probs(logits: torch.Tensor, num_choices: int | None) -> torch.Tensor:
+    """Float64 probabilities per row from row logits (multiple choice: soft-maxed over an example's rows)."""
+    if num_choices:
+        from unirex.models.task_lm import group_choices
+
+        return torch.softmax(group_choices(logits.double(), num_choices), dim=-1).repeat_interleave(num_choices, 0)
+    return torch.softmax(logits.double(), dim=-1)
+
+
+@torch.no_grad()
+def in_place_probs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
+                   chunk_size: int, num_choices: int | None = None) -> torch.Tensor:
+    """Probabilities ``[R, C]`` of full-length rows masked in place (nothing deleted, every token at its
+    original position), ``chunk_size`` rows per forward pass (a multiple of ``num_choices``)."""
+    step = max(1, int(chunk_size))
+    if num_choices:
+        step = max(num_choices, step - step % num_choices)
+    out = [_logits(model, input_ids=input_ids[i : i + step], attention_mask=attention_mask[i : i + step],
+                   token_type_ids=token_type_ids[i : i + step]).float() for i in range(0, input_ids.shape[0], step)]
+    return _grouped_probs(torch.cat(out), num_choices)
+
+
+class ReferenceScoring:
+    """The ``reference`` protocol's inputs (UNIREX's ``expl_forward`` in ``metric`` mode), run besides
+    ERASER's for the UNIREX-style metrics (``comp_aopc_unirex``, ``suff_aopc_unirex``, ``task_ref``).
+
+    The rationale of bin ``k`` is the top-k of every token but [CLS] and [SEP] (the query included,
+    :func:`unirex.rationale.selectable`); the inputs, deleted and re-packed as the reference does:
+
+    * comprehensiveness: every token but the rationale ([CLS], [SEP] and the rest of the query stay);
+    * sufficiency: [CLS] and the rationale, nothing else (no [SEP], no query);
+    * select-then-predict models (A2R, FRESH): the base of comp / suff is the prediction from the
+      sufficiency input (so sufficiency is 0), comprehensiveness's input is the reference's empty one
+      (every position the pad token, attention mask all 0, at the batch's length; the reference pads
+      to ``max_length``), and the task prediction (``task_ref``) is from [CLS] + the rationale masked in
+      place at the original positions (the reference's training-mode forward, which its task metrics read).
+    """
+
+    def batch_probs(self, model, batch: dict, scores: torch.Tensor, bins: _Bins, chunk_size: int, pad_id: int,
+                    n_choices: int | None, full: torch.Tensor, select_then_predict: bool) -> tuple[_RefProbs, dict]:
+        am = batch["attention_mask"]
+        cand = selectable(batch, REFERENCE)
+        K, B = len(bins.bins), scores.shape[0]
+        sels = [topk_mask(scores, cand, am, k) for k in bins.bins]
+        only = [keep_mask(am, cand, s, "only").bool() for s in sels]
+        if select_then_predict:
+            probs, cost = variant_probs(model, batch, torch.cat(only), chunk_size, pad_id, n_choices)
+            base = probs.view(K, B, -1).transpose(0, 1).cpu()
+            empty = in_place_probs(model, torch.full_like(batch["input_ids"], pad_id), torch.zeros_like(am),
+                                   torch.zeros_like(batch["token_type_ids"]), chunk_size, n_choices)
+            ids = batch["input_ids"].repeat(K, 1)
+            task = in_place_probs(model, ids, torch.cat(only).long(), batch["token_type_ids"].repeat(K, 1), chunk_size,
+                                  n_choices).view(K, B, -1).transpose(0, 1).cpu()
+            comp = empty.cpu().unsqueeze(1).expand_as(base)
+            n_in_place = -(-ids.shape[0] // max(1, chunk_size)) + -(-B // max(1, chunk_size))  # ceil divisions
+            cost = {"forward_passes": cost["forward_passes"] + n_in_place,
+                    "positions": cost["positions"] + ids.numel() + batch["input_ids"].numel()}
+            return _RefProbs(base=base, comp=comp, suff=base, task=task), cost
+        keep = torch.cat([am.bool() & ~s for s in sels] + only)
+        probs, cost = variant_probs(model, batch, keep, chunk_size, pad_id, n_choices)
+        probs = probs.view(2 * K, B, -1).cpu()
+        base = full.unsqueeze(1).expand(B, K, full.shape[-1])
+        return _RefProbs(base=base, comp=probs[:K].transpose(0, 1), suff=probs[K:].transpose(0, 1)), cost
 
 
 def scoring_strategy(scoring: Scoring) -> EraserScoring | SelectThenPredictScoring:
@@ -372,7 +490,7 @@ class _Collector:
         self.bins, self.keep_subword_scores = bins, keep_subword_scores
         self.n_words_all = np.asarray([sum(c) for c in table["doc_word_counts"].to_list()], dtype=np.int64)
         self.parts: dict[str, list] = {k: [] for k in ("index", "label", "pred", "probs", "comp", "suff", "hcomp",
-                                                       "hsuff", "bin")}
+                                                       "hsuff", "bin", "rbase", "rcomp", "rsuff", "rtask")}
         self.word_scores, self.hard_words, self.sub_scores, self.sub_docs, self.ref_rows = [], [], [], [], []
         self.n_forward = self.positions = 0
 
@@ -380,6 +498,10 @@ class _Collector:
         K, hard_j, parts = len(self.bins.bins), self.bins.hard_j, self.parts
         if bp.bin is not None:
             parts["bin"].append(bp.bin)
+        if bp.ref is not None:
+            parts["rbase"].append(bp.ref.base), parts["rcomp"].append(bp.ref.comp), parts["rsuff"].append(bp.ref.suff)
+            if bp.ref.task is not None:
+                parts["rtask"].append(bp.ref.task)
         self.n_forward += bp.cost["forward_passes"]
         self.positions += bp.cost["positions"]
         parts["index"].append(batch["index"].cpu())
@@ -407,11 +529,13 @@ class _Collector:
     def _add_subwords(self, batch: dict, scores: torch.Tensor, hard_sel: torch.Tensor) -> None:
         """Subword level: the document positions of each example, for training-curve plausibility."""
         rows = batch["index"].cpu().numpy()
-        expl = (batch["explainable"].bool() & batch["attention_mask"].bool()).cpu().numpy()
+        # the ORIGINAL input's positions, not the tokens the model read: FRESH's pruned gold tokens are misses
+        positions = input_mask(batch)
+        expl = (batch["explainable"].bool() & positions).cpu().numpy()
         sc, gold, hard = scores.cpu().numpy(), batch["rationale"].cpu().numpy() > 0, hard_sel.cpu().numpy()
         has = batch["has_rationale"].cpu().numpy()
-        lens = batch["attention_mask"].sum(dim=1).cpu().numpy()
-        am = batch["attention_mask"].bool().cpu().numpy()
+        lens = positions.sum(dim=1).cpu().numpy()
+        am = positions.cpu().numpy()
         for i in range(scores.shape[0]):
             if self.keep_subword_scores:
                 self.sub_scores.append(sc[i, : lens[i]].copy())
@@ -425,7 +549,8 @@ class _Collector:
     def outputs(self, dataset, select_then_predict: bool) -> EvalOutputs:
         """The per-example outputs in table order (multiple choice: the row of each example's predicted choice)."""
         table = dataset.table
-        cat = {k: (torch.cat(v).numpy() if v else np.zeros((0,))) for k, v in self.parts.items()}
+        cat = {k: (torch.cat(v).numpy() if v else None) for k, v in self.parts.items()}
+        cat.update({k: np.zeros((0,)) for k in ("index", "label", "pred") if cat[k] is None})
         order = np.argsort(cat["index"], kind="stable")
         if getattr(dataset, "num_choices", None):  # one output per example: the row of its predicted choice
             choice = np.asarray(table["choice"].to_list(), dtype=np.int64)
@@ -441,6 +566,9 @@ class _Collector:
             word_scores=[self.word_scores[i] for i in order], hard_words=[self.hard_words[i] for i in order],
             subword_scores=[self.sub_scores[i] for i in order] if self.keep_subword_scores else None,
             bin_probs=cat["bin"][order] if select_then_predict else None,
+            ref=None if cat["rbase"] is None else ReferenceOutputs(
+                base=cat["rbase"][order], comp=cat["rcomp"][order], suff=cat["rsuff"][order],
+                task=None if cat["rtask"] is None else cat["rtask"][order]),
         )
 
     def subword_metrics(self, iou_threshold: float) -> dict[str, float | None]:
@@ -515,9 +643,14 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         for batch in loader:
             if should_stop is not None and should_stop():
                 raise EvaluationCancelled("evaluation cancelled")
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = mark_selectable({k: v.to(device) for k, v in batch.items()}, scoring.protocol)
             scores = _batch_scores(explain, batch)
-            kept.add(batch, scores, strategy.batch_probs(model, batch, scores, bin_spec, chunk_size, pad_id, n_choices))
+            bp = strategy.batch_probs(model, batch, scores, bin_spec, chunk_size, pad_id, n_choices)
+            if scoring.protocol == REFERENCE:
+                bp.ref, cost = ReferenceScoring().batch_probs(model, batch, scores, bin_spec, chunk_size, pad_id,
+                                                              n_choices, bp.full, strategy.select_then_predict)
+                bp.cost = {k: bp.cost[k] + cost[k] for k in ("forward_passes", "positions")}
+            kept.add(batch, scores, bp)
             done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
@@ -661,7 +794,7 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
 
 save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS
 
-__all__ = ["DEFAULT_HARD_K", "EvalOutputs", "EvalResult", "EvaluationCancelled", "evaluate", "gold_spans_from_source",
-           "load_outputs", "outputs_paths", "save_outputs", "select_then_predict_keep_masks", "task_and_faithfulness",
-           "variant_keep_masks",
-           "variant_probs", "word_level_documents", "word_level_plausibility"]
+__all__ = ["DEFAULT_HARD_K", "EvalOutputs", "EvalResult", "EvaluationCancelled", "ReferenceOutputs", "ReferenceScoring",
+           "evaluate", "gold_spans_from_source", "in_place_probs", "load_outputs", "outputs_paths",
+           "reference_protocol_metrics", "save_outputs", "select_then_predict_keep_masks", "task_and_faithfulness",
+           "variant_keep_masks", "variant_probs", "word_level_documents", "word_level_plausibility"]

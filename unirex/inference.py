@@ -19,6 +19,7 @@ from unirex.data.catalog import split_choices
 from unirex.data.encode import encode_text
 from unirex.data.tensors import LIST_COLUMNS, collate
 from unirex.errors import UnirexError
+from unirex.rationale import mark_selectable
 from unirex.registry import attribution_names
 
 #: longest text :func:`explain_text` accepts (characters over all documents and the query); the model
@@ -121,7 +122,8 @@ def explain_text(model, tokenizer, documents: list[str] | str, labels: list[str]
     items = [{**{c: r[c] for c in LIST_COLUMNS}, "label": 0, "has_rationale": False, "index": i}
              for i, r in enumerate(encoded)]
     device = _model_device(model)
-    batch = {k: v.to(device) for k, v in collate(items, tokenizer.pad_token_id or 0).items()}
+    protocol = getattr(getattr(model, "scoring", None), "protocol", "eraser")  # scores as evaluation scores them
+    batch = mark_selectable({k: v.to(device) for k, v in collate(items, tokenizer.pad_token_id or 0).items()}, protocol)
     was_training = model.training
     model.eval()
     select_then_predict = bool(getattr(getattr(model, "scoring", None), "select_then_predict", False))

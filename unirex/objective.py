@@ -63,7 +63,7 @@ from unirex.errors import UnirexError
 from unirex.models.extractors.base import TrainingScores, ordinal_scores
 from unirex.models.removal import variant_logits
 from unirex.protocol import is_reference
-from unirex.rationale import keep_mask, topk_mask
+from unirex.rationale import candidates, keep_mask, mark_selectable, topk_mask
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -91,11 +91,12 @@ def fresh_keep(batch: dict[str, torch.Tensor], k_percent: float) -> torch.Tensor
     """``[B, L]`` bool: FRESH's input, as UNIREX builds it (``src/data/data.py``): the first token
     ([CLS]) and the teacher's binary top-k of ``batch['teacher_scores']``, with the count
     ``max(1, int(k / 100 * (n - 1)))`` (truncated, not rounded) for ``n`` non-padding tokens, chosen
-    among the explainable positions."""
+    among :func:`unirex.rationale.candidates` (the protocol's rule)."""
     if "teacher_scores" not in batch:
         raise UnirexError("model=fresh needs batch['teacher_scores'] (the attributions of data.fresh_exp_id)")
-    r = topk_mask(batch["teacher_scores"], batch["explainable"], batch["attention_mask"], k_percent, rule="floor")
-    return keep_mask(batch["attention_mask"], batch["explainable"], r, "only").bool()
+    cand = candidates(batch)
+    r = topk_mask(batch["teacher_scores"], cand, batch["attention_mask"], k_percent, rule="floor")
+    return keep_mask(batch["attention_mask"], cand, r, "only").bool()
 
 
 def fresh_batch(batch: dict[str, torch.Tensor], k_percent: float) -> dict[str, torch.Tensor]:
@@ -235,6 +236,8 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     """
     m = cfg.model
     lm = model.task_lm
+    # which tokens a rationale may pick, decided once for the batch (the run's protocol)
+    batch = mark_selectable(batch, cfg.protocol)
     if m.name == "fresh" and "teacher_scores" in batch:
         # a batch that still carries the teacher's scores is pruned here; the engine prunes whole
         # splits up front instead (unirex.teacher.fresh_table), so evaluation sees the same input
@@ -256,7 +259,7 @@ def compute_losses(batch: dict[str, torch.Tensor], model: "UnirexModel", cfg: "R
     if _needs_scores(cfg):
         extracted = _scores(batch, model, cfg, hidden)
         scores, token_logits = extracted.scores, extracted.token_logits
-    rationales = ([topk_mask(scores, batch["explainable"], batch["attention_mask"], k) for k in m.topk]
+    rationales = ([topk_mask(scores, candidates(batch), batch["attention_mask"], k) for k in m.topk]
                   if scores is not None and (m.comp_wt > 0 or m.suff_wt > 0 or a2r) else [])
     if m.comp_wt > 0 or m.suff_wt > 0:
         cs = _comp_suff_losses(lm, batch, cfg, scores, rationales, labels, ce_full, logits)

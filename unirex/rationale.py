@@ -8,14 +8,16 @@ Top-k (UNIREX's rule): for an example with ``n`` non-padding tokens
 tokens. ``n - 1`` discounts the first special token, which UNIREX always keeps. What this module does
 beyond the paper's code, precisely:
 
-* Candidates are the **explainable** positions only (document subwords, ``batch['explainable']``);
-  special tokens, the query of two-input tasks and padding are never selected (and never removed, see
-  :func:`keep_mask`). In UNIREX's code the count is taken over all non-padding tokens and the separator
-  could be picked; here the count is the same but is spent on explainable positions only.
-* The count is capped at the number of explainable positions; an example with none selects nothing.
+* Candidates depend on the run's ``protocol`` (:func:`selectable`, the one rule; a batch is marked once
+  with :func:`mark_selectable` and everything downstream reads :func:`candidates`): under ``eraser``
+  the **explainable** positions only (document subwords, ``batch['explainable']``): special tokens, the
+  query of two-input tasks and padding are never selected (and never removed, see :func:`keep_mask`);
+  under ``reference`` every token the model reads except [CLS] and the separators, the query included,
+  as UNIREX's ``calc_expl`` (which could also pick a separator; we never do).
+* The count is capped at the number of candidates; an example with none selects nothing.
 * ``round`` is round-half-to-even (Python's ``round`` and ``torch.round`` agree).
 * Ties in the scores are broken by position: the earlier token wins (stable sort), so the rule is
-  deterministic for constant scores.
+  deterministic for constant scores, under either protocol (UNIREX's ``argsort`` leaves ties unordered).
 
 :func:`topk_count` is exposed on its own so the same count can be applied at word level. FRESH's
 teacher top-k uses UNIREX's other count, ``max(1, int(k / 100 * (n - 1)))`` (truncated): ``rule="floor"``.
@@ -24,8 +26,8 @@ Removal in training (:func:`keep_mask`) follows UNIREX's ``expl_forward`` (mode 
 sufficiency input ("only") keeps the first token ([CLS]) and the rationale and masks everything else,
 [SEP] and a query included (UNIREX's attention mask is its ``expls``: [CLS] plus the top-k); the
 comprehensiveness input ("remove") keeps every non-padding token but the rationale (UNIREX's
-``inv_expls``, [CLS] forced on). Evaluation deletes tokens instead and keeps special tokens and the
-query (ERASER's convention, :mod:`unirex.evaluate`).
+``inv_expls``, [CLS] forced on). Evaluation deletes tokens instead; which tokens stay depends on the
+metric and the protocol (:mod:`unirex.evaluate`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from unirex.protocol import ERASER, REFERENCE
 
 TOPK_BINS: tuple[int, ...] = (1, 5, 10, 20, 50)
 
@@ -48,18 +52,24 @@ class Scoring:
             input; comprehensiveness and sufficiency compare that prediction with the input without
             the top-k rationale and with the top-k rationale only. True (A2R, FRESH, as UNIREX's code
             scores them): the model predicts from its own top-k rationale, so for each bin ``k`` its
-            prediction is the one from the rationale-only input (the same input it trains on,
-            :func:`keep_mask` "only", deleted and re-packed); comprehensiveness compares it with the
-            prediction from the input with no document token left, and sufficiency is 0 (the
-            rationale-only input is the prediction's own input). Task metrics pool the predictions
-            of every bin, as UNIREX's code does.
+            prediction is the one from the rationale-only input (for ERASER's metrics ERASER's
+            sufficiency input, special tokens and query kept as for every method; under
+            ``protocol=reference`` also the reference's [CLS] + rationale, :mod:`unirex.evaluate`);
+            comprehensiveness compares it with the prediction from the input with no document token
+            left, and sufficiency is 0 (the rationale-only input is the prediction's own input).
+            Task metrics pool the predictions of every bin, as UNIREX's code does.
         hard_k: the bin (percent) of the hard rationale (token F1, IOU F1, ERASER's top-level comp /
             suff and the export's prediction); None: the evaluator's default. FRESH uses 100: its
             rationale is the whole pruned input.
+        protocol: ``"eraser"`` (the default of a bare evaluation) or ``"reference"`` (a run's
+            ``protocol``, :func:`unirex.models.builder.model_scoring`): which tokens the UNIREX-style
+            metrics' top-k can pick and which inputs they are scored on (:func:`selectable`,
+            :mod:`unirex.evaluate`). ERASER's own metrics do not depend on it.
     """
 
     select_then_predict: bool = False
     hard_k: float | None = None
+    protocol: str = "eraser"
 
 
 COUNT_RULES = ("round", "floor")
@@ -81,6 +91,67 @@ def topk_count(n_tokens: torch.Tensor | int, k_percent: float, rule: str = "roun
     m = int(n_tokens) - 1
     raw = round(m * float(k_percent) / 100.0) if rule == "round" else int(float(k_percent) / 100.0 * m)
     return max(1, raw)
+
+
+def selectable_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, explainable: torch.Tensor, protocol: str,
+                    input_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, L]`` bool: the positions a top-k rationale may pick under ``protocol`` (the one rule, shared by
+    training, the baselines, the extractors' score masks and the evaluator).
+
+    * ``"eraser"``: the document tokens (``explainable``) the model reads (``attention_mask``).
+    * ``"reference"`` (UNIREX's ``calc_expl``): every token the model reads except the first ([CLS])
+      and the separators: the query of a two-input task is a candidate. A separator is a
+      non-document token with the id of the row's last token (``[SEP]`` / ``</s>``, which the arch's
+      pair encoding always ends on), so no tokenizer is needed; a document token is never one.
+
+    Args:
+        input_ids: ``[B, L]``.
+        attention_mask: ``[B, L]`` 0/1, what the model reads (FRESH: its pruned input).
+        explainable: ``[B, L]`` bool, document tokens.
+        protocol: ``"reference"`` or ``"eraser"`` (:mod:`unirex.protocol`).
+        input_mask: ``[B, L]`` 0/1 of the original input (to find each row's last token when
+            ``attention_mask`` is pruned); default ``attention_mask``.
+    """
+    if protocol not in (REFERENCE, ERASER):
+        raise ValueError(f"protocol must be one of {(REFERENCE, ERASER)}, not {protocol!r}")
+    am = attention_mask.bool()
+    expl = explainable.bool()
+    if protocol == ERASER:
+        return expl & am
+    full = (input_mask if input_mask is not None else attention_mask).bool()
+    last = (full.long().sum(dim=1) - 1).clamp(min=0)  # [B]
+    closing = input_ids.gather(1, last.unsqueeze(1))  # [B, 1]
+    separator = ~expl & (input_ids == closing)
+    first = torch.zeros_like(am)
+    first[:, 0] = True
+    return am & ~first & ~separator
+
+
+def selectable(batch: dict[str, torch.Tensor], protocol: str) -> torch.Tensor:
+    """:func:`selectable_mask` of a collated batch (its ``input_mask`` gives the original input)."""
+    return selectable_mask(batch["input_ids"], batch["attention_mask"], batch["explainable"], protocol,
+                           batch.get("input_mask"))
+
+
+#: the batch entry holding :func:`selectable` under the run's protocol (:func:`mark_selectable`)
+SELECTABLE = "selectable"
+
+
+def mark_selectable(batch: dict[str, torch.Tensor], protocol: str) -> dict[str, torch.Tensor]:
+    """``batch`` with ``batch["selectable"]``: the positions a rationale may pick under ``protocol``. Whoever
+    owns a run's protocol marks its batches (the engine's training step and attribution pass, the evaluator,
+    Explain); everything downstream (extractors' score masks, the baselines, the training top-k and
+    removal) reads :func:`candidates`, so the protocol is decided once per batch."""
+    return {**batch, SELECTABLE: selectable(batch, protocol)}
+
+
+def candidates(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, L]`` bool: the positions a rationale of ``batch`` may pick: its ``selectable`` entry
+    (:func:`mark_selectable`), restricted to what the model reads; an unmarked batch (built by hand)
+    follows ``eraser``, the document tokens."""
+    if SELECTABLE in batch:
+        return batch[SELECTABLE].bool() & batch["attention_mask"].bool()
+    return selectable(batch, ERASER)
 
 
 def topk_mask(scores: torch.Tensor, explainable: torch.Tensor, attention_mask: torch.Tensor,
@@ -176,9 +247,12 @@ def repack(batch: dict[str, torch.Tensor], keep: torch.Tensor, pad_token_id: int
 
 
 def topk_keep(batch: dict[str, torch.Tensor], scores: torch.Tensor, k_percent: float, rule: str = "round") -> torch.Tensor:
-    """``[B, L]`` bool: the first token and the top-k% explainable tokens (:func:`keep_mask` "only")."""
-    r = topk_mask(scores, batch["explainable"], batch["attention_mask"], k_percent, rule)
-    return keep_mask(batch["attention_mask"], batch["explainable"], r, "only").bool()
+    """``[B, L]`` bool: the first token and the top-k% of :func:`candidates` (:func:`keep_mask` "only")."""
+    cand = candidates(batch)
+    r = topk_mask(scores, cand, batch["attention_mask"], k_percent, rule)
+    return keep_mask(batch["attention_mask"], cand, r, "only").bool()
 
 
-__all__ = ["COUNT_RULES", "Scoring", "TOPK_BINS", "keep_mask", "repack", "topk_count", "topk_keep", "topk_mask", "topk_masks"]
+__all__ = ["COUNT_RULES", "SELECTABLE", "Scoring", "TOPK_BINS", "candidates", "keep_mask", "mark_selectable", "repack",
+           "selectable", "selectable_mask", "topk_count",
+           "topk_keep", "topk_mask", "topk_masks"]

@@ -15,6 +15,7 @@ import polars as pl
 from unirex.config import RunConfig
 from unirex.errors import UnirexError
 from unirex.objective import fresh_keep
+from unirex.rationale import mark_selectable
 from unirex.runs import RunDir, list_runs
 
 
@@ -67,17 +68,19 @@ def load_teacher_scores(runs_root: Path, exp_id: str, split: str, table: pl.Data
     return out
 
 
-def fresh_table(ds, teacher: list[list[float]], k_percent: float, chunk: int = 256) -> pl.DataFrame:
+def fresh_table(ds, teacher: list[list[float]], k_percent: float, chunk: int = 256,
+                protocol: str = "eraser") -> pl.DataFrame:
     """FRESH's inputs for a whole split: per row, ``attention_mask`` becomes the teacher's binary top-k
     plus [CLS] (:func:`unirex.objective.fresh_keep`, the same rule as a training batch); the other
     tokens stay in place, masked, as UNIREX feeds them in training. The evaluator deletes masked
-    tokens itself, so evaluation scores the re-packed pruned input."""
+    tokens itself, so evaluation scores the re-packed pruned input. ``protocol``: which tokens the
+    teacher's top-k may pick (:func:`unirex.rationale.selectable`; ``reference``: the query too)."""
     withs = ds.with_extras(teacher_scores=teacher)
     masks: list[list[int]] = []
     lengths = ds.table["input_ids"].list.len().to_list()
     for start in range(0, len(withs), chunk):
         batch = withs.collate([withs[i] for i in range(start, min(start + chunk, len(withs)))])
-        keep = fresh_keep(batch, k_percent).long().tolist()  # rows in table order (a choice per row, CoS-E)
+        keep = fresh_keep(mark_selectable(batch, protocol), k_percent).long().tolist()  # rows in table order (a choice per row, CoS-E)
         masks.extend(row[: lengths[i]] for row, i in zip(keep, batch["index"].tolist()))
     table = ds.table
     return table.with_columns(pl.Series("attention_mask", masks, dtype=table.schema["attention_mask"]))
@@ -95,7 +98,7 @@ def attach_teacher(cfg: RunConfig, data: dict, runs_root: Path) -> dict:
     out = {}
     for split, (ds, built) in data.items():
         scores = load_teacher_scores(runs_root, teacher_id, split, ds.table, algo)
-        ds = ds.with_table(fresh_table(ds, scores, cfg.data.fresh_topk)) if fresh else ds.with_extras(teacher_scores=scores)
+        ds = ds.with_table(fresh_table(ds, scores, cfg.data.fresh_topk, protocol=cfg.protocol)) if fresh else ds.with_extras(teacher_scores=scores)
         out[split] = (ds, built)
     return out
 

@@ -4,7 +4,9 @@ A batch is a dict of tensors, shapes ``[B, L]`` unless noted (``L`` = longest ex
 
 ==================  =======  =============================================================
 input_ids           long     subword ids, padded with the tokenizer's pad id
-attention_mask      long     1 on real tokens
+attention_mask      long     1 on the tokens the model reads (FRESH: its pruned input, :mod:`unirex.teacher`)
+input_mask          long     1 on every token of the original input, whatever ``attention_mask`` hides:
+                             the positions plausibility covers (:func:`input_mask`)
 token_type_ids      long     segment ids (zeros for single-segment archs)
 word_ids            long     word index in the concatenated documents, -1 elsewhere
 explainable         bool     document tokens: the only positions a rationale may contain
@@ -32,6 +34,14 @@ import polars as pl
 import torch
 
 LIST_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "word_ids", "explainable", "rationale")
+
+
+def input_mask(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, L]`` bool: every token of each row's original input (the collated ``input_mask``; a batch built
+    by hand without one: its ``attention_mask``). It differs from ``attention_mask`` where a method reads a
+    pruned input (FRESH): plausibility is always scored over these positions, so a gold token the
+    pruning hid still counts as a miss."""
+    return batch.get("input_mask", batch["attention_mask"]).bool()
 
 
 class SplitDataset(torch.utils.data.Dataset):
@@ -98,6 +108,8 @@ def collate(items: list[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]
     for c in LIST_COLUMNS:
         pad = pad_values.get(c, 0)
         out[c] = torch.tensor([list(it[c]) + [pad] * (length - len(it[c])) for it in items], dtype=torch.long)
+    out["input_mask"] = torch.tensor([[1] * len(it["input_ids"]) + [0] * (length - len(it["input_ids"])) for it in items],
+                                     dtype=torch.long)
     out["explainable"] = out["explainable"].bool()
     out["rationale"] = out["rationale"].float()
     out["label"] = torch.tensor([it["label"] for it in items], dtype=torch.long)

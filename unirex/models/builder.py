@@ -95,9 +95,10 @@ def build_model(cfg: "RunConfig", num_classes: int, task_lm: TaskLM | None = Non
 
 def model_scoring(cfg: "RunConfig") -> Scoring:
     """How a model of ``cfg`` is scored: A2R and FRESH predict from their rationale (UNIREX's
-    ``expl_forward`` with ``a2r=True`` / ``fresh=True``); FRESH's rationale is its whole pruned input."""
+    ``expl_forward`` with ``a2r=True`` / ``fresh=True``); FRESH's rationale is its whole pruned input.
+    The run's ``protocol`` decides the UNIREX-style metrics' top-k and inputs (:mod:`unirex.evaluate`)."""
     if cfg.model.name == "a2r":
-        return Scoring(select_then_predict=True)
+        return Scoring(select_then_predict=True, protocol=cfg.protocol)
     if cfg.model.name == "fresh":
-        return Scoring(select_then_predict=True, hard_k=100.0)
-    return Scoring()
+        return Scoring(select_then_predict=True, hard_k=100.0, protocol=cfg.protocol)
+    return Scoring(protocol=cfg.protocol)

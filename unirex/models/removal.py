@@ -43,7 +43,7 @@ from torch import nn
 
 from unirex.config import RATIONALE_REMOVALS as REMOVALS
 from unirex.packing import run_packed
-from unirex.rationale import keep_mask
+from unirex.rationale import candidates, keep_mask
 
 #: ``config.model_type`` of encoders with learned absolute position embeddings added at the input and
 #: dense attention (BigBird only while it attends fully, see :func:`drop_support`)
@@ -159,7 +159,7 @@ def variant_logits(lm: nn.Module, batch: dict[str, torch.Tensor], variants: list
     """
     b, length = batch["input_ids"].shape
     n = len(variants)
-    am, expl = batch["attention_mask"], batch["explainable"]
+    am, expl = batch["attention_mask"], candidates(batch)
     keeps = torch.cat([keep_mask(am, expl, r, mode) for r, mode in variants])  # [n*B, L] long
     ids = batch["input_ids"].repeat(n, 1)
     tt = batch.get("token_type_ids")

@@ -31,6 +31,7 @@ from unirex.models.extractors.gradients import predicted_class
 from unirex.models.heads import make_mlp
 from unirex.protocol import is_reference
 from unirex.registry import get_attribution
+from unirex.rationale import candidates
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -127,7 +128,7 @@ class AttributionExtractor(Extractor):
         """
         if self.spec.model_free:
             return self.spec.score(batch, self.seed)
-        return mask_scores(self._pooled(batch, task_lm, target, grad), batch["explainable"])
+        return mask_scores(self._pooled(batch, task_lm, target, grad), candidates(batch))
 
     def _pooled(self, batch, task_lm, target, grad) -> torch.Tensor:
         """``[B, L]`` pooled attributions at every position (no mask)."""
@@ -138,7 +139,7 @@ class AttributionExtractor(Extractor):
         if self.spec.model_free:
             return TrainingScores(self.spec.score(batch, self.seed))
         pooled = self._pooled(batch, task_lm, target, grad)
-        return TrainingScores(mask_scores(pooled, batch["explainable"]), unmasked=pooled)
+        return TrainingScores(mask_scores(pooled, candidates(batch)), unmasked=pooled)
 
     def explain(self, batch, task_lm, target=None) -> torch.Tensor:
         """Attributions need gradients: computed with them, returned detached."""

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from unirex.models.extractors.base import Extractor
+from unirex.rationale import candidates
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -30,4 +31,4 @@ class FreshExtractor(Extractor):
         return cls(), 1
 
     def scores(self, batch: dict[str, torch.Tensor], task_lm=None, target=None, **kwargs) -> torch.Tensor:
-        return (batch["explainable"].bool() & batch["attention_mask"].bool()).float()
+        return candidates(batch).float()

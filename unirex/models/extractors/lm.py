@@ -10,6 +10,7 @@ from torch import nn
 
 from unirex.models.extractors.base import Extractor, TrainingScores, mask_scores, ordinal_scores
 from unirex.models.heads import TokenHead
+from unirex.rationale import candidates
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -51,7 +52,7 @@ class LMExtractor(Extractor):
         """``[B, L]`` logits (``out_dim=1``) or centred expected class (L2E), 0 outside explainable."""
         out = self.token_logits(batch, task_lm) if token_logits is None else token_logits
         s = out.squeeze(-1) if out.shape[-1] == 1 else ordinal_scores(out)
-        return mask_scores(s, batch["explainable"])
+        return mask_scores(s, candidates(batch))
 
     def training_scores(self, batch, task_lm, target=None, hidden_states=None, grad=None) -> TrainingScores:
         tl = self.token_logits(batch)

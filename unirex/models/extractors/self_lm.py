@@ -14,6 +14,7 @@ from torch import nn
 
 from unirex.models.extractors.base import Extractor, TrainingScores, mask_scores, ordinal_scores
 from unirex.models.heads import TokenHead
+from unirex.rationale import candidates
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -48,7 +49,7 @@ class SelfLMExtractor(Extractor):
         """``[B, L]`` logits (``out_dim=1``) or centred expected class (L2E), 0 outside explainable."""
         out = self.token_logits(batch, task_lm, hidden_states) if token_logits is None else token_logits
         s = out.squeeze(-1) if out.shape[-1] == 1 else ordinal_scores(out)
-        return mask_scores(s, batch["explainable"])
+        return mask_scores(s, candidates(batch))
 
     def training_scores(self, batch, task_lm, target=None, hidden_states=None, grad=None) -> TrainingScores:
         tl = self.token_logits(batch, task_lm, hidden_states=hidden_states)
