@@ -5,7 +5,9 @@ x 3 archs x seeds; each with the final metrics of the comparison table on test a
 metrics, as a real run logs them), then times, warm, the median of ``--repeats`` calls of:
 
 * ``dashboard``: the Compare tab's query and table (:func:`ui.compare.dashboard`: ``Workbench.compare`` with
-  mean ± std over seeds and NRG, then the formatted rows), over every run and with filters;
+  mean ± std over seeds and NRG, then the formatted rows), over every run and with filters, in three states:
+  nothing cached (the first query of a process), one run re-indexed since the last query (a run landed:
+  ``store.ingest_run`` of a real run folder, untimed, before each call) and the index unchanged;
 * ``figures``: the three Plotly charts drawn from that table (its best 24 groups by NRG);
 * ``runs table``: the Runs tab's query (``Workbench.runs_frame``, newest 1000).
 
@@ -102,6 +104,26 @@ def _folders(ws: Path, runs, metrics) -> int:
     return len(metrics)
 
 
+def landing_run(ws: Path):
+    """A real run folder (one of the bench's groups, its final metrics on test and dev) indexed into ``ws``:
+    re-ingesting it before a query is a run landing in the index."""
+    from store import ingest_run
+    from unirex.runs import RunDir
+    from workbench.compare import compare_metrics
+
+    existing = sorted((ws / "runs").glob("R-*-landing")) if (ws / "runs").is_dir() else []
+    if existing:
+        return RunDir(existing[0])
+    rd = RunDir.create(ws / "runs", {}, {"method": "task_lm", "dataset": "demo", "arch": "default", "seed": 99,
+                                         "mode": "train", "command": "python -m unirex method=task_lm"},
+                       run_id="R-20990101-000000-landing")
+    for split in ("test", "dev"):
+        rd.log_metrics({name: 0.5 for name in compare_metrics()}, split)
+    rd.set_status("completed")
+    ingest_run(ws, rd)
+    return rd
+
+
 def timed(fn, repeats: int, before=None) -> tuple[str, object]:
     """``min / median wall ms (median CPU ms)`` of ``repeats`` calls after a warm-up; ``before()`` runs
     ahead of each call, untimed."""
@@ -148,16 +170,21 @@ def main() -> None:
             dataset="movies", arch="default", methods=("task_lm", "slm_plaus_linear", "fresh"), seeds="0,1,2"),
         "dashboard, one dataset, one row per method": dict(dataset="demo", by=("method",)),
     }
+    from store import ingest_run
     from workbench import compare as compare_mod
 
+    landing = landing_run(ws)
     print(f"min / median wall time of {args.repeats} calls (median CPU time of this process, all threads); "
           f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, kw in cases.items():
         kw = {"by": ("method", "dataset", "arch"), **kw}
         cold, _ = timed(lambda kw=kw: dashboard(wb, **kw), args.repeats, before=compare_mod._CACHE.clear)
+        landed, _ = timed(lambda kw=kw: dashboard(wb, **kw), args.repeats, before=lambda: ingest_run(ws, landing))
         warm, (cmp, headers, rows, _) = timed(lambda kw=kw: dashboard(wb, **kw), args.repeats)
         print(f"  {name} ({len(rows)} rows over {cmp.runs['run_id'].n_unique():,} runs)\n"
-              f"      index changed since the last query: {cold}\n      index unchanged (filters changed):  {warm}")
+              f"      nothing cached (a process's first query):   {cold}\n"
+              f"      one run re-indexed since the last query:    {landed}\n"
+              f"      index unchanged (filters changed):          {warm}")
     cmp, *_ = dashboard(wb, by=("method", "dataset", "arch"))
     recs, _ = chart_rows(cmp)
     lab = label_of(cmp.by)

@@ -185,8 +185,9 @@ def _ensure_schema(con) -> None:
     """Create the tables; an index written by an older version is dropped and re-created (it is only an
     index: :func:`sync` fills it again from the run directories)."""
     con.execute(SCHEMA)
-    row = con.execute("SELECT max(version) FROM schema_info").fetchone()
-    if row is None or row[0] != SCHEMA_VERSION:
+    # fetchall, not fetchone: a result left unfinished blocks the connection's next register() (DuckDB 2)
+    rows = con.execute("SELECT max(version) FROM schema_info").fetchall()
+    if not rows or rows[0][0] != SCHEMA_VERSION:
         for t in (*RUN_TABLES, *RETIRED_TABLES, "datasets", "schema_info"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
         con.execute(SCHEMA)

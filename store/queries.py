@@ -7,7 +7,7 @@ per-epoch rows hold the training curves and the dev evaluation of each epoch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -96,17 +96,77 @@ def run_metrics(workspace: Path, run_id: str) -> pl.DataFrame:
                        "ORDER BY time, split, name", params=[run_id]).pl()
 
 
-def final_metric_rows(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
-                  names: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Long format: one row per (run, metric) of the runs' final evaluation on ``split``, with the run's
-    method, dataset, arch and seed."""
+def _final_rows(con, flt: RunFilter, split: str, names: tuple[str, ...]) -> pl.DataFrame:
+    """:func:`final_metric_rows` on an open connection (no ``ORDER BY``: sorting 200,000 rows by two strings
+    was most of the query's time, and the pivot that consumes the rows needs no order)."""
     where, params = flt.where("r")
     name_cond = f" AND m.name IN ({', '.join('?' * len(names))})" if names else ""
     sql = ("SELECT r.run_id, r.method, r.dataset, r.arch, r.seed, m.name, m.value FROM runs r "
            "JOIN metrics m ON m.run_id = r.run_id AND m.epoch IS NULL AND m.split = ?"
-           f"{name_cond} WHERE {where} ORDER BY r.run_id, m.name")
+           f"{name_cond} WHERE {where}")
+    return con.sql(sql, params=[split, *names, *params]).pl()
+
+
+def final_metric_rows(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test",
+                      names: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Long format: one row per (run, metric) of the runs' final evaluation on ``split``, with the run's
+    method, dataset, arch and seed, in no particular order (sort it where an order matters)."""
     with connect(workspace, read_only=True) as con:
-        return con.sql(sql, params=[split, *names, *params]).pl()
+        return _final_rows(con, flt, split, tuple(names))
+
+
+#: more changed runs than this and :func:`final_metric_updates` reads every run again (one scan beats a long IN list)
+MAX_INCREMENTAL_RUNS = 500
+
+
+@dataclass(frozen=True)
+class FinalMetricsUpdate:
+    """What a holder of the final metrics of the runs one :class:`RunFilter` selects must change to be
+    current (:func:`final_metric_updates`).
+
+    ``versions``: every selected run's version now (a hash of its whole ``runs`` row, which an ingest always
+    rewrites with a new ``ingested_at``, together with its metric rows); ``drop``: the run ids whose rows are
+    out of date (changed, gone, or no longer selected); ``rows``: :func:`final_metric_rows` of the runs new or
+    changed since the known versions, or of every selected run when ``full`` (then drop everything held)."""
+
+    versions: dict[str, int]
+    drop: frozenset[str]
+    rows: pl.DataFrame
+    full: bool
+    lineage: pl.DataFrame  # :func:`run_lineage` of every selected run (read whole: a few ms over 10,000 runs)
+
+
+def final_metric_updates(workspace: Path, flt: RunFilter, split: str, names: tuple[str, ...] = (),
+                         known: dict[str, int] | None = None) -> FinalMetricsUpdate:
+    """The final metric rows (:func:`final_metric_rows`) of the runs ``flt`` selects that changed since
+    ``known`` (run id -> version, as a previous call returned them): after one run landed in an index of
+    10,000 this reads that run's rows, not all 10,000 runs' (one connection, so versions and rows agree).
+    ``known`` None, or more than :data:`MAX_INCREMENTAL_RUNS` changed runs, reads them all (``full``)."""
+    names = tuple(names)
+    with connect(workspace, read_only=True) as con:
+        lineage = _lineage(con, flt, version=True)
+        versions = dict(zip(lineage["run_id"].to_list(), lineage["version"].to_list()))
+        lineage = lineage.drop("version")
+        if known is not None:
+            changed = tuple(r for r, v in versions.items() if known.get(r) != v)
+            if len(changed) <= MAX_INCREMENTAL_RUNS:
+                drop = frozenset(changed).union(r for r in known if r not in versions)
+                rows = (_final_rows(con, replace(flt, run_ids=changed), split, names) if changed
+                        else pl.DataFrame())
+                return FinalMetricsUpdate(versions=versions, drop=drop, rows=rows, full=False, lineage=lineage)
+        rows = _final_rows(con, flt, split, names)
+    return FinalMetricsUpdate(versions=versions, drop=frozenset(known or ()), rows=rows, full=True, lineage=lineage)
+
+
+def _lineage(con, flt: RunFilter, version: bool = False) -> pl.DataFrame:
+    """:func:`run_lineage` on an open connection; ``version``: with each run's ``version`` (a hash of its whole
+    ``runs`` row, :class:`FinalMetricsUpdate`) as a last column."""
+    where, params = flt.where("r")
+    sql = ("SELECT r.run_id, r.dataset, r.seed, r.mode, r.parent_run, r.created_at, "
+           "coalesce(r.tags, []::VARCHAR[]) AS tags, p.seed AS parent_seed"
+           f"{', hash(r) AS version' if version else ''} FROM runs r "
+           f"LEFT JOIN runs p ON p.run_id = r.parent_run WHERE {where}")
+    return con.sql(sql, params=params).pl()
 
 
 def run_lineage(workspace: Path, flt: RunFilter = RunFilter()) -> pl.DataFrame:
@@ -114,12 +174,8 @@ def run_lineage(workspace: Path, flt: RunFilter = RunFilter()) -> pl.DataFrame:
     (for an evaluation: the run whose checkpoint it evaluated), ``created_at``, ``tags`` and ``parent_seed``
     (the parent run's seed; null when it is not indexed): what :func:`workbench.compare.counted_runs` needs to
     count one evaluation per trained model."""
-    where, params = flt.where("r")
-    sql = ("SELECT r.run_id, r.dataset, r.seed, r.mode, r.parent_run, r.created_at, "
-           "coalesce(r.tags, []::VARCHAR[]) AS tags, p.seed AS parent_seed FROM runs r "
-           f"LEFT JOIN runs p ON p.run_id = r.parent_run WHERE {where}")
     with connect(workspace, read_only=True) as con:
-        return con.sql(sql, params=params).pl()
+        return _lineage(con, flt)
 
 
 def aggregate(workspace: Path, flt: RunFilter = RunFilter(), split: str = "test", names: tuple[str, ...] = (),
@@ -196,7 +252,6 @@ def datasets_table(workspace: Path) -> pl.DataFrame:
                        "ORDER BY dataset, arch, max_length, tag").pl()
 
 
-__all__ = ["IndexCounts", "IndexedRun", "RunFilter", "aggregate", "datasets_table",
-           "final_metric_rows", "get_run", "headline_metrics", "index_counts", "indexed_runs", "run_lineage", "run_metrics",
-           "runs_table", "tag_names",
-           "table_names"]
+__all__ = ["FinalMetricsUpdate", "IndexCounts", "IndexedRun", "MAX_INCREMENTAL_RUNS", "RunFilter", "aggregate",
+           "datasets_table", "final_metric_rows", "final_metric_updates", "get_run", "headline_metrics",
+           "index_counts", "indexed_runs", "run_lineage", "run_metrics", "runs_table", "table_names", "tag_names"]

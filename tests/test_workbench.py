@@ -250,6 +250,50 @@ def test_compare_mean_std_over_seeds_and_nrg(tmp_path):
     assert set(only.table["n"].to_list()) == {2}
 
 
+def test_dashboard_cache_rereads_only_changed_runs_and_returns_the_same_frame(tmp_path):
+    """After runs land, change status or vanish, the dashboard's cached rows (re-read incrementally) are the
+    rows one full query returns, and the comparison built from them is the one built from a cold read."""
+    import shutil
+
+    from store import final_metric_rows, final_metric_updates
+    from workbench import compare as compare_mod
+
+    rng = np.random.default_rng(1)
+    keys = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1")
+    rds = [_fake_run(tmp_path, method, seed, {k: float(rng.uniform()) for k in keys})
+           for method in ("task_lm", "slm_plaus_linear", "fresh") for seed in range(2)]
+    wb = Workbench(tmp_path)
+    wb.sync()
+    flt, names = RunFilter(status="completed"), compare_mod.metric_names("eraser")
+
+    def rows_equal_a_full_query():
+        order = ["run_id", "name", "value"]
+        for which, want in ((flt, names), (RunFilter(status="completed", methods=("fresh",), seeds=(0,)), ("acc",))):
+            got = compare_mod.runs_metrics(tmp_path, which, "test", want).sort(order)
+            assert got.drop("model_run").equals(final_metric_rows(tmp_path, which, "test", want).sort(order))
+            compare_mod._CACHE.clear()  # a cold read (the first of a process) gives the same frame
+            assert got.equals(compare_mod.runs_metrics(tmp_path, which, "test", want).sort(order))
+
+    rows_equal_a_full_query()
+    first = final_metric_updates(tmp_path, flt, "test", names)
+    assert first.full and set(first.versions) == {rd.run_id for rd in rds}
+    rds[0].log_metrics({"acc": 0.125}, "test")  # re-indexed with a new value
+    rds[1].set_status("failed")  # no longer selected
+    shutil.rmtree(rds[2].path)  # gone
+    new = _fake_run(tmp_path, "fresh", 2, {k: 0.5 for k in keys})  # landed
+    wb.sync()
+    upd = final_metric_updates(tmp_path, flt, "test", names, known=first.versions)
+    assert not upd.full
+    assert upd.drop == {rds[0].run_id, rds[1].run_id, rds[2].run_id, new.run_id}
+    assert set(upd.rows["run_id"].to_list()) == {rds[0].run_id, new.run_id}  # only what changed is read
+    rows_equal_a_full_query()
+    assert 0.125 in compare_mod.runs_metrics(tmp_path, flt, "test", names)["value"].to_list()
+    for by in (("method",), ("method", "dataset", "arch")):
+        cached = wb.compare(flt, by=by, convention="eraser").table.sort(list(by))
+        compare_mod._CACHE.clear()
+        assert cached.equals(wb.compare(flt, by=by, convention="eraser").table.sort(list(by)))
+
+
 def test_cli_runs_show_compare_explain_queue(trained, capsys, tmp_path):
     ws, res = trained
     w = ["--workspace", str(ws)]

@@ -4,7 +4,8 @@ Which runs count (:func:`counted_runs`): one evaluation per trained model and da
 of a checkpoint standing for the run that trained it (an Evaluate run never adds a run, and the model keeps
 its own seed); debug runs are left out unless asked (:meth:`workbench.Workbench.compare`'s ``include_debug``).
 The store returns the final metrics of the chosen runs on one split (:func:`store.final_metric_rows`, one
-query, kept in a small in-process cache while the index file does not change: :func:`runs_metrics`),
+query, kept in a small in-process cache that, when the index file changed, re-reads only the runs that
+changed: :func:`runs_metrics`),
 aggregated here per group (Polars; :func:`store.aggregate` for groupings the per-run frame lacks); NRG
 (:func:`unirex.metrics.nrg`) is computed over the groups' mean metrics, so each compared method (on a
 dataset and arch) is one entry, as in the paper's tables. The same numbers feed the app's dashboard and
@@ -16,11 +17,12 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from store import RunFilter, aggregate, final_metric_rows, run_lineage
+from store import RunFilter, aggregate, final_metric_rows, final_metric_updates
 from unirex.errors import UnirexError
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import metric_keys
@@ -40,7 +42,19 @@ def nrg_spec(convention: str) -> dict[str, dict[str, bool]]:
     return spec(convention)
 
 
-_CACHE: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+@dataclass(frozen=True)
+class _Held:
+    """One cached read: the index file's stamp it is current at, its runs' versions, their final metric rows
+    (of every convention's metrics) and lineage, and the counted runs per requested metrics (filled on demand)."""
+
+    stamp: tuple
+    versions: dict[str, int]
+    rows: pl.DataFrame
+    lineage: pl.DataFrame
+    counted: dict[tuple[str, ...], tuple[pl.DataFrame, pl.DataFrame]] = field(default_factory=dict)
+
+
+_CACHE: OrderedDict[tuple, _Held] = OrderedDict()
 _CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
 
@@ -95,27 +109,55 @@ def counted_runs(rows: pl.DataFrame, lineage: pl.DataFrame) -> tuple[pl.DataFram
     return out, models.select("run_id", "model_run", "tags")
 
 
+def _read_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The metrics the cached frame holds for a request of ``names``: every convention's (so the dashboard
+    and its filter choices, which ask for different conventions, share one read), or all with ``()``."""
+    if not names:
+        return ()
+    return tuple(dict.fromkeys([*(m for c in CONVENTIONS for m in metric_names(c)), *names]))
+
+
+def _held(workspace: Path, which: RunFilter, split: str, read: tuple[str, ...]) -> _Held:
+    """The cached read of the runs ``which`` selects, brought up to date: when the index file changed, only
+    the runs new or changed since are read again (:func:`store.final_metric_updates`)."""
+    key = (str(Path(workspace).resolve()), split, read, which.status, which.mode, which.debug)
+    stamp = _store_stamp(workspace)  # before reading: a write during the read makes the next call look again
+    with _CACHE_LOCK:
+        held = _CACHE.get(key)
+        if held is not None:
+            _CACHE.move_to_end(key)
+    if held is not None and held.stamp == stamp:
+        return held
+    upd = final_metric_updates(workspace, which, split, read, known=None if held is None else held.versions)
+    rows = upd.rows
+    if not upd.full:
+        rows = held.rows.filter(~pl.col("run_id").is_in(list(upd.drop))) if upd.drop else held.rows
+        if upd.rows.height:
+            rows = pl.concat([rows, upd.rows], how="vertical_relaxed")
+    held = _Held(stamp=stamp, versions=upd.versions, rows=rows, lineage=upd.lineage)
+    with _CACHE_LOCK:
+        _CACHE[key] = held
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return held
+
+
 def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, ...]) -> pl.DataFrame:
     """The final metrics (:func:`store.final_metric_rows`) of the runs that count (:func:`counted_runs`) among those
     ``flt`` selects, through a small in-process cache: the rows of every run with ``flt``'s status and mode,
-    less debug runs when ``flt.debug`` is False, are read and resolved to one evaluation per model once per
-    state of the index (its file stamp); the other filters (dataset, arch, methods, seeds, tags, runs) are
-    applied here to the models, so a dashboard changing its filters over an unchanged store does not re-read
-    the database. ``flt.run_ids`` picks models by any of their runs (the training run or an evaluation of it);
-    ``flt.tags`` matches the tags of any run of the model."""
-    key = (str(Path(workspace).resolve()), split, names, flt.status, flt.mode, flt.debug, _store_stamp(workspace))
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None:
-            _CACHE.move_to_end(key)
-    if cached is None:
-        which = RunFilter(status=flt.status, mode=flt.mode, debug=flt.debug)
-        cached = counted_runs(final_metric_rows(workspace, which, split=split, names=names),
-                              run_lineage(workspace, which))
-        with _CACHE_LOCK:
-            _CACHE[key] = cached
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
+    less debug runs when ``flt.debug`` is False, are held per state of the index (its file stamp; when it
+    changed, only the runs new or changed since are read again) and resolved to one evaluation per model once
+    per state; the other filters (dataset, arch, methods, seeds, tags, runs) are applied here to the models, so
+    a dashboard changing its filters over an unchanged store does not re-read the database. ``flt.run_ids``
+    picks models by any of their runs (the training run or an evaluation of it); ``flt.tags`` matches the tags
+    of any run of the model."""
+    names = tuple(names)
+    read = _read_names(names)
+    held = _held(workspace, RunFilter(status=flt.status, mode=flt.mode, debug=flt.debug), split, read)
+    cached = held.counted.get(names)
+    if cached is None:  # counted over the requested metrics' rows, as one query of just those would have been
+        rows = held.rows if read == names else held.rows.filter(pl.col("name").is_in(list(names)))
+        cached = held.counted[names] = counted_runs(rows, held.lineage)
     base, models = cached
     cond = pl.lit(True)
     for col in ("dataset", "method", "arch"):
