@@ -19,6 +19,8 @@ MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hund
 AXIS_FAMILIES = (Family.FAITHFULNESS, Family.PLAUSIBILITY, Family.TASK, Family.EFFICIENCY)
 #: the bar chart's first selection
 BAR_DEFAULT = ["comp_aopc", "suff_aopc", "plaus_auprc", "macro_f1"]
+#: the table's first grouping
+BY_DEFAULT = ("method", "dataset", "arch")
 
 
 def shown_metrics() -> list[tuple[str, str]]:
@@ -52,15 +54,35 @@ def _pm(mean, std) -> str:
     return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
 
 
-def label_of(by):
-    return lambda r: " / ".join(str(r.get(b)) for b in by)
+def label_of(by, rows: list[dict] | None = None):
+    """A group's label: its ``by`` values joined by " / "; given the charted ``rows``, only the columns whose
+    value differs between them (what the groups share goes in the title once: :func:`common_part`)."""
+    cols = varying(by, rows) if rows else list(by)
+    return lambda r: " / ".join(str(r.get(b)) for b in cols)
+
+
+def varying(by, rows: list[dict]) -> list[str]:
+    """The ``by`` columns whose value differs between ``rows`` (the first column when none does: one group)."""
+    cols = [b for b in by if len({r.get(b) for r in rows}) > 1]
+    return cols or list(by)[:1]
+
+
+def common_part(by, rows: list[dict]) -> str:
+    """What every charted group shares, for the charts' titles: ``dataset demo, arch default``."""
+    keep = varying(by, rows) if rows else list(by)
+    return ", ".join(f"{b} {rows[0].get(b)}" for b in by if b not in keep) if rows else ""
+
+
+def table_headers(by) -> list[str]:
+    """The table's column names when one row is a group of ``by``."""
+    return [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in shown_metrics()]]
 
 
 def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
     """The comparison as the dashboard shows it: groups, runs, seeds, NRG (and components), mean ± std."""
     by = list(cmp.by)
     shown = shown_metrics()
-    headers = [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in shown]]
+    headers = table_headers(by)
     rows = []
     for r in cmp.table.iter_rows(named=True):
         rows.append([*[r[b] for b in by], r["n"], ",".join(str(s) for s in (r["seeds"] or [])),
@@ -68,6 +90,11 @@ def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
                        for c in ("nrg", "nrg_faithfulness", "nrg_plausibility", "nrg_task")],
                      *[_pm(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m, _ in shown]])
     return headers, rows
+
+
+def table_value(headers: list[str], rows: list[list]) -> dict:
+    """The table's value: its column names even with no rows (a bare None showed Gradio's headers 1 2 3)."""
+    return {"headers": headers, "data": rows}
 
 
 def chart_rows(cmp: Comparison) -> tuple[list[dict], str]:
@@ -88,10 +115,15 @@ def dashboard(wb: Workbench, dataset=None, arch=None, methods=(), split="test", 
     cmp = wb.compare(flt, split=split, by=by, convention=convention, include_debug=bool(include_debug))
     headers, rows = table_view(cmp)
     used = "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
-    note = (f"{len(rows)} group(s) on the **{md(split)}** split, mean ± std over seeds; NRG ({md(convention)}) over "
-            f"these rows" + (f" from {md(used)}" if used else "") + ". One evaluation per trained model"
-            + ("" if include_debug else "; debug runs left out") + (f"; only the {len(run_ids)} picked run(s)" if run_ids else "")
-            + ".")
+    if not rows:
+        note = (f"No runs match: no completed run has final metrics on the **{md(split)}** split with these "
+                "filters" + ("" if include_debug else " (debug runs left out)") + ". Clear a filter, or train or "
+                "evaluate runs on this split.")
+    else:
+        note = (f"{len(rows)} group(s) on the **{md(split)}** split, mean ± std over seeds (groups of one run: n=1, "
+                f"no error bar); NRG ({md(convention)}) over these rows" + (f" from {md(used)}" if used else "")
+                + ". One evaluation per trained model" + ("" if include_debug else "; debug runs left out")
+                + (f"; only the {len(run_ids)} picked run(s)" if run_ids else "") + ".")
     return cmp, headers, rows, note
 
 
@@ -106,14 +138,15 @@ class CompareHandlers(Handlers):
             return choices.get(col, [])
 
         recs, more = chart_rows(cmp)
-        lab = label_of(cmp.by)
-        return ({"headers": headers, "data": rows} if rows else None, msg,
+        lab = label_of(cmp.by, recs)
+        sub = "; ".join(p for p in (common_part(cmp.by, recs), more.removeprefix(" — ")) if p)
+        return (table_value(headers, rows), msg,
                 gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
                 gr.update(choices=opts("method")), gr.update(choices=opts("tags")),
                 gr.update(choices=list(picked or [])),
-                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)" + more),
-                figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean ± std over seeds)" + more),
-                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin" + more))
+                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility", sub),
+                figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean ± std)", sub),
+                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin", sub))
 
     @handler
     def on_refresh(self, *values):
@@ -143,7 +176,7 @@ def build_tab(wb: Workbench):
         split = gr.Radio(["test", "dev", "train"], value="test", label="Split")
     with gr.Row():
         seeds = gr.Textbox(label="Seeds (e.g. 0,1,2; empty = all)")
-        by = gr.CheckboxGroup(["method", "dataset", "arch", "protocol"], value=["method", "dataset", "arch"], label="One row per")
+        by = gr.CheckboxGroup(["method", "dataset", "arch", "protocol"], value=list(BY_DEFAULT), label="One row per")
         convention = gr.Dropdown(list(wb.conventions()), value=wb.conventions()[0], label="NRG convention")
         refresh = gr.Button("Refresh", variant="primary")
     with gr.Row():
@@ -153,7 +186,7 @@ def build_tab(wb: Workbench):
                              label="Only these runs (picked in the Runs tab; none = all)")
     note = gr.Markdown()
     table = gr.Dataframe(interactive=False, wrap=True, label="Methods compared (completed runs)", max_height=420,
-                         elem_id="compare-table")
+                         elem_id="compare-table", headers=table_headers(BY_DEFAULT))
     with gr.Row():
         x_axis = gr.Dropdown(axes(), value="nrg_faithfulness", label="Scatter x (faithfulness)")
         y_axis = gr.Dropdown(axes(), value="nrg_plausibility", label="Scatter y (plausibility)")
@@ -181,4 +214,5 @@ def build_tab(wb: Workbench):
     return h.on_refresh, inputs, outputs, picked
 
 
-__all__ = ["build_tab", "chart_rows", "dashboard", "parse_seeds", "table_view"]
+__all__ = ["build_tab", "chart_rows", "common_part", "dashboard", "label_of", "parse_seeds", "table_headers",
+           "table_value", "table_view", "varying"]

@@ -1,18 +1,30 @@
-"""Plotly figures of the app (presentation only: they draw the records the workbench returns). Every name a
-run or a user controls (loss names, group labels, metric names, axis names) goes through
-:func:`ui.common.plot_text`: Plotly reads tags and LaTeX in its labels."""
+"""Plotly figures of the app (presentation only: they draw the records the workbench returns)."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ui.common import plot_text
+from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS
-from unirex.metrics.registry import Headline, direction, metric_keys
+from unirex.metrics.registry import Headline, MetricSpec, direction, get_metric, metric_keys
 from workbench import RunCurves
 
 _LAYOUT = dict(template="plotly_white", height=340, margin=dict(l=50, r=20, t=50, b=45),
                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+
+
+def metric_spec(key: str) -> MetricSpec | None:
+    """The registry's spec of ``key``, None for a column it does not hold (NRG's)."""
+    try:
+        return get_metric(key)
+    except UnirexError:
+        return None
+
+
+def heading_of(key: str) -> str:
+    """A metric's column heading (with its direction where stated), the key itself when unregistered."""
+    spec = metric_spec(key)
+    return spec.heading if spec else key
 
 
 def empty(title: str, note: str = "no data yet") -> go.Figure:
@@ -32,8 +44,8 @@ def losses(curves: RunCurves, title: str = "Training losses per step") -> go.Fig
     fig = go.Figure()
     for name in curves.loss_names:
         sub = df.filter(df["name"] == name).sort("step")
-        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines",
-                                 name=plot_text(name), line=dict(width=3 if name == "loss" else 1.5)))
+        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines", name=name,
+                                 line=dict(width=3 if name == "loss" else 1.5)))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", **_LAYOUT)
     return fig
 
@@ -65,13 +77,80 @@ def pareto_front(points: list[tuple[float, float]], x_higher: bool = True, y_hig
     return sorted(idx, key=lambda i: points[i][0])
 
 
-def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure:
-    """Faithfulness vs plausibility (any two columns of the comparison table, ``<metric>_mean`` with its
-    ``_std`` as error bars when present), the Pareto front drawn as a line over its points."""
-    def std(col, r):
-        return r.get(col[: -len("_mean")] + "_std") if col.endswith("_mean") else None
+#: a group's colour and marker symbol (24 groups, the charts' most, get distinct pairs)
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "star", "hexagon", "cross")
+PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")  # a bar's fill pattern: the marker symbol of a bar
+#: the width a chart of the Compare tab's side-by-side row gets at a 1024 px window (legend rows are laid out for it)
+CHART_WIDTH_PX = 440
+_LEGEND_ROW_PX = 20
+_AXIS_TITLE_PX = 50  # below the plot area: tick labels and the x axis title
 
-    pts = [(r.get(x), r.get(y), plot_text(label_of(r)), std(x, r), std(y, r)) for r in rows]
+
+def group_style(i: int) -> dict:
+    """The colour, marker symbol and bar pattern of the ``i``-th group (the same in every chart of a comparison)."""
+    j = (i // len(PALETTE)) % len(SYMBOLS)
+    return dict(color=PALETTE[i % len(PALETTE)], symbol=SYMBOLS[j], pattern=PATTERNS[j])
+
+
+def n_note(r: dict) -> str:
+    """`` (n=1)`` after the label of a group of one run: it has no spread, so no error bar."""
+    return " (n=1)" if r.get("n") == 1 else ""
+
+
+def error_of(r: dict, col: str) -> tuple[float, float] | None:
+    """``(up, down)`` error bar lengths of column ``col`` (``<metric>_mean``) of group ``r``: its confidence
+    interval where the row holds one (``<metric>_ci_low`` / ``_ci_high``), else ± the standard deviation over
+    seeds; None for a group of one run (its std is undefined: no bar, rather than a bar of zero) and for
+    columns without a spread (NRG)."""
+    if not col.endswith("_mean") or r.get(col) is None:
+        return None
+    base, mean = col[: -len("_mean")], r[col]
+    lo, hi = r.get(f"{base}_ci_low"), r.get(f"{base}_ci_high")
+    if lo is not None and hi is not None:
+        return hi - mean, mean - lo
+    std = r.get(f"{base}_std")
+    if std is None or r.get("n") == 1:
+        return None
+    return std, std
+
+
+def _error_bars(errs: list[tuple[float, float] | None]) -> dict:
+    """Plotly ``error_x`` / ``error_y`` of one trace: hidden where no point has a bar (NaN where one lacks it)."""
+    if all(e is None for e in errs):
+        return dict(visible=False)
+    nan = float("nan")
+    return dict(type="data", symmetric=False, visible=True, array=[e[0] if e else nan for e in errs],
+                arrayminus=[e[1] if e else nan for e in errs])
+
+
+def legend_below(fig: go.Figure, labels: list[str], height: int, width_px: int = CHART_WIDTH_PX,
+                 subtitle: str = "") -> go.Figure:
+    """Lay the legend out in rows under the plot, inside a bottom margin grown to hold them, so it can cover
+    neither the title (at the top, with ``subtitle`` in smaller type under it) nor the data; the figure grows
+    by the legend's height."""
+    longest = max((len(s) for s in labels), default=0)
+    entry = 48 + int(6.5 * longest)  # the symbol, then the text (about 6 px a character at 12 px)
+    per_row = max(1, (width_px - 20) // entry)
+    rows = -(-len(labels) // per_row)
+    legend_px = rows * _LEGEND_ROW_PX + 8
+    fig.update_layout(
+        height=height + legend_px, margin=dict(l=55, r=20, t=86 if subtitle else 60, b=_AXIS_TITLE_PX + legend_px),
+        title=dict(y=1, yref="container", yanchor="top", pad=dict(t=12), subtitle=dict(text=subtitle)),
+        legend=dict(orientation="h", xref="container", yref="container", x=0, y=0, xanchor="left", yanchor="bottom",
+                    entrywidth=entry, entrywidthmode="pixels", font=dict(size=12), tracegroupgap=0,
+                    maxheight=legend_px + _LEGEND_ROW_PX))
+    return fig
+
+
+def scatter(rows: list[dict], x: str, y: str, label_of, title: str, subtitle: str = "") -> go.Figure:
+    """Faithfulness vs plausibility (any two columns of the comparison table, ``<metric>_mean`` with its
+    interval or ``_std`` as error bars when present, none for a group of one run), the Pareto front drawn as a
+    line over its points. Each group is a marker of its own (colour and symbol) named in the legend under the
+    plot and in its hover text, rather than a text label beside it: labels of close points overlapped."""
+    pts = [(r.get(x), r.get(y), label_of(r) + n_note(r), error_of(r, x), error_of(r, y), i)
+           for i, r in enumerate(rows)]
     pts = [p for p in pts if p[0] is not None and p[1] is not None]
     if not pts:
         return empty(title, "no runs with both metrics")
@@ -79,62 +158,84 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str) -> go.Figure
     xd, yd = direction(xb), direction(yb)  # higher is better for NRG's columns, which the registry lacks
     front = pareto_front([(p[0], p[1]) for p in pts], xd.higher_is_better, yd.higher_is_better)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers+text", text=[p[2] for p in pts],
-        textposition="top center", name="groups", marker=dict(size=11),
-        error_x=dict(type="data", array=[p[3] or 0 for p in pts], visible=any(p[3] for p in pts)),
-        error_y=dict(type="data", array=[p[4] or 0 for p in pts], visible=any(p[4] for p in pts))))
+    for px, py, label, ex, ey, i in pts:
+        style = group_style(i)
+        spread = "" if ex or ey else ("; one run: no spread" if rows[i].get("n") == 1 else "")
+        fig.add_trace(go.Scatter(
+            x=[px], y=[py], mode="markers", name=label, legendgroup=label,
+            marker=dict(size=11, color=style["color"], symbol=style["symbol"]),
+            hovertext=[f"{label}<br>{xb} {px:.3f}, {yb} {py:.3f}{spread}"], hoverinfo="text",
+            error_x=_error_bars([ex]), error_y=_error_bars([ey])))
     fig.add_trace(go.Scatter(x=[pts[i][0] for i in front], y=[pts[i][1] for i in front], mode="lines+markers",
-                             name="Pareto front", line=dict(dash="dash", color="#e0413a"),
-                             marker=dict(size=15, symbol="circle-open", color="#e0413a")))
-    for axis, vals in (("x", [p[0] for p in pts]), ("y", [p[1] for p in pts])):  # room for the labels
-        lo, hi = min(vals), max(vals)
-        pad = (hi - lo) * 0.2 or 0.5
-        fig.update_layout(**{f"{axis}axis": dict(range=[lo - pad, hi + pad])})
-    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))
-    fig.update_layout(title=title, xaxis_title=plot_text(f"{xb} ({xd.arrow} better)"),
-                      yaxis_title=plot_text(f"{yb} ({yd.arrow} better)"), **_LAYOUT)
-    return fig
+                             name="Pareto front", line=dict(dash="dash", color="#e0413a"), hoverinfo="skip",
+                             marker=dict(size=17, symbol="circle-open", color="#e0413a")))
+    fig.update_layout(template="plotly_white", title=title, xaxis_title=f"{xb} ({xd.arrow} better)",
+                      yaxis_title=f"{yb} ({yd.arrow} better)")
+    return legend_below(fig, [p[2] for p in pts] + ["Pareto front"], height=360, subtitle=subtitle)
+
+
+def _family_of(metric: str) -> str:
+    spec = metric_spec(metric)
+    return spec.family.value if spec else "other"
 
 
 def bars(rows: list[dict], metrics: list[str], label_of,
-         title: str = "Metrics per method (mean ± std over seeds)") -> go.Figure:
+         title: str = "Metrics per method (mean ± std over seeds)", subtitle: str = "") -> go.Figure:
+    """A bar per metric per group, one panel (with its own y axis) per metric family, so AOPCs near 0.05 are
+    not flattened beside AUPRC and F1 near 1; error bars as in :func:`error_of` (none for a group of one run,
+    whose legend entry says n=1); the legend under the panels."""
+    # lazy: plotly.subplots is heavy: loaded for the first chart that needs it
+    from plotly.subplots import make_subplots
+
     present = [m for m in metrics if any(r.get(f"{m}_mean") is not None for r in rows)]
     if not rows or not present:
         return empty(title, "no runs match")
-    fig = go.Figure()
-    for r in rows:
-        fig.add_trace(go.Bar(name=plot_text(label_of(r)), x=[plot_text(m) for m in present],
-                             y=[r.get(f"{m}_mean") for m in present],
-                             error_y=dict(type="data", array=[r.get(f"{m}_std") or 0 for m in present])))
-    fig.update_layout(title=title, barmode="group", yaxis_title="value", **_LAYOUT)
-    return fig
+    families: dict[str, list[str]] = {}
+    for m in present:
+        families.setdefault(_family_of(m), []).append(m)
+    fig = make_subplots(rows=1, cols=len(families), subplot_titles=list(families),
+                        column_widths=[len(ms) for ms in families.values()], horizontal_spacing=0.1)
+    labels = []
+    for i, r in enumerate(rows):
+        label = label_of(r) + n_note(r)
+        labels.append(label)
+        for col, ms in enumerate(families.values(), start=1):
+            fig.add_trace(go.Bar(
+                name=label, legendgroup=label, showlegend=col == 1, x=[heading_of(m) for m in ms],
+                y=[r.get(f"{m}_mean") for m in ms],
+                marker=dict(color=group_style(i)["color"], pattern=dict(shape=group_style(i)["pattern"])),
+                error_y=_error_bars([error_of(r, f"{m}_mean") for m in ms])), row=1, col=col)
+    fig.update_layout(template="plotly_white", title=title, barmode="group", yaxis_title="value")
+    return legend_below(fig, labels, height=360, subtitle=subtitle)
 
 
-def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and sufficiency per bin") -> go.Figure:
-    """comp_k* and suff_k* against k (percent of tokens in the rationale), one line per group."""
+def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and sufficiency per bin",
+               subtitle: str = "") -> go.Figure:
+    """comp_k* and suff_k* against k (percent of tokens in the rationale), one line per group (error bars as
+    in :func:`error_of`: none for a group of one run)."""
     # lazy: plotly.subplots is heavy: loaded for the first per-bin chart
     from plotly.subplots import make_subplots
 
-    have = [r for r in rows if any(r.get(f"comp_k{k}_mean") is not None for k in BINS)]
+    have = [(i, r) for i, r in enumerate(rows) if any(r.get(f"comp_k{k}_mean") is not None for k in BINS)]
     if not have:
         return empty(title, "no per-bin metrics")
     fig = make_subplots(rows=1, cols=2, subplot_titles=tuple(
         f"{name} ({direction(f'{kind}_k{BINS[0]}').arrow} better)"
         for kind, name in (("comp", "comprehensiveness"), ("suff", "sufficiency"))))
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-               "#17becf"]
-    for i, r in enumerate(have):
-        color, name = palette[i % len(palette)], plot_text(label_of(r))
+    labels = []
+    for i, r in have:
+        style, label = group_style(i), label_of(r) + n_note(r)
+        labels.append(label)
         for col, kind in ((1, "comp"), (2, "suff")):
             fig.add_trace(go.Scatter(
-                x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers", name=name,
-                legendgroup=name, showlegend=col == 1, line=dict(color=color),
-                error_y=dict(type="data", array=[r.get(f"{kind}_k{k}_std") or 0 for k in BINS])), row=1, col=col)
+                x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers", name=label,
+                legendgroup=label, showlegend=col == 1, line=dict(color=style["color"]),
+                marker=dict(symbol=style["symbol"]),
+                error_y=_error_bars([error_of(r, f"{kind}_k{k}_mean") for k in BINS])), row=1, col=col)
     fig.update_xaxes(type="log", tickvals=list(BINS), title_text="k (% of tokens)")
-    fig.update_layout(title=title, **{**_LAYOUT, "height": 380,
-                                      "legend": dict(orientation="h", yanchor="top", y=-0.22, x=0)})
-    return fig
+    fig.update_layout(template="plotly_white", title=title)
+    return legend_below(fig, labels, height=380, width_px=2 * CHART_WIDTH_PX, subtitle=subtitle)
 
 
-__all__ = ["bars", "bin_curves", "dev_metrics", "empty", "losses", "pareto_front", "scatter"]
+__all__ = ["CHART_WIDTH_PX", "PALETTE", "SYMBOLS", "bars", "bin_curves", "dev_metrics", "empty", "error_of",
+           "group_style", "legend_below", "losses", "n_note", "pareto_front", "scatter"]
