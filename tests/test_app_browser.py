@@ -296,7 +296,7 @@ def test_explain_tab_highlights_typed_text(page):
     toast(page, "at most 20,000 can be explained")
 
 
-def test_compare_tab_shows_the_runs_and_charts(page):
+def test_compare_tab_shows_the_runs_and_charts(page, tmp_path):
     close_toasts(page)
     page.get_by_role("tab", name="Compare").click()
     text_in(page, "#compare-table", "task_lm")
@@ -308,6 +308,24 @@ def test_compare_tab_shows_the_runs_and_charts(page):
     assert "Pareto front" in visible(page, "#compare-charts").inner_text()
     page.get_by_role("button", name="Export CSV").click()
     page.get_by_text(re.compile(r"Wrote compare-test-.*\.csv")).first.wait_for()
+    # at a 1024 px window the charts' legends stay clear of their titles (the bar legend covered its title)
+    page.set_viewport_size({"width": 1024, "height": 1000})
+    try:
+        page.wait_for_timeout(1500)  # Plotly's responsive relayout
+        visible(page, "#compare-charts").screenshot(path=str(tmp_path / "compare-charts-1024.png"))
+        plots = visible(page, "#compare-charts .js-plotly-plot, #compare-bins .js-plotly-plot")
+        assert plots.count() == 3
+        for i in range(plots.count()):
+            plot = plots.nth(i)
+            plot.scroll_into_view_if_needed()
+            if not plot.locator(".legend").count():  # one group: no legend to cover anything
+                continue
+            title, legend = plot.locator(".gtitle").first.bounding_box(), plot.locator(".legend").first.bounding_box()
+            assert (title["y"] + title["height"] <= legend["y"] or legend["y"] + legend["height"] <= title["y"]
+                    or title["x"] + title["width"] <= legend["x"] or legend["x"] + legend["width"] <= title["x"]), (
+                f"chart {i}: legend {legend} overlaps title {title}")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 1000})
 
 
 def test_runs_picked_one_by_one_are_compared_alone(page):

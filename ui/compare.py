@@ -192,9 +192,10 @@ def build_tab(wb: Workbench):
         y_axis = gr.Dropdown(axes(), value="nrg_plausibility", label="Scatter y (plausibility)")
         bar_picker = gr.Dropdown(bar_metrics(), value=BAR_DEFAULT, multiselect=True, label="Bar chart metrics")
     with gr.Row(elem_id="compare-charts"):
-        scatter = gr.Plot(label="Faithfulness vs plausibility")
-        bars = gr.Plot(label="Metrics per method")
-    bins = gr.Plot(label="Per-bin comprehensiveness and sufficiency", elem_id="compare-bins")
+        # no label badge: it sat over the figure's own title (which says the same)
+        scatter = gr.Plot(label="Faithfulness vs plausibility", show_label=False)
+        bars = gr.Plot(label="Metrics per method", show_label=False)
+    bins = gr.Plot(label="Per-bin comprehensiveness and sufficiency", elem_id="compare-bins", show_label=False)
     with gr.Row():
         csv_btn = gr.Button("Export CSV")
         parquet_btn = gr.Button("Export Parquet")
