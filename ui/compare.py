@@ -144,7 +144,7 @@ class CompareHandlers(Handlers):
                 gr.update(choices=["any", *opts("dataset")]), gr.update(choices=["any", *opts("arch")]),
                 gr.update(choices=opts("method")), gr.update(choices=opts("tags")),
                 gr.update(choices=list(picked or [])),
-                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility", sub),
+                figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)", sub),
                 figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean ± std)", sub),
                 figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin", sub))
 
