@@ -157,20 +157,22 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str, subtitle: st
     xb, yb = x.replace("_mean", ""), y.replace("_mean", "")
     xd, yd = direction(xb), direction(yb)  # higher is better for NRG's columns, which the registry lacks
     front = pareto_front([(p[0], p[1]) for p in pts], xd.higher_is_better, yd.higher_is_better)
-    fig = go.Figure()
+    traces = []
     for px, py, label, ex, ey, i in pts:
         style = group_style(i)
         spread = "" if ex or ey else ("; one run: no spread" if rows[i].get("n") == 1 else "")
-        fig.add_trace(go.Scatter(
-            x=[px], y=[py], mode="markers", name=label, legendgroup=label,
+        traces.append(dict(
+            type="scatter", x=[px], y=[py], mode="markers", name=label, legendgroup=label,
             marker=dict(size=11, color=style["color"], symbol=style["symbol"]),
             hovertext=[f"{label}<br>{xb} {px:.3f}, {yb} {py:.3f}{spread}"], hoverinfo="text",
             error_x=_error_bars([ex]), error_y=_error_bars([ey])))
-    fig.add_trace(go.Scatter(x=[pts[i][0] for i in front], y=[pts[i][1] for i in front], mode="lines+markers",
-                             name="Pareto front", line=dict(dash="dash", color="#e0413a"), hoverinfo="skip",
-                             marker=dict(size=17, symbol="circle-open", color="#e0413a")))
-    fig.update_layout(template="plotly_white", title=title, xaxis_title=f"{xb} ({xd.arrow} better)",
-                      yaxis_title=f"{yb} ({yd.arrow} better)")
+    traces.append(dict(type="scatter", x=[pts[i][0] for i in front], y=[pts[i][1] for i in front],
+                       mode="lines+markers", name="Pareto front", line=dict(dash="dash", color="#e0413a"),
+                       hoverinfo="skip", marker=dict(size=17, symbol="circle-open", color="#e0413a")))
+    # one constructor call: adding traces one at a time re-validates the figure each time
+    fig = go.Figure(data=traces, layout=dict(template="plotly_white", title=dict(text=title),
+                                             xaxis=dict(title=dict(text=f"{xb} ({xd.arrow} better)")),
+                                             yaxis=dict(title=dict(text=f"{yb} ({yd.arrow} better)"))))
     return legend_below(fig, [p[2] for p in pts] + ["Pareto front"], height=360, subtitle=subtitle)
 
 
@@ -179,33 +181,53 @@ def _family_of(metric: str) -> str:
     return spec.family.value if spec else "other"
 
 
+def panels(titles: list[str], widths: list[float] | None = None, spacing: float = 0.1, **xaxis) -> dict:
+    """Layout of one row of side-by-side panels, each with its own x and y axes (``x``/``y``, ``x2``/``y2``,
+    ...; y axes not matched, so each panel is scaled to its own values) and its title above it: what
+    ``plotly.subplots.make_subplots`` builds, in one layout dict (a third of a chart's drawing time went to
+    make_subplots and to adding traces one at a time); ``xaxis``: settings of every x axis."""
+    widths = widths or [1.0] * len(titles)
+    room = 1 - spacing * (len(titles) - 1)
+    layout, left, notes = {}, 0.0, []
+    for i, (title, w) in enumerate(zip(titles, widths), start=1):
+        right = left + room * w / sum(widths)
+        sfx = "" if i == 1 else str(i)
+        layout[f"xaxis{sfx}"] = dict(domain=[left, right], anchor=f"y{sfx}", **xaxis)
+        layout[f"yaxis{sfx}"] = dict(domain=[0.0, 1.0], anchor=f"x{sfx}")
+        notes.append(dict(text=title, x=(left + right) / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
+                          yanchor="bottom", showarrow=False, font=dict(size=16)))
+        left = right + spacing
+    return {**layout, "annotations": notes}
+
+
+def _axis_refs(col: int) -> dict:
+    return dict(xaxis="x" if col == 1 else f"x{col}", yaxis="y" if col == 1 else f"y{col}")
+
+
 def bars(rows: list[dict], metrics: list[str], label_of,
          title: str = "Metrics per method (mean ± std over seeds)", subtitle: str = "") -> go.Figure:
     """A bar per metric per group, one panel (with its own y axis) per metric family, so AOPCs near 0.05 are
     not flattened beside AUPRC and F1 near 1; error bars as in :func:`error_of` (none for a group of one run,
     whose legend entry says n=1); the legend under the panels."""
-    # lazy: plotly.subplots is heavy: loaded for the first chart that needs it
-    from plotly.subplots import make_subplots
-
     present = [m for m in metrics if any(r.get(f"{m}_mean") is not None for r in rows)]
     if not rows or not present:
         return empty(title, "no runs match")
     families: dict[str, list[str]] = {}
     for m in present:
         families.setdefault(_family_of(m), []).append(m)
-    fig = make_subplots(rows=1, cols=len(families), subplot_titles=list(families),
-                        column_widths=[len(ms) for ms in families.values()], horizontal_spacing=0.1)
-    labels = []
+    labels, traces = [], []
     for i, r in enumerate(rows):
-        label = label_of(r) + n_note(r)
+        label, style = label_of(r) + n_note(r), group_style(i)
         labels.append(label)
         for col, ms in enumerate(families.values(), start=1):
-            fig.add_trace(go.Bar(
-                name=label, legendgroup=label, showlegend=col == 1, x=[heading_of(m) for m in ms],
-                y=[r.get(f"{m}_mean") for m in ms],
-                marker=dict(color=group_style(i)["color"], pattern=dict(shape=group_style(i)["pattern"])),
-                error_y=_error_bars([error_of(r, f"{m}_mean") for m in ms])), row=1, col=col)
-    fig.update_layout(template="plotly_white", title=title, barmode="group", yaxis_title="value")
+            traces.append(dict(
+                type="bar", name=label, legendgroup=label, showlegend=col == 1, x=[heading_of(m) for m in ms],
+                y=[r.get(f"{m}_mean") for m in ms], marker=dict(color=style["color"], pattern=dict(shape=style["pattern"])),
+                error_y=_error_bars([error_of(r, f"{m}_mean") for m in ms]), **_axis_refs(col)))
+    layout = panels(list(families), [len(ms) for ms in families.values()])
+    layout["yaxis"]["title"] = dict(text="value")
+    fig = go.Figure(data=traces, layout=dict(template="plotly_white", title=dict(text=title), barmode="group",
+                                             **layout))
     return legend_below(fig, labels, height=360, subtitle=subtitle)
 
 
@@ -213,29 +235,25 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
                subtitle: str = "") -> go.Figure:
     """comp_k* and suff_k* against k (percent of tokens in the rationale), one line per group (error bars as
     in :func:`error_of`: none for a group of one run)."""
-    # lazy: plotly.subplots is heavy: loaded for the first per-bin chart
-    from plotly.subplots import make_subplots
-
     have = [(i, r) for i, r in enumerate(rows) if any(r.get(f"comp_k{k}_mean") is not None for k in BINS)]
     if not have:
         return empty(title, "no per-bin metrics")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=tuple(
-        f"{name} ({direction(f'{kind}_k{BINS[0]}').arrow} better)"
-        for kind, name in (("comp", "comprehensiveness"), ("suff", "sufficiency"))))
-    labels = []
+    labels, traces = [], []
     for i, r in have:
         style, label = group_style(i), label_of(r) + n_note(r)
         labels.append(label)
         for col, kind in ((1, "comp"), (2, "suff")):
-            fig.add_trace(go.Scatter(
-                x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers", name=label,
-                legendgroup=label, showlegend=col == 1, line=dict(color=style["color"]),
+            traces.append(dict(
+                type="scatter", x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers",
+                name=label, legendgroup=label, showlegend=col == 1, line=dict(color=style["color"]),
                 marker=dict(symbol=style["symbol"]),
-                error_y=_error_bars([error_of(r, f"{kind}_k{k}_mean") for k in BINS])), row=1, col=col)
-    fig.update_xaxes(type="log", tickvals=list(BINS), title_text="k (% of tokens)")
-    fig.update_layout(template="plotly_white", title=title)
+                error_y=_error_bars([error_of(r, f"{kind}_k{k}_mean") for k in BINS]), **_axis_refs(col)))
+    layout = panels([f"{name} ({direction(f'{kind}_k{BINS[0]}').arrow} better)"
+                     for kind, name in (("comp", "comprehensiveness"), ("suff", "sufficiency"))],
+                    spacing=0.08, type="log", tickvals=list(BINS), title=dict(text="k (% of tokens)"))
+    fig = go.Figure(data=traces, layout=dict(template="plotly_white", title=dict(text=title), **layout))
     return legend_below(fig, labels, height=380, width_px=2 * CHART_WIDTH_PX, subtitle=subtitle)
 
 
 __all__ = ["CHART_WIDTH_PX", "PALETTE", "SYMBOLS", "bars", "bin_curves", "dev_metrics", "empty", "error_of",
-           "group_style", "legend_below", "losses", "n_note", "pareto_front", "scatter"]
+           "group_style", "legend_below", "losses", "n_note", "panels", "pareto_front", "scatter"]
