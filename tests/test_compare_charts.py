@@ -63,7 +63,7 @@ def test_labels_name_only_what_differs_and_the_shared_part_goes_in_the_subtitle(
 
 
 def test_groups_get_distinct_styles_up_to_the_charted_most():
-    styles = {(s["color"], s["symbol"]) for s in map(figures.group_style, range(compare_tab.MAX_CHART_GROUPS))}
+    styles = {(s.color, s.symbol) for s in map(figures.group_style, range(compare_tab.MAX_CHART_GROUPS))}
     assert len(styles) == compare_tab.MAX_CHART_GROUPS
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import plotly.graph_objects as go
 
 from unirex.errors import UnirexError
@@ -81,17 +83,26 @@ def pareto_front(points: list[tuple[float, float]], x_higher: bool = True, y_hig
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "star", "hexagon", "cross")
-PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")  # a bar's fill pattern: the marker symbol of a bar
+PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")  # bar fill patterns: to a bar what the symbol is to a marker
 #: the width a chart of the Compare tab's side-by-side row gets at a 1024 px window (legend rows are laid out for it)
 CHART_WIDTH_PX = 440
 _LEGEND_ROW_PX = 20
 _AXIS_TITLE_PX = 50  # below the plot area: tick labels and the x axis title
 
 
-def group_style(i: int) -> dict:
-    """The colour, marker symbol and bar pattern of the ``i``-th group (the same in every chart of a comparison)."""
+@dataclass(frozen=True)
+class GroupStyle:
+    """How one group is drawn in every chart of a comparison."""
+
+    color: str
+    symbol: str  # a marker's symbol (scatter, per-bin lines)
+    pattern: str  # a bar's fill pattern
+
+
+def group_style(i: int) -> GroupStyle:
+    """The style of the ``i``-th group: ten colours, then the next symbol and pattern with them."""
     j = (i // len(PALETTE)) % len(SYMBOLS)
-    return dict(color=PALETTE[i % len(PALETTE)], symbol=SYMBOLS[j], pattern=PATTERNS[j])
+    return GroupStyle(color=PALETTE[i % len(PALETTE)], symbol=SYMBOLS[j], pattern=PATTERNS[j])
 
 
 def n_note(r: dict) -> str:
@@ -163,7 +174,7 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str, subtitle: st
         spread = "" if ex or ey else ("; one run: no spread" if rows[i].get("n") == 1 else "")
         traces.append(dict(
             type="scatter", x=[px], y=[py], mode="markers", name=label, legendgroup=label,
-            marker=dict(size=11, color=style["color"], symbol=style["symbol"]),
+            marker=dict(size=11, color=style.color, symbol=style.symbol),
             hovertext=[f"{label}<br>{xb} {px:.3f}, {yb} {py:.3f}{spread}"], hoverinfo="text",
             error_x=_error_bars([ex]), error_y=_error_bars([ey])))
     traces.append(dict(type="scatter", x=[pts[i][0] for i in front], y=[pts[i][1] for i in front],
@@ -222,7 +233,7 @@ def bars(rows: list[dict], metrics: list[str], label_of,
         for col, ms in enumerate(families.values(), start=1):
             traces.append(dict(
                 type="bar", name=label, legendgroup=label, showlegend=col == 1, x=[heading_of(m) for m in ms],
-                y=[r.get(f"{m}_mean") for m in ms], marker=dict(color=style["color"], pattern=dict(shape=style["pattern"])),
+                y=[r.get(f"{m}_mean") for m in ms], marker=dict(color=style.color, pattern=dict(shape=style.pattern)),
                 error_y=_error_bars([error_of(r, f"{m}_mean") for m in ms]), **_axis_refs(col)))
     layout = panels(list(families), [len(ms) for ms in families.values()])
     layout["yaxis"]["title"] = dict(text="value")
@@ -245,8 +256,8 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
         for col, kind in ((1, "comp"), (2, "suff")):
             traces.append(dict(
                 type="scatter", x=list(BINS), y=[r.get(f"{kind}_k{k}_mean") for k in BINS], mode="lines+markers",
-                name=label, legendgroup=label, showlegend=col == 1, line=dict(color=style["color"]),
-                marker=dict(symbol=style["symbol"]),
+                name=label, legendgroup=label, showlegend=col == 1, line=dict(color=style.color),
+                marker=dict(symbol=style.symbol),
                 error_y=_error_bars([error_of(r, f"{kind}_k{k}_mean") for k in BINS]), **_axis_refs(col)))
     layout = panels([f"{name} ({direction(f'{kind}_k{BINS[0]}').arrow} better)"
                      for kind, name in (("comp", "comprehensiveness"), ("suff", "sufficiency"))],
@@ -255,5 +266,6 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
     return legend_below(fig, labels, height=380, width_px=2 * CHART_WIDTH_PX, subtitle=subtitle)
 
 
-__all__ = ["CHART_WIDTH_PX", "PALETTE", "SYMBOLS", "bars", "bin_curves", "dev_metrics", "empty", "error_of",
-           "group_style", "legend_below", "losses", "n_note", "panels", "pareto_front", "scatter"]
+__all__ = ["CHART_WIDTH_PX", "GroupStyle", "PALETTE", "PATTERNS", "SYMBOLS", "bars", "bin_curves", "dev_metrics",
+           "empty", "error_of", "group_style", "heading_of", "legend_below", "losses", "metric_spec", "n_note",
+           "panels", "pareto_front", "scatter"]
