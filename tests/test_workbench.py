@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from cli import main
@@ -255,7 +256,7 @@ def test_dashboard_cache_rereads_only_changed_runs_and_returns_the_same_frame(tm
     rows one full query returns, and the comparison built from them is the one built from a cold read."""
     import shutil
 
-    from store import final_metric_rows, final_metric_updates
+    from store import final_metric_rows, final_metric_updates, run_lineage
     from workbench import compare as compare_mod
 
     rng = np.random.default_rng(1)
@@ -267,10 +268,14 @@ def test_dashboard_cache_rereads_only_changed_runs_and_returns_the_same_frame(tm
     flt, names = RunFilter(status="completed"), compare_mod.metric_names("eraser")
 
     def rows_equal_a_full_query():
+        """The cached rows are those of the runs that count, computed from one full query of the store."""
         order = ["run_id", "name", "value"]
-        for which, want in ((flt, names), (RunFilter(status="completed", methods=("fresh",), seeds=(0,)), ("acc",))):
+        picked = pl.col("method").is_in(["fresh"]) & pl.col("seed").is_in([0])
+        for which, want, cond in ((flt, names, pl.lit(True)),
+                                  (RunFilter(status="completed", methods=("fresh",), seeds=(0,)), ("acc",), picked)):
             got = compare_mod.runs_metrics(tmp_path, which, "test", want).sort(order)
-            assert got.drop("model_run").equals(final_metric_rows(tmp_path, which, "test", want).sort(order))
+            full = compare_mod.counted_runs(final_metric_rows(tmp_path, flt, "test", want), run_lineage(tmp_path, flt))[0]
+            assert got.equals(full.filter(cond).sort(order))
             compare_mod._CACHE.clear()  # a cold read (the first of a process) gives the same frame
             assert got.equals(compare_mod.runs_metrics(tmp_path, which, "test", want).sort(order))
 
@@ -288,6 +293,15 @@ def test_dashboard_cache_rereads_only_changed_runs_and_returns_the_same_frame(tm
     assert set(upd.rows["run_id"].to_list()) == {rds[0].run_id, new.run_id}  # only what changed is read
     rows_equal_a_full_query()
     assert 0.125 in compare_mod.runs_metrics(tmp_path, flt, "test", names)["value"].to_list()
+    # an evaluation of a checkpoint lands: it now stands for its model (one evaluation per trained model)
+    ev = RunDir.create(tmp_path / "runs", {"seed": 0}, {"method": "fresh", "dataset": "demo", "arch": "default",
+                                                         "seed": 0, "mode": "evaluate", "parent_run": rds[4].run_id})
+    ev.log_metrics({k: 0.25 for k in keys}, "test")
+    ev.set_status("completed")
+    wb.sync()
+    rows_equal_a_full_query()
+    model = compare_mod.runs_metrics(tmp_path, flt, "test", names).filter(pl.col("model_run") == rds[4].run_id)
+    assert set(model["run_id"].to_list()) == {ev.run_id} and set(model["value"].to_list()) == {0.25}
     for by in (("method",), ("method", "dataset", "arch")):
         cached = wb.compare(flt, by=by, convention="eraser").table.sort(list(by))
         compare_mod._CACHE.clear()
