@@ -134,3 +134,14 @@ def test_an_empty_comparison_names_its_columns_and_says_no_runs_match(tmp_path):
     assert bins.layout.annotations[0].text == "no per-bin metrics"
     full = h.show("any", "any", [], "test", "", ["method"], "eraser", "nrg_faithfulness", "nrg_plausibility", BARS)
     assert full[0]["data"][0][0] == "task_lm" and full[0]["headers"][0] == "method"
+
+
+def test_user_values_in_labels_subtitle_and_hover_are_text_not_markup(groups):
+    evil = '<a href="x">$x$</a>'
+    rows = [{**g, "dataset": evil} for g in groups] + [{**_group("bad<b>", 2), "dataset": evil}]
+    for fig in _charts(rows):
+        assert "<" not in fig.layout.title.subtitle.text and "$" not in fig.layout.title.subtitle.text
+        for t in fig.data:
+            assert "<" not in t.name and "$" not in t.name
+            if getattr(t, "hovertext", None):
+                assert all("<" not in h.split("<br>")[0] for h in t.hovertext)

@@ -1,4 +1,6 @@
-"""Plotly figures of the app (presentation only: they draw the records the workbench returns)."""
+"""Plotly figures of the app (presentation only: they draw the records the workbench returns). Every name a
+run or a user controls (loss names, group labels, metric names, axis names) goes through
+:func:`ui.common.plot_text`: Plotly reads tags and LaTeX in its labels."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
+from ui.common import plot_text
 from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS
 from unirex.metrics.registry import Headline, MetricSpec, direction, get_metric, metric_keys
@@ -46,8 +49,8 @@ def losses(curves: RunCurves, title: str = "Training losses per step") -> go.Fig
     fig = go.Figure()
     for name in curves.loss_names:
         sub = df.filter(df["name"] == name).sort("step")
-        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines", name=name,
-                                 line=dict(width=3 if name == "loss" else 1.5)))
+        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines",
+                                 name=plot_text(name), line=dict(width=3 if name == "loss" else 1.5)))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", **_LAYOUT)
     return fig
 
@@ -148,7 +151,7 @@ def legend_below(fig: go.Figure, labels: list[str], height: int, width_px: int =
     legend_px = rows * _LEGEND_ROW_PX + 8
     fig.update_layout(
         height=height + legend_px, margin=dict(l=55, r=20, t=86 if subtitle else 60, b=_AXIS_TITLE_PX + legend_px),
-        title=dict(y=1, yref="container", yanchor="top", pad=dict(t=12), subtitle=dict(text=subtitle)),
+        title=dict(y=1, yref="container", yanchor="top", pad=dict(t=12), subtitle=dict(text=plot_text(subtitle))),
         legend=dict(orientation="h", xref="container", yref="container", x=0, y=0, xanchor="left", yanchor="bottom",
                     entrywidth=entry, entrywidthmode="pixels", font=dict(size=12), tracegroupgap=0,
                     maxheight=legend_px + _LEGEND_ROW_PX))
@@ -160,7 +163,7 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str, subtitle: st
     interval or ``_std`` as error bars when present, none for a group of one run), the Pareto front drawn as a
     line over its points. Each group is a marker of its own (colour and symbol) named in the legend under the
     plot and in its hover text, rather than a text label beside it: labels of close points overlapped."""
-    pts = [(r.get(x), r.get(y), label_of(r) + n_note(r), error_of(r, x), error_of(r, y), i)
+    pts = [(r.get(x), r.get(y), plot_text(label_of(r)) + n_note(r), error_of(r, x), error_of(r, y), i)
            for i, r in enumerate(rows)]
     pts = [p for p in pts if p[0] is not None and p[1] is not None]
     if not pts:
@@ -175,15 +178,15 @@ def scatter(rows: list[dict], x: str, y: str, label_of, title: str, subtitle: st
         traces.append(dict(
             type="scatter", x=[px], y=[py], mode="markers", name=label, legendgroup=label,
             marker=dict(size=11, color=style.color, symbol=style.symbol),
-            hovertext=[f"{label}<br>{xb} {px:.3f}, {yb} {py:.3f}{spread}"], hoverinfo="text",
+            hovertext=[f"{label}<br>{plot_text(xb)} {px:.3f}, {plot_text(yb)} {py:.3f}{spread}"], hoverinfo="text",
             error_x=_error_bars([ex]), error_y=_error_bars([ey])))
     traces.append(dict(type="scatter", x=[pts[i][0] for i in front], y=[pts[i][1] for i in front],
                        mode="lines+markers", name="Pareto front", line=dict(dash="dash", color="#e0413a"),
                        hoverinfo="skip", marker=dict(size=17, symbol="circle-open", color="#e0413a")))
     # one constructor call: adding traces one at a time re-validates the figure each time
     fig = go.Figure(data=traces, layout=dict(template="plotly_white", title=dict(text=title),
-                                             xaxis=dict(title=dict(text=f"{xb} ({xd.arrow} better)")),
-                                             yaxis=dict(title=dict(text=f"{yb} ({yd.arrow} better)"))))
+                                             xaxis=dict(title=dict(text=plot_text(f"{xb} ({xd.arrow} better)"))),
+                                             yaxis=dict(title=dict(text=plot_text(f"{yb} ({yd.arrow} better)")))))
     return legend_below(fig, [p[2] for p in pts] + ["Pareto front"], height=360, subtitle=subtitle)
 
 
@@ -228,14 +231,14 @@ def bars(rows: list[dict], metrics: list[str], label_of,
         families.setdefault(_family_of(m), []).append(m)
     labels, traces = [], []
     for i, r in enumerate(rows):
-        label, style = label_of(r) + n_note(r), group_style(i)
+        label, style = plot_text(label_of(r)) + n_note(r), group_style(i)
         labels.append(label)
         for col, ms in enumerate(families.values(), start=1):
             traces.append(dict(
-                type="bar", name=label, legendgroup=label, showlegend=col == 1, x=[heading_of(m) for m in ms],
+                type="bar", name=label, legendgroup=label, showlegend=col == 1, x=[plot_text(heading_of(m)) for m in ms],
                 y=[r.get(f"{m}_mean") for m in ms], marker=dict(color=style.color, pattern=dict(shape=style.pattern)),
                 error_y=_error_bars([error_of(r, f"{m}_mean") for m in ms]), **_axis_refs(col)))
-    layout = panels(list(families), [len(ms) for ms in families.values()])
+    layout = panels([plot_text(f) for f in families], [len(ms) for ms in families.values()])
     layout["yaxis"]["title"] = dict(text="value")
     fig = go.Figure(data=traces, layout=dict(template="plotly_white", title=dict(text=title), barmode="group",
                                              **layout))
@@ -251,7 +254,7 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
         return empty(title, "no per-bin metrics")
     labels, traces = [], []
     for i, r in have:
-        style, label = group_style(i), label_of(r) + n_note(r)
+        style, label = group_style(i), plot_text(label_of(r)) + n_note(r)
         labels.append(label)
         for col, kind in ((1, "comp"), (2, "suff")):
             traces.append(dict(
