@@ -130,3 +130,24 @@ def test_nrg_replicates_redo_nrg_on_each_resample():
         assert reps[g][b] == pytest.approx(one.nrg[g])
         assert reps[g].min() <= point.nrg[g] <= reps[g].max()
     assert nrg_replicates(res, {"task": {"missing": True}}) == {}
+
+
+def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_arch, small_demo_dir):
+    """Summed over all examples, the per-example statistics of a real (tiny) evaluation equal the
+    evaluator's numbers, corpus-level ones (macro F1, IOU F1) included; saved and loaded, the same."""
+    from evalkit import TinyClassifier, random_scores, split_dataset
+
+    from unirex.evaluate import evaluate, save_outputs
+    from unirex.per_example import load_contributions
+
+    ds, built = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(12))
+    result = evaluate(TinyClassifier(tiny_arch).eval(), ds, random_scores(ds.table, seed=3), batch_size=4,
+                      source=built.summary["source"])
+    save_outputs(tmp_path / "run", "test", result, built)
+    ex = load_contributions(tmp_path / "run", "test")
+    assert len(ex.keys) == 12
+    for name in ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "comp_aopc_unirex", "suff_k20",
+                 "plaus_ref_auprc", "plaus_ref_token_f1", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"):
+        assert ex.metrics[name].value == pytest.approx(result.metrics[name], abs=1e-9), name
+    sub = ex.take(ex.keys[:5])
+    assert sub.metrics["acc"].rows.shape == (5, 2)

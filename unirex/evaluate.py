@@ -113,6 +113,10 @@ class EvalOutputs:
     #: ``protocol=reference`` only, not saved: the reference's inputs' predictions, per bin ``[N, K, C]``
     #: (:class:`ReferenceScoring`), which the UNIREX-style metrics read; None: they read ERASER's
     ref: "ReferenceOutputs | None" = None
+    #: UNIREX's per-example plausibility (``plaus_ref_auprc`` / ``plaus_ref_token_f1`` are their means over
+    #: the table's rows): [N] each, for the comparison's bootstrap; None in outputs saved before they were kept
+    ref_auprc: np.ndarray | None = None
+    ref_token_f1: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -557,6 +561,8 @@ class _Collector:
             order = order[choice[cat["index"][order].astype(np.int64)] == cat["pred"][order]]
         labels = list(getattr(dataset, "labels", None) or [])
         ids = table["annotation_id"].to_list()
+        ref = {r[0]: r[1:3] for r in self.ref_rows}
+        ref_rows = [ref.get(int(i), (0.0, 0.0)) for i in cat["index"][order]]
         return EvalOutputs(
             labels=labels, bins=self.bins.bins, hard_k=self.bins.hard_k, index=cat["index"][order].astype(np.int64),
             annotation_id=[ids[i] for i in cat["index"][order]],
@@ -569,6 +575,8 @@ class _Collector:
             ref=None if cat["rbase"] is None else ReferenceOutputs(
                 base=cat["rbase"][order], comp=cat["rcomp"][order], suff=cat["rsuff"][order],
                 task=None if cat["rtask"] is None else cat["rtask"][order]),
+            ref_auprc=np.asarray([a for a, _ in ref_rows], dtype=np.float64).reshape(-1),
+            ref_token_f1=np.asarray([f for _, f in ref_rows], dtype=np.float64).reshape(-1),
         )
 
     def subword_metrics(self, iou_threshold: float) -> dict[str, float | None]:
@@ -695,6 +703,8 @@ word_scores      list<f64> [W]           per document word (all documents concat
 hard_words       list<i8> [W]            1 on words of the hard rationale (top ``hard_k`` %)
 subword_scores   list<f32> [L]           raw per-subword scores (only when kept)
 bin_probs        list<list<f64>> [K][C]  select-then-predict models: the prediction from each bin's rationale
+ref_auprc        f64                     UNIREX's AUPRC of the row (``plaus_ref_auprc`` is their mean)
+ref_token_f1     f64                     UNIREX's token F1 of the row (``plaus_ref_token_f1``)
 ===============  ======================  ==============================================================
 
 ``eval_<split>.json`` holds ``version``, ``split``, ``labels``, ``bins``, ``hard_k``, ``iou_threshold``,
@@ -734,6 +744,9 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
     if o.subword_scores is not None:
         cols["subword_scores"] = [s.tolist() for s in o.subword_scores]
         schema["subword_scores"] = pl.List(pl.Float32)
+    if o.ref_auprc is not None and o.ref_token_f1 is not None:
+        cols["ref_auprc"] = pl.Series(o.ref_auprc, dtype=pl.Float64)
+        cols["ref_token_f1"] = pl.Series(o.ref_token_f1, dtype=pl.Float64)
     if o.bin_probs is not None:
         cols["bin_probs"] = o.bin_probs.tolist()
         schema["bin_probs"] = pl.List(pl.List(pl.Float64))
@@ -788,6 +801,8 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
         subword_scores=([np.asarray(s, dtype=np.float32) for s in df["subword_scores"].to_list()]
                         if "subword_scores" in df.columns else None),
         bin_probs=arr("bin_probs", (n, K, C)) if "bin_probs" in df.columns else None,
+        ref_auprc=df["ref_auprc"].to_numpy().astype(np.float64) if "ref_auprc" in df.columns else None,
+        ref_token_f1=df["ref_token_f1"].to_numpy().astype(np.float64) if "ref_token_f1" in df.columns else None,
     )
     return outputs, meta
 

@@ -1,0 +1,159 @@
+"""Each compared metric of one evaluation as per-example statistics, for the comparison's bootstrap.
+
+:func:`contributions` turns an evaluation's saved outputs (``outputs/eval_<split>.parquet``,
+:func:`unirex.evaluate.load_outputs`) into :class:`unirex.metrics.stats.Contributions` per metric, so that
+summing them over all examples gives back the evaluator's number and summing them over a resample gives
+that number on the resample:
+
+====================================================  ============================================
+acc, comp_aopc, suff_aopc, comp_k*, suff_k*,           a mean over examples (per example: the value)
+comp_aopc_unirex, suff_aopc_unirex
+plaus_ref_auprc, plaus_ref_token_f1                    a mean over examples (outputs saved since the
+                                                       columns ``ref_auprc`` / ``ref_token_f1`` exist)
+macro_f1, task_ref (macro or binary F1)                corpus-level: per-class tp / fp / fn counts,
+                                                       F1 recomputed from the summed counts
+plaus_auprc                                            a mean over (annotation, document) instances:
+                                                       per example the sum and the count
+plaus_token_f1                                         a mean over instances with a gold or predicted
+                                                       token: per example the sum and the count
+plaus_iou_f1                                           corpus-level: F1 of the mean recall (instances
+                                                       with gold spans) and mean precision (instances
+                                                       with predicted spans), from four sums
+====================================================  ============================================
+
+The word-level plausibility metrics need the split table the outputs point at (``split_table`` in
+``eval_<split>.json``); without it (or without gold rationales) they are left out. A select-then-predict
+model is scored as the evaluator scores it: task metrics over every bin's prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from unirex.evaluate import EvalOutputs, gold_spans_from_source, load_outputs, word_level_documents
+from unirex.metrics.faithfulness import prob_drop
+from unirex.metrics.plausibility import IOU_THRESHOLD, auprc, best_iou, spans_from_mask
+from unirex.metrics.reference import reference_task_metric
+from unirex.metrics.stats import Contributions, Kind, f1_rows, mean_rows
+
+
+@dataclass(frozen=True)
+class RunExamples:
+    """One run's per-example statistics on one split: ``keys`` (one per example: its annotation id) and
+    ``metrics`` (``{metric: Contributions}`` with rows in ``keys`` order)."""
+
+    keys: tuple[str, ...]
+    metrics: dict[str, Contributions]
+
+    def take(self, keys: Iterable[str]) -> "RunExamples":
+        """The same statistics over ``keys`` (a subset of :attr:`keys`), in that order."""
+        pos = {k: i for i, k in enumerate(self.keys)}
+        idx = np.asarray([pos[k] for k in keys], dtype=np.int64)
+        return RunExamples(tuple(keys), {m: Contributions(c.kind, c.rows[idx]) for m, c in self.metrics.items()})
+
+
+def _task(outputs: EvalOutputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(y_true, y_pred, base_probs, base_pred)``: per example, or per example and bin (select-then-predict)."""
+    if outputs.bin_probs is not None:
+        pred = outputs.bin_probs.argmax(-1)
+        return np.repeat(outputs.label[:, None], pred.shape[1], axis=1), pred, outputs.bin_probs, pred
+    return outputs.label, outputs.pred, outputs.probs, outputs.pred
+
+
+def _unique_keys(ids: list[str]) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    out = []
+    for k in ids:
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        out.append(k if n == 0 else f"{k}#{n}")
+    return tuple(out)
+
+
+def _word_plausibility(outputs: EvalOutputs, table: pl.DataFrame, gold_spans, iou_threshold: float
+                       ) -> dict[str, Contributions]:
+    has = np.asarray(table["has_rationale"].to_list(), dtype=bool)[outputs.index]
+    if not has.any():
+        return {}
+    docs = word_level_documents(outputs, table, gold_spans)
+    per_example = np.asarray([len(d) for d in table["docids"].to_list()], dtype=np.int64)[outputs.index]
+    owner = np.repeat(np.arange(len(outputs)), per_example)
+    n = len(outputs)
+    au, tok, tok_n, r, r_n, p, p_n = (np.zeros(n) for _ in range(7))
+    for j, d in zip(owner, docs):
+        au[j] += auprc(d.truth, d.scores)
+        gold, pred = np.asarray(d.truth, bool), np.asarray(d.hard, bool)
+        n_gold, n_pred = int(gold.sum()), int(pred.sum())
+        if n_gold or n_pred:
+            tp = int((gold & pred).sum())
+            pp, rr = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+            tok[j] += 0.0 if pp == 0 or rr == 0 else 2 * pp * rr / (pp + rr)
+            tok_n[j] += 1
+        gs, ps = sorted(set(map(tuple, d.spans()))), sorted(set(spans_from_mask(d.hard)))
+        hits = sum(int(best_iou(s, gs) >= iou_threshold) for s in ps)
+        if gs:
+            r[j] += hits / len(gs)
+            r_n[j] += 1
+        if ps:
+            p[j] += hits / len(ps)
+            p_n[j] += 1
+    return {"plaus_auprc": mean_rows(au, per_example.astype(np.float64)),
+            "plaus_token_f1": mean_rows(tok, tok_n),
+            "plaus_iou_f1": Contributions(Kind.F1_OF_MEANS, np.stack([r, r_n, p, p_n], axis=1))}
+
+
+def contributions(outputs: EvalOutputs, meta: dict | None = None, table: pl.DataFrame | None = None,
+                  gold_spans=None) -> RunExamples:
+    """Per-example statistics of every metric the outputs allow (see the module docstring); ``meta`` is the
+    outputs' JSON (its ``stats.task_ref_metric`` / ``dataset`` name the reference task metric), ``table``
+    the split table for the word-level plausibility metrics."""
+    meta = meta or {}
+    y_true, y_pred, base, base_pred = _task(outputs)
+    n_classes = max(len(outputs.labels), int(np.max(y_true, initial=0)) + 1, int(np.max(y_pred, initial=0)) + 1)
+    correct = (y_true == y_pred).astype(np.float64)
+    out: dict[str, Contributions] = {
+        "acc": mean_rows(correct if correct.ndim == 1 else correct.sum(1), None if correct.ndim == 1
+                         else np.full(len(outputs), correct.shape[1], dtype=np.float64)),
+        "macro_f1": f1_rows(y_true, y_pred, n_classes),
+    }
+    ref = (meta.get("stats") or {}).get("task_ref_metric") or reference_task_metric(meta.get("dataset"))
+    out["task_ref"] = {"acc": out["acc"], "macro_f1": out["macro_f1"]}.get(ref) or f1_rows(y_true, y_pred, n_classes,
+                                                                                            positive=1)
+    if len(outputs):
+        comp = prob_drop(base, outputs.comp_probs, base_pred)  # [N, K]
+        suff = prob_drop(base, outputs.suff_probs, base_pred)
+        K = comp.shape[1]
+        for name, arr in (("comp", comp), ("suff", suff)):
+            out[f"{name}_aopc"] = mean_rows(arr.mean(axis=1))
+            out[f"{name}_aopc_unirex"] = mean_rows(arr.sum(axis=1) / (K + 1))
+            for j, k in enumerate(outputs.bins):
+                out[f"{name}_k{k:g}"] = mean_rows(arr[:, j])
+    if outputs.ref_auprc is not None and outputs.ref_token_f1 is not None:
+        out["plaus_ref_auprc"] = mean_rows(outputs.ref_auprc)
+        out["plaus_ref_token_f1"] = mean_rows(outputs.ref_token_f1)
+    if table is not None and len(outputs):
+        out.update(_word_plausibility(outputs, table, gold_spans, float(meta.get("iou_threshold") or IOU_THRESHOLD)))
+    return RunExamples(_unique_keys(list(outputs.annotation_id)), out)
+
+
+def load_contributions(run_dir: str | Path, split: str) -> RunExamples:
+    """:func:`contributions` of a run's saved outputs on ``split`` (a :class:`UnirexError` when it has none),
+    with the split table the outputs name when it is still there."""
+    outputs, meta = load_outputs(run_dir, split)
+    table = gold = None
+    path = meta.get("split_table")
+    if path and Path(path).is_file():
+        table = pl.read_parquet(path)
+        if "has_rationale" in table.columns and "docids" in table.columns:
+            gold = gold_spans_from_source(meta.get("source"), table)
+        else:
+            table = None
+    return contributions(outputs, meta, table, gold)
+
+
+__all__ = ["RunExamples", "contributions", "load_contributions"]
