@@ -213,14 +213,55 @@ def _show(args) -> int:
     return 0
 
 
+def _pm_ci(mean, low, high, std, best: bool = False) -> str:
+    """``mean ± half-width`` of the 95% interval (``*``: significantly best); ``mean (sd std)`` without one."""
+    from cli.render import fmt
+
+    if mean is None or mean != mean:
+        return "n/a"
+    if low is not None and high is not None and low == low and high == high:
+        return f"{mean:.3f} ± {(high - low) / 2:.3f}" + ("*" if best else "")
+    return f"{mean:.3f}" + (f" (sd {fmt(std, 3)})" if std is not None and std == std else "")
+
+
+def _pairwise(args, wb, cmp) -> int:
+    import dataclasses
+    import json
+
+    from cli.render import table
+
+    tests = wb.pairwise(args.pairwise, cmp=cmp, pair=tuple(args.pair) if args.pair else None)
+    if args.json:
+        keep = ("a", "b", "dataset", "metric", "diff", "ci_low", "ci_high", "p", "p_adj", "significant", "n_examples",
+                "seeds_a", "seeds_b")
+        print(json.dumps([{k: dataclasses.asdict(t)[k] for k in keep} for t in tests], indent=1))
+        return 0
+    unc = cmp.uncertainty
+    for ds, why in (unc.left_out.items() if unc else ()):
+        for label, reason in why.items():
+            print(f"left out of the tests: {label}{f' on {ds}' if ds else ''}: {reason}")
+    if not tests:
+        print(f"no pair of groups with per-example outputs on the same dataset for {args.pairwise}")
+        return 0
+    print(f"{args.pairwise} on the {args.split} split: a - b, 95% interval and p-value paired by example (bootstrap, "
+          f"{unc.n_resamples} resamples of the examples, and of the seeds where a group has several; seed {unc.seed}); "
+          f"p_adj: Holm over the {len(tests)} pair(s); * significant at {unc.alpha}")
+    table(["a", "b", "dataset", "diff", "95% CI", "p", "p_adj", ""],
+          [[t.a, t.b, t.dataset, f"{t.diff:+.4f}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]", f"{t.p:.4f}",
+            f"{t.p_adj:.4f}", "*" if t.significant else ""] for t in tests])
+    return 0
+
+
 def _compare(args) -> int:
-    from cli.render import mean_std, table
+    from cli.render import table
 
     wb = _workbench(args)
     wb.sync()
     by = tuple(b.strip() for b in args.by.split(",") if b.strip())
     cmp = wb.compare(_filter(args, status_default="completed"), split=args.split, by=by, convention=args.convention,
                      include_debug=args.include_debug)
+    if args.pairwise:
+        return _pairwise(args, wb, cmp)
     df = cmp.table
     if args.csv or args.parquet:
         flat = df.with_columns(df["seeds"].list.eval(__import__("polars").element().cast(str)).list.join(","))
@@ -240,15 +281,37 @@ def _compare(args) -> int:
         return 0
     names = metric_keys(headline=Headline.SUMMARY)
     present = [n for n in names if f"{n}_mean" in df.columns]
-    rows = [[*[r[b] for b in by], r["n"], r["nrg"], *[mean_std(r[f"{n}_mean"], r[f"{n}_std"]) for n in present]]
+    rows = [[*[r[b] for b in by], r["n"], _pm_ci(r["nrg"], r.get("nrg_ci_low"), r.get("nrg_ci_high"), None),
+             *[_pm_ci(r[f"{n}_mean"], r.get(f"{n}_ci_low"), r.get(f"{n}_ci_high"), r[f"{n}_std"], bool(r.get(f"{n}_best")))
+               for n in present]]
             for r in df.iter_rows(named=True)]
     print("one evaluation per trained model (the latest evaluation of a checkpoint stands for it)"
           + ("" if args.include_debug else "; debug runs left out (--include-debug counts them)"))
-    print(f"{args.split} split, mean ± std over seeds; NRG ({cmp.convention}) over the {df.height} rows: "
+    datasets = df["dataset"].n_unique() if "dataset" in df.columns else cmp.runs["dataset"].n_unique()
+    where = (f"within each of the {datasets} datasets" if "dataset" in by and datasets > 1 else
+             f"per dataset, then the mean over the {datasets} datasets" if datasets > 1 else f"over the {df.height} rows")
+    print(f"{args.split} split; NRG ({cmp.convention}) {where}: "
           + "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
           + (f" (left out, a metric missing in some row: {', '.join(cmp.nrg_missing)}; re-evaluate older runs)"
              if cmp.nrg_missing else ""))
+    unc = cmp.uncertainty
+    if unc is not None and unc.bootstraps:
+        print(f"mean ± half-width of the 95% interval (bootstrap, {unc.n_resamples} resamples: examples, and seeds "
+              "where a group has several); * best, significantly better than the runner-up (paired test)")
+        one = [r for r in df.iter_rows(named=True) if r.get("ci_over") == "examples"]
+        if one:
+            print(f"one seed: the interval of {', '.join(' / '.join(str(r[b]) for b in by) for r in one)} "
+                  "is over examples only")
+    if unc is not None:
+        for ds, why in unc.left_out.items():
+            for label, reason in why.items():
+                print(f"no interval for {label}{f' on {ds}' if ds else ''}: {reason}")
     table([*by, "runs", "NRG", *present], rows)
+    if cmp.nrg_summary is not None and cmp.nrg_summary.height and datasets > 1:
+        print("\ncross-dataset summary: the mean of the per-dataset NRGs")
+        rest = [b for b in by if b != "dataset"]
+        table([*rest, "mean NRG", "datasets"], [[*[r[b] for b in rest], r["nrg_mean_over_datasets"], r["datasets"]]
+                                                for r in cmp.nrg_summary.iter_rows(named=True)])
     return 0
 
 
@@ -421,6 +484,11 @@ def _add_run_commands(sub) -> None:
     c.add_argument("--csv", help="write the table as CSV")
     c.add_argument("--parquet", help="write the table as Parquet")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--pairwise", metavar="METRIC",
+                   help="paired tests of every two groups on the same dataset on METRIC (difference, 95%% interval, "
+                        "p-value paired by example, Holm-adjusted over the pairs)")
+    c.add_argument("--pair", nargs=2, metavar=("A", "B"), help="with --pairwise: only these two groups (labels as in "
+                                                             "the table, e.g. 'task_lm / demo / default')")
     c.set_defaults(func=_compare)
 
 

@@ -151,3 +151,159 @@ def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_
         assert ex.metrics[name].value == pytest.approx(result.metrics[name], abs=1e-9), name
     sub = ex.take(ex.keys[:5])
     assert sub.metrics["acc"].rows.shape == (5, 2)
+
+
+# --- the comparison: intervals, NRG per dataset, paired tests, through the workbench and the CLI ----------------
+
+N_EX = 200
+
+
+def _outputs(rng, acc: float, comp: float, n: int = N_EX):
+    """Per-example outputs of a 2-label classifier that is right on about ``acc`` of the examples and whose
+    rationale removal drops the predicted probability by about ``comp``."""
+    from unirex.evaluate import EvalOutputs
+
+    K, C = 5, 2
+    label = rng.integers(0, C, n)
+    pred = np.where(rng.random(n) < acc, label, 1 - label)
+    top = rng.uniform(0.55, 0.95, n)
+    probs = np.where(np.arange(C)[None] == pred[:, None], top[:, None], 1 - top[:, None])
+    drop = np.clip(rng.normal(comp, 0.1, (n, K)), 0, None)
+    p_comp = np.clip(top[:, None] - drop, 0.01, 0.99)
+    p_suff = np.clip(top[:, None] - drop / 3, 0.01, 0.99)
+
+    def variant(p):
+        return np.where(np.arange(C)[None, None] == pred[:, None, None], p[..., None], 1 - p[..., None])
+
+    return EvalOutputs(labels=["neg", "pos"], bins=(1, 5, 10, 20, 50), hard_k=10, index=np.arange(n),
+                       annotation_id=[f"ex{i}" for i in range(n)], label=label, pred=pred, probs=probs,
+                       comp_probs=variant(p_comp), suff_probs=variant(p_suff), hard_comp_probs=variant(p_comp)[:, 2],
+                       hard_suff_probs=variant(p_suff)[:, 2], word_scores=[np.zeros(3)] * n,
+                       hard_words=[np.zeros(3, bool)] * n)
+
+
+def _run(ws, method, dataset, seed, acc, comp, rng, outputs=True):
+    from unirex.evaluate import EvalResult, save_outputs, task_and_faithfulness
+    from unirex.runs import RunDir
+
+    rd = RunDir.create(ws / "runs", {"seed": seed}, {"method": method, "dataset": dataset, "arch": "default",
+                                                       "seed": seed, "mode": "train"})
+    out = _outputs(rng, acc, comp)
+    metrics = {k: v for k, v in task_and_faithfulness(out, dataset_name=dataset).items()
+               if k in ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "comp_aopc_unirex", "suff_aopc_unirex")}
+    rd.log_metrics(metrics, "test")
+    if outputs:
+        save_outputs(rd.path, "test", EvalResult(metrics=metrics, outputs=out), {"dataset": dataset})
+    rd.set_status("completed")
+    return rd, metrics
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """Two datasets: on ``demo`` a strong method (3 seeds), a weak one (3 seeds) and a one-seed one; on ``other``
+    two methods (one seed each) and one whose run has no per-example outputs."""
+    ws = tmp_path_factory.mktemp("ws-stats")
+    rng = np.random.default_rng(0)
+    values = {}
+    for seed in range(3):
+        values[("strong", "demo", seed)] = _run(ws, "strong", "demo", seed, 0.9, 0.30, rng)[1]
+        values[("weak", "demo", seed)] = _run(ws, "weak", "demo", seed, 0.6, 0.10, rng)[1]
+    values[("single", "demo", 0)] = _run(ws, "single", "demo", 0, 0.75, 0.20, rng)[1]
+    values[("strong", "other", 0)] = _run(ws, "strong", "other", 0, 0.55, 0.05, rng)[1]
+    values[("weak", "other", 0)] = _run(ws, "weak", "other", 0, 0.95, 0.40, rng)[1]
+    values[("blind", "other", 0)] = _run(ws, "blind", "other", 0, 0.7, 0.2, rng, outputs=False)[1]
+    from workbench import Workbench
+
+    wb = Workbench(ws)
+    wb.sync()
+    return ws, wb, values
+
+
+def test_compare_adds_intervals_and_says_what_they_are_over(compared):
+    from workbench import RunFilter
+
+    ws, wb, values = compared
+    cmp = wb.compare(RunFilter(status="completed"), by=("method", "dataset"), convention="eraser")
+    t = {(r["method"], r["dataset"]): r for r in cmp.table.iter_rows(named=True)}
+    for key, row in t.items():
+        if key == ("blind", "other"):  # no per-example outputs: no interval (not zero), and said so
+            assert row["acc_ci_low"] is None and row["ci_over"] is None
+            assert "no per-example outputs" in cmp.uncertainty.left_out["other"]["blind / other"]
+            continue
+        for m in ("acc", "macro_f1", "comp_aopc", "suff_aopc"):
+            assert row[f"{m}_ci_low"] < row[f"{m}_mean"] < row[f"{m}_ci_high"], (key, m)
+        assert row["ci_over"] == ("seeds and examples" if key in {("strong", "demo"), ("weak", "demo")} else "examples")
+    assert t[("strong", "demo")]["acc_mean"] == pytest.approx(np.mean([values[("strong", "demo", s)]["acc"]
+                                                                       for s in range(3)]))
+    half = (t[("strong", "demo")]["acc_ci_high"] - t[("strong", "demo")]["acc_ci_low"]) / 2
+    assert 0.005 < half < 0.06  # 3 x 200 examples at 0.9: a binomial sd of about 0.012 per run
+    assert t[("strong", "demo")]["acc_best"] and not t[("weak", "demo")]["acc_best"]
+    assert cmp.uncertainty.n_resamples == 1000
+    again = wb.compare(RunFilter(status="completed"), by=("method", "dataset"), convention="eraser")
+    assert again.table["acc_ci_low"].to_list() == cmp.table["acc_ci_low"].to_list()  # a fixed seed
+
+
+def test_nrg_is_per_dataset_and_the_summary_averages_them(compared):
+    from unirex.metrics.nrg import nrg
+    from workbench import RunFilter
+
+    ws, wb, values = compared
+    cmp = wb.compare(RunFilter(status="completed"), by=("method", "dataset"), convention="eraser")
+    t = {(r["method"], r["dataset"]): r for r in cmp.table.iter_rows(named=True)}
+    # each dataset's NRG is min-max over that dataset's groups alone ('weak' loses on demo, wins on other)
+    assert t[("weak", "demo")]["nrg"] < t[("strong", "demo")]["nrg"] and t[("weak", "other")]["nrg"] > t[("strong", "other")]["nrg"]
+    demo = {m: {k: np.mean([values[(m, "demo", s)][k] for s in range(3 if m != "single" else 1)])
+                for k in values[(m, "demo", 0)]} for m in ("strong", "weak", "single")}
+    other = {m: values[(m, "other", 0)] for m in ("strong", "weak", "blind")}
+    for ds, entries in (("demo", demo), ("other", other)):
+        expected = nrg(entries, convention="eraser")
+        for m in entries:
+            assert t[(m, ds)]["nrg"] == pytest.approx(expected.nrg[m]), (m, ds)
+    s = {r["method"]: r for r in cmp.nrg_summary.iter_rows(named=True)}
+    assert s["strong"]["datasets"] == ["demo", "other"]
+    assert s["strong"]["nrg_mean_over_datasets"] == pytest.approx((t[("strong", "demo")]["nrg"]
+                                                                   + t[("strong", "other")]["nrg"]) / 2)
+    by_method = wb.compare(RunFilter(status="completed"), by=("method",), convention="eraser")
+    m = {r["method"]: r for r in by_method.table.iter_rows(named=True)}
+    assert m["strong"]["nrg"] == pytest.approx(s["strong"]["nrg_mean_over_datasets"])  # never across datasets
+    # NRG's interval: on demo every group has outputs; on other one lacks them, so no interval there
+    for m in ("strong", "weak", "single"):
+        row = t[(m, "demo")]
+        assert row["nrg_ci_low"] - 1e-9 <= row["nrg"] <= row["nrg_ci_high"] + 1e-9
+    # the extremes win and lose every metric on every resample; the one in between moves
+    assert t[("strong", "demo")]["nrg_ci_low"] == t[("strong", "demo")]["nrg_ci_high"]
+    assert t[("single", "demo")]["nrg_ci_low"] < t[("single", "demo")]["nrg_ci_high"]
+    assert t[("strong", "other")]["nrg_ci_low"] is None
+
+
+def test_pairwise_tests_in_the_workbench_and_the_cli(compared, capsys):
+    import json
+
+    from cli import main
+    from workbench import RunFilter
+
+    ws, wb, _ = compared
+    tests = wb.pairwise("acc", RunFilter(status="completed"), by=("method", "dataset"))
+    pairs = {(t.a, t.b): t for t in tests}
+    assert {t.dataset for t in tests} == {"demo", "other"} and len(tests) == 4  # 3 on demo, 1 on other (blind out)
+    sw = pairs.get(("strong / demo", "weak / demo")) or pairs[("weak / demo", "strong / demo")]
+    assert sw.significant and abs(sw.diff) > 0.2 and sw.p_adj >= sw.p and sw.seeds_a == 3
+    w = ["--workspace", str(ws)]
+    assert main([*w, "compare", "--by", "method,dataset", "--pairwise", "acc", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert {"a", "b", "diff", "ci_low", "ci_high", "p", "p_adj", "significant"} <= set(got[0])
+    assert main([*w, "compare", "--by", "method,dataset", "--pairwise", "acc"]) == 0
+    out = capsys.readouterr().out
+    assert "Holm" in out and "left out of the tests: blind / other" in out
+    assert main([*w, "compare", "--by", "method,dataset", "--pairwise", "acurracy"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'acc'" in err and len(err.strip().splitlines()) == 1
+    assert main([*w, "compare", "--by", "method,dataset", "--pairwise", "acc", "--pair", "strong / demo",
+                 "weak / other"]) == 2
+    assert "different datasets" in capsys.readouterr().err
+    assert main([*w, "compare", "--by", "method,dataset"]) == 0
+    out = capsys.readouterr().out
+    assert " ± " in out and "half-width" in out and "cross-dataset summary" in out and "over examples only" in out
+    csv = ws / "cmp.csv"
+    assert main([*w, "compare", "--csv", str(csv)]) == 0
+    assert "acc_ci_low" in csv.read_text().splitlines()[0] and "nrg_ci_high" in csv.read_text().splitlines()[0]

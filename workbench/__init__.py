@@ -8,11 +8,12 @@ fronts and the store/core: ``app``/``ui``/``cli`` -> ``workbench`` -> ``store`` 
 from store import RunFilter
 from workbench.records import (FINAL_JOB_STATES, JOB_STATES, RUN_STATES, CatalogRow, CheckpointInfo, Comparison,
                                DatasetExample, DatasetSummary, Explanation, ExportedFile, Job, MethodPreset,
-                               PlannedRun, Progress, RunCurves, RunDetail, RunOutcome, RunSummary, SettingsCheck)
+                               PairTest, PlannedRun, Progress, RunCurves, RunDetail, RunOutcome, RunSummary,
+                               SettingsCheck, Uncertainty)
 from workbench.service import LAUNCHERS, Workbench, command_line
 from workbench.sweeps import comma_lists, is_sweep, quote_one_value_keys
 
 __all__ = ["FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "CatalogRow", "CheckpointInfo", "Comparison",
            "DatasetExample", "DatasetSummary", "Explanation", "ExportedFile", "Job", "LAUNCHERS", "MethodPreset",
-           "PlannedRun", "Progress", "RunCurves", "RunDetail", "RunFilter", "RunOutcome", "RunSummary",
-           "SettingsCheck", "Workbench", "comma_lists", "command_line", "is_sweep", "quote_one_value_keys"]
+           "PairTest", "PlannedRun", "Progress", "RunCurves", "RunDetail", "RunFilter", "RunOutcome", "RunSummary",
+           "SettingsCheck", "Uncertainty", "Workbench", "comma_lists", "command_line", "is_sweep", "quote_one_value_keys"]

@@ -14,6 +14,7 @@ dataset and arch) is one entry, as in the paper's tables. The same numbers feed 
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from store import RunFilter, aggregate, final_metric_rows, final_metric_updates
 from unirex.errors import UnirexError
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import metric_keys
+from unirex.metrics.stats import PairTest, adjust, percentile_interval
 from workbench.records import Comparison
 
 
@@ -174,13 +176,27 @@ def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, 
     return base.filter(cond)
 
 
+def did_you_mean(value: str, choices) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _group_key(row: dict, by: tuple[str, ...]) -> str:
     return " / ".join(str(row[b]) for b in by)
 
 
+def _mean(values: list) -> float | None:
+    ok = [v for v in values if v is not None and v == v]
+    return sum(ok) / len(ok) if len(ok) == len(values) and ok else None
+
+
 def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str, ...] = ("method", "dataset", "arch"),
-            convention: str = DEFAULT_CONVENTION) -> Comparison:
-    """One row per group of runs (``by``), metrics as ``<name>_mean`` / ``<name>_std``, NRG over the groups."""
+            convention: str = DEFAULT_CONVENTION, intervals: bool = True) -> Comparison:
+    """One row per group of runs (``by``), metrics as ``<name>_mean`` / ``<name>_std`` and, with
+    ``intervals``, ``<name>_ci_low`` / ``<name>_ci_high`` (95%, :mod:`workbench.stats`) and ``<name>_best``
+    (the group best on it, significantly better than the runner-up on its dataset); NRG per dataset
+    (min-max over the groups of one dataset, never across datasets), a group's ``nrg`` the mean of its
+    per-dataset NRGs, with ``nrg_ci_low`` / ``nrg_ci_high``."""
     from unirex.metrics.nrg import nrg
 
     spec = nrg_spec(convention)
@@ -190,13 +206,17 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
         empty = pl.DataFrame({b: [] for b in by})
         return Comparison(table=empty, runs=runs, split=split, by=tuple(by), metrics=(), convention=convention,
                           nrg_metrics={}, nrg_missing=[])
+    by = tuple(by)
     if set(by) <= set(runs.columns):  # one query; mean and sample std over each group's runs computed here
-        per_run = runs.pivot(on="name", index=["run_id", "seed", *by], values="value", aggregate_function="last")
+        cell_by = by if "dataset" in by else (*by, "dataset")
+        per_run = runs.pivot(on="name", index=["run_id", "seed", *cell_by], values="value", aggregate_function="last")
         present = [m for m in names if m in per_run.columns]
         table = per_run.group_by(list(by)).agg(
             pl.col("run_id").n_unique().alias("n"), pl.col("seed").unique().sort().alias("seeds"),
             *[pl.col(m).mean().alias(f"{m}_mean") for m in present],
             *[pl.col(m).std(ddof=1).alias(f"{m}_std") for m in present])
+        cells = per_run.group_by(list(cell_by)).agg(pl.col("run_id").unique().sort().alias("run_ids"),
+                                                    *[pl.col(m).mean().alias(f"{m}_mean") for m in present])
     else:  # grouping by a run column the per-run frame lacks (mode, status): the store aggregates
         long = aggregate(workspace, flt, split=split, names=names, by=by)
         wide_mean = long.pivot(on="name", index=list(by), values="mean")
@@ -207,17 +227,113 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
         table = (wide_mean.rename({m: f"{m}_mean" for m in present})
                  .join(wide_std.rename({m: f"{m}_std" for m in present}), on=list(by), how="left")
                  .join(counts, on=list(by), how="left"))
-    entries = {_group_key(r, by): {m: r[f"{m}_mean"] for m in present} for r in table.iter_rows(named=True)}
-    res = nrg(entries, spec)
+        cell_by, cells = by, None  # no per-run frame: one NRG over the groups (per dataset when grouped by it)
+    cell_rows = list((cells if cells is not None else table).iter_rows(named=True))
+
+    def dataset_of(r: dict) -> str:
+        return str(r["dataset"]) if "dataset" in r else ""
+
+    per_ds: dict[str, list[dict]] = {}
+    for r in cell_rows:
+        per_ds.setdefault(dataset_of(r), []).append(r)
+    used_by_ds: dict[str, dict[str, list[str]]] = {}
+    cell_nrg: dict[tuple[str, str], dict[str, float | None]] = {}
+    missing: list[str] = []
+    for ds, rows in per_ds.items():
+        res = nrg({_group_key(r, by): {m: r[f"{m}_mean"] for m in present} for r in rows}, spec)
+        used_by_ds[ds] = dict(res.used)
+        missing.extend(d for d in res.missing if d not in missing)
+        for r in rows:
+            k = _group_key(r, by)
+            cell_nrg[(ds, k)] = {"nrg": res.nrg[k], **{f"nrg_{d}": res.by_desideratum[k].get(d) for d in spec}}
+    used = {d: m for d, m in next(iter(used_by_ds.values())).items()
+            if all(ud.get(d) == m for ud in used_by_ds.values())}
+    parts: dict[str, list[tuple[str, int]]] = {}
+    for r in cell_rows:
+        parts.setdefault(_group_key(r, by), []).append((dataset_of(r), len(r.get("run_ids") or []) or r.get("n") or 1))
     keys = [_group_key(r, by) for r in table.iter_rows(named=True)]
-    table = table.with_columns(
-        pl.Series("nrg", [res.nrg[k] for k in keys], dtype=pl.Float64),
-        *[pl.Series(f"nrg_{d}", [res.by_desideratum[k].get(d) for k in keys], dtype=pl.Float64) for d in spec])
-    order = [*by, "n", "seeds", "nrg", *[f"nrg_{d}" for d in spec],
-             *[c for m in present for c in (f"{m}_mean", f"{m}_std")]]
-    table = table.select(order).sort("nrg", descending=True, nulls_last=True)
-    return Comparison(table=table, runs=runs, split=split, by=tuple(by), metrics=tuple(present),
-                      convention=convention, nrg_metrics=dict(res.used), nrg_missing=list(res.missing))
+    nrg_cols = ["nrg", *[f"nrg_{d}" for d in spec]]
+    table = table.with_columns(*[pl.Series(c, [_mean([cell_nrg[(ds, k)][c] for ds, _ in parts[k]]) for k in keys],
+                                           dtype=pl.Float64) for c in nrg_cols])
+
+    unc = None
+    ci: dict[str, list] = {c: [None] * len(keys) for c in
+                           ("nrg_ci_low", "nrg_ci_high", *[f"{m}_ci_{e}" for m in present for e in ("low", "high")])}
+    best: dict[str, list[bool]] = {f"{m}_best": [False] * len(keys) for m in present}
+    over: list[str | None] = [None] * len(keys)
+    cell_ci: dict[tuple[str, str], tuple[float, float]] = {}
+    if intervals and cells is not None:
+        from workbench import stats
+
+        groups = {ds: {_group_key(r, by): list(r["run_ids"]) for r in rows} for ds, rows in per_ds.items()}
+        unc = stats.uncertainty(Path(workspace) / "runs", groups, split, present)
+        nrg_reps = stats.nrg_estimates(unc, used_by_ds, spec, {ds: list(g) for ds, g in groups.items()})
+        for key, reps in nrg_reps.items():
+            ds, k = key.split("\x00", 1)
+            cell_ci[(ds, k)] = percentile_interval(reps, unc.alpha)
+        winners = {(ds, m): stats.best_is_significant(b, m, unc.alpha) for ds, b in unc.bootstraps.items()
+                   for m in present}
+        for i, k in enumerate(keys):
+            for m in present:
+                est = stats.group_estimate(unc, parts[k], k, m)
+                if est is not None:
+                    ci[f"{m}_ci_low"][i], ci[f"{m}_ci_high"][i] = est.interval(unc.alpha)
+                if len(parts[k]) == 1 and winners.get((parts[k][0][0], m)) == k:
+                    best[f"{m}_best"][i] = True
+            reps = [nrg_reps.get(f"{ds}\x00{k}") for ds, _ in parts[k]]
+            if reps and all(r is not None for r in reps):
+                ci["nrg_ci_low"][i], ci["nrg_ci_high"][i] = percentile_interval(sum(reps) / len(reps), unc.alpha)
+            kinds = {unc.over(ds, k) for ds, _ in parts[k]}
+            over[i] = None if None in kinds else ("seeds and examples" if "seeds and examples" in kinds else "examples")
+    table = table.with_columns(*[pl.Series(c, v, dtype=pl.Float64) for c, v in ci.items()],
+                               *[pl.Series(c, v, dtype=pl.Boolean) for c, v in best.items()],
+                               pl.Series("ci_over", over, dtype=pl.Utf8))
+    order = [*by, "n", "seeds", "nrg", *[f"nrg_{d}" for d in spec], "nrg_ci_low", "nrg_ci_high", "ci_over",
+             *[c for m in present for c in (f"{m}_mean", f"{m}_std", f"{m}_ci_low", f"{m}_ci_high", f"{m}_best")]]
+    table = table.select(order).sort(["nrg", *by], descending=[True, *[False] * len(by)], nulls_last=True)
+    by_dataset = pl.DataFrame(
+        [{**{b: r[b] for b in cell_by}, **cell_nrg[(dataset_of(r), _group_key(r, by))],
+          "nrg_ci_low": cell_ci.get((dataset_of(r), _group_key(r, by)), (None, None))[0],
+          "nrg_ci_high": cell_ci.get((dataset_of(r), _group_key(r, by)), (None, None))[1]} for r in cell_rows],
+        schema={**{b: pl.Utf8 if b != "seed" else pl.Int64 for b in cell_by}, **{c: pl.Float64 for c in nrg_cols},
+                "nrg_ci_low": pl.Float64, "nrg_ci_high": pl.Float64}) if "dataset" in cell_by else None
+    summary = None
+    rest = [b for b in by if b != "dataset"]
+    if by_dataset is not None and "dataset" in by and rest:
+        summary = (by_dataset.group_by(rest).agg(pl.col("nrg").mean().alias("nrg_mean_over_datasets"),
+                                                 pl.col("dataset").sort().alias("datasets"))
+                   .sort("nrg_mean_over_datasets", descending=True, nulls_last=True))
+    return Comparison(table=table, runs=runs, split=split, by=by, metrics=tuple(present),
+                      convention=convention, nrg_metrics=used, nrg_missing=missing, nrg_by_dataset=by_dataset,
+                      nrg_summary=summary, uncertainty=unc)
+
+
+def pairwise(cmp: Comparison, metric: str, pair: tuple[str, str] | None = None) -> list[PairTest]:
+    """Paired tests of every two groups of ``cmp`` on the same dataset on ``metric`` (Holm-adjusted over the
+    pairs), or of the one ``pair`` of group labels; a :class:`UnirexError` naming the closest metric or label
+    for an unknown one, or for a pair on different datasets."""
+    from workbench import stats
+
+    if metric not in cmp.metrics:
+        known = list(cmp.metrics) or list(compare_metrics())
+        raise UnirexError(f"unknown metric {metric!r}{did_you_mean(metric, known)}")
+    if cmp.uncertainty is None:
+        return []
+    if pair is not None:
+        labels = {_group_key(r, cmp.by) for r in cmp.table.iter_rows(named=True)}
+        for lab in pair:
+            if lab not in labels:
+                raise UnirexError(f"no group {lab!r} in the comparison{did_you_mean(lab, sorted(labels))}")
+        where = {lab: {ds for ds, b in cmp.uncertainty.bootstraps.items() if lab in b.estimates} |
+                 {ds for ds, why in cmp.uncertainty.left_out.items() if lab in why} for lab in pair}
+        common = where[pair[0]] & where[pair[1]]
+        if not common:
+            raise UnirexError(f"{pair[0]!r} and {pair[1]!r} are on different datasets "
+                              f"({', '.join(sorted(where[pair[0]])) or '?'} vs {', '.join(sorted(where[pair[1]])) or '?'}): "
+                              "a paired test compares groups on the same examples")
+        tests = [t for t in stats.pair_tests(cmp.uncertainty, metric) if {t.a, t.b} == set(pair) and t.dataset in common]
+        return adjust(tests, cmp.uncertainty.alpha)
+    return stats.pair_tests(cmp.uncertainty, metric)
 
 
 def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", convention: str = DEFAULT_CONVENTION):
@@ -236,4 +352,4 @@ def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", conven
 
 
 __all__ = ["CONVENTIONS", "compare_metrics", "compare", "counted_runs", "metric_names", "nrg_of_runs", "nrg_spec",
-           "runs_metrics"]
+           "pairwise", "runs_metrics"]

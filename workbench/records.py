@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from unirex.metrics.stats import BootstrapResult, PairTest
 from unirex.runs import TERMINAL, RunStatus
 
 #: job states; ``waiting`` and ``running`` are the queue, the others are final (one vocabulary with the runs':
@@ -221,6 +222,35 @@ class Comparison:
     convention: str
     nrg_metrics: dict[str, list[str]]  # desideratum -> metrics NRG used
     nrg_missing: list[str] = field(default_factory=list)  # desiderata no compared group had every metric of
+    #: NRG per dataset (min-max over the groups of one dataset and the split, never across datasets): one
+    #: row per (group, dataset) with ``nrg`` and its components; a group's ``nrg`` in ``table`` is the mean
+    #: of its rows here (the paper's cross-dataset summary when a group spans several datasets)
+    nrg_by_dataset: pl.DataFrame | None = None
+    #: the cross-dataset summary: per group without the dataset, the mean of its per-dataset NRGs
+    #: (``nrg_mean_over_datasets``) and the datasets averaged; None when ``by`` has no ``dataset``
+    nrg_summary: pl.DataFrame | None = None
+    #: the bootstrap behind the intervals and paired tests (None when not asked for)
+    uncertainty: Uncertainty | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """The bootstrap of a comparison (:mod:`workbench.stats`): per dataset, its groups' resampled metrics
+    (:class:`unirex.metrics.stats.BootstrapResult`, keyed by the table's group labels); ``left_out[dataset]
+    [group]``: why a group has no interval and no test (its runs lack per-example outputs)."""
+
+    n_resamples: int
+    seed: int
+    alpha: float
+    bootstraps: dict[str, BootstrapResult]
+    left_out: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def over(self, dataset: str, label: str) -> str | None:
+        """What the group's interval is over: ``examples`` (one run) or ``seeds and examples``."""
+        boot = self.bootstraps.get(dataset)
+        if boot is None or label not in boot.seeds:
+            return None
+        return "examples" if boot.seeds[label] == 1 else "seeds and examples"
 
 
 @dataclass(frozen=True)
@@ -334,7 +364,7 @@ class ExportedFile:
 
 __all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
            "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "Job", "MethodPreset", "Progress",
-           "RunCurves", "RunDetail", "RunSummary", "SettingsCheck"]
+           "PairTest", "RunCurves", "RunDetail", "RunSummary", "SettingsCheck", "Uncertainty"]
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_aliv
 from workbench.launchers import (LAUNCHERS, LauncherOptions, check_launcher_folder, refuse_server_keys,
                                  split_launcher_overrides, with_server_values, without_server_keys)
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
-                               ExportedFile, Job, MethodPreset, PlannedRun, Progress, RunCurves, RunDetail,
+                               ExportedFile, Job, MethodPreset, PairTest, PlannedRun, Progress, RunCurves, RunDetail,
                                RunOutcome, RunSummary, SettingsCheck)
 from workbench.safety import PathPolicy, check_name, redact
 from workbench.sharing import SharingService
@@ -574,13 +574,22 @@ class Workbench:
     # ---------------------------------------------------------------------------------- comparing
     def compare(self, flt: RunFilter = RunFilter(status=RunStatus.COMPLETED.value), split: str = "test",
                 by: tuple[str, ...] = ("method", "dataset", "arch"), convention: str = "paper",
-                include_debug: bool = False) -> Comparison:
-        """Mean and std over seeds per group, NRG over the groups (see :mod:`workbench.compare`): one evaluation
-        per trained model (:func:`workbench.compare.counted_runs`); debug runs left out unless ``include_debug``
-        (or ``flt.debug`` says otherwise)."""
+                include_debug: bool = False, intervals: bool = True) -> Comparison:
+        """Mean and std over seeds per group, 95% intervals (``intervals``), NRG per dataset (see
+        :mod:`workbench.compare`): one evaluation per trained model (:func:`workbench.compare.counted_runs`);
+        debug runs left out unless ``include_debug`` (or ``flt.debug`` says otherwise)."""
         if not include_debug and flt.debug is None:
             flt = dataclasses.replace(flt, debug=False)
-        return _compare.compare(self.workspace, flt, split, by, convention)
+        return _compare.compare(self.workspace, flt, split, by, convention, intervals)
+
+    def pairwise(self, metric: str, flt: RunFilter = RunFilter(status=RunStatus.COMPLETED.value), split: str = "test",
+                 by: tuple[str, ...] = ("method", "dataset", "arch"), pair: tuple[str, str] | None = None,
+                 cmp: Comparison | None = None, include_debug: bool = False) -> list[PairTest]:
+        """Paired tests on ``metric`` between the groups of a comparison on the same dataset (Holm-adjusted), or
+        of the one ``pair`` of group labels; ``cmp``: a comparison already made (else one is made here)."""
+        if cmp is None:
+            cmp = self.compare(flt, split, by, include_debug=include_debug)
+        return _compare.pairwise(cmp, metric, pair)
 
     def compare_choices(self, split: str = "test") -> dict[str, list[str]]:
         """Datasets, archs and methods of the completed runs with final metrics on ``split`` (the dashboard's

@@ -33,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
+import zlib
+
 import numpy as np
 
 #: resamples the fronts draw, and the fixed seed that makes their numbers reproducible
@@ -155,7 +157,8 @@ class BootstrapResult:
 def bootstrap(groups: Mapping[str, Sequence[Mapping[str, Contributions]]], n_resamples: int = N_RESAMPLES,
               seed: int = SEED, rng: np.random.Generator | None = None) -> BootstrapResult:
     """Hierarchical bootstrap of every group (``{group: [per run {metric: Contributions}]}``; every run's rows
-    over the same ``N`` examples in the same order). See the module docstring for the resampling units.
+    over the same ``N`` examples in the same order). See the module docstring for the resampling units. The
+    example draws come from ``seed`` (or ``rng``), each group's seed draws from ``seed`` and its name.
     A metric is estimated for a group only when every run of the group has it."""
     rng = np.random.default_rng(seed) if rng is None else rng
     sizes = {c.rows.shape[0] for runs in groups.values() for run in runs for c in run.values()}
@@ -166,7 +169,10 @@ def bootstrap(groups: Mapping[str, Sequence[Mapping[str, Contributions]]], n_res
     estimates: dict[str, dict[str, Estimate]] = {}
     for g, runs in groups.items():
         s = len(runs)
-        pick = rng.integers(0, s, size=(n_resamples, s)) if s > 1 else np.zeros((n_resamples, 1), dtype=np.int64)
+        # each group's seed draws from its own stream (the seed and its label): the same whatever other groups
+        # are compared, and in whatever order they come
+        group_rng = np.random.default_rng([seed, zlib.crc32(str(g).encode())])
+        pick = group_rng.integers(0, s, size=(n_resamples, s)) if s > 1 else np.zeros((n_resamples, 1), dtype=np.int64)
         names = [m for m in (runs[0] if runs else {}) if all(m in r for r in runs)]
         estimates[g] = {}
         for m in names:
