@@ -307,3 +307,28 @@ def test_pairwise_tests_in_the_workbench_and_the_cli(compared, capsys):
     csv = ws / "cmp.csv"
     assert main([*w, "compare", "--csv", str(csv)]) == 0
     assert "acc_ci_low" in csv.read_text().splitlines()[0] and "nrg_ci_high" in csv.read_text().splitlines()[0]
+
+
+def test_compare_tab_shows_intervals_marks_and_the_pairs_matrix(compared):
+    from ui.compare import dashboard, pair_view
+
+    ws, wb, _ = compared
+    cmp, headers, rows, note = dashboard(wb, dataset="demo", by=("method", "dataset"), convention="eraser")
+    by_method = {r[0]: dict(zip(headers, r)) for r in rows}
+    assert by_method["strong"]["acc"].endswith("★") and " ± " in by_method["weak"]["acc"]
+    assert "95% interval" in note and "over examples only: single / demo" in note
+    fig = pair_view(wb, cmp, "acc")
+    heat = fig.data[0]
+    labels = list(heat.x)
+    i, j = labels.index("strong / demo"), labels.index("weak / demo")
+    assert heat.z[i][j] > 0 and heat.z[j][i] < 0 and heat.text[i][j].endswith("*")  # row minus column
+    assert heat.z[i][i] is None
+    assert "unknown metric" in pair_view(wb, cmp, "nope").layout.annotations[0].text
+    everything, *_ = dashboard(wb, by=("method", "dataset"), convention="eraser")
+    _, _, _, note = dashboard(wb, by=("method", "dataset"), convention="eraser")
+    assert "No interval and no test for blind / other" in note
+    f = wb.export_comparison(everything, "parquet")
+    import polars as pl
+
+    df = pl.read_parquet(f.path)
+    assert {"acc_ci_low", "acc_ci_high", "acc_best", "nrg_ci_low", "ci_over"} <= set(df.columns)

@@ -1,15 +1,17 @@
 """Compare tab: the methods dashboard from the run store. Filter by dataset, arch, methods, split, seeds, tags
 and runs picked in the Runs tab; one evaluation per trained model (the latest evaluation of a checkpoint
-stands for it), debug runs left out unless ticked; mean ± std over seeds per group; ERASER metrics with NRG and its three components; faithfulness vs
-plausibility with the Pareto front, a bar per metric per method with error bars, and the per-bin
-comprehensiveness and sufficiency curves; the table exported as CSV or Parquet."""
+stands for it), debug runs left out unless ticked; mean ± half-width of the 95% interval per group (★ where
+significantly best); ERASER metrics with NRG (per dataset) and its three components; faithfulness vs
+plausibility with the Pareto front, a bar per metric per method with its interval, the per-bin
+comprehensiveness and sufficiency curves, and a method x method matrix of paired tests; the table exported
+as CSV or Parquet (intervals and marks included)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from ui import figures
-from ui.common import Handlers, choice_or_none, code, handler, html_text, md
+from ui.common import Handlers, choice_or_none, code, handler, html_text, md, plot_text
 from unirex.errors import UnirexError
 from unirex.metrics.registry import Family, metric_keys, metrics
 from workbench import Comparison, RunFilter, Workbench
@@ -21,6 +23,8 @@ AXIS_FAMILIES = (Family.FAITHFULNESS, Family.PLAUSIBILITY, Family.TASK, Family.E
 BAR_DEFAULT = ["comp_aopc", "suff_aopc", "plaus_auprc", "macro_f1"]
 #: the table's first grouping
 BY_DEFAULT = ("method", "dataset", "arch")
+#: the paired-tests matrix's first metric
+PAIR_DEFAULT = "macro_f1"
 
 
 def shown_metrics() -> list[tuple[str, str]]:
@@ -52,6 +56,16 @@ def _pm(mean, std) -> str:
     if mean is None:
         return ""
     return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
+def _pm_ci(mean, low, high, std=None, best: bool = False) -> str:
+    """``mean ± half-width`` of the 95% interval, ``★`` on the group significantly best on the column; a group
+    without an interval (no per-example outputs) shows ``mean (sd std)``."""
+    if mean is None:
+        return ""
+    if low is not None and high is not None:
+        return f"{mean:.3f} ± {(high - low) / 2:.3f}" + (" ★" if best else "")
+    return f"{mean:.3f}" + (f" (sd {std:.3f})" if std is not None else "")
 
 
 def label_of(by, rows: list[dict] | None = None):
@@ -86,9 +100,11 @@ def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
     rows = []
     for r in cmp.table.iter_rows(named=True):
         rows.append([*[r[b] for b in by], r["n"], ",".join(str(s) for s in (r["seeds"] or [])),
+                     _pm_ci(r.get("nrg"), r.get("nrg_ci_low"), r.get("nrg_ci_high")),
                      *[None if r.get(c) is None else round(r[c], 3)
-                       for c in ("nrg", "nrg_faithfulness", "nrg_plausibility", "nrg_task")],
-                     *[_pm(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m, _ in shown]])
+                       for c in ("nrg_faithfulness", "nrg_plausibility", "nrg_task")],
+                     *[_pm_ci(r.get(f"{m}_mean"), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high"), r.get(f"{m}_std"),
+                              bool(r.get(f"{m}_best"))) for m, _ in shown]])
     return headers, rows
 
 
@@ -120,17 +136,62 @@ def dashboard(wb: Workbench, dataset=None, arch=None, methods=(), split="test", 
                 "filters" + ("" if include_debug else " (debug runs left out)") + ". Clear a filter, or train or "
                 "evaluate runs on this split.")
     else:
-        note = (f"{len(rows)} group(s) on the **{md(split)}** split, mean ± std over seeds (groups of one run: n=1, "
-                f"no error bar); NRG ({md(convention)}) over these rows" + (f" from {md(used)}" if used else "")
-                + ". One evaluation per trained model" + ("" if include_debug else "; debug runs left out")
-                + (f"; only the {len(run_ids)} picked run(s)" if run_ids else "") + ".")
+        datasets = cmp.runs["dataset"].n_unique() if cmp.runs.height else 0
+        where = ("the groups of each dataset (never across datasets)" + ("; a group over several datasets: the mean "
+                 "of its per-dataset NRGs" if "dataset" not in by else "") if datasets > 1 else "these rows")
+        note = (f"{len(rows)} group(s) on the **{md(split)}** split; NRG ({md(convention)}) over {where}"
+                + (f" from {md(used)}" if used else "") + ". One evaluation per trained model"
+                + ("" if include_debug else "; debug runs left out")
+                + (f"; only the {len(run_ids)} picked run(s)" if run_ids else "") + ". " + uncertainty_note(cmp))
     return cmp, headers, rows, note
+
+
+def uncertainty_note(cmp: Comparison) -> str:
+    """What the ± means, which groups' intervals are over examples only, and which groups have none (why)."""
+    unc = cmp.uncertainty
+    if unc is None or cmp.table.height == 0:
+        return ""
+    lab = label_of(cmp.by)
+    one = [lab(r) for r in cmp.table.iter_rows(named=True) if r.get("ci_over") == "examples"]
+    out = (f"Mean ± half-width of the 95% interval (bootstrap, {unc.n_resamples} resamples of the examples, and of the "
+           "seeds where a group has several); ★: best on the column, significantly better than the runner-up "
+           "(paired test); (sd …): no interval.")
+    if one:
+        out += f" One seed, interval over examples only: {md(', '.join(one))}."
+    left = [f"{label}: {why}" for why_ds in unc.left_out.values() for label, why in why_ds.items()]
+    if left:
+        out += " No interval and no test for " + md("; ".join(left)) + "."
+    return out
+
+
+def pair_view(wb: Workbench, cmp: Comparison, metric: str | None):
+    """The paired-tests matrix of ``metric`` over the comparison's groups (:func:`figures.pair_matrix`)."""
+    title = f"Paired differences on {metric} (row − column; * significant, Holm-adjusted)"
+    if not metric or cmp.uncertainty is None:
+        return figures.empty(plot_text(title), "no comparison")
+    try:
+        tests = wb.pairwise(metric, cmp=cmp)
+    except UnirexError as e:
+        return figures.empty(plot_text(title), plot_text(str(e)))
+    several = len({t.dataset for t in tests}) > 1 and "dataset" not in cmp.by
+
+    def name(label, ds):
+        return f"{label} @ {ds}" if several else label
+
+    labels: list[str] = []
+    diffs: dict[tuple[str, str], tuple[float, bool]] = {}
+    for t in tests:
+        a, b = name(t.a, t.dataset), name(t.b, t.dataset)
+        labels.extend(x for x in (a, b) if x not in labels)
+        diffs[(a, b)] = (t.diff, t.significant)
+        diffs[(b, a)] = (-t.diff, t.significant)
+    return figures.pair_matrix(labels[:MAX_CHART_GROUPS], diffs, metric, title)
 
 
 class CompareHandlers(Handlers):
     """The Compare tab's event handlers."""
 
-    def show(self, ds, ar, ms, sp, sd, b, conv, x, y, bm, dbg=False, tg=(), picked=()):
+    def show(self, ds, ar, ms, sp, sd, b, conv, x, y, bm, dbg=False, tg=(), picked=(), pm=None):
         cmp, headers, rows, msg = dashboard(self.wb, ds, ar, ms, sp, sd, b, conv, dbg, tg, picked)
         choices = self.wb.compare_choices(sp)
 
@@ -145,8 +206,9 @@ class CompareHandlers(Handlers):
                 gr.update(choices=opts("method")), gr.update(choices=opts("tags")),
                 gr.update(choices=list(picked or [])),
                 figures.scatter(recs, x, y, lab, "Faithfulness vs plausibility (Pareto front dashed)", sub),
-                figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean ± std)", sub),
-                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin", sub))
+                figures.bars(recs, list(bm or bar_metrics()), lab, "Metrics per group (mean and 95% interval)", sub),
+                figures.bin_curves(recs, lab, "Comprehensiveness and sufficiency per bin", sub),
+                pair_view(self.wb, cmp, pm or PAIR_DEFAULT))
 
     @handler
     def on_refresh(self, *values):
@@ -197,14 +259,18 @@ def build_tab(wb: Workbench):
         bars = gr.Plot(label="Metrics per method", show_label=False)
     bins = gr.Plot(label="Per-bin comprehensiveness and sufficiency", elem_id="compare-bins", show_label=False)
     with gr.Row():
+        pair_metric = gr.Dropdown(bar_metrics(), value=PAIR_DEFAULT, label="Paired tests on")
+    pairs = gr.Plot(label="Paired tests between groups", elem_id="compare-pairs")
+    with gr.Row():
         csv_btn = gr.Button("Export CSV")
         parquet_btn = gr.Button("Export Parquet")
         export_file = gr.File(label="Download", interactive=False)
     export_md = gr.Markdown()
 
-    # the filters of which runs count last: the API's first parameters stay
-    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_picker, include_debug, tags, picked]
-    outputs = [table, note, dataset, arch, methods, tags, picked, scatter, bars, bins]
+    # the filters of which runs count, then the paired tests' metric, last: the API's first parameters stay
+    inputs = [dataset, arch, methods, split, seeds, by, convention, x_axis, y_axis, bar_picker, include_debug, tags, picked,
+              pair_metric]
+    outputs = [table, note, dataset, arch, methods, tags, picked, scatter, bars, bins, pairs]
     refresh.click(h.on_refresh, inputs, outputs, api_name="compare")
     for comp in inputs:
         comp.input(h.on_filter, inputs, outputs, api_visibility="private")
@@ -215,5 +281,5 @@ def build_tab(wb: Workbench):
     return h.on_refresh, inputs, outputs, picked
 
 
-__all__ = ["build_tab", "chart_rows", "common_part", "dashboard", "label_of", "parse_seeds", "table_headers",
-           "table_value", "table_view", "varying"]
+__all__ = ["build_tab", "chart_rows", "common_part", "dashboard", "label_of", "pair_view", "parse_seeds",
+           "table_headers", "table_value", "table_view", "uncertainty_note", "varying"]

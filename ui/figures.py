@@ -245,6 +245,30 @@ def bars(rows: list[dict], metrics: list[str], label_of,
     return legend_below(fig, labels, height=360, subtitle=subtitle)
 
 
+def pair_matrix(labels: list[str], diffs: dict[tuple[str, str], tuple[float, bool]], metric: str,
+                title: str) -> go.Figure:
+    """A method x method matrix of paired differences on ``metric`` (row minus column), coloured by sign (blue
+    where the row is higher), ``*`` where the difference is significant after Holm's adjustment."""
+    if len(labels) < 2 or not diffs:
+        return empty(title, "fewer than two groups with per-example outputs on one dataset")
+    z, text = [], []
+    for a in labels:
+        zr, tr = [], []
+        for b in labels:
+            d = diffs.get((a, b))
+            zr.append(None if d is None else d[0])
+            tr.append("" if d is None else f"{d[0]:+.3f}{'*' if d[1] else ''}")
+        z.append(zr)
+        text.append(tr)
+    shown = [plot_text(lab) for lab in labels]  # group labels are user values: Plotly reads tags in them
+    fig = go.Figure(go.Heatmap(z=z, x=shown, y=shown, text=text, texttemplate="%{text}", colorscale="RdBu",
+                               zmid=0, colorbar=dict(title="row - col"), hoverongaps=False))
+    fig.update_layout(title=plot_text(title), xaxis_title=plot_text(f"{metric}: column"), yaxis_title="row",
+                      **{**_LAYOUT, "height": max(340, 60 + 40 * len(labels))})
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
 def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and sufficiency per bin",
                subtitle: str = "") -> go.Figure:
     """comp_k* and suff_k* against k (percent of tokens in the rationale), one line per group (error bars as
@@ -271,4 +295,4 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
 
 __all__ = ["CHART_WIDTH_PX", "GroupStyle", "PALETTE", "PATTERNS", "SYMBOLS", "bars", "bin_curves", "dev_metrics",
            "empty", "error_of", "group_style", "heading_of", "legend_below", "losses", "metric_spec", "n_note",
-           "panels", "pareto_front", "scatter"]
+           "pair_matrix", "panels", "pareto_front", "scatter"]
