@@ -190,6 +190,86 @@ def _mean(values: list) -> float | None:
     return sum(ok) / len(ok) if len(ok) == len(values) and ok else None
 
 
+def _dataset_of(r: dict) -> str:
+    return str(r["dataset"]) if "dataset" in r else ""
+
+
+def _nrg_per_dataset(per_ds: dict[str, list[dict]], by: tuple[str, ...], present: list[str], spec) -> tuple:
+    """NRG within each dataset (min-max over its groups only): ``({(dataset, group): {nrg, nrg_<d>}}, {dataset:
+    metrics used}, desiderata missing somewhere)``."""
+    from unirex.metrics.nrg import nrg
+
+    used_by_ds: dict[str, dict[str, list[str]]] = {}
+    cell_nrg: dict[tuple[str, str], dict[str, float | None]] = {}
+    missing: list[str] = []
+    for ds, rows in per_ds.items():
+        res = nrg({_group_key(r, by): {m: r[f"{m}_mean"] for m in present} for r in rows}, spec)
+        used_by_ds[ds] = dict(res.used)
+        missing.extend(d for d in res.missing if d not in missing)
+        for r in rows:
+            k = _group_key(r, by)
+            cell_nrg[(ds, k)] = {"nrg": res.nrg[k], **{f"nrg_{d}": res.by_desideratum[k].get(d) for d in spec}}
+    return cell_nrg, used_by_ds, missing
+
+
+def _no_intervals(keys: list[str], present: list[str]) -> tuple:
+    ci: dict[str, list] = {c: [None] * len(keys) for c in
+                           ("nrg_ci_low", "nrg_ci_high", *[f"{m}_ci_{e}" for m in present for e in ("low", "high")])}
+    best: dict[str, list[bool]] = {f"{m}_best": [False] * len(keys) for m in present}
+    return ci, best, [None] * len(keys), {}
+
+
+def _intervals(runs_root: Path, split: str, by: tuple[str, ...], present: list[str], spec, per_ds, used_by_ds,
+               parts: dict[str, list[tuple[str, int]]], keys: list[str]) -> tuple:
+    """The bootstrap of the groups (:mod:`workbench.stats`) and the table's columns from it: ``(uncertainty,
+    {<m>_ci_low/high, nrg_ci_low/high: [per row]}, {<m>_best: [per row]}, ci_over per row, {(dataset, group):
+    NRG interval})``."""
+    from workbench import stats
+
+    ci, best, over, cell_ci = _no_intervals(keys, present)
+    groups = {ds: {_group_key(r, by): list(r["run_ids"]) for r in rows} for ds, rows in per_ds.items()}
+    unc = stats.uncertainty(runs_root, groups, split, present)
+    nrg_reps = stats.nrg_estimates(unc, used_by_ds, spec, {ds: list(g) for ds, g in groups.items()})
+    for key, reps in nrg_reps.items():
+        ds, k = key.split("\x00", 1)
+        cell_ci[(ds, k)] = percentile_interval(reps, unc.alpha)
+    winners = {(ds, m): stats.best_is_significant(b, m, unc.alpha) for ds, b in unc.bootstraps.items()
+               for m in present}
+    for i, k in enumerate(keys):
+        for m in present:
+            est = stats.group_estimate(unc, parts[k], k, m)
+            if est is not None:
+                ci[f"{m}_ci_low"][i], ci[f"{m}_ci_high"][i] = est.interval(unc.alpha)
+            if len(parts[k]) == 1 and winners.get((parts[k][0][0], m)) == k:
+                best[f"{m}_best"][i] = True
+        reps = [nrg_reps.get(f"{ds}\x00{k}") for ds, _ in parts[k]]
+        if reps and all(r is not None for r in reps):
+            ci["nrg_ci_low"][i], ci["nrg_ci_high"][i] = percentile_interval(sum(reps) / len(reps), unc.alpha)
+        kinds = {unc.over(ds, k) for ds, _ in parts[k]}
+        over[i] = None if None in kinds else ("seeds and examples" if "seeds and examples" in kinds else "examples")
+    return unc, ci, best, over, cell_ci
+
+
+def _nrg_frames(cell_rows: list[dict], cell_by: tuple[str, ...], by: tuple[str, ...], cell_nrg, cell_ci,
+                nrg_cols: list[str]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """``(NRG per (group, dataset), the cross-dataset summary)`` (see :class:`Comparison`)."""
+    if "dataset" not in cell_by:
+        return None, None
+    by_dataset = pl.DataFrame(
+        [{**{b: r[b] for b in cell_by}, **cell_nrg[(_dataset_of(r), _group_key(r, by))],
+          "nrg_ci_low": cell_ci.get((_dataset_of(r), _group_key(r, by)), (None, None))[0],
+          "nrg_ci_high": cell_ci.get((_dataset_of(r), _group_key(r, by)), (None, None))[1]} for r in cell_rows],
+        schema={**{b: pl.Utf8 for b in cell_by}, **{c: pl.Float64 for c in nrg_cols},
+                "nrg_ci_low": pl.Float64, "nrg_ci_high": pl.Float64})
+    rest = [b for b in by if b != "dataset"]
+    if "dataset" not in by or not rest:
+        return by_dataset, None
+    summary = (by_dataset.group_by(rest).agg(pl.col("nrg").mean().alias("nrg_mean_over_datasets"),
+                                             pl.col("dataset").sort().alias("datasets"))
+               .sort(["nrg_mean_over_datasets", *rest], descending=[True, *[False] * len(rest)], nulls_last=True))
+    return by_dataset, summary
+
+
 def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str, ...] = ("method", "dataset", "arch"),
             convention: str = DEFAULT_CONVENTION, intervals: bool = True) -> Comparison:
     """One row per group of runs (``by``), metrics as ``<name>_mean`` / ``<name>_std`` and, with
@@ -197,8 +277,6 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
     (the group best on it, significantly better than the runner-up on its dataset); NRG per dataset
     (min-max over the groups of one dataset, never across datasets), a group's ``nrg`` the mean of its
     per-dataset NRGs, with ``nrg_ci_low`` / ``nrg_ci_high``."""
-    from unirex.metrics.nrg import nrg
-
     spec = nrg_spec(convention)
     names = metric_names(convention)
     runs = runs_metrics(workspace, flt, split, names)
@@ -230,79 +308,31 @@ def compare(workspace: Path, flt: RunFilter, split: str = "test", by: tuple[str,
         cell_by, cells = by, None  # no per-run frame: one NRG over the groups (per dataset when grouped by it)
     cell_rows = list((cells if cells is not None else table).iter_rows(named=True))
 
-    def dataset_of(r: dict) -> str:
-        return str(r["dataset"]) if "dataset" in r else ""
-
     per_ds: dict[str, list[dict]] = {}
     for r in cell_rows:
-        per_ds.setdefault(dataset_of(r), []).append(r)
-    used_by_ds: dict[str, dict[str, list[str]]] = {}
-    cell_nrg: dict[tuple[str, str], dict[str, float | None]] = {}
-    missing: list[str] = []
-    for ds, rows in per_ds.items():
-        res = nrg({_group_key(r, by): {m: r[f"{m}_mean"] for m in present} for r in rows}, spec)
-        used_by_ds[ds] = dict(res.used)
-        missing.extend(d for d in res.missing if d not in missing)
-        for r in rows:
-            k = _group_key(r, by)
-            cell_nrg[(ds, k)] = {"nrg": res.nrg[k], **{f"nrg_{d}": res.by_desideratum[k].get(d) for d in spec}}
+        per_ds.setdefault(_dataset_of(r), []).append(r)
+    cell_nrg, used_by_ds, missing = _nrg_per_dataset(per_ds, by, present, spec)
     used = {d: m for d, m in next(iter(used_by_ds.values())).items()
             if all(ud.get(d) == m for ud in used_by_ds.values())}
     parts: dict[str, list[tuple[str, int]]] = {}
     for r in cell_rows:
-        parts.setdefault(_group_key(r, by), []).append((dataset_of(r), len(r.get("run_ids") or []) or r.get("n") or 1))
+        parts.setdefault(_group_key(r, by), []).append((_dataset_of(r), len(r.get("run_ids") or []) or r.get("n") or 1))
     keys = [_group_key(r, by) for r in table.iter_rows(named=True)]
     nrg_cols = ["nrg", *[f"nrg_{d}" for d in spec]]
     table = table.with_columns(*[pl.Series(c, [_mean([cell_nrg[(ds, k)][c] for ds, _ in parts[k]]) for k in keys],
                                            dtype=pl.Float64) for c in nrg_cols])
 
-    unc = None
-    ci: dict[str, list] = {c: [None] * len(keys) for c in
-                           ("nrg_ci_low", "nrg_ci_high", *[f"{m}_ci_{e}" for m in present for e in ("low", "high")])}
-    best: dict[str, list[bool]] = {f"{m}_best": [False] * len(keys) for m in present}
-    over: list[str | None] = [None] * len(keys)
-    cell_ci: dict[tuple[str, str], tuple[float, float]] = {}
+    unc, ci, best, over, cell_ci = None, *_no_intervals(keys, present)
     if intervals and cells is not None:
-        from workbench import stats
-
-        groups = {ds: {_group_key(r, by): list(r["run_ids"]) for r in rows} for ds, rows in per_ds.items()}
-        unc = stats.uncertainty(Path(workspace) / "runs", groups, split, present)
-        nrg_reps = stats.nrg_estimates(unc, used_by_ds, spec, {ds: list(g) for ds, g in groups.items()})
-        for key, reps in nrg_reps.items():
-            ds, k = key.split("\x00", 1)
-            cell_ci[(ds, k)] = percentile_interval(reps, unc.alpha)
-        winners = {(ds, m): stats.best_is_significant(b, m, unc.alpha) for ds, b in unc.bootstraps.items()
-                   for m in present}
-        for i, k in enumerate(keys):
-            for m in present:
-                est = stats.group_estimate(unc, parts[k], k, m)
-                if est is not None:
-                    ci[f"{m}_ci_low"][i], ci[f"{m}_ci_high"][i] = est.interval(unc.alpha)
-                if len(parts[k]) == 1 and winners.get((parts[k][0][0], m)) == k:
-                    best[f"{m}_best"][i] = True
-            reps = [nrg_reps.get(f"{ds}\x00{k}") for ds, _ in parts[k]]
-            if reps and all(r is not None for r in reps):
-                ci["nrg_ci_low"][i], ci["nrg_ci_high"][i] = percentile_interval(sum(reps) / len(reps), unc.alpha)
-            kinds = {unc.over(ds, k) for ds, _ in parts[k]}
-            over[i] = None if None in kinds else ("seeds and examples" if "seeds and examples" in kinds else "examples")
+        unc, ci, best, over, cell_ci = _intervals(Path(workspace) / "runs", split, by, present, spec, per_ds,
+                                                  used_by_ds, parts, keys)
     table = table.with_columns(*[pl.Series(c, v, dtype=pl.Float64) for c, v in ci.items()],
                                *[pl.Series(c, v, dtype=pl.Boolean) for c, v in best.items()],
                                pl.Series("ci_over", over, dtype=pl.Utf8))
     order = [*by, "n", "seeds", "nrg", *[f"nrg_{d}" for d in spec], "nrg_ci_low", "nrg_ci_high", "ci_over",
              *[c for m in present for c in (f"{m}_mean", f"{m}_std", f"{m}_ci_low", f"{m}_ci_high", f"{m}_best")]]
     table = table.select(order).sort(["nrg", *by], descending=[True, *[False] * len(by)], nulls_last=True)
-    by_dataset = pl.DataFrame(
-        [{**{b: r[b] for b in cell_by}, **cell_nrg[(dataset_of(r), _group_key(r, by))],
-          "nrg_ci_low": cell_ci.get((dataset_of(r), _group_key(r, by)), (None, None))[0],
-          "nrg_ci_high": cell_ci.get((dataset_of(r), _group_key(r, by)), (None, None))[1]} for r in cell_rows],
-        schema={**{b: pl.Utf8 if b != "seed" else pl.Int64 for b in cell_by}, **{c: pl.Float64 for c in nrg_cols},
-                "nrg_ci_low": pl.Float64, "nrg_ci_high": pl.Float64}) if "dataset" in cell_by else None
-    summary = None
-    rest = [b for b in by if b != "dataset"]
-    if by_dataset is not None and "dataset" in by and rest:
-        summary = (by_dataset.group_by(rest).agg(pl.col("nrg").mean().alias("nrg_mean_over_datasets"),
-                                                 pl.col("dataset").sort().alias("datasets"))
-                   .sort("nrg_mean_over_datasets", descending=True, nulls_last=True))
+    by_dataset, summary = _nrg_frames(cell_rows, cell_by, by, cell_nrg, cell_ci, nrg_cols)
     return Comparison(table=table, runs=runs, split=split, by=by, metrics=tuple(present),
                       convention=convention, nrg_metrics=used, nrg_missing=missing, nrg_by_dataset=by_dataset,
                       nrg_summary=summary, uncertainty=unc)
