@@ -228,7 +228,7 @@ def _intervals(runs_root: Path, split: str, by: tuple[str, ...], present: list[s
 
     ci, best, over, cell_ci = _no_intervals(keys, present)
     groups = {ds: {_group_key(r, by): list(r["run_ids"]) for r in rows} for ds, rows in per_ds.items()}
-    unc = stats.uncertainty(runs_root, groups, split, present)
+    unc = stats.uncertainty(runs_root, groups, split, present, stamp=_store_stamp(runs_root.parent))
     nrg_reps = stats.nrg_estimates(unc, used_by_ds, spec, {ds: list(g) for ds, g in groups.items()})
     for key, reps in nrg_reps.items():
         ds, k = key.split("\x00", 1)

@@ -70,9 +70,35 @@ def _common_examples(runs: Mapping[str, RunExamples]) -> tuple[tuple[str, ...], 
     return first.keys, lacking
 
 
+_RESULTS: OrderedDict[tuple, Uncertainty] = OrderedDict()
+_RESULTS_SIZE = 8
+
+
 def uncertainty(runs_root: Path, cells: Mapping[str, Mapping[str, Sequence[str]]], split: str,
-                metrics: Sequence[str], n_resamples: int = N_RESAMPLES, seed: int = SEED) -> Uncertainty:
-    """Bootstrap each dataset's groups (``cells[dataset][group label] = run ids``) on ``metrics``."""
+                metrics: Sequence[str], n_resamples: int = N_RESAMPLES, seed: int = SEED,
+                stamp: tuple | None = None) -> Uncertainty:
+    """Bootstrap each dataset's groups (``cells[dataset][group label] = run ids``) on ``metrics``. With
+    ``stamp`` (the index's state), the result is kept while the index and the groups stay the same: a run's
+    outputs are written before it is indexed, so a new evaluation changes the stamp."""
+    if stamp is None:
+        return _uncertainty(runs_root, cells, split, metrics, n_resamples, seed)
+    key = (str(runs_root), stamp, split, tuple(metrics), n_resamples, seed,
+           tuple((ds, tuple((g, tuple(r)) for g, r in sorted(groups.items()))) for ds, groups in sorted(cells.items())))
+    with _LOCK:
+        hit = _RESULTS.get(key)
+        if hit is not None:
+            _RESULTS.move_to_end(key)
+            return hit
+    value = _uncertainty(runs_root, cells, split, metrics, n_resamples, seed)
+    with _LOCK:
+        _RESULTS[key] = value
+        while len(_RESULTS) > _RESULTS_SIZE:
+            _RESULTS.popitem(last=False)
+    return value
+
+
+def _uncertainty(runs_root: Path, cells: Mapping[str, Mapping[str, Sequence[str]]], split: str,
+                 metrics: Sequence[str], n_resamples: int, seed: int) -> Uncertainty:
     boots: dict[str, BootstrapResult] = {}
     left_out: dict[str, dict[str, str]] = {}
     for dataset in sorted(cells):
@@ -82,10 +108,10 @@ def uncertainty(runs_root: Path, cells: Mapping[str, Mapping[str, Sequence[str]]
         for label, run_ids in groups.items():
             for rid in run_ids:
                 ex = run_examples(runs_root, rid, split)
-                if isinstance(ex, str):
-                    why.setdefault(label, f"run {rid}: {ex}")
-                else:
-                    loaded[rid] = ex
+                if isinstance(ex, str):  # the group is left out: its other runs need not be read
+                    why[label] = f"run {rid}: {ex}"
+                    break
+                loaded[rid] = ex
         if loaded:
             keys, lacking = _common_examples(loaded)
             for label, run_ids in groups.items():
