@@ -346,7 +346,8 @@ def pairwise(cmp: Comparison, metric: str, pair: tuple[str, str] | None = None) 
 
     if metric not in cmp.metrics:
         known = list(cmp.metrics) or list(compare_metrics())
-        raise UnirexError(f"unknown metric {metric!r}{did_you_mean(metric, known)}")
+        hint = did_you_mean(metric, known) or f"; the compared metrics: {', '.join(known)}"
+        raise UnirexError(f"unknown metric {metric!r}{hint}")
     if cmp.uncertainty is None:
         return []
     if pair is not None:
