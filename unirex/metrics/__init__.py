@@ -30,6 +30,9 @@ Which of them each front shows, their labels and directions, is one table: :mod:
 
 NRG (:mod:`.nrg`) composes them by convention: ``paper`` (default; comp/suff AOPC, ``plaus_ref_auprc``,
 ``task_ref``) or ``eraser`` (comp/suff AOPC, word-level AUPRC / token F1 / IOU F1, macro F1).
+
+Intervals, paired tests and Holm's adjustment over compared methods: :mod:`.stats` (a bootstrap over the
+examples and seeds; each metric as per-example sums, :mod:`unirex.per_example`).
 """
 
 from unirex.metrics.faithfulness import BINS, aopc, aopc_unirex, faithfulness_metrics, log_odds_drop, prob_drop
