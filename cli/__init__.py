@@ -282,14 +282,15 @@ def _compare(args) -> int:
     names = metric_keys(headline=Headline.SUMMARY)
     present = [n for n in names if f"{n}_mean" in df.columns]
     rows = [[*[r[b] for b in by], r["n"], _pm_ci(r["nrg"], r.get("nrg_ci_low"), r.get("nrg_ci_high"), None),
-             *[_pm_ci(r[f"{n}_mean"], r.get(f"{n}_ci_low"), r.get(f"{n}_ci_high"), r[f"{n}_std"], bool(r.get(f"{n}_best")))
-               for n in present]]
+             *[_pm_ci(r[f"{n}_mean"], r.get(f"{n}_ci_low"), r.get(f"{n}_ci_high"), r[f"{n}_std"],
+                      bool(r.get(f"{n}_best"))) for n in present]]
             for r in df.iter_rows(named=True)]
     print("one evaluation per trained model (the latest evaluation of a checkpoint stands for it)"
           + ("" if args.include_debug else "; debug runs left out (--include-debug counts them)"))
     datasets = df["dataset"].n_unique() if "dataset" in df.columns else cmp.runs["dataset"].n_unique()
     where = (f"within each of the {datasets} datasets" if "dataset" in by and datasets > 1 else
-             f"per dataset, then the mean over the {datasets} datasets" if datasets > 1 else f"over the {df.height} rows")
+             f"per dataset, then the mean over the {datasets} datasets" if datasets > 1 else
+             f"over the {df.height} rows")
     print(f"{args.split} split; NRG ({cmp.convention}) {where}: "
           + "; ".join(f"{k}: {', '.join(v)}" for k, v in cmp.nrg_metrics.items())
           + (f" (left out, a metric missing in some row: {', '.join(cmp.nrg_missing)}; re-evaluate older runs)"

@@ -28,6 +28,8 @@ model is scored as the evaluator scores it: task metrics over every bin's predic
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +143,16 @@ def contributions(outputs: EvalOutputs, meta: dict | None = None, table: pl.Data
     return RunExamples(_unique_keys(list(outputs.annotation_id)), out)
 
 
+@functools.lru_cache(maxsize=8)
+def _split_table(path: str, source: str | None, stamp: tuple) -> tuple[pl.DataFrame | None, list | None]:
+    """The split table at ``path`` and its gold spans, read once per file state (the runs of one dataset
+    share it)."""
+    table = pl.read_parquet(path)
+    if "has_rationale" not in table.columns or "docids" not in table.columns:
+        return None, None
+    return table, gold_spans_from_source(source, table)
+
+
 def load_contributions(run_dir: str | Path, split: str) -> RunExamples:
     """:func:`contributions` of a run's saved outputs on ``split`` (a :class:`UnirexError` when it has none),
     with the split table the outputs name when it is still there."""
@@ -148,11 +160,8 @@ def load_contributions(run_dir: str | Path, split: str) -> RunExamples:
     table = gold = None
     path = meta.get("split_table")
     if path and Path(path).is_file():
-        table = pl.read_parquet(path)
-        if "has_rationale" in table.columns and "docids" in table.columns:
-            gold = gold_spans_from_source(meta.get("source"), table)
-        else:
-            table = None
+        st = os.stat(path)
+        table, gold = _split_table(str(path), meta.get("source"), (st.st_ino, st.st_size, st.st_mtime_ns))
     return contributions(outputs, meta, table, gold)
 
 

@@ -359,10 +359,11 @@ def pairwise(cmp: Comparison, metric: str, pair: tuple[str, str] | None = None) 
                  {ds for ds, why in cmp.uncertainty.left_out.items() if lab in why} for lab in pair}
         common = where[pair[0]] & where[pair[1]]
         if not common:
-            raise UnirexError(f"{pair[0]!r} and {pair[1]!r} are on different datasets "
-                              f"({', '.join(sorted(where[pair[0]])) or '?'} vs {', '.join(sorted(where[pair[1]])) or '?'}): "
+            on = [", ".join(sorted(where[lab])) or "?" for lab in pair]
+            raise UnirexError(f"{pair[0]!r} and {pair[1]!r} are on different datasets ({on[0]} vs {on[1]}): "
                               "a paired test compares groups on the same examples")
-        tests = [t for t in stats.pair_tests(cmp.uncertainty, metric) if {t.a, t.b} == set(pair) and t.dataset in common]
+        tests = [t for t in stats.pair_tests(cmp.uncertainty, metric)
+                 if {t.a, t.b} == set(pair) and t.dataset in common]
         return adjust(tests, cmp.uncertainty.alpha)
     return stats.pair_tests(cmp.uncertainty, metric)
 
