@@ -333,3 +333,19 @@ def test_compare_tab_shows_intervals_marks_and_the_pairs_matrix(compared):
 
     df = pl.read_parquet(f.path)
     assert {"acc_ci_low", "acc_ci_high", "acc_best", "nrg_ci_low", "ci_over"} <= set(df.columns)
+
+
+def test_select_then_predict_outputs_are_scored_over_every_bins_prediction():
+    """A select-then-predict model (A2R, FRESH) predicts once per bin: the per-example statistics count every
+    bin's prediction, as the evaluator does (accuracy and macro F1 over N x K predictions)."""
+    from unirex.evaluate import task_and_faithfulness
+    from unirex.per_example import contributions
+
+    rng = np.random.default_rng(9)
+    out = _outputs(rng, 0.7, 0.2, n=60)
+    logits = rng.normal(0, 1, (60, 5, 2))
+    out.bin_probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    expected = task_and_faithfulness(out, dataset_name="demo")
+    ex = contributions(out, {"dataset": "demo"})
+    for name in ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "comp_k10"):
+        assert ex.metrics[name].value == pytest.approx(expected[name], abs=1e-12), name

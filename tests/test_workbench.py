@@ -323,6 +323,11 @@ def test_cli_runs_show_compare_explain_queue(trained, capsys, tmp_path):
     assert main([*w, "compare", "--by", "method", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
     assert "slm_plaus_linear" in out and "NRG" in out
+    assert " ± " in out and "over examples only" in out  # the run's saved outputs give intervals over examples
+    assert main([*w, "compare", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    for m in ("acc", "macro_f1", "comp_aopc", "plaus_auprc", "plaus_iou_f1", "plaus_ref_auprc"):
+        assert row[f"{m}_ci_low"] <= row[f"{m}_mean"] <= row[f"{m}_ci_high"], m
     csv = tmp_path / "cmp.csv"
     assert main([*w, "compare", "--csv", str(csv)]) == 0 and csv.read_text().startswith("method,dataset,arch,n,seeds,nrg")
     assert main([*w, "explain", "--run", res.run_id, "--text", "a truly wonderful film", "--top-k", "30"]) == 0
