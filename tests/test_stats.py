@@ -325,6 +325,14 @@ def test_compare_tab_shows_intervals_marks_and_the_pairs_matrix(compared):
     assert heat.z[i][j] > 0 and heat.z[j][i] < 0 and heat.text[i][j].endswith("*")  # row minus column
     assert heat.z[i][i] is None
     assert "unknown metric" in pair_view(wb, cmp, "nope").layout.annotations[0].text
+    from ui import figures
+
+    recs = list(cmp.table.iter_rows(named=True))
+    bars = figures.bars(recs, ["acc"], lambda r: r["method"])
+    strong = next(b for b in bars.data if b.name == "strong")
+    r = next(r for r in recs if r["method"] == "strong")
+    assert strong.error_y.arrayminus[0] == pytest.approx(r["acc_mean"] - r["acc_ci_low"])  # the interval, not ± std
+    assert strong.error_y.array[0] == pytest.approx(r["acc_ci_high"] - r["acc_mean"])
     everything, *_ = dashboard(wb, by=("method", "dataset"), convention="eraser")
     _, _, _, note = dashboard(wb, by=("method", "dataset"), convention="eraser")
     assert "No interval and no test for blind / other" in note
