@@ -317,7 +317,9 @@ def test_compare_tab_shows_intervals_marks_and_the_pairs_matrix(compared):
     cmp, headers, rows, note = dashboard(wb, dataset="demo", by=("method", "dataset"), convention="eraser")
     by_method = {r[0]: dict(zip(headers, r)) for r in rows}
     assert by_method["strong"]["acc"].endswith("★") and " ± " in by_method["weak"]["acc"]
-    assert "95% interval" in note and "over examples only: single / demo" in note
+    from ui.common import md
+
+    assert "95% interval" in note and f"over examples only: {md('single / demo')}" in note
     fig = pair_view(wb, cmp, "acc")
     heat = fig.data[0]
     labels = list(heat.x)
@@ -335,7 +337,7 @@ def test_compare_tab_shows_intervals_marks_and_the_pairs_matrix(compared):
     assert strong.error_y.array[0] == pytest.approx(r["acc_ci_high"] - r["acc_mean"])
     everything, *_ = dashboard(wb, by=("method", "dataset"), convention="eraser")
     _, _, _, note = dashboard(wb, by=("method", "dataset"), convention="eraser")
-    assert "No interval and no test for blind / other" in note
+    assert f"No interval and no test for {md('blind / other')}" in note
     f = wb.export_comparison(everything, "parquet")
     import polars as pl
 
