@@ -151,6 +151,12 @@ def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_
         assert ex.metrics[name].value == pytest.approx(result.metrics[name], abs=1e-9), name
     sub = ex.take(ex.keys[:5])
     assert sub.metrics["acc"].rows.shape == (5, 2)
+    from unirex.per_example import consistent
+
+    # a metric the outputs cannot reproduce (a protocol=reference evaluation's UNIREX-style AOPC, computed on
+    # inputs the outputs do not keep) is dropped: no interval rather than a wrong one
+    other = consistent(ex, {**result.metrics, "comp_aopc_unirex": result.metrics["comp_aopc_unirex"] + 0.1})
+    assert "comp_aopc_unirex" not in other.metrics and "comp_aopc" in other.metrics
 
 
 # --- the comparison: intervals, NRG per dataset, paired tests, through the workbench and the CLI ----------------

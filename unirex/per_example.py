@@ -162,7 +162,20 @@ def load_contributions(run_dir: str | Path, split: str) -> RunExamples:
     if path and Path(path).is_file():
         st = os.stat(path)
         table, gold = _split_table(str(path), meta.get("source"), (st.st_ino, st.st_size, st.st_mtime_ns))
-    return contributions(outputs, meta, table, gold)
+    return consistent(contributions(outputs, meta, table, gold), meta.get("metrics") or {})
 
 
-__all__ = ["RunExamples", "contributions", "load_contributions"]
+def consistent(ex: RunExamples, recorded: dict) -> RunExamples:
+    """``ex`` without the metrics whose per-example sums do not give back the number the evaluation
+    recorded (``recorded``: the outputs' ``metrics``): e.g. the UNIREX-style metrics of a ``protocol=reference``
+    evaluation, computed on inputs the outputs do not keep. Such a metric gets no interval, never a wrong one."""
+    keep = {}
+    for name, c in ex.metrics.items():
+        want = recorded.get(name)
+        if want is not None and not np.isclose(c.value, float(want), rtol=1e-6, atol=1e-9):
+            continue
+        keep[name] = c
+    return RunExamples(ex.keys, keep)
+
+
+__all__ = ["RunExamples", "consistent", "contributions", "load_contributions"]
