@@ -125,13 +125,14 @@ def test_an_empty_comparison_names_its_columns_and_says_no_runs_match(tmp_path):
     wb.sync()
     h = compare_tab.CompareHandlers(wb)
     out = h.show("movies", "any", [], "test", "", list(BY), "eraser", "nrg_faithfulness", "nrg_plausibility", BARS)
-    table, note, *_, scatter, bars, bins = out
+    table, note, *_, scatter, bars, bins, pairs = out  # the paired-tests matrix is the tab's last output
     shown = gr.Dataframe(interactive=False).postprocess(table)
     assert shown.headers == compare_tab.table_headers(BY) and shown.headers[:3] == ["method", "dataset", "arch"]
     assert shown.data == []
     assert "No runs match" in note
     assert all(f.layout.annotations[0].text.startswith("no runs") for f in (scatter, bars))
     assert bins.layout.annotations[0].text == "no per-bin metrics"
+    assert pairs.layout.annotations[0].text.startswith("no runs")
     full = h.show("any", "any", [], "test", "", ["method"], "eraser", "nrg_faithfulness", "nrg_plausibility", BARS)
     assert full[0]["data"][0][0] == "task_lm" and full[0]["headers"][0] == "method"
 

@@ -167,8 +167,10 @@ def uncertainty_note(cmp: Comparison) -> str:
 def pair_view(wb: Workbench, cmp: Comparison, metric: str | None):
     """The paired-tests matrix of ``metric`` over the comparison's groups (:func:`figures.pair_matrix`)."""
     title = f"Paired differences on {metric} (row − column; * significant, Holm-adjusted)"
+    if cmp.table.height == 0:
+        return figures.empty(plot_text(title), "no runs match")
     if not metric or cmp.uncertainty is None:
-        return figures.empty(plot_text(title), "no comparison")
+        return figures.empty(plot_text(title), "no per-example outputs to test")
     try:
         tests = wb.pairwise(metric, cmp=cmp)
     except UnirexError as e:
