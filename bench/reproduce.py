@@ -56,16 +56,17 @@ def fmt(values: list[float]) -> str:
 
 
 def finished_run(runs_root: Path, method: str, seed: int, removal: str = "drop", dataset: str = "demo",
-                 num_train: int | None = None) -> RunDir | None:
+                 num_train: int | None = None, protocol: str = "reference") -> RunDir | None:
     """The newest completed training run of ``method`` with ``seed`` on ``dataset`` (and train subsample) in
     the workspace, if any, trained with the same ``model.rationale_removal`` (runs from before the key
-    existed masked)."""
+    existed masked) under the same ``protocol`` (runs from before the key existed followed ``eraser``)."""
     for rd in reversed(list_runs(runs_root)):
         meta = rd.meta()
         data = rd.config().get("data") or {}
         if (meta.get("method") == method and meta.get("seed") == seed and meta.get("mode") == "train"
                 and meta.get("dataset") == dataset and data.get("num_train") == num_train
                 and (rd.config().get("model") or {}).get("rationale_removal", "mask") == removal
+                and rd.config().get("protocol", "eraser") == protocol
                 and rd.status().get("status") == "completed"):
             return rd
     return None
@@ -75,7 +76,8 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
     """Train and test every (method, seed) on ``dataset``; return the Markdown table (also written out)."""
     common = [f"workspace={args.workspace}", f"data={dataset}", f"arch={args.arch}", f"data.max_length={args.max_length}",
               f"training.epochs={args.epochs}", f"setup.train_batch_size={args.batch_size}",
-              f"model.optimizer.lr={args.lr}", "training.eval_splits=test", f"model.rationale_removal={args.rationale_removal}"]
+              f"model.optimizer.lr={args.lr}", "training.eval_splits=test", f"model.rationale_removal={args.rationale_removal}",
+              f"protocol={args.protocol}"]
     if num_train:
         common.append(f"data.num_train={num_train}")
     results: dict[str, list[dict]] = {m: [] for m in methods}
@@ -91,7 +93,8 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
             if mid == "l2e":
                 extra += [f"data.l2e_exp_id={teacher}", "data.l2e_attr_algo=input-x-gradient"]
             started = time.time()
-            done = (finished_run(Path(args.workspace) / "runs", mid, seed, args.rationale_removal, dataset, num_train)
+            done = (finished_run(Path(args.workspace) / "runs", mid, seed, args.rationale_removal, dataset, num_train,
+                                 args.protocol)
                     if args.resume else None)
             if done is not None:  # the same (method, seed) finished in an earlier invocation
                 rd = done
@@ -145,7 +148,7 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
     size = DATASET_SIZES.get(dataset)
     setup = (f"{dataset} dataset, arch {args.arch}, seeds {args.seeds}, {args.epochs} epoch(s), "
              f"{'train subsample ' + str(num_train) if num_train else f'full train split ({size})'}, "
-             f"max length {args.max_length}, batch {args.batch_size}, lr {args.lr}, "
+             f"protocol {args.protocol}, max length {args.max_length}, batch {args.batch_size}, lr {args.lr}, "
              f"comp/suff variants {'dropped' if args.rationale_removal == 'drop' else 'masked'}; test split, "
              f"AOPC over k in {{1, 5, 10, 20, 50}}%; \"(ref)\" columns are UNIREX's code's metric variants and "
              f"NRG (paper) is computed from them; Task LM trains at {base_tput:.1f} examples/s here; "
@@ -182,6 +185,8 @@ def main() -> None:
     p.add_argument("--num_train", default=None,
                    help="subsample the train split: one number, or a comma list with one per dataset")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--protocol", choices=("reference", "eraser"), default="reference",
+                   help="the runs' protocol= (the tables in the README before issue 22 followed eraser)")
     p.add_argument("--max_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-5)
