@@ -132,6 +132,21 @@ def test_nrg_replicates_redo_nrg_on_each_resample():
     assert nrg_replicates(res, {"task": {"missing": True}}) == {}
 
 
+def test_nrg_has_no_interval_when_a_metric_it_used_was_not_resampled():
+    """A metric of the table's NRG that the saved outputs cannot give back (a reference run's UNIREX-style
+    metrics) leaves NRG without an interval, rather than an interval of an NRG over fewer metrics."""
+    from workbench.records import Uncertainty
+    from workbench.stats import nrg_estimates
+
+    rng = np.random.default_rng(5)
+    groups = {g: [{"c": mean_rows(rng.normal(mu, 0.3, 200))}] for g, mu in (("x", 0.3), ("y", 0.1))}
+    unc = Uncertainty(n_resamples=200, seed=0, alpha=0.05, bootstraps={"demo": bootstrap(groups, n_resamples=200)})
+    spec = {"faithfulness": {"c": True}, "task": {"t": True}}
+    assert nrg_estimates(unc, {"demo": {"faithfulness": ["c"], "task": ["t"]}}, spec, {"demo": ["x", "y"]}) == {}
+    only_c = nrg_estimates(unc, {"demo": {"faithfulness": ["c"]}}, spec, {"demo": ["x", "y"]})
+    assert set(only_c) == {"demo\x00x", "demo\x00y"}
+
+
 def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_arch, small_demo_dir):
     """Summed over all examples, the per-example statistics of a real (tiny) evaluation equal the
     evaluator's numbers, corpus-level ones (macro F1, IOU F1) included; saved and loaded, the same."""

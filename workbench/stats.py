@@ -152,11 +152,16 @@ def group_estimate(unc: Uncertainty, parts: Sequence[tuple[str, int]], label: st
 def nrg_estimates(unc: Uncertainty, used: Mapping[str, Mapping[str, Sequence[str]]],
                   spec: Mapping[str, Mapping[str, bool]], groups: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
     """NRG replicates per dataset (``used[dataset]``: the metrics its NRG used), only for a dataset where
-    every group has outputs (else min-max over a different set of groups than the table's)."""
+    every group has outputs (else min-max over a different set of groups than the table's) and every metric
+    the NRG used was resampled for every group (else the replicates would be an NRG of fewer metrics than the
+    table's: a ``protocol=reference`` run's UNIREX-style metrics, say, which its saved outputs cannot give
+    back, would leave the paper convention's NRG to its plausibility alone, with a falsely narrow interval)."""
     out: dict[str, np.ndarray] = {}
     for dataset, labels in groups.items():
         boot = unc.bootstraps.get(dataset)
         if boot is None or unc.left_out.get(dataset) or not used.get(dataset):
+            continue
+        if any(m not in boot.estimates.get(label, {}) for ms in used[dataset].values() for m in ms for label in labels):
             continue
         sub = {des: {m: spec[des][m] for m in ms} for des, ms in used[dataset].items()}
         for label, reps in nrg_replicates(boot, sub, list(labels)).items():
