@@ -303,6 +303,8 @@ def _compare(args) -> int:
         if one:
             print(f"one seed: the interval of {', '.join(' / '.join(str(r[b]) for b in by) for r in one)} "
                   "is over examples only")
+    if note := cmp.nrg_interval_note():
+        print(note)
     if unc is not None:
         for ds, why in unc.left_out.items():
             for label, reason in why.items():

@@ -145,6 +145,15 @@ def test_nrg_has_no_interval_when_a_metric_it_used_was_not_resampled():
     assert nrg_estimates(unc, {"demo": {"faithfulness": ["c"], "task": ["t"]}}, spec, {"demo": ["x", "y"]}) == {}
     only_c = nrg_estimates(unc, {"demo": {"faithfulness": ["c"]}}, spec, {"demo": ["x", "y"]})
     assert set(only_c) == {"demo\x00x", "demo\x00y"}
+    import polars as pl
+    from workbench.records import Comparison
+
+    def note(table):
+        return Comparison(table=pl.DataFrame(table), runs=pl.DataFrame(), split="test", by=("method",), metrics=(),
+                          convention="paper", nrg_metrics={}, uncertainty=unc).nrg_interval_note()
+
+    assert "NRG has no interval" in note({"nrg": [1.0, 0.0], "nrg_ci_low": [None, None]})
+    assert note({"nrg": [1.0, 0.0], "nrg_ci_low": [0.8, 0.0]}) is None
 
 
 def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_arch, small_demo_dir):

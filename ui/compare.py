@@ -158,6 +158,8 @@ def uncertainty_note(cmp: Comparison) -> str:
            "(paired test); (sd …): no interval.")
     if one:
         out += f" One seed, interval over examples only: {md(', '.join(one))}."
+    if note := cmp.nrg_interval_note():
+        out += f" {md(note)}."
     left = [f"{label}: {why}" for why_ds in unc.left_out.values() for label, why in why_ds.items()]
     if left:
         out += " No interval and no test for " + md("; ".join(left)) + "."

@@ -232,6 +232,17 @@ class Comparison:
     #: the bootstrap behind the intervals and paired tests (None when not asked for)
     uncertainty: Uncertainty | None = field(default=None, repr=False)
 
+    def nrg_interval_note(self) -> str | None:
+        """Why NRG has no interval, where the rows have an NRG and a bootstrap ran but no row has
+        ``nrg_ci_low`` (one line, for the CLI and the Compare tab); None otherwise."""
+        t = self.table
+        if (self.uncertainty is None or not self.uncertainty.bootstraps or t.height == 0
+                or "nrg" not in t.columns or t["nrg"].is_null().all()
+                or ("nrg_ci_low" in t.columns and not t["nrg_ci_low"].is_null().all())):
+            return None
+        return ("NRG has no interval: a metric it uses cannot be recomputed from the saved per-example outputs "
+                "(the UNIREX-style metrics of protocol=reference runs); the eraser convention's NRG has one")
+
 
 @dataclass(frozen=True)
 class Uncertainty:
