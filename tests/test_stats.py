@@ -156,22 +156,27 @@ def test_nrg_has_no_interval_when_a_metric_it_used_was_not_resampled():
     assert note({"nrg": [1.0, 0.0], "nrg_ci_low": [0.8, 0.0]}) is None
 
 
-def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_arch, small_demo_dir):
+@pytest.mark.parametrize("protocol,stp", [("eraser", False), ("reference", False), ("reference", True)])
+def test_per_example_statistics_give_back_the_evaluators_metrics(tmp_path, tiny_arch, small_demo_dir, protocol, stp):
     """Summed over all examples, the per-example statistics of a real (tiny) evaluation equal the
-    evaluator's numbers, corpus-level ones (macro F1, IOU F1) included; saved and loaded, the same."""
+    evaluator's numbers, corpus-level ones (macro F1, IOU F1) included; saved and loaded, the same. Under
+    ``protocol=reference`` too (a select-then-predict model's in-place ``task_ref`` included): the outputs keep
+    the reference inputs' predictions, so the paper convention's NRG metrics all get an interval."""
     from evalkit import TinyClassifier, random_scores, split_dataset
 
     from unirex.evaluate import evaluate, save_outputs
     from unirex.per_example import load_contributions
+    from unirex.rationale import Scoring
 
     ds, built = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(12))
     result = evaluate(TinyClassifier(tiny_arch).eval(), ds, random_scores(ds.table, seed=3), batch_size=4,
-                      source=built.summary["source"])
+                      source=built.summary["source"], scoring=Scoring(select_then_predict=stp, protocol=protocol))
     save_outputs(tmp_path / "run", "test", result, built)
     ex = load_contributions(tmp_path / "run", "test")
     assert len(ex.keys) == 12
-    for name in ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "comp_aopc_unirex", "suff_k20",
-                 "plaus_ref_auprc", "plaus_ref_token_f1", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"):
+    for name in ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "comp_aopc_unirex", "suff_aopc_unirex",
+                 "suff_k20", "plaus_ref_auprc", "plaus_ref_token_f1", "plaus_auprc", "plaus_token_f1", "plaus_iou_f1"):
+        assert name in ex.metrics, name
         assert ex.metrics[name].value == pytest.approx(result.metrics[name], abs=1e-9), name
     sub = ex.take(ex.keys[:5])
     assert sub.metrics["acc"].rows.shape == (5, 2)

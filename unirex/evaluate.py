@@ -703,6 +703,10 @@ word_scores      list<f64> [W]           per document word (all documents concat
 hard_words       list<i8> [W]            1 on words of the hard rationale (top ``hard_k`` %)
 subword_scores   list<f32> [L]           raw per-subword scores (only when kept)
 bin_probs        list<list<f64>> [K][C]  select-then-predict models: the prediction from each bin's rationale
+ref_base_probs   list<list<f64>> [K][C]  ``protocol=reference`` only: the predictions on the reference's inputs
+ref_comp_probs   list<list<f64>> [K][C]  (:class:`ReferenceOutputs`: comp / suff's base, the input without the
+ref_suff_probs   list<list<f64>> [K][C]  rationale, the rationale alone, and for a select-then-predict model
+ref_task_probs   list<list<f64>> [K][C]  the task prediction), which ``*_aopc_unirex`` and ``task_ref`` read
 ref_auprc        f64                     UNIREX's AUPRC of the row (``plaus_ref_auprc`` is their mean)
 ref_token_f1     f64                     UNIREX's token F1 of the row (``plaus_ref_token_f1``)
 ===============  ======================  ==============================================================
@@ -750,6 +754,11 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
     if o.bin_probs is not None:
         cols["bin_probs"] = o.bin_probs.tolist()
         schema["bin_probs"] = pl.List(pl.List(pl.Float64))
+    if o.ref is not None:  # protocol=reference: what the UNIREX-style metrics read, so they can be resampled
+        for name, value in (("base", o.ref.base), ("comp", o.ref.comp), ("suff", o.ref.suff), ("task", o.ref.task)):
+            if value is not None:
+                cols[f"ref_{name}_probs"] = value.tolist()
+                schema[f"ref_{name}_probs"] = pl.List(pl.List(pl.Float64))
     df = pl.DataFrame(cols, schema_overrides=schema)
     with reporting_disk_full(f"the {split} evaluation outputs", parquet.parent):
         atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
@@ -801,6 +810,9 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
         subword_scores=([np.asarray(s, dtype=np.float32) for s in df["subword_scores"].to_list()]
                         if "subword_scores" in df.columns else None),
         bin_probs=arr("bin_probs", (n, K, C)) if "bin_probs" in df.columns else None,
+        ref=(ReferenceOutputs(**{name: arr(f"ref_{name}_probs", (n, K, C)) if f"ref_{name}_probs" in df.columns else None
+                                 for name in ("base", "comp", "suff", "task")})
+             if "ref_base_probs" in df.columns else None),
         ref_auprc=df["ref_auprc"].to_numpy().astype(np.float64) if "ref_auprc" in df.columns else None,
         ref_token_f1=df["ref_token_f1"].to_numpy().astype(np.float64) if "ref_token_f1" in df.columns else None,
     )

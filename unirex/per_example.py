@@ -7,7 +7,8 @@ that number on the resample:
 
 ====================================================  ============================================
 acc, comp_aopc, suff_aopc, comp_k*, suff_k*,           a mean over examples (per example: the value)
-comp_aopc_unirex, suff_aopc_unirex
+comp_aopc_unirex, suff_aopc_unirex                     (``protocol=reference``: on the reference's inputs,
+                                                       the outputs' ``ref_*_probs``)
 plaus_ref_auprc, plaus_ref_token_f1                    a mean over examples (outputs saved since the
                                                        columns ``ref_auprc`` / ``ref_token_f1`` exist)
 macro_f1, task_ref (macro or binary F1)                corpus-level: per-class tp / fp / fn counts,
@@ -126,6 +127,13 @@ def contributions(outputs: EvalOutputs, meta: dict | None = None, table: pl.Data
     ref = (meta.get("stats") or {}).get("task_ref_metric") or reference_task_metric(meta.get("dataset"))
     out["task_ref"] = {"acc": out["acc"], "macro_f1": out["macro_f1"]}.get(ref) or f1_rows(y_true, y_pred, n_classes,
                                                                                             positive=1)
+    if outputs.ref is not None and outputs.ref.task is not None and len(outputs):  # in-place task predictions
+        ref_pred = outputs.ref.task.argmax(-1)  # [N, K]
+        ref_true = np.repeat(outputs.label[:, None], ref_pred.shape[1], axis=1)
+        out["task_ref"] = {"acc": lambda: mean_rows((ref_true == ref_pred).sum(1).astype(np.float64),
+                                                    np.full(len(outputs), ref_pred.shape[1], dtype=np.float64)),
+                           "macro_f1": lambda: f1_rows(ref_true, ref_pred, n_classes)}.get(
+            ref, lambda: f1_rows(ref_true, ref_pred, n_classes, positive=1))()
     if len(outputs):
         comp = prob_drop(base, outputs.comp_probs, base_pred)  # [N, K]
         suff = prob_drop(base, outputs.suff_probs, base_pred)
@@ -135,6 +143,10 @@ def contributions(outputs: EvalOutputs, meta: dict | None = None, table: pl.Data
             out[f"{name}_aopc_unirex"] = mean_rows(arr.sum(axis=1) / (K + 1))
             for j, k in enumerate(outputs.bins):
                 out[f"{name}_k{k:g}"] = mean_rows(arr[:, j])
+        if outputs.ref is not None:  # protocol=reference: the UNIREX-style AOPCs on the reference's inputs
+            ref_pred = outputs.ref.base.argmax(-1)
+            for name, probs in (("comp", outputs.ref.comp), ("suff", outputs.ref.suff)):
+                out[f"{name}_aopc_unirex"] = mean_rows(prob_drop(outputs.ref.base, probs, ref_pred).sum(axis=1) / (K + 1))
     if outputs.ref_auprc is not None and outputs.ref_token_f1 is not None:
         out["plaus_ref_auprc"] = mean_rows(outputs.ref_auprc)
         out["plaus_ref_token_f1"] = mean_rows(outputs.ref_token_f1)
