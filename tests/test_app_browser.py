@@ -6,65 +6,26 @@ demo set so the module takes a few minutes."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from apphost import running_app
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
 LONG = 180_000  # ms: a wait that covers a training run on a busy machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_arch, small_demo_dir):
-    port = _free_port()
     ws = tmp_path_factory.mktemp("ws")
     shutil.copytree(small_demo_dir / "demo", ws / "data" / "demo")  # a small demo: the app keeps it
-    # downloads go to a closed loopback port: no traffic leaves the machine
-    env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped", "PYTHONPATH": str(ROOT)}
-    env.pop("UNIREX_APP_AUTH", None)
-    # the app's output goes to a file: a pipe nobody reads would block the app once its buffer is full
-    log = ws / "app.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--arch", tiny_arch,
-                                 "--max-length", "64", "--num-train", "0"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited early:\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("app did not start within 180 s")
-    yield url, ws, tiny_arch
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_app(ws, ["--arch", tiny_arch, "--max-length", "64", "--num-train", "0"]) as url:
+        yield url, ws, tiny_arch
 
 
 @pytest.fixture(autouse=True)

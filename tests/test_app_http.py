@@ -6,7 +6,6 @@ paths, and a restart restores the queue and marks an interrupted run. Also the s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,44 +18,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from apphost import app_env, free_port, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "alice", "s3cret-pw"
 SETTINGS = {"headers": ["key", "value"], "data": [["training.epochs", "1"]]}
 PUBLIC = {"/build_dataset", "/find_examples", "/upload_dataset", "/download_dataset", "/launch", "/cancel_job",
           "/list_runs", "/show_run", "/evaluate_run", "/export_eraser", "/push_run", "/explain", "/compare"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(ws: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "UNIREX_APP_AUTH"}
-    return {**env, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-            "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped", "PYTHONPATH": str(ROOT)}
-
-
-def _start(args: list[str], ws: Path, timeout: float = 180):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args], cwd=ROOT,
-                            env=_env(ws), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited early:\n{proc.stdout.read()}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except urllib.error.HTTPError:
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("app did not start in time")
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +48,9 @@ def server(tmp_path_factory, tiny_arch, small_demo_dir):
                                                   "mode": "train"}, run_id="R-ghost")
     status = {**rd.status(), "pid": 999999}  # the dead process of the previous app
     (rd.path / "status.json").write_text(json.dumps(status))
-    proc, url = _start(["--auth", f"{USER}:{PASSWORD}", "--arch", tiny_arch, "--max-length", "64", "--no-demo"], ws)
-    yield url, ws, waiting
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_app(ws, ["--auth", f"{USER}:{PASSWORD}", "--arch", tiny_arch, "--max-length", "64",
+                          "--no-demo"]) as url:
+        yield url, ws, waiting
 
 
 @pytest.fixture(scope="module")
@@ -214,21 +178,21 @@ def test_restart_restores_the_queue_and_marks_the_interrupted_run(client, server
 
 
 def _run_app(args: list[str], env_extra: dict | None = None, ws: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**_env(ws or Path("/nonexistent-ws")), **(env_extra or {})}
+    env = {**app_env(ws or Path("/nonexistent-ws")), **(env_extra or {})}
     return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
 
 @pytest.mark.parametrize("args", [["--host", "0.0.0.0"], ["--share"], ["--host", "192.168.1.5"]])
 def test_refuses_to_start_exposed_without_a_login(args):
-    r = _run_app(args + ["--port", str(_free_port())])
+    r = _run_app(args + ["--port", str(free_port())])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--auth user:password" in r.stderr and "UNIREX_APP_AUTH" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_bad_login_format_and_busy_port(tmp_path):
-    r = _run_app(["--host", "0.0.0.0", "--port", str(_free_port())], {"UNIREX_APP_AUTH": "nopassword"})
+    r = _run_app(["--host", "0.0.0.0", "--port", str(free_port())], {"UNIREX_APP_AUTH": "nopassword"})
     assert r.returncode == 2 and "user:password" in r.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,21 +8,16 @@ element of the value's exists in the page, and the tracker is never asked for an
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from apphost import running_app
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
 LONG = 180_000  # ms
 WORDS = "the plot was wonderful and the acting was great".split()
@@ -51,12 +46,6 @@ class Tracker(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_dataset(folder: Path, url: str) -> None:
@@ -106,35 +95,11 @@ def hostile_app(tmp_path_factory, tiny_arch):
     ws = tmp_path_factory.mktemp("ws")
     _write_dataset(ws / "data" / "evil", url)
     _plant_runs(ws / "runs", url)
-    port = _free_port()
-    env = {**os.environ, "UNIREX_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "UNIREX_ERASER_BASE_URL": "http://127.0.0.1:9/zipped", "PYTHONPATH": str(ROOT)}
-    env.pop("UNIREX_APP_AUTH", None)
-    log = ws / "app.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--arch", tiny_arch,
-                                 "--max-length", "64", "--num-train", "0", "--no-demo"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
-    app_url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited early:\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(app_url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("app did not start within 180 s")
-    yield app_url, url, ws
-    proc.terminate()
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    tracker.shutdown()
+        with running_app(ws, ["--arch", tiny_arch, "--max-length", "64", "--num-train", "0", "--no-demo"]) as app_url:
+            yield app_url, url, ws
+    finally:
+        tracker.shutdown()
 
 
 def _visible(page, selector: str):
