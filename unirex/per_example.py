@@ -68,6 +68,17 @@ def _task(outputs: EvalOutputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return outputs.label, outputs.pred, outputs.probs, outputs.pred
 
 
+def _task_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                  ref: str | None) -> tuple[Contributions, Contributions, Contributions]:
+    """``(acc, macro_f1, task_ref)`` of predictions ``[N]`` or ``[N, K]`` (several per example, all counted);
+    ``task_ref`` is the one ``ref`` names (``acc``, ``macro_f1``), else the binary F1 of class 1."""
+    correct = (y_true == y_pred).astype(np.float64)
+    acc = mean_rows(correct) if correct.ndim == 1 else mean_rows(
+        correct.sum(1), np.full(len(correct), correct.shape[1], dtype=np.float64))
+    f1 = f1_rows(y_true, y_pred, n_classes)
+    return acc, f1, {"acc": acc, "macro_f1": f1}.get(ref) or f1_rows(y_true, y_pred, n_classes, positive=1)
+
+
 def _unique_keys(ids: list[str]) -> tuple[str, ...]:
     seen: dict[str, int] = {}
     out = []
@@ -118,22 +129,13 @@ def contributions(outputs: EvalOutputs, meta: dict | None = None, table: pl.Data
     meta = meta or {}
     y_true, y_pred, base, base_pred = _task(outputs)
     n_classes = max(len(outputs.labels), int(np.max(y_true, initial=0)) + 1, int(np.max(y_pred, initial=0)) + 1)
-    correct = (y_true == y_pred).astype(np.float64)
-    out: dict[str, Contributions] = {
-        "acc": mean_rows(correct if correct.ndim == 1 else correct.sum(1), None if correct.ndim == 1
-                         else np.full(len(outputs), correct.shape[1], dtype=np.float64)),
-        "macro_f1": f1_rows(y_true, y_pred, n_classes),
-    }
     ref = (meta.get("stats") or {}).get("task_ref_metric") or reference_task_metric(meta.get("dataset"))
-    out["task_ref"] = {"acc": out["acc"], "macro_f1": out["macro_f1"]}.get(ref) or f1_rows(y_true, y_pred, n_classes,
-                                                                                            positive=1)
+    acc, f1, task_ref = _task_metrics(y_true, y_pred, n_classes, ref)
+    out: dict[str, Contributions] = {"acc": acc, "macro_f1": f1, "task_ref": task_ref}
     if outputs.ref is not None and outputs.ref.task is not None and len(outputs):  # in-place task predictions
         ref_pred = outputs.ref.task.argmax(-1)  # [N, K]
-        ref_true = np.repeat(outputs.label[:, None], ref_pred.shape[1], axis=1)
-        out["task_ref"] = {"acc": lambda: mean_rows((ref_true == ref_pred).sum(1).astype(np.float64),
-                                                    np.full(len(outputs), ref_pred.shape[1], dtype=np.float64)),
-                           "macro_f1": lambda: f1_rows(ref_true, ref_pred, n_classes)}.get(
-            ref, lambda: f1_rows(ref_true, ref_pred, n_classes, positive=1))()
+        out["task_ref"] = _task_metrics(np.repeat(outputs.label[:, None], ref_pred.shape[1], axis=1), ref_pred,
+                                        n_classes, ref)[2]
     if len(outputs):
         comp = prob_drop(base, outputs.comp_probs, base_pred)  # [N, K]
         suff = prob_drop(base, outputs.suff_probs, base_pred)
