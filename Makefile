@@ -29,7 +29,7 @@ lint-imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 test: $(STAMP) lint-imports
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=25 tests
 
 test-fast: $(STAMP) lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not long" tests
