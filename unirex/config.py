@@ -2,7 +2,7 @@
 
 A config is a :class:`RunConfig` (top-level keys ``seed``, ``protocol``, ``save_checkpoint``, ``debug``, ``data_dir``,
 ``arch``, ``workspace``, ``work_dir``, ``tags``) holding the groups ``data.*``, ``model.*`` (with
-``model.optimizer.*`` and ``model.scheduler.*``), ``setup.*``, ``training.*`` and ``logger.*``.
+``model.optimizer.*`` and ``model.scheduler.*``), ``setup.*``, ``training.*``, ``eval.*`` and ``logger.*``.
 
 :func:`resolve_config` turns a list of overrides as the paper writes them into a validated config::
 
@@ -53,6 +53,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from unirex.errors import UnirexError
+from unirex.metrics.extra import parse_extra_metrics
 from unirex.methods import check_settings, get_method, list_methods
 from unirex.protocol import protocol_defaults
 from unirex.registry import ATTR_GRAD_MODES, attribution_names, extractor_names, get_extractor
@@ -191,6 +192,17 @@ class TrainingConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The evaluation's metrics beside ERASER's (:mod:`unirex.metrics.extra`), off by default: each costs passes."""
+
+    #: a comma list of ``soft`` (soft comp / suff), ``sensitivity`` (max-sensitivity), ``diag`` (diagnosticity
+    #: against random); empty: none
+    extra_metrics: str = ""
+    sensitivity_samples: int = 5  # perturbations per example
+    sensitivity_radius: float = 0.02  # L-infinity radius of the noise on the word embeddings
+
+
+@dataclass
 class LoggerConfig:
     offline: bool = False  # accepted for UNIREX compatibility: all logging is local anyway
 
@@ -214,6 +226,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     setup: SetupConfig = field(default_factory=SetupConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
@@ -546,6 +559,11 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError(f"training.eval_splits={t.eval_splits!r}: use a comma list of {', '.join(SPLITS)}")
     if t.epochs < 1 or t.patience < 0:
         raise UnirexError("training.epochs must be >= 1 and training.patience >= 0")
+    parse_extra_metrics(cfg.eval.extra_metrics)
+    if cfg.eval.sensitivity_samples < 1:
+        raise UnirexError(f"eval.sensitivity_samples must be >= 1, got {cfg.eval.sensitivity_samples}")
+    if not cfg.eval.sensitivity_radius > 0:
+        raise UnirexError(f"eval.sensitivity_radius must be > 0, got {cfg.eval.sensitivity_radius}")
     check_settings(cfg)
 
 
@@ -608,7 +626,7 @@ def _fmt(v: Any) -> str:
 
 
 __all__ = [
-    "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "HEAD_TYPES",
+    "ATTR_POOLINGS", "COMP_CRITERIA", "DataConfig", "EvalConfig", "HEAD_TYPES",
     "LoggerConfig", "MODEL_GROUPS", "ModelConfig", "OptimizerConfig", "RATIONALE_REMOVALS", "RunConfig", "SUFF_CRITERIA",
     "SchedulerConfig", "SetupConfig", "TrainingConfig", "expand_sweep", "flatten", "from_dict", "identify_method", "method_config",
     "parse_override", "resolve_config", "split_sweep_value", "suggest_keys", "to_dict", "to_overrides",

@@ -50,6 +50,7 @@ from unirex.device import autocast, broadcast, init_distributed, pick_device, ru
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.evaluate import EvaluationCancelled, evaluate, save_outputs
 from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent
+from unirex.extra_eval import ExtraMetrics
 from unirex.fsutil import atomic_write, clean_workspace_leftovers, disk_full_error, reporting_disk_full
 from unirex.methods import check_settings
 from unirex.models import build_model
@@ -271,7 +272,7 @@ class Engine:
                 with autocast(self.device, cfg.setup.precision):
                     result = evaluate(self.model, ds, self.model.explain, batch_size=cfg.setup.eval_batch_size,
                                       bins=cfg.model.topk, device=self.device, source=built.summary.get("source"),
-                                      progress=progress, should_stop=self.cancelled)
+                                      progress=progress, should_stop=self.cancelled, extra=self.extra_metrics())
             except EvaluationCancelled:
                 raise _Cancelled() from None
         metrics = {k: v for k, v in result.metrics.items() if v is not None}
@@ -284,6 +285,12 @@ class Engine:
         self.last_result = result
         self._call("on_evaluate", event)
         return metrics
+
+    def extra_metrics(self) -> ExtraMetrics:
+        """The metrics beside ERASER's that every evaluation of this run computes (``eval.*``), seeded by the run's seed."""
+        e = self.cfg.eval
+        return ExtraMetrics.parse(e.extra_metrics, sensitivity_samples=e.sensitivity_samples,
+                                  sensitivity_radius=e.sensitivity_radius, seed=self.cfg.seed)
 
     def final_evaluation(self) -> dict:
         """Evaluate the (best) model on every eval split, then save attributions / time the extractor when

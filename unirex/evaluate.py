@@ -62,6 +62,9 @@ import torch
 
 from unirex.data.tensors import input_mask
 from unirex.errors import UnirexError
+from unirex.extra_eval import (ExtraMetrics, embedding_hook, eraser_candidates, input_embedding_modules, max_sensitivity,
+                               random_rationale, scale_embeddings, soft_factors)
+from unirex.metrics.extra import ExtraOutputs
 from unirex.metrics.faithfulness import BINS, aopc_unirex, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
@@ -117,6 +120,8 @@ class EvalOutputs:
     #: the table's rows): [N] each, for the comparison's bootstrap; None in outputs saved before they were kept
     ref_auprc: np.ndarray | None = None
     ref_token_f1: np.ndarray | None = None
+    #: what the metrics beside ERASER's read (``eval.extra_metrics``, :mod:`unirex.metrics.extra`); None: none asked
+    extra: ExtraOutputs | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -486,6 +491,83 @@ def scoring_strategy(scoring: Scoring) -> EraserScoring | SelectThenPredictScori
     return SelectThenPredictScoring() if scoring.select_then_predict else EraserScoring()
 
 
+# --- the metrics beside ERASER's (unirex.metrics.extra): their own passes, per batch ------------------
+
+
+@dataclass
+class _ExtraProbs:
+    """A batch's inputs of the extra metrics (:class:`unirex.metrics.extra.ExtraOutputs`, as tensors)."""
+
+    soft_comp: torch.Tensor | None = None
+    soft_suff: torch.Tensor | None = None
+    random_comp: torch.Tensor | None = None
+    random_suff: torch.Tensor | None = None
+    sensitivity: torch.Tensor | None = None
+    cost: dict = field(default_factory=lambda: {"forward_passes": 0, "positions": 0})
+
+
+@torch.no_grad()
+def scaled_variant_probs(model, batch: dict, keep: torch.Tensor, factors: torch.Tensor | None, chunk_size: int,
+                         pad_token_id: int, num_choices: int | None = None) -> tuple[torch.Tensor, dict]:
+    """:func:`variant_probs` with each kept token's word embedding multiplied by its ``factors`` ``[R, L]``
+    (a forward hook on the model's input-embedding layers, :func:`unirex.extra_eval.embedding_hook`);
+    ``factors=None``: no scaling, exactly :func:`variant_probs`."""
+    if factors is None:
+        return variant_probs(model, batch, keep, chunk_size, pad_token_id, num_choices)
+    modules = input_embedding_modules(model)
+    if not modules:
+        raise UnirexError("eval.extra_metrics=soft scales the input embeddings, and this model has no "
+                          "input-embedding layer (get_input_embeddings)")
+    B = batch["input_ids"].shape[0]
+    src = torch.arange(keep.shape[0], device=keep.device) % B
+    rows = {"input_ids": batch["input_ids"][src], "token_type_ids": batch["token_type_ids"][src],
+            "factors": factors.float()}
+
+    def forward(packed: dict) -> torch.Tensor:
+        with embedding_hook(modules, packed["input_ids"], scale_embeddings(packed["factors"])):
+            return _logits(model, input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                           token_type_ids=packed["token_type_ids"]).float()
+
+    logits, cost = run_packed(forward, rows, keep, chunk_size, pad_token_id)
+    return _grouped_probs(logits, num_choices), {"forward_passes": cost.forward_passes, "positions": cost.positions}
+
+
+def extra_batch_probs(model, batch: dict, scores: torch.Tensor, full: torch.Tensor, explain, extra: ExtraMetrics,
+                      hard_k: float, chunk_size: int, pad_id: int, n_choices: int | None,
+                      select_then_predict: bool) -> _ExtraProbs:
+    """The extra metrics' inputs for one batch (:mod:`unirex.extra_eval` says what each costs): the soft
+    comp / suff inputs' predictions, the random rationale's (of the size of the ``hard_k`` one) deleted and
+    kept alone, run together in one packed pass; and the scores' max-sensitivity (``explain`` callable
+    only). A select-then-predict model gets no soft or random predictions."""
+    out = _ExtraProbs()
+    am = batch["attention_mask"].bool()
+    cand = eraser_candidates(batch)
+    B = scores.shape[0]
+    names, keeps, factors = [], [], []
+    if not select_then_predict:
+        if "soft" in extra:
+            comp_f, suff_f = soft_factors(scores, cand, am)
+            names += ["soft_comp", "soft_suff"]
+            keeps += [comp_f > 0, suff_f > 0]
+            factors += [comp_f, suff_f]
+        if "diag" in extra:
+            r = random_rationale(batch["index"], cand, am, hard_k, extra.seed)
+            names += ["random_comp", "random_suff"]
+            keeps += [am & ~r, am & (~cand | r)]  # ERASER's comp / suff inputs of that rationale
+            factors += [am.float(), am.float()]
+    if names:
+        scaled = "soft" in extra
+        probs, out.cost = scaled_variant_probs(model, batch, torch.cat(keeps), torch.cat(factors) if scaled else None,
+                                               chunk_size, pad_id, n_choices)
+        probs = probs.view(len(names), B, -1).cpu()
+        for j, name in enumerate(names):
+            setattr(out, name, probs[j])
+    if "sensitivity" in extra and callable(explain):
+        target = None if n_choices else full.argmax(dim=-1).to(scores.device)
+        out.sensitivity = max_sensitivity(model, explain, batch, scores, target, extra)
+    return out
+
+
 class _Collector:
     """What :func:`evaluate` keeps of each batch: predictions, word-level scores and hard rationale, and
     the subword-level documents and reference rows of the plausibility metrics."""
@@ -497,6 +579,27 @@ class _Collector:
                                                        "hsuff", "bin", "rbase", "rcomp", "rsuff", "rtask")}
         self.word_scores, self.hard_words, self.sub_scores, self.sub_docs, self.ref_rows = [], [], [], [], []
         self.n_forward = self.positions = 0
+        self.extra_parts: dict[str, list] | None = None
+
+    def add_extra(self, ep: _ExtraProbs) -> None:
+        """A batch's :class:`_ExtraProbs` (after :meth:`add` of the same batch)."""
+        if self.extra_parts is None:
+            self.extra_parts = {name: [] for name in ("soft_comp", "soft_suff", "random_comp", "random_suff",
+                                                      "sensitivity")}
+        for name, parts in self.extra_parts.items():
+            value = getattr(ep, name)
+            if value is not None:
+                parts.append(value)
+        self.n_forward += ep.cost["forward_passes"]
+        self.positions += ep.cost["positions"]
+
+    def _extra_outputs(self, order: np.ndarray) -> ExtraOutputs | None:
+        if self.extra_parts is None:
+            return None
+        cat = {k: (torch.cat(v).numpy().astype(np.float64)[order] if v else None) for k, v in self.extra_parts.items()}
+        return ExtraOutputs(soft_comp_probs=cat["soft_comp"], soft_suff_probs=cat["soft_suff"],
+                            random_comp_probs=cat["random_comp"], random_suff_probs=cat["random_suff"],
+                            sensitivity=cat["sensitivity"])
 
     def add(self, batch: dict, scores: torch.Tensor, bp: _BatchProbs) -> None:
         K, hard_j, parts = len(self.bins.bins), self.bins.hard_j, self.parts
@@ -577,6 +680,7 @@ class _Collector:
                 task=None if cat["rtask"] is None else cat["rtask"][order]),
             ref_auprc=np.asarray([a for a, _ in ref_rows], dtype=np.float64).reshape(-1),
             ref_token_f1=np.asarray([f for _, f in ref_rows], dtype=np.float64).reshape(-1),
+            extra=self._extra_outputs(order),
         )
 
     def subword_metrics(self, iou_threshold: float) -> dict[str, float | None]:
@@ -598,7 +702,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
              device: str | torch.device | None = None, source: str | Path | None = None,
              iou_threshold: float = IOU_THRESHOLD, log_odds: bool = True, keep_subword_scores: bool = False,
              dataset_name: str | None = None, progress: Callable[[int, int], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, scoring: Scoring | None = None) -> EvalResult:
+             should_stop: Callable[[], bool] | None = None, scoring: Scoring | None = None,
+             extra: ExtraMetrics | None = None) -> EvalResult:
     """Evaluate ``model`` with rationale scores from ``explain`` on every example of ``dataset``.
 
     Args:
@@ -623,6 +728,9 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         should_stop: checked between batches; True raises :class:`EvaluationCancelled`.
         scoring: how the model predicts (:class:`unirex.rationale.Scoring`); None: the model's
             ``scoring`` attribute, else ERASER's protocol.
+        extra: the metrics beside ERASER's to compute (:class:`unirex.extra_eval.ExtraMetrics`:
+            ``soft_comp`` / ``soft_suff``, ``sensitivity_max``, ``diag_comp`` / ``diag_suff``,
+            :mod:`unirex.metrics.extra`); None or no groups: none (they cost extra passes).
 
     Returns:
         :class:`EvalResult` with ``metrics`` (keys in :mod:`unirex.metrics`), ``outputs`` (per example)
@@ -646,6 +754,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
+    seconds_extra = 0.0
     try:
         done = 0
         for batch in loader:
@@ -659,6 +768,11 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
                                                               n_choices, bp.full, strategy.select_then_predict)
                 bp.cost = {k: bp.cost[k] + cost[k] for k in ("forward_passes", "positions")}
             kept.add(batch, scores, bp)
+            if extra is not None and extra.groups:
+                t_extra = time.perf_counter()
+                kept.add_extra(extra_batch_probs(model, batch, scores, bp.full, explain, extra, bin_spec.hard_k,
+                                                 chunk_size, pad_id, n_choices, strategy.select_then_predict))
+                seconds_extra += time.perf_counter() - t_extra
             done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
@@ -681,6 +795,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
              "forward_passes": kept.n_forward, "positions": kept.positions, "with_rationale": len(kept.sub_docs),
              "gold_spans": "evidences" if gold_spans is not None else "mask_runs",
              "task_ref_metric": reference_task_metric(dataset_name), "dataset_name": dataset_name}
+    if extra is not None and extra.groups:
+        stats.update(extra_metrics=",".join(extra.groups), seconds_extra=seconds_extra)
     return EvalResult(metrics=metrics, outputs=outputs, stats=stats)
 
 
@@ -709,6 +825,11 @@ ref_suff_probs   list<list<f64>> [K][C]  rationale, the rationale alone, and for
 ref_task_probs   list<list<f64>> [K][C]  the task prediction), which ``*_aopc_unirex`` and ``task_ref`` read
 ref_auprc        f64                     UNIREX's AUPRC of the row (``plaus_ref_auprc`` is their mean)
 ref_token_f1     f64                     UNIREX's token F1 of the row (``plaus_ref_token_f1``)
+soft_comp_probs  list<f64> [C]           ``eval.extra_metrics`` only (:class:`unirex.metrics.extra.ExtraOutputs`):
+soft_suff_probs  list<f64> [C]           the soft comp / suff inputs' predictions (``soft``), the random
+random_comp_...  list<f64> [C]           rationale's comp / suff inputs' (``diag``: ``random_comp_probs``,
+random_suff_...  list<f64> [C]           ``random_suff_probs``), the scores' max-sensitivity (``sensitivity``)
+sensitivity      f64
 ===============  ======================  ==============================================================
 
 ``eval_<split>.json`` holds ``version``, ``split``, ``labels``, ``bins``, ``hard_k``, ``iou_threshold``,
@@ -759,6 +880,14 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
             if value is not None:
                 cols[f"ref_{name}_probs"] = value.tolist()
                 schema[f"ref_{name}_probs"] = pl.List(pl.List(pl.Float64))
+    if o.extra is not None:  # the metrics beside ERASER's (eval.extra_metrics): what they read, per example
+        for name in ("soft_comp_probs", "soft_suff_probs", "random_comp_probs", "random_suff_probs"):
+            value = getattr(o.extra, name)
+            if value is not None:
+                cols[name] = value.tolist()
+                schema[name] = pl.List(pl.Float64)
+        if o.extra.sensitivity is not None:
+            cols["sensitivity"] = pl.Series(o.extra.sensitivity, dtype=pl.Float64)
     df = pl.DataFrame(cols, schema_overrides=schema)
     with reporting_disk_full(f"the {split} evaluation outputs", parquet.parent):
         atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
@@ -815,8 +944,19 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
              if "ref_base_probs" in df.columns else None),
         ref_auprc=df["ref_auprc"].to_numpy().astype(np.float64) if "ref_auprc" in df.columns else None,
         ref_token_f1=df["ref_token_f1"].to_numpy().astype(np.float64) if "ref_token_f1" in df.columns else None,
+        extra=_load_extra(df, arr, (n, C)),
     )
     return outputs, meta
+
+
+def _load_extra(df: pl.DataFrame, arr, shape: tuple[int, int]) -> ExtraOutputs | None:
+    """The saved :class:`ExtraOutputs` columns of an outputs table (None when it has none)."""
+    probs = ("soft_comp_probs", "soft_suff_probs", "random_comp_probs", "random_suff_probs")
+    if not any(c in df.columns for c in (*probs, "sensitivity")):
+        return None
+    return ExtraOutputs(**{c: arr(c, shape) if c in df.columns else None for c in probs},
+                        sensitivity=df["sensitivity"].to_numpy().astype(np.float64) if "sensitivity" in df.columns
+                        else None)
 
 
 save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS
@@ -824,4 +964,5 @@ save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS
 __all__ = ["DEFAULT_HARD_K", "EvalOutputs", "EvalResult", "EvaluationCancelled", "ReferenceOutputs", "ReferenceScoring",
            "evaluate", "gold_spans_from_source", "in_place_probs", "load_outputs", "outputs_paths",
            "reference_protocol_metrics", "save_outputs", "select_then_predict_keep_masks", "task_and_faithfulness",
-           "variant_keep_masks", "variant_probs", "word_level_documents", "word_level_plausibility"]
+           "extra_batch_probs", "scaled_variant_probs", "variant_keep_masks", "variant_probs", "word_level_documents",
+           "word_level_plausibility"]

@@ -4,7 +4,7 @@ and :meth:`workbench.Workbench.submit` ask whether overrides hold comma lists.
 A value is a comma list when it splits on top-level commas into more than one value
 (:func:`unirex.config.split_sweep_value`: quoted strings and ``[...]`` lists stay whole). A key of
 :data:`ONE_VALUE_KEYS` takes a comma list as one value (``training.eval_splits=train,dev,test`` is a split
-list, ``tags=a,b`` the run's tags) and never sweeps.
+list, ``tags=a,b`` the run's tags, ``eval.extra_metrics=soft,diag`` the metrics beside ERASER's) and never sweeps.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from unirex.config import split_sweep_value
 
 #: keys whose comma list is one value, never one run per value
-ONE_VALUE_KEYS = ("training.eval_splits", "tags")
+ONE_VALUE_KEYS = ("training.eval_splits", "tags", "eval.extra_metrics")
 
 
 def _key(override: str) -> str:

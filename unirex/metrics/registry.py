@@ -26,6 +26,7 @@ from enum import Enum, IntEnum
 from typing import Any
 
 from unirex.errors import UnirexError
+from unirex.metrics import extra
 from unirex.metrics.faithfulness import BINS
 
 
@@ -167,6 +168,17 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
                title="Comprehensiveness AOPC (UNIREX's sum)"),
     MetricSpec("suff_aopc_unirex", "suff AOPC (ref.)", _F, Direction.LOWER, compared=False, nrg=_PAPER,
                title="Sufficiency AOPC (UNIREX's sum)"),
+    # beside ERASER's, computed when ``eval.extra_metrics`` asks (:mod:`unirex.metrics.extra`); None otherwise
+    MetricSpec("soft_comp", "soft comp", _F, title="Soft comprehensiveness (Zhao & Aletras 2023)",
+               compute=extra.soft_comp),
+    MetricSpec("soft_suff", "soft suff", _F, Direction.LOWER, title="Soft sufficiency (Zhao & Aletras 2023)",
+               compute=extra.soft_suff),
+    MetricSpec("sensitivity_max", "max-sensitivity", _F, Direction.LOWER,
+               title="Max-sensitivity of the scores (Yeh et al. 2019)", compute=extra.sensitivity_max),
+    MetricSpec("diag_comp", "diag. comp", _F, title="Diagnosticity against random, comprehensiveness",
+               compute=extra.diag_comp),
+    MetricSpec("diag_suff", "diag. suff", _F, title="Diagnosticity against random, sufficiency",
+               compute=extra.diag_suff),
 )
 
 _LOCK = threading.Lock()
