@@ -58,14 +58,16 @@ def test_builtin_table_gives_each_front_its_former_columns():
     bins = (1, 5, 10, 20, 50)
     assert metric_keys(compared=True) == ("acc", "macro_f1", "task_ref", "comp_aopc", "suff_aopc", "plaus_auprc",
                                           "plaus_token_f1", "plaus_iou_f1", "plaus_ref_auprc", "plaus_ref_token_f1",
-                                          *(f"comp_k{k}" for k in bins), *(f"suff_k{k}" for k in bins))
+                                          *(f"comp_k{k}" for k in bins), *(f"suff_k{k}" for k in bins),
+                                          # beside ERASER's (eval.extra_metrics, issue 24), after the former columns
+                                          "soft_comp", "soft_suff", "sensitivity_max", "diag_comp", "diag_suff")
     assert [m.heading for m in metrics(headline=True)] == ["acc", "macro F1", "comp AOPC ↑", "suff AOPC ↓", "AUPRC",
                                                           "token F1", "IOU F1"]
     assert get_metric("suff_aopc").card_name == "Sufficiency AOPC (lower is better)"
     assert get_metric("comp_aopc").card_name == "Comprehensiveness AOPC (higher is better)"
     assert get_metric("acc").card_name == "Accuracy"
     lower = {m.key for m in metrics() if m.direction is Direction.LOWER}
-    assert lower == {"suff_aopc", "suff_aopc_unirex", *(f"suff_k{k}" for k in bins)}
+    assert lower == {"suff_aopc", "suff_aopc_unirex", *(f"suff_k{k}" for k in bins), "soft_suff", "sensitivity_max"}
     assert direction("nrg_faithfulness") is Direction.HIGHER  # not a metric of the table: higher is better
 
 

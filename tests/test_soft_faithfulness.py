@@ -71,7 +71,7 @@ def tiny(tiny_arch):
 
 @pytest.fixture(scope="module")
 def split(small_demo_dir, tiny_arch):
-    return split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(12))
+    return split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(8))
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +82,27 @@ def train_split(small_demo_dir, tiny_arch):
 # ------------------------------------------------------------------------------------------------ soft
 
 
-def test_soft_comp_suff_equal_erasers_at_hard_scores(tiny, split):
+def test_soft_equal_erasers_at_hard_scores_and_no_sensitivity_without_the_input(tiny, split):
     """Scores that are 1 on the top-10% rationale and 0 elsewhere: the soft inputs are ERASER's comp / suff
     inputs (factor 0 deletes, factor 1 keeps), so soft_comp / soft_suff equal ERASER's top-level comp / suff
-    (both one input per example, averaged over examples), per example too."""
+    (both one input per example, averaged over examples), per example too. The scores are read off fixed
+    numbers, never off the input, so perturbing the input's embeddings cannot move them: sensitivity 0."""
     ds, _ = split
     base = random_scores(ds.table, seed=3)
 
     def hard(batch):
         return topk_mask(_padded(base, batch), batch["explainable"], batch["attention_mask"], 10).float()
 
-    res = evaluate(tiny, ds, hard, batch_size=5, hard_k=10, extra=ExtraMetrics(("soft",)))
+    res = evaluate(tiny, ds, hard, batch_size=5, hard_k=10,
+                   extra=ExtraMetrics(("soft", "sensitivity"), sensitivity_samples=2))
     o = res.outputs
     assert res.metrics["comp"] != pytest.approx(0.0, abs=1e-3)  # the comparison means something
     assert res.metrics["soft_comp"] == pytest.approx(res.metrics["comp"], abs=1e-6)
     assert res.metrics["soft_suff"] == pytest.approx(res.metrics["suff"], abs=1e-6)
     np.testing.assert_allclose(o.extra.soft_comp_probs, o.hard_comp_probs, atol=1e-6)
     np.testing.assert_allclose(o.extra.soft_suff_probs, o.hard_suff_probs, atol=1e-6)
-    assert o.extra.random_comp_probs is None and o.extra.sensitivity is None  # only what was asked
-    assert res.metrics["diag_comp"] is None and res.metrics["sensitivity_max"] is None
-    # graded scores are not a hard rationale: the soft numbers move away from ERASER's
-    graded = evaluate(tiny, ds, base, batch_size=5, hard_k=10, extra=ExtraMetrics(("soft",)))
-    assert graded.metrics["soft_suff"] != pytest.approx(graded.metrics["suff"], abs=1e-4)
+    assert o.extra.random_comp_probs is None and res.metrics["diag_comp"] is None  # only what was asked
+    assert res.metrics["sensitivity_max"] == 0.0 and o.extra.sensitivity.shape == (len(ds),)
 
 
 def test_normalised_scores_min_max_per_row():
@@ -116,31 +115,24 @@ def test_normalised_scores_min_max_per_row():
 # --------------------------------------------------------------------------------------------- sensitivity
 
 
-def test_sensitivity_zero_when_scores_ignore_the_input(tiny, split):
-    ds, _ = split
-    res = evaluate(tiny, ds, lambda batch: batch["rationale"].float(), batch_size=6,
-                   extra=ExtraMetrics(("sensitivity",), sensitivity_samples=2))
-    assert res.metrics["sensitivity_max"] == 0.0
-    assert res.outputs.extra.sensitivity.shape == (len(ds),)
-
-
 def test_sensitivity_positive_and_seeded_for_a_gradient(tiny_arch, split):
+    """Input x gradient (the task LM's own explainer) moves with its input: > 0, the same numbers whatever
+    batch an example shares (the noise is seeded per example), smaller for a smaller radius."""
     from unirex.config import resolve_config
     from unirex.models import build_model
 
     ds, _ = split
+    ds = ds.head(4)
     model = build_model(resolve_config([f"arch={tiny_arch}", "model=lm"]), num_classes=2).eval()
-    knobs = dict(sensitivity_samples=3, sensitivity_radius=0.05, seed=1)
-    a = evaluate(model, ds, model.explain, batch_size=6, extra=ExtraMetrics(("sensitivity",), **knobs))
-    b = evaluate(model, ds, model.explain, batch_size=4, extra=ExtraMetrics(("sensitivity",), **knobs))
+    knobs = dict(sensitivity_samples=2, sensitivity_radius=0.05, seed=1)
+    a = evaluate(model, ds, model.explain, batch_size=4, extra=ExtraMetrics(("sensitivity",), **knobs))
+    b = evaluate(model, ds, model.explain, batch_size=3, extra=ExtraMetrics(("sensitivity",), **knobs))
     sens = a.outputs.extra.sensitivity
     assert (sens > 0).all() and np.isfinite(sens).all()
-    # seeded per example: the same numbers whatever the batch an example shares
     np.testing.assert_allclose(b.outputs.extra.sensitivity, sens, rtol=1e-4, atol=1e-6)
-    small = evaluate(model, ds, model.explain, batch_size=6,
+    small = evaluate(model, ds, model.explain, batch_size=4,
                      extra=ExtraMetrics(("sensitivity",), **{**knobs, "sensitivity_radius": 1e-5}))
     assert small.metrics["sensitivity_max"] < a.metrics["sensitivity_max"]  # the radius is honoured
-    assert get_metric("sensitivity_max").direction is Direction.LOWER
 
 
 # ----------------------------------------------------------------------------------------- diagnosticity
@@ -180,12 +172,14 @@ def test_diagnosticity_independent_of_batching_and_saved(tiny, split, tmp_path):
     scores = random_scores(ds.table, seed=5)
     extra = ExtraMetrics(("soft", "diag"), seed=3)
     a = evaluate(tiny, ds, scores, batch_size=3, extra=extra)
-    b = evaluate(tiny, ds, scores, batch_size=7, chunk_size=5, extra=extra)
+    b = evaluate(tiny, ds, scores, batch_size=5, chunk_size=5, extra=ExtraMetrics(("diag",), seed=3))
     np.testing.assert_allclose(a.outputs.extra.random_comp_probs, b.outputs.extra.random_comp_probs, atol=1e-6)
-    np.testing.assert_allclose(a.outputs.extra.soft_suff_probs, b.outputs.extra.soft_suff_probs, atol=1e-6)
-    other = evaluate(tiny, ds, scores, batch_size=3, extra=ExtraMetrics(("diag",), seed=4))
-    assert not np.allclose(other.outputs.extra.random_comp_probs, a.outputs.extra.random_comp_probs)
+    np.testing.assert_allclose(a.outputs.extra.random_suff_probs, b.outputs.extra.random_suff_probs, atol=1e-6)
+    other = evaluate(tiny, ds.head(4), scores, batch_size=4, extra=ExtraMetrics(("diag",), seed=4))
+    assert not np.allclose(other.outputs.extra.random_comp_probs, a.outputs.extra.random_comp_probs[:4])
     assert a.stats["extra_metrics"] == "soft,diag"
+    # graded scores are not a hard rationale: the soft numbers are not ERASER's
+    assert a.metrics["soft_suff"] != pytest.approx(a.metrics["suff"], abs=1e-4)
     # saved with the outputs, and the metrics recomputed from the saved columns are the evaluation's
     save_outputs(tmp_path, "test", a, built=built)
     loaded, meta = load_outputs(tmp_path, "test")
@@ -193,6 +187,12 @@ def test_diagnosticity_independent_of_batching_and_saved(tiny, split, tmp_path):
     for key in ("soft_comp", "soft_suff", "diag_comp", "diag_suff"):
         assert again[key] == pytest.approx(a.metrics[key]) and meta["metrics"][key] == pytest.approx(a.metrics[key])
     assert again["sensitivity_max"] is None
+    # the comparison's bootstrap resamples them per example: the contributions sum back to the metric
+    from unirex.per_example import load_contributions
+
+    ex = load_contributions(tmp_path, "test")
+    for key in ("soft_comp", "soft_suff", "diag_comp", "diag_suff"):
+        assert ex.metrics[key].value == pytest.approx(a.metrics[key])
 
 
 # ------------------------------------------------------------------------------------ settings and fronts
@@ -211,18 +211,44 @@ def test_unknown_extra_metric_is_refused_with_the_closest():
         ExtraMetrics(("roar",))
 
 
-def test_registered_for_the_comparison_with_directions():
-    from workbench.compare import compare_metrics
+def test_the_run_hands_its_settings_to_every_evaluation(tmp_path):
+    from unirex.config import resolve_config
+    from unirex.engine import Engine
     from workbench.sweeps import is_sweep
+
+    cfg = resolve_config(["eval.extra_metrics=diag,soft", "eval.sensitivity_samples=2", "seed=7",
+                          f"workspace={tmp_path}"])
+    assert Engine(cfg).extra_metrics() == ExtraMetrics(("soft", "diag"), 2, 0.02, 7)
+    assert Engine(resolve_config([f"workspace={tmp_path}"])).extra_metrics().groups == ()  # off by default
+    assert not is_sweep(["eval.extra_metrics=soft,diag"])  # one setting, not a sweep of two runs
+
+
+def test_registered_for_the_comparison_with_directions(tmp_path):
+    from unirex.runs import RunDir
+    from workbench import RunFilter, Workbench
+    from workbench.compare import compare_metrics
 
     assert set(EXTRA_KEYS) <= set(compare_metrics())
     assert {k: get_metric(k).direction for k in EXTRA_KEYS} == {
         "soft_comp": Direction.HIGHER, "soft_suff": Direction.LOWER, "sensitivity_max": Direction.LOWER,
         "diag_comp": Direction.HIGHER, "diag_suff": Direction.HIGHER}
-    assert not is_sweep(["eval.extra_metrics=soft,diag"])  # one setting, not a sweep of two runs
+    for seed, value in enumerate((0.25, 0.75)):  # a run's final evaluation, as the engine logs it
+        rd = RunDir.create(tmp_path / "runs", {"seed": seed}, {"method": "m", "dataset": "demo", "arch": "default",
+                                                               "seed": seed, "mode": "train"})
+        rd.log_metrics({"acc": 0.5, "diag_comp": value, "sensitivity_max": value / 10}, split="test")
+        rd.set_status("completed")
+    wb = Workbench(tmp_path)
+    wb.sync()
+    cmp = wb.compare(RunFilter(status="completed"), split="test", by=("method",))
+    assert {"diag_comp", "sensitivity_max"} <= set(cmp.metrics)
+    row = cmp.table.filter(cmp.table["method"] == "m").row(0, named=True)
+    assert row["diag_comp_mean"] == pytest.approx(0.5) and row["sensitivity_max_mean"] == pytest.approx(0.05)
 
 
+@pytest.mark.long
 def test_a_run_logs_them_and_the_comparison_shows_them(tmp_path, tiny_overrides):
+    """End to end (a debug run, ~15 s of CPU: ``-m long``): the run's evaluations compute what
+    ``eval.extra_metrics`` asks, log it with the run's metrics, and the comparison reads it."""
     from unirex.engine import resolve_run_config, run
     from workbench import RunFilter, Workbench
 

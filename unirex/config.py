@@ -196,8 +196,8 @@ class EvalConfig:
     """The evaluation's metrics beside ERASER's (:mod:`unirex.metrics.extra`), off by default: each costs passes."""
 
     #: a comma list of ``soft`` (soft comp / suff), ``sensitivity`` (max-sensitivity), ``diag`` (diagnosticity
-    #: against random); empty: none
-    extra_metrics: str = ""
+    #: against random); None (or empty): none
+    extra_metrics: str | None = None
     sensitivity_samples: int = 5  # perturbations per example
     sensitivity_radius: float = 0.02  # L-infinity radius of the noise on the word embeddings
 

@@ -11,6 +11,8 @@ comp_aopc_unirex, suff_aopc_unirex                     (``protocol=reference``: 
                                                        the outputs' ``ref_*_probs``)
 plaus_ref_auprc, plaus_ref_token_f1                    a mean over examples (outputs saved since the
                                                        columns ``ref_auprc`` / ``ref_token_f1`` exist)
+soft_comp, soft_suff, sensitivity_max,                 a mean over examples, where the evaluation computed
+diag_comp, diag_suff                                   them (``eval.extra_metrics``, :mod:`unirex.metrics.extra`)
 macro_f1, task_ref (macro or binary F1)                corpus-level: per-class tp / fp / fn counts,
                                                        F1 recomputed from the summed counts
 plaus_auprc                                            a mean over (annotation, document) instances:
@@ -39,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from unirex.evaluate import EvalOutputs, gold_spans_from_source, load_outputs, word_level_documents
+from unirex.metrics.extra import per_example as extra_per_example
 from unirex.metrics.faithfulness import prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, auprc, best_iou, spans_from_mask
 from unirex.metrics.reference import reference_task_metric
@@ -152,6 +155,7 @@ def contributions(outputs: EvalOutputs, meta: dict | None = None, table: pl.Data
     if outputs.ref_auprc is not None and outputs.ref_token_f1 is not None:
         out["plaus_ref_auprc"] = mean_rows(outputs.ref_auprc)
         out["plaus_ref_token_f1"] = mean_rows(outputs.ref_token_f1)
+    out.update({name: mean_rows(values) for name, values in extra_per_example(outputs).items()})
     if table is not None and len(outputs):
         out.update(_word_plausibility(outputs, table, gold_spans, float(meta.get("iou_threshold") or IOU_THRESHOLD)))
     return RunExamples(_unique_keys(list(outputs.annotation_id)), out)
