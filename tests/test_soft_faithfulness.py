@@ -198,7 +198,8 @@ def test_diagnosticity_independent_of_batching_and_saved(tiny, split, tmp_path):
 # ------------------------------------------------------------------------------------ settings and fronts
 
 
-def test_unknown_extra_metric_is_refused_with_the_closest():
+def test_unknown_extra_metric_is_refused_with_the_closest(tmp_path, capsys):
+    from cli import main
     from unirex.config import resolve_config
 
     cfg = resolve_config(["eval.extra_metrics=soft,diag,sensitivity"])
@@ -209,6 +210,11 @@ def test_unknown_extra_metric_is_refused_with_the_closest():
         resolve_config(["eval.sensitivity_samples=0"])
     with pytest.raises(UnirexError, match="unknown metric 'roar'"):
         ExtraMetrics(("roar",))
+    # the CLI: one line, exit 2, before any compute (the comma list is one value, not a sweep needing -m)
+    assert main(["--no-progress", f"workspace={tmp_path}", "eval.extra_metrics=soft,dig"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "did you mean 'diag'" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_the_run_hands_its_settings_to_every_evaluation(tmp_path):

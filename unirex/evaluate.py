@@ -42,6 +42,10 @@ outputs and ERASER's metrics take one row per example, the row of its predicted 
 has one rationale per annotation); the reference's plausibility (``plaus_ref_*``) and the subword curves
 score every row, as UNIREX does.
 
+The metrics beside ERASER's (``extra``, a run's ``eval.extra_metrics``: soft comp / suff, max-sensitivity,
+diagnosticity against random; :mod:`unirex.metrics.extra`) run their own passes per batch after ERASER's
+(:func:`extra_batch_probs`; what each costs: :mod:`unirex.extra_eval`), none by default.
+
 Outputs are saved per split as ``runs/<run_id>/outputs/eval_<split>.parquet`` plus
 ``eval_<split>.json`` (see :func:`save_outputs`), which :mod:`unirex.export` turns into ERASER's
 results file.
@@ -504,6 +508,7 @@ class _ExtraProbs:
     random_suff: torch.Tensor | None = None
     sensitivity: torch.Tensor | None = None
     cost: dict = field(default_factory=lambda: {"forward_passes": 0, "positions": 0})
+    seconds: float = 0.0
 
 
 @torch.no_grad()
@@ -539,6 +544,7 @@ def extra_batch_probs(model, batch: dict, scores: torch.Tensor, full: torch.Tens
     comp / suff inputs' predictions, the random rationale's (of the size of the ``hard_k`` one) deleted and
     kept alone, run together in one packed pass; and the scores' max-sensitivity (``explain`` callable
     only). A select-then-predict model gets no soft or random predictions."""
+    t0 = time.perf_counter()
     out = _ExtraProbs()
     am = batch["attention_mask"].bool()
     cand = eraser_candidates(batch)
@@ -565,6 +571,7 @@ def extra_batch_probs(model, batch: dict, scores: torch.Tensor, full: torch.Tens
     if "sensitivity" in extra and callable(explain):
         target = None if n_choices else full.argmax(dim=-1).to(scores.device)
         out.sensitivity = max_sensitivity(model, explain, batch, scores, target, extra)
+    out.seconds = time.perf_counter() - t0
     return out
 
 
@@ -580,6 +587,7 @@ class _Collector:
         self.word_scores, self.hard_words, self.sub_scores, self.sub_docs, self.ref_rows = [], [], [], [], []
         self.n_forward = self.positions = 0
         self.extra_parts: dict[str, list] | None = None
+        self.seconds_extra = 0.0
 
     def add_extra(self, ep: _ExtraProbs) -> None:
         """A batch's :class:`_ExtraProbs` (after :meth:`add` of the same batch)."""
@@ -592,6 +600,7 @@ class _Collector:
                 parts.append(value)
         self.n_forward += ep.cost["forward_passes"]
         self.positions += ep.cost["positions"]
+        self.seconds_extra += ep.seconds
 
     def _extra_outputs(self, order: np.ndarray) -> ExtraOutputs | None:
         if self.extra_parts is None:
@@ -754,7 +763,6 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
-    seconds_extra = 0.0
     try:
         done = 0
         for batch in loader:
@@ -769,10 +777,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
                 bp.cost = {k: bp.cost[k] + cost[k] for k in ("forward_passes", "positions")}
             kept.add(batch, scores, bp)
             if extra is not None and extra.groups:
-                t_extra = time.perf_counter()
                 kept.add_extra(extra_batch_probs(model, batch, scores, bp.full, explain, extra, bin_spec.hard_k,
                                                  chunk_size, pad_id, n_choices, strategy.select_then_predict))
-                seconds_extra += time.perf_counter() - t_extra
             done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
@@ -796,7 +802,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
              "gold_spans": "evidences" if gold_spans is not None else "mask_runs",
              "task_ref_metric": reference_task_metric(dataset_name), "dataset_name": dataset_name}
     if extra is not None and extra.groups:
-        stats.update(extra_metrics=",".join(extra.groups), seconds_extra=seconds_extra)
+        stats.update(extra_metrics=",".join(extra.groups), seconds_extra=kept.seconds_extra)
     return EvalResult(metrics=metrics, outputs=outputs, stats=stats)
 
 

@@ -23,6 +23,9 @@ plaus_ref_auprc                        UNIREX's AUPRC: subword level over every 
                                        (special tokens, query included), examples without gold count 0
 plaus_ref_token_f1                     UNIREX's token F1: macro F1 over the two classes (rationale, not)
                                        of the soft scores thresholded at > 0, subword level, as above
+soft_comp, soft_suff                   beside ERASER's, when ``eval.extra_metrics`` asks (:mod:`.extra`):
+sensitivity_max, diag_comp, diag_suff  soft comprehensiveness / sufficiency, max-sensitivity of the
+                                       scores, diagnosticity against a random rationale
 =====================================  ==================================================================
 
 Which of them each front shows, their labels and directions, is one table: :mod:`.registry`
