@@ -195,6 +195,17 @@ def test_diagnosticity_independent_of_batching_and_saved(tiny, split, tmp_path):
         assert ex.metrics[key].value == pytest.approx(a.metrics[key])
 
 
+def test_select_then_predict_has_no_soft_or_random_prediction(tiny, split):
+    """A2R / FRESH predict from their own hard rationale: a soft or random rationale has no prediction of its
+    own to score, so those metrics are None (not a number computed on the wrong input)."""
+    from unirex.rationale import Scoring
+
+    ds, _ = split
+    res = evaluate(tiny, ds.head(4), random_scores(ds.table, seed=2), batch_size=4,
+                   scoring=Scoring(select_then_predict=True), extra=ExtraMetrics(("soft", "diag")))
+    assert all(res.metrics[k] is None for k in ("soft_comp", "soft_suff", "diag_comp", "diag_suff"))
+
+
 # ------------------------------------------------------------------------------------ settings and fronts
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unirex.data.tensors import input_mask
 from unirex.errors import UnirexError
 from unirex.metrics.extra import parse_extra_metrics
 from unirex.protocol import ERASER
@@ -216,7 +217,7 @@ def max_sensitivity(model: nn.Module, explain: Callable, batch: dict[str, torch.
     B, L = ids.shape
     with torch.no_grad():
         H = int(modules[0](ids[:1, :1]).shape[-1])
-    lengths = batch["attention_mask"].long().sum(dim=1).tolist()
+    lengths = input_mask(batch).long().sum(dim=1).tolist()  # the original input's (FRESH reads a pruned one)
     rows = batch["index"].tolist()
     keys = [k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == B]
     kwargs = {"target": target} if target is not None and _takes_target(explain) else {}
