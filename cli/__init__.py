@@ -17,7 +17,7 @@ from cli.download import add_download_parser
 from cli.export import add_export_parser
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
-from unirex.metrics.registry import Headline, metric_keys
+from unirex.metrics.registry import Headline, metric_keys, on_request
 from unirex.registry import attribution_names, load_plugins
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
@@ -279,7 +279,7 @@ def _compare(args) -> int:
         print("no completed runs with final metrics on that split match"
               + ("" if args.include_debug else " (debug runs left out: --include-debug counts them)"))
         return 0
-    names = metric_keys(headline=Headline.SUMMARY)
+    names = [*metric_keys(headline=Headline.SUMMARY), *(m.key for m in on_request(cmp.metrics))]
     present = [n for n in names if f"{n}_mean" in df.columns]
     rows = [[*[r[b] for b in by], r["n"], _pm_ci(r["nrg"], r.get("nrg_ci_low"), r.get("nrg_ci_high"), None),
              *[_pm_ci(r[f"{n}_mean"], r.get(f"{n}_ci_low"), r.get(f"{n}_ci_high"), r[f"{n}_std"],

@@ -240,7 +240,7 @@ def test_the_run_hands_its_settings_to_every_evaluation(tmp_path):
     assert not is_sweep(["eval.extra_metrics=soft,diag"])  # one setting, not a sweep of two runs
 
 
-def test_registered_for_the_comparison_with_directions(tmp_path):
+def test_registered_for_the_comparison_with_directions(tmp_path, capsys):
     from unirex.runs import RunDir
     from workbench import RunFilter, Workbench
     from workbench.compare import compare_metrics
@@ -260,6 +260,15 @@ def test_registered_for_the_comparison_with_directions(tmp_path):
     assert {"diag_comp", "sensitivity_max"} <= set(cmp.metrics)
     row = cmp.table.filter(cmp.table["method"] == "m").row(0, named=True)
     assert row["diag_comp_mean"] == pytest.approx(0.5) and row["sensitivity_max_mean"] == pytest.approx(0.05)
+    # the tables show them where the comparison holds them, and no empty column where it does not
+    from cli import main
+    from ui.compare import table_view
+
+    headers, _ = table_view(cmp)
+    assert {"diag. comp ↑", "max-sensitivity ↓"} <= set(headers) and "soft comp ↑" not in headers
+    assert main(["compare", "--workspace", str(tmp_path)]) == 0
+    head = capsys.readouterr().out.splitlines()
+    assert any("diag_comp" in line and "sensitivity_max" in line and "soft_comp" not in line for line in head)
 
 
 @pytest.mark.long

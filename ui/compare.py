@@ -13,7 +13,7 @@ import gradio as gr
 from ui import figures
 from ui.common import Handlers, choice_or_none, code, handler, html_text, md, plot_text
 from unirex.errors import UnirexError
-from unirex.metrics.registry import Family, metric_keys, metrics
+from unirex.metrics.registry import Family, metric_keys, metrics, on_request
 from workbench import Comparison, RunFilter, Workbench
 
 MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hundreds of bars says nothing)
@@ -27,9 +27,11 @@ BY_DEFAULT = ("method", "dataset", "arch")
 PAIR_DEFAULT = "macro_f1"
 
 
-def shown_metrics() -> list[tuple[str, str]]:
-    """(key, heading) of the table's metric columns: the registry's headline metrics."""
-    return [(m.key, m.heading) for m in metrics(headline=True)]
+def shown_metrics(cmp: Comparison | None = None) -> list[tuple[str, str]]:
+    """(key, heading) of the table's metric columns: the registry's headline metrics, then those computed on
+    request (``eval.extra_metrics``) that ``cmp`` holds (:func:`unirex.metrics.registry.on_request`)."""
+    shown = metrics(headline=True) + (on_request(cmp.metrics) if cmp is not None else [])
+    return [(m.key, m.heading) for m in shown]
 
 
 def axes() -> list[str]:
@@ -87,16 +89,16 @@ def common_part(by, rows: list[dict]) -> str:
     return ", ".join(f"{b} {rows[0].get(b)}" for b in by if b not in keep) if rows else ""
 
 
-def table_headers(by) -> list[str]:
-    """The table's column names when one row is a group of ``by``."""
-    return [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in shown_metrics()]]
+def table_headers(by, cmp: Comparison | None = None) -> list[str]:
+    """The table's column names when one row is a group of ``by`` (of ``cmp``: see :func:`shown_metrics`)."""
+    return [*by, "runs", "seeds", "NRG", "NRG faith.", "NRG plaus.", "NRG task", *[h for _, h in shown_metrics(cmp)]]
 
 
 def table_view(cmp: Comparison) -> tuple[list[str], list[list]]:
     """The comparison as the dashboard shows it: groups, runs, seeds, NRG (and components), mean ± std."""
     by = list(cmp.by)
-    shown = shown_metrics()
-    headers = table_headers(by)
+    shown = shown_metrics(cmp)
+    headers = table_headers(by, cmp)
     rows = []
     for r in cmp.table.iter_rows(named=True):
         rows.append([*[r[b] for b in by], r["n"], ",".join(str(s) for s in (r["seeds"] or [])),

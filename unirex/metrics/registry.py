@@ -245,6 +245,14 @@ def metric_keys(family: Family | str | None = None, headline: Headline | int | b
     return tuple(s.key for s in metrics(family, headline, compared=compared, nrg=nrg))
 
 
+def on_request(present) -> list[MetricSpec]:
+    """The compared metrics that are not headline ones but compute their own (``MetricSpec.compute``: an
+    evaluation reports them only when asked, ``eval.extra_metrics``), among ``present`` (the metrics a
+    comparison holds): the tables show these beside the headline metrics, and no empty column otherwise."""
+    have = set(present)
+    return [s for s in metrics(headline=False, compared=True) if s.compute is not None and s.key in have]
+
+
 def computed_metrics(outputs) -> dict[str, float | None]:
     """The values of the registered metrics that compute their own (``MetricSpec.compute``) on an
     evaluation's outputs (:class:`unirex.evaluate.EvalOutputs`)."""
@@ -257,4 +265,4 @@ def computed_metrics(outputs) -> dict[str, float | None]:
 
 
 __all__ = ["BUILTIN_METRICS", "NRG_FAMILIES", "Direction", "Family", "Headline", "MetricSpec", "computed_metrics",
-           "direction", "get_metric", "metric_keys", "metrics", "register_metric", "unregister_metric"]
+           "direction", "get_metric", "metric_keys", "metrics", "on_request", "register_metric", "unregister_metric"]
