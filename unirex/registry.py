@@ -102,7 +102,7 @@ class AttributionSpec:
         scorer: ``(batch, seed) -> [B, L]`` token scores that do not read the model (or
             ``"module:function"``); None otherwise.
         token_explainer: ``(task_lm, batch, target, settings: ExplainerSettings) -> [B, L]`` token scores
-            read from the model directly, with no hidden dimension to pool (or ``"module:function"``): the
+            read from the model directly (``target`` ``[B]`` or None: the predicted class), with no hidden dimension to pool (or ``"module:function"``): the
             word-perturbation methods (LIME, KernelSHAP, occlusion) and the attention maps; None otherwise.
             Exactly one of ``captum_class``, ``scorer`` and ``token_explainer`` is given.
         differentiable: the ``model.attr_grad`` modes in which the ``sum``-pooled scores carry a gradient
@@ -273,6 +273,9 @@ for _spec in (
 
 # --------------------------------------------------------------------------------------- extractors
 def _describe_attr(m) -> str:
+    spec = _ATTRIBUTIONS.get(m.attr_algo)
+    if spec is not None and spec.token_explainer is not None:
+        return f"attribution algorithm `{m.attr_algo}` on the task LM, token scores (no pooling)"
     pooling = "summed over the hidden dimension" if m.attr_pooling == "sum" else "pooled by a learned MLP"
     return f"attribution algorithm `{m.attr_algo}` on the task LM's input embeddings, {pooling}"
 

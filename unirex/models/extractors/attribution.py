@@ -136,11 +136,14 @@ class AttributionExtractor(Extractor):
 
     def _token_scores(self, batch, task_lm, target, grad) -> torch.Tensor:
         """``[B, L]`` scores of a token explainer; the graph is kept only when a loss trains through them
-        and the algorithm is differentiable."""
+        and the algorithm is differentiable. ``target`` None reaches it as None (the attention maps need no
+        class: no extra forward pass for them)."""
         settings = ExplainerSettings(n_samples=self.n_samples, internal_batch_size=self.internal_batch_size,
                                      window=self.occlusion_window, seed=self.seed,
                                      keep_graph=grad is not None and grad in self.spec.differentiable)
-        return self.spec.explain_tokens(task_lm, batch, self._target(batch, task_lm, target), settings)
+        if getattr(task_lm, "num_choices", None):
+            target = self._target(batch, task_lm, target)
+        return self.spec.explain_tokens(task_lm, batch, target, settings)  # None: the explainer predicts if it needs to
 
     def scores(self, batch: dict[str, torch.Tensor], task_lm: nn.Module, target: torch.Tensor | None = None,
                grad: str | None = None, **kwargs) -> torch.Tensor:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from unirex.models.extractors.captum_algos import seeded_rngs
+from unirex.models.extractors.gradients import predicted_class
 from unirex.rationale import candidates
 from unirex.registry import ExplainerSettings
 
@@ -96,7 +97,10 @@ def _to_tokens(values: list[torch.Tensor], feat: torch.Tensor, counts: list[int]
     return out
 
 
-def _targets(target: torch.Tensor) -> list[int]:
+def _targets(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor | None) -> list[int]:
+    """The class each row explains: ``target``, else the predicted class."""
+    if target is None:
+        target = predicted_class(task_lm, batch)
     return [int(t) for t in target.reshape(-1).tolist()]
 
 
@@ -107,7 +111,7 @@ def _captum_scores(cls_name: str, task_lm, batch, target, settings: ExplainerSet
     feat, counts = word_features(batch)
     device = batch["input_ids"].device
     values = []
-    for r, t in enumerate(_targets(target)):
+    for r, t in enumerate(_targets(task_lm, batch, target)):
         if counts[r] == 0:
             values.append(torch.zeros(0))
             continue
@@ -122,13 +126,13 @@ def _captum_scores(cls_name: str, task_lm, batch, target, settings: ExplainerSet
     return _to_tokens(values, feat, counts)
 
 
-def lime_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
+def lime_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor | None,
                 settings: ExplainerSettings) -> torch.Tensor:
     """``lime``: Captum's ``Lime`` over word features (module docstring), ``settings.samples`` samples."""
     return _captum_scores("Lime", task_lm, batch, target, settings)
 
 
-def kernel_shap_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
+def kernel_shap_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor | None,
                        settings: ExplainerSettings) -> torch.Tensor:
     """``kernel-shap``: Captum's ``KernelShap`` over word features, ``settings.samples`` samples."""
     return _captum_scores("KernelShap", task_lm, batch, target, settings)
@@ -144,14 +148,14 @@ def occlusion_masks(n_features: int, window: int) -> torch.Tensor:
     return z
 
 
-def occlusion_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
+def occlusion_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor | None,
                      settings: ExplainerSettings) -> torch.Tensor:
     """``occlusion``: for each window of ``settings.window`` consecutive words, the drop of the explained
     output when the window is hidden, ``f(x) - f(x without the window)``; a word scores the mean drop of
     the windows that contain it. With ``window=1``: exactly leave-one-word-out."""
     feat, counts = word_features(batch)
     values = []
-    for r, t in enumerate(_targets(target)):
+    for r, t in enumerate(_targets(task_lm, batch, target)):
         n_features = counts[r]
         if n_features == 0:
             values.append(torch.zeros(0))
