@@ -129,6 +129,8 @@ class ModelConfig:
     ig_steps: int = 3  # UNIREX's configs
     internal_batch_size: int | None = None
     return_convergence_delta: bool = False
+    attr_n_samples: int | None = None  # LIME / KernelSHAP samples per example (None: unirex.registry.DEFAULT_N_SAMPLES)
+    occlusion_window: int = 1  # occlusion: words hidden at once (1: leave-one-word-out)
     # objective
     task_wt: float = 1.0
     comp_wt: float = 0.0
@@ -524,6 +526,10 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError(f"model.ig_steps must be >= 1, got {m.ig_steps}")
     if m.internal_batch_size is not None and m.internal_batch_size < 1:
         raise UnirexError(f"model.internal_batch_size must be >= 1, got {m.internal_batch_size}")
+    if m.attr_n_samples is not None and m.attr_n_samples < 1:
+        raise UnirexError(f"model.attr_n_samples must be >= 1 (perturbed inputs per example), got {m.attr_n_samples}")
+    if m.occlusion_window < 1:
+        raise UnirexError(f"model.occlusion_window must be >= 1 (words hidden at once), got {m.occlusion_window}")
     if m.l2e_num_classes != 5:
         raise UnirexError(f"model.l2e_num_classes must be 5 (UNIREX's L2E binning), got {m.l2e_num_classes}")
     for name in ("attr_mlp_hidden_dim", "attr_mlp_hidden_layers", "expl_head_mlp_hidden_dim"):

@@ -198,7 +198,7 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
     # attribution-based extractors: what the algorithm's spec declares it can do
     attr = get_attribution(m.attr_algo) if get_extractor(m.explainer_type).attribution else None
     if attr is not None:
-        if attr.model_free and m.attr_pooling == "mlp":
+        if attr.token_level and m.attr_pooling == "mlp":
             raise UnirexError(f"model.attr_algo={m.attr_algo} gives token scores directly; use model.attr_pooling=sum")
         if m.plaus_wt > 0 and attr.model_free:
             raise UnirexError(f"model.plaus_wt>0 has nothing to train with model.attr_algo={m.attr_algo}")
@@ -208,7 +208,7 @@ def check_settings(cfg: "RunConfig", has_gold_rationales: bool | None = None,
             raise UnirexError(
                 f"model.plaus_wt>0 trains through the attributions, which with model.attr_grad={m.attr_grad} needs "
                 f"an algorithm whose scores are differentiable ({', '.join(ok)}); model.attr_algo={m.attr_algo} "
-                "is not one (or use model.attr_pooling=mlp to train an MLP on top of it)")
+                "is not one" + ("" if attr.token_level else " (or use model.attr_pooling=mlp to train an MLP on top of it)"))
         if m.rationale_relaxation != "none" and attr.model_free:
             raise UnirexError(f"model.rationale_relaxation={m.rationale_relaxation} has nothing to train "
                               f"with model.attr_algo={m.attr_algo}")

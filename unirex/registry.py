@@ -57,6 +57,39 @@ def _resolve(ref: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------- attributions
+#: ``n_samples`` of LIME and KernelSHAP when ``model.attr_n_samples`` is not set
+DEFAULT_N_SAMPLES = 100
+
+
+@dataclass(frozen=True)
+class ExplainerSettings:
+    """The run's knobs a token explainer reads (:attr:`AttributionSpec.token_explainer`).
+
+    Attributes:
+        n_samples: perturbed inputs per example (LIME, KernelSHAP: ``model.attr_n_samples``; None: the
+            default :data:`DEFAULT_N_SAMPLES`).
+        internal_batch_size: perturbed inputs per forward pass (``model.internal_batch_size``; None: 64).
+        window: occlusion's window, in words (``model.occlusion_window``).
+        seed: seeds the sampling (the run's seed); each example is seeded alone, so its scores do not
+            depend on the batch it is in.
+        keep_graph: keep the graph of the scores (a loss trains through them; only differentiable ones).
+    """
+
+    n_samples: int | None = None
+    internal_batch_size: int | None = None
+    window: int = 1
+    seed: int = 0
+    keep_graph: bool = False
+
+    @property
+    def samples(self) -> int:
+        return int(self.n_samples) if self.n_samples is not None else DEFAULT_N_SAMPLES
+
+    @property
+    def chunk(self) -> int:
+        return int(self.internal_batch_size) if self.internal_batch_size else 64
+
+
 @dataclass(frozen=True)
 class AttributionSpec:
     """One attribution algorithm (a ``model.attr_algo`` value).
@@ -64,9 +97,14 @@ class AttributionSpec:
     Attributes:
         name: the ``model.attr_algo`` value.
         captum_class: a Captum attribution class (or ``"module:Class"``) applied to the task LM over its
-            word embeddings (``inputs_embeds``), attributing the target logit; None for a scorer.
+            word embeddings (``inputs_embeds``), attributing the target logit; None for a scorer or a token
+            explainer.
         scorer: ``(batch, seed) -> [B, L]`` token scores that do not read the model (or
-            ``"module:function"``); None for a Captum class.
+            ``"module:function"``); None otherwise.
+        token_explainer: ``(task_lm, batch, target, settings: ExplainerSettings) -> [B, L]`` token scores
+            read from the model directly (``target`` ``[B]`` or None: the predicted class), with no hidden dimension to pool (or ``"module:function"``): the
+            word-perturbation methods (LIME, KernelSHAP, occlusion) and the attention maps; None otherwise.
+            Exactly one of ``captum_class``, ``scorer`` and ``token_explainer`` is given.
         differentiable: the ``model.attr_grad`` modes in which the ``sum``-pooled scores carry a gradient
             (a plausibility loss can train through them).
         needs_baseline: ``attribute()`` gets ``baselines=``: the input with every explainable position's
@@ -87,6 +125,7 @@ class AttributionSpec:
     name: str
     captum_class: Any = None
     scorer: Any = None
+    token_explainer: Any = None
     differentiable: tuple[str, ...] = ()
     needs_baseline: bool = False
     baseline_distribution: bool = False
@@ -102,15 +141,26 @@ class AttributionSpec:
         """True for scorers (``gold``, ``inv``, ``rand``): no hidden-dimension attributions to pool or train."""
         return self.scorer is not None
 
+    @property
+    def token_level(self) -> bool:
+        """True when the algorithm gives ``[B, L]`` token scores itself (scorers and token explainers):
+        there is no hidden dimension for ``model.attr_pooling=mlp`` to pool."""
+        return self.scorer is not None or self.token_explainer is not None
+
     def captum(self) -> type:
         """The Captum attribution class (imported on first use)."""
         if self.captum_class is None:
-            raise UnirexError(f"attr_algo={self.name} is a scorer, not a Captum attribution class")
+            what = "a scorer" if self.scorer is not None else "a token explainer"
+            raise UnirexError(f"attr_algo={self.name} is {what}, not a Captum attribution class")
         return _resolve(self.captum_class)
 
     def score(self, batch, seed: int = 0):
         """``[B, L]`` scores of a model-free scorer."""
         return _resolve(self.scorer)(batch, seed)
+
+    def explain_tokens(self, task_lm, batch, target, settings: "ExplainerSettings"):
+        """``[B, L]`` scores of a token explainer (:attr:`token_explainer`)."""
+        return _resolve(self.token_explainer)(task_lm, batch, target, settings)
 
     def twice_differentiable(self):
         """The create_graph implementation, or None."""
@@ -123,8 +173,8 @@ _ATTRIBUTIONS: dict[str, AttributionSpec] = {}
 def _add_attribution(spec: AttributionSpec) -> AttributionSpec:
     if not isinstance(spec.name, str) or not _NAME.match(spec.name):
         raise UnirexError(f"attribution name {spec.name!r}: use letters, digits and - _ . + (no spaces or commas)")
-    if (spec.captum_class is None) == (spec.scorer is None):
-        raise UnirexError(f"attribution '{spec.name}': give a Captum class or a scorer, not both or neither")
+    if sum(x is not None for x in (spec.captum_class, spec.scorer, spec.token_explainer)) != 1:
+        raise UnirexError(f"attribution '{spec.name}': give exactly one of a Captum class, a scorer or a token explainer")
     bad = [m for m in spec.differentiable if m not in ATTR_GRAD_MODES]
     if bad:
         raise UnirexError(f"attribution '{spec.name}': differentiable modes must be among {ATTR_GRAD_MODES}, not {bad}")
@@ -206,6 +256,14 @@ for _spec in (
                     post_hoc=False, builtin=True),
     AttributionSpec("gradient-shap", "captum.attr:GradientShap", needs_baseline=True, baseline_distribution=True,
                     seeded=True, defaults=MappingProxyType({"n_samples": 5}), post_hoc=False, builtin=True),
+    # token explainers (:mod:`.perturbation`, :mod:`.attention`): one feature per word, perturbed by hiding it
+    AttributionSpec("lime", token_explainer=f"{_X}.perturbation:lime_scores", seeded=True, builtin=True),
+    AttributionSpec("kernel-shap", token_explainer=f"{_X}.perturbation:kernel_shap_scores", seeded=True, builtin=True),
+    AttributionSpec("occlusion", token_explainer=f"{_X}.perturbation:occlusion_scores", builtin=True),
+    AttributionSpec("attention", token_explainer=f"{_X}.attention:attention_scores", differentiable=ATTR_GRAD_MODES,
+                    builtin=True),
+    AttributionSpec("attention-rollout", token_explainer=f"{_X}.attention:rollout_scores",
+                    differentiable=ATTR_GRAD_MODES, builtin=True),
     AttributionSpec("gold", scorer=f"{_X}.baselines:gold_scores", reads_gold=True, post_hoc=False, builtin=True),
     AttributionSpec("inv", scorer=f"{_X}.baselines:inv_scores", reads_gold=True, post_hoc=False, builtin=True),
     AttributionSpec("rand", scorer=f"{_X}.baselines:rand_scores", post_hoc=False, builtin=True),
@@ -215,6 +273,9 @@ for _spec in (
 
 # --------------------------------------------------------------------------------------- extractors
 def _describe_attr(m) -> str:
+    spec = _ATTRIBUTIONS.get(m.attr_algo)
+    if spec is not None and spec.token_explainer is not None:
+        return f"attribution algorithm `{m.attr_algo}` on the task LM, token scores (no pooling)"
     pooling = "summed over the hidden dimension" if m.attr_pooling == "sum" else "pooled by a learned MLP"
     return f"attribution algorithm `{m.attr_algo}` on the task LM's input embeddings, {pooling}"
 
@@ -341,7 +402,7 @@ def load_plugins() -> tuple[str, ...]:
     return names
 
 
-__all__ = ["ATTR_GRAD_MODES", "AttributionSpec", "ENV_PLUGINS", "ExtractorSpec", "MetricSpec", "attribution_names",
+__all__ = ["ATTR_GRAD_MODES", "AttributionSpec", "DEFAULT_N_SAMPLES", "ENV_PLUGINS", "ExplainerSettings", "ExtractorSpec", "MetricSpec", "attribution_names",
            "attribution_specs", "extractor_names", "get_attribution", "get_extractor", "load_plugins",
            "plugin_modules", "register_attribution", "register_extractor", "register_metric",
            "saved_attribution_name", "unregister_attribution", "unregister_extractor", "unregister_metric"]

@@ -147,6 +147,28 @@ class TaskLM(nn.Module):
             out = self.encoder(input_ids=input_ids, **kwargs)
         return out.last_hidden_state
 
+    def attentions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """The attention weights of every layer, ``[B, heads, L, L]`` each (first layer first). The
+        encoder runs with eager attention for this call (fused kernels such as SDPA return no weights)
+        and is switched back after; the graph is kept when gradients are enabled."""
+        enc = self.encoder
+        kwargs = {"attention_mask": attention_mask, "output_attentions": True}
+        if token_type_ids is not None and self._takes_token_types:
+            kwargs["token_type_ids"] = token_type_ids
+        before = getattr(enc.config, "_attn_implementation", None)
+        switch = before not in (None, "eager") and hasattr(enc, "set_attn_implementation")
+        if switch:
+            enc.set_attn_implementation("eager")
+        try:
+            out = enc(input_ids=input_ids, **kwargs)
+        finally:
+            if switch:
+                enc.set_attn_implementation(before)
+        if not getattr(out, "attentions", None):
+            raise UnirexError(f"this encoder ({type(enc).__name__}) returns no attention weights")
+        return tuple(out.attentions)
+
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """``[B, H]`` from last hidden states ``[B, L, H]``: the encoder's own pooler applied to them (what
         it returns as ``pooler_output``), or the first token when it has none."""

@@ -1,8 +1,11 @@
 """``model.explainer_type=attr_algo``: token scores from an attribution algorithm of the task LM.
 
 ``model.attr_algo`` picks the algorithm: a spec of :mod:`unirex.registry` (a Captum class run by
-:mod:`.captum_algos`, or a model-free scorer: the baselines ``gold``, ``inv``, ``rand``); ``model.attr_pooling`` reduces the hidden dimension of the ``[B, L, H]`` attributions:
-``sum`` (AA-Sum) or ``mlp`` (AA-MLP: a learned MLP ``H -> 1``).
+:mod:`.captum_algos`, a model-free scorer: the baselines ``gold``, ``inv``, ``rand``, or a token explainer
+that reads the model and gives token scores itself: ``lime``, ``kernel-shap``, ``occlusion`` in
+:mod:`.perturbation`, ``attention``, ``attention-rollout`` in :mod:`.attention`); ``model.attr_pooling``
+reduces the hidden dimension of a Captum class's ``[B, L, H]`` attributions: ``sum`` (AA-Sum) or ``mlp``
+(AA-MLP: a learned MLP ``H -> 1``); scorers and token explainers take ``sum`` only.
 
 When a loss trains through the attributions (plausibility on AA-Sum / AA-MLP), ``grad`` says how
 (``model.attr_grad``):
@@ -30,8 +33,8 @@ from unirex.models.extractors.captum_algos import captum_attributions
 from unirex.models.extractors.gradients import predicted_class
 from unirex.models.heads import make_mlp
 from unirex.protocol import is_reference
-from unirex.registry import get_attribution
 from unirex.rationale import candidates
+from unirex.registry import ExplainerSettings, get_attribution
 
 if TYPE_CHECKING:
     from unirex.config import RunConfig
@@ -46,7 +49,10 @@ class AttributionExtractor(Extractor):
         hidden_size: the task LM's ``H`` (needed for ``mlp``).
         mlp_hidden_dim / mlp_hidden_layers: AA-MLP's MLP.
         ig_steps / internal_batch_size / return_convergence_delta: integrated gradients' settings.
-        seed: for ``rand`` and ``gradient-shap``.
+        seed: for ``rand``, ``gradient-shap``, ``lime`` and ``kernel-shap``.
+        n_samples: ``model.attr_n_samples`` (LIME, KernelSHAP, and a Captum class whose ``attribute()`` takes
+            ``n_samples`` unless its spec fixes it); None: the algorithm's default.
+        occlusion_window: ``model.occlusion_window``, in words.
         baseline: which positions the pad baseline of integrated gradients (and the other baseline algorithms)
             keeps: ``explainable`` (``eraser``) or ``reference`` (:data:`.captum_algos.BASELINES`).
 
@@ -59,7 +65,7 @@ class AttributionExtractor(Extractor):
     def __init__(self, algo: str = "input-x-gradient", pooling: str = "sum", hidden_size: int | None = None,
                  mlp_hidden_dim: int = 2048, mlp_hidden_layers: int = 2, ig_steps: int = 3,
                  internal_batch_size: int | None = None, return_convergence_delta: bool = False, seed: int = 0,
-                 baseline: str = "explainable"):
+                 baseline: str = "explainable", n_samples: int | None = None, occlusion_window: int = 1):
         super().__init__()
         self.baseline = baseline  # which positions the baseline keeps (captum_algos.BASELINES)
         self.spec = get_attribution(algo)
@@ -67,6 +73,7 @@ class AttributionExtractor(Extractor):
         self.ig_steps, self.internal_batch_size = ig_steps, internal_batch_size
         self.return_convergence_delta = return_convergence_delta
         self.seed = seed
+        self.n_samples, self.occlusion_window = n_samples, occlusion_window
         self.last_convergence_delta: torch.Tensor | None = None
         self.pool_mlp: nn.Module | None = None
         if pooling == "mlp":
@@ -75,7 +82,10 @@ class AttributionExtractor(Extractor):
             self.pool_mlp = make_mlp(hidden_size, 1, mlp_hidden_dim, mlp_hidden_layers)
         elif pooling != "sum":
             raise ValueError(f"attr_pooling must be sum or mlp, not {pooling!r}")
-        self.differentiable = pooling == "mlp" or self.spec.double_backward is not None
+        if pooling == "mlp" and self.spec.token_level:
+            raise ValueError(f"attr_algo={algo} gives token scores directly: attr_pooling must be sum")
+        self.differentiable = (pooling == "mlp" or self.spec.double_backward is not None
+                               or (self.spec.token_explainer is not None and bool(self.spec.differentiable)))
 
     @classmethod
     def from_config(cls, cfg: "RunConfig", task_lm: nn.Module,
@@ -83,7 +93,8 @@ class AttributionExtractor(Extractor):
         m = cfg.model
         return cls(m.attr_algo, m.attr_pooling, task_lm.hidden_size, m.attr_mlp_hidden_dim, m.attr_mlp_hidden_layers,
                    m.ig_steps, m.internal_batch_size, m.return_convergence_delta, seed=cfg.seed,
-                   baseline="reference" if is_reference(cfg) else "explainable"), 1
+                   baseline="reference" if is_reference(cfg) else "explainable", n_samples=m.attr_n_samples,
+                   occlusion_window=m.occlusion_window), 1
 
     @property
     def name(self) -> str:
@@ -100,23 +111,39 @@ class AttributionExtractor(Extractor):
 
         ``grad``: None (detached), ``"detach"`` or ``"create_graph"`` (see the module docstring).
         """
-        if self.is_baseline:
+        if self.spec.token_level:
             raise ValueError(f"attr_algo={self.algo} has no hidden-dimension attributions")
         if grad not in (None, "detach", "create_graph"):
             raise ValueError(f"grad must be None, 'detach' or 'create_graph', not {grad!r}")
-        if getattr(task_lm, "num_choices", None):  # multiple choice: each row attributes its own choice's
-            target = torch.zeros_like(batch["input_ids"][:, 0])  # single logit, as UNIREX (targets = zeros)
-        elif target is None:
-            target = predicted_class(task_lm, batch)
+        target = self._target(batch, task_lm, target)
         self.last_convergence_delta = None
         twice = self.spec.twice_differentiable()
         if grad == "create_graph" and twice is not None:
             return twice(task_lm, batch, target, create_graph=True)
         attrs, delta = captum_attributions(self.algo, task_lm, batch, target, self.ig_steps, self.internal_batch_size,
                                            self.return_convergence_delta, self.seed, attach_inputs=grad is not None,
-                                           baseline=self.baseline)
+                                           baseline=self.baseline, n_samples=self.n_samples)
         self.last_convergence_delta = delta
         return attrs
+
+    @staticmethod
+    def _target(batch, task_lm, target):
+        """``[B]`` class to explain: ``target``, else the predicted class; multiple choice: each row explains
+        its own choice's single logit, as UNIREX (targets = zeros)."""
+        if getattr(task_lm, "num_choices", None):
+            return torch.zeros_like(batch["input_ids"][:, 0])
+        return predicted_class(task_lm, batch) if target is None else target
+
+    def _token_scores(self, batch, task_lm, target, grad) -> torch.Tensor:
+        """``[B, L]`` scores of a token explainer; the graph is kept only when a loss trains through them
+        and the algorithm is differentiable. ``target`` None reaches it as None (the attention maps need no
+        class: no extra forward pass for them)."""
+        settings = ExplainerSettings(n_samples=self.n_samples, internal_batch_size=self.internal_batch_size,
+                                     window=self.occlusion_window, seed=self.seed,
+                                     keep_graph=grad is not None and grad in self.spec.differentiable)
+        if getattr(task_lm, "num_choices", None):
+            target = self._target(batch, task_lm, target)
+        return self.spec.explain_tokens(task_lm, batch, target, settings)  # None: the explainer predicts if it needs to
 
     def scores(self, batch: dict[str, torch.Tensor], task_lm: nn.Module, target: torch.Tensor | None = None,
                grad: str | None = None, **kwargs) -> torch.Tensor:
@@ -128,6 +155,8 @@ class AttributionExtractor(Extractor):
         """
         if self.spec.model_free:
             return self.spec.score(batch, self.seed)
+        if self.spec.token_explainer is not None:
+            return mask_scores(self._token_scores(batch, task_lm, target, grad), candidates(batch))
         return mask_scores(self._pooled(batch, task_lm, target, grad), candidates(batch))
 
     def _pooled(self, batch, task_lm, target, grad) -> torch.Tensor:
@@ -138,6 +167,8 @@ class AttributionExtractor(Extractor):
     def training_scores(self, batch, task_lm, target=None, hidden_states=None, grad=None) -> TrainingScores:
         if self.spec.model_free:
             return TrainingScores(self.spec.score(batch, self.seed))
+        if self.spec.token_explainer is not None:
+            return TrainingScores(self.scores(batch, task_lm, target, grad))
         pooled = self._pooled(batch, task_lm, target, grad)
         return TrainingScores(mask_scores(pooled, candidates(batch)), unmasked=pooled)
 

@@ -78,10 +78,10 @@ BASELINES = {"explainable": pad_baseline, "reference": reference_baseline}
 
 
 @contextlib.contextmanager
-def _seeded_rngs(seed: int):
+def seeded_rngs(seed: int):
     """Seed torch's and numpy's global generators for one call and put both back after: Captum draws
-    GradientShap's baseline choice from numpy and its noise from torch, so seeding torch alone left the
-    attributions to numpy's global state."""
+    GradientShap's baseline choice from numpy and its noise from torch (LIME's and KernelSHAP's samples
+    from torch), so seeding torch alone left the attributions to numpy's global state."""
     np_state = np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -95,14 +95,16 @@ def _seeded_rngs(seed: int):
 def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
                         ig_steps: int = 3, internal_batch_size: int | None = None,
                         return_convergence_delta: bool = False, seed: int = 0, attach_inputs: bool = False,
-                        baseline: str = "explainable") -> tuple[torch.Tensor, torch.Tensor | None]:
+                        baseline: str = "explainable",
+                        n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attributions ``[B, L, H]`` of ``target`` ``[B]`` w.r.t. the word embeddings, and the
     convergence delta ``[B]`` when asked for and the algorithm has one (integrated gradients, DeepLift,
     GradientShap: averaged over its samples) else None.
 
     ``algo`` is any registered Captum algorithm (:func:`unirex.registry.get_attribution`): its class is
     applied to :class:`EmbedsForward`, with the pad baseline when it needs one, the spec's fixed keyword
-    arguments, and ``n_steps=ig_steps`` / ``internal_batch_size`` where ``attribute()`` takes them.
+    arguments, and ``n_steps=ig_steps`` / ``internal_batch_size`` / ``n_samples`` (when given:
+    ``model.attr_n_samples``) where ``attribute()`` takes them and the spec does not fix them.
 
     ``attach_inputs``: keep the word embeddings' graph, so the attributions' input factor is
     differentiable w.r.t. the embedding matrix (see the module docstring); otherwise detached.
@@ -125,7 +127,8 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
             embeds = task_lm.embed(batch["input_ids"]).detach()
         embeds = embeds.clone().requires_grad_(True)
     takes = inspect.signature(method.attribute).parameters
-    kwargs = {k: v for k, v in (("n_steps", int(ig_steps)), ("internal_batch_size", internal_batch_size)) if k in takes}
+    knobs = (("n_steps", int(ig_steps)), ("internal_batch_size", internal_batch_size), ("n_samples", n_samples))
+    kwargs = {k: v for k, v in knobs if k in takes and not (k == "n_samples" and v is None)}
     kwargs.update(spec.defaults)
     if spec.needs_baseline:
         base = BASELINES[baseline](task_lm, batch, embeds.detach())
@@ -133,7 +136,7 @@ def captum_attributions(algo: str, task_lm: nn.Module, batch: dict[str, torch.Te
     with_delta = bool(return_convergence_delta) and method.has_convergence_delta()
     if with_delta:
         kwargs["return_convergence_delta"] = True
-    seeded = _seeded_rngs(seed) if spec.seeded else contextlib.nullcontext()
+    seeded = seeded_rngs(seed) if spec.seeded else contextlib.nullcontext()
     with torch.enable_grad(), seeded:
         out = method.attribute(embeds, target=target.to(embeds.device), additional_forward_args=(am, tt), **kwargs)
     attrs, delta = out if with_delta else (out, None)
