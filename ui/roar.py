@@ -83,8 +83,9 @@ def build_panel(wb: Workbench, run: gr.Dropdown) -> None:
         with gr.Row():
             plot = gr.Plot(label="Accuracy against k")
             table = gr.Markdown()
-    go_btn.click(h.on_queue, [run, ks, arms, recursive], [note, plot, table], api_name="roar_run")
-    refresh_btn.click(h.on_refresh, [run], [note, plot, table], api_name="roar_report")
+    private_api = {"api_visibility": "private"}  # the page's buttons, not endpoints of the app's API
+    go_btn.click(h.on_queue, [run, ks, arms, recursive], [note, plot, table], **private_api)
+    refresh_btn.click(h.on_refresh, [run], [note, plot, table], **private_api)
 
 
 __all__ = ["RoarHandlers", "build_panel", "report_md", "roar_figure"]
