@@ -165,11 +165,11 @@ class RoarService:
         pending = ks[1:] if recursive and core.EXTRACTOR in arms else ()
         result = RoarPlan(run_id=rd.run_id, dataset=dataset, data_dir=data_dir, items=tuple(items), dry_run=dry_run,
                           recursive=recursive, launcher=launcher, pending=tuple(pending))
-        if dry_run:
-            return result
         splits = core.read_splits(data_dir / dataset)
         if core.GOLD in arms and not core.has_gold(splits):
             raise UnirexError(f"dataset {dataset} has no gold evidence: the gold arm needs it")
+        if dry_run:
+            return result
         scores = self._scores(rd.run_id, cfg, splits, on_progress) if core.EXTRACTOR in arms else None
         done = []
         for n, it in enumerate(items):
