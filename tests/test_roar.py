@@ -265,6 +265,9 @@ def test_recursive_chain_report_and_plot(roar_ws, capsys, wait_until):
     assert main(["--workspace", str(ws), "roar", "--run", run_id, "--report", "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert [(p["arm"], p["k"]) for p in js["points"] if p["accuracy"] is not None] == [("extractor", 20)]
+    assert main(["--workspace", str(ws), "roar", "--run", run_id, "--report"]) == 0
+    out = capsys.readouterr().out
+    assert f"ROAR of {run_id} on demo" in out and f"demo-roar-{run_id}-extractor-rk40" in out and "cancelled" in out
     import gradio as gr
 
     from ui.roar import RoarHandlers, roar_figure
@@ -282,14 +285,14 @@ def test_recursive_chain_report_and_plot(roar_ws, capsys, wait_until):
 def test_removing_the_gold_rationale_hurts_more_than_random_on_the_demo(tmp_path):
     """The demo's label lives in its gold phrases: retrained without 20% of each review's words, gold first, a model
     falls towards chance; without 20% random words it keeps most of its accuracy. Real training (the bundled
-    MiniLM, 2 epochs on 600 demo reviews, three runs): minutes on a CPU, so ``long``. A tiny random BERT does not
+    MiniLM, 1 epoch on 320 demo reviews, three runs): minutes on a CPU, so ``long``. A tiny random BERT does not
     learn the demo in a few steps, so there is no fast variant of this test."""
     from unirex.data.demo import ensure_demo
     from unirex.engine import resolve_run_config, run
 
-    ensure_demo(tmp_path / "data" / "demo", sizes={"train": 600, "val": 100, "test": 300})
-    common = ["arch=default", "data.max_length=128", "setup.train_batch_size=16", "setup.eval_batch_size=64",
-              "training.epochs=2", "model.optimizer.lr=5e-5", "protocol=eraser", "training.eval_splits=test",
+    ensure_demo(tmp_path / "data" / "demo", sizes={"train": 320, "val": 50, "test": 200})
+    common = ["arch=default", "data.max_length=96", "setup.train_batch_size=16", "setup.eval_batch_size=64",
+              "training.epochs=1", "model.optimizer.lr=1e-4", "protocol=eraser", "training.eval_splits=test",
               f"data_dir={tmp_path / 'data'}"]
     res = run(resolve_run_config([*common, "save_checkpoint=True", f"workspace={tmp_path / 'ws'}"]),
               command="python -m unirex " + " ".join([*common, "save_checkpoint=True"]))

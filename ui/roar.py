@@ -18,7 +18,8 @@ ARM_COLOURS = {"extractor": "#1f77b4", "random": "#7f7f7f", "gold": "#2ca02c"}
 def roar_figure(report, title: str = "ROAR: accuracy after removing the top-k% words and retraining") -> go.Figure:
     """Accuracy (the report's split) against k, one line per arm, the run itself at k = 0."""
     series = {arm: [p for p in report.series(arm) if p.accuracy is not None] for arm in report.arms()}
-    if not any(len(s) > (1 if report.baseline is not None else 0) for s in series.values()):
+    series = {arm: pts for arm, pts in series.items() if any(p.k > 0 for p in pts)}  # arms with a finished retraining
+    if not series:
         return empty(title, "no finished retraining yet")
     fig = go.Figure()
     for arm, pts in series.items():
