@@ -144,7 +144,7 @@ def roar_ws(tmp_path_factory, tiny_arch, small_demo_dir):
     ws = tmp_path_factory.mktemp("ws-roar")
     shutil.copytree(small_demo_dir / "demo", ws / "data" / "demo")
     common = [f"arch={tiny_arch}", "data.max_length=64", "setup.train_batch_size=16", "setup.eval_batch_size=32",
-              "training.epochs=1", f"workspace={ws}"]
+              "training.epochs=1", "training.eval_splits=test", "model.topk=[20.0]", f"workspace={ws}"]
     res = run(resolve_run_config([*common, "save_checkpoint=True"]),
               command="python -m unirex " + " ".join([*common[:-1], "save_checkpoint=True"]))
     assert res.status == "completed"
@@ -293,6 +293,7 @@ def test_removing_the_gold_rationale_hurts_more_than_random_on_the_demo(tmp_path
     ensure_demo(tmp_path / "data" / "demo", sizes={"train": 320, "val": 50, "test": 200})
     common = ["arch=default", "data.max_length=96", "setup.train_batch_size=16", "setup.eval_batch_size=64",
               "training.epochs=1", "model.optimizer.lr=1e-4", "protocol=eraser", "training.eval_splits=test",
+              "model.topk=[20.0]",
               f"data_dir={tmp_path / 'data'}"]
     res = run(resolve_run_config([*common, "save_checkpoint=True", f"workspace={tmp_path / 'ws'}"]),
               command="python -m unirex " + " ".join([*common, "save_checkpoint=True"]))
