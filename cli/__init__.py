@@ -15,13 +15,14 @@ import sys
 
 from cli.download import add_download_parser
 from cli.export import add_export_parser
+from cli.roar import add_roar_parser
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import Headline, metric_keys, on_request
 from unirex.registry import attribution_names, load_plugins
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
-               "compare", "explain", "queue", "cancel", "requeue", "push")
+               "compare", "explain", "queue", "cancel", "requeue", "push", "roar")
 
 DESCRIPTION = """\
 UNIREX Workbench: train and benchmark language-model rationale extractors (UNIREX, ICML 2022), scored
@@ -557,6 +558,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_checkpoint_commands(sub)
     _add_queue_commands(sub)
+    add_roar_parser(sub)
     for name, sp in sub.choices.items():  # --workspace also after the command
         sp.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 

@@ -13,6 +13,7 @@ import gradio as gr
 
 from ui import figures
 from ui.common import Handlers, choice_or_none, code, fmt_num, fmt_seconds, handler, html_text, md
+from ui.roar import build_panel as roar_panel
 from unirex.hub import HUB_LICENSES
 from unirex.metrics.registry import Headline, metric_keys, metrics
 from workbench import RUN_STATES, RunFilter, Workbench
@@ -317,6 +318,7 @@ def build_tab(wb: Workbench):
             with gr.Row(visible=False) as confirm_row:
                 confirm_btn = gr.Button("Yes, delete it for good", variant="stop")
                 keep_btn = gr.Button("Keep it")
+    roar_panel(wb, run)
     timer = gr.Timer(POLL_S, active=False)
 
     filters = [status_f, method_f, dataset_f, arch_f, split_f]

@@ -49,6 +49,7 @@ from workbench.launchers import (LAUNCHERS, LauncherOptions, check_launcher_fold
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
                                ExportedFile, Job, MethodPreset, PairTest, PlannedRun, Progress, RunCurves, RunDetail,
                                RunOutcome, RunSummary, SettingsCheck)
+from workbench.roar import RoarService
 from workbench.safety import PathPolicy, check_name, redact
 from workbench.sharing import SharingService
 from workbench.sweeps import comma_lists, quote_one_value_keys
@@ -113,6 +114,7 @@ class Workbench:
         self.data = DatasetService(self.workspace, self.policy)
         self.explainer = ExplainService(self.policy, self.checkpoints, lambda: self.runs(limit=None))
         self.sharing = SharingService(self.workspace, self.policy, self._run_dir, self._workspace_arg)
+        self.roar = RoarService(self)  # remove and retrain on a run (workbench.roar)
         self.worker: Worker | None = None
         self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
         if start_worker:
