@@ -39,6 +39,7 @@ from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, 
 from unirex.runs import RunDir, RunStatus, debug_of, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
+from workbench.annotations import AnnotationService
 from workbench.checkpoints import CheckpointCache
 from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
@@ -113,6 +114,7 @@ class Workbench:
         self.data = DatasetService(self.workspace, self.policy)
         self.explainer = ExplainService(self.policy, self.checkpoints, lambda: self.runs(limit=None))
         self.sharing = SharingService(self.workspace, self.policy, self._run_dir, self._workspace_arg)
+        self.annotations = AnnotationService(self.policy)  # human rationale sets (workbench.annotations)
         self.worker: Worker | None = None
         self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
         if start_worker:
