@@ -264,3 +264,28 @@ def test_cli_import_agreement_export(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert cli_main([*ws, "annotations", "agreement", "nosuch"]) == 2
     assert "annotation set 'nosuch' does not exist" in capsys.readouterr().err
+
+
+def test_annotate_panel_on_a_typed_text_without_a_checkpoint(tmp_path):
+    """The Explain tab's panel without a checkpoint: the typed text's words (ERASER's split), a span marked,
+    saved with the annotator's name; the set's labels are offered next time; user text stays text."""
+    import gradio as gr
+
+    from ui.annotate import AnnotateHandlers, agreement_md
+    from workbench import Workbench
+
+    wb = Workbench(tmp_path)
+    h = AnnotateHandlers(wb)
+    state, info, words, _, _ = h.on_load_explain(None, "own", "a <b>dull</b>  film\nreally", "", "", 10, None, "notes")
+    assert words["choices"] == [("a", 0), ("<b>dull</b>", 1), ("film", 2), ("really", 3)] and "4 words" in info
+    marked, preview = h.on_span(state, [0], 3, 2, True)
+    assert marked == [0, 1, 2] and preview[0] == ("a <b>dull</b> film ", "rationale")
+    assert h.on_span(state, marked, 1, 1, False)[0] == [1, 2]
+    with pytest.raises(gr.Error, match="Type your name"):
+        h.on_save(state, [1, 2], "NEG", "notes", " ", "train")
+    msg, _ = h.on_save(state, [1, 2], "NEG", "notes", "ana <i>", "train")
+    assert "version **1**" in msg and "by `ana <i>`" in msg  # the name is shown as code: text, not markup
+    (a,) = wb.annotations.load("notes").annotations
+    assert a.rationale == (False, True, True, False) and a.annotator == "ana <i>" and a.source == "typed text"
+    assert h.on_load_explain(None, "own", "another text", "", "", 10, None, "notes")[3]["choices"] == ["NEG"]
+    assert "no example has two annotators" in agreement_md("notes", wb.annotations.agreement("notes"))

@@ -62,6 +62,11 @@ class AnnotationService:
         a = _ann.HumanAnnotation(item, label, tuple(bool(r) for r in rationale), annotator, "", split, source)
         return _ann.save_annotations(self.data_dir, self._name(name), [a])
 
+    def words(self, texts: list[str]) -> tuple[list[str], list[int]]:
+        """The words of typed documents as ERASER's reader splits them, and the document of each word."""
+        item = _core()[0].text_item([t for t in texts if t and t.strip()])
+        return item.words, item.word_document
+
     def agreement(self, name: str) -> _agreement.Agreement:
         return _core()[1].agreement(self.load(name))
 
