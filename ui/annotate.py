@@ -31,7 +31,7 @@ SPLITS = ["train", "dev", "test", "auto"]
 DEFAULT_SET = "annotations"
 AGREEMENT_HEADERS = ["example", "kappa", "F1", "annotators", "labels", "first words"]
 PRIVATE = {"api_visibility": "private"}
-_NAME_BOXES: dict[int, list] = {}  # id(root Blocks) -> the annotator name boxes of its panels
+_NAME_BOXES: list = []  # [the root Blocks, its panels' annotator name boxes...] of the app being built
 
 
 @dataclass
@@ -195,11 +195,13 @@ class AnnotateHandlers(Handlers):
 def _link_names(box) -> None:
     """The name boxes of every panel in the app follow each other: a name is typed once per visit."""
     root = Context.root_block
-    others = _NAME_BOXES.setdefault(id(root), [])
+    if not _NAME_BOXES or _NAME_BOXES[0] is not root:  # another app: start over
+        _NAME_BOXES[:] = [root]
+    others = _NAME_BOXES[1:]
     for other in others:
         other.input(lambda v: v, [other], [box], **PRIVATE)
         box.input(lambda v: v, [box], [other], **PRIVATE)
-    others.append(box)
+    _NAME_BOXES.append(box)
 
 
 def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_agreement: bool):
@@ -246,8 +248,8 @@ def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_a
     unmark_btn.click(lambda s, m, a, b: h.on_span(s, m, a, b, False), [state, words, first, last], [words, preview],
                      **PRIVATE)
     words.input(h.on_marked, [state, words], [preview], **PRIVATE)
-    save_btn.click(h.on_save, [state, words, label, set_name, annotator, split], [status, set_name],
-                   api_name=f"{prefix}_save_annotation")
+    # private: its inputs are the page's state (scripts use wb.annotations or `python -m unirex annotations`)
+    save_btn.click(h.on_save, [state, words, label, set_name, annotator, split], [status, set_name], **PRIVATE)
     return h, load_btn, state, [state, info, words, label, preview], set_name
 
 
