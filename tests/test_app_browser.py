@@ -333,7 +333,8 @@ def _annotate_shown_example(page, label, annotator=None):
 def test_annotate_mark_save_reload_agree_and_train(page, app_url):
     """Issue 25: mark words of a dataset example as its rationale, save two examples into a new annotation
     set, reload, browse the set as a dataset (the marks are its gold rationale), annotate one again as a
-    second annotator and see the agreement, and train a debug run on the set from the Train tab."""
+    second annotator and see the agreement, train a debug run on the set from the Train tab, and start the
+    Explain tab's panel from that model's rationale with the name typed once in this visit."""
     import json
 
     from workbench import Workbench
@@ -376,9 +377,18 @@ def test_annotate_mark_save_reload_agree_and_train(page, app_url):
     box.fill("human")
     box.press("Enter")
     page.locator("#train-debug input").check()
-    page.get_by_label("save_checkpoint=True (needed by Explain)").uncheck()  # not needed here: a quicker run
     text_in(page, "#train-check", "ok: 1 run")
     page.get_by_role("button", name="Launch (queue the run)").click()
     page.locator(".unirex-progress[data-status='completed']").filter(has_text="human").wait_for(timeout=LONG)
     runs = [(r.dataset, r.status, r.debug) for r in Workbench(ws).runs(limit=None) if r.dataset == "human"]
     assert runs == [("human", "completed", True)], runs
+    # the Explain tab's panel starts from the model's rationale (of the run just trained), the name still known
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Explain").click()
+    expect(page.get_by_label("Checkpoint (a run with a checkpoint")).to_have_value(re.compile("human"), timeout=LONG)
+    visible(page, "#explain-text textarea").fill("the plot was dull but the acting was wonderful .")
+    page.get_by_text("Annotate: mark the rationale").filter(visible=True).first.click()
+    visible(page, "#explain-annotate").get_by_role("button", name="Annotate this text").click()
+    text_in(page, "#explain-ann-info", "Starting from the model's rationale", LONG)
+    assert visible(page, "#explain-ann-name textarea, #explain-ann-name input").input_value() == "bob"

@@ -12,7 +12,8 @@ valued by position) is clicked word by word, works from the keyboard, hands back
 shows every word as text. A span is marked (or unmarked) at once by its first and last word's numbers
 (drag-selecting is not available in Gradio's components); a highlighted preview shows the result.
 
-The annotator's name is typed once per browser visit: the name boxes of both panels follow each other.
+The annotator's name is typed once per browser visit: it is kept in a state both panels share, and a panel
+whose name box is empty takes it when a text is loaded into it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ SPLITS = ["train", "dev", "test", "auto"]
 DEFAULT_SET = "annotations"
 AGREEMENT_HEADERS = ["example", "kappa", "F1", "annotators", "labels", "first words"]
 PRIVATE = {"api_visibility": "private"}
-_NAME_BOXES: list = []  # [the root Blocks, its panels' annotator name boxes...] of the app being built
+_SHARED_NAME: list = []  # [the root Blocks, its gr.State of the annotator's name] of the app being built
 
 
 @dataclass
@@ -192,16 +193,19 @@ class AnnotateHandlers(Handlers):
         return agreement_md(set_name, ag), agreement_rows(ag)
 
 
-def _link_names(box) -> None:
-    """The name boxes of every panel in the app follow each other: a name is typed once per visit."""
+def _shared_name() -> gr.State:
+    """The annotator's name for the visit, one state shared by every panel of the app being built: a panel's
+    name box writes it, and loading a text into a panel fills that panel's box from it (a box in a tab not
+    yet shown cannot be updated reliably, so the name is handed over when the panel is used)."""
     root = Context.root_block
-    if not _NAME_BOXES or _NAME_BOXES[0] is not root:  # another app: start over
-        _NAME_BOXES[:] = [root]
-    others = _NAME_BOXES[1:]
-    for other in others:
-        other.input(lambda v: v, [other], [box], **PRIVATE)
-        box.input(lambda v: v, [box], [other], **PRIVATE)
-    _NAME_BOXES.append(box)
+    if not _SHARED_NAME or _SHARED_NAME[0] is not root:  # another app: a state of its own
+        _SHARED_NAME[:] = [root, gr.State("")]
+    return _SHARED_NAME[1]
+
+
+def _name_for(shared: str, current: str):
+    """The panel's name box after a load: what it holds, else the name typed elsewhere in the visit."""
+    return gr.update() if (current or "").strip() or not (shared or "").strip() else shared
 
 
 def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_agreement: bool):
@@ -239,7 +243,8 @@ def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_a
                                        label="Per example (most disagreement first)")
             agree_btn.click(h.on_agreement, [set_name], [agree_md, agree_table], **PRIVATE)
     state = gr.State(None)
-    _link_names(annotator)
+    shared = _shared_name()
+    annotator.input(lambda v: v, [annotator], [shared], **PRIVATE)
     model_btn.click(lambda s: h.on_start(s, "model"), [state], [words, preview], **PRIVATE)
     gold_btn.click(lambda s: h.on_start(s, "gold"), [state], [words, preview], **PRIVATE)
     clear_btn.click(lambda s: ([], h.on_marked(s, [])), [state], [words, preview], **PRIVATE)
@@ -249,20 +254,27 @@ def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_a
                      **PRIVATE)
     words.input(h.on_marked, [state, words], [preview], **PRIVATE)
     # private: its inputs are the page's state (scripts use wb.annotations or `python -m unirex annotations`)
-    save_btn.click(h.on_save, [state, words, label, set_name, annotator, split], [status, set_name], **PRIVATE)
-    return h, load_btn, state, [state, info, words, label, preview], set_name
+    save_btn.click(h.on_save, [state, words, label, set_name, annotator, split], [status, set_name], **PRIVATE).then(
+        lambda v: v, [annotator], [shared], **PRIVATE)
+    # loading a text also hands this panel the name typed in the other panel during the visit
+    return h, load_btn, state, [state, info, words, label, preview, annotator], set_name, shared
 
 
 def explain_panel(wb: Workbench, inputs: list) -> None:
     """The Explain tab's panel; ``inputs``: checkpoint, extractor, text, query, second document, top-k, gold."""
-    h, load_btn, state, outs, set_name = _panel(wb, "explain", "Annotate this text", True, False)
-    load_btn.click(h.on_load_explain, [*inputs, set_name], outs, **PRIVATE)
+    h, load_btn, state, outs, set_name, shared = _panel(wb, "explain", "Annotate this text", True, False)
+    ck, extractor, text, query, second, top_k, gold = inputs
+    load_btn.click(lambda a, b, c, d, e, f, g, s, name, now: (*h.on_load_explain(a, b, c, d, e, f, g, s),
+                                                                _name_for(name, now)),
+                   [ck, extractor, text, query, second, top_k, gold, set_name, shared, outs[-1]], outs, **PRIVATE)
 
 
 def datasets_panel(wb: Workbench, inputs: list) -> None:
     """The Datasets browser's panel; ``inputs``: dataset, arch, max length, split, shown rows, position."""
-    h, load_btn, state, outs, _ = _panel(wb, "ds", "Annotate this example", False, True)
-    load_btn.click(h.on_load_example, inputs, outs, **PRIVATE)
+    h, load_btn, state, outs, _, shared = _panel(wb, "ds", "Annotate this example", False, True)
+    ds, arch, ml, split, indices, pos = inputs
+    load_btn.click(lambda a, b, c, d, e, f, name, now: (*h.on_load_example(a, b, c, d, e, f), _name_for(name, now)),
+                   [ds, arch, ml, split, indices, pos, shared, outs[-1]], outs, **PRIVATE)
 
 
 __all__ = ["Item", "agreement_md", "agreement_rows", "datasets_panel", "explain_panel", "preview_pieces",
