@@ -289,3 +289,19 @@ def test_annotate_panel_on_a_typed_text_without_a_checkpoint(tmp_path):
     assert a.rationale == (False, True, True, False) and a.annotator == "ana <i>" and a.source == "typed text"
     assert h.on_load_explain(None, "own", "another text", "", "", 10, None, "notes")[3]["choices"] == ["NEG"]
     assert "no example has two annotators" in agreement_md("notes", wb.annotations.agreement("notes"))
+
+
+def test_a_version_left_half_built_is_never_a_version(tmp_path):
+    """A save killed while writing leaves a hidden temporary folder: not a version, removed by the next save."""
+    import os
+
+    from unirex.fsutil import host_tag
+
+    w = ["a", "good", "film"]
+    save_annotations(tmp_path, "s", [_ann(w, [0, 1, 0], "ana")])
+    dead = tmp_path / "s" / "versions" / f".v0002-tmp-{host_tag()}-{2 ** 22 + os.getpid()}-x"
+    dead.mkdir()
+    (dead / "annotations.jsonl").write_text("half")
+    assert versions(tmp_path, "s") == [1] and load_set(tmp_path, "s").version == 1
+    assert save_annotations(tmp_path, "s", [_ann(w, [1, 1, 0], "bob")]).version == 2
+    assert not dead.exists() and versions(tmp_path, "s") == [1, 2]

@@ -64,7 +64,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from unirex.data.eraser import (DocumentStore, annotation_docids, iter_lines, read_annotations, schema_message,
                                 split_file)
 from unirex.errors import UnirexError, where
-from unirex.fsutil import atomic_write, file_lock, write_json_atomic
+from unirex.fsutil import atomic_write, clean_leftovers, default_dir_mode, file_lock, tmp_prefix, write_json_atomic
 from unirex.safepath import dataset_path, resolve_inside
 
 MANIFEST = "annotation_set.json"
@@ -529,14 +529,15 @@ def save_annotations(data_dir: Path, name: str, new: list[HumanAnnotation]) -> S
                     "mirrored_splits": list(mirrored), "notes": notes}
         versions_dir = folder / VERSIONS
         versions_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".v{version:04d}-tmp-", dir=versions_dir))
+        clean_leftovers(versions_dir)  # versions a writer that died left half-built (hidden; never a version)
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(f"v{version:04d}"), dir=versions_dir))
         try:
             _write_docs(tmp, anns)
             _write_jsonl(tmp / RECORDS, [_record(a) for a in anns])
             for split, file in SPLIT_FILES.items():
                 _write_jsonl(tmp / file, rows[split])
             write_json_atomic(tmp / "manifest.json", manifest)
-            os.chmod(tmp, 0o777 & ~_umask())
+            os.chmod(tmp, default_dir_mode())
             target = version_dir(data_dir, name, version)
             if target.exists():  # never rewrite a version (another writer without the lock?)
                 raise UnirexError(f"version {version} of '{name}' appeared while saving: save again")
@@ -546,12 +547,6 @@ def save_annotations(data_dir: Path, name: str, new: list[HumanAnnotation]) -> S
         materialise(data_dir, name, version)
     return SaveResult(name, version, target, len(anns), added, replaced, len(items), annotators, counts, mirrored,
                       tuple(notes))
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
 
 
 def materialise(data_dir: Path, name: str, version: int) -> None:
@@ -645,7 +640,8 @@ def merge_into_train(data_dir: Path, set_name: str, base: str, new_name: str) ->
     if unknown:
         raise UnirexError(f"set '{set_name}' has labels {unknown} that '{base}' does not have ({sorted(base_labels)})")
     prefix = f"{set_name}."
-    tmp = Path(tempfile.mkdtemp(prefix=f".{new_name}-merge-tmp-", dir=data_dir))
+    clean_leftovers(data_dir, prefixes=(f".{new_name}-merge-tmp-",))
+    tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(f"{new_name}-merge"), dir=data_dir))
     try:
         for name in ("val.jsonl", "dev.jsonl", "test.jsonl"):
             if (src / name).is_file():
@@ -671,7 +667,7 @@ def merge_into_train(data_dir: Path, set_name: str, base: str, new_name: str) ->
         write_json_atomic(tmp / "merged_from.json", {"base": base, "annotation_set": set_name,
                                                      "set_version": s.version, "added_to_train": len(s.annotations),
                                                      "merged_at": now_utc()})
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, default_dir_mode())
         os.rename(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
