@@ -14,7 +14,8 @@
 Datasets and sharing (exports, Hub uploads) are focused services behind the facade
 (:class:`workbench.dataset_service.DatasetService` as ``wb.data``, :class:`workbench.sharing.SharingService`
 as ``wb.sharing``), and so is explaining (:class:`workbench.explain_service.ExplainService` as
-``wb.explainer``); the facade keeps their method names.
+``wb.explainer``); the facade keeps their method names. Human rationale sets are one too
+(:class:`workbench.annotations.AnnotationService` as ``wb.annotations``), called through it directly.
 
 Runs are queued for the background worker (:mod:`workbench.jobs`) when ``start_worker`` is set (the app);
 the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_here` and
