@@ -305,3 +305,22 @@ def test_a_version_left_half_built_is_never_a_version(tmp_path):
     assert versions(tmp_path, "s") == [1] and load_set(tmp_path, "s").version == 1
     assert save_annotations(tmp_path, "s", [_ann(w, [1, 1, 0], "bob")]).version == 2
     assert not dead.exists() and versions(tmp_path, "s") == [1, 2]
+
+
+def test_cli_eraser_export_import_list_and_merge(tmp_path, capsys, small_demo_dir):
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(small_demo_dir / "demo", ws / "data" / "demo")
+    args = ["--workspace", str(ws), "annotations"]
+    assert cli_main([*args, "import", "--label-studio", str(_write(tmp_path, TWO_ANNOTATORS)), "--name", "hum"]) == 0
+    assert cli_main([*args, "export", "--name", "hum", "--eraser", str(tmp_path / "out")]) == 0
+    assert cli_main([*args, "import", "--eraser", str(tmp_path / "out"), "--name", "copy"]) == 0
+    assert "4 annotations of 2 examples by 2 annotators (ana, bob@example.org)" in capsys.readouterr().out
+    assert cli_main([*args, "list"]) == 0
+    assert "copy: version 1, 4 annotations of 2 examples" in capsys.readouterr().out
+    assert cli_main([*args, "merge", "--name", "hum", "--into", "demo", "--out", "demo_hum"]) == 0
+    assert "68 train examples" in capsys.readouterr().out
+    assert cli_main([*args, "merge", "--name", "hum", "--into", "demo", "--out", "demo_hum"]) == 2
+    assert cli_main([*args, "import", "--name", "x"]) == 2
+    assert "give one of --label-studio FILE or --eraser FOLDER" in capsys.readouterr().err
