@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from cli.annotations import add_annotations_parser
 from cli.download import add_download_parser
 from cli.export import add_export_parser
 from cli.roar import add_roar_parser
@@ -22,7 +23,7 @@ from unirex.metrics.registry import Headline, metric_keys, on_request
 from unirex.registry import attribution_names, load_plugins
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
-               "compare", "explain", "queue", "cancel", "requeue", "push", "roar")
+               "compare", "explain", "queue", "cancel", "requeue", "push", "roar", "annotations")
 
 DESCRIPTION = """\
 UNIREX Workbench: train and benchmark language-model rationale extractors (UNIREX, ICML 2022), scored
@@ -564,6 +565,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_download_parser(sub)
     add_export_parser(sub)
+    add_annotations_parser(sub)
     return p
 
 

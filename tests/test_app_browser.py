@@ -301,3 +301,94 @@ def test_runs_picked_one_by_one_are_compared_alone(page):
     page.get_by_text("only the 1 picked run(s)").first.wait_for(timeout=LONG)
     table = visible(page, "#compare-table").inner_text()
     assert "task_lm" in table and "slm_plaus_linear" not in table
+
+
+def _annotate_shown_example(page, label, annotator=None):
+    """In the Datasets browser's Annotate panel: load the example shown, mark words 2, 4 and 5 (two clicks, a
+    third click unmarking word 3, and a span), set the label, the set and maybe the name, and save."""
+    panel = visible(page, "#ds-annotate")
+    if not visible(page, "#ds-ann-words").count():
+        page.get_by_text("Annotate: mark the rationale").filter(visible=True).first.click()
+    panel.get_by_role("button", name="Annotate this example").click()
+    text_in(page, "#ds-ann-info", "words loaded")
+    panel.get_by_role("button", name="Clear the marks").click()
+    page.wait_for_function("document.querySelectorAll('#ds-ann-words input:checked').length === 0")
+    boxes = visible(page, "#ds-ann-words").locator("input[type=checkbox]")
+    boxes.nth(1).check()  # a click marks a word
+    boxes.nth(2).check()
+    boxes.nth(2).uncheck()  # and unmarks it
+    panel.get_by_label("Span: first word (1 = the first)").fill("4")
+    panel.get_by_label("last word").fill("5")
+    panel.get_by_role("button", name="Mark the span", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('#ds-ann-words input:checked').length === 3")
+    for elem, value in (("#ds-ann-label", label), ("#ds-ann-set", "human")):
+        box = visible(page, f"{elem} input")
+        box.fill(value)
+        box.press("Enter")
+    if annotator is not None:
+        visible(page, "#ds-ann-name textarea, #ds-ann-name input").fill(annotator)
+    panel.get_by_role("button", name="Save the annotation").click()
+
+
+def test_annotate_mark_save_reload_agree_and_train(page, app_url):
+    """Issue 25: mark words of a dataset example as its rationale, save two examples into a new annotation
+    set, reload, browse the set as a dataset (the marks are its gold rationale), annotate one again as a
+    second annotator and see the agreement, train a debug run on the set from the Train tab, and start the
+    Explain tab's panel from that model's rationale with the name typed once in this visit."""
+    import json
+
+    from workbench import Workbench
+
+    ws = app_url[1]
+    page.reload()  # a fresh visit: the earlier tests' filters and fields are gone
+    page.get_by_role("tab", name="Datasets").click()
+    page.get_by_role("button", name="Show examples").click()
+    text_in(page, "#ds-title", "Example 1 of 64")
+    _annotate_shown_example(page, "NEG", annotator="ana")
+    text_in(page, "#ds-ann-status", "as version 1 by")
+    page.get_by_role("button", name="Next ▶").click()
+    text_in(page, "#ds-title", "Example 2 of 64")
+    _annotate_shown_example(page, "POS")  # the name is kept for the visit
+    text_in(page, "#ds-ann-status", "as version 2 by")
+    folder = ws / "data" / "human"
+    v1 = {p: p.read_bytes() for p in (folder / "versions" / "v0001").rglob("*") if p.is_file()}
+    recs = [json.loads(x) for x in (folder / "annotations.jsonl").read_text().splitlines()]
+    assert [(r["annotator"], r["label"], r["evidences"]) for r in recs] == [
+        ("ana", "NEG", [[0, 1, 2], [0, 3, 5]]), ("ana", "POS", [[0, 1, 2], [0, 3, 5]])]
+    # reload: the set is a dataset, its gold rationale what was marked
+    page.reload()
+    page.get_by_role("tab", name="Datasets").click()
+    name = visible(page, "#ds-name input")
+    name.fill("human")
+    name.press("Enter")
+    page.get_by_role("button", name="Show examples").click()
+    text_in(page, "#ds-title", "Example 1 of 2")
+    words = (folder / "docs" / recs[0]["docids"][0]).read_text().split()
+    text_in(page, "#ds-doc", " ".join(words[3:5]))
+    # a second annotator on the same example: the agreement
+    _annotate_shown_example(page, "NEG", annotator="bob")
+    text_in(page, "#ds-ann-status", "as version 3 by")
+    visible(page, "#ds-annotate").get_by_role("button", name="Agreement between the set's annotators").click()
+    text_in(page, "#ds-ann-agreement", "over 1 examples with two or more annotators")
+    assert {p: p.read_bytes() for p in v1} == v1  # version 1 never rewritten
+    # a debug run on the set, from the Train tab
+    page.get_by_role("tab", name="Train").click()
+    box = page.get_by_label("Dataset (data=)")
+    box.fill("human")
+    box.press("Enter")
+    page.locator("#train-debug input").check()
+    text_in(page, "#train-check", "ok: 1 run")
+    page.get_by_role("button", name="Launch (queue the run)").click()
+    page.locator(".unirex-progress[data-status='completed']").filter(has_text="human").wait_for(timeout=LONG)
+    runs = [(r.dataset, r.status, r.debug) for r in Workbench(ws).runs(limit=None) if r.dataset == "human"]
+    assert runs == [("human", "completed", True)], runs
+    # the Explain tab's panel starts from the model's rationale (of the run just trained), the name still known
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Explain").click()
+    expect(page.get_by_label("Checkpoint (a run with a checkpoint")).to_have_value(re.compile("human"), timeout=LONG)
+    visible(page, "#explain-text textarea").fill("the plot was dull but the acting was wonderful .")
+    page.get_by_text("Annotate: mark the rationale").filter(visible=True).first.click()
+    visible(page, "#explain-annotate").get_by_role("button", name="Annotate this text").click()
+    text_in(page, "#explain-ann-info", "Starting from the model's rationale", LONG)
+    assert visible(page, "#explain-ann-name textarea, #explain-ann-name input").input_value() == "bob"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ui import annotate
 from ui.common import AppDefaults, Handlers, code, fmt_bytes, handler, md
 from workbench import DatasetExample, Workbench
 
@@ -232,6 +233,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     title = gr.Markdown(elem_id="ds-title")
     highlighted = gr.HighlightedText(label="Document (gold rationale highlighted; grey: past the model's input)",
                                      color_map=COLORS, show_inline_category=False, show_legend=True, elem_id="ds-doc")
+    annotate.datasets_panel(wb, [dataset, arch, max_length, split, indices, pos])
     catalog_note, catalog, name, source, dl_btn, sizes_btn, dl_status = _catalog_blocks(wb)
 
     private = {"api_visibility": "private"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ui import annotate
 from ui.common import AppDefaults, Handlers, code, handler, md
 from workbench import Workbench
 
@@ -163,6 +164,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     outs = _result_columns()
     col_b = outs[1][0]
     examples = gr.State([])
+    annotate.explain_panel(wb, [ck_a, ex_a, text, query, second, top_k, gold])
 
     private = {"api_visibility": "private"}
     side_outputs = [o for side in outs for o in side[1:]]

@@ -14,7 +14,8 @@
 Datasets and sharing (exports, Hub uploads) are focused services behind the facade
 (:class:`workbench.dataset_service.DatasetService` as ``wb.data``, :class:`workbench.sharing.SharingService`
 as ``wb.sharing``), and so is explaining (:class:`workbench.explain_service.ExplainService` as
-``wb.explainer``); the facade keeps their method names.
+``wb.explainer``); the facade keeps their method names. Human rationale sets are one too
+(:class:`workbench.annotations.AnnotationService` as ``wb.annotations``), called through it directly.
 
 Runs are queued for the background worker (:mod:`workbench.jobs`) when ``start_worker`` is set (the app);
 the CLI runs its own commands in the foreground through :meth:`~Workbench.plan_here` and
@@ -39,6 +40,7 @@ from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, 
 from unirex.runs import RunDir, RunStatus, debug_of, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
+from workbench.annotations import AnnotationService
 from workbench.checkpoints import CheckpointCache
 from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
@@ -115,6 +117,7 @@ class Workbench:
         self.explainer = ExplainService(self.policy, self.checkpoints, lambda: self.runs(limit=None))
         self.sharing = SharingService(self.workspace, self.policy, self._run_dir, self._workspace_arg)
         self.roar = RoarService(self)  # remove and retrain on a run (workbench.roar)
+        self.annotations = AnnotationService(self.policy)  # human rationale sets (workbench.annotations)
         self.worker: Worker | None = None
         self.dispatcher = None  # workbench.launchers.dispatch.Dispatcher: the ray/slurm jobs
         if start_worker:
