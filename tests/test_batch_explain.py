@@ -200,3 +200,30 @@ def test_batches_are_packed_by_length(ckpt, tmp_path, bundled_tokenizer):
         one = explain_text(model, bundled_tokenizer, t.documents[0], ["NEG", "POS"], 64, extractor="input-x-gradient")
         assert g.explanation.word_scores == pytest.approx(one.word_scores, abs=1e-5)
         assert g.explanation.rationale == one.rationale and g.explanation.predicted == one.predicted
+
+
+@pytest.mark.parametrize("algo", ["input-x-gradient", "gradient"])
+def test_one_pass_gradient_scores_equal_captum(ckpt, bundled_tokenizer, algo):
+    """Explaining with a gradient algorithm runs one forward pass for the prediction and the gradient; the scores
+    equal Captum's on the class predicted by a separate pass (the extractor's own path)."""
+    import torch
+
+    from unirex.checkpoint import load_checkpoint
+    from unirex.data.encode import encode_text
+    from unirex.data.tensors import LIST_COLUMNS, collate
+    from unirex.inference import text_scorer
+    from unirex.models.extractors import AttributionExtractor
+    from unirex.rationale import mark_selectable
+
+    model, _, _ = load_checkpoint(ckpt)
+    model.eval()
+    rows = [encode_text([t], bundled_tokenizer, 64) for t in TEXTS]
+    batch = mark_selectable(collate([{**{c: r[c] for c in LIST_COLUMNS}, "label": 0, "has_rationale": False,
+                                      "index": i} for i, r in enumerate(rows)], 0), "eraser")
+    logits, fused = text_scorer(model, algo)[1](batch)
+    with torch.no_grad():
+        assert torch.allclose(logits, model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                            token_type_ids=batch["token_type_ids"]), atol=1e-6)
+    captum = AttributionExtractor(algo, "sum").scores(batch, model.task_lm).detach()
+    assert fused.shape == captum.shape and torch.allclose(fused, captum, atol=1e-6)
+    assert fused.abs().sum() > 0

@@ -22,7 +22,7 @@ from unirex.data.catalog import split_choices
 from unirex.data.encode import encode_text
 from unirex.data.tensors import LIST_COLUMNS, collate
 from unirex.errors import UnirexError
-from unirex.rationale import mark_selectable
+from unirex.rationale import candidates, mark_selectable
 from unirex.registry import attribution_names
 from unirex.text_input import MAX_TEXT_CHARS, TextInput, check_text, check_top_k
 
@@ -85,14 +85,21 @@ def text_scorer(model, extractor: str | None, ig_steps: int = 50, seed: int = 0,
     if extractor in (None, "", OWN_EXTRACTOR):
         return f"own ({model.extractor.name or 'own'})", model.predict_and_explain
     from unirex.models.extractors import AttributionExtractor
+    from unirex.models.extractors.base import mask_scores
+    from unirex.models.extractors.gradients import FROM_EMBEDDING_GRADIENT, predicted_embedding_gradient
 
     if extractor not in post_hoc_extractors():
         raise UnirexError(f"unknown extractor '{extractor}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
                           f"{', '.join(post_hoc_extractors())}")
     attr = AttributionExtractor(extractor, "sum", ig_steps=ig_steps, internal_batch_size=internal_batch_size,
                                 seed=seed).to(_model_device(model))
+    from_gradient = FROM_EMBEDDING_GRADIENT.get(extractor)
 
     def score(batch):
+        if from_gradient is not None and not getattr(model, "num_choices", None):
+            # a gradient of the predicted class: its forward pass gives the prediction too (one pass, not two)
+            logits, embeds, grad = predicted_embedding_gradient(model.task_lm, batch)
+            return logits, mask_scores(from_gradient(embeds, grad).sum(-1), candidates(batch))
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            token_type_ids=batch["token_type_ids"])

@@ -39,7 +39,7 @@ class ExplainService:
     @staticmethod
     def max_text_chars() -> int:
         """The longest text :meth:`explain` accepts (characters over the documents and the query)."""
-        from unirex.inference import MAX_TEXT_CHARS
+        from unirex.text_input import MAX_TEXT_CHARS
 
         return int(MAX_TEXT_CHARS)
 
