@@ -14,6 +14,7 @@ import os
 import sys
 
 from cli.annotations import add_annotations_parser
+from cli.batch_explain import add_explain_file_args, explain_file
 from cli.download import add_download_parser
 from cli.export import add_export_parser
 from cli.roar import add_roar_parser
@@ -323,6 +324,8 @@ def _compare(args) -> int:
 def _explain(args) -> int:
     from cli.render import highlight
 
+    if args.file is not None:
+        return explain_file(args, _workbench)
     wb = _workbench(args)
     ex = wb.explain(args.run, args.text, query=args.query, extractor=args.extractor, top_k=args.top_k,
                     second_text=args.second_text)
@@ -502,9 +505,12 @@ def _add_checkpoint_commands(sub) -> None:
     from unirex.hub import DEFAULT_LICENSE
 
 
-    e = sub.add_parser("explain", help="the rationale of a checkpoint for a text you type")
+    e = sub.add_parser("explain", help="the rationale of a checkpoint for a text you type (--text) or a file of "
+                                       "texts (--file ... --out ...)")
     e.add_argument("--run", required=True, help="run id, checkpoint folder (or Hugging Face repo id)")
-    e.add_argument("--text", required=True, help="the text to explain (the first document)")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="the text to explain (the first document)")
+    add_explain_file_args(e, what)
     e.add_argument("--query", help="the query of query tasks (MultiRC, BoolQ, FEVER, ...)")
     e.add_argument("--second-text", dest="second_text", help="the second document of two-document tasks (e-SNLI hypothesis)")
     post_hoc = attribution_names(post_hoc=True)  # the registry's, plugins' included ($UNIREX_PLUGINS)

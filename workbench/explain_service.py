@@ -12,7 +12,9 @@ from typing import Callable
 from unirex.config import from_dict
 from unirex.errors import UnirexError
 from unirex.runs import RunDir, RunStatus
+from unirex.text_input import check_top_k
 from workbench import datasets as _datasets
+from workbench.batch_explain import BatchInput, BatchResult, check_output, explained_rows, write_rows
 from workbench.checkpoints import CheckpointCache
 from workbench.records import DatasetExample, Explanation, RunSummary
 from workbench.safety import PathPolicy
@@ -37,7 +39,7 @@ class ExplainService:
     @staticmethod
     def max_text_chars() -> int:
         """The longest text :meth:`explain` accepts (characters over the documents and the query)."""
-        from unirex.inference import MAX_TEXT_CHARS
+        from unirex.text_input import MAX_TEXT_CHARS
 
         return int(MAX_TEXT_CHARS)
 
@@ -58,6 +60,37 @@ class ExplainService:
                               extractor=extractor, top_k=top_k)
         return Explanation(checkpoint=str(checkpoint), run_id=ck.run_id, seconds=time.perf_counter() - t0,
                            **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
+
+    def explain_file(self, checkpoint: str, inputs: list[BatchInput], out: str | Path, extractor: str | None = None,
+                     top_k: float = 10.0, batch_size: int = 32, faithfulness: bool = False, overwrite: bool = False,
+                     progress: Callable[[int], None] | None = None) -> BatchResult:
+        """Explain every input (:func:`workbench.batch_explain.read_inputs`) with one load of the checkpoint,
+        in length-sorted packed batches (:func:`unirex.inference.explain_texts`), and write one row per input
+        to ``out`` (``.jsonl`` / ``.parquet``, :mod:`workbench.batch_explain`). ``progress(1)`` after each row.
+        Everything checkable is checked before the model loads; nothing is left at ``out`` on a failure."""
+        from unirex.inference import OWN_EXTRACTOR, explain_texts  # the model code (and torch) load here
+
+        out = check_output(out, overwrite)
+        name = extractor or OWN_EXTRACTOR
+        if name != OWN_EXTRACTOR and name not in self.extractors():
+            raise UnirexError(f"unknown extractor '{name}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
+                              f"{', '.join(self.extractors())}")
+        if not inputs:
+            raise UnirexError("no text to explain")
+        check_top_k(top_k)
+        if int(batch_size) < 1:
+            raise UnirexError(f"batch size must be at least 1, got {batch_size}")
+        t0 = time.perf_counter()
+        ck = self.checkpoints.get(self.policy.checkpoint(checkpoint))
+        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
+        t1 = time.perf_counter()
+        with ck.lock:
+            explained = explain_texts(ck.model, ck.tokenizer, [i.text for i in inputs], labels, ck.max_length,
+                                      extractor=extractor, top_k=top_k, batch_size=batch_size,
+                                      faithfulness=faithfulness)
+            rows = write_rows(out, explained_rows(inputs, explained, faithfulness, progress), faithfulness, overwrite)
+        return BatchResult(out=out, rows=rows, seconds=time.perf_counter() - t1, load_seconds=t1 - t0,
+                           extractor=name, labels=list(labels))
 
     def checkpoint_runs(self) -> list[RunSummary]:
         """Runs of the workspace that have a checkpoint (newest first): what Explain can load."""

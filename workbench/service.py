@@ -41,6 +41,7 @@ from unirex.runs import RunDir, RunStatus, debug_of, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
 from workbench.annotations import AnnotationService
+from workbench.batch_explain import BatchInput, BatchResult
 from workbench.checkpoints import CheckpointCache
 from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
@@ -569,6 +570,12 @@ class Workbench:
     def explain(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
                 top_k: float = 10.0, second_text: str | None = None) -> Explanation:
         return self.explainer.explain(checkpoint, text, query, extractor, top_k, second_text)
+
+    def explain_file(self, checkpoint: str, inputs: list[BatchInput], out: str | Path, extractor: str | None = None,
+                     top_k: float = 10.0, batch_size: int = 32, faithfulness: bool = False, overwrite: bool = False,
+                     progress=None) -> BatchResult:
+        return self.explainer.explain_file(checkpoint, inputs, out, extractor, top_k, batch_size, faithfulness,
+                                           overwrite, progress)
 
     def checkpoint_runs(self) -> list[RunSummary]:
         return self.explainer.checkpoint_runs()

@@ -59,15 +59,33 @@ def embedding_gradient(task_lm: nn.Module, batch: dict[str, torch.Tensor], targe
     return embeds, grad
 
 
+#: the attributions ``[B, L, H]`` made of the word embeddings and the gradient of the target logit w.r.t. them,
+#: by registry name (:func:`input_x_gradient`, :func:`saliency`, :func:`predicted_embedding_gradient`'s users)
+FROM_EMBEDDING_GRADIENT = {"input-x-gradient": lambda embeds, grad: embeds * grad,
+                           "gradient": lambda embeds, grad: grad.abs()}
+
+
+def predicted_embedding_gradient(task_lm: nn.Module, batch: dict[str, torch.Tensor],
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits ``[B, C]``, word embeddings and d logit[predicted class] / d embeddings ``[B, L, H]``, all detached,
+    from ONE forward pass (the class explained is the argmax of that pass's logits, so explaining the
+    prediction costs no separate prediction pass)."""
+    with torch.enable_grad():
+        embeds = task_lm.embed(batch["input_ids"]).detach().requires_grad_(True)
+        logits = task_lm(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                         token_type_ids=batch.get("token_type_ids"))
+        target = logits.detach().argmax(-1)
+        (grad,) = torch.autograd.grad(logits.gather(1, target.view(-1, 1)).sum(), embeds)
+    return logits.detach(), embeds.detach(), grad
+
+
 def input_x_gradient(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
                      create_graph: bool = True) -> torch.Tensor:
     """Input x gradient over the word embeddings, ``[B, L, H]`` (sum over ``H`` for token scores)."""
-    embeds, grad = embedding_gradient(task_lm, batch, target, create_graph)
-    return embeds * grad
+    return FROM_EMBEDDING_GRADIENT["input-x-gradient"](*embedding_gradient(task_lm, batch, target, create_graph))
 
 
 def saliency(task_lm: nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
              create_graph: bool = True) -> torch.Tensor:
     """Absolute gradient (Captum's ``Saliency`` with ``abs=True``), ``[B, L, H]``."""
-    _, grad = embedding_gradient(task_lm, batch, target, create_graph)
-    return grad.abs()
+    return FROM_EMBEDDING_GRADIENT["gradient"](*embedding_gradient(task_lm, batch, target, create_graph))
