@@ -59,7 +59,7 @@ def build_app(wb, defaults=None):
         gr.Markdown(HEADER)
         with gr.Tabs() as tabs:
             with gr.Tab("Datasets") as t_data:
-                ds_load, ds_in, ds_out = datasets_tab.build_tab(wb, defaults)
+                ds_load, ds_in, ds_out, (ds_fn, ds_fin, ds_fout) = datasets_tab.build_tab(wb, defaults)
             with gr.Tab("Train") as t_train:
                 train_timer, (check_fn, check_in, check_out), (tr_fn, tr_in, tr_out) = train_tab.build_tab(wb, defaults)
             with gr.Tab("Runs") as t_runs:
@@ -74,7 +74,7 @@ def build_app(wb, defaults=None):
             return lambda: [gr.Timer(active=t is active) for t in timers]
 
         private = dict(api_visibility="private")
-        t_data.select(only(None), None, timers, **private)
+        t_data.select(only(None), None, timers, **private).then(ds_fn, ds_fin, ds_fout, **private)
         t_train.select(only(train_timer), None, timers, **private).then(tr_fn, tr_in, tr_out, **private)
         t_runs.select(only(runs_timer), None, timers, **private).then(runs_fn, runs_in, runs_out, **private)
         t_explain.select(only(None), None, timers, **private).then(ex_fn, ex_in, ex_out, **private)
@@ -86,6 +86,7 @@ def build_app(wb, defaults=None):
             cmp_fn, cmp_in, cmp_out, **private)
         app.load(ds_load, ds_in, ds_out, **private)
         app.load(check_fn, check_in, check_out, **private)
+        app.load(tr_fn, tr_in, tr_out, **private)  # every dataset picker lists what is on disk now
     return app
 
 

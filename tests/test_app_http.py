@@ -201,3 +201,28 @@ def test_bad_login_format_and_busy_port(tmp_path):
         r = _run_app(["--port", str(port)], ws=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in r.stderr and "make app PORT=N" in r.stderr
+
+
+def test_upload_validates_every_record_with_the_readers_schema(client, server, small_demo_dir, tmp_path):
+    """Issue 26 item 4: a record the build would refuse (a word offset written as text) is refused at upload,
+    named by file, line and field, and nothing is unpacked."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    src = small_demo_dir / "demo"
+    lines = (src / "val.jsonl").read_text().splitlines()
+    rec = json.loads(lines[2])
+    rec["evidences"][0][0]["start_token"] = "three"
+    lines[2] = json.dumps(rec)
+    bad = tmp_path / "typo.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        for p in src.rglob("*"):
+            if p.is_file() and p.suffix != ".parquet" and "L64" not in str(p) and p.name != "labels.json":
+                rel = "typo/" + str(p.relative_to(src))
+                z.writestr(rel, "\n".join(lines) + "\n" if p.name == "val.jsonl" else p.read_bytes())
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(bad)), "", api_name="/upload_dataset")
+    msg = str(e.value)
+    assert "val.jsonl:3" in msg and "evidences[0][0].start_token" in msg and "'three'" in msg, msg
+    assert "/tmp" not in msg
+    assert not (server[1] / "data" / "typo").exists()

@@ -10,9 +10,10 @@ one line (a line break can end neither an inline code span nor a paragraph) and 
 ``gr.Code`` and ``gr.HighlightedText`` show their strings as text and need none.
 
 Every callback is a :class:`Handlers` method decorated with :func:`handler`: a
-:class:`~unirex.errors.UnirexError` becomes a ``gr.Error`` with its whole message (escaped for HTML, server
-paths outside the workspace removed), any other exception a ``gr.Error`` naming its type, so no action fails
-silently and no traceback reaches a page.
+:class:`~unirex.errors.UnirexError` shows its whole message (escaped for HTML, server paths outside the
+workspace removed), any other exception a message naming its type, so no action fails silently and no
+traceback reaches a page. On the page a failure is one toast and every field keeps its content and stays
+usable; an API caller gets the ``gr.Error``.
 """
 
 from __future__ import annotations
@@ -115,22 +116,45 @@ class Handlers:
         self.wb = wb
 
 
+def _from_page() -> bool:
+    """Whether the running event came from the app's page in a browser (not from the Python client, whose calls
+    carry ``x-gradio-user``, nor from a raw HTTP call, which has no ``Origin``/``Referer``, nor from no request)."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    headers = getattr(request, "headers", None) if request is not None else None
+    if not headers:
+        return False
+    return "x-gradio-user" not in headers and bool(headers.get("origin") or headers.get("referer"))
+
+
+def _failed(message: str):
+    """A failed action: on the page, the message once (a toast) and every output left as it was (``gr.skip()``):
+    a raised ``gr.Error`` marks every output of the event with a red "Error" badge that covers the field and
+    takes its clicks; for the API (the Python client, HTTP) the ``gr.Error`` its caller reads."""
+    if _from_page():
+        gr.Warning(message, duration=20, title="Error")
+        return gr.skip()
+    raise gr.Error(message, print_exception=False, duration=20)
+
+
 def handler(fn):
-    """Run a :class:`Handlers` method, turning every failure into a ``gr.Error`` shown in the page. The
-    bound method keeps the function's name and signature (less ``self``), which Gradio reads."""
+    """Run a :class:`Handlers` method; a failure shows its message on the page and leaves the event's outputs
+    as they were (:func:`_failed`; an API caller gets a ``gr.Error``). A :class:`~unirex.errors.UnirexError`
+    shows its whole message, any other exception its type. The bound method keeps the function's name and
+    signature (less ``self``), which Gradio reads."""
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
         try:
             return fn(self, *args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as e:
+            return _failed(e.message)
         except UnirexError as e:
-            raise gr.Error(html_text(self.wb.public_message(e)), print_exception=False, duration=20) from None
+            return _failed(html_text(self.wb.public_message(e)))
         except Exception as e:  # noqa: BLE001 - shown in the page, logged with its traceback here
             log.exception("callback %s failed", getattr(fn, "__name__", fn))
-            raise gr.Error(html_text(f"unexpected error ({type(e).__name__}): {self.wb.public_message(e)}"),
-                           print_exception=False, duration=20) from None
+            return _failed(html_text(f"unexpected error ({type(e).__name__}): {self.wb.public_message(e)}"))
 
     return wrapper
 

@@ -93,8 +93,14 @@ class DatasetsHandlers(Handlers):
 
     @handler
     def on_load(self, ds):
+        """The page opens: the datasets on disk (uploaded, built or downloaded since the app started too), the
+        chosen one's summary, the catalog."""
         wb = self.wb
-        return summary_rows(wb.dataset_summaries(ds)) if ds else [], catalog_rows(wb.catalog()), self.catalog_note()
+        return (gr.update(choices=wb.dataset_names()), summary_rows(wb.dataset_summaries(ds)) if ds else [],
+                catalog_rows(wb.catalog()), self.catalog_note())
+
+    def on_show(self):
+        return gr.update(choices=self.wb.dataset_names())  # datasets added from another page or the CLI
 
     @handler
     def on_build(self, ds, a, ml, progress=gr.Progress()):
@@ -202,7 +208,8 @@ def _catalog_blocks(wb: Workbench):
 
 
 def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
-    """Build the tab's blocks; returns the load event ``(fn, outputs)`` that fills it for the page."""
+    """Build the tab's blocks; returns the load event ``(fn, inputs, outputs)`` that fills it for the page and the
+    refresh ``(fn, inputs, outputs)`` run when the tab is shown."""
     h = DatasetsHandlers(wb)
     with gr.Row():
         dataset = gr.Dropdown(wb.dataset_names(), value=defaults.dataset, label="Dataset", allow_custom_value=True,
@@ -256,7 +263,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     upload_btn.click(h.on_upload, [upload_file, upload_name], [upload_status, dataset], api_name="upload_dataset")
     dl_btn.click(h.on_download, [name, source], [dl_status, catalog, dataset], api_name="download_dataset")
     sizes_btn.click(h.on_sizes, None, [catalog, dl_status], **private)
-    return h.on_load, [dataset], [summary, catalog, catalog_note]
+    return h.on_load, [dataset], [dataset, summary, catalog, catalog_note], (h.on_show, None, [dataset])
 
 
 __all__ = ["build_tab", "catalog_rows", "example_pieces", "summary_rows"]

@@ -45,7 +45,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from unirex.data.install import (REQUIRED, SOURCE_MARKER, BadArchive, _clear_leftovers, check_layout,
+from unirex.data.install import (REQUIRED, SOURCE_MARKER, BadArchive, _clear_leftovers, check_layout, check_records,
                                  dataset_lock, downloads_dir, install_tree, partial_path)
 from unirex.data.catalog import CATALOG, ENV_BASE_URL, CatalogEntry, get_entry, unknown_dataset_message
 from unirex.errors import UnirexError
@@ -428,12 +428,13 @@ def find_dataset_root(tree: Path, name: str, origin: str) -> Path:
 
 def unpack_archive(archive: Path, target: Path, *, name: str | None = None, origin: str | None = None,
                    max_unpacked_bytes: int = 4 << 30, max_members: int = MAX_MEMBERS,
-                   source: dict | None = None) -> Path:
+                   source: dict | None = None, check_content: bool = False) -> Path:
     """Safely unpack a dataset archive to ``target`` (replaced if it exists); return ``target``.
 
-    Unpacks into a hidden temporary folder beside ``target``, checks the layout, writes ``source`` (if
-    given) as ``.unirex-source.json`` and renames the dataset folder to ``target``. Raises
-    :class:`BadArchive` for an unusable archive.
+    Unpacks into a hidden temporary folder beside ``target``, checks the layout (with ``check_content``,
+    every record too: :func:`~unirex.data.install.check_records`), writes ``source`` (if given) as
+    ``.unirex-source.json`` and renames the dataset folder to ``target``. Raises :class:`BadArchive` for an
+    unusable archive.
     """
     target = Path(target)
     name = name or target.name
@@ -444,6 +445,8 @@ def unpack_archive(archive: Path, target: Path, *, name: str | None = None, orig
         _unpack_into(Path(archive), tmp, origin, max_unpacked_bytes, max_members)
         root = find_dataset_root(tmp, name, origin)
         check_layout(root, origin)
+        if check_content:
+            check_records(root, origin)
         if source is not None:
             write_json_atomic(root / SOURCE_MARKER, source)
         install_tree(root, target)

@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from unirex.data.eraser import SPLITS, read_split
 from unirex.errors import UnirexError
 from unirex.fsutil import clean_leftovers, file_lock, replace_dir
 
@@ -59,6 +60,19 @@ def check_layout(root: Path, origin: str) -> None:
                              "(a JSON object with annotation_id and classification)")
 
 
+def check_records(root: Path, origin: str) -> None:
+    """Read every split as the build will (:func:`unirex.data.eraser.read_split`: each annotation against the
+    reader's schema, its documents, its evidence offsets) and refuse the first bad record, named by its file
+    (relative to the dataset folder), line and field: ``val.jsonl:3: field 'evidences[0][0].start_token'
+    should be an integer, got string 'three'``."""
+    prefix = str(Path(root)) + "/"
+    for split in SPLITS:
+        try:
+            read_split(root, split)
+        except UnirexError as e:
+            raise BadArchive(f"{origin}: {str(e).replace(prefix, '')}") from None
+
+
 def _clear_leftovers(data_dir: Path, name: str) -> None:
     """Remove hidden temporary folders an interrupted unpack or conversion of ``name`` left behind.
 
@@ -84,5 +98,5 @@ def dataset_lock(data_dir: Path, name: str, progress: bool = True):
         yield
 
 
-__all__ = ["DOWNLOADS_DIRNAME", "REQUIRED", "SOURCE_MARKER", "BadArchive", "check_layout", "dataset_lock", "downloads_dir",
+__all__ = ["DOWNLOADS_DIRNAME", "REQUIRED", "SOURCE_MARKER", "BadArchive", "check_layout", "check_records", "dataset_lock", "downloads_dir",
            "install_tree", "partial_path"]
