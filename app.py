@@ -61,8 +61,9 @@ def build_app(wb, defaults=None):
             with gr.Tab("Datasets") as t_data:
                 ds_load, ds_in, ds_out, (ds_fn, ds_fin, ds_fout) = datasets_tab.build_tab(wb, defaults)
             with gr.Tab("Train") as t_train:
-                train_timer, (check_fn, check_in, check_out), (tr_fn, tr_in, tr_out) = train_tab.build_tab(wb, defaults)
-            with gr.Tab("Runs") as t_runs:
+                train_timer, (check_fn, check_in, check_out), (tr_fn, tr_in, tr_out), followed = train_tab.build_tab(
+                    wb, defaults)
+            with gr.Tab("Runs", id="runs") as t_runs:
                 runs_timer, (runs_fn, runs_in, runs_out), picked_runs = runs_tab.build_tab(wb)
             with gr.Tab("Explain") as t_explain:
                 ex_fn, ex_in, ex_out = explain_tab.build_tab(wb, defaults)
@@ -84,6 +85,11 @@ def build_app(wb, defaults=None):
                                                gr.Tabs(selected="compare"), *[gr.Timer(active=False) for _ in timers]),
                                   [picked_runs.picks], [cmp_picked, tabs, *timers], **private).then(
             cmp_fn, cmp_in, cmp_out, **private)
+        # the Train tab's followed run that ended, opened in the Runs tab
+        followed.button.click(lambda job: (gr.Tabs(selected="runs"), followed.run_of(job) or gr.skip(),
+                                           *[gr.Timer(active=t is runs_timer) for t in timers]),
+                              [followed.job], [tabs, picked_runs.run, *timers], **private).then(
+            runs_fn, runs_in, runs_out, **private)
         app.load(ds_load, ds_in, ds_out, **private)
         app.load(check_fn, check_in, check_out, **private)
         app.load(tr_fn, tr_in, tr_out, **private)  # every dataset picker lists what is on disk now

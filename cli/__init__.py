@@ -206,11 +206,11 @@ def _show(args) -> int:
         rows = []
         for e in sorted(set(epochs["epoch"].to_list())):
             sub = {r["name"]: r["value"] for r in epochs.filter(epochs["epoch"] == e).iter_rows(named=True)}
-            rows.append([e, *[sub.get(n) for n in names]])
+            rows.append([e + 1, *[sub.get(n) for n in names]])  # epochs counted from 1, as everywhere shown
         table(["epoch", *names], rows)
     if d.checkpoint is not None:
         c = d.checkpoint
-        print(f"\ncheckpoint: {c.path} (epoch {c.epoch}, {c.monitor} {fmt(c.value)})")
+        print(f"\ncheckpoint: {c.path} (epoch {'' if c.epoch is None else c.epoch + 1}, {c.monitor} {fmt(c.value)})")
     if d.outputs:
         print("outputs:    " + ", ".join(p.name for p in d.outputs))
     return 0

@@ -2,8 +2,9 @@
 
 ``-m`` (``--multirun``) sweeps every comma list (the cartesian product, as Hydra's basic sweeper) and
 prints a summary table; every configuration is resolved and checked before the first run starts. Each
-run prints a tqdm bar per training epoch and per evaluated split, an evaluation line per epoch, its run
-folder, the command line that reproduces it, and a one-line result.
+run prints one tqdm bar over the whole run (its training epochs and evaluations as phases, the ETA to its
+end with evaluation included, the wall time), an evaluation line per epoch, its run folder, the command line
+that reproduces it, and a one-line result.
 
 ``launcher=ray|slurm`` (with ``launcher.*`` options, :mod:`workbench.launchers.options`) sends every run to
 a cluster instead: the runs are queued in the workspace, submitted by a dispatcher in this process, and
@@ -23,55 +24,75 @@ from tqdm import tqdm
 
 from cli.render import table
 from unirex.errors import UnirexError
-from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StepEvent
+from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, PlanEvent, StepEvent
 from unirex.metrics.registry import Family, Headline, metric_keys, metrics
+from unirex.progress import JobTracker
 from workbench import RunOutcome, Workbench, comma_lists, quote_one_value_keys
 from workbench.launchers import split_launcher_overrides
 from workbench.launchers.dispatch import Dispatcher
 
 
 class TqdmProgress:
-    """Engine events -> one tqdm bar per training epoch and per evaluated split, a line per evaluation."""
+    """Engine events -> one tqdm bar over the whole run (training and every evaluation, :mod:`unirex.progress`):
+    the phase running now, the ETA to the end of the run (evaluation included) and the wall time since it
+    began; a line per evaluation and per message."""
+
+    #: the bar counts thousandths of the run
+    SCALE = 1000
 
     def __init__(self, label: str = "", enabled: bool = True):
-        self.label, self.enabled, self.bar, self.kind = label, enabled, None, None
+        self.label, self.enabled, self.bar = label, enabled, None
+        self.tracker = JobTracker()
+        self.loss: float | None = None
 
     def _close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-            self.bar, self.kind = None, None
+            self.bar = None
 
     def _write(self, msg: str) -> None:
         tqdm.write(msg) if self.enabled else print(msg)
 
+    def _show(self) -> None:
+        est = self.tracker.estimate()
+        if est is None or not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=self.SCALE, desc=f"{self.label}run", dynamic_ncols=True, leave=False,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+        where = est.phase_label or "preparing"
+        if est.phase_total:
+            where += f" {est.phase_done}/{est.phase_total} {est.phase_unit}s"
+        live = [ph for ph in est.phases if ph.state != "skipped"]
+        at = next((i for i, ph in enumerate(live) if ph.state == "running"), None)
+        if at is not None:
+            where += f" (phase {at + 1}/{len(live)})"
+        self.bar.set_description_str(f"{self.label}{where}", refresh=False)
+        eta = "?" if est.eta_s is None else tqdm.format_interval(est.eta_s)
+        post = f"elapsed {tqdm.format_interval(est.elapsed_s)}, ETA {eta}"
+        if self.loss is not None and est.phase_unit == "step":
+            post += f", loss {self.loss:.4f}"
+        self.bar.set_postfix_str(post, refresh=False)
+        self.bar.update(int(est.fraction * self.SCALE) - self.bar.n)
+
     def __call__(self, ev: Event) -> None:
-        if isinstance(ev, StepEvent) and self.enabled:
-            epochs = ev.epochs or 1
-            per_epoch = max(1, ev.total_steps // max(1, epochs))
-            if self.kind != ("train", ev.epoch):
-                self._close()
-                self.bar = tqdm(total=per_epoch, desc=f"{self.label}train epoch {ev.epoch + 1}/{epochs}",
-                                unit="step", dynamic_ncols=True, leave=False)
-                self.kind = ("train", ev.epoch)
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{ev.losses.get('loss', 0):.4f}")
-        elif isinstance(ev, EvalStartEvent) and self.enabled:
-            self._close()
-            self.bar = tqdm(total=ev.total or None, desc=f"{self.label}evaluate {ev.split}", unit="ex",
-                            dynamic_ncols=True, leave=False)
-            self.kind = ("eval", ev.split)
-        elif isinstance(ev, EvalProgressEvent) and self.bar is not None and self.kind == ("eval", ev.split):
-            self.bar.update(ev.done - self.bar.n)
+        self.tracker.update(ev)
+        if isinstance(ev, StepEvent):
+            self.loss = ev.losses.get("loss")
+        if isinstance(ev, (PlanEvent, StepEvent, EvalStartEvent, EvalProgressEvent)):
+            self._show()
         elif isinstance(ev, EvalEvent):
-            self._close()
             m = ev.metrics
             where = f"epoch {ev.epoch + 1} " if ev.epoch is not None else ""
-
             self._write(f"{self.label}{where}{ev.split}: {progress_metrics(m)}")
         elif isinstance(ev, LogEvent):
             self._write(f"{self.label}{ev.message}")
         elif isinstance(ev, DoneEvent):
+            est = self.tracker.estimate()
             self._close()
+            if est is not None and self.enabled:
+                self._write(f"{self.label}{ev.status} in {tqdm.format_interval(est.elapsed_s)} (wall time, "
+                            "training and evaluation)")
 
 
 def _value(v) -> str:

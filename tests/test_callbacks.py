@@ -11,11 +11,12 @@ import pytest
 from unirex.callbacks import Callback
 from unirex.engine import resolve_run_config, run
 from unirex.events import (EVENT_TYPES, CheckpointEvent, DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent,
-                           LogEvent, StartEvent, StepEvent, event_from_dict, parse_events)
+                           LogEvent, PlanEvent, StartEvent, StepEvent, event_from_dict, parse_events)
 from unirex.runs import RunDir
 
 #: the keys, in order, of each kind's line in events.jsonl as the engine wrote them before events were typed
 OLD_FORMAT = {
+    "plan": ["time", "kind", "run_id", "phases", "epochs", "train_batch_size"],  # new in issue 26
     "step": ["time", "kind", "run_id", "epoch", "epochs", "step", "total_steps", "losses", "lr", "eta_s", "elapsed_s"],
     "eval_start": ["time", "kind", "run_id", "split", "epoch", "total"],
     "eval_progress": ["time", "kind", "run_id", "split", "done", "total", "epoch", "elapsed_s", "eta_s"],
@@ -68,17 +69,22 @@ def test_a_custom_callback_gets_every_event_kind_in_order(base):
               callback=listened.append, callbacks=[rec])
     assert res.status == "completed"
     kinds = [e.kind for e in rec.events]
-    assert set(kinds) == set(EVENT_TYPES) and len(EVENT_TYPES) == 8
+    assert set(kinds) == set(EVENT_TYPES) and len(EVENT_TYPES) == 9
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("start") == kinds.count("done") == 1
     assert [type(e) for e in listened] == [type(e) for e in rec.events]  # the listener sees the same, typed
     assert all(e.run_id == res.run_id for e in rec.events)
     # training's steps, then the epoch's dev evaluation and its checkpoint, then the final evaluations
     first = {k: kinds.index(k) for k in EVENT_TYPES}
-    assert first["start"] < first["step"] < first["eval_start"] < first["eval_progress"] < first["eval"] < first["checkpoint"]
+    assert first["start"] < first["plan"] < first["step"] < first["eval_start"] < first["eval_progress"] < first["eval"] < first["checkpoint"]
     steps = [e for e in rec.events if isinstance(e, StepEvent)]
     assert [e.step for e in steps] == list(range(1, len(steps) + 1)) and steps[-1].total_steps == len(steps)
     evals = [(e.split, e.epoch, e.reused) for e in rec.events if isinstance(e, EvalEvent)]
     assert evals == [("dev", 0, False), ("dev", None, True), ("test", None, False)]
+    # the plan announced that work: the epoch's steps, its dev evaluation, the test evaluation (dev's is reused)
+    [plan] = [e for e in rec.events if isinstance(e, PlanEvent)]
+    starts = {(e.split, e.epoch): e.total for e in rec.events if isinstance(e, EvalStartEvent)}
+    assert [(p.kind, p.total, p.epoch, p.split) for p in plan.phases] == [
+        ("train", len(steps), 0, None), ("eval", starts[("dev", 0)], 0, "dev"), ("eval", starts[("test", None)], None, "test")]
     ck = [e for e in rec.events if isinstance(e, CheckpointEvent)]
     assert len(ck) == 1 and ck[0].epoch == 0 and ck[0].path == str(RunDir(res.run_dir).checkpoint_dir)
     assert any("ms/example" in e.message for e in rec.events if isinstance(e, LogEvent))
@@ -125,7 +131,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(base):
     dev_epochs = [e.epoch for e in rec.events if isinstance(e, EvalEvent) and e.epoch is not None]
     assert dev_epochs == [0, 1, 2]
     stop = [e.message for e in rec.events if isinstance(e, LogEvent) and e.message.startswith("early stop")]
-    assert stop == [f"early stop after epoch 2: no gain in {res_monitor(res)} for 2 epochs"]
+    assert stop == [f"early stop after epoch 3: no gain in {res_monitor(res)} for 2 epochs"]  # counted from 1
     assert rec.calls[-2:] == ["train_end", "evaluate:dev:None"]
 
 

@@ -3,6 +3,8 @@ rationale, upload an archive of your own, and fetch the ERASER datasets of the c
 
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 
 from ui import annotate
@@ -17,14 +19,18 @@ GOLD, NOT_READ, GOLD_NOT_READ, CUT = "gold rationale", "not read (past max lengt
 COLORS = {GOLD: "#2e9d4f", NOT_READ: "#d0d0d0", GOLD_NOT_READ: "#9fd3a8", CUT: "#e0413a"}
 
 
-def summary_rows(summaries) -> list[list]:
+def summary_rows(summaries, built=()) -> list[list]:
+    """The built splits' table; its "cache" column says, for the splits of the build just made (``built``),
+    whether each was built or taken from the cache, and "on disk" for the others."""
+    fresh = {(b.arch, b.max_length, b.split): b.cache_hit for b in built}
     rows = []
     for s in summaries:
+        s = dataclasses.replace(s, cache_hit=fresh.get((s.arch, s.max_length, s.split), s.cache_hit))
         rows.append([s.arch, s.max_length, s.split, s.count,
                      ", ".join(f"{k}: {v}" for k, v in s.label_distribution.items()), round(s.mean_subwords, 1),
                      s.truncated, s.with_rationale,
                      None if s.rationale_coverage is None else round(s.rationale_coverage, 3),
-                     "" if s.cache_hit is None else ("cache hit" if s.cache_hit else "built")])
+                     "on disk" if s.cache_hit is None else ("cache hit" if s.cache_hit else "built")])
     return rows
 
 
@@ -111,7 +117,7 @@ class DatasetsHandlers(Handlers):
         rows = wb.build_dataset(ds, a, _ml(ml), on_progress=step)
         built = sum(1 for s in rows if not s.cache_hit)
         msg = (f"Built **{md(ds)}** for arch {code(a)}: {built} split(s) built, {len(rows) - built} from the cache.")
-        return (msg, summary_rows(wb.dataset_summaries(ds)), gr.update(choices=wb.dataset_names()),
+        return (msg, summary_rows(wb.dataset_summaries(ds), rows), gr.update(choices=wb.dataset_names()),
                 gr.update(choices=["any", *wb.dataset_labels(ds, a, _ml(ml), "train")]))
 
     @handler

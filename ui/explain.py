@@ -78,9 +78,10 @@ class ExplainHandlers(Handlers):
         return summary_md(e, gold_marks), e.probabilities, score_pieces(e), rationale_pieces(e, gold_marks)
 
     @handler
-    def on_explain(self, cka, exa, both, ckb, exb, t, q, s, k, gold_marks):
+    def on_explain(self, cka, exa, both, ckb, exb, t, q, s, k, gold_marks, progress=gr.Progress()):
         if not cka:
             raise gr.Error("Choose a checkpoint first (train a run with save_checkpoint=True in the Train tab).")
+        progress(0, desc="loading the checkpoint (a few seconds on its first use), then explaining…")
         a = self._one(cka, exa, t, q, s, k, gold_marks)
         b = self._one(ckb or cka, exb, t, q, s, k, gold_marks) if both else (gr.update(),) * 4
         return (*a, *b)

@@ -65,8 +65,34 @@ def epoch_table(detail) -> tuple[list[str], list[list]]:
     rows = []
     for e in sorted(set(df["epoch"].to_list())):
         sub = {r["name"]: r["value"] for r in df.filter(df["epoch"] == e).iter_rows(named=True)}
-        rows.append([e + 1, *[fmt_num(sub.get(n), 4) for n in names]])
+        rows.append([epoch_number(e), *[fmt_num(sub.get(n), 4) for n in names]])
     return ["epoch", *names], rows
+
+
+def epoch_number(epoch) -> str:
+    """An epoch as people count them (from 1; the run's files count from 0)."""
+    return "" if epoch is None else str(int(epoch) + 1)
+
+
+def no_checkpoint_reason(d) -> str:
+    """Why a run has no checkpoint: it evaluates another's, it was trained without ``save_checkpoint=True``, or it
+    stopped before its first epoch ended (a checkpoint is written at the end of an improving epoch)."""
+    if d.summary.mode == "evaluate":
+        return "an evaluation: it uses the checkpoint of the run it evaluates"
+    if not d.config.get("save_checkpoint"):
+        return "trained without save_checkpoint=True"
+    if d.summary.status in ("running", "waiting"):
+        return "none yet: it is written at the end of the first epoch"
+    if d.summary.status == "completed":
+        return "save_checkpoint=True, but none was written"
+    return f"{d.summary.status} before its first epoch ended, so no checkpoint was written"
+
+
+def resume_button(d):
+    """*Resume from checkpoint*: usable only with a checkpoint; otherwise disabled, saying why."""
+    if d is not None and d.checkpoint is not None:
+        return gr.update(value="Resume from checkpoint", interactive=True)
+    return gr.update(value="Resume from checkpoint (no checkpoint: requeue instead)", interactive=False)
 
 
 def detail_md(d, wb: Workbench) -> str:
@@ -87,14 +113,16 @@ def detail_md(d, wb: Workbench) -> str:
     lines.append(f"Folder: {code(wb.public_message(d.path))}")
     if d.checkpoint is not None:
         c = d.checkpoint
-        lines.append(f"Checkpoint: epoch {md(c.epoch)}, {md(c.monitor)} {md(fmt_num(c.value, 4))}")
+        lines.append(f"Checkpoint: epoch {md(epoch_number(c.epoch))}, {md(c.monitor)} {md(fmt_num(c.value, 4))}")
     else:
-        lines.append("No checkpoint (trained without save_checkpoint=True).")
+        lines.append(f"No checkpoint ({md(no_checkpoint_reason(d))}).")
     if d.outputs:
         lines.append("Outputs: " + ", ".join(code(p.name) for p in d.outputs))
     if s.status == "interrupted":
         lines.append("**Interrupted**: the process running it stopped. Resume it from its last checkpoint or "
-                     "requeue it below.")
+                     "requeue it below." if d.checkpoint is not None else
+                     "**Interrupted**: the process running it stopped. Resume it from a checkpoint: not possible, it "
+                     "has none; requeue it below instead.")
     if s.error:
         lines.append(f"**Error:** {md(wb.public_message(s.error))}")
     return "\n\n".join(lines)
@@ -111,6 +139,7 @@ class PickedRuns:
 
     picks: gr.Dropdown
     compare: gr.Button
+    run: gr.Dropdown | None = None  # the run shown in full (the Train tab's finished run opens there)
 
 
 def add_pick(picks, run_id) -> list[str]:
@@ -166,14 +195,14 @@ class RunsHandlers(Handlers):
     @handler
     def on_open(self, run_id, sp):
         if not run_id:
-            return _empty_detail()
+            return (*_empty_detail(), resume_button(None))
         d = self.wb.run(run_id, split=sp)
         h1, r1 = metric_table(d.final)
         h2, r2 = epoch_table(d)
         curves = self.wb.curves(d.summary.run_id)
         return (detail_md(d, self.wb), {"headers": h1, "data": r1} if r1 else None,
                 {"headers": h2, "data": r2} if r2 else None, figures.losses(curves), figures.dev_metrics(curves),
-                d.config, ",".join(d.summary.tags))
+                d.config, ",".join(d.summary.tags), resume_button(d))
 
     @handler
     def on_tags(self, run_id, text):
@@ -331,7 +360,7 @@ def build_tab(wb: Workbench):
         comp.input(h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
     timer.tick(h.on_refresh, refresh_inputs, refresh_outputs, show_progress="hidden", **private_api)
     table.select(on_select, None, [run], **private_api)
-    run.change(h.on_open, [run, split_f], detail_outputs + [tags_box], api_name="show_run")
+    run.change(h.on_open, [run, split_f], detail_outputs + [tags_box, resume_btn], api_name="show_run")
     pick_btn.click(add_pick, [picks, run], [picks], **private_api)
     tags_btn.click(h.on_tags, [run, tags_box], [action_md], **private_api).then(
         h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
@@ -346,7 +375,7 @@ def build_tab(wb: Workbench):
     keep_btn.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, action_md], **private_api)
     confirm_btn.click(h.on_delete, [run], [confirm_row, action_md, run], **private_api).then(
         h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
-    return timer, (h.on_refresh, refresh_inputs, refresh_outputs), PickedRuns(picks=picks, compare=compare_btn)
+    return timer, (h.on_refresh, refresh_inputs, refresh_outputs), PickedRuns(picks=picks, compare=compare_btn, run=run)
 
 
 __all__ = ["PickedRuns", "add_pick", "build_tab", "runs_rows"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from dataclasses import dataclass
+from typing import Callable
 
 import gradio as gr
 
 from ui import figures
-from ui.common import AppDefaults, Handlers, code, fmt_seconds, handler, html_text, md
+from ui.common import AppDefaults, Handlers, code, fmt_num, fmt_seconds, handler, html_text, md
 from unirex.errors import UnirexError
 from workbench import Workbench, is_sweep
 from workbench.service import format_value
@@ -23,6 +25,8 @@ POLL_S = 1.5
 OUTSIDE_TABLE = ("seed", "data.dataset", "arch", "workspace", "work_dir", "debug", "save_checkpoint", "data_dir")
 QUEUE_HEADERS = ["job", "status", "what", "run", "progress", "ETA"]
 AUTO = "follow the running job"
+#: the final metrics the line of a finished run shows
+_FINAL_SHOWN = ("acc", "macro_f1", "comp_aopc", "suff_aopc", "plaus_auprc")
 
 
 def _value_text(v) -> str:
@@ -72,9 +76,26 @@ def overrides_of(wb: Workbench, method, table, dataset, arch, seeds, debug, save
     return ov, is_sweep([seed, *extra_ov])  # several seeds, or a comma list among the extra overrides
 
 
-def progress_html(p, title: str = "") -> str:
-    """A progress bar with the phase, step and ETA of a :class:`~workbench.Progress`."""
-    pct = max(0.0, min(1.0, p.fraction)) * 100
+_PHASE_COLOURS = {"done": "#2e9d4f", "running": "#2e9d4f", "waiting": "#eee", "skipped": "#f4f4f4"}
+
+
+def _phase_bar(p) -> str:
+    """One bar over the whole run, its phases marked: a segment per phase (width: its share of the estimated
+    time; a thin line between segments), each filled as far as it is done, named in its tooltip."""
+    color = {"failed": "#e0413a", "cancelled": "#999", "interrupted": "#e89a2c"}.get(p.status, "#2e9d4f")
+    segs = []
+    for ph in p.phases:
+        fill = 100.0 * (1.0 if p.phase == "finished" and ph.state != "skipped" else ph.done)
+        segs.append(f"<div class='unirex-phase' data-phase='{html_text(ph.label)}' data-state='{html_text(ph.state)}' "
+                    f"title='{html_text(ph.label)}' style='flex:{max(ph.share, 0.002):.4f} 1 0;background:#eee;"
+                    f"border-right:2px solid #fff;height:100%;overflow:hidden'>"
+                    f"<div style='width:{fill:.1f}%;background:{color};height:100%'></div></div>")
+    return ("<div class='unirex-bar' style='display:flex;background:#eee;border-radius:6px;height:16px;"
+            f"overflow:hidden;margin:4px 0'>{''.join(segs)}</div>")
+
+
+def progress_where(p) -> str:
+    """The phase running now, as a person reads it (epochs from 1)."""
     if p.phase == "training":
         where = f"training · epoch {(p.epoch or 0) + 1}/{p.epochs or 1} · step {p.step}/{p.total_steps}"
     elif p.phase == "evaluating":
@@ -83,19 +104,34 @@ def progress_html(p, title: str = "") -> str:
         where = f"finished: {p.status}"
     else:
         where = f"{p.phase} ({p.status})"
+    if p.phases and p.phase != "finished":
+        live = [ph for ph in p.phases if ph.state != "skipped"]
+        at = next((i for i, ph in enumerate(live) if ph.state == "running"), None)
+        if at is not None:
+            where += f" · phase {at + 1} of {len(live)}"
+    return where
+
+
+def progress_html(p, title: str = "") -> str:
+    """A progress bar over the whole run (:class:`~workbench.Progress`: its phases marked when the run has a
+    plan), the phase running now, the ETA to the end of the run (evaluation included) and the wall time."""
+    pct = max(0.0, min(1.0, p.fraction)) * 100
     eta = f" · ETA {fmt_seconds(p.eta_s)}" if p.eta_s is not None and p.phase != "finished" else ""
     elapsed = f" · elapsed {fmt_seconds(p.elapsed_s)}" if p.elapsed_s else ""
     color = {"failed": "#e0413a", "cancelled": "#999", "interrupted": "#e89a2c"}.get(p.status, "#2e9d4f")
     msg = f"<div style='color:#a33'>{html_text(p.message)}</div>" if p.message else ""
-    return (f"<div class='unirex-progress' data-status='{html_text(p.status)}'>"
-            f"<div style='font-weight:600'>{html_text(title)}</div>"
-            f"<div style='background:#eee;border-radius:6px;height:16px;overflow:hidden;margin:4px 0'>"
-            f"<div style='width:{pct:.1f}%;background:{color};height:100%'></div></div>"
-            f"<div>{pct:.0f}% · {html_text(where)}{eta}{elapsed}</div>{msg}</div>")
+    bar = _phase_bar(p) if p.phases else (
+        f"<div style='background:#eee;border-radius:6px;height:16px;overflow:hidden;margin:4px 0'>"
+        f"<div style='width:{pct:.1f}%;background:{color};height:100%'></div></div>")
+    return (f"<div class='unirex-progress' data-status='{html_text(p.status)}' data-phase='{html_text(p.phase)}'>"
+            f"<div style='font-weight:600'>{html_text(title)}</div>{bar}"
+            f"<div>{pct:.0f}% · {html_text(progress_where(p))}{eta}{elapsed}</div>{msg}</div>")
 
 
-def _target(fol, jobs):
-    """The job the progress follows: the chosen one, else the running, the waiting or the last one."""
+def _target(fol, jobs, shown=None):
+    """The job the progress follows: the chosen one; else ("follow the running job") the running one, else the
+    one shown before (a followed run stays on screen once it ends), else the first waiting one, else the newest
+    that was not cancelled."""
     if fol and fol != AUTO:
         j = next((j for j in jobs if j.job_id == fol), None)
         if j is not None:
@@ -103,8 +139,37 @@ def _target(fol, jobs):
     running = [j for j in jobs if j.status == "running"]
     if running:
         return running[0]
+    before = next((j for j in jobs if j.job_id == shown), None) if shown else None
+    if before is not None:
+        return before
     waiting = [j for j in jobs if j.status == "waiting"]
-    return waiting[0] if waiting else (jobs[-1] if jobs else None)
+    if waiting:
+        return waiting[0]
+    kept = [j for j in jobs if j.status != "cancelled"]
+    return kept[-1] if kept else (jobs[-1] if jobs else None)
+
+
+def queue_order(jobs, recent: int = 6) -> list:
+    """The queue as the table lists it: running jobs, then waiting ones (in the order they will run), then the
+    ``recent`` newest finished ones, newest first."""
+    active = [j for j in jobs if j.status == "running"] + [j for j in jobs if j.active and j.status != "running"]
+    done = [j for j in jobs if not j.active][-recent:] if recent else []
+    return active + list(reversed(done))
+
+
+def finished_md(job, detail) -> str:
+    """A followed job that ended: its run id (open it in the Runs tab), how it ended and its final metrics."""
+    if detail is None:
+        return f"**{md(job.job_id)}** ended: {md(job.status)} (no run folder)."
+    s = detail.summary
+    head = (f"**Last followed run:** {code(s.run_id)} · {md(s.status)}"
+            + (f" in {fmt_seconds(s.duration_s)}" if s.duration_s else "") + f" · job {code(job.job_id)}")
+    split = "test" if "test" in detail.final else next(iter(sorted(detail.final)), None)
+    metrics = ""
+    if split is not None:
+        shown = [(k, v) for k, v in detail.final[split].items() if k in _FINAL_SHOWN and v is not None]
+        metrics = f" · {md(split)}: " + ", ".join(f"{md(k)} {fmt_num(v)}" for k, v in shown) if shown else ""
+    return head + metrics + " · its entry is in the Runs tab (the button opens it)."
 
 
 class TrainHandlers(Handlers):
@@ -137,9 +202,9 @@ class TrainHandlers(Handlers):
         gr.Info(f"Queued {len(jobs)} job(s)")
         return f"Queued {len(jobs)} job(s): {names} (run {code(jobs[0].run_id)}" + (", ..." if len(jobs) > 1 else "") + ")"
 
-    def _queue_rows(self, recent) -> list[list]:
+    def _queue_rows(self, shown_jobs) -> list[list]:
         rows = []
-        for j in reversed(recent):
+        for j in shown_jobs:
             pj = self.wb.progress(j.run_id) if j.status == "running" else None
             status = pj.status if pj is not None and pj.phase == "finished" else j.status  # the run ended first
             prog = f"{pj.phase} {pj.fraction:.0%}" if pj else ("" if j.active else j.status)
@@ -147,48 +212,89 @@ class TrainHandlers(Handlers):
                          fmt_seconds(pj.eta_s) if pj and pj.eta_s is not None and pj.phase != "finished" else ""])
         return rows
 
+    def _finished(self, job_id) -> str:
+        job = next((j for j in self.wb.queue(include_final=True) if j.job_id == job_id), None)
+        if job is None:
+            return ""
+        try:
+            detail = self.wb.run(job.run_id)
+        except UnirexError:
+            detail = None
+        return finished_md(job, detail)
+
     @handler
-    def on_tick(self, fol, prev):
+    def on_tick(self, fol, prev, shown=None, done=None):
         wb = self.wb
         jobs = wb.queue(include_final=True)
-        recent = [j for j in jobs if j.active] + [j for j in jobs if not j.active][-6:]
-        target = _target(fol, jobs)
+        listed = queue_order(jobs)
+        target = _target(fol, jobs, shown)
+        before = next((j for j in jobs if j.job_id == shown), None) if shown else None
+        if before is not None and not before.active:
+            done = before.job_id  # the run shown until now ended: it stays on screen below
+        if target is not None and not target.active:
+            done = target.job_id
         p = wb.progress(target.run_id) if target else None
         curves = wb.curves(target.run_id) if target else None
-        sig = (tuple((j.job_id, j.status) for j in recent), fol, target.job_id if target else None,
+        sig = (tuple((j.job_id, j.status) for j in listed), fol, target.job_id if target else None, done,
                None if p is None else (p.phase, p.step, p.eval_done, p.status, p.message),
                None if curves is None else (curves.losses.height, curves.dev.height))
+        keep = target.job_id if target else shown
         if sig == prev:
-            return (gr.update(),) * 5 + (prev,)
-        rows = self._queue_rows(recent)
-        choices = [AUTO] + [(f"{j.job_id} · {j.title} [{j.status}]", j.job_id) for j in reversed(recent)]
+            return (gr.update(),) * 5 + (prev, keep, done, gr.update(), gr.update())
+        rows = self._queue_rows(listed)
+        choices = [AUTO] + [(f"{j.job_id} · {j.title} [{j.status}]", j.job_id) for j in listed]
+        ended = self._finished(done) if done else ""
+        done_run = next((j.run_id for j in jobs if j.job_id == done), None)
+        outro = (gr.update(value=ended, visible=bool(ended)), gr.update(visible=bool(done_run)))
         if target is None:
             return (rows, gr.update(choices=choices), "<div>No job yet: launch one above.</div>",
-                    figures.empty("Training losses per step"), figures.empty("Dev metrics per epoch"), sig)
+                    figures.empty("Training losses per step"), figures.empty("Dev metrics per epoch"), sig, keep,
+                    done, *outro)
         if target.status in ("failed",) and target.error and not p.message:
             p = dataclasses.replace(p, message=wb.public_message(target.error))
         title = f"{target.job_id} · {target.title} · run {target.run_id}"
         return (rows, gr.update(choices=choices), progress_html(p, title), figures.losses(curves),
-                figures.dev_metrics(curves), sig)
+                figures.dev_metrics(curves), sig, keep, done, *outro)
+
+    def on_pick(self, evt: gr.SelectData):
+        """A row of the queue clicked: that job is the one *Cancel the selected job* acts on, and it is followed."""
+        row = evt.row_value or []
+        if not row or not row[0]:
+            return gr.skip()
+        job_id = str(row[0])
+        return job_id, f"Selected: {code(job_id)} · {md(row[2] if len(row) > 2 else '')} [{md(row[1])}]", job_id
 
     @handler
-    def on_cancel(self, fol):
-        jobs = self.wb.queue(include_final=True)
-        target = _target(fol, [j for j in jobs if j.active])
-        if target is None:
-            raise gr.Error("There is no waiting or running job to cancel.")
-        job = self.wb.cancel(target.job_id)
+    def on_cancel(self, selected):
+        if not selected:
+            raise gr.Error("Click the job to cancel in the queue first.")
+        job = self.wb.cancel(selected)
         msg = "removed from the queue" if job.status == "cancelled" else "asked to stop (within one step)"
         gr.Info(html_text(f"{job.job_id}: {msg}"))
-        return None
+        return f"{code(job.job_id)}: {md(msg)}."
+
+    def run_of(self, job_id) -> str | None:
+        """The run id of a job (what *Open its entry in the Runs tab* opens)."""
+        return next((j.run_id for j in self.wb.queue(include_final=True) if j.job_id == job_id), None)
 
     def on_show(self):
         return gr.update(choices=self.wb.dataset_names())  # datasets uploaded or built since the page opened
 
 
+@dataclass(frozen=True)
+class FollowedRun:
+    """The followed run that ended, for the app to open in the Runs tab: the button, the state holding its
+    job id, and ``run_of(job_id) -> run id``."""
+
+    button: gr.Button
+    job: gr.State
+    run_of: Callable[[str | None], str | None]
+
+
 def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     """Build the tab; returns its timer (the app activates it while the tab is shown), the form check (run
-    when the page opens) and the refresh run when the tab is shown."""
+    when the page opens), the refresh run when the tab is shown, and the :class:`FollowedRun` (the app wires
+    its button to the Runs tab)."""
     h = TrainHandlers(wb, defaults)
     presets = h.presets
     method0 = defaults.method if defaults.method in presets else next(iter(presets))
@@ -217,30 +323,42 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     launch_md = gr.Markdown(elem_id="train-launched")
 
     gr.Markdown("### Queue")
-    queue = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, wrap=True, label="Waiting, running and recent jobs",
-                         elem_id="train-queue")
+    queue = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, wrap=True, elem_id="train-queue",
+                         label="Running and waiting jobs, then recent ones (click a row to select and follow it)")
     with gr.Row():
-        follow = gr.Dropdown([AUTO], value=AUTO, label="Follow", scale=3)
-        cancel = gr.Button("Cancel this job", variant="stop", scale=1)
+        selected_md = gr.Markdown("Click a job in the queue to select it.", elem_id="train-selected")
+        cancel = gr.Button("Cancel the selected job", variant="stop", scale=0, min_width=220)
+    follow = gr.Dropdown([AUTO], value=AUTO, label="Follow")
     progress = gr.HTML()
+    with gr.Row():
+        finished = gr.Markdown(visible=False, elem_id="train-finished")
+        open_run = gr.Button("Open its entry in the Runs tab", size="sm", scale=0, min_width=240, visible=False)
     with gr.Row():
         loss_plot = gr.Plot(label="Losses", elem_id="train-losses")
         dev_plot = gr.Plot(label="Dev metrics", elem_id="train-dev")
     timer = gr.Timer(POLL_S, active=False)
     last = gr.State(None)
+    shown = gr.State(None)  # the job the progress showed last: a followed run stays on screen after it ends
+    done = gr.State(None)  # the last followed job that ended (its final line stays)
+    selected = gr.Textbox(visible=False, label="job id")  # the job the cancel button acts on: a clicked row
 
     private = {"api_visibility": "private"}
     form = [method, settings, dataset, arch, seeds, debug, save_ckpt, extra]
-    followed = [queue, follow, progress, loss_plot, dev_plot, last]
+    followed = [queue, follow, progress, loss_plot, dev_plot, last, shown, done, finished, open_run]
     method.change(h.on_method, [method], [description, settings], **private)
     for comp in form + [launcher]:
         comp.change(h.on_check, form + [launcher], [check_md, command], **private)
     launch.click(h.on_launch, form + [launcher], [launch_md], api_name="launch").then(
-        h.on_tick, [follow, gr.State(None)], followed, **private)
-    timer.tick(h.on_tick, [follow, last], followed, show_progress="hidden", **private)
-    follow.input(h.on_tick, [follow, gr.State(None)], followed, **private)
-    cancel.click(h.on_cancel, [follow], None, api_name="cancel_job")
-    return timer, (h.on_check, form + [launcher], [check_md, command]), (h.on_show, None, [dataset])
+        h.on_tick, [follow, gr.State(None), shown, done], followed, **private)
+    timer.tick(h.on_tick, [follow, last, shown, done], followed, show_progress="hidden", **private)
+    follow.input(h.on_tick, [follow, gr.State(None), shown, done], followed, **private)
+    queue.select(h.on_pick, None, [selected, selected_md, follow], **private).then(
+        h.on_tick, [follow, gr.State(None), shown, done], followed, **private)
+    cancel.click(h.on_cancel, [selected], [selected_md], api_name="cancel_job").then(
+        h.on_tick, [follow, gr.State(None), shown, done], followed, **private)
+    open_in_runs = FollowedRun(button=open_run, job=done, run_of=h.run_of)
+    return (timer, (h.on_check, form + [launcher], [check_md, command]), (h.on_show, None, [dataset]),
+            open_in_runs)
 
 
-__all__ = ["build_tab", "overrides_of", "progress_html", "table_for"]
+__all__ = ["FollowedRun", "build_tab", "finished_md", "overrides_of", "progress_html", "queue_order", "table_for"]

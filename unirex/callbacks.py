@@ -161,7 +161,7 @@ class EarlyStoppingCallback(Callback):
             return
         state.bad_epochs += 1
         if state.bad_epochs > self.patience or (self.stop_at_patience and state.bad_epochs >= self.patience):
-            engine.emit(LogEvent(message=f"early stop after epoch {state.epoch}: no gain in {state.monitor} "
+            engine.emit(LogEvent(message=f"early stop after epoch {state.epoch + 1}: no gain in {state.monitor} "
                                          f"for {state.bad_epochs} epochs"))
             state.should_stop = True
 

@@ -16,7 +16,7 @@
 
 :class:`Engine` runs the loop; progress reporting, early stopping, checkpointing, the events file and
 cancellation are callbacks (:mod:`unirex.callbacks`) that share a :class:`~unirex.callbacks.TrainerState`.
-Every event is a typed :mod:`unirex.events` class, one per kind: ``start``, ``step``, ``eval_start``,
+Every event is a typed :mod:`unirex.events` class, one per kind: ``start``, ``plan``, ``step``, ``eval_start``,
 ``eval_progress``, ``eval``, ``checkpoint``, ``log``, ``done``. ``run(cfg, callback=fn)`` hands each to
 ``fn``; ``callbacks=[...]`` adds :class:`~unirex.callbacks.Callback` objects. ``cancel`` (a
 :class:`threading.Event` or anything with ``is_set()``) is checked every step and between evaluation
@@ -49,7 +49,8 @@ from unirex.data.sampling import HalfSupervisedBatchSampler
 from unirex.device import autocast, broadcast, init_distributed, pick_device, run_device, seed_everything, to_device
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.evaluate import EvaluationCancelled, evaluate, save_outputs
-from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent
+from unirex.events import (DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, PlanEvent, PlanPhase,
+                           StartEvent)
 from unirex.extra_eval import ExtraMetrics
 from unirex.fsutil import atomic_write, clean_workspace_leftovers, disk_full_error, reporting_disk_full
 from unirex.methods import check_settings
@@ -393,15 +394,42 @@ class Engine:
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
                 p.grad /= self.world
 
+    # -- the plan ----------------------------------------------------------------------------------
+    def _epochs(self) -> int:
+        return 1 if self.cfg.debug else self.cfg.training.epochs
+
+    def _batches_per_epoch(self) -> int:
+        n = len(self._train_loader(0))
+        return min(n, DEBUG_BATCHES) if self.cfg.debug else n
+
+    def _eval_size(self, split: str) -> int:
+        """Examples an evaluation of ``split`` scores (a debug run: its first few batches)."""
+        n = len(self.data[split][0])
+        return min(n, self.cfg.setup.eval_batch_size * DEBUG_BATCHES) if self.cfg.debug else n
+
+    def plan(self) -> PlanEvent:
+        """The run's work in order: each training epoch (steps) with its dev evaluation (examples), then the
+        final evaluation of each split (the final dev evaluation of a training run reuses its best epoch's: no
+        work). Early stopping may end it sooner."""
+        phases: list[PlanPhase] = []
+        training = self.cfg.training.mode in ("train", "finetune")
+        epochs = self._epochs() if training else 0
+        if training:
+            steps, n_dev = self._batches_per_epoch(), self._eval_size("dev")
+            for epoch in range(epochs):
+                phases += [PlanPhase("train", steps, epoch), PlanPhase("eval", n_dev, epoch, "dev")]
+        for split in self.eval_splits:
+            if not (training and split == "dev"):
+                phases.append(PlanPhase("eval", self._eval_size(split), None, split))
+        return PlanEvent(phases=phases, epochs=epochs, train_batch_size=self.cfg.setup.train_batch_size)
+
     # -- training ----------------------------------------------------------------------------------
     def train(self) -> TrainerState:
         """Train for ``training.epochs`` (a debug run: one epoch of a few batches), evaluating dev after each
         epoch; the callbacks keep the best weights, stop early, report progress and cancel."""
         cfg, st = self.cfg, self.state
-        st.epochs = 1 if cfg.debug else cfg.training.epochs
-        st.batches_per_epoch = len(self._train_loader(0))
-        if cfg.debug:
-            st.batches_per_epoch = min(st.batches_per_epoch, DEBUG_BATCHES)
+        st.epochs = self._epochs()
+        st.batches_per_epoch = self._batches_per_epoch()
         st.total_steps = st.batches_per_epoch * st.epochs
         opt, sched = self._optimizer(math.ceil(st.batches_per_epoch / cfg.setup.accumulate_grad_batches) * st.epochs)
         # fp16 autocast needs loss scaling; bf16 and fp32 do not (the scaler is then a pass-through)
@@ -462,7 +490,7 @@ class Engine:
             losses = compute_losses(batch, self.model, cfg)
         loss = losses["loss"]
         if not torch.isfinite(loss):
-            raise UnirexError(f"the loss became {loss.item()} at epoch {self.state.epoch}, step {self.state.step}; "
+            raise UnirexError(f"the loss became {loss.item()} at epoch {self.state.epoch + 1}, step {self.state.step + 1}; "
                               "lower model.optimizer.lr or check the loss weights")
         scaler.scale(loss / cfg.setup.accumulate_grad_batches).backward()
         if update:
@@ -532,6 +560,7 @@ class Engine:
         status, error, best_epoch, final = "completed", None, None, {}
         try:
             self.emit(StartEvent(run_dir=str(self.rd.path) if self.rd else None, config=to_dict(cfg)))
+            self.emit(self.plan())
             removal = self.rationale_removal()
             if removal is not None and removal.removal != removal.requested:
                 self.emit(LogEvent(message=f"model.rationale_removal={removal.requested}: {removal.reason}"))

@@ -8,6 +8,8 @@ line lacks takes the field's default, a key a class does not know is ignored).
 
 =================  ==========================================================================
 ``start``          the run folder is open (:class:`StartEvent`: ``run_dir``, ``config``)
+``plan``           the work ahead, in order (:class:`PlanEvent`: each training epoch's steps, each evaluation's
+                   examples; :mod:`unirex.progress` folds the events into one estimate over the whole run)
 ``step``           one training batch (:class:`StepEvent`: epoch, step, loss components, lr, ETA)
 ``eval_start``     an evaluation of a split begins (:class:`EvalStartEvent`: examples to score)
 ``eval_progress``  after each evaluation batch (:class:`EvalProgressEvent`: done / total, ETA)
@@ -20,7 +22,7 @@ line lacks takes the field's default, a key a class does not know is ignored).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 
@@ -52,6 +54,41 @@ class StartEvent(Event):
     kind: ClassVar[str] = "start"
     run_dir: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlanPhase:
+    """One phase of a run's plan: a training epoch (``kind="train"``, ``total`` steps) or an evaluation of a
+    split (``kind="eval"``, ``total`` examples; ``epoch`` None for the final one). Epochs count from 0 here,
+    as in every event; people read them from 1."""
+
+    kind: str
+    total: int
+    epoch: int | None = None
+    split: str | None = None
+
+
+@dataclass
+class PlanEvent(Event):
+    """The run's work in the order it runs (emitted once, after ``start``)."""
+
+    kind: ClassVar[str] = "plan"
+    phases: list[PlanPhase] = field(default_factory=list)
+    epochs: int = 0
+    train_batch_size: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["phases"] = [asdict(p) for p in self.phases]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PlanEvent":
+        ev = super().from_dict(d)
+        ev.phases = [p if isinstance(p, PlanPhase) else PlanPhase(**{k: v for k, v in p.items()
+                                                                       if k in PlanPhase.__dataclass_fields__})
+                     for p in ev.phases or []]
+        return ev
 
 
 @dataclass
@@ -130,8 +167,9 @@ class DoneEvent(Event):
 
 
 #: every kind the engine emits, in the order a run first emits them
-EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (StartEvent, StepEvent, EvalStartEvent, EvalProgressEvent,
-                                                           EvalEvent, CheckpointEvent, LogEvent, DoneEvent)}
+EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (StartEvent, PlanEvent, StepEvent, EvalStartEvent,
+                                                           EvalProgressEvent, EvalEvent, CheckpointEvent, LogEvent,
+                                                           DoneEvent)}
 
 
 def event_from_dict(d: dict[str, Any]) -> Event | None:
@@ -146,4 +184,4 @@ def parse_events(dicts) -> list[Event]:
 
 
 __all__ = ["CheckpointEvent", "DoneEvent", "EVENT_TYPES", "EvalEvent", "EvalProgressEvent", "EvalStartEvent", "Event",
-           "LogEvent", "StartEvent", "StepEvent", "event_from_dict", "parse_events"]
+           "LogEvent", "PlanEvent", "PlanPhase", "StartEvent", "StepEvent", "event_from_dict", "parse_events"]

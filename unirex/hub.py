@@ -57,7 +57,7 @@ from string import Template
 from typing import Any
 
 from unirex.errors import UnirexError, scrub_secrets
-from unirex.hubnet import ALLOW_PATTERNS, hub_error
+from unirex.hubnet import ALLOW_PATTERNS, hub_error, hub_offline
 from unirex.localpaths import LocalPaths
 from unirex.metrics.registry import MetricSpec, metrics
 from unirex.registry import get_extractor
@@ -576,6 +576,9 @@ def push_run(run: str | Path, repo_id: str, private: bool = False, revision: str
         return PushResult(repo_id, names, True, Path(dry_run_dir).expanduser(), revision, private)
     from huggingface_hub import HfApi, get_token
 
+    if api is None and hub_offline():  # first: with a token or without, nothing would leave this machine
+        raise UnirexError("cannot push: offline mode is on (HF_HUB_OFFLINE=1 or TRANSFORMERS_OFFLINE=1 is set); unset "
+                          "it to reach the Hugging Face Hub (a dry run writes the files here instead)")
     summary = summarize_run(run, workspace)
     if not (token or get_token()):
         raise UnirexError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login` "

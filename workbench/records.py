@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from unirex.metrics.stats import BootstrapResult, PairTest
+from unirex.progress import PhaseEstimate
 from unirex.runs import TERMINAL, RunStatus
 
 #: job states; ``waiting`` and ``running`` are the queue, the others are final (one vocabulary with the runs':
@@ -67,8 +68,11 @@ class Job:
 class Progress:
     """Where a run is, read from its ``events.jsonl``.
 
-    ``fraction`` is the share of the run's work done (training steps, then evaluation examples);
-    ``eta_s`` the estimated seconds left in the current phase.
+    ``overall`` is the share of the whole run done (training and every evaluation, :mod:`unirex.progress`),
+    ``eta_s`` the estimated seconds to the end of the run (evaluation included) and ``elapsed_s`` the wall
+    time since it began (to its end once finished); ``phases`` its plan's phases for a bar with them marked.
+    A run written before plans existed has ``overall`` None: ``fraction`` is then the current phase's share
+    and ``eta_s`` that phase's.
     """
 
     run_id: str
@@ -85,11 +89,16 @@ class Progress:
     eta_s: float | None = None
     losses: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    overall: float | None = None
+    phases: tuple[PhaseEstimate, ...] = ()
+    phase_label: str = ""
 
     @property
     def fraction(self) -> float:
         if self.phase == "finished":
             return 1.0
+        if self.overall is not None:
+            return self.overall
         if self.phase == "training" and self.total_steps:
             return self.step / self.total_steps
         if self.phase == "evaluating" and self.eval_total:

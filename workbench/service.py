@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from unirex.config import expand_sweep, identify_method
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
                            StepEvent, parse_events)
+from unirex.progress import JobTracker
 from unirex.runs import RunDir, RunStatus, debug_of, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
 from workbench import compare as _compare
@@ -55,17 +58,44 @@ from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetEx
 from workbench.roar import RoarService
 from workbench.safety import PathPolicy, check_name, redact
 from workbench.sharing import SharingService
-from workbench.sweeps import comma_lists, quote_one_value_keys
+from workbench.sweeps import ONE_VALUE_KEYS, comma_lists, quote_one_value_keys
 
 # LAUNCHERS ("local", "ray", "slurm") comes from workbench.launchers; launcher_fields(name) lists each one's options
 
 
-def command_line(overrides: list[str] | tuple[str, ...], sweep: bool = False) -> str:
-    """The shell command that runs ``overrides``: ``python -m unirex key=value ...`` (quoted for a POSIX shell);
-    ``sweep`` adds ``-m`` (one run per combination of the comma lists)."""
-    import shlex
+#: what a POSIX shell passes as it is, unquoted (``shlex.quote``'s own set)
+_SHELL_SAFE = re.compile(r"[\w@%+=:,./-]+")
+#: what a double-quoted shell word would still interpret
+_DOUBLE_QUOTE_SPECIAL = re.compile(r'["\\$`!]')
 
-    return "python -m unirex " + ("-m " if sweep else "") + shlex.join(list(overrides))
+
+def shell_word(arg: str) -> str:
+    """``arg`` as one word of a POSIX shell command, quoted once as a person would type it: as it is when
+    nothing in it needs quoting (``training.eval_splits=train,dev,test``), in double quotes when it holds
+    single quotes and nothing a double-quoted word interprets (``"tags='a b'"``), else ``shlex.quote``."""
+    if arg and _SHELL_SAFE.fullmatch(arg):
+        return arg
+    if "'" in arg and not _DOUBLE_QUOTE_SPECIAL.search(arg):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
+def _unquoted_one_value(override: str) -> str:
+    """``training.eval_splits='train,dev,test'`` -> ``training.eval_splits=train,dev,test``: the command line
+    takes a comma list of these keys as one value (:data:`workbench.sweeps.ONE_VALUE_KEYS`) without quotes."""
+    key, sep, value = override.partition("=")
+    if (sep and key.strip() in ONE_VALUE_KEYS and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+            and _SHELL_SAFE.fullmatch(value[1:-1])):
+        return f"{key}={value[1:-1]}"
+    return override
+
+
+def command_line(overrides: list[str] | tuple[str, ...], sweep: bool = False) -> str:
+    """The shell command that runs ``overrides``: ``python -m unirex key=value ...``, each word quoted once as a
+    person would type it (:func:`shell_word`); ``sweep`` adds ``-m`` (one run per combination of the comma
+    lists)."""
+    return "python -m unirex " + ("-m " if sweep else "") + " ".join(shell_word(_unquoted_one_value(o))
+                                                                     for o in overrides)
 
 
 def format_value(value) -> str:
@@ -350,11 +380,9 @@ class Workbench:
                                    "save_checkpoint=True"], launcher=name, launcher_options=list(args))[0]
 
     def _recorded_overrides(self, run_id: str, meta: dict) -> list[str]:
-        import shlex
-
         cmd = meta.get("command")
         if cmd and cmd.startswith("python -m unirex"):
-            return [o for o in shlex.split(cmd)[3:] if "=" in o]
+            return quote_one_value_keys([o for o in shlex.split(cmd)[3:] if "=" in o])
         from unirex.config import from_dict, to_overrides
 
         cfg = from_dict(self._run_dir(run_id).config(), validate=False)
@@ -700,11 +728,15 @@ def _summary(row: dict, split: str) -> RunSummary:
                       debug=bool(row.get("debug")), tags=tuple(row.get("tags") or ()))
 
 
-def progress_from_events(run_id: str, status: str, events: list[Event]) -> Progress:
+def progress_from_events(run_id: str, status: str, events: list[Event], now: float | None = None) -> Progress:
     """Fold a run's events (:func:`unirex.events.parse_events` of its ``events.jsonl``) into its current
-    :class:`Progress`."""
+    :class:`Progress`: the phase running now and, from the run's plan, one estimate over the whole run
+    (:func:`unirex.progress.estimate_job`; ``now``: the clock, or for a run no longer running its last event's
+    time)."""
     p = dict(run_id=run_id, status=status, phase="preparing")
+    tracker = JobTracker()
     for ev in events:
+        tracker.update(ev)
         if isinstance(ev, StepEvent):
             p.update(phase="training", step=ev.step, total_steps=ev.total_steps, epoch=ev.epoch, epochs=ev.epochs,
                      elapsed_s=ev.elapsed_s, eta_s=ev.eta_s, losses=dict(ev.losses or {}))
@@ -716,8 +748,15 @@ def progress_from_events(run_id: str, status: str, events: list[Event]) -> Progr
             p.update(message=ev.message)
         elif isinstance(ev, DoneEvent):
             p.update(phase="finished", message=ev.error or "")
-    if status not in (RunStatus.RUNNING, RunStatus.UNKNOWN):
+    running = status in (RunStatus.RUNNING, RunStatus.UNKNOWN)
+    if not running:
         p["phase"] = "finished"
+        if now is None and tracker.t_last is not None:
+            now = tracker.t_last  # ended without a `done` (killed): its elapsed time stops at its last event
+    est = tracker.estimate(now)
+    if est is not None:
+        p.update(overall=est.fraction, eta_s=est.eta_s, elapsed_s=est.elapsed_s, phases=est.phases,
+                 phase_label=est.phase_label)
     return Progress(**p)
 
 
