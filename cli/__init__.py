@@ -210,7 +210,7 @@ def _show(args) -> int:
         table(["epoch", *names], rows)
     if d.checkpoint is not None:
         c = d.checkpoint
-        print(f"\ncheckpoint: {c.path} (epoch {'' if c.epoch is None else c.epoch + 1}, {c.monitor} {fmt(c.value)})")
+        print(f"\ncheckpoint: {c.path} (epoch {c.epoch_shown}, {c.monitor} {fmt(c.value)})")
     if d.outputs:
         print("outputs:    " + ", ".join(p.name for p in d.outputs))
     return 0

@@ -174,9 +174,11 @@ def test_queue_two_runs_and_cancel_one(page, app_url):
     text_in(page, "#train-check", "ok: 1 run")
     second = _launch(page, wb)
     assert wb.job(second).status == "waiting"
-    # the long run trains: cancel it (the followed job is the running one)
+    # the long run trains: cancel it (its own row of the queue, issue 26)
     page.locator(".unirex-progress[data-status='running']").filter(has_text=first).wait_for(timeout=LONG)
-    page.get_by_role("button", name="Cancel this job").click()
+    visible(page, "#train-queue").get_by_text(first).filter(visible=True).first.click()
+    text_in(page, "#train-selected", first)
+    page.get_by_role("button", name="Cancel the selected job").click()
     toast(page, "asked to stop")
     deadline = time.time() + LONG / 1000
     while time.time() < deadline and wb.job(second).status not in ("completed", "failed"):

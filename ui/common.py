@@ -117,15 +117,13 @@ class Handlers:
 
 
 def _from_page() -> bool:
-    """Whether the running event came from the app's page in a browser (not from the Python client, whose calls
-    carry ``x-gradio-user``, nor from a raw HTTP call, which has no ``Origin``/``Referer``, nor from no request)."""
+    """Whether the running event came from the app's page in a browser: Gradio's page marks its calls
+    ``x-gradio-user: app`` (the Python client's say ``api``, an MCP client's ``mcp``, a raw HTTP call nothing)."""
     from gradio.context import LocalContext
 
     request = LocalContext.request.get(None)
     headers = getattr(request, "headers", None) if request is not None else None
-    if not headers:
-        return False
-    return "x-gradio-user" not in headers and bool(headers.get("origin") or headers.get("referer"))
+    return bool(headers) and headers.get("x-gradio-user") == "app"
 
 
 def _failed(message: str):

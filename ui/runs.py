@@ -17,6 +17,7 @@ from ui.roar import build_panel as roar_panel
 from unirex.hub import HUB_LICENSES
 from unirex.metrics.registry import Headline, metric_keys, metrics
 from workbench import RUN_STATES, RunFilter, Workbench
+from workbench.records import epoch_number
 
 #: the status filter's choices: a run's states (one vocabulary with the jobs', :class:`unirex.runs.RunStatus`)
 STATUSES = ["any", *RUN_STATES]
@@ -67,11 +68,6 @@ def epoch_table(detail) -> tuple[list[str], list[list]]:
         sub = {r["name"]: r["value"] for r in df.filter(df["epoch"] == e).iter_rows(named=True)}
         rows.append([epoch_number(e), *[fmt_num(sub.get(n), 4) for n in names]])
     return ["epoch", *names], rows
-
-
-def epoch_number(epoch) -> str:
-    """An epoch as people count them (from 1; the run's files count from 0)."""
-    return "" if epoch is None else str(int(epoch) + 1)
 
 
 def no_checkpoint_reason(d) -> str:

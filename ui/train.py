@@ -76,7 +76,23 @@ def overrides_of(wb: Workbench, method, table, dataset, arch, seeds, debug, save
     return ov, is_sweep([seed, *extra_ov])  # several seeds, or a comma list among the extra overrides
 
 
-_PHASE_COLOURS = {"done": "#2e9d4f", "running": "#2e9d4f", "waiting": "#eee", "skipped": "#f4f4f4"}
+#: more phases than this (many epochs): the training epochs and their dev evaluations are drawn as one segment
+MAX_SEGMENTS = 24
+
+
+def _segments(phases) -> list[tuple[str, float, float, str]]:
+    """``(label, share, done, state)`` per segment: a phase each, or with many epochs one segment for all of them
+    (their training and dev evaluations) and one per final evaluation."""
+    if len(phases) <= MAX_SEGMENTS:
+        return [(ph.label, ph.share, ph.done, ph.state) for ph in phases]
+    epochs = [ph for ph in phases if "epoch" in ph.label]
+    rest = [ph for ph in phases if "epoch" not in ph.label]
+    share = sum(ph.share for ph in epochs)
+    done = sum(ph.share * ph.done for ph in epochs) / share if share else 0.0
+    states = {ph.state for ph in epochs}
+    state = "running" if "running" in states else ("done" if states <= {"done", "skipped"} else "waiting")
+    return [(f"training: {len(epochs) // 2} epochs with their dev evaluations", share, done, state),
+            *[(ph.label, ph.share, ph.done, ph.state) for ph in rest]]
 
 
 def _phase_bar(p) -> str:
@@ -84,12 +100,12 @@ def _phase_bar(p) -> str:
     time; a thin line between segments), each filled as far as it is done, named in its tooltip."""
     color = {"failed": "#e0413a", "cancelled": "#999", "interrupted": "#e89a2c"}.get(p.status, "#2e9d4f")
     segs = []
-    for ph in p.phases:
-        fill = 100.0 * (1.0 if p.phase == "finished" and ph.state != "skipped" else ph.done)
-        segs.append(f"<div class='unirex-phase' data-phase='{html_text(ph.label)}' data-state='{html_text(ph.state)}' "
-                    f"title='{html_text(ph.label)}' style='flex:{max(ph.share, 0.002):.4f} 1 0;background:#eee;"
-                    f"border-right:2px solid #fff;height:100%;overflow:hidden'>"
-                    f"<div style='width:{fill:.1f}%;background:{color};height:100%'></div></div>")
+    for label, share, done, state in _segments(p.phases):
+        fill = 100.0 * (1.0 if p.phase == "finished" and state != "skipped" else done)
+        segs.append(f"<div class='unirex-phase' data-state='{html_text(state)}' title='{html_text(label)}' "
+                    f"style='flex:{max(share, 0.002):.4f} 1 0;background:#eee;border-right:2px solid #fff;"
+                    f"height:100%;overflow:hidden'><div style='width:{fill:.1f}%;background:{color};height:100%'>"
+                    "</div></div>")
     return ("<div class='unirex-bar' style='display:flex;background:#eee;border-radius:6px;height:16px;"
             f"overflow:hidden;margin:4px 0'>{''.join(segs)}</div>")
 
@@ -104,7 +120,7 @@ def progress_where(p) -> str:
         where = f"finished: {p.status}"
     else:
         where = f"{p.phase} ({p.status})"
-    if p.phases and p.phase != "finished":
+    if getattr(p, "phases", ()) and p.phase != "finished":
         live = [ph for ph in p.phases if ph.state != "skipped"]
         at = next((i for i, ph in enumerate(live) if ph.state == "running"), None)
         if at is not None:
@@ -120,7 +136,7 @@ def progress_html(p, title: str = "") -> str:
     elapsed = f" · elapsed {fmt_seconds(p.elapsed_s)}" if p.elapsed_s else ""
     color = {"failed": "#e0413a", "cancelled": "#999", "interrupted": "#e89a2c"}.get(p.status, "#2e9d4f")
     msg = f"<div style='color:#a33'>{html_text(p.message)}</div>" if p.message else ""
-    bar = _phase_bar(p) if p.phases else (
+    bar = _phase_bar(p) if getattr(p, "phases", ()) else (
         f"<div style='background:#eee;border-radius:6px;height:16px;overflow:hidden;margin:4px 0'>"
         f"<div style='width:{pct:.1f}%;background:{color};height:100%'></div></div>")
     return (f"<div class='unirex-progress' data-status='{html_text(p.status)}' data-phase='{html_text(p.phase)}'>"

@@ -134,10 +134,27 @@ class RunSummary:
 @dataclass(frozen=True)
 class CheckpointInfo:
     path: Path
-    epoch: int | None
+    epoch: int | None  # as the run's files count (from 0)
     monitor: str | None
     value: float | None
     labels: list[str]
+
+    @property
+    def epoch_shown(self) -> str:
+        """The epoch as people count them, from 1 (the runs table, the Runs tab, ``show``); a value that is not a
+        whole number is shown as it is."""
+        return epoch_number(self.epoch)
+
+
+def epoch_number(epoch) -> str:
+    """An epoch of a run's files (counted from 0) as people count them, from 1; a value that is not a whole
+    number as it is (a hand-edited file), nothing for None."""
+    if epoch is None:
+        return ""
+    try:
+        return str(int(epoch) + 1) if not isinstance(epoch, bool) and float(epoch) == int(epoch) else str(epoch)
+    except (TypeError, ValueError, OverflowError):
+        return str(epoch)
 
 
 @dataclass(frozen=True)
