@@ -59,7 +59,7 @@ class TqdmProgress:
             return
         if self.bar is None:
             self.bar = tqdm(total=self.SCALE, desc=f"{self.label}run", dynamic_ncols=True, leave=False,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}{postfix}")
         where = est.phase_label or "preparing"
         if est.phase_total:
             where += f" {est.phase_done}/{est.phase_total} {est.phase_unit}s"

@@ -223,6 +223,6 @@ def test_upload_validates_every_record_with_the_readers_schema(client, server, s
     with pytest.raises(AppError) as e:
         client.predict(handle_file(str(bad)), "", api_name="/upload_dataset")
     msg = str(e.value)
-    assert "val.jsonl:3" in msg and "evidences[0][0].start_token" in msg and "'three'" in msg, msg
+    assert "val.jsonl:3" in msg and "evidences[0][0].start_token" in msg and "string &#x27;three" in msg, msg
     assert "/tmp" not in msg
     assert not (server[1] / "data" / "typo").exists()

@@ -181,3 +181,14 @@ def test_a_push_while_offline_names_the_offline_setting(trained, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_0000")
     with pytest.raises(UnirexError, match="offline mode is on \\(HF_HUB_OFFLINE=1"):
         push_run(res.run_id, "me/model", workspace=ws)
+
+
+def test_a_run_of_many_epochs_draws_them_as_one_segment_beside_its_final_evaluation():
+    from ui.train import MAX_SEGMENTS, progress_html
+    from workbench.service import progress_from_events
+
+    plan = _plan(epochs=MAX_SEGMENTS, t=0.0)
+    evs = [plan, StepEvent(epoch=0, epochs=MAX_SEGMENTS, step=5, total_steps=10 * MAX_SEGMENTS, time=5.0)]
+    html = progress_html(progress_from_events("R-x", "running", evs, now=5.0), "run")
+    assert html.count("class='unirex-phase'") == 2 and f"phase 1 of {2 * MAX_SEGMENTS + 1}" in html
+    assert f"training: {MAX_SEGMENTS} epochs with their dev evaluations" in html
