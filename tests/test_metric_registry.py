@@ -60,14 +60,16 @@ def test_builtin_table_gives_each_front_its_former_columns():
                                           "plaus_token_f1", "plaus_iou_f1", "plaus_ref_auprc", "plaus_ref_token_f1",
                                           *(f"comp_k{k}" for k in bins), *(f"suff_k{k}" for k in bins),
                                           # beside ERASER's (eval.extra_metrics, issue 24), after the former columns
-                                          "soft_comp", "soft_suff", "sensitivity_max", "diag_comp", "diag_suff")
+                                          "soft_comp", "soft_suff", "sensitivity_max", "diag_comp", "diag_suff",
+                                          "flip_words", "flip_words_random")
     assert [m.heading for m in metrics(headline=True)] == ["acc", "macro F1", "comp AOPC ↑", "suff AOPC ↓", "AUPRC",
                                                           "token F1", "IOU F1"]
     assert get_metric("suff_aopc").card_name == "Sufficiency AOPC (lower is better)"
     assert get_metric("comp_aopc").card_name == "Comprehensiveness AOPC (higher is better)"
     assert get_metric("acc").card_name == "Accuracy"
     lower = {m.key for m in metrics() if m.direction is Direction.LOWER}
-    assert lower == {"suff_aopc", "suff_aopc_unirex", *(f"suff_k{k}" for k in bins), "soft_suff", "sensitivity_max"}
+    assert lower == {"suff_aopc", "suff_aopc_unirex", *(f"suff_k{k}" for k in bins), "soft_suff", "sensitivity_max",
+                     "flip_words", "flip_words_random"}
     assert direction("nrg_faithfulness") is Direction.HIGHER  # not a metric of the table: higher is better
 
 

@@ -186,6 +186,11 @@ class TrainingConfig:
     monitor_mode: str = "max"
     max_grad_norm: float = 1.0
     train_shuffle: bool = True
+    #: every evaluation also runs the minimal flip search (:mod:`unirex.counterfactual`): ``flip_words`` and
+    #: ``flip_words_random``, capped at ``flip_max_fraction`` of an example's words and ``flip_max_words``
+    eval_flip: bool = False
+    flip_max_fraction: float = 0.5
+    flip_max_words: int = 64
 
     @property
     def splits(self) -> list[str]:
@@ -522,6 +527,10 @@ def validate_config(cfg: RunConfig) -> None:
         raise UnirexError(f"model.dropout must be in [0, 1), got {m.dropout}")
     if not m.topk or any(not 0 < k <= 100 for k in m.topk):
         raise UnirexError(f"model.topk must be a non-empty list of percentages in (0, 100], got {list(m.topk)}")
+    if not 0 < t.flip_max_fraction <= 1:
+        raise UnirexError(f"training.flip_max_fraction must be in (0, 1], got {t.flip_max_fraction}")
+    if t.flip_max_words < 1:
+        raise UnirexError(f"training.flip_max_words must be >= 1, got {t.flip_max_words}")
     if m.ig_steps < 1:
         raise UnirexError(f"model.ig_steps must be >= 1, got {m.ig_steps}")
     if m.internal_batch_size is not None and m.internal_batch_size < 1:

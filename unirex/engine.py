@@ -44,6 +44,7 @@ import torch.distributed as dist
 from unirex.callbacks import Callback, TrainerState, default_callbacks
 from unirex.checkpoint import load_checkpoint, resolve_checkpoint, resolve_run_config
 from unirex.config import RunConfig, identify_method, to_dict
+from unirex.counterfactual import eval_flip_options
 from unirex.data import load_split
 from unirex.data.sampling import HalfSupervisedBatchSampler
 from unirex.device import autocast, broadcast, init_distributed, pick_device, run_device, seed_everything, to_device
@@ -273,7 +274,8 @@ class Engine:
                 with autocast(self.device, cfg.setup.precision):
                     result = evaluate(self.model, ds, self.model.explain, batch_size=cfg.setup.eval_batch_size,
                                       bins=cfg.model.topk, device=self.device, source=built.summary.get("source"),
-                                      progress=progress, should_stop=self.cancelled, extra=self.extra_metrics())
+                                      progress=progress, should_stop=self.cancelled, extra=self.extra_metrics(),
+                                      flip=eval_flip_options(cfg))
             except EvaluationCancelled:
                 raise _Cancelled() from None
         metrics = {k: v for k, v in result.metrics.items() if v is not None}

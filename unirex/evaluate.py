@@ -64,6 +64,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from unirex.counterfactual import FlipOptions, FlipTally, flip_metrics, flip_supported, search_batch
 from unirex.data.tensors import input_mask
 from unirex.errors import UnirexError
 from unirex.extra_eval import (ExtraMetrics, embedding_hook, eraser_candidates, input_embedding_modules, max_sensitivity,
@@ -701,6 +702,31 @@ class _Collector:
         return out
 
 
+@dataclass
+class _FlipRun:
+    """The minimal flip search of an evaluation (``evaluate(flip=...)``), batch by batch."""
+
+    options: FlipOptions
+    pad_id: int
+    rng: np.random.Generator
+    tally: FlipTally = field(default_factory=FlipTally)
+
+    @classmethod
+    def start(cls, model, options: FlipOptions | None, scoring: Scoring, n_choices: int | None,
+              pad_id: int) -> "_FlipRun | None":
+        if options is None or n_choices or scoring.select_then_predict or flip_supported(model) is not None:
+            return None  # not asked for, or a model the search does not handle: the metrics stay None
+        return cls(options, pad_id, np.random.default_rng(options.seed))
+
+    def add(self, model, batch: dict, scores: torch.Tensor) -> None:
+        for results in search_batch(model, batch, scores, self.options, self.rng, self.pad_id).values():
+            self.tally.add(results)
+
+    @staticmethod
+    def metrics(run: "_FlipRun | None") -> dict[str, float | None]:
+        return flip_metrics(run.tally if run is not None else FlipTally())
+
+
 def _model_device(model) -> torch.device:
     p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     return p.device if p is not None else torch.device("cpu")
@@ -712,7 +738,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
              iou_threshold: float = IOU_THRESHOLD, log_odds: bool = True, keep_subword_scores: bool = False,
              dataset_name: str | None = None, progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None, scoring: Scoring | None = None,
-             extra: ExtraMetrics | None = None) -> EvalResult:
+             extra: ExtraMetrics | None = None, flip: FlipOptions | None = None) -> EvalResult:
     """Evaluate ``model`` with rationale scores from ``explain`` on every example of ``dataset``.
 
     Args:
@@ -740,6 +766,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         extra: the metrics beside ERASER's to compute (:class:`unirex.extra_eval.ExtraMetrics`:
             ``soft_comp`` / ``soft_suff``, ``sensitivity_max``, ``diag_comp`` / ``diag_suff``,
             :mod:`unirex.metrics.extra`); None or no groups: none (they cost extra passes).
+        flip: run the minimal flip search too (:mod:`unirex.counterfactual`) and add ``flip_words`` and
+            ``flip_words_random`` (None for a model the search does not handle); None: not run.
 
     Returns:
         :class:`EvalResult` with ``metrics`` (keys in :mod:`unirex.metrics`), ``outputs`` (per example)
@@ -760,6 +788,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     pad_id = int(getattr(dataset, "pad_token_id", 0) or 0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
     kept = _Collector(table, bin_spec, keep_subword_scores)
+    flips = _FlipRun.start(model, flip, scoring, n_choices, pad_id)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -779,6 +808,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             if extra is not None and extra.groups:
                 kept.add_extra(extra_batch_probs(model, batch, scores, bp.full, explain, extra, bin_spec.hard_k,
                                                  chunk_size, pad_id, n_choices, strategy.select_then_predict))
+            if flips is not None:
+                flips.add(model, batch, scores)
             done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
@@ -795,6 +826,8 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
     metrics.update(kept.subword_metrics(iou_threshold))
     metrics.update(computed_metrics(outputs))  # metrics registered with a compute function of their own
+    if flip is not None:
+        metrics.update(_FlipRun.metrics(flips))
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
              "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,

@@ -1,0 +1,163 @@
+"""Counterfactuals: the minimal flip search (:mod:`unirex.counterfactual`) on a hand-built model whose answer
+rests on one known word, the search on typed text (:mod:`unirex.textflip`), its metric in evaluation, and
+the edit diff of Explain (:mod:`workbench.counterfactual`)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from unirex.counterfactual import (EXTRACTOR, MASK, RANDOM, FlipOptions, FlipTally, flip_metrics, flip_search,
+                                   search_batch, word_orders)
+from unirex.errors import UnirexError
+from unirex.inference import MAX_TEXT_CHARS
+from unirex.textflip import flip_text
+
+CLS, SEP, PAD, KEY = 101, 102, 0, 7777  # KEY: the one token the answer depends on
+
+
+class OneWordModel(torch.nn.Module):
+    """Class 1 when the KEY token is among the tokens it reads, class 0 otherwise; its own "extractor"
+    scores the KEY token 1 and every other token a small position-dependent amount."""
+
+    def __init__(self, key: int = KEY):
+        super().__init__()
+        self.key = key
+        self.bias = torch.nn.Parameter(torch.zeros(2))
+        self.extractor = SimpleNamespace(name="key-finder")
+        self.scoring = None
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        am = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        has = ((input_ids == self.key) & am.bool()).any(1).float()
+        return torch.stack([1 - has, has], 1) * 4.0 + self.bias
+
+    def scores(self, batch) -> torch.Tensor:
+        L = batch["input_ids"].shape[1]
+        return (batch["input_ids"] == self.key).float() + 0.01 * torch.arange(L, 0, -1).float() / L
+
+    def predict_and_explain(self, batch):
+        return self(batch["input_ids"], batch["attention_mask"]), self.scores(batch)
+
+
+def one_row(ids: list[int]) -> dict:
+    """[CLS] words [SEP], one subword per word (word i = token i + 1)."""
+    row = [CLS, *ids, SEP]
+    n = len(ids)
+    return {"input_ids": torch.tensor([row]), "attention_mask": torch.ones(1, n + 2, dtype=torch.long),
+            "token_type_ids": torch.zeros(1, n + 2, dtype=torch.long),
+            "word_ids": torch.tensor([[-1, *range(n), -1]])}
+
+
+WORDS = [2000 + i for i in range(20)]
+
+
+def with_key_at(pos: int) -> dict:
+    ids = list(WORDS)
+    ids[pos] = KEY
+    return one_row(ids)
+
+
+def test_extractor_order_flips_in_one_edit_and_random_takes_more_on_average():
+    model = OneWordModel()
+    batch = with_key_at(13)
+    full = FlipOptions(max_fraction=1.0)
+    found = search_batch(model, batch, model.scores(batch), full, np.random.default_rng(0))
+    g = found[EXTRACTOR][0]
+    assert g.flipped and g.n_edits == 1 and g.edited == (13,) and g.n_words == 20
+    assert g.base_label == 1 and g.label == 0 and g.fraction == pytest.approx(1 / 20)
+    edits = []
+    for seed in range(12):
+        r = search_batch(model, batch, model.scores(batch), full, np.random.default_rng(seed))[RANDOM][0]
+        assert r.flipped and r.n_edits >= 1 and r.edited[-1] == 13  # flips exactly when the key word goes
+        assert 13 not in r.edited[:-1]
+        edits.append(r.n_edits)
+    assert np.mean(edits) > 2  # the key sits at a random place of a random order: ~10.5 edits expected
+
+
+def test_no_flip_within_the_cap_is_reported_and_counts_one():
+    model = OneWordModel()
+    batch = one_row(WORDS)  # no key: class 0 whatever is removed
+    opts = FlipOptions(max_fraction=0.25, max_words=64)
+    g = search_batch(model, batch, model.scores(batch), opts, np.random.default_rng(0))[EXTRACTOR][0]
+    assert not g.flipped and g.n_edits is None and g.cap == 5 and len(g.edited) == 5 and g.fraction == 1.0
+    # a cap that stops before the key word: no flip either, although a longer search would find one
+    batch = with_key_at(10)
+    scores = model.scores(batch) * 0 + torch.arange(22, 0, -1).float()  # an order that reaches the key 11th
+    g = search_batch(model, batch, scores, FlipOptions(max_words=3), np.random.default_rng(0))[EXTRACTOR][0]
+    assert not g.flipped and g.cap == 3 and g.edited == (0, 1, 2)
+    tally = FlipTally()
+    tally.add([g])
+    assert flip_metrics(tally)["flip_words"] == 1.0
+    assert flip_metrics(FlipTally()) == {"flip_words": None, "flip_words_random": None}
+
+
+def test_mask_edit_replaces_and_several_rows_batch_together():
+    model = OneWordModel()
+    rows = [with_key_at(3), with_key_at(17), one_row(WORDS)]
+    batch = {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+    orders = word_orders(model.scores(batch), batch["word_ids"], EXTRACTOR)
+    assert orders[0][0] == 3 and orders[1][0] == 17 and orders[2][:2] == [0, 1]
+    res = flip_search(model, batch, orders, FlipOptions(edit=MASK, max_fraction=1.0), replacement_id=103)
+    assert [r.n_edits for r in res] == [1, 1, None]
+    assert [r.fraction for r in res] == [0.05, 0.05, 1.0]
+
+
+def test_flip_options_refuse_bad_caps():
+    for bad in ({"max_fraction": 0}, {"max_fraction": 1.5}, {"max_words": 0}, {"edit": "swap"}):
+        with pytest.raises(UnirexError, match="flip"):
+            FlipOptions(**bad)
+
+
+# ----------------------------------------------------------------------------------- typed text
+@pytest.fixture(scope="module")
+def key_model(bundled_tokenizer):
+    key = bundled_tokenizer.convert_tokens_to_ids("wonderful")
+    return OneWordModel(key).eval()
+
+
+def test_flip_text_names_the_word_and_the_edited_text(key_model, bundled_tokenizer):
+    text = "the plot was thin but the acting was wonderful and the music was loud"
+    f = flip_text(key_model, bundled_tokenizer, text, ["neg", "pos"], 64, options=FlipOptions(max_fraction=1.0))
+    assert f.predicted == "pos" and f.guided.n_edits == 1 and f.words[f.guided.edited[0]] == "wonderful"
+    assert f.label_of(f.guided) == "neg" and f.extractor == "own (key-finder)"
+    assert f.edited_text(f.guided) == text.replace(" wonderful", "")
+    assert f.random.flipped and f.random.n_edits >= 1
+    m = flip_text(key_model, bundled_tokenizer, text, ["neg", "pos"], 64, options=FlipOptions(edit=MASK))
+    assert m.guided.n_edits == 1 and m.edited_text(m.guided) == text.replace("wonderful", "[MASK]")
+    assert ("[MASK]", True) in m.edited_words(m.guided)
+
+
+def test_flip_text_bad_inputs_one_line(key_model, bundled_tokenizer):
+    for text, match in (("   ", "empty"), ("a " * (MAX_TEXT_CHARS // 2 + 1), "at most")):
+        with pytest.raises(UnirexError, match=match) as e:
+            flip_text(key_model, bundled_tokenizer, text, ["neg", "pos"], 64)
+        assert "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def test_evaluation_reports_the_flip_metrics(tiny_arch, small_demo_dir):
+    from evalkit import TinyClassifier, random_scores, split_dataset
+
+    from unirex.evaluate import evaluate
+
+    model = TinyClassifier(tiny_arch).eval()
+    ds, _ = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(6))
+    scores = random_scores(ds.table)
+    opts = FlipOptions(max_fraction=1.0, max_words=8)
+    m = evaluate(model, ds, scores, batch_size=4, flip=opts).metrics
+    # the same search by hand, batch by batch, with the same seeded order
+    rng, tally = np.random.default_rng(opts.seed), FlipTally()
+    for start in (0, 4):
+        batch = ds.collate([ds[i] for i in range(start, min(start + 4, 6))])
+        s = torch.stack([torch.from_numpy(np.pad(scores[i], (0, batch["input_ids"].shape[1] - len(scores[i]))))
+                         for i in batch["index"].tolist()]).float()
+        for res in search_batch(model, batch, s, opts, rng, ds.pad_token_id).values():
+            tally.add(res)
+    assert m["flip_words"] == pytest.approx(flip_metrics(tally)["flip_words"])
+    assert m["flip_words_random"] == pytest.approx(flip_metrics(tally)["flip_words_random"])
+    assert 0 < m["flip_words"] <= 1 and 0 < m["flip_words_random"] <= 1
+    assert "flip_words" not in evaluate(model, ds, scores, batch_size=4).metrics

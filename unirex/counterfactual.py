@@ -1,0 +1,252 @@
+"""Minimal flip search: the fewest document words to edit, in a given order, to change a model's prediction.
+
+Words are edited in one of two orders:
+
+* ``extractor``: the rationale's order, highest word score first (subword scores summed per word, as the
+  ERASER metrics pool them; ties by position);
+* ``random``: a seeded random permutation of the same words, the control.
+
+After each prefix of the order (1, 2, ... words) the prediction is read again; the search stops at the first
+prefix whose predicted class differs from the unedited input's. Every prefix up to the cap runs, batched with
+the other examples' (:func:`unirex.packing.run_packed`: length-sorted chunks of at most ``chunk_size`` rows),
+so an example costs ``cap + 1`` sequences and no sequential forward passes.
+
+An edit is one of (:data:`EDITS`):
+
+* ``remove``: the word's subwords are deleted and the sequence re-packed, exactly as comprehensiveness
+  deletes a rationale (:mod:`unirex.evaluate`);
+* ``mask``: each of the word's subwords is replaced by the tokenizer's mask token (``[MASK]``; its unknown
+  token where it has none). The bundled arch (all-MiniLM-L6-v2) is a sentence encoder shipped without a
+  masked-LM head, so no arch is asked for in-context replacements: the one-token "vocabulary" is the mask
+  token, which keeps the input's length and positions.
+
+As a faithfulness signal (:func:`flip_metrics`): ``flip_words`` is the mean over examples of the fraction of
+the words the model read that the extractor's order had to edit to flip the prediction, an example that
+does not flip within the cap counting 1.0 (lower is better: a faithful rationale names the words the
+prediction rests on); ``flip_words_random`` is the same with the random order. The cap is
+``min(max_words, ceil(max_fraction * words))`` edits per example (:class:`FlipOptions`).
+
+Multiple-choice models (one row per choice) and select-then-predict models (A2R, FRESH: their prediction
+comes from their own rationale, which an edit would re-select) are not searched: :func:`flip_supported`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from unirex.errors import UnirexError
+from unirex.packing import run_packed
+
+EXTRACTOR, RANDOM = "extractor", "random"
+ORDERS = (EXTRACTOR, RANDOM)
+REMOVE, MASK = "remove", "mask"
+EDITS = (REMOVE, MASK)
+
+
+@dataclass(frozen=True)
+class FlipOptions:
+    """How the flip search runs. ``max_fraction`` and ``max_words`` cap the edits per example (the
+    smaller wins, at least one word); ``seed`` seeds the random order; ``edit``: :data:`EDITS`."""
+
+    max_fraction: float = 0.5
+    max_words: int = 64
+    seed: int = 0
+    edit: str = REMOVE
+    chunk_size: int = 64
+
+    def __post_init__(self):
+        if not 0 < float(self.max_fraction) <= 1:
+            raise UnirexError(f"the flip search's word fraction cap must be in (0, 1], got {self.max_fraction}")
+        if int(self.max_words) < 1:
+            raise UnirexError(f"the flip search's word cap must be >= 1, got {self.max_words}")
+        if self.edit not in EDITS:
+            raise UnirexError(f"unknown flip edit '{self.edit}': use one of {', '.join(EDITS)}")
+
+    def cap(self, n_words: int) -> int:
+        """The most words edited in an example of ``n_words`` words."""
+        if n_words <= 0:
+            return 0
+        return max(1, min(n_words, int(self.max_words), math.ceil(float(self.max_fraction) * n_words)))
+
+
+@dataclass(frozen=True)
+class FlipResult:
+    """One example's search in one order. Word indices run over the concatenated documents' words."""
+
+    order: str  # extractor | random
+    flipped: bool
+    n_edits: int | None  # words edited when the prediction flipped (None: no flip within the cap)
+    n_words: int  # document words the model read (the candidates)
+    cap: int  # the most words tried
+    edited: tuple[int, ...]  # the words edited, in order (all ``cap`` tried ones when it did not flip)
+    base_label: int  # the unedited input's predicted class
+    base_probs: tuple[float, ...]
+    label: int  # the predicted class after the edits (``base_label`` when it did not flip)
+    probs: tuple[float, ...]  # after the edits (the last tried prefix when it did not flip)
+
+    @property
+    def fraction(self) -> float:
+        """Edited words over read words when it flipped; 1.0 when it did not (the metric's convention)."""
+        return self.n_edits / self.n_words if self.flipped and self.n_words else 1.0
+
+
+def eval_flip_options(cfg) -> FlipOptions | None:
+    """The flip search a run's evaluations run (``training.eval_flip`` and its caps; the run's seed orders
+    the random control), or None when it is off."""
+    t = cfg.training
+    if not t.eval_flip:
+        return None
+    return FlipOptions(max_fraction=float(t.flip_max_fraction), max_words=int(t.flip_max_words), seed=int(cfg.seed))
+
+
+def flip_supported(model) -> str | None:
+    """Why ``model`` cannot be searched (a sentence), or None when it can."""
+    if getattr(model, "num_choices", None):
+        return "the flip search does not handle multiple-choice models (one row per choice)"
+    if getattr(getattr(model, "scoring", None), "select_then_predict", False):
+        return ("the flip search does not handle select-then-predict models (A2R, FRESH): their prediction comes "
+                "from a rationale each edit would re-select")
+    return None
+
+
+def word_scores(scores: torch.Tensor, word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Subword ``scores [B, L]`` summed per word: ``([B, W] float64, present [B, W] bool)``, ``W`` the
+    batch's largest word id + 1 (``word_ids`` -1: not a document word)."""
+    on = word_ids >= 0
+    W = int(word_ids.max().item()) + 1 if bool(on.any()) else 0
+    idx = torch.where(on, word_ids, torch.full_like(word_ids, W)).long()
+    out = torch.zeros((scores.shape[0], W + 1), dtype=torch.float64, device=scores.device)
+    out.scatter_add_(1, idx, torch.where(on, scores.double(), torch.zeros_like(scores, dtype=torch.float64)))
+    present = torch.zeros((scores.shape[0], W + 1), dtype=torch.bool, device=scores.device)
+    present.scatter_(1, idx, on)
+    return out[:, :W], present[:, :W]
+
+
+def word_orders(scores: torch.Tensor, word_ids: torch.Tensor, order: str,
+                rng: np.random.Generator | None = None) -> list[list[int]]:
+    """Each row's read words in the search order: ``extractor`` (score, highest first; ties by position) or
+    ``random`` (a permutation drawn from ``rng``)."""
+    if order not in ORDERS:
+        raise UnirexError(f"unknown flip order '{order}': use one of {', '.join(ORDERS)}")
+    ws, present = word_scores(scores, word_ids)
+    out = []
+    for b in range(ws.shape[0]):
+        words = torch.nonzero(present[b]).flatten()
+        if order == EXTRACTOR:
+            ranked = torch.argsort(-ws[b, words], stable=True)
+            out.append(words[ranked].tolist())
+        else:
+            rng = rng if rng is not None else np.random.default_rng(0)
+            out.append(words[torch.as_tensor(rng.permutation(len(words)), dtype=torch.long)].tolist())
+    return out
+
+
+@torch.no_grad()
+def flip_search(model, batch: dict, orders: list[list[int]], options: FlipOptions = FlipOptions(),
+                pad_token_id: int = 0, replacement_id: int | None = None, order_name: str = EXTRACTOR,
+                ) -> list[FlipResult]:
+    """Search every row of ``batch`` (``input_ids``, ``attention_mask``, ``token_type_ids``, ``word_ids``;
+    one row per example) for the shortest prefix of its word order (``orders[b]``, :func:`word_orders`)
+    whose edit flips ``model``'s prediction (``model(input_ids=, attention_mask=, token_type_ids=) ->
+    logits [B, C]``). ``replacement_id``: the token id of a ``mask`` edit (None: ``remove``).
+
+    All prefixes of all rows (and each unedited row, the base prediction) run in length-sorted chunks of at
+    most ``options.chunk_size`` sequences."""
+    ids, am, tt = batch["input_ids"], batch["attention_mask"].bool(), batch.get("token_type_ids")
+    if tt is None:
+        tt = torch.zeros_like(ids)
+    wid = batch["word_ids"]
+    B = ids.shape[0]
+    if len(orders) != B:
+        raise ValueError(f"{len(orders)} word orders for a batch of {B} rows")
+    src, edits, caps = [], [], []
+    for b in range(B):
+        order = orders[b]
+        cap = options.cap(len(order))
+        caps.append(cap)
+        # rank of each subword's word in the order (words past the cap, and non-words, never edited)
+        rank = torch.full((int(wid[b].max().item()) + 2 if wid.shape[1] else 1,), cap + 1, dtype=torch.long,
+                          device=ids.device)
+        if cap:
+            rank[torch.as_tensor(order[:cap], dtype=torch.long, device=ids.device)] = torch.arange(
+                cap, device=ids.device)
+        sub_rank = torch.where((wid[b] >= 0) & am[b], rank[wid[b].clamp(min=0)], torch.full_like(wid[b], cap + 1))
+        m = torch.arange(cap + 1, device=ids.device).unsqueeze(1)  # prefix lengths 0 (unedited) .. cap
+        edits.append(sub_rank.unsqueeze(0) < m)  # [cap + 1, L]
+        src += [b] * (cap + 1)
+    src_t = torch.as_tensor(src, dtype=torch.long, device=ids.device)
+    edited = torch.cat(edits)
+    rows_ids = ids[src_t]
+    if replacement_id is None:
+        keep = am[src_t] & ~edited
+    else:
+        keep = am[src_t]
+        rows_ids = torch.where(edited, torch.full_like(rows_ids, int(replacement_id)), rows_ids)
+
+    def forward(packed: dict) -> torch.Tensor:
+        out = model(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                    token_type_ids=packed["token_type_ids"])
+        return getattr(out, "logits", out).float()
+
+    logits, _ = run_packed(forward, {"input_ids": rows_ids, "token_type_ids": tt[src_t]}, keep, options.chunk_size,
+                           pad_token_id)
+    probs = torch.softmax(logits.double(), -1).cpu()
+    pred = probs.argmax(-1)
+    results, start = [], 0
+    for b in range(B):
+        cap = caps[b]
+        p, y = probs[start:start + cap + 1], pred[start:start + cap + 1]
+        start += cap + 1
+        base = int(y[0])
+        flips = torch.nonzero(y[1:] != base).flatten()
+        n = int(flips[0]) + 1 if len(flips) else None
+        last = n if n is not None else cap
+        results.append(FlipResult(
+            order=order_name, flipped=n is not None, n_edits=n, n_words=len(orders[b]), cap=cap,
+            edited=tuple(int(w) for w in orders[b][:last]), base_label=base,
+            base_probs=tuple(float(x) for x in p[0]), label=int(y[last]), probs=tuple(float(x) for x in p[last])))
+    return results
+
+
+@dataclass
+class FlipTally:
+    """Per-example flip fractions of an evaluation, by order (:func:`flip_metrics` reads them)."""
+
+    fractions: dict[str, list[float]] = field(default_factory=lambda: {o: [] for o in ORDERS})
+    flipped: dict[str, int] = field(default_factory=lambda: {o: 0 for o in ORDERS})
+
+    def add(self, results: list[FlipResult]) -> None:
+        for r in results:
+            self.fractions[r.order].append(r.fraction)
+            self.flipped[r.order] += int(r.flipped)
+
+    @property
+    def n(self) -> int:
+        return len(self.fractions[EXTRACTOR])
+
+
+def search_batch(model, batch: dict, scores: torch.Tensor, options: FlipOptions, rng: np.random.Generator,
+                 pad_token_id: int = 0, replacement_id: int | None = None) -> dict[str, list[FlipResult]]:
+    """Both orders' searches of a batch, given its subword ``scores [B, L]``: ``{order: [FlipResult]}``."""
+    wid = batch["word_ids"].masked_fill(~batch["attention_mask"].bool(), -1)
+    out = {}
+    for order in ORDERS:
+        orders = word_orders(scores, wid, order, rng)
+        out[order] = flip_search(model, batch, orders, options, pad_token_id, replacement_id, order)
+    return out
+
+
+def flip_metrics(tally: FlipTally) -> dict[str, float | None]:
+    """``flip_words`` and ``flip_words_random``: the mean fractions (no flip = 1.0; None: no example)."""
+    def mean(values: list[float]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    return {"flip_words": mean(tally.fractions[EXTRACTOR]), "flip_words_random": mean(tally.fractions[RANDOM])}
+
+
+__all__ = ["EDITS", "EXTRACTOR", "FlipOptions", "FlipResult", "FlipTally", "MASK", "ORDERS", "RANDOM", "REMOVE",
+           "eval_flip_options", "flip_metrics", "flip_search", "flip_supported", "search_batch", "word_orders", "word_scores"]
