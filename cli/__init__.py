@@ -325,7 +325,15 @@ def _explain(args) -> int:
     from cli.render import highlight
 
     if args.file is not None:
+        if getattr(args, "flip", False) or args.split is not None:
+            raise UnirexError("--flip and --split go with --text, not --file")
         return explain_file(args, _workbench)
+    if getattr(args, "flip", False):
+        return _explain_flip(args)
+    if args.split is not None:
+        raise UnirexError("--split goes with --flip (the flip search over a split)")
+    if args.text is None:
+        raise UnirexError("explain needs --text or --file (or --flip --split SPLIT)")
     wb = _workbench(args)
     ex = wb.explain(args.run, args.text, query=args.query, extractor=args.extractor, top_k=args.top_k,
                     second_text=args.second_text)
@@ -343,6 +351,90 @@ def _explain(args) -> int:
     print()
     print(highlight(ex.words, ex.word_scores, ex.rationale, colour))
     return 0
+
+
+def _flip_path_line(name: str, path, label_from: str) -> str:
+    pct = f" ({path.fraction:.0%} of the words)" if path.flipped else ""
+    what = (f"{label_from} -> {path.label} after {path.n_edits} of {path.n_words} words{pct}" if path.flipped
+            else f"no flip within {path.cap} of {path.n_words} words")
+    return f"{name}: {what}; edited: {', '.join(path.edited) or '(none)'}"
+
+
+def _explain_flip(args) -> int:
+    """``explain --flip``: the minimal flip search on ``--text``, or its mean over ``--split``."""
+    import dataclasses
+
+    from unirex.flipspec import FlipOptions
+
+    options = FlipOptions(max_fraction=args.flip_max_fraction, max_words=args.flip_max_words, seed=args.seed,
+                          edit=args.flip_edit)
+    wb = _workbench(args)
+    extractor = None if args.extractor == "own" else args.extractor
+    if args.split is not None:
+        if args.text is not None:
+            raise UnirexError("give --text or --split with --flip, not both")
+        from tqdm import tqdm
+
+        bar = tqdm(desc=f"flip search on {args.split}", unit="example", disable=args.json)
+        last = [0]
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - last[0])
+            last[0] = done
+
+        try:
+            sm = wb.flip_split(args.run, args.split, extractor, options, limit=args.limit, progress=progress)
+        finally:
+            bar.close()
+        if args.json:
+            print(json.dumps(dataclasses.asdict(sm), indent=2))
+            return 0
+
+        def num(v):
+            return "n/a" if v is None else f"{v:.4f}"
+
+        print(f"{sm.dataset} {sm.split}: {sm.examples} examples, {options.edit} edits, at most "
+              f"{options.max_fraction:g} of the words and {options.max_words} words each")
+        print(f"flip_words {num(sm.flip_words)} (extractor order, lower is better)   flip_words_random "
+              f"{num(sm.flip_words_random)} (random order, seed {options.seed})")
+        print(f"comp AOPC {num(sm.comp_aopc)}   suff AOPC {num(sm.suff_aopc)}")
+        print("an example that does not flip within the cap counts 1.0")
+        return 0
+    if args.text is None:
+        raise UnirexError("explain --flip needs --text or --split")
+    fo = wb.flip(args.run, args.text, query=args.query, extractor=extractor, second_text=args.second_text,
+                 options=options)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(fo), indent=2))
+        return 0
+    probs = ", ".join(f"{lab} {p:.3f}" for lab, p in zip(fo.labels, fo.probs))
+    print(f"prediction: {fo.predicted}   ({probs})")
+    print(_flip_path_line(f"extractor order ({fo.extractor})", fo.guided, fo.predicted))
+    print(f"  edited text: {fo.guided.edited_text}")
+    print(_flip_path_line(f"random order (seed {fo.seed})", fo.random, fo.predicted))
+    print(f"  edited text: {fo.random.edited_text}")
+    if fo.truncated:
+        print("(text truncated to the model's max length: later words were not searched)")
+    return 0
+
+
+def _add_flip_arguments(e) -> None:
+    """``explain --flip`` and its options."""
+    from unirex.flipspec import EDITS
+
+    e.add_argument("--flip", action="store_true",
+                   help="the fewest words to remove (or mask) to flip the prediction, in the extractor's order and "
+                        "in a random one; with --split: the mean fraction over a split (flip_words)")
+    e.add_argument("--split", choices=("train", "dev", "test"), help="with --flip: search every example of this split")
+    e.add_argument("--limit", type=int, help="with --split: only the first N examples")
+    e.add_argument("--flip-edit", dest="flip_edit", choices=EDITS, default="remove",
+                   help="remove the words (default) or replace each subword by the tokenizer's mask token")
+    e.add_argument("--flip-max-fraction", dest="flip_max_fraction", type=float, default=0.5,
+                   help="edit at most this fraction of a text's words (default 0.5)")
+    e.add_argument("--flip-max-words", dest="flip_max_words", type=int, default=64,
+                   help="and at most this many words (default 64)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the random order (default 0)")
 
 
 def _queue(args) -> int:
@@ -508,9 +600,16 @@ def _add_checkpoint_commands(sub) -> None:
     e = sub.add_parser("explain", help="the rationale of a checkpoint for a text you type (--text) or a file of "
                                        "texts (--file ... --out ...)")
     e.add_argument("--run", required=True, help="run id, checkpoint folder (or Hugging Face repo id)")
-    what = e.add_mutually_exclusive_group(required=True)
-    what.add_argument("--text", help="the text to explain (the first document)")
-    add_explain_file_args(e, what)
+    if args.file is not None:
+        if getattr(args, "flip", False) or args.split is not None:
+            raise UnirexError("--flip and --split go with --text, not --file")
+        return explain_file(args, _workbench)
+    if getattr(args, "flip", False):
+        return _explain_flip(args)
+    if args.split is not None:
+        raise UnirexError("--split goes with --flip (the flip search over a split)")
+    if args.text is None:
+        raise UnirexError("explain needs --text or --file (or --flip --split SPLIT)")
     e.add_argument("--query", help="the query of query tasks (MultiRC, BoolQ, FEVER, ...)")
     e.add_argument("--second-text", dest="second_text", help="the second document of two-document tasks (e-SNLI hypothesis)")
     post_hoc = attribution_names(post_hoc=True)  # the registry's, plugins' included ($UNIREX_PLUGINS)
@@ -518,6 +617,7 @@ def _add_checkpoint_commands(sub) -> None:
                    help=f"own (the checkpoint's extractor), {', '.join(post_hoc[:-1])} or {post_hoc[-1]}")
     e.add_argument("--top-k", dest="top_k", type=float, default=10.0, help="rationale size in percent (default 10)")
     e.add_argument("--json", action="store_true")
+    _add_flip_arguments(e)
     e.set_defaults(func=_explain)
 
     pu = sub.add_parser(

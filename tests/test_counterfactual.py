@@ -145,14 +145,14 @@ def test_evaluation_reports_the_flip_metrics(tiny_arch, small_demo_dir):
     from unirex.evaluate import evaluate
 
     model = TinyClassifier(tiny_arch).eval()
-    ds, _ = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(6))
+    ds, _ = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(5))
     scores = random_scores(ds.table)
-    opts = FlipOptions(max_fraction=1.0, max_words=8)
-    m = evaluate(model, ds, scores, batch_size=4, flip=opts).metrics
+    opts = FlipOptions(max_fraction=1.0, max_words=5)
+    m = evaluate(model, ds, scores, batch_size=3, flip=opts, bins=(10.0,)).metrics
     # the same search by hand, batch by batch, with the same seeded order
     rng, tally = np.random.default_rng(opts.seed), FlipTally()
-    for start in (0, 4):
-        batch = ds.collate([ds[i] for i in range(start, min(start + 4, 6))])
+    for start in (0, 3):
+        batch = ds.collate([ds[i] for i in range(start, min(start + 3, 5))])
         s = torch.stack([torch.from_numpy(np.pad(scores[i], (0, batch["input_ids"].shape[1] - len(scores[i]))))
                          for i in batch["index"].tolist()]).float()
         for res in search_batch(model, batch, s, opts, rng, ds.pad_token_id).values():
@@ -160,4 +160,80 @@ def test_evaluation_reports_the_flip_metrics(tiny_arch, small_demo_dir):
     assert m["flip_words"] == pytest.approx(flip_metrics(tally)["flip_words"])
     assert m["flip_words_random"] == pytest.approx(flip_metrics(tally)["flip_words_random"])
     assert 0 < m["flip_words"] <= 1 and 0 < m["flip_words_random"] <= 1
-    assert "flip_words" not in evaluate(model, ds, scores, batch_size=4).metrics
+    assert "flip_words" not in evaluate(model, ds, scores, batch_size=3, bins=(10.0,)).metrics
+
+
+# ----------------------------------------------------------------------------------- editing diff
+def test_word_diff_marks_changed_inserted_and_deleted_words():
+    from workbench.counterfactual import CHANGED, DELETED, INSERTED, SAME, word_diff
+
+    before = "the plot was thin but the acting was wonderful".split()
+    after = "the plot was very thin and the acting was awful".split()
+    sb = [float(i) for i in range(len(before))]
+    sa = [10.0 + i for i in range(len(after))]
+    ch = word_diff(before, sb, after, sa)
+    ops = [(c.op, c.before, c.after) for c in ch]
+    assert ops == [(SAME, "the", "the"), (SAME, "plot", "plot"), (SAME, "was", "was"), (INSERTED, None, "very"),
+                   (SAME, "thin", "thin"), (CHANGED, "but", "and"), (SAME, "the", "the"), (SAME, "acting", "acting"),
+                   (SAME, "was", "was"), (CHANGED, "wonderful", "awful")]
+    thin = ch[4]
+    assert (thin.before_index, thin.after_index, thin.delta) == (3, 4, 14.0 - 3.0)
+    assert ch[3].delta is None and ch[3].score_after == 13.0
+    gone = word_diff(["a", "b", "c"], [1, 2, 3], ["a", "c"], [1, 5])
+    assert [(c.op, c.before, c.delta) for c in gone] == [(SAME, "a", 0.0), (DELETED, "b", None), (SAME, "c", 2.0)]
+    # a replaced run of unequal length: pairs first, then the rest deleted
+    rep = word_diff(["x", "p", "q", "r", "y"], [0] * 5, ["x", "s", "y"], [0] * 3)
+    assert [c.op for c in rep] == [SAME, CHANGED, DELETED, DELETED, SAME]
+    assert word_diff([], [], ["new"], [1.0])[0].op == INSERTED
+
+
+# ------------------------------------------------------------- a trained checkpoint: workbench, CLI
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_arch):
+    """A debug run with a checkpoint and the flip search in its evaluation, its data in its workspace (the
+    split search reads the checkpoint's dataset from the workspace's data folder)."""
+    from unirex.data.demo import ensure_demo
+    from unirex.engine import resolve_run_config, run
+
+    ws = tmp_path_factory.mktemp("ws-flip")
+    ensure_demo(ws / "data" / "demo", sizes={"train": 16, "val": 8, "test": 8})
+    res = run(resolve_run_config([f"arch={tiny_arch}", f"workspace={ws}", "data.max_length=64", "debug=True",
+                                  "setup.train_batch_size=8", "setup.eval_batch_size=8", "save_checkpoint=True",
+                                  "method=task_lm", "training.eval_flip=True", "training.flip_max_words=6",
+                                  "training.eval_splits='test'"]))
+    assert res.status == "completed"
+    return ws, res
+
+
+def test_run_with_eval_flip_logs_the_metric_and_the_fronts_search(trained, capsys):
+    import json
+
+    from cli import main
+    from unirex.flipspec import FlipOptions
+    from workbench import Workbench
+
+    ws, res = trained
+    fw, fr = res.metrics["test_flip_words"], res.metrics["test_flip_words_random"]
+    assert 0 < fw <= 1 and 0 < fr <= 1
+    wb = Workbench(ws)
+    text = "the plot was thin but the acting was wonderful"
+    fo = wb.flip(res.run_id, text, options=FlipOptions(max_fraction=1.0, max_words=64))
+    assert fo.guided.n_words == 9 and fo.predicted in fo.labels and fo.guided.summary.startswith(("flipped", "no flip"))
+    if fo.guided.flipped:
+        assert fo.guided.label != fo.predicted and len(fo.guided.edited) == fo.guided.n_edits
+    d = wb.explain_edit(res.run_id, text, "the plot was very thin and the acting was wonderful")
+    assert d.n_edited == 2 and [p.label for p in d.probs] == d.before.labels
+    assert abs(sum(p.delta for p in d.probs)) < 1e-6
+    w = ["--workspace", str(ws)]
+    assert main([*w, "explain", "--run", res.run_id, "--text", text, "--flip"]) == 0
+    out = capsys.readouterr().out
+    assert "extractor order" in out and "random order (seed 0)" in out and "edited text:" in out
+    assert main([*w, "explain", "--run", res.run_id, "--flip", "--split", "test", "--limit", "4", "--json"]) == 0
+    sm = json.loads(capsys.readouterr().out)
+    assert sm["examples"] == 4 and 0 < sm["flip_words"] <= 1 and sm["comp_aopc"] is not None
+    assert main([*w, "explain", "--run", res.run_id, "--split", "test"]) == 2
+    assert "--split goes with --flip" in capsys.readouterr().err
+    assert main([*w, "explain", "--run", res.run_id, "--text", "  ", "--flip"]) == 2
+    assert "the text is empty" in capsys.readouterr().err
+    assert main([*w, "explain", "--run", res.run_id, "--text", "x", "--flip", "--flip-max-fraction", "2"]) == 2
+    assert "fraction cap" in capsys.readouterr().err

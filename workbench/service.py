@@ -39,6 +39,7 @@ from unirex.config import expand_sweep, identify_method
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.events import (DoneEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, StartEvent,
                            StepEvent, parse_events)
+from unirex.flipspec import FlipOptions
 from unirex.progress import JobTracker
 from unirex.runs import RunDir, RunStatus, debug_of, flat_metrics, new_run_id
 from unirex.workspace import workspace_dir
@@ -48,6 +49,7 @@ from workbench.batch_explain import BatchInput, BatchResult
 from workbench.checkpoints import CheckpointCache
 from workbench.curves import CurveReader
 from workbench.dataset_service import DatasetService
+from workbench.counterfactual import CounterfactualService, EditDiff, FlipOutcome, FlipSplitSummary
 from workbench.explain_service import ExplainService
 from workbench.jobs import CancelToken, JobQueue, Worker, new_job_id, owner_alive
 from workbench.launchers import (LAUNCHERS, LauncherOptions, check_launcher_folder, refuse_server_keys,
@@ -146,6 +148,7 @@ class Workbench:
         self.curve_reader = CurveReader(self.runs_root)
         self.data = DatasetService(self.workspace, self.policy)
         self.explainer = ExplainService(self.policy, self.checkpoints, lambda: self.runs(limit=None))
+        self.counterfactuals = CounterfactualService(self.policy, self.checkpoints, self.explainer)
         self.sharing = SharingService(self.workspace, self.policy, self._run_dir, self._workspace_arg)
         self.roar = RoarService(self)  # remove and retrain on a run (workbench.roar)
         self.annotations = AnnotationService(self.policy)  # human rationale sets (workbench.annotations)
@@ -607,6 +610,22 @@ class Workbench:
 
     def checkpoint_runs(self) -> list[RunSummary]:
         return self.explainer.checkpoint_runs()
+
+    # ------------------------------------------------- counterfactuals (workbench.counterfactual)
+    def explain_edit(self, checkpoint: str, original: str, edited: str, query: str | None = None,
+                     extractor: str | None = None, top_k: float = 10.0, second_text: str | None = None,
+                     edited_second_text: str | None = None) -> EditDiff:
+        return self.counterfactuals.explain_edit(checkpoint, original, edited, query, extractor, top_k, second_text,
+                                                 edited_second_text)
+
+    def flip(self, checkpoint: str, text: str, query: str | None = None, extractor: str | None = None,
+             second_text: str | None = None, options: FlipOptions | None = None) -> FlipOutcome:
+        return self.counterfactuals.flip(checkpoint, text, query, extractor, second_text, options or FlipOptions())
+
+    def flip_split(self, checkpoint: str, split: str = "test", extractor: str | None = None,
+                   options: FlipOptions | None = None, limit: int | None = None, progress=None) -> FlipSplitSummary:
+        return self.counterfactuals.flip_split(checkpoint, split, extractor, options or FlipOptions(), limit,
+                                               progress=progress)
 
     def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
         return self.explainer.checkpoint_examples(checkpoint, split, n)
