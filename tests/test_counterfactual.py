@@ -237,3 +237,47 @@ def test_run_with_eval_flip_logs_the_metric_and_the_fronts_search(trained, capsy
     assert "the text is empty" in capsys.readouterr().err
     assert main([*w, "explain", "--run", res.run_id, "--text", "x", "--flip", "--flip-max-fraction", "2"]) == 2
     assert "fraction cap" in capsys.readouterr().err
+    # the Explain tab's panel, through its handlers
+    from ui.counterfactual import CounterfactualHandlers
+
+    h = CounterfactualHandlers(wb)
+    summary, probs, diff, deltas, rows = h.on_edit(res.run_id, "own", text, "", text.replace("thin", "thick"), "", "",
+                                                   10)
+    assert "Prediction" in summary and len(probs) == len(d.before.labels) and ("thin→thick ", "changed") in diff
+    assert len(rows) == 9 and [r[0] for r in rows].count("changed") == 1 and len(deltas) == 9
+    md_out, guided, rnd = h.on_flip(res.run_id, "own", text, "", "", "mask", 1.0, 64, 0)
+    assert "Extractor" in md_out and "Random order" in md_out
+    assert all(label in (None, "edited") for _, label in guided + rnd)
+
+
+def test_panel_pieces_keep_user_words_as_text():
+    from ui.counterfactual import delta_pieces, diff_pieces, edit_summary_md, flip_md, flip_pieces
+    from workbench.counterfactual import FlipOutcome, FlipPath, edit_diff
+    from workbench.records import Explanation
+
+    def ex(words, scores, probs, pred):
+        return Explanation(checkpoint="c", run_id=None, extractor="own", words=words, word_document=[0] * len(words),
+                           word_scores=scores, rationale=[False] * len(words), labels=["neg", "pos"], probs=probs,
+                           predicted=pred, top_k=10.0, comprehensiveness=0.0, sufficiency=0.0, truncated=False,
+                           n_subwords=len(words) + 2, seconds=0.0)
+
+    d = edit_diff(ex(["a", "<b>bold</b>", "c"], [1.0, 2.0, 3.0], [0.2, 0.8], "pos"),
+                  ex(["a", "c", "**new**"], [1.0, 1.0, 4.0], [0.7, 0.3], "neg"))
+    assert d.prediction_changed and [round(p.delta, 6) for p in d.probs] == [0.5, -0.5]
+    assert diff_pieces(d) == [("a ", None), ("<b>bold</b> ", "deleted"), ("c ", None), ("**new** ", "inserted")]
+    assert delta_pieces(d) == [("a ", 0.0), ("c ", -1.0), ("**new** ", None)]
+    s = edit_summary_md(d)
+    assert "flipped" in s and "<b>" not in s
+    path = FlipPath(order="extractor", flipped=True, n_edits=1, n_words=3, cap=2, fraction=1 / 3,
+                    edited=["<b>bold</b>"], words=[("a", False), ("<b>bold</b>", True), ("c", False)],
+                    edited_text="a c", label="neg", probs=[0.9, 0.1])
+    nope = FlipPath(order="random", flipped=False, n_edits=None, n_words=3, cap=2, fraction=1.0, edited=["a", "c"],
+                    words=[("a", True), ("<b>bold</b>", False), ("c", True)], edited_text="<b>bold</b>", label="pos",
+                    probs=[0.2, 0.8])
+    fo = FlipOutcome(checkpoint="c", run_id=None, extractor="own", edit="remove", seed=0, max_fraction=0.5,
+                     max_words=64, labels=["neg", "pos"], probs=[0.2, 0.8], predicted="pos", guided=path, random=nope,
+                     truncated=False, seconds=0.01)
+    text = flip_md(fo)
+    assert "after **1** of 3 words" in text and "**no flip** within 2 of 3 words" in text
+    assert "`<b>bold</b>`" in text and text.count("<b>") == 1  # the word only inside its code span
+    assert flip_pieces(path) == [("a ", None), ("<b>bold</b> ", "edited"), ("c ", None)]

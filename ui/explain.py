@@ -9,6 +9,7 @@ import gradio as gr
 
 from ui import annotate
 from ui.common import AppDefaults, Handlers, code, handler, md
+from ui.counterfactual import build_counterfactuals
 from workbench import Workbench
 
 BOTH, PRED, GOLD = "predicted and gold", "predicted only", "gold only"
@@ -164,6 +165,7 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     gold = gr.State(None)
     outs = _result_columns()
     col_b = outs[1][0]
+    build_counterfactuals(wb, ck_a, ex_a, text, query, second, top_k)
     examples = gr.State([])
     annotate.explain_panel(wb, [ck_a, ex_a, text, query, second, top_k, gold])
 
