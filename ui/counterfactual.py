@@ -130,7 +130,7 @@ def build_counterfactuals(wb: Workbench, checkpoint, extractor, text, query, sec
     """The panel, under the Explain tab's results; reads the tab's checkpoint, extractor, text, query, second
     document and top-k."""
     h = CounterfactualHandlers(wb)
-    private = {"api_visibility": "private"}
+    private = {"api_visibility": "private"}  # the page's own callbacks, not endpoints of the app's API
     with gr.Accordion("Counterfactuals: edit the text and compare, or find the fewest words that flip the "
                       "prediction", open=False, elem_id="counterfactuals"):
         gr.Markdown("**Edit.** Pin the text as the original, edit the text above in place, then compare: the "
@@ -162,9 +162,9 @@ def build_counterfactuals(wb: Workbench, checkpoint, extractor, text, query, sec
                                  show_legend=False, show_inline_category=False)
     pin_btn.click(h.on_pin, [text, second], [original, original_second], **private)
     edit_btn.click(h.on_edit, [checkpoint, extractor, original, original_second, text, query, second, top_k],
-                   [edit_md, probs, diff, deltas, rows], api_name="explain_edit")
+                   [edit_md, probs, diff, deltas, rows], **private)
     flip_btn.click(h.on_flip, [checkpoint, extractor, text, query, second, edit, fraction, max_words, seed],
-                   [flip_out, guided, rnd], api_name="flip")
+                   [flip_out, guided, rnd], **private)
 
 
 __all__ = ["build_counterfactuals", "delta_pieces", "diff_pieces", "diff_rows", "edit_summary_md", "flip_md",
