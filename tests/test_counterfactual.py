@@ -4,6 +4,7 @@ the edit diff of Explain (:mod:`workbench.counterfactual`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -89,6 +90,8 @@ def test_no_flip_within_the_cap_is_reported_and_counts_one():
     scores = model.scores(batch) * 0 + torch.arange(22, 0, -1).float()  # an order that reaches the key 11th
     g = search_batch(model, batch, scores, FlipOptions(max_words=3), np.random.default_rng(0))[EXTRACTOR][0]
     assert not g.flipped and g.cap == 3 and g.edited == (0, 1, 2)
+    far = search_batch(model, batch, scores, FlipOptions(max_fraction=1.0), np.random.default_rng(0))[EXTRACTOR][0]
+    assert far.flipped and far.n_edits == 11 and far.edited == tuple(range(11))  # found in the second round
     tally = FlipTally()
     tally.add([g])
     assert flip_metrics(tally)["flip_words"] == 1.0
@@ -215,6 +218,8 @@ def test_run_with_eval_flip_logs_the_metric_and_the_fronts_search(trained, capsy
     ws, res = trained
     fw, fr = res.metrics["test_flip_words"], res.metrics["test_flip_words_random"]
     assert 0 < fw <= 1 and 0 < fr <= 1
+    dev = [json.loads(line) for line in (Path(res.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert not [m for m in dev if "flip_words" in json.dumps(m) and m.get("epoch") is not None]  # final only
     wb = Workbench(ws)
     text = "the plot was thin but the acting was wonderful"
     fo = wb.flip(res.run_id, text, options=FlipOptions(max_fraction=1.0, max_words=64))
@@ -228,9 +233,9 @@ def test_run_with_eval_flip_logs_the_metric_and_the_fronts_search(trained, capsy
     assert main([*w, "explain", "--run", res.run_id, "--text", text, "--flip"]) == 0
     out = capsys.readouterr().out
     assert "extractor order" in out and "random order (seed 0)" in out and "edited text:" in out
-    assert main([*w, "explain", "--run", res.run_id, "--flip", "--split", "test", "--limit", "4", "--json"]) == 0
+    assert main([*w, "explain", "--run", res.run_id, "--flip", "--split", "test", "--limit", "2", "--json"]) == 0
     sm = json.loads(capsys.readouterr().out)
-    assert sm["examples"] == 4 and 0 < sm["flip_words"] <= 1 and sm["comp_aopc"] is not None
+    assert sm["examples"] == 2 and 0 < sm["flip_words"] <= 1 and sm["comp_aopc"] is not None
     assert main([*w, "explain", "--run", res.run_id, "--split", "test"]) == 2
     assert "--split goes with --flip" in capsys.readouterr().err
     assert main([*w, "explain", "--run", res.run_id, "--text", "  ", "--flip"]) == 2
@@ -245,7 +250,7 @@ def test_run_with_eval_flip_logs_the_metric_and_the_fronts_search(trained, capsy
                                                    10)
     assert "Prediction" in summary and len(probs) == len(d.before.labels) and ("thin→thick ", "changed") in diff
     assert len(rows) == 9 and [r[0] for r in rows].count("changed") == 1 and len(deltas) == 9
-    md_out, guided, rnd = h.on_flip(res.run_id, "own", text, "", "", "mask", 1.0, 64, 0)
+    md_out, guided, rnd = h.on_flip(res.run_id, "own", text, "", "", "mask", 0.3, 64, 0)
     assert "Extractor" in md_out and "Random order" in md_out
     assert all(label in (None, "edited") for _, label in guided + rnd)
 

@@ -186,8 +186,9 @@ class TrainingConfig:
     monitor_mode: str = "max"
     max_grad_norm: float = 1.0
     train_shuffle: bool = True
-    #: every evaluation also runs the minimal flip search (:mod:`unirex.counterfactual`): ``flip_words`` and
-    #: ``flip_words_random``, capped at ``flip_max_fraction`` of an example's words and ``flip_max_words``
+    #: the final evaluation (not the per-epoch dev ones, nor a dev result reused from the best epoch) also runs
+    #: the minimal flip search (:mod:`unirex.counterfactual`): ``flip_words`` and ``flip_words_random``, capped
+    #: at ``flip_max_fraction`` of an example's words and ``flip_max_words``
     eval_flip: bool = False
     flip_max_fraction: float = 0.5
     flip_max_words: int = 64

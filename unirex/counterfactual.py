@@ -7,9 +7,10 @@ Words are edited in one of two orders:
 * ``random``: a seeded random permutation of the same words, the control.
 
 After each prefix of the order (1, 2, ... words) the prediction is read again; the search stops at the first
-prefix whose predicted class differs from the unedited input's. Every prefix up to the cap runs, batched with
-the other examples' (:func:`unirex.packing.run_packed`: length-sorted chunks of at most ``chunk_size`` rows),
-so an example costs ``cap + 1`` sequences and no sequential forward passes.
+prefix whose predicted class differs from the unedited input's. The prefixes run batched with the other
+examples' (:func:`unirex.packing.run_packed`: length-sorted chunks of at most ``chunk_size`` rows) in a few
+rounds of growing size (the first 8 prefixes, the next 16, 32, ...), an example leaving at its first flip: an
+example costs at most ``cap + 1`` sequences, one that flips early far fewer.
 
 An edit is one of (:data:`EDITS`):
 
@@ -93,6 +94,50 @@ def word_orders(scores: torch.Tensor, word_ids: torch.Tensor, order: str,
     return out
 
 
+def _subword_ranks(batch: dict, orders: list[list[int]], caps: list[int]) -> torch.Tensor:
+    """``[B, L]`` long: the place of each subword's word in its row's order, ``cap + 1`` for a subword that
+    is never edited (not a document word the model reads, or a word past the cap)."""
+    wid, am = batch["word_ids"], batch["attention_mask"].bool()
+    out = []
+    for b, order in enumerate(orders):
+        cap = caps[b]
+        rank = torch.full((int(wid[b].max().item()) + 2 if wid.shape[1] else 1,), cap + 1, dtype=torch.long,
+                          device=wid.device)
+        if cap:
+            rank[torch.as_tensor(order[:cap], dtype=torch.long, device=wid.device)] = torch.arange(cap, device=wid.device)
+        out.append(torch.where((wid[b] >= 0) & am[b], rank[wid[b].clamp(min=0)], torch.full_like(wid[b], cap + 1)))
+    return torch.stack(out) if out else torch.zeros_like(wid)
+
+
+def _run_prefixes(model, batch: dict, ranks: torch.Tensor, prefixes: list[tuple[int, int]], options: FlipOptions,
+                  pad_token_id: int, replacement_id: int | None) -> torch.Tensor:
+    """``probs [R, C]`` (float64, CPU) of row ``b`` with its first ``m`` words edited, for each ``(b, m)``."""
+    ids, am, tt = batch["input_ids"], batch["attention_mask"].bool(), batch.get("token_type_ids")
+    tt = torch.zeros_like(ids) if tt is None else tt
+    src = torch.as_tensor([b for b, _ in prefixes], dtype=torch.long, device=ids.device)
+    m = torch.as_tensor([m for _, m in prefixes], dtype=torch.long, device=ids.device).unsqueeze(1)
+    edited = ranks[src] < m
+    rows_ids = ids[src]
+    if replacement_id is None:
+        keep = am[src] & ~edited
+    else:
+        keep = am[src]
+        rows_ids = torch.where(edited, torch.full_like(rows_ids, int(replacement_id)), rows_ids)
+
+    def forward(packed: dict) -> torch.Tensor:
+        out = model(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                    token_type_ids=packed["token_type_ids"])
+        return getattr(out, "logits", out).float()
+
+    logits, _ = run_packed(forward, {"input_ids": rows_ids, "token_type_ids": tt[src]}, keep, options.chunk_size,
+                           pad_token_id)
+    return torch.softmax(logits.double(), -1).cpu()
+
+
+#: prefixes of the first round of :func:`flip_search` (each later round doubles it)
+FIRST_ROUND = 8
+
+
 @torch.no_grad()
 def flip_search(model, batch: dict, orders: list[list[int]], options: FlipOptions = FlipOptions(),
                 pad_token_id: int = 0, replacement_id: int | None = None, order_name: str = EXTRACTOR,
@@ -102,61 +147,41 @@ def flip_search(model, batch: dict, orders: list[list[int]], options: FlipOption
     whose edit flips ``model``'s prediction (``model(input_ids=, attention_mask=, token_type_ids=) ->
     logits [B, C]``). ``replacement_id``: the token id of a ``mask`` edit (None: ``remove``).
 
-    All prefixes of all rows (and each unedited row, the base prediction) run in length-sorted chunks of at
-    most ``options.chunk_size`` sequences."""
-    ids, am, tt = batch["input_ids"], batch["attention_mask"].bool(), batch.get("token_type_ids")
-    if tt is None:
-        tt = torch.zeros_like(ids)
-    wid = batch["word_ids"]
-    B = ids.shape[0]
+    The prefixes run in a few rounds, each one batch over the rows not decided yet (length-sorted chunks of
+    at most ``options.chunk_size`` sequences): the unedited rows and prefixes 1..8, then the next 16, 32, ...
+    up to each row's cap; a row leaves the search at its first flip. The result is the same as trying every
+    prefix; only the rows that do not flip early cost more passes."""
+    B = batch["input_ids"].shape[0]
     if len(orders) != B:
         raise ValueError(f"{len(orders)} word orders for a batch of {B} rows")
-    src, edits, caps = [], [], []
+    caps = [options.cap(len(o)) for o in orders]
+    ranks = _subword_ranks(batch, orders, caps)
+    base = _run_prefixes(model, batch, ranks, [(b, 0) for b in range(B)], options, pad_token_id, replacement_id)
+    base_y = base.argmax(-1)
+    found: dict[int, tuple[int, torch.Tensor]] = {}  # row -> (edits, probs) of its flip, or of its last prefix
+    open_rows, lo, width = [b for b in range(B) if caps[b] > 0], 1, FIRST_ROUND
+    while open_rows:
+        prefixes = [(b, m) for b in open_rows for m in range(lo, min(lo + width - 1, caps[b]) + 1)]
+        probs = _run_prefixes(model, batch, ranks, prefixes, options, pad_token_id, replacement_id)
+        y, still = probs.argmax(-1), []
+        for b in open_rows:
+            idx = [i for i, (r, _) in enumerate(prefixes) if r == b]
+            flips = [i for i in idx if int(y[i]) != int(base_y[b])]
+            if flips:
+                found[b] = (prefixes[flips[0]][1], probs[flips[0]])
+            elif prefixes[idx[-1]][1] >= caps[b]:
+                found[b] = (caps[b], probs[idx[-1]])
+            else:
+                still.append(b)
+        open_rows, lo, width = still, lo + width, width * 2
+    results = []
     for b in range(B):
-        order = orders[b]
-        cap = options.cap(len(order))
-        caps.append(cap)
-        # rank of each subword's word in the order (words past the cap, and non-words, never edited)
-        rank = torch.full((int(wid[b].max().item()) + 2 if wid.shape[1] else 1,), cap + 1, dtype=torch.long,
-                          device=ids.device)
-        if cap:
-            rank[torch.as_tensor(order[:cap], dtype=torch.long, device=ids.device)] = torch.arange(
-                cap, device=ids.device)
-        sub_rank = torch.where((wid[b] >= 0) & am[b], rank[wid[b].clamp(min=0)], torch.full_like(wid[b], cap + 1))
-        m = torch.arange(cap + 1, device=ids.device).unsqueeze(1)  # prefix lengths 0 (unedited) .. cap
-        edits.append(sub_rank.unsqueeze(0) < m)  # [cap + 1, L]
-        src += [b] * (cap + 1)
-    src_t = torch.as_tensor(src, dtype=torch.long, device=ids.device)
-    edited = torch.cat(edits)
-    rows_ids = ids[src_t]
-    if replacement_id is None:
-        keep = am[src_t] & ~edited
-    else:
-        keep = am[src_t]
-        rows_ids = torch.where(edited, torch.full_like(rows_ids, int(replacement_id)), rows_ids)
-
-    def forward(packed: dict) -> torch.Tensor:
-        out = model(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
-                    token_type_ids=packed["token_type_ids"])
-        return getattr(out, "logits", out).float()
-
-    logits, _ = run_packed(forward, {"input_ids": rows_ids, "token_type_ids": tt[src_t]}, keep, options.chunk_size,
-                           pad_token_id)
-    probs = torch.softmax(logits.double(), -1).cpu()
-    pred = probs.argmax(-1)
-    results, start = [], 0
-    for b in range(B):
-        cap = caps[b]
-        p, y = probs[start:start + cap + 1], pred[start:start + cap + 1]
-        start += cap + 1
-        base = int(y[0])
-        flips = torch.nonzero(y[1:] != base).flatten()
-        n = int(flips[0]) + 1 if len(flips) else None
-        last = n if n is not None else cap
+        n, p = found.get(b, (0, base[b]))
+        flipped = int(p.argmax()) != int(base_y[b])
         results.append(FlipResult(
-            order=order_name, flipped=n is not None, n_edits=n, n_words=len(orders[b]), cap=cap,
-            edited=tuple(int(w) for w in orders[b][:last]), base_label=base,
-            base_probs=tuple(float(x) for x in p[0]), label=int(y[last]), probs=tuple(float(x) for x in p[last])))
+            order=order_name, flipped=flipped, n_edits=n if flipped else None, n_words=len(orders[b]), cap=caps[b],
+            edited=tuple(int(w) for w in orders[b][:n]), base_label=int(base_y[b]),
+            base_probs=tuple(float(x) for x in base[b]), label=int(p.argmax()), probs=tuple(float(x) for x in p)))
     return results
 
 

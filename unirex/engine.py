@@ -275,7 +275,7 @@ class Engine:
                     result = evaluate(self.model, ds, self.model.explain, batch_size=cfg.setup.eval_batch_size,
                                       bins=cfg.model.topk, device=self.device, source=built.summary.get("source"),
                                       progress=progress, should_stop=self.cancelled, extra=self.extra_metrics(),
-                                      flip=eval_flip_options(cfg))
+                                      flip=eval_flip_options(cfg) if epoch is None else None)
             except EvaluationCancelled:
                 raise _Cancelled() from None
         metrics = {k: v for k, v in result.metrics.items() if v is not None}
