@@ -411,9 +411,9 @@ def _explain_flip(args) -> int:
     probs = ", ".join(f"{lab} {p:.3f}" for lab, p in zip(fo.labels, fo.probs))
     print(f"prediction: {fo.predicted}   ({probs})")
     print(_flip_path_line(f"extractor order ({fo.extractor})", fo.guided, fo.predicted))
-    print(f"  edited text: {fo.guided.edited_text}")
+    print(f"  edited text: {fo.guided.edited_text or '(no word left)'}")
     print(_flip_path_line(f"random order (seed {fo.seed})", fo.random, fo.predicted))
-    print(f"  edited text: {fo.random.edited_text}")
+    print(f"  edited text: {fo.random.edited_text or '(no word left)'}")
     if fo.truncated:
         print("(text truncated to the model's max length: later words were not searched)")
     return 0
