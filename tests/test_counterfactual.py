@@ -286,3 +286,27 @@ def test_panel_pieces_keep_user_words_as_text():
     assert "after **1** of 3 words" in text and "**no flip** within 2 of 3 words" in text
     assert "`<b>bold</b>`" in text and text.count("<b>") == 1  # the word only inside its code span
     assert flip_pieces(path) == [("a ", None), ("<b>bold</b> ", "edited"), ("c ", None)]
+
+
+class CountModel(torch.nn.Module):
+    """Class 1 while at least three of the KEYS tokens are read, class 0 below."""
+
+    KEYS = (2003, 2007, 2011, 2016, 2019)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        am = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        n = sum(((input_ids == k) & am.bool()).sum(1) for k in self.KEYS)
+        has = (n >= 3).float()
+        return torch.stack([1 - has, has], 1) * 4.0
+
+
+def test_rounds_find_the_first_flipping_prefix_of_any_order():
+    model, batch = CountModel(), one_row(WORDS)
+    keys = {i for i, t in enumerate(WORDS) if t in CountModel.KEYS}
+    rng = np.random.default_rng(5)
+    orders = [list(rng.permutation(20)) for _ in range(6)]
+    rows = {k: v.repeat(6, 1) for k, v in batch.items()}
+    found = flip_search(model, rows, [list(map(int, o)) for o in orders], FlipOptions(max_fraction=1.0))
+    for order, r in zip(orders, found):
+        expected = next(m for m in range(1, 21) if len(keys - set(int(w) for w in order[:m])) < 3)
+        assert r.flipped and r.n_edits == expected and (r.base_label, r.label) == (1, 0)
