@@ -704,27 +704,30 @@ class _Collector:
 
 @dataclass
 class _FlipRun:
-    """The minimal flip search of an evaluation (``evaluate(flip=...)``), batch by batch."""
+    """The minimal flip search of an evaluation (``evaluate(flip=...)``), batch by batch; ``searched`` False
+    when not asked for or for a model the search does not handle (its metrics are then None)."""
 
-    options: FlipOptions
+    options: FlipOptions | None
     pad_id: int
+    searched: bool
     rng: np.random.Generator
     tally: FlipTally = field(default_factory=FlipTally)
 
     @classmethod
     def start(cls, model, options: FlipOptions | None, scoring: Scoring, n_choices: int | None,
-              pad_id: int) -> "_FlipRun | None":
-        if options is None or n_choices or scoring.select_then_predict or flip_supported(model) is not None:
-            return None  # not asked for, or a model the search does not handle: the metrics stay None
-        return cls(options, pad_id, np.random.default_rng(options.seed))
+              pad_id: int) -> "_FlipRun":
+        searched = (options is not None and not n_choices and not scoring.select_then_predict
+                    and flip_supported(model) is None)
+        return cls(options, pad_id, searched, np.random.default_rng(options.seed if options is not None else 0))
 
     def add(self, model, batch: dict, scores: torch.Tensor) -> None:
-        for results in search_batch(model, batch, scores, self.options, self.rng, self.pad_id).values():
-            self.tally.add(results)
+        if self.searched:
+            for results in search_batch(model, batch, scores, self.options, self.rng, self.pad_id).values():
+                self.tally.add(results)
 
-    @staticmethod
-    def metrics(run: "_FlipRun | None") -> dict[str, float | None]:
-        return flip_metrics(run.tally if run is not None else FlipTally())
+    def metrics(self) -> dict[str, float | None]:
+        """``flip_words`` / ``flip_words_random`` when the search was asked for, else nothing."""
+        return {} if self.options is None else flip_metrics(self.tally)
 
 
 def _model_device(model) -> torch.device:
@@ -766,8 +769,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
         extra: the metrics beside ERASER's to compute (:class:`unirex.extra_eval.ExtraMetrics`:
             ``soft_comp`` / ``soft_suff``, ``sensitivity_max``, ``diag_comp`` / ``diag_suff``,
             :mod:`unirex.metrics.extra`); None or no groups: none (they cost extra passes).
-        flip: run the minimal flip search too (:mod:`unirex.counterfactual`) and add ``flip_words`` and
-            ``flip_words_random`` (None for a model the search does not handle); None: not run.
+        flip: also the minimal flip search (:mod:`unirex.counterfactual`): ``flip_words``, ``flip_words_random``.
 
     Returns:
         :class:`EvalResult` with ``metrics`` (keys in :mod:`unirex.metrics`), ``outputs`` (per example)
@@ -787,8 +789,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     n_choices = getattr(dataset, "num_choices", None)
     pad_id = int(getattr(dataset, "pad_token_id", 0) or 0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
-    kept = _Collector(table, bin_spec, keep_subword_scores)
-    flips = _FlipRun.start(model, flip, scoring, n_choices, pad_id)
+    kept, flips = _Collector(table, bin_spec, keep_subword_scores), _FlipRun.start(model, flip, scoring, n_choices, pad_id)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -808,8 +809,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             if extra is not None and extra.groups:
                 kept.add_extra(extra_batch_probs(model, batch, scores, bp.full, explain, extra, bin_spec.hard_k,
                                                  chunk_size, pad_id, n_choices, strategy.select_then_predict))
-            if flips is not None:
-                flips.add(model, batch, scores)
+            flips.add(model, batch, scores)
             done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
@@ -825,9 +825,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     gold_spans = gold_spans_from_source(source, table)
     metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
     metrics.update(kept.subword_metrics(iou_threshold))
-    metrics.update(computed_metrics(outputs))  # metrics registered with a compute function of their own
-    if flip is not None:
-        metrics.update(_FlipRun.metrics(flips))
+    metrics.update({**computed_metrics(outputs), **flips.metrics()})  # metrics of their own compute; the flips
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
              "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,

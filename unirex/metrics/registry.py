@@ -164,11 +164,6 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("plaus_ref_token_f1", "token F1 (ref.)", _P, title="Plausibility token F1 (UNIREX's)"),
     *(MetricSpec(f"comp_k{k}", f"comp @{k}%", _F, title=f"Comprehensiveness at {k}%") for k in BINS),
     *(MetricSpec(f"suff_k{k}", f"suff @{k}%", _F, Direction.LOWER, title=f"Sufficiency at {k}%") for k in BINS),
-    # the minimal flip search (:mod:`unirex.counterfactual`), when an evaluation runs it (``training.eval_flip``)
-    MetricSpec("flip_words", "flip words", _F, Direction.LOWER,
-               title="Fraction of words edited to flip the prediction, in the rationale's order"),
-    MetricSpec("flip_words_random", "flip words (random)", _F, Direction.LOWER,
-               title="Fraction of words edited to flip the prediction, in a random order (control)"),
     MetricSpec("comp_aopc_unirex", "comp AOPC (ref.)", _F, compared=False, nrg=_PAPER,
                title="Comprehensiveness AOPC (UNIREX's sum)"),
     MetricSpec("suff_aopc_unirex", "suff AOPC (ref.)", _F, Direction.LOWER, compared=False, nrg=_PAPER,
@@ -184,6 +179,11 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
                compute=extra.diag_comp),
     MetricSpec("diag_suff", "diag. suff", _F, title="Diagnosticity against random, sufficiency",
                compute=extra.diag_suff),
+    # the minimal flip search (:mod:`unirex.counterfactual`), when an evaluation runs it (``training.eval_flip``)
+    MetricSpec("flip_words", "flip words", _F, Direction.LOWER,
+               title="Fraction of words edited to flip the prediction, in the rationale's order"),
+    MetricSpec("flip_words_random", "flip words (random)", _F, Direction.LOWER,
+               title="Fraction of words edited to flip the prediction, in a random order (control)"),
 )
 
 _LOCK = threading.Lock()
