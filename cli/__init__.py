@@ -600,16 +600,10 @@ def _add_checkpoint_commands(sub) -> None:
     e = sub.add_parser("explain", help="the rationale of a checkpoint for a text you type (--text) or a file of "
                                        "texts (--file ... --out ...)")
     e.add_argument("--run", required=True, help="run id, checkpoint folder (or Hugging Face repo id)")
-    if args.file is not None:
-        if getattr(args, "flip", False) or args.split is not None:
-            raise UnirexError("--flip and --split go with --text, not --file")
-        return explain_file(args, _workbench)
-    if getattr(args, "flip", False):
-        return _explain_flip(args)
-    if args.split is not None:
-        raise UnirexError("--split goes with --flip (the flip search over a split)")
-    if args.text is None:
-        raise UnirexError("explain needs --text or --file (or --flip --split SPLIT)")
+    # not required: `explain --flip --split SPLIT` needs neither (_explain says what is missing)
+    what = e.add_mutually_exclusive_group(required=False)
+    what.add_argument("--text", help="the text to explain (the first document)")
+    add_explain_file_args(e, what)
     e.add_argument("--query", help="the query of query tasks (MultiRC, BoolQ, FEVER, ...)")
     e.add_argument("--second-text", dest="second_text", help="the second document of two-document tasks (e-SNLI hypothesis)")
     post_hoc = attribution_names(post_hoc=True)  # the registry's, plugins' included ($UNIREX_PLUGINS)
