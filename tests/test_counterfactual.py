@@ -208,6 +208,7 @@ def trained(tmp_path_factory, tiny_arch):
     return ws, res
 
 
+@pytest.mark.long  # a training run, the CLI and the app's handlers: ~30 s, beyond the suite's time budget
 def test_run_with_eval_flip_logs_the_metric_and_the_fronts_search(trained, capsys):
     import json
 
