@@ -4,6 +4,7 @@ run or a user controls (loss names, group labels, metric names, axis names) goes
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -13,6 +14,7 @@ from unirex.errors import UnirexError
 from unirex.metrics.faithfulness import BINS
 from unirex.metrics.registry import Headline, MetricSpec, direction, get_metric, metric_keys
 from workbench import RunCurves
+from workbench.curves import ema_smooth
 
 _LAYOUT = dict(template="plotly_white", height=340, margin=dict(l=50, r=20, t=50, b=45),
                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
@@ -41,17 +43,82 @@ def empty(title: str, note: str = "no data yet") -> go.Figure:
     return fig
 
 
-def losses(curves: RunCurves, title: str = "Training losses per step") -> go.Figure:
-    """One line per loss component (``loss`` is the weighted total)."""
+#: the x axes a loss chart offers (TensorBoard's STEP / RELATIVE / WALL): the choice's label -> its column
+X_AXES = {"step": "step", "time since start": "elapsed", "wall clock": "time"}
+_X_TITLES = {"step": "step", "elapsed": "seconds since the run started", "time": "wall clock time"}
+#: TensorBoard's default smoothing weight
+DEFAULT_SMOOTHING = 0.6
+_RAW_OPACITY = 0.25  # the unsmoothed line behind a smoothed one
+
+
+def _x_column(x: str) -> str:
+    if x in X_AXES:
+        return X_AXES[x]
+    if x in X_AXES.values():
+        return x
+    raise UnirexError(f"x axis must be one of {', '.join(X_AXES)}, got {x!r}")
+
+
+def _xs(sub, col: str) -> list:
+    vals = sub[col].to_list()
+    if col == "time":  # Unix seconds -> datetimes Plotly draws as a date axis
+        return [None if v is None else dt.datetime.fromtimestamp(v) for v in vals]
+    return vals
+
+
+def _add_curve(fig: go.Figure, xs: list, ys: list[float], name: str, color: str, smoothing: float,
+               width: float, hover: str) -> None:
+    """One curve: with smoothing, the raw values faint behind the smoothed line (same colour, one legend
+    entry for both, as TensorBoard and W&B draw them)."""
+    group = name
+    if smoothing > 0:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, legendgroup=group, showlegend=False,
+                                 opacity=_RAW_OPACITY, line=dict(color=color, width=1), hoverinfo="skip"))
+        ys = ema_smooth(ys, smoothing)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, legendgroup=group,
+                             line=dict(color=color, width=width), hovertemplate=hover))
+
+
+def _frame_xy(df, name: str, col: str):
+    sub = df.filter((df["name"] == name) & df[col].is_not_null()).sort("step")
+    return _xs(sub, col), sub["value"].to_list()
+
+
+def losses(curves: RunCurves, title: str = "Training losses per step", smoothing: float = 0.0,
+           x: str = "step") -> go.Figure:
+    """One line per loss component (``loss`` is the weighted total). ``smoothing``: TensorBoard's EMA
+    weight in [0, 1) (:func:`workbench.curves.ema_smooth`; the raw line stays faint behind); ``x``: one of
+    :data:`X_AXES`."""
+    col = _x_column(x)
     df = curves.losses
     if df.height == 0:
         return empty(title, "waiting for the first training step")
     fig = go.Figure()
-    for name in curves.loss_names:
-        sub = df.filter(df["name"] == name).sort("step")
-        fig.add_trace(go.Scatter(x=sub["step"].to_list(), y=sub["value"].to_list(), mode="lines",
-                                 name=plot_text(name), line=dict(width=3 if name == "loss" else 1.5)))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", **_LAYOUT)
+    for i, name in enumerate(curves.loss_names):
+        xs, ys = _frame_xy(df, name, col)
+        _add_curve(fig, xs, ys, plot_text(name), PALETTE[i % len(PALETTE)], smoothing,
+                   3 if name == "loss" else 1.5, "%{y:.4g}<extra>%{fullData.name}</extra>")
+    fig.update_layout(title=title, xaxis_title=_X_TITLES[col], yaxis_title="loss", **_LAYOUT)
+    return fig
+
+
+def overlay(runs: list[RunCurves], loss: str = "loss", smoothing: float = 0.0, x: str = "step",
+            title: str | None = None) -> go.Figure:
+    """One loss component of several runs on one chart, a colour per run (named by its run id), smoothed
+    and on the x axis as :func:`losses` draws them."""
+    col = _x_column(x)
+    title = title or f"{plot_text(loss)} of {len(runs)} runs"
+    fig = go.Figure()
+    for i, c in enumerate(runs):
+        df = c.losses
+        if df.height == 0 or loss not in c.loss_names:
+            continue
+        xs, ys = _frame_xy(df, loss, col)
+        _add_curve(fig, xs, ys, plot_text(c.run_id), group_style(i).color, smoothing, 2,
+                   "%{y:.4g}<extra>%{fullData.name}</extra>")
+    if not fig.data:
+        return empty(title, "pick runs above to draw their curves" if not runs else f"no {plot_text(loss)} logged yet")
+    fig.update_layout(title=title, xaxis_title=_X_TITLES[col], yaxis_title=plot_text(loss), **_LAYOUT)
     return fig
 
 
@@ -293,6 +360,6 @@ def bin_curves(rows: list[dict], label_of, title: str = "Comprehensiveness and s
     return legend_below(fig, labels, height=380, width_px=2 * CHART_WIDTH_PX, subtitle=subtitle)
 
 
-__all__ = ["CHART_WIDTH_PX", "GroupStyle", "PALETTE", "PATTERNS", "SYMBOLS", "bars", "bin_curves", "dev_metrics",
-           "empty", "error_of", "group_style", "heading_of", "legend_below", "losses", "metric_spec", "n_note",
-           "pair_matrix", "panels", "pareto_front", "scatter"]
+__all__ = ["CHART_WIDTH_PX", "DEFAULT_SMOOTHING", "GroupStyle", "PALETTE", "PATTERNS", "SYMBOLS", "X_AXES", "bars",
+           "bin_curves", "dev_metrics", "empty", "error_of", "group_style", "heading_of", "legend_below", "losses",
+           "metric_spec", "n_note", "overlay", "pair_matrix", "panels", "pareto_front", "scatter"]

@@ -201,6 +201,18 @@ class RunsHandlers(Handlers):
                 d.config, ",".join(d.summary.tags), resume_button(d))
 
     @handler
+    def on_curves(self, run_id, picks, smoothing, x, loss):
+        """The open run's losses and one loss component of the picked runs overlaid, smoothed and on the x
+        axis the controls say; the component choices are those the picked runs logged."""
+        sm = float(smoothing or 0.0)
+        one = (figures.losses(self.wb.curves(run_id), smoothing=sm, x=x) if run_id
+               else figures.empty("Training losses per step"))
+        many = [self.wb.curves(r) for r in dict.fromkeys(picks or [])]
+        names = sorted({n for c in many for n in c.loss_names}) or ["loss"]
+        loss = loss if loss in names else ("loss" if "loss" in names else names[0])
+        return one, figures.overlay(many, loss, sm, x), gr.update(choices=names, value=loss)
+
+    @handler
     def on_tags(self, run_id, text):
         tags = self.wb.set_tags(_need(run_id), text or "")
         return f"Tags of {code(run_id)}: " + (", ".join(code(t) for t in tags) or "none") + "."
@@ -287,6 +299,27 @@ def _pick_blocks():
     return picks, pick, compare
 
 
+@dataclass(frozen=True)
+class CurveControls:
+    """The curve charts' controls (smoothing, x axis, the overlaid component) and the overlay of the picked runs."""
+
+    smoothing: gr.Slider
+    x: gr.Radio
+    loss: gr.Dropdown
+    overlay: gr.Plot
+
+
+def _curve_blocks() -> CurveControls:
+    """Smoothing as TensorBoard's slider (0 = raw), step or time on x, and the picked runs' curves on one chart."""
+    with gr.Row():
+        smoothing = gr.Slider(0.0, 0.99, value=figures.DEFAULT_SMOOTHING, step=0.01, elem_id="runs-smoothing",
+                              label="Smoothing (exponential moving average, as TensorBoard; raw line faint behind)")
+        x = gr.Radio(list(figures.X_AXES), value="step", label="x axis", elem_id="runs-x-axis")
+        loss = gr.Dropdown(["loss"], value="loss", label="Loss component of the picked runs", elem_id="runs-overlay-loss")
+    overlay = gr.Plot(label="Picked runs overlaid", elem_id="runs-overlay")
+    return CurveControls(smoothing=smoothing, x=x, loss=loss, overlay=overlay)
+
+
 def build_tab(wb: Workbench):
     """Build the tab; returns ``(timer, refresh event, picked runs)``."""
     h = RunsHandlers(wb)
@@ -303,6 +336,7 @@ def build_tab(wb: Workbench):
                          show_search="filter", label="Runs (click a column to sort; click a row to open it)",
                          pinned_columns=1, elem_id="runs-table")
     picks, pick_btn, compare_btn = _pick_blocks()
+    curve_ctl = _curve_blocks()
     run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="runs-run")
     detail_outputs = _detail_blocks()
     with gr.Row():
@@ -356,7 +390,14 @@ def build_tab(wb: Workbench):
         comp.input(h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
     timer.tick(h.on_refresh, refresh_inputs, refresh_outputs, show_progress="hidden", **private_api)
     table.select(on_select, None, [run], **private_api)
-    run.change(h.on_open, [run, split_f], detail_outputs + [tags_box, resume_btn], api_name="show_run")
+    curve_inputs = [run, picks, curve_ctl.smoothing, curve_ctl.x, curve_ctl.loss]
+    curve_outputs = [detail_outputs[3], curve_ctl.overlay, curve_ctl.loss]
+    run.change(h.on_open, [run, split_f], detail_outputs + [tags_box, resume_btn], api_name="show_run").then(
+        h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
+    picks.change(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
+    for comp in (curve_ctl.x, curve_ctl.loss):  # .input: the user's choice (on_curves itself sets the component)
+        comp.input(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
+    curve_ctl.smoothing.release(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
     pick_btn.click(add_pick, [picks, run], [picks], **private_api)
     tags_btn.click(h.on_tags, [run, tags_box], [action_md], **private_api).then(
         h.on_refresh, refresh_inputs, refresh_outputs, **private_api)
@@ -374,4 +415,4 @@ def build_tab(wb: Workbench):
     return timer, (h.on_refresh, refresh_inputs, refresh_outputs), PickedRuns(picks=picks, compare=compare_btn, run=run)
 
 
-__all__ = ["PickedRuns", "add_pick", "build_tab", "runs_rows"]
+__all__ = ["CurveControls", "PickedRuns", "add_pick", "build_tab", "runs_rows"]

@@ -47,7 +47,7 @@ from workbench import compare as _compare
 from workbench.annotations import AnnotationService
 from workbench.batch_explain import BatchInput, BatchResult
 from workbench.checkpoints import CheckpointCache
-from workbench.curves import CurveReader
+from workbench.curves import CurveReader, empty_curves
 from workbench.dataset_service import DatasetService
 from workbench.counterfactual import CounterfactualService, EditDiff, FlipOutcome, FlipSplitSummary
 from workbench.explain_service import ExplainService
@@ -461,11 +461,7 @@ class Workbench:
         run_id = check_name(run_id, "run id")
         rd = self._run_dir(run_id) if (self.runs_root / run_id / RunDir.META).is_file() else None
         if rd is None:
-            import polars as _pl
-
-            return RunCurves(run_id=str(run_id), losses=_pl.DataFrame(schema={"step": _pl.Int64, "epoch": _pl.Int64,
-                                                                             "name": _pl.Utf8, "value": _pl.Float64}),
-                             dev=_pl.DataFrame(schema={"epoch": _pl.Int64, "name": _pl.Utf8, "value": _pl.Float64}))
+            return empty_curves(run_id)
         return self.curve_reader.curves(rd.run_id)
 
     def progress(self, run_id: str) -> Progress:
