@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import annotate
+from ui import scores as score_colours
 from ui.common import AppDefaults, Handlers, code, handler, md
 from ui.counterfactual import build_counterfactuals
 from workbench import Workbench
@@ -22,15 +23,14 @@ def checkpoint_choices(wb: Workbench) -> list[tuple[str, str]]:
             for r in wb.checkpoint_runs()]
 
 
-def score_pieces(ex) -> list[tuple[str, float | None]]:
-    """Words with their score scaled to [-1, 1] (HighlightedText colours by the number; text stays text)."""
-    top = max((abs(s) for s in ex.word_scores), default=0.0) or 1.0
-    out = []
-    for i, (w, s) in enumerate(zip(ex.words, ex.word_scores)):
-        if i and ex.word_document[i] != ex.word_document[i - 1]:
-            out.append(("| ", None))
-        out.append((w + " ", round(float(s) / top, 3)))
-    return out
+def scores_html(wb: Workbench, ex, checkpoint: str, extractor: str | None, norm: str, progress=None) -> str:
+    """The words coloured by score (diverging for signed scores, sequential otherwise) with the legend, under
+    normalisation ``norm``; per dataset, the checkpoint's test-split scores of this extractor (computed once,
+    ``progress(done, total)`` told after each example)."""
+    dataset = (wb.score_scale(checkpoint, extractor, progress=progress) if norm == score_colours.PER_DATASET
+               else None)
+    return score_colours.score_html(ex.words, ex.word_scores, ex.word_document, ex.extractor, ex.predicted,
+                                    norm, dataset)
 
 
 def rationale_pieces(ex, gold: list[bool] | None) -> list[tuple[str, str | None]]:
@@ -73,19 +73,32 @@ def on_text_edit():
 class ExplainHandlers(Handlers):
     """The Explain tab's event handlers."""
 
-    def _one(self, ck, ex, t, q, s, k, gold_marks):
-        e = self.wb.explain(ck, t, query=q or None, extractor=None if ex == OWN else ex, top_k=float(k),
-                            second_text=s or None)
-        return summary_md(e, gold_marks), e.probabilities, score_pieces(e), rationale_pieces(e, gold_marks)
+    def _one(self, ck, ex, t, q, s, k, gold_marks, norm=score_colours.PER_TEXT, progress=None):
+        extractor = None if ex == OWN else ex
+        e = self.wb.explain(ck, t, query=q or None, extractor=extractor, top_k=float(k), second_text=s or None)
+
+        def told(done, total):
+            if progress is not None:
+                progress((done, total), desc="per-dataset colour scale: scoring test examples (once)")
+
+        return (summary_md(e, gold_marks), e.probabilities, scores_html(self.wb, e, ck, extractor, norm, told),
+                rationale_pieces(e, gold_marks))
 
     @handler
-    def on_explain(self, cka, exa, both, ckb, exb, t, q, s, k, gold_marks, progress=gr.Progress()):
+    def on_explain(self, cka, exa, both, ckb, exb, t, q, s, k, gold_marks, norm=score_colours.PER_TEXT,
+                   progress=gr.Progress()):
         if not cka:
             raise gr.Error("Choose a checkpoint first (train a run with save_checkpoint=True in the Train tab).")
         progress(0, desc="loading the checkpoint (a few seconds on its first use), then explaining…")
-        a = self._one(cka, exa, t, q, s, k, gold_marks)
-        b = self._one(ckb or cka, exb, t, q, s, k, gold_marks) if both else (gr.update(),) * 4
+        a = self._one(cka, exa, t, q, s, k, gold_marks, norm, progress)
+        b = self._one(ckb or cka, exb, t, q, s, k, gold_marks, norm, progress) if both else (gr.update(),) * 4
         return (*a, *b)
+
+    def on_norm(self, cka, exa, both, ckb, exb, t, q, s, k, gold_marks, norm, progress=gr.Progress()):
+        """A new normalisation redraws what is explained (nothing when there is no text or checkpoint yet)."""
+        if not cka or not (t or "").strip():
+            return (gr.update(),) * 8
+        return self.on_explain(cka, exa, both, ckb, exb, t, q, s, k, gold_marks, norm, progress)
 
     @handler
     def on_load_examples(self, ck):
@@ -116,6 +129,13 @@ class ExplainHandlers(Handlers):
         return gr.update(choices=ch, value=a or first), gr.update(choices=ch, value=b or first)
 
 
+def _norm_radio():
+    """The colour normalisation of the word scores (LIT's choice): per text, per dataset, none."""
+    return gr.Radio(list(score_colours.NORMALISATIONS), value=score_colours.PER_TEXT, scale=2,
+                    label="Colour normalisation of the scores", elem_id="explain-norm",
+                    info="per dataset: over 50 test examples of the checkpoint, computed once")
+
+
 def _result_columns():
     """The two result columns (B hidden until side by side is chosen): ``[(column, summary, probabilities,
     scores, rationale), ...]``."""
@@ -125,8 +145,8 @@ def _result_columns():
             with gr.Column(visible=side == "A", elem_id=f"explain-{side}") as col:
                 summary = gr.Markdown()
                 probs = gr.Label(label="Class probabilities")
-                scores = gr.HighlightedText(label="Words by score (scaled to the largest: the stronger, the higher)",
-                                            show_legend=False, show_inline_category=False)
+                scores = gr.HTML(label="Words by score (the legend below says what the colours mean)",
+                                 show_label=True, elem_classes=["explain-scores"])
                 rationale = gr.HighlightedText(label="Top-k% rationale (beside the gold one for dataset examples)",
                                                color_map=COLORS, show_legend=True, show_inline_category=False)
             outs.append((col, summary, probs, scores, rationale))
@@ -148,7 +168,9 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
             ck_b = gr.Dropdown(choices, value=choices[0][1] if choices else None, allow_custom_value=True,
                                label="Second checkpoint")
             ex_b = gr.Dropdown(extractors, value=extractors[1], label="Second extractor")
-    top_k = gr.Slider(1, 100, value=10, step=1, label="Rationale size: top-k% of the words' subwords")
+    with gr.Row():
+        top_k = gr.Slider(1, 100, value=10, step=1, label="Rationale size: top-k% of the words' subwords", scale=3)
+        norm = _norm_radio()
     text = gr.Textbox(lines=5, label=f"Text (at most {wb.max_text_chars():,} characters)",
                       placeholder="the plot was thin but the acting was wonderful .", elem_id="explain-text")
     with gr.Row():
@@ -171,8 +193,9 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
 
     private = {"api_visibility": "private"}
     side_outputs = [o for side in outs for o in side[1:]]
-    explain_inputs = [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold]
+    explain_inputs = [ck_a, ex_a, compare, ck_b, ex_b, text, query, second, top_k, gold, norm]
     explain_btn.click(h.on_explain, explain_inputs, side_outputs, api_name="explain")
+    norm.input(h.on_norm, explain_inputs, side_outputs, **private)
     text.submit(h.on_explain, explain_inputs, side_outputs, **private)
     compare.change(lambda c: gr.update(visible=bool(c)), [compare], [col_b], **private)
     load_btn.click(h.on_load_examples, [ck_a], [examples, example_pick, example_md], **private)
@@ -182,4 +205,4 @@ def build_tab(wb: Workbench, defaults: AppDefaults = AppDefaults()):
     return h.on_refresh, [ck_a, ck_b], [ck_a, ck_b]
 
 
-__all__ = ["build_tab", "rationale_pieces", "score_pieces", "summary_md"]
+__all__ = ["build_tab", "rationale_pieces", "scores_html", "summary_md"]

@@ -397,7 +397,8 @@ def build_tab(wb: Workbench):
     picks.change(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
     for comp in (curve_ctl.x, curve_ctl.loss):  # .input: the user's choice (on_curves itself sets the component)
         comp.input(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
-    curve_ctl.smoothing.release(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden", **private_api)
+    curve_ctl.smoothing.change(h.on_curves, curve_inputs, curve_outputs, show_progress="hidden",
+                               trigger_mode="always_last", **private_api)
     pick_btn.click(add_pick, [picks, run], [picks], **private_api)
     tags_btn.click(h.on_tags, [run, tags_box], [action_md], **private_api).then(
         h.on_refresh, refresh_inputs, refresh_outputs, **private_api)

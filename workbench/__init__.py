@@ -9,11 +9,11 @@ from store import RunFilter
 from workbench.records import (FINAL_JOB_STATES, JOB_STATES, RUN_STATES, CatalogRow, CheckpointInfo, Comparison,
                                DatasetExample, DatasetSummary, Explanation, ExportedFile, Job, MethodPreset,
                                PairTest, PlannedRun, Progress, RunCurves, RunDetail, RunOutcome, RunSummary,
-                               SettingsCheck, Uncertainty)
+                               ScoreScale, SettingsCheck, Uncertainty)
 from workbench.service import LAUNCHERS, Workbench, command_line
 from workbench.sweeps import comma_lists, is_sweep, quote_one_value_keys
 
 __all__ = ["FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "CatalogRow", "CheckpointInfo", "Comparison",
            "DatasetExample", "DatasetSummary", "Explanation", "ExportedFile", "Job", "LAUNCHERS", "MethodPreset",
            "PairTest", "PlannedRun", "Progress", "RunCurves", "RunDetail", "RunFilter", "RunOutcome", "RunSummary",
-           "SettingsCheck", "Uncertainty", "Workbench", "comma_lists", "command_line", "is_sweep", "quote_one_value_keys"]
+           "ScoreScale", "SettingsCheck", "Uncertainty", "Workbench", "comma_lists", "command_line", "is_sweep", "quote_one_value_keys"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,8 +17,12 @@ from unirex.text_input import check_top_k
 from workbench import datasets as _datasets
 from workbench.batch_explain import BatchInput, BatchResult, check_output, explained_rows, write_rows
 from workbench.checkpoints import CheckpointCache
-from workbench.records import DatasetExample, Explanation, RunSummary
+from workbench.records import DatasetExample, Explanation, RunSummary, ScoreScale
 from workbench.safety import PathPolicy
+
+
+#: examples of a checkpoint's split whose word scores make its per-dataset colour scale
+SCALE_EXAMPLES = 50
 
 
 class ExplainService:
@@ -27,6 +32,8 @@ class ExplainService:
 
     def __init__(self, policy: PathPolicy, checkpoints: CheckpointCache, runs: Callable[[], list[RunSummary]]):
         self.policy, self.checkpoints, self._runs = policy, checkpoints, runs
+        self._scales: dict[tuple, ScoreScale] = {}
+        self._scales_lock = threading.Lock()
 
     @staticmethod
     def extractors() -> tuple[str, ...]:
@@ -109,5 +116,45 @@ class ExplainService:
         return [_datasets.example(self.policy, cfg.data.dataset, cfg.arch, cfg.data.max_length, split, i)
                 for i in range(min(n, n_rows))]
 
+    def score_scale(self, checkpoint: str, extractor: str | None = None, split: str = "test",
+                    n: int = SCALE_EXAMPLES, progress: Callable[[int, int], None] | None = None) -> ScoreScale:
+        """The range of the word scores ``extractor`` (None/``own``: the checkpoint's) gives on the first ``n``
+        examples of the checkpoint's ``split``: computed once per checkpoint (as saved), extractor, split and
+        ``n``, then kept for this workbench's life; ``progress(done, total)`` after each example."""
+        import numpy as np
 
-__all__ = ["ExplainService"]
+        ref = self.policy.checkpoint(checkpoint)
+        folder = self.checkpoints.resolve(ref)
+        info = folder / "checkpoint.json"
+        stamp = info.stat().st_mtime_ns if info.is_file() else None
+        key = (str(folder), stamp, extractor or "own", split, int(n))
+        with self._scales_lock:
+            if key in self._scales:
+                return self._scales[key]
+        examples = self.checkpoint_examples(checkpoint, split, n)
+        if not examples:
+            raise UnirexError(f"checkpoint '{checkpoint}': its {split} split has no examples to scale the scores by")
+        scores: list[float] = []
+        for i, e in enumerate(examples):
+            if progress is not None:
+                progress(i, len(examples))
+            docs: dict[int, list[str]] = {}
+            for w, d in zip(e.words, e.word_document):
+                docs.setdefault(d, []).append(w)
+            texts = [" ".join(docs[d]) for d in sorted(docs)]
+            ex = self.explain(checkpoint, texts[0], query=e.query or None, extractor=extractor,
+                              second_text=texts[1] if len(texts) > 1 else None)
+            scores += ex.word_scores[: e.read_words]  # words past the max length were not read (score 0)
+        arr = np.asarray(scores, dtype=float)
+        arr = arr[np.isfinite(arr)]
+        if arr.size == 0:
+            raise UnirexError(f"checkpoint '{checkpoint}': no finite word scores on its {split} split")
+        scale = ScoreScale(checkpoint=str(ref), extractor=extractor or "own", split=split, n_examples=len(examples),
+                           n_words=int(arr.size), low=float(arr.min()), high=float(arr.max()),
+                           scale=float(np.quantile(np.abs(arr), 0.99)))
+        with self._scales_lock:
+            self._scales[key] = scale
+        return scale
+
+
+__all__ = ["ExplainService", "SCALE_EXAMPLES"]

@@ -211,6 +211,26 @@ class Explanation:
 
 
 @dataclass(frozen=True)
+class ScoreScale:
+    """The word scores one extractor of a checkpoint gives over examples of its dataset: the scale the
+    Explain tab's *per dataset* colour normalisation divides by (:meth:`~workbench.Workbench.score_scale`)."""
+
+    checkpoint: str
+    extractor: str
+    split: str
+    n_examples: int
+    n_words: int
+    low: float  # the smallest word score
+    high: float  # the largest
+    scale: float  # the 99th percentile of |score|: full colour at and beyond it (outliers do not wash the rest out)
+
+    @property
+    def signed(self) -> bool:
+        """Scores of both signs (a diverging colour scale), or none below 0 (a sequential one)."""
+        return self.low < 0
+
+
+@dataclass(frozen=True)
 class DatasetSummary:
     """One built split of a dataset for one arch and max length."""
 
@@ -401,7 +421,7 @@ class ExportedFile:
 
 __all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
            "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "Job", "MethodPreset", "Progress",
-           "PairTest", "RunCurves", "RunDetail", "RunSummary", "SettingsCheck", "Uncertainty"]
+           "PairTest", "RunCurves", "RunDetail", "RunSummary", "ScoreScale", "SettingsCheck", "Uncertainty"]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import json
 import re
 import shlex
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -56,7 +57,7 @@ from workbench.launchers import (LAUNCHERS, LauncherOptions, check_launcher_fold
                                  split_launcher_overrides, with_server_values, without_server_keys)
 from workbench.records import (CatalogRow, CheckpointInfo, Comparison, DatasetExample, DatasetSummary, Explanation,
                                ExportedFile, Job, MethodPreset, PairTest, PlannedRun, Progress, RunCurves, RunDetail,
-                               RunOutcome, RunSummary, SettingsCheck)
+                               RunOutcome, RunSummary, ScoreScale, SettingsCheck)
 from workbench.roar import RoarService
 from workbench.safety import PathPolicy, check_name, redact
 from workbench.sharing import SharingService
@@ -625,6 +626,12 @@ class Workbench:
 
     def checkpoint_examples(self, checkpoint: str, split: str = "test", n: int = 20) -> list[DatasetExample]:
         return self.explainer.checkpoint_examples(checkpoint, split, n)
+
+    def score_scale(self, checkpoint: str, extractor: str | None = None, split: str = "test",
+                    progress: Callable[[int, int], None] | None = None) -> ScoreScale:
+        """The range of an extractor's word scores over the checkpoint's ``split`` (cached): the Explain tab's
+        per-dataset colour scale (``progress(done, total)`` while it is computed)."""
+        return self.explainer.score_scale(checkpoint, extractor, split, progress=progress)
 
     # ---------------------------------------------------------------------------------- comparing
     def compare(self, flt: RunFilter = RunFilter(status=RunStatus.COMPLETED.value), split: str = "test",
