@@ -17,7 +17,7 @@ environment of whoever starts the app, ``UNIREX_APP_LAUNCHER_SLURM_SETUP``, ``UN
 Defaults of the forms (what a fresh machine trains in a few minutes on a CPU): ``--arch`` (env
 ``UNIREX_APP_ARCH``, default ``default``: the bundled MiniLM), ``--max-length`` (``UNIREX_APP_MAX_LENGTH``,
 128 subwords), ``--num-train`` (``UNIREX_APP_NUM_TRAIN``, a 1,000-example train subsample; 0 = the whole
-split), ``--method`` (``UNIREX_APP_METHOD``, ``slm_plaus_linear``); the Train tab also starts from one epoch,
+split), ``--method`` (``UNIREX_APP_METHOD``, ``slm_plaus_linear``); the Train tab also starts from two epochs,
 batches of 8 and a learning rate of 5e-5.
 """
 

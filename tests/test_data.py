@@ -172,6 +172,44 @@ def test_demo_generator_is_deterministic_and_valid(tmp_path):
     assert all(0 < c < 0.5 for c in cov)
 
 
+def test_demo_reviews_read_as_typed_with_deciding_words_as_gold(tmp_path):
+    """Demo v2: mostly short reviews, punctuation attached as typed, negations and contrasts; the same on
+    another hash seed; every evidence is the deciding words of a support sentence (never a filler)."""
+    import random
+
+    from unirex.data import demo
+
+    sizes = {"train": 300, "val": 10, "test": 10}
+    splits, docs = generate_demo_splits(sizes, seed=0)
+    code = ("import json, sys; from unirex.data.demo import generate_demo_splits; "
+            f"json.dump(generate_demo_splits({sizes!r}, seed=0), sys.stdout)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": "123"}).stdout
+    assert json.loads(other) == json.loads(json.dumps([splits, docs]))  # deterministic across processes
+    assert generate_demo_splits(sizes, seed=1) != (splits, docs)
+    ensure_demo(tmp_path / "demo", sizes=sizes)
+    examples = read_split(tmp_path / "demo", "train")  # validates evidence offsets and text
+    lengths = sorted(sum(len(s) for s in d) for d in docs.values())
+    assert lengths[len(lengths) // 2] <= 25 and lengths[-1] >= 50  # mostly short, some long
+    words = [w for d in docs.values() for s in d for w in s]
+    assert any(w.endswith("!") and len(w) > 1 for w in words) and any(w.endswith(",") and len(w) > 1 for w in words)
+    assert "." in words  # some reviews keep the ERASER corpora's spaced punctuation
+    assert {"never", "didn't", "but", "although", "yet"} <= {w.lower().strip(".,!") for w in words}
+    fillers = set()
+    rng = random.Random(0)
+    for _ in range(2000):
+        fillers.add(" ".join(demo._filler(rng)).lower())
+    for ex in examples:
+        doc = [w for s in docs[ex.annotation.annotation_id] for w in s]
+        for ev in ex.annotation.all_evidences:
+            assert ev.text == " ".join(doc[ev.start_token:ev.end_token]) and ev.end_token > ev.start_token
+            sent = docs[ex.annotation.annotation_id][ev.start_sentence]
+            assert " ".join(w.rstrip(".,!").lower() for w in sent if w != ".") not in fillers  # a support sentence
+    cov = [sum(m) / len(m) for ex in examples for m in ex.gold_word_masks]
+    assert all(0 < c < 0.5 for c in cov)
+    assert demo.GENERATOR_VERSION == 2
+
+
 def test_arch_default_resolves_offline():
     path = Path(resolve_arch("default"))
     assert path == bundled_minilm_dir() and (path / "config.json").is_file()

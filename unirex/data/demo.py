@@ -1,20 +1,30 @@
 """The built-in demo dataset: deterministic ERASER-format movie-review sentiment with gold rationales.
 
-Grammar (``R`` is the review label, ``POS`` or ``NEG``; ``~R`` is the other one)::
+Reviews read as people type them: mostly short ("great movie!", "not funny at all, don't bother."), some
+longer with neutral sentences around the opinion, punctuation attached to the word before it, a few in the
+spaced-out style of the ERASER corpora ("a wonderful film ."). ``R`` is the review label, ``POS`` or ``NEG``;
+``~R`` is the other one::
 
-    review      := shuffle(support{1..3} + filler{1..9})     one sentence per line
-    support     := clause(R) "."                               (simple)
-                 | clause(~R) "," "but" clause(R) "."          (contrast: the "but" clause decides)
-                 | "although" clause(~R) "," clause(R) "."     (concession)
-    clause(P)   := aspect "was" phrase(P) | "i found it" phrase(P) | "a" phrase(P) "film overall"
-    phrase(P)   := [intensifier] adjective(P)                  adjective of polarity P
-                 | "not" [intensifier] adjective(~P)           (negation flips polarity)
-    filler      := a neutral sentence (setting, length, release, audience, ...)
+    review      := shuffle(support{1..3} + filler{0..9})       short (45%), medium (35%) or long (20%)
+    support     := clause(R) end                                (simple)
+                 | phrase(R) [noun] end | noun_phrase(R) end | verdict(R) end   (no subject, as typed)
+                 | clause(~R) ", but" clause(R) end             (contrast: the "but" clause decides)
+                 | clause(~R) ", yet" clause(R) end
+                 | "although" clause(~R) "," clause(R) end      (concession)
+                 | clause(R) ", even though" clause(~R) end
+                 | adjective(~R) "at first, but" phrase(R) end  ("slow at first, but worth it")
+    clause(P)   := subject copula phrase(P) | "i" verb(P) object | "i didn't" verb-base(~P) object
+    phrase(P)   := [intensifier] adjective(P)                   adjective of polarity P
+                 | negator [intensifier] adjective(~P) ["at all"]   ("not", "never", "wasn't": flips polarity)
+    noun_phrase := "a" [intensifier] noun(P)                    ("a total mess", "an absolute gem")
+    verdict(P)  := a recommendation ("highly recommend it", "don't bother", "not worth it")
+    filler      := a neutral sentence (setting, length, release, who I saw it with, ...)
 
-The gold rationale (ERASER evidences) is every ``phrase(R)`` that supports the label, negation and
-intensifier included; opposite-polarity phrases that a contrast or concession overrides are *not*
-rationale, and neither are fillers. So the label cannot be read off a single word: a model must weigh
-negation and contrast, and a good rationale spans several tokens.
+The gold rationale (ERASER evidences) is every ``phrase(R)`` / verb / noun phrase / verdict that decides
+the label, negation and intensifier included; opposite-polarity phrases that a contrast or concession
+overrides are *not* rationale, and neither are fillers, subjects or connectives. So the label cannot be read
+off a single word: a model must weigh negation and contrast. Every review's rationale is less than half of
+its words (a short neutral sentence is added where it would not be).
 """
 
 from __future__ import annotations
@@ -32,82 +42,197 @@ from unirex.fsutil import atomic_dir, file_lock
 
 log = logging.getLogger(__name__)  # a front shows it (the CLI's stderr: Python's last-resort handler)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: short typed reviews, more words and phrasings (1: long spaced-out reviews)
 DEFAULT_SIZES = {"train": 2000, "val": 300, "test": 300}
 LABELS = ("NEG", "POS")
 
 ADJECTIVES = {
-    "POS": ["good", "great", "wonderful", "superb", "charming", "moving", "delightful", "brilliant",
-            "engaging", "memorable", "funny", "beautiful", "excellent", "enjoyable", "touching", "clever"],
-    "NEG": ["bad", "awful", "dull", "boring", "terrible", "clumsy", "tedious", "lifeless", "painful",
-            "forgettable", "weak", "messy", "bland", "predictable", "annoying", "shallow"],
+    "POS": ["good", "great", "wonderful", "superb", "charming", "moving", "delightful", "brilliant", "engaging",
+            "memorable", "funny", "beautiful", "excellent", "enjoyable", "touching", "clever", "amazing", "fantastic",
+            "gripping", "stunning", "hilarious", "lovely", "fresh", "powerful", "fun", "thrilling", "solid", "smart",
+            "heartwarming", "perfect", "entertaining", "impressive", "awesome", "riveting", "sweet", "witty",
+            "compelling", "magical", "outstanding", "satisfying", "nice", "incredible", "gorgeous", "inspiring"],
+    "NEG": ["bad", "awful", "dull", "boring", "terrible", "clumsy", "tedious", "lifeless", "painful", "forgettable",
+            "weak", "messy", "bland", "predictable", "annoying", "shallow", "horrible", "stupid", "pointless", "slow",
+            "confusing", "flat", "lame", "cheesy", "silly", "poor", "disappointing", "dreadful", "unwatchable",
+            "mediocre", "lazy", "cheap", "ridiculous", "awkward", "empty", "uninspired", "exhausting", "sloppy",
+            "generic", "overrated", "pathetic", "horrendous", "unbearable"],
 }
-INTENSIFIERS = ["very", "really", "truly", "remarkably", "extremely", "incredibly", "quite", "so"]
-ASPECTS = ["the acting", "the plot", "the script", "the soundtrack", "the direction", "the dialogue",
-           "the pacing", "the cast", "the ending", "the cinematography", "the story", "the humor",
-           "the lead performance", "the editing", "the score"]
+INTENSIFIERS = ["very", "really", "truly", "remarkably", "extremely", "incredibly", "quite", "so", "pretty",
+                "absolutely", "totally", "super", "genuinely", "just", "deeply"]
+#: negators that flip an adjective (the copula, if any, is in the subject part: "the plot was" + "not dull")
+NEGATORS = [["not"], ["never"], ["not", "at", "all"], ["hardly"], ["far", "from"]]
+#: a negated copula replaces the subject's verb: "the plot wasn't" + "dull"
+NEG_COPULAS = {"was": ["wasn't", "was not", "was never"], "is": ["isn't", "is not", "is never"],
+               "were": ["weren't", "were not", "were never"], "are": ["aren't", "are not"],
+               "felt": ["never felt", "didn't feel"], "seemed": ["never seemed", "didn't seem"]}
+SUBJECTS = ["the acting", "the plot", "the script", "the soundtrack", "the direction", "the dialogue", "the pacing",
+            "the cast", "the ending", "the cinematography", "the story", "the humor", "the lead performance",
+            "the editing", "the score", "the movie", "this movie", "the film", "this film", "it", "this one",
+            "the music", "the villain", "the finale", "the first half", "the whole thing", "overall it", "honestly it"]
+PLURAL_SUBJECTS = ["the characters", "the visuals", "the effects", "the jokes", "the action scenes", "the songs",
+                   "the actors", "the twists"]
+COPULAS = {"one": ["was", "is", "felt", "seemed"], "many": ["were", "are", "felt", "seemed"]}
+NOUNS = ["movie", "film", "story", "cast", "ending", "flick", "watch", "sequel", "performance", "script", "show"]
+NOUN_PHRASES = {
+    "POS": ["masterpiece", "gem", "delight", "treat", "joy to watch", "triumph", "must-see", "classic", "crowd pleaser",
+            "pleasure", "blast", "hit"],
+    "NEG": ["mess", "disaster", "waste of time", "letdown", "bore", "snoozefest", "failure", "waste of money", "flop",
+            "chore", "train wreck", "dud"],
+}
+NOUN_INTENSIFIERS = ["", "", "total", "complete", "absolute", "real", "true", "pure", "real"]
+VERBS = {"POS": ["loved", "enjoyed", "adored", "liked", "really liked", "loved every minute of"],
+         "NEG": ["hated", "disliked", "regret watching", "couldn't stand", "could not finish", "walked out of"]}
+#: verbs that read the other way when negated ("i didn't like it" is NEG), by the plain verb's polarity
+NEGATABLE_VERBS = {"POS": ["like", "enjoy", "love", "care for", "recommend"], "NEG": ["regret"]}
+OBJECTS = ["it", "this movie", "the film", "this one", "the whole thing"]
+#: how a verb is negated ("i wouldn't recommend it", "you won't regret it"); "" for the others
+NEG_AUX = {"recommend": ["wouldn't", "would not", "can't", "don't"], "regret": ["don't", "didn't", "won't"],
+           "": ["didn't", "did not", "don't"]}
+VERDICTS = {
+    "POS": ["highly recommend it", "worth watching", "worth every minute", "go see it", "a must watch",
+            "would watch again", "ten out of ten", "five stars", "two thumbs up", "see it on the big screen",
+            "worth the ticket", "can't wait to see it again"],
+    "NEG": ["would not recommend it", "not worth it", "don't bother", "skip this one", "avoid it", "want my money back",
+            "one star", "zero stars", "what a waste", "save your money", "never again", "do not watch it"],
+}
 PLACES = ["a small town", "new york", "the nineteen fifties", "a space station", "rural france",
           "a boarding school", "the desert", "a fishing village", "london", "the near future"]
 FILLERS = [
-    "the film runs about {n} minutes .",
-    "it was released in the {season} of {year} .",
-    "i saw it with {who} on a {day} .",
-    "the story is set in {place} .",
-    "the director has made {k} films before this one .",
-    "most of it was shot in {place} .",
-    "the theater was {full} on the night i went .",
-    "it is based on a novel of the same name .",
-    "the main character is a {job} who moves to {place} .",
-    "there is a short scene after the credits .",
-    "the trailer came out {k} months before the premiere .",
-    "it is rated for audiences over {age} .",
-    "the cast includes several newcomers .",
-    "the music was written by a {job} from {place} .",
+    "the film runs about {n} minutes",
+    "it was released in the {season} of {year}",
+    "i saw it with {who} on a {day}",
+    "the story is set in {place}",
+    "the director has made {k} films before this one",
+    "most of it was shot in {place}",
+    "the theater was {full} on the night i went",
+    "it is based on a novel of the same name",
+    "the main character is a {job} who moves to {place}",
+    "there is a short scene after the credits",
+    "the trailer came out {k} months before the premiere",
+    "it is rated for audiences over {age}",
+    "the cast includes several newcomers",
+    "the music was written by a {job} from {place}",
+    "saw it last {day}",
+    "watched it with {who}",
+    "we streamed it at home",
+    "it's about a {job} in {place}",
+    "went in knowing nothing about it",
+    "it came out in {year}",
+    "{who} picked it",
+    "first time seeing it",
+    "it's about {n} minutes long",
+    "i watched it on a {day} night",
 ]
 FILL = {
-    "n": ["ninety", "one hundred", "one hundred and twenty", "eighty"], "season": ["spring", "summer", "autumn", "winter"],
-    "year": ["two thousand", "nineteen ninety", "two thousand and ten"], "who": ["a friend", "my sister", "my parents", "a colleague"],
-    "day": ["tuesday", "friday", "sunday", "rainy monday"], "place": PLACES, "k": ["two", "three", "four", "several"],
-    "full": ["half full", "almost empty", "packed", "quiet"], "job": ["teacher", "detective", "chef", "pilot", "painter"],
+    "n": ["ninety", "one hundred", "one hundred and twenty", "eighty", "100", "95"],
+    "season": ["spring", "summer", "autumn", "winter"],
+    "year": ["two thousand", "nineteen ninety", "two thousand and ten", "2019", "2008"],
+    "who": ["a friend", "my sister", "my parents", "a colleague", "my kids", "my wife", "my brother"],
+    "day": ["tuesday", "friday", "sunday", "rainy monday", "saturday"], "place": PLACES,
+    "k": ["two", "three", "four", "several"], "full": ["half full", "almost empty", "packed", "quiet"],
+    "job": ["teacher", "detective", "chef", "pilot", "painter", "nurse", "lawyer"],
     "age": ["twelve", "fifteen", "eighteen"],
 }
+ENDINGS = [".", ".", ".", "!", "!", "", "...", "!!"]
+SPACED = 0.2  # share of reviews written as the ERASER corpora are: lower case, punctuation as its own token
+
+Span = tuple[int, int]
 
 
-def _phrase(rng: random.Random, polarity: str) -> list[str]:
-    other = "NEG" if polarity == "POS" else "POS"
-    intens = [rng.choice(INTENSIFIERS)] if rng.random() < 0.4 else []
-    if rng.random() < 0.25:
-        return ["not", *intens, rng.choice(ADJECTIVES[other])]
+def _other(polarity: str) -> str:
+    return "NEG" if polarity == "POS" else "POS"
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _phrase(rng: random.Random, polarity: str, negatable: bool = True) -> list[str]:
+    """An adjective phrase of ``polarity``: ``[intensifier] adjective`` or a negated opposite one."""
+    intens = _words(rng.choice(INTENSIFIERS)) if rng.random() < 0.35 else []
+    if negatable and rng.random() < 0.3:
+        neg = rng.choice(NEGATORS)
+        adj = [*intens, rng.choice(ADJECTIVES[_other(polarity)])]
+        if neg[-1] == "all":  # "not ... at all" wraps the adjective: "not funny at all"
+            return ["not", *adj, "at", "all"]
+        return [*neg, *adj]
     return [*intens, rng.choice(ADJECTIVES[polarity])]
 
 
-def _clause(rng: random.Random, polarity: str) -> tuple[list[str], tuple[int, int]]:
-    """Tokens of a clause and the (start, end) of its sentiment phrase inside it."""
-    phrase = _phrase(rng, polarity)
+def _clause(rng: random.Random, polarity: str) -> tuple[list[str], Span]:
+    """Tokens of a clause with a subject and the (start, end) of its deciding words inside it."""
     form = rng.random()
-    if form < 0.6:
-        prefix = rng.choice(ASPECTS).split() + ["was"]
-        suffix: list[str] = []
-    elif form < 0.8:
-        prefix, suffix = ["i", "found", "it"], []
-    else:
-        prefix, suffix = ["a"], ["film", "overall"]
-    return prefix + phrase + suffix, (len(prefix), len(prefix) + len(phrase))
+    if form < 0.65:
+        number = "many" if rng.random() < 0.2 else "one"
+        subject = _words(rng.choice(PLURAL_SUBJECTS if number == "many" else SUBJECTS))
+        cop = rng.choice(COPULAS[number])
+        if rng.random() < 0.2:  # negated copula: "the plot wasn't dull"
+            neg = _words(rng.choice(NEG_COPULAS[cop]))
+            head = [*subject, *neg[:-1]] if neg[0] in NEG_COPULAS else subject
+            deciding = (neg[-1:] if neg[0] in NEG_COPULAS else neg) + _phrase(rng, _other(polarity), negatable=False)
+            return head + deciding, (len(head), len(head) + len(deciding))
+        head = [*subject, cop]
+        phrase = _phrase(rng, polarity)
+        return head + phrase, (len(head), len(head) + len(phrase))
+    obj = _words(rng.choice(OBJECTS))
+    if form < 0.85:
+        verb = _words(rng.choice(VERBS[polarity]))
+        return ["i", *verb, *obj], (1, 1 + len(verb))
+    verb = _words(rng.choice(NEGATABLE_VERBS[_other(polarity)]))
+    neg = _words(rng.choice(NEG_AUX.get(verb[0], NEG_AUX[""])))
+    obj = ["it"] if verb == ["regret"] else obj
+    return ["i", *neg, *verb, *obj], (1, 1 + len(neg) + len(verb))
 
 
-def _support(rng: random.Random, label: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """A sentence supporting ``label`` and the spans (sentence-relative) of its gold rationale."""
-    other = "NEG" if label == "POS" else "POS"
+def _short(rng: random.Random, polarity: str) -> tuple[list[str], Span]:
+    """A sentence without a subject, as typed: "great movie", "a total mess", "don't bother"."""
+    form = rng.random()
+    if form < 0.4:
+        phrase = _phrase(rng, polarity)
+        negated = phrase[0] in {n[0] for n in NEGATORS}
+        noun = [rng.choice(NOUNS)] if rng.random() < 0.6 and not negated else []
+        return phrase + noun, (0, len(phrase))
+    if form < 0.7:
+        intens = rng.choice(NOUN_INTENSIFIERS)
+        words = _words(f"{intens} {rng.choice(NOUN_PHRASES[polarity])}")
+        article = "an" if words[0][0] in "aeiou" else "a"
+        return [article, *words], (1, 1 + len(words))
+    verdict = _words(rng.choice(VERDICTS[polarity]))
+    return verdict, (0, len(verdict))
+
+
+def _support(rng: random.Random, label: str) -> tuple[list[str], list[Span]]:
+    """A sentence (without its end mark) supporting ``label`` and the spans of its gold rationale."""
+    other = _other(label)
     kind = rng.random()
-    main, span = _clause(rng, label)
+    if kind < 0.3:
+        main, span = _clause(rng, label)
+        return main, [span]
     if kind < 0.55:
-        return main + ["."], [span]
-    opp, _ = _clause(rng, other)
-    if kind < 0.8:
-        off = len(opp) + 2
-        return opp + [",", "but"] + main + ["."], [(span[0] + off, span[1] + off)]
-    off = 1 + len(opp) + 1
-    return ["although"] + opp + [","] + main + ["."], [(span[0] + off, span[1] + off)]
+        main, span = _short(rng, label)
+        return main, [span]
+    if kind < 0.88:
+        main, span = _clause(rng, label)
+        opp, _ = _clause(rng, other)
+        how = rng.random()
+        if how < 0.45:  # "x, but y"
+            first, link = opp[:-1] + [opp[-1] + ","], ["but"]
+        elif how < 0.6:
+            first, link = opp, ["but"]
+        elif how < 0.7:
+            first, link = opp[:-1] + [opp[-1] + ","], ["yet"]
+        else:  # "although x, y"
+            first, link = ["although", *opp[:-1], opp[-1] + ","], []
+        off = len(first) + len(link)
+        return first + link + main, [(span[0] + off, span[1] + off)]
+    if kind < 0.95:  # "y, even though x": the main clause comes first
+        main, span = _clause(rng, label)
+        opp, _ = _clause(rng, other)
+        return main[:-1] + [main[-1] + ","] + ["even", "though", *opp], [span]
+    first = [rng.choice(ADJECTIVES[other]), "at", "first,", "but"]  # "slow at first, but worth it"
+    main, span = _short(rng, label) if rng.random() < 0.5 else _clause(rng, label)
+    return first + main, [(span[0] + len(first), span[1] + len(first))]
 
 
 def _filler(rng: random.Random) -> list[str]:
@@ -115,25 +240,47 @@ def _filler(rng: random.Random) -> list[str]:
     return template.format(**{k: rng.choice(v) for k, v in FILL.items()}).split()
 
 
+def _typed(tokens: list[str], rng: random.Random, spaced: bool) -> list[str]:
+    """A sentence's words with its end mark: attached as typed ("movie!") or spaced ("movie ."), and a
+    capital first letter now and then."""
+    if spaced:
+        return [t.rstrip(",") for t in tokens[:-1]] + [tokens[-1].rstrip(","), "."]
+    out = list(tokens)
+    end = rng.choice(ENDINGS)
+    out[-1] = out[-1] + end
+    if rng.random() < 0.3:
+        out[0] = out[0][:1].upper() + out[0][1:]
+    return out
+
+
 def generate_review(rng: random.Random, annotation_id: str, label: str):
     """One review: its sentences and the ERASER evidences of its gold rationale."""
-    n_support = rng.randint(1, 3)
-    n_filler = rng.randint(1, 9)
+    size = rng.random()
+    if size < 0.45:  # short
+        n_support, n_filler = 1, rng.choice([0, 0, 1])
+    elif size < 0.8:  # medium
+        n_support, n_filler = rng.randint(1, 2), rng.randint(1, 3)
+    else:  # long
+        n_support, n_filler = rng.randint(1, 3), rng.randint(4, 9)
+    spaced = rng.random() < SPACED
     kinds = ["s"] * n_support + ["f"] * n_filler
     rng.shuffle(kinds)
+    parts: list[tuple[list[str], list[Span]]] = []
+    for kind in kinds:
+        parts.append(_support(rng, label) if kind == "s" else (_filler(rng), []))
+    gold = sum(b - a for _, spans in parts for a, b in spans)
+    while 2 * gold >= sum(len(t) + (1 if spaced else 0) for t, _ in parts):  # the rationale stays under half
+        parts.append((_filler(rng), []))
     sentences: list[list[str]] = []
     evidences = []
     offset = 0
-    for si, kind in enumerate(kinds):
-        if kind == "s":
-            toks, spans = _support(rng, label)
-            for a, b in spans:
-                evidences.append([{
-                    "docid": annotation_id, "start_token": offset + a, "end_token": offset + b,
-                    "start_sentence": si, "end_sentence": si + 1, "text": " ".join(toks[a:b]),
-                }])
-        else:
-            toks = _filler(rng)
+    for si, (raw, spans) in enumerate(parts):
+        toks = _typed(raw, rng, spaced)
+        for a, b in spans:
+            evidences.append([{
+                "docid": annotation_id, "start_token": offset + a, "end_token": offset + b,
+                "start_sentence": si, "end_sentence": si + 1, "text": " ".join(toks[a:b]),
+            }])
         sentences.append(toks)
         offset += len(toks)
     return sentences, evidences
