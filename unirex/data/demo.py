@@ -5,7 +5,7 @@ longer with neutral sentences around the opinion, punctuation attached to the wo
 spaced-out style of the ERASER corpora ("a wonderful film ."). ``R`` is the review label, ``POS`` or ``NEG``;
 ``~R`` is the other one::
 
-    review      := shuffle(support{1..3} + filler{0..9})       short (45%), medium (35%) or long (20%)
+    review      := shuffle(support{1..3} + filler{0..7})       short (45%), medium (45%) or long (10%)
     support     := clause(R) end                                (simple)
                  | phrase(R) [noun] end | noun_phrase(R) end | verdict(R) end   (no subject, as typed)
                  | clause(~R) ", but" clause(R) end             (contrast: the "but" clause decides)
@@ -258,10 +258,10 @@ def generate_review(rng: random.Random, annotation_id: str, label: str):
     size = rng.random()
     if size < 0.45:  # short
         n_support, n_filler = 1, rng.choice([0, 0, 1])
-    elif size < 0.8:  # medium
+    elif size < 0.9:  # medium
         n_support, n_filler = rng.randint(1, 2), rng.randint(1, 3)
-    else:  # long
-        n_support, n_filler = rng.randint(1, 3), rng.randint(4, 9)
+    else:  # long (a batch pads to its longest review: few long ones keep a training step cheap)
+        n_support, n_filler = rng.randint(1, 3), rng.randint(3, 7)
     spaced = rng.random() < SPACED
     kinds = ["s"] * n_support + ["f"] * n_filler
     rng.shuffle(kinds)
