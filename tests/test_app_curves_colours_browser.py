@@ -89,7 +89,7 @@ def test_explain_colours_have_a_legend_and_a_normalisation(page):
                                    or "darker = a higher rationale score" in text)
     assert "<i>bad</i>" in text and panel.locator("i").filter(has_text="bad").count() == 0  # text, not markup
     assert panel.locator(".score-word").count() == 6 and panel.locator(".score-bar").count() == 1
-    _visible(page, "#explain-norm").get_by_text("per dataset").click()
+    _visible(page, "#explain-norm").get_by_text("per dataset", exact=True).click()
     panel.get_by_text("99th percentile of |score|").first.wait_for(timeout=LONG)
-    _visible(page, "#explain-norm").get_by_text("none").click()
+    _visible(page, "#explain-norm").get_by_text("none", exact=True).click()
     panel.get_by_text("the raw score is the colour").first.wait_for(timeout=LONG)
