@@ -72,6 +72,59 @@ def finished_run(runs_root: Path, method: str, seed: int, removal: str = "drop",
     return None
 
 
+#: the metrics the interval table and the paired tests cover (ERASER's, then NRG's inputs of the paper's)
+INTERVAL_METRICS = [("macro_f1", "task F1"), ("comp_aopc", "comp ↑"), ("suff_aopc", "suff ↓"),
+                    ("plaus_auprc", "AUPRC"), ("plaus_token_f1", "token F1")]
+
+
+def interval_tables(workspace: Path, run_ids: list[str], titles: dict[str, str]) -> str:
+    """The grid's runs through the workbench's comparison (:meth:`workbench.Workbench.compare`): per method,
+    each metric's mean with its 95% interval (a hierarchical bootstrap over seeds and test examples; over
+    examples only with one seed), ★ where the best method is significantly better than the runner-up, then the
+    paired tests (difference, interval, Holm-adjusted p over the method pairs) that are significant."""
+    from store.queries import RunFilter
+    from workbench import Workbench
+
+    wb = Workbench(workspace)
+    wb.sync()
+    cmp = wb.compare(RunFilter(status="completed", run_ids=tuple(run_ids)), split="test", by=("method",),
+                     include_debug=True)
+    rows = list(cmp.table.iter_rows(named=True))
+    present = [(m, t) for m, t in INTERVAL_METRICS if m in cmp.metrics]
+
+    def cell(r: dict, m: str) -> str:
+        mean, lo, hi = r.get(f"{m}_mean"), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")
+        if mean is None:
+            return "n/a"
+        star = " ★" if r.get(f"{m}_best") else ""
+        return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]{star}" if lo is not None and hi is not None else f"{mean:.3f}{star}"
+
+    over = {r.get("ci_over") for r in rows} - {None}
+    lines = ["| method | " + " | ".join(t for _, t in present) + " | NRG [95% CI] |",
+             "|" + " --- |" * (len(present) + 2)]
+    for r in rows:
+        nrg_cell = (f"{r['nrg']:.3f} [{r['nrg_ci_low']:.3f}, {r['nrg_ci_high']:.3f}]"
+                    if r.get("nrg") is not None and r.get("nrg_ci_low") is not None else
+                    (f"{r['nrg']:.3f}" if r.get("nrg") is not None else "n/a"))
+        lines.append(f"| {titles.get(r['method'], r['method'])} | " + " | ".join(cell(r, m) for m, _ in present)
+                     + f" | {nrg_cell} |")
+    sig = []
+    for m, t in present:
+        tests = wb.pairwise(m, cmp=cmp)
+        hits = [x for x in tests if x.significant]
+        sig.append(f"- **{t}**: {len(hits)} of {len(tests)} pairs differ significantly" + (":" if hits else "."))
+        for x in sorted(hits, key=lambda x: x.p_adj):
+            a, b = (x.a, x.b) if x.diff > 0 else (x.b, x.a)
+            sig.append(f"  {titles.get(a, a)} > {titles.get(b, b)} by {abs(x.diff):.3f} "
+                       f"[{min(abs(x.ci_low), abs(x.ci_high)):.3f}, {max(abs(x.ci_low), abs(x.ci_high)):.3f}], "
+                       f"p_adj {x.p_adj:.3g}")
+    note = (f"_95% intervals over {' and '.join(sorted(over)) or 'examples'} (hierarchical bootstrap, "
+            f"{cmp.uncertainty.n_resamples if cmp.uncertainty is not None else 'n/a'} resamples); ★: best and "
+            "significantly better than the runner-up; paired bootstrap tests by example, Holm-adjusted over the "
+            "pairs of each metric, α = 0.05. NRG here is the paper's convention over these methods._")
+    return "\n".join(lines) + "\n\n" + "\n".join(sig) + "\n\n" + note + "\n"
+
+
 def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seeds: list[int]) -> str:
     """Train and test every (method, seed) on ``dataset``; return the Markdown table (also written out)."""
     common = [f"workspace={args.workspace}", f"data={dataset}", f"arch={args.arch}", f"data.max_length={args.max_length}",
@@ -156,6 +209,12 @@ def run_grid(args, dataset: str, num_train: int | None, methods: list[str], seed
              f"measured {time.strftime('%Y-%m-%d')} on 2 CPU cores"
              + (f"; NRG is over the {len(ran)} methods that ran (not run: {', '.join(missing)})" if missing else ""))
     table = "\n".join(lines) + f"\n\n_{setup}._\n"
+    run_ids = [r["run_id"] for rows in results.values() for r in rows if r.get("run_id")]
+    if run_ids:
+        try:
+            table += "\n" + interval_tables(Path(args.workspace), run_ids, titles)
+        except Exception as e:  # noqa: BLE001 - the means above stand without the intervals
+            print(f"{dataset}: no intervals: {type(e).__name__}: {e}", file=sys.stderr)
     print("\n" + table, flush=True)
     out = Path(args.workspace).parent
     out.mkdir(parents=True, exist_ok=True)
