@@ -6,7 +6,7 @@ With the defaults it trains two runs of the app's default settings (the bundled 
 and ``task_lm``, one epoch on 1,000 demo examples; a few minutes each on a CPU) so the Runs, Explain and Compare
 tabs have something to show. A workspace that already has runs (``--workspace``) is used as it is.
 
-Usage: python tools/screenshot.py [--workspace DIR] [--out-dir docs] [--tabs Datasets,Train,...] [-- app args]
+Usage: python tools/screenshot.py [--workspace DIR] [--out-dir docs] [--tabs Datasets,Train,...] [--width PX] [-- app args]
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def main() -> None:
     p.add_argument("--workspace", help="workspace to use (default: a new temporary one)")
     p.add_argument("--out-dir", default=str(ROOT / "docs"))
     p.add_argument("--tabs", default=",".join(TABS))
+    p.add_argument("--width", type=int, default=1280,
+                   help="browser window width in px (check a layout at 1024 and 1440 with a workspace that has runs)")
     p.add_argument("app_args", nargs="*", help="after --: extra arguments of app.py (e.g. --arch DIR)")
     args = p.parse_args()
     out = Path(args.out_dir)
@@ -90,7 +92,7 @@ def main() -> None:
         with sync_playwright() as pw:
             b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-            page = b.new_page(viewport={"width": 1280, "height": 900})
+            page = b.new_page(viewport={"width": args.width, "height": 900})
             page.set_default_timeout(120_000)
             page.goto(f"http://127.0.0.1:{port}", timeout=WAIT)
             if "Datasets" in tabs:
