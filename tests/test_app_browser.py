@@ -88,7 +88,7 @@ def test_first_start_builds_demo(app_url):
 
 def test_datasets_tab_summary_browser_and_errors(page, app_url, tmp_path):
     page.get_by_role("tab", name="Datasets").click()
-    text_in(page, "#ds-summary", "NEG: 33")  # shown on load: the first start built it
+    text_in(page, "#ds-summary", "NEG: 27")  # shown on load: the first start built it
     page.get_by_role("button", name="Show examples").click()
     text_in(page, "#ds-title", "Example 1 of 64")
     page.get_by_role("button", name="Next ▶").click()

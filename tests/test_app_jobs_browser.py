@@ -68,7 +68,7 @@ def error_badges(page, selector: str) -> int:
 
 def test_a_failed_build_shows_its_message_once_and_leaves_every_field_usable(page):
     page.get_by_role("tab", name="Datasets").click()
-    text_in(page, "#ds-summary", "NEG: 33")
+    text_in(page, "#ds-summary", "NEG: 27")
     arch = page.get_by_label("Arch (default = bundled MiniLM", exact=False)
     before = arch.input_value()
     arch.fill("/etc")
@@ -77,7 +77,7 @@ def test_a_failed_build_shows_its_message_once_and_leaves_every_field_usable(pag
     page.wait_for_timeout(1500)
     # no red badge covers the dataset field or the summary table; the table keeps its rows; one message
     assert error_badges(page, "#ds-name, #ds-summary") == 0
-    assert "NEG: 33" in visible(page, "#ds-summary").inner_text()
+    assert "NEG: 27" in visible(page, "#ds-summary").inner_text()
     assert page.locator(".toast-body").filter(has_text="outside the workspace").count() == 1
     arch.fill(before)  # the fields still take input, and the next build works
     page.get_by_role("button", name="Build dataset").click()
