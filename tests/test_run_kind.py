@@ -246,7 +246,7 @@ def test_the_tabs_filter_pick_and_edit(tmp_path):
     rows = h.on_refresh("any", "any", "any", "any", "test", None, ["v1"], [])[0]
     assert [r[0] for r in rows] == [a.run_id]
     assert "`best`" in h.on_tags(b.run_id, "best")
-    assert h.on_open(b.run_id, "test")[-1] == "best"
+    assert h.on_open(b.run_id, "test")[-2] == "best"  # the tags box, before the resume button
     with pytest.raises(Exception, match="tag &#x27;no way&#x27; refused"):  # the app's errors are HTML-escaped
         h.on_tags(b.run_id, "no way")
     picks = add_pick(add_pick([], b.run_id), b.run_id)
