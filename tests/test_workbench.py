@@ -193,7 +193,7 @@ def test_explain_typed_text_matches_the_evaluator(trained):
     ({"text": "   "}, "empty"),
     ({"text": "word " * 5000}, "at most"),
     ({"text": "good", "top_k": 0}, "top-k"),
-    ({"text": "good", "extractor": "lime"}, "unknown extractor"),
+    ({"text": "good", "extractor": "lime-v2"}, "unknown extractor"),
 ])
 def test_explain_refuses_bad_input(trained, kwargs, message):
     ws, res = trained
