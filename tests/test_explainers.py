@@ -100,6 +100,35 @@ def test_occlusion_equals_leave_one_word_out_by_hand_on_a_tiny_bert(tiny_arch, t
     assert got == pytest.approx(drops, abs=1e-5) and any(abs(d) > 1e-6 for d in drops)
 
 
+def test_perturbations_run_with_the_hidden_words_deleted_give_the_masked_outputs(tiny_arch, toy_batch):
+    """LIME's and KernelSHAP's samples hide about half the words: on an encoder with absolute positions the
+    hidden words are deleted (each sample at its own length, original position ids) instead of masked; the
+    outputs must equal hiding them through the attention mask at full length, whatever the chunk size."""
+    from unirex.models.extractors.perturbation import row_output
+    from unirex.models.removal import drop_support
+    from unirex.models.task_lm import TaskLM
+
+    lm = TaskLM.from_arch(tiny_arch, 2).eval()
+    assert drop_support(lm.encoder)[0]  # the deleting path is the one under test
+    batch = {k: v[:, :24] if v.dim() == 2 else v for k, v in toy_batch(1).items()}
+    feat, counts = word_features(batch)
+    z = (torch.rand(12, counts[0], generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    n = int(batch["attention_mask"][0].sum())
+    ids, am, tt = (batch[k][:1, :n] for k in ("input_ids", "attention_mask", "token_type_ids"))
+    on = feat[0, :n] >= 0
+    expected = []
+    with torch.no_grad():
+        for zi in z:
+            keep = am.clone()
+            keep[0, on] = zi[feat[0, :n][on]].long()
+            expected.append(torch.softmax(lm(ids, keep, tt), -1)[0])
+    expected = torch.stack(expected)
+    for chunk in (None, 5):
+        got = row_output(lm, batch, 0, feat[0], chunk)(z)
+        assert torch.allclose(got, expected, rtol=0, atol=2e-7), chunk
+    assert (expected[:, 1].max() - expected[:, 1].min()) > 2e-5  # the samples differ 100x the tolerance
+
+
 @pytest.mark.parametrize("algo", ["lime", "kernel-shap"])
 def test_sampling_explainers_find_the_deciding_word_seeded(algo):
     batch = three_words()

@@ -21,7 +21,8 @@ sets most coefficients of a long text to exactly 0, leaving the top-k to ties), 
 probability. Positions that are not candidates score 0.
 
 **Cost.** Each example runs ``n_samples`` (LIME, KernelSHAP) or ``#words - window + 2`` (occlusion)
-forward passes of its own length, ``internal_batch_size`` at a time; the sampling is seeded per example
+perturbed inputs, ``internal_batch_size`` at a time, each at its own length where the encoder allows
+deleting the hidden words (:func:`row_output`), else at the example's length; the sampling is seeded per example
 with the run's seed, so an example's scores do not depend on the batch it is in.
 """
 
@@ -55,10 +56,20 @@ def word_features(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[in
     return feat.to(batch["input_ids"].device), counts
 
 
-def row_output(task_lm: nn.Module, batch: dict[str, torch.Tensor], r: int,
-               feat: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def row_output(task_lm: nn.Module, batch: dict[str, torch.Tensor], r: int, feat: torch.Tensor,
+               chunk: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """``f(z [N, F]) -> [N, C]``: the output explained (module docstring) of row ``r`` with the features
-    where ``z`` is 0 hidden; the row is cut to its last attended token."""
+    where ``z`` is 0 hidden; the row is cut to its last attended token. The ``N`` perturbations run at most
+    ``chunk`` a forward pass (None: all at once).
+
+    Where deleting a token equals hiding it (absolute positions, dense attention:
+    :func:`unirex.models.removal.drop_support`), the hidden words are deleted and every perturbation runs at
+    its own length, re-packed in length-sorted chunks with the original position ids
+    (:func:`unirex.packing.run_packed`, the evaluator's machinery): the same outputs up to float rounding,
+    at about half the cost for LIME and KernelSHAP, whose samples hide half the words on average.
+    Elsewhere they are hidden through the attention mask at the row's full length."""
+    from unirex.models.removal import original_position_ids, resolve_removal  # removal imports the config
+
     am = batch["attention_mask"][r]
     n = int(am.nonzero().max()) + 1 if bool(am.any()) else 1
     ids, am, f = batch["input_ids"][r, :n], am[:n], feat[:n]
@@ -66,21 +77,36 @@ def row_output(task_lm: nn.Module, batch: dict[str, torch.Tensor], r: int,
     tt = tt[r, :n] if tt is not None else None
     on = f >= 0
     multiple_choice = bool(getattr(task_lm, "num_choices", None))
+    encoder = getattr(task_lm, "encoder", None)
+    drop = encoder is not None and resolve_removal("drop", encoder, n).removal == "drop"
+    positions = original_position_ids(encoder, ids.unsqueeze(0))[0] if drop else None
+
+    def logits_of(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+        return task_lm(input_ids=rows["input_ids"], attention_mask=rows["attention_mask"],
+                       token_type_ids=rows.get("token_type_ids"),
+                       **({"position_ids": rows["position_ids"]} if "position_ids" in rows else {}))
 
     def forward(z: torch.Tensor) -> torch.Tensor:
         m = z.shape[0]
         keep = torch.ones(m, n, dtype=am.dtype, device=am.device)
         keep[:, on] = (z[:, f[on]] > 0.5).to(am.dtype)
+        keep = am.expand(m, -1) * keep
+        rows = {"input_ids": ids.expand(m, -1)}
+        if tt is not None:
+            rows["token_type_ids"] = tt.expand(m, -1)
         with torch.no_grad():
-            logits = task_lm(input_ids=ids.expand(m, -1), attention_mask=am.expand(m, -1) * keep,
-                             token_type_ids=tt.expand(m, -1) if tt is not None else None)
+            if drop:
+                from unirex.packing import run_packed
+
+                logits, _ = run_packed(logits_of, {**rows, "position_ids": positions.expand(m, -1)}, keep.bool(),
+                                       chunk, getattr(task_lm, "pad_token_id", 0))
+            else:
+                step = chunk or m
+                logits = torch.cat([logits_of({**{k: v[i:i + step] for k, v in rows.items()},
+                                               "attention_mask": keep[i:i + step]}) for i in range(0, m, step)])
         return logits.float() if multiple_choice else torch.softmax(logits.float(), -1)
 
     return forward
-
-
-def _chunked(forward: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, chunk: int) -> torch.Tensor:
-    return torch.cat([forward(z[i:i + chunk]) for i in range(0, z.shape[0], chunk)])
 
 
 def _to_tokens(values: list[torch.Tensor], feat: torch.Tensor, counts: list[int]) -> torch.Tensor:
@@ -115,13 +141,13 @@ def _captum_scores(cls_name: str, task_lm, batch, target, settings: ExplainerSet
         if counts[r] == 0:
             values.append(torch.zeros(0))
             continue
-        forward = row_output(task_lm, batch, r, feat[r])
+        forward = row_output(task_lm, batch, r, feat[r], settings.chunk)
         method = captum.attr.Lime(forward, interpretable_model=SkLearnRidge(alpha=1.0)) if cls_name == "Lime" \
             else getattr(captum.attr, cls_name)(forward)
         x = torch.ones(1, counts[r], device=device)
         with seeded_rngs(settings.seed):
             attr = method.attribute(x, baselines=torch.zeros_like(x), target=t, n_samples=settings.samples,
-                                    perturbations_per_eval=settings.chunk, show_progress=False)
+                                    perturbations_per_eval=settings.samples, show_progress=False)
         values.append(attr.detach()[0])
     return _to_tokens(values, feat, counts)
 
@@ -161,7 +187,7 @@ def occlusion_scores(task_lm: nn.Module, batch: dict[str, torch.Tensor], target:
             values.append(torch.zeros(0))
             continue
         z = occlusion_masks(n_features, settings.window).to(batch["input_ids"].device)
-        out = _chunked(row_output(task_lm, batch, r, feat[r]), z, settings.chunk)[:, t].cpu()
+        out = row_output(task_lm, batch, r, feat[r], settings.chunk)(z)[:, t].cpu()
         drop = out[0] - out[1:]  # [W]
         hidden = 1.0 - z[1:].cpu()  # [W, F]: which features each window hides
         values.append((drop @ hidden) / hidden.sum(0))
