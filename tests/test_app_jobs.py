@@ -192,3 +192,28 @@ def test_a_run_of_many_epochs_draws_them_as_one_segment_beside_its_final_evaluat
     html = progress_html(progress_from_events("R-x", "running", evs, now=5.0), "run")
     assert html.count("class='unirex-phase'") == 2 and f"phase 1 of {2 * MAX_SEGMENTS + 1}" in html
     assert f"training: {MAX_SEGMENTS} epochs with their dev evaluations" in html
+
+
+def test_the_train_tabs_live_losses_are_smoothed_as_the_runs_tab_opens_them(tmp_path, tiny_overrides, wait_until):
+    """The followed run's loss chart draws each component twice, as the Runs tab does at its default slider: the
+    raw line faint behind, the EMA-smoothed line (TensorBoard's default weight) over it."""
+    from ui import figures
+    from ui.common import AppDefaults
+    from ui.train import AUTO, TrainHandlers
+    from workbench import Workbench
+    from workbench.curves import ema_smooth
+
+    wb = Workbench(tmp_path / "ws")
+    job = wb.submit([*tiny_overrides, "method=task_lm", "training.epochs=1"])[0]
+    wb.start_worker()
+    try:
+        wait_until(lambda: not wb.job(job.job_id).active, what="the job to end")
+    finally:
+        wb.stop_worker()
+    out = TrainHandlers(wb, AppDefaults()).on_tick(AUTO, None)
+    chart = out[3]
+    total = [t for t in chart.data if t.name == "loss"]
+    assert len(total) == 2, [t.name for t in chart.data]
+    raw, smooth = sorted(total, key=lambda t: t.opacity or 1.0)
+    assert raw.opacity < 1.0 and list(smooth.y) == pytest.approx(ema_smooth(list(raw.y), figures.DEFAULT_SMOOTHING))
+    assert list(smooth.y) != pytest.approx(list(raw.y))

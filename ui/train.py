@@ -269,8 +269,10 @@ class TrainHandlers(Handlers):
         if target.status in ("failed",) and target.error and not p.message:
             p = dataclasses.replace(p, message=wb.public_message(target.error))
         title = f"{target.job_id} · {target.title} · run {target.run_id}"
-        return (rows, gr.update(choices=choices), progress_html(p, title), figures.losses(curves),
-                figures.dev_metrics(curves), sig, keep, done, *outro)
+        # smoothed as the Runs tab's charts open (TensorBoard's default weight), the raw line faint behind
+        live = figures.losses(curves, smoothing=figures.DEFAULT_SMOOTHING)
+        return (rows, gr.update(choices=choices), progress_html(p, title), live, figures.dev_metrics(curves), sig,
+                keep, done, *outro)
 
     def on_pick(self, evt: gr.SelectData):
         """A row of the queue clicked: that job is the one *Cancel the selected job* acts on, and it is followed."""
