@@ -244,6 +244,27 @@ def attribution_names(*, post_hoc: bool | None = None, captum: bool | None = Non
                  if (post_hoc is None or s.post_hoc == post_hoc) and (captum is None or (not s.model_free) == captum))
 
 
+#: the ``extractor`` that explains with the checkpoint's own extractor (the other choices: :func:`post_hoc_extractors`)
+OWN_EXTRACTOR = "own"
+
+
+def post_hoc_extractors() -> tuple[str, ...]:
+    """The attribution algorithms that can explain any checkpoint's task LM (besides the checkpoint's own):
+    the registered specs with ``post_hoc`` (plugins add theirs)."""
+    return attribution_names(post_hoc=True)
+
+
+def check_extractor(extractor: str | None) -> str:
+    """The name of an explaining extractor (``None`` / ``""``: :data:`OWN_EXTRACTOR`); UnirexError naming it and
+    the known ones when it is neither the checkpoint's own nor one of :func:`post_hoc_extractors`. Light (no
+    torch): the CLI checks ``--extractor`` with it before anything loads."""
+    name = extractor or OWN_EXTRACTOR
+    if name != OWN_EXTRACTOR and name not in post_hoc_extractors():
+        raise UnirexError(f"unknown extractor '{name}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
+                          f"{', '.join(post_hoc_extractors())}")
+    return name
+
+
 _X = "unirex.models.extractors"
 for _spec in (
     AttributionSpec("input-x-gradient", "captum.attr:InputXGradient", differentiable=ATTR_GRAD_MODES,
@@ -403,6 +424,6 @@ def load_plugins() -> tuple[str, ...]:
 
 
 __all__ = ["ATTR_GRAD_MODES", "AttributionSpec", "DEFAULT_N_SAMPLES", "ENV_PLUGINS", "ExplainerSettings", "ExtractorSpec", "MetricSpec", "attribution_names",
-           "attribution_specs", "extractor_names", "get_attribution", "get_extractor", "load_plugins",
-           "plugin_modules", "register_attribution", "register_extractor", "register_metric",
+           "OWN_EXTRACTOR", "attribution_specs", "check_extractor", "extractor_names", "get_attribution", "get_extractor", "load_plugins",
+           "plugin_modules", "post_hoc_extractors", "register_attribution", "register_extractor", "register_metric",
            "saved_attribution_name", "unregister_attribution", "unregister_extractor", "unregister_metric"]

@@ -13,6 +13,7 @@ from typing import Callable
 
 from unirex.config import from_dict
 from unirex.errors import UnirexError
+from unirex.registry import check_extractor, post_hoc_extractors
 from unirex.runs import RunDir, RunStatus
 from unirex.text_input import check_top_k
 from workbench import datasets as _datasets
@@ -57,8 +58,6 @@ class ExplainService:
     def extractors() -> tuple[str, ...]:
         """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``): the
         registry's post-hoc specs, plugins' included."""
-        from unirex.inference import post_hoc_extractors
-
         return post_hoc_extractors()
 
     @staticmethod
@@ -98,13 +97,10 @@ class ExplainService:
         in length-sorted packed batches (:func:`unirex.inference.explain_texts`), and write one row per input
         to ``out`` (``.jsonl`` / ``.parquet``, :mod:`workbench.batch_explain`). ``progress(1)`` after each row.
         Everything checkable is checked before the model loads; nothing is left at ``out`` on a failure."""
-        from unirex.inference import OWN_EXTRACTOR, explain_texts  # the model code (and torch) load here
+        from unirex.inference import explain_texts  # the model code (and torch) load here
 
         out = check_output(out, overwrite)
-        name = extractor or OWN_EXTRACTOR
-        if name != OWN_EXTRACTOR and name not in self.extractors():
-            raise UnirexError(f"unknown extractor '{name}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
-                              f"{', '.join(self.extractors())}")
+        name = check_extractor(extractor)
         if not inputs:
             raise UnirexError("no text to explain")
         check_top_k(top_k)
