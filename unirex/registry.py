@@ -28,7 +28,6 @@ This module stays light (no torch, no Captum at import): the built-in specs name
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, did_you_mean, quoted
 from unirex.metrics.registry import MetricSpec, register_metric, unregister_metric
 from unirex.safeload import first_line
 
@@ -219,8 +218,7 @@ def unregister_attribution(name: str) -> None:
 
 
 def _did_you_mean(value: str, choices) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(value, choices, form=" (did you mean {}?)", quote=quoted)
 
 
 def get_attribution(name: str) -> AttributionSpec:
