@@ -21,7 +21,7 @@ from cli.roar import add_roar_parser
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import Headline, metric_keys, on_request
-from unirex.registry import attribution_names, load_plugins
+from unirex.registry import OWN_EXTRACTOR, check_extractor, load_plugins, post_hoc_extractors
 
 SUBCOMMANDS = ("build-dataset", "download-dataset", "export-eraser", "methods", "keys", "store", "runs", "show",
                "compare", "explain", "queue", "cancel", "requeue", "push", "roar", "annotations")
@@ -324,6 +324,7 @@ def _compare(args) -> int:
 def _explain(args) -> int:
     from cli.render import highlight
 
+    check_extractor(args.extractor)  # one line naming it and the known ones (argparse's choices add its usage)
     if args.file is not None:
         if getattr(args, "flip", False) or args.split is not None:
             raise UnirexError("--flip and --split go with --text, not --file")
@@ -606,8 +607,9 @@ def _add_checkpoint_commands(sub) -> None:
     add_explain_file_args(e, what)
     e.add_argument("--query", help="the query of query tasks (MultiRC, BoolQ, FEVER, ...)")
     e.add_argument("--second-text", dest="second_text", help="the second document of two-document tasks (e-SNLI hypothesis)")
-    post_hoc = attribution_names(post_hoc=True)  # the registry's, plugins' included ($UNIREX_PLUGINS)
-    e.add_argument("--extractor", default="own", choices=("own", *post_hoc), metavar="EXTRACTOR",
+    post_hoc = post_hoc_extractors()  # the registry's, plugins' included ($UNIREX_PLUGINS)
+    # no argparse choices: _explain refuses an unknown one in one line, as every other bad input
+    e.add_argument("--extractor", default=OWN_EXTRACTOR, metavar="EXTRACTOR",
                    help=f"own (the checkpoint's extractor), {', '.join(post_hoc[:-1])} or {post_hoc[-1]}")
     e.add_argument("--top-k", dest="top_k", type=float, default=10.0, help="rationale size in percent (default 10)")
     e.add_argument("--json", action="store_true")

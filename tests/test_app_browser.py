@@ -10,14 +10,11 @@ import re
 import shutil
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
-from apphost import running_app
+from apphost import LONG, browser_page, close_toasts, needs_chromium, running_app, text_in, toast, visible
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
-LONG = 180_000  # ms: a wait that covers a training run on a busy machine
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -45,37 +42,8 @@ def _screenshot_on_failure(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.set_default_timeout(120_000)
-        pg.goto(app_url[0], timeout=LONG)
+    with browser_page(app_url[0]) as pg:
         yield pg
-        browser.close()
-
-
-def visible(page, selector: str):
-    return page.locator(selector).filter(visible=True)
-
-
-def text_in(page, selector: str, text: str, timeout: int = 120_000):
-    visible(page, selector).get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)
-
-
-def toast(page, text: str, timeout: int = 120_000):
-    """A gr.Error / gr.Warning / gr.Info message with ``text``."""
-    page.locator(".toast-body").filter(has_text=text).first.wait_for(timeout=timeout)
-
-
-def close_toasts(page):
-    for btn in page.locator(".toast-close").all():
-        try:
-            btn.click(timeout=1000)
-        except Exception:  # noqa: BLE001 - a toast that left by itself
-            pass
 
 
 def test_first_start_builds_demo(app_url):

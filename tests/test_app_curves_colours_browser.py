@@ -6,14 +6,11 @@ before the app starts (tiny random BERT, 64/32/32 demo)."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-from apphost import running_app
+from apphost import LONG, browser_page, needs_chromium, running_app, visible
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
-LONG = 180_000  # ms
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +32,8 @@ def app_url(tmp_path_factory, tiny_arch, small_demo_dir):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.set_default_timeout(120_000)
-        pg.goto(app_url[0], timeout=LONG)
+    with browser_page(app_url[0]) as pg:
         yield pg
-        browser.close()
-
-
-def _visible(page, selector: str):
-    return page.locator(selector).filter(visible=True)
 
 
 def test_picked_runs_overlaid_smoothed_and_on_time(page, app_url):
@@ -56,21 +41,21 @@ def test_picked_runs_overlaid_smoothed_and_on_time(page, app_url):
 
     ids = app_url[1]
     page.get_by_role("tab", name="Runs").click()
-    table = _visible(page, "#runs-table")
+    table = visible(page, "#runs-table")
     for run_id in ids:
         table.get_by_text(run_id).filter(visible=True).first.click()
-        _visible(page, "#runs-detail").get_by_text(run_id).first.wait_for(timeout=LONG)
+        visible(page, "#runs-detail").get_by_text(run_id).first.wait_for(timeout=LONG)
         page.get_by_role("button", name="Pick this run").click()
-    overlay = _visible(page, "#runs-overlay")
+    overlay = visible(page, "#runs-overlay")
     for run_id in ids:  # one legend entry per picked run
         overlay.locator(".legendtext").filter(has_text=run_id).first.wait_for(timeout=LONG)
     traces = overlay.locator(".scatterlayer .trace")
     expect(traces).to_have_count(4, timeout=LONG)  # smoothed (the default 0.6): a faint raw line behind each
-    slider = _visible(page, "#runs-smoothing input[type=number]")
+    slider = visible(page, "#runs-smoothing input[type=number]")
     slider.fill("0")
     slider.press("Enter")
     expect(traces).to_have_count(2, timeout=LONG)  # raw only
-    _visible(page, "#runs-x-axis").get_by_text("time since start").click()
+    visible(page, "#runs-x-axis").get_by_text("time since start").click()
     overlay.locator(".xtitle").filter(has_text="seconds since the run started").first.wait_for(timeout=LONG)
 
 
@@ -80,16 +65,16 @@ def test_explain_colours_have_a_legend_and_a_normalisation(page):
 
     expect(page.get_by_label("Checkpoint (a run with a checkpoint")).to_have_value(
         __import__("re").compile("R-"), timeout=LONG)
-    _visible(page, "#explain-text textarea").fill("not <i>bad</i> at all, great film!")
+    visible(page, "#explain-text textarea").fill("not <i>bad</i> at all, great film!")
     page.get_by_role("button", name="Explain", exact=True).click()
-    panel = _visible(page, "#explain-A")
+    panel = visible(page, "#explain-A")
     panel.get_by_text("scores shown: min").first.wait_for(timeout=LONG)
     text = panel.inner_text()
     assert "per text" in text and ("red = the extractor scores the word above 0" in text
                                    or "darker = a higher rationale score" in text)
     assert "<i>bad</i>" in text and panel.locator("i").filter(has_text="bad").count() == 0  # text, not markup
     assert panel.locator(".score-word").count() == 6 and panel.locator(".score-bar").count() == 1
-    _visible(page, "#explain-norm").get_by_text("per dataset", exact=True).click()
+    visible(page, "#explain-norm").get_by_text("per dataset", exact=True).click()
     panel.get_by_text("99th percentile of |score|").first.wait_for(timeout=LONG)
-    _visible(page, "#explain-norm").get_by_text("none", exact=True).click()
+    visible(page, "#explain-norm").get_by_text("none", exact=True).click()
     panel.get_by_text("the raw score is the colour").first.wait_for(timeout=LONG)

@@ -15,11 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from apphost import running_app
+from apphost import LONG, browser_page, needs_chromium, running_app, text_in, visible
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)")
-LONG = 180_000  # ms
+pytestmark = needs_chromium
 WORDS = "the plot was wonderful and the acting was great".split()
 #: what no hostile value may become in the page (the app has no LaTeX; its own elements, the header's h1,
 #: CodeMirror's images, Gradio's links, hold no value's text)
@@ -102,17 +100,7 @@ def hostile_app(tmp_path_factory, tiny_arch):
         tracker.shutdown()
 
 
-def _visible(page, selector: str):
-    return page.locator(selector).filter(visible=True)
-
-
-def _wait_text(page, selector: str, text: str | re.Pattern, timeout: int = 120_000):
-    _visible(page, selector).get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)
-
-
 def test_hostile_values_are_shown_as_text_and_fetch_nothing(hostile_app, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
     app_url, url, ws = hostile_app
     problems: list[str] = []
 
@@ -128,40 +116,35 @@ def test_hostile_values_are_shown_as_text_and_fetch_nothing(hostile_app, tmp_pat
             if f"<h1>H-{tag}</h1>" not in text.replace("<_h1>", "</h1>") or "$$X" not in text:
                 problems.append(f"{area}: {tag}'s value not shown literally in {text[:300]!r}")
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(120_000)
+    with browser_page(app_url) as page:
         try:
-            page.goto(app_url, timeout=LONG)
             # Datasets: build the hostile dataset, browse its first example
-            name = _visible(page, "#ds-name input")
+            name = visible(page, "#ds-name input")
             name.fill("evil")
             name.press("Enter")
             page.get_by_role("button", name="Build dataset").click()
             page.get_by_text(re.compile(r"split\(s\) built")).first.wait_for(timeout=LONG)
             page.get_by_role("button", name="Show examples").click()
-            _wait_text(page, "#ds-title", "Example 1 of 4")
+            text_in(page, "#ds-title", "Example 1 of 4")
             check("Datasets example title", "#ds-title", "ann-train", "q-train")
             # Train: a hostile override typed into the form
             page.get_by_role("tab", name="Train").click()
-            extra = _visible(page, "#train-extra textarea, #train-extra input")
+            extra = visible(page, "#train-extra textarea, #train-extra input")
             # (the message names the key: the text up to the first '=')
             extra.fill(f"'x\u2028<h1>H-extra</h1>$$X-extra$$`[l](javascript:alert(1))`<img src={url}/extra.png>=1'")
-            _wait_text(page, "#train-check", "✗")
+            text_in(page, "#train-check", "✗")
             check("Train check", "#train-check", "extra")
             # Runs: the table, a refused run id, the failed run in full, the filter's choices
             page.get_by_role("tab", name="Runs").click()
-            _wait_text(page, "#runs-table", re.compile("H-mA"))
+            text_in(page, "#runs-table", re.compile("H-mA"))
             check("Runs table", "#runs-table", "mA", "dA", "mB", "rid")
-            _visible(page, "#runs-table").get_by_text("rid-method").first.click()
+            visible(page, "#runs-table").get_by_text("rid-method").first.click()
             toast = page.locator(".toast-body").filter(has_text="is not a valid run id").first
             toast.wait_for()
             check("Runs refused id toast", ".toast-body", "rid")
             toast.locator(".toast-close").click()
-            _visible(page, "#runs-table").get_by_text(re.compile("H-mA")).first.click()
-            _wait_text(page, "#runs-detail", "Reproduce:")
+            visible(page, "#runs-table").get_by_text(re.compile("H-mA")).first.click()
+            text_in(page, "#runs-detail", "Reproduce:")
             check("Runs detail", "#runs-detail", "mA", "dA", "aA", "cA", "eA", "tA")
             page.get_by_label("Method", exact=True).filter(visible=True).first.click()  # the filter's choices: the runs' methods
             time.sleep(1)
@@ -170,9 +153,9 @@ def test_hostile_values_are_shown_as_text_and_fetch_nothing(hostile_app, tmp_pat
             page.keyboard.press("Escape")
             # Compare: the completed run's method in the table and the charts
             page.get_by_role("tab", name="Compare").click()
-            _wait_text(page, "#compare-table", re.compile("H-mB"))
-            _visible(page, "#compare-charts .js-plotly-plot").nth(1).wait_for()
-            _visible(page, "#compare-bins .js-plotly-plot").first.wait_for()
+            text_in(page, "#compare-table", re.compile("H-mB"))
+            visible(page, "#compare-charts .js-plotly-plot").nth(1).wait_for()
+            visible(page, "#compare-bins .js-plotly-plot").first.wait_for()
             check("Compare table", "#compare-table", "mB")
             check("Compare scatter and bars", "#compare-charts")  # (one group: no legend)
             check("Compare per-bin curves", "#compare-bins", "mB")
@@ -183,8 +166,6 @@ def test_hostile_values_are_shown_as_text_and_fetch_nothing(hostile_app, tmp_pat
             page.screenshot(path=str(path), full_page=True)
             print(f"screenshot: {path}\napp log (tail):\n" + (ws / "app.log").read_text()[-4000:])
             raise
-        finally:
-            browser.close()
     if Tracker.hits:
         problems.append(f"the tracker was asked for {sorted(set(Tracker.hits))}")
     assert not problems, "\n".join(problems)

@@ -149,10 +149,15 @@ def test_every_bad_input_is_one_line_exit_2_and_nothing_at_out(ckpt, tmp_path, c
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1 and err.startswith("error: "), (msg, err)
         assert not out.exists()
-    # an unknown extractor: refused by the parser with exit status 2, naming it
-    with pytest.raises(SystemExit) as e:
-        _batch(ws, ckpt, good, tmp_path / "out.jsonl", "--extractor", "nope")
-    assert e.value.code == 2 and "nope" in capsys.readouterr().err
+    # an unknown extractor: one line naming it and the known ones (no argparse usage), exit 2, nothing written;
+    # the same with --text
+    from unirex.registry import post_hoc_extractors
+
+    for what in (["--file", str(good), "--out", str(tmp_path / "out.jsonl")], ["--text", TEXTS[0]]):
+        assert main(["--workspace", str(ws), "explain", "--run", ckpt, *what, "--extractor", "nope"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: unknown extractor 'nope'") and len(err.strip().splitlines()) == 1, err
+        assert all(name in err for name in post_hoc_extractors()) and "usage" not in err
     assert not (tmp_path / "out.jsonl").exists()
     # --file without --out
     assert main(["--workspace", str(ws), "explain", "--run", ckpt, "--file", str(good)]) == 2

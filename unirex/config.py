@@ -44,7 +44,6 @@ override of any of them wins, and ``protocol=eraser`` keeps the dataclass defaul
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
@@ -52,7 +51,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, close_matches, did_you_mean, quoted, suggest
 from unirex.metrics.extra import parse_extra_metrics
 from unirex.methods import check_settings, get_method, list_methods
 from unirex.protocol import protocol_defaults
@@ -280,7 +279,7 @@ def valid_keys(node: Any = RunConfig, prefix: str = "") -> list[str]:
 def suggest_keys(key: str, n: int = 3) -> list[str]:
     """Closest valid keys to ``key`` (difflib), also matching on the last dotted component."""
     keys = valid_keys()
-    close = difflib.get_close_matches(key, keys, n=n, cutoff=0.5)
+    close = close_matches(key, keys, n=n, cutoff=0.5)
     leaf = key.rsplit(".", 1)[-1]
     for k in keys:
         if k.rsplit(".", 1)[-1] == leaf and k not in close:
@@ -292,7 +291,7 @@ def unknown_key_error(key: str) -> UnirexError:
     hint = suggest_keys(key)
     groups = ", ".join(f"{g}=" for g in GROUP_KEYS)
     msg = f"unknown config key '{key}'"
-    msg += f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else f" (group selections: {groups})"
+    msg += suggest(hint) or f" (group selections: {groups})"
     return UnirexError(msg)
 
 
@@ -494,8 +493,7 @@ def _fill_derived(cfg: RunConfig) -> None:
 # ------------------------------------------------------------------------------------- validation
 def _choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(value, choices, form=" (did you mean {}?)", quote=quoted)
         raise UnirexError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}{hint}")
 
 

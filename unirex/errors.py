@@ -4,11 +4,14 @@ A ``UnirexError`` is a problem with the user's input (a file, a setting, an arch
 message on one line and exits non-zero without a traceback; the app shows it in the page.
 
 :func:`scrub_secrets` removes secrets (the Hugging Face token, the app's login) from a message; every place
-where an error becomes a message a user sees applies it.
+where an error becomes a message a user sees applies it. :func:`did_you_mean` is the one "did you mean"
+hint of every message that refuses an unknown name.
 """
 
+import difflib
 import os
 import sys
+from collections.abc import Callable, Iterable, Sequence
 
 
 class UnirexError(Exception):
@@ -23,6 +26,29 @@ class DiskFullError(UnirexError):
     def __init__(self, message: str, path=None):
         super().__init__(message)
         self.path = path
+
+
+def close_matches(value, choices: Iterable, n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The (at most ``n``) ``choices`` closest to ``value``, best first (difflib, both as text)."""
+    return difflib.get_close_matches(str(value), [str(c) for c in choices], n=n, cutoff=cutoff)
+
+
+def quoted(name: str) -> str:
+    """``'name'`` (single quotes around the text as it is, unlike ``repr``)."""
+    return f"'{name}'"
+
+
+def suggest(close: Sequence[str], form: str = "; did you mean {}?", quote: Callable[[str], str] = repr) -> str:
+    """``form`` with the suggestions ``close`` joined by "or" (each through ``quote``); "" when there are none."""
+    return form.format(" or ".join(quote(c) for c in close)) if close else ""
+
+
+def did_you_mean(value, choices: Iterable, n: int = 1, cutoff: float = 0.6, form: str = "; did you mean {}?",
+                 quote: Callable[[str], str] = repr) -> str:
+    """The hint for an unknown ``value``: ``form`` naming the :func:`close_matches` among ``choices``
+    (``"; did you mean 'x'?"`` by default; ``" (did you mean {}?)"``, ``quote=str``, ... as a message reads);
+    "" when none is close."""
+    return suggest(close_matches(value, choices, n, cutoff), form, quote)
 
 
 def where(path, line: int | None = None) -> str:

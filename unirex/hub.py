@@ -43,7 +43,6 @@ required keys are there and the license is one of the Hub's identifiers (:data:`
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -56,7 +55,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from unirex.errors import UnirexError, scrub_secrets
+from unirex.errors import UnirexError, did_you_mean, scrub_secrets
 from unirex.hubnet import ALLOW_PATTERNS, hub_error, hub_offline
 from unirex.localpaths import LocalPaths
 from unirex.metrics.registry import MetricSpec, metrics
@@ -186,8 +185,8 @@ def check_license(license: str | None) -> str:
     :class:`UnirexError` that names the value (not how it was given) when the Hub does not accept it."""
     value = (license or DEFAULT_LICENSE).strip().lower()
     if value not in HUB_LICENSES:
-        close = difflib.get_close_matches(value, HUB_LICENSES, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(close)}?" if close else " (see the Hub's list of license identifiers)"
+        hint = (did_you_mean(value, HUB_LICENSES, n=3, cutoff=0.5, quote=str)
+                or " (see the Hub's list of license identifiers)")
         raise UnirexError(f"license '{license}' is not a license identifier the Hub accepts{hint}")
     return value
 

@@ -23,17 +23,8 @@ from unirex.data.encode import encode_text
 from unirex.data.tensors import LIST_COLUMNS, collate
 from unirex.errors import UnirexError
 from unirex.rationale import candidates, mark_selectable
-from unirex.registry import attribution_names
+from unirex.registry import OWN_EXTRACTOR, check_extractor, post_hoc_extractors
 from unirex.text_input import MAX_TEXT_CHARS, TextInput, check_text, check_top_k
-
-OWN_EXTRACTOR = "own"
-
-
-def post_hoc_extractors() -> tuple[str, ...]:
-    """The attribution algorithms that can explain any checkpoint's task LM (besides the checkpoint's own):
-    the registered specs with ``post_hoc`` (:mod:`unirex.registry`; plugins add theirs)."""
-    return attribution_names(post_hoc=True)
-
 
 @dataclass(frozen=True)
 class TextExplanation:
@@ -88,9 +79,7 @@ def text_scorer(model, extractor: str | None, ig_steps: int = 50, seed: int = 0,
     from unirex.models.extractors.base import mask_scores
     from unirex.models.extractors.gradients import FROM_EMBEDDING_GRADIENT, predicted_embedding_gradient
 
-    if extractor not in post_hoc_extractors():
-        raise UnirexError(f"unknown extractor '{extractor}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
-                          f"{', '.join(post_hoc_extractors())}")
+    check_extractor(extractor)
     attr = AttributionExtractor(extractor, "sum", ig_steps=ig_steps, internal_batch_size=internal_batch_size,
                                 seed=seed).to(_model_device(model))
     from_gradient = FROM_EMBEDDING_GRADIENT.get(extractor)

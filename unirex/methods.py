@@ -12,11 +12,10 @@ again with ``has_gold_rationales`` / ``teacher_available`` once it knows them.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, did_you_mean
 from unirex.registry import attribution_specs, get_attribution, get_extractor
 
 if TYPE_CHECKING:
@@ -135,8 +134,7 @@ def get_method(name: str) -> Method:
     """The preset called ``name`` (:class:`UnirexError` with suggestions if there is none)."""
     if name in METHODS:
         return METHODS[name]
-    close = difflib.get_close_matches(name, list(METHODS), n=3, cutoff=0.4)
-    hint = f"; did you mean {' or '.join(close)}?" if close else f"; choose one of {', '.join(METHODS)}"
+    hint = did_you_mean(name, METHODS, n=3, cutoff=0.4, quote=str) or f"; choose one of {', '.join(METHODS)}"
     raise UnirexError(f"unknown method '{name}'{hint}")
 
 

@@ -28,7 +28,6 @@ This module stays light (no torch, no Captum at import): the built-in specs name
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, did_you_mean, quoted
 from unirex.metrics.registry import MetricSpec, register_metric, unregister_metric
 from unirex.safeload import first_line
 
@@ -219,8 +218,7 @@ def unregister_attribution(name: str) -> None:
 
 
 def _did_you_mean(value: str, choices) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(value, choices, form=" (did you mean {}?)", quote=quoted)
 
 
 def get_attribution(name: str) -> AttributionSpec:
@@ -242,6 +240,27 @@ def attribution_names(*, post_hoc: bool | None = None, captum: bool | None = Non
     ``captum=True``: Captum classes only (``False``: model-free scorers only)."""
     return tuple(s.name for s in _ATTRIBUTIONS.values()
                  if (post_hoc is None or s.post_hoc == post_hoc) and (captum is None or (not s.model_free) == captum))
+
+
+#: the ``extractor`` that explains with the checkpoint's own extractor (the other choices: :func:`post_hoc_extractors`)
+OWN_EXTRACTOR = "own"
+
+
+def post_hoc_extractors() -> tuple[str, ...]:
+    """The attribution algorithms that can explain any checkpoint's task LM (besides the checkpoint's own):
+    the registered specs with ``post_hoc`` (plugins add theirs)."""
+    return attribution_names(post_hoc=True)
+
+
+def check_extractor(extractor: str | None) -> str:
+    """The name of an explaining extractor (``None`` / ``""``: :data:`OWN_EXTRACTOR`); UnirexError naming it and
+    the known ones when it is neither the checkpoint's own nor one of :func:`post_hoc_extractors`. Light (no
+    torch): the CLI checks ``--extractor`` with it before anything loads."""
+    name = extractor or OWN_EXTRACTOR
+    if name != OWN_EXTRACTOR and name not in post_hoc_extractors():
+        raise UnirexError(f"unknown extractor '{name}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
+                          f"{', '.join(post_hoc_extractors())}")
+    return name
 
 
 _X = "unirex.models.extractors"
@@ -403,6 +422,6 @@ def load_plugins() -> tuple[str, ...]:
 
 
 __all__ = ["ATTR_GRAD_MODES", "AttributionSpec", "DEFAULT_N_SAMPLES", "ENV_PLUGINS", "ExplainerSettings", "ExtractorSpec", "MetricSpec", "attribution_names",
-           "attribution_specs", "extractor_names", "get_attribution", "get_extractor", "load_plugins",
-           "plugin_modules", "register_attribution", "register_extractor", "register_metric",
+           "OWN_EXTRACTOR", "attribution_specs", "check_extractor", "extractor_names", "get_attribution", "get_extractor", "load_plugins",
+           "plugin_modules", "post_hoc_extractors", "register_attribution", "register_extractor", "register_metric",
            "saved_attribution_name", "unregister_attribution", "unregister_extractor", "unregister_metric"]

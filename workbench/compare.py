@@ -14,7 +14,6 @@ dataset and arch) is one entry, as in the paper's tables. The same numbers feed 
 
 from __future__ import annotations
 
-import difflib
 import os
 import threading
 from collections import OrderedDict
@@ -24,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from store import RunFilter, aggregate, final_metric_rows, final_metric_updates
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, did_you_mean
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import metric_keys
 from unirex.metrics.stats import PairTest, adjust, percentile_interval
@@ -174,11 +173,6 @@ def runs_metrics(workspace: Path, flt: RunFilter, split: str, names: tuple[str, 
         tagged = models.filter(pl.all_horizontal(pl.col("tags").list.contains(t) for t in flt.tags))["run_id"]
         cond = cond & pl.col("run_id").is_in(tagged.implode())
     return base.filter(cond)
-
-
-def did_you_mean(value: str, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _group_key(row: dict, by: tuple[str, ...]) -> str:
@@ -346,7 +340,7 @@ def pairwise(cmp: Comparison, metric: str, pair: tuple[str, str] | None = None) 
 
     if metric not in cmp.metrics:
         known = list(cmp.metrics) or list(compare_metrics())
-        hint = did_you_mean(metric, known) or f"; the compared metrics: {', '.join(known)}"
+        hint = did_you_mean(metric, known, cutoff=0.5) or f"; the compared metrics: {', '.join(known)}"
         raise UnirexError(f"unknown metric {metric!r}{hint}")
     if cmp.uncertainty is None:
         return []
@@ -354,7 +348,7 @@ def pairwise(cmp: Comparison, metric: str, pair: tuple[str, str] | None = None) 
         labels = {_group_key(r, cmp.by) for r in cmp.table.iter_rows(named=True)}
         for lab in pair:
             if lab not in labels:
-                raise UnirexError(f"no group {lab!r} in the comparison{did_you_mean(lab, sorted(labels))}")
+                raise UnirexError(f"no group {lab!r} in the comparison{did_you_mean(lab, sorted(labels), cutoff=0.5)}")
         where = {lab: {ds for ds, b in cmp.uncertainty.bootstraps.items() if lab in b.estimates} |
                  {ds for ds, why in cmp.uncertainty.left_out.items() if lab in why} for lab in pair}
         common = where[pair[0]] & where[pair[1]]

@@ -198,14 +198,11 @@ class CounterfactualService:
         from unirex.textflip import flip_text  # the model code (and torch) load when a text is searched
 
         t0 = time.perf_counter()
-        checkpoint = self.policy.checkpoint(checkpoint)
-        ck = self.checkpoints.get(checkpoint)
-        docs = [text] + ([second_text] if second_text and second_text.strip() else [])
-        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
-        with ck.lock:
-            tf = flip_text(ck.model, ck.tokenizer, docs, labels, ck.max_length, query=query or "",
+        t = self.explainer.checkpoint_text(checkpoint, text, second_text)
+        with t.ck.lock:
+            tf = flip_text(t.ck.model, t.ck.tokenizer, t.docs, t.labels, t.ck.max_length, query=query or "",
                            extractor=extractor, options=options)
-        return FlipOutcome(checkpoint=str(checkpoint), run_id=ck.run_id, extractor=tf.extractor, edit=options.edit,
+        return FlipOutcome(checkpoint=str(t.checkpoint), run_id=t.ck.run_id, extractor=tf.extractor, edit=options.edit,
                            seed=options.seed, max_fraction=options.max_fraction, max_words=options.max_words,
                            labels=tf.labels, probs=tf.probs, predicted=tf.predicted, guided=_path(tf, tf.guided),
                            random=_path(tf, tf.random), truncated=tf.truncated, seconds=time.perf_counter() - t0)

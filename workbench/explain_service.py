@@ -7,22 +7,41 @@ import dataclasses
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from unirex.config import from_dict
 from unirex.errors import UnirexError
+from unirex.registry import check_extractor, post_hoc_extractors
 from unirex.runs import RunDir, RunStatus
 from unirex.text_input import check_top_k
 from workbench import datasets as _datasets
 from workbench.batch_explain import BatchInput, BatchResult, check_output, explained_rows, write_rows
-from workbench.checkpoints import CheckpointCache
+from workbench.checkpoints import CachedCheckpoint, CheckpointCache
 from workbench.records import DatasetExample, Explanation, RunSummary, ScoreScale
 from workbench.safety import PathPolicy
 
 
 #: examples of a checkpoint's split whose word scores make its per-dataset colour scale
 SCALE_EXAMPLES = 50
+
+
+@dataclass(frozen=True)
+class CheckpointText:
+    """A typed text ready for a loaded checkpoint: what explaining it and the flip search on it
+    (:meth:`workbench.counterfactual.CounterfactualService.flip`) both start from. Use ``ck`` under
+    ``ck.lock``."""
+
+    checkpoint: str  # the reference as the workspace's policy resolved it
+    ck: CachedCheckpoint
+    docs: list[str]  # the text, and the second document where one was given (not blank)
+    labels: list[str]
+
+
+def class_labels(ck: CachedCheckpoint) -> list[str]:
+    """The checkpoint's class names; its class numbers where it has none."""
+    return ck.labels or [str(i) for i in range(ck.model.num_classes)]
 
 
 class ExplainService:
@@ -39,8 +58,6 @@ class ExplainService:
     def extractors() -> tuple[str, ...]:
         """Attribution algorithms :meth:`explain` can run on any checkpoint's task LM (besides ``own``): the
         registry's post-hoc specs, plugins' included."""
-        from unirex.inference import post_hoc_extractors
-
         return post_hoc_extractors()
 
     @staticmethod
@@ -58,15 +75,20 @@ class ExplainService:
         from unirex.inference import explain_text  # the model code (and torch) load when a text is explained
 
         t0 = time.perf_counter()
-        checkpoint = self.policy.checkpoint(checkpoint)
-        ck = self.checkpoints.get(checkpoint)
-        docs = [text] + ([second_text] if second_text and second_text.strip() else [])
-        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
-        with ck.lock:
-            ex = explain_text(ck.model, ck.tokenizer, docs, labels, ck.max_length, query=query or "",
+        t = self.checkpoint_text(checkpoint, text, second_text)
+        with t.ck.lock:
+            ex = explain_text(t.ck.model, t.ck.tokenizer, t.docs, t.labels, t.ck.max_length, query=query or "",
                               extractor=extractor, top_k=top_k)
-        return Explanation(checkpoint=str(checkpoint), run_id=ck.run_id, seconds=time.perf_counter() - t0,
+        return Explanation(checkpoint=str(t.checkpoint), run_id=t.ck.run_id, seconds=time.perf_counter() - t0,
                            **{f.name: getattr(ex, f.name) for f in dataclasses.fields(ex)})
+
+    def checkpoint_text(self, checkpoint: str, text: str, second_text: str | None = None) -> CheckpointText:
+        """Resolve ``checkpoint`` through the workspace's policy, load it (cached) and make ``text`` (and
+        ``second_text``, the second document of two-document tasks, unless blank) its documents."""
+        ref = self.policy.checkpoint(checkpoint)
+        ck = self.checkpoints.get(ref)
+        docs = [text] + ([second_text] if second_text and second_text.strip() else [])
+        return CheckpointText(checkpoint=ref, ck=ck, docs=docs, labels=class_labels(ck))
 
     def explain_file(self, checkpoint: str, inputs: list[BatchInput], out: str | Path, extractor: str | None = None,
                      top_k: float = 10.0, batch_size: int = 32, faithfulness: bool = False, overwrite: bool = False,
@@ -75,13 +97,10 @@ class ExplainService:
         in length-sorted packed batches (:func:`unirex.inference.explain_texts`), and write one row per input
         to ``out`` (``.jsonl`` / ``.parquet``, :mod:`workbench.batch_explain`). ``progress(1)`` after each row.
         Everything checkable is checked before the model loads; nothing is left at ``out`` on a failure."""
-        from unirex.inference import OWN_EXTRACTOR, explain_texts  # the model code (and torch) load here
+        from unirex.inference import explain_texts  # the model code (and torch) load here
 
         out = check_output(out, overwrite)
-        name = extractor or OWN_EXTRACTOR
-        if name != OWN_EXTRACTOR and name not in self.extractors():
-            raise UnirexError(f"unknown extractor '{name}': use '{OWN_EXTRACTOR}' (the checkpoint's own) or one of "
-                              f"{', '.join(self.extractors())}")
+        name = check_extractor(extractor)
         if not inputs:
             raise UnirexError("no text to explain")
         check_top_k(top_k)
@@ -89,7 +108,7 @@ class ExplainService:
             raise UnirexError(f"batch size must be at least 1, got {batch_size}")
         t0 = time.perf_counter()
         ck = self.checkpoints.get(self.policy.checkpoint(checkpoint))
-        labels = ck.labels or [str(i) for i in range(ck.model.num_classes)]
+        labels = class_labels(ck)
         t1 = time.perf_counter()
         with ck.lock:
             explained = explain_texts(ck.model, ck.tokenizer, [i.text for i in inputs], labels, ck.max_length,

@@ -98,6 +98,12 @@ class RoarReport:
         return base + pts
 
 
+def _refuse_existing(data_dir: Path, name: str, advice: str = "") -> None:
+    """UnirexError when the copy ``name`` is already in ``data_dir``: a ROAR copy is never overwritten."""
+    if (data_dir / name).exists():
+        raise UnirexError(f"dataset '{name}' already exists in {data_dir}: refusing to overwrite it{advice}")
+
+
 def _test_acc(rd: RunDir) -> float | None:
     v = flat_metrics(rd.final_metrics()).get(f"{SPLIT}_{METRIC}")
     return None if v is None or v != v else float(v)
@@ -151,17 +157,10 @@ class RoarService:
             chain = recursive and arm == core.EXTRACTOR
             for k in (ks[:1] if chain else ks):
                 plan.append((arm, k, core.roar_name(dataset, rd.run_id, arm, k, recursive=chain)))
-        for arm, k, name in plan:
-            if (data_dir / name).exists():
-                raise UnirexError(f"dataset '{name}' already exists in {data_dir}: refusing to overwrite it (delete that "
-                                  "folder to run this ROAR again)")
-        items = []
-        for arm, k, name in plan:
-            ov = self._overrides(rd.run_id, cfg, name, recursive and arm == core.EXTRACTOR)
-            check = self.wb.check(ov, launcher=launcher, launcher_options=launcher_options)
-            if not check.ok:
-                raise UnirexError(f"the retraining on {name} cannot be queued: {check.message}")
-            items.append(RoarItem(arm=arm, k=k, dataset=name, overrides=tuple(ov), command=check.command))
+        for _, _, name in plan:
+            _refuse_existing(data_dir, name, " (delete that folder to run this ROAR again)")
+        items = [self._checked(rd.run_id, cfg, arm, k, name, recursive and arm == core.EXTRACTOR, launcher,
+                               launcher_options) for arm, k, name in plan]
         pending = ks[1:] if recursive and core.EXTRACTOR in arms else ()
         result = RoarPlan(run_id=rd.run_id, dataset=dataset, data_dir=data_dir, items=tuple(items), dry_run=dry_run,
                           recursive=recursive, launcher=launcher, pending=tuple(pending))
@@ -181,10 +180,28 @@ class RoarService:
                                         chain=tuple(ks) if chain else ())
             masks = {s: core.removal_masks(it.arm, exs, it.k, seed, scores[s] if scores else None)
                      for s, exs in splits.items()}
-            info = self._write(data_dir / it.dataset, splits, masks, info)
-            job = self.wb.submit(list(it.overrides), launcher=launcher, launcher_options=launcher_options)[0]
-            done.append(replace(it, job_id=job.job_id, run_id=job.run_id, removed_fraction=core.mean_fraction(info)))
+            done.append(self._queue(it, data_dir, splits, masks, info, launcher, launcher_options))
         return replace(result, items=tuple(done))
+
+    def _checked(self, run_id: str, cfg, arm: str, k: int, name: str, recursive: bool, launcher: str,
+                 launcher_options) -> RoarItem:
+        """The retraining of ``run_id``'s config on the copy ``name`` (of ``arm`` at ``k``), checked but not
+        queued: UnirexError with the config's message when it cannot be queued."""
+        ov = self._overrides(run_id, cfg, name, recursive)
+        check = self.wb.check(ov, launcher=launcher, launcher_options=launcher_options)
+        if not check.ok:
+            raise UnirexError(f"the retraining on {name} cannot be queued: {check.message}")
+        return RoarItem(arm=arm, k=k, dataset=name, overrides=tuple(ov), command=check.command)
+
+    def _queue(self, it: RoarItem, data_dir: Path, splits, masks, info: core.RoarDatasetInfo, launcher: str,
+               launcher_options, job_command: bool = False) -> RoarItem:
+        """Write the copy ``it`` names (``masks`` over ``splits``, described by ``info``) and queue its retraining:
+        ``it`` with its job, its run and the share of words removed. ``job_command``: ``it.command`` becomes the
+        queued job's command line (the one :meth:`advance` reports) instead of the checked one."""
+        info = self._write(data_dir / it.dataset, splits, masks, info)
+        job = self.wb.submit(list(it.overrides), launcher=launcher, launcher_options=launcher_options)[0]
+        return replace(it, job_id=job.job_id, run_id=job.run_id, removed_fraction=core.mean_fraction(info),
+                       command=job.command if job_command else it.command)
 
     def _write(self, target: Path, splits, masks, info: core.RoarDatasetInfo) -> core.RoarDatasetInfo:
         from unirex.fsutil import write_json_atomic
@@ -276,15 +293,11 @@ class RoarService:
         prev_run = done[-1].run_id
         k = todo[0]
         name = core.roar_name(cfg.data.dataset, rd.run_id, core.EXTRACTOR, k, recursive=True)
-        if (data_dir / name).exists():
-            raise UnirexError(f"dataset '{name}' already exists in {data_dir}: refusing to overwrite it")
-        ov = self._overrides(rd.run_id, cfg, name, True)
+        _refuse_existing(data_dir, name)
         if launcher is None:
             launcher, args = self.wb.launcher_of(prev_run)
             launcher_options = list(args) if launcher_options is None else launcher_options
-        check = self.wb.check(ov, launcher=launcher, launcher_options=launcher_options)
-        if not check.ok:
-            raise UnirexError(f"the retraining on {name} cannot be queued: {check.message}")
+        item = self._checked(rd.run_id, cfg, core.EXTRACTOR, k, name, True, launcher, launcher_options)
         source = core.read_splits(data_dir / cfg.data.dataset)
         reduced = core.read_splits(data_dir / last.name)
         prev = json.loads((data_dir / last.name / REMOVED_FILE).read_text())
@@ -314,10 +327,7 @@ class RoarService:
                  for s, exs in source.items()}
         info = core.RoarDatasetInfo(name=name, source=cfg.data.dataset, run_id=rd.run_id, arm=core.EXTRACTOR, k=k,
                                     seed=last.seed, recursive=True, scored_by=prev_run, chain=last.chain)
-        info = self._write(data_dir / name, source, masks, info)
-        job = self.wb.submit(ov, launcher=launcher, launcher_options=launcher_options)[0]
-        return [RoarItem(arm=core.EXTRACTOR, k=k, dataset=name, overrides=tuple(ov), command=job.command,
-                         job_id=job.job_id, run_id=job.run_id, removed_fraction=core.mean_fraction(info))]
+        return [self._queue(item, data_dir, source, masks, info, launcher, launcher_options, job_command=True)]
 
 
 __all__ = ["RoarItem", "RoarPlan", "RoarPoint", "RoarReport", "RoarService"]

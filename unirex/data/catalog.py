@@ -30,12 +30,11 @@ gzip checksum, the safe unpacker and the layout check only, and the catalog says
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, close_matches, suggest
 
 ENV_BASE_URL = "UNIREX_ERASER_BASE_URL"
 DEFAULT_BASE_URL = "https://www.eraserbenchmark.com/zipped"
@@ -147,10 +146,10 @@ def names() -> list[str]:
 
 def unknown_dataset_message(name: str, data_dir: Path | None = None) -> str:
     """One message for a name that is neither a folder under ``data_dir`` nor in the catalog."""
-    close = difflib.get_close_matches(name, list(CATALOG) + ["demo"], n=3, cutoff=0.5)
+    close = close_matches(name, [*CATALOG, "demo"], n=3, cutoff=0.5)
     if not close:
         close = [n for n in CATALOG if n.lower() == name.lower() or name.lower() in n.lower()]
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = suggest(close, " Did you mean {}?")
     where_ = f" and there is no folder {Path(data_dir) / name}" if data_dir is not None else ""
     return (f"unknown dataset '{name}': it is not in the catalog ({', '.join(CATALOG)}){where_}.{hint} "
             f"A dataset of your own goes in <data_dir>/{name}/ with train.jsonl, val.jsonl, test.jsonl and "

@@ -44,12 +44,11 @@ rationales have no prediction of theirs to score: ``soft`` and ``diag`` are None
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, did_you_mean, quoted
 from unirex.metrics.faithfulness import prob_drop
 
 #: the groups of ``eval.extra_metrics`` and the metric keys each adds
@@ -68,8 +67,7 @@ def parse_extra_metrics(value: str | None) -> tuple[str, ...]:
     names = [n.strip() for n in str(value or "").strip("'\"").split(",") if n.strip()]
     for name in names:
         if name not in EXTRA_METRIC_GROUPS:
-            close = difflib.get_close_matches(name, list(EXTRA_METRIC_GROUPS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(name, EXTRA_METRIC_GROUPS, form=" (did you mean {}?)", quote=quoted)
             raise UnirexError(f"eval.extra_metrics: unknown metric {name!r}{hint}; "
                               f"choose from {', '.join(EXTRA_METRIC_GROUPS)}")
     return tuple(g for g in EXTRA_METRIC_GROUPS if g in names)

@@ -20,7 +20,6 @@ value holds a control character (a line break would be a new line of the Slurm j
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import os
 import shutil
@@ -28,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from unirex.errors import UnirexError
+from unirex.errors import UnirexError, close_matches, did_you_mean, suggest
 
 #: every launcher a job can name; ``local`` is the app's own worker thread (the CLI: in the foreground)
 LAUNCHERS = ("local", "ray", "slurm")
@@ -240,8 +239,7 @@ def _unquote(s: str) -> str:
 
 
 def _suggest(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=2, cutoff=0.5)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return did_you_mean(word, options, n=2, cutoff=0.5)
 
 
 def _check_name(name: str) -> str:
@@ -257,9 +255,8 @@ def _field(key: str) -> LauncherField:
         return _BY_KEY[key]
     leaf = key.rsplit(".", 1)[-1]  # a key of another level (launcher.partition -> launcher.slurm.partition)
     close = [f.cli_key for f in FIELDS if f.key.rsplit(".", 1)[-1] == leaf]
-    close = close or [f"launcher.{c}" for c in difflib.get_close_matches(key, list(_BY_KEY), n=2, cutoff=0.6)]
-    hint = (f"; did you mean {' or '.join(repr(c) for c in close[:2])}?" if close
-            else f" (launcher keys: {', '.join(f.cli_key for f in FIELDS)})")
+    close = close or [f"launcher.{c}" for c in close_matches(key, _BY_KEY, n=2, cutoff=0.6)]
+    hint = suggest(close[:2]) or f" (launcher keys: {', '.join(f.cli_key for f in FIELDS)})"
     raise UnirexError(f"unknown launcher key 'launcher.{key}'{hint}")
 
 
