@@ -145,7 +145,10 @@ def ferret_throughput_side(spec_path: str) -> None:
     for cell in spec["cells"]:
         cls_name, kwargs = FERRET_EXPLAINERS[cell["algo"]]
         explainer = getattr(ferret, cls_name)(model, tok, **kwargs)
-        call = {"num_samples": cell["lime_samples"]} if cell["algo"] == "lime" and cell["lime_samples"] else {}
+        # ferret reads an explainer's options from call_args (a top-level num_samples is ignored, and its LIME then
+        # draws min(#tokens^2, 5000) samples)
+        call = ({"call_args": {"num_samples": cell["lime_samples"]}} if cell["algo"] == "lime" and cell["lime_samples"]
+                else {})
         explainer(cell["texts"][0], target=cell["targets"][0], **call)  # warm-up
         t0 = time.perf_counter()
         for text, target in zip(cell["texts"], cell["targets"]):
@@ -180,7 +183,7 @@ def throughput(args, ferret_python: str) -> dict:
     import torch
 
     from bench.explain_speed import make_checkpoint
-    from unirex.registry import attribution_names, get_attribution
+    from unirex.registry import DEFAULT_N_SAMPLES, attribution_names, get_attribution
     from workbench import Workbench
     from workbench.batch_explain import BatchInput
     from unirex.text_input import TextInput
@@ -203,7 +206,8 @@ def throughput(args, ferret_python: str) -> dict:
                              f"{', '.join(sorted(registered))}); it runs once the branch registering it is merged")
             print(f"skip {algo}: {skipped[algo]}", file=sys.stderr)
             continue
-        samples = get_attribution(algo).defaults.get("n_samples") if algo == "lime" else None
+        # LIME: both sides draw as many samples as ours does by default (model.attr_n_samples unset)
+        samples = (get_attribution(algo).defaults.get("n_samples") or DEFAULT_N_SAMPLES) if algo == "lime" else None
         for length in LENGTHS:
             n = max(1, sizes[length] // (4 if algo != "input-x-gradient" else 1))
             texts = make_texts(tok, min(length, loaded.max_length), n, seed=length)
