@@ -64,12 +64,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from unirex.counterfactual import FlipOptions, FlipTally, flip_metrics, flip_supported, search_batch
+from unirex.counterfactual import EXTRACTOR, RANDOM, FlipOptions, FlipResult, flip_supported, search_batch
 from unirex.data.tensors import input_mask
 from unirex.errors import UnirexError
 from unirex.extra_eval import (ExtraMetrics, embedding_hook, eraser_candidates, input_embedding_modules, max_sensitivity,
                                random_rationale, scale_embeddings, soft_factors)
-from unirex.metrics.extra import ExtraOutputs
+from unirex.metrics.extra import FLIP_METRICS, ExtraOutputs
 from unirex.metrics.faithfulness import BINS, aopc_unirex, faithfulness_metrics, prob_drop
 from unirex.metrics.plausibility import IOU_THRESHOLD, ScoredDocument, plausibility_metrics
 from unirex.metrics.reference import (aggregate_plausibility_ref, example_plausibility_ref, reference_task_metric,
@@ -590,18 +590,27 @@ class _Collector:
         self.extra_parts: dict[str, list] | None = None
         self.seconds_extra = 0.0
 
+    def _add_extra_part(self, name: str, value: torch.Tensor | None) -> None:
+        if self.extra_parts is None:
+            self.extra_parts = {n: [] for n in ("soft_comp", "soft_suff", "random_comp", "random_suff", "sensitivity",
+                                                *FLIP_METRICS)}
+        if value is not None:
+            self.extra_parts[name].append(value)
+
     def add_extra(self, ep: _ExtraProbs) -> None:
         """A batch's :class:`_ExtraProbs` (after :meth:`add` of the same batch)."""
-        if self.extra_parts is None:
-            self.extra_parts = {name: [] for name in ("soft_comp", "soft_suff", "random_comp", "random_suff",
-                                                      "sensitivity")}
-        for name, parts in self.extra_parts.items():
-            value = getattr(ep, name)
-            if value is not None:
-                parts.append(value)
+        for name in ("soft_comp", "soft_suff", "random_comp", "random_suff", "sensitivity"):
+            self._add_extra_part(name, getattr(ep, name))
         self.n_forward += ep.cost["forward_passes"]
         self.positions += ep.cost["positions"]
         self.seconds_extra += ep.seconds
+
+    def add_flips(self, results: dict[str, list[FlipResult]]) -> None:
+        """A batch's flip search (:meth:`_FlipRun.add`, after :meth:`add` of the same batch): each example's
+        fraction per order, kept per example as the extra metrics' inputs are."""
+        for key, order in zip(FLIP_METRICS, (EXTRACTOR, RANDOM)):
+            if order in results:
+                self._add_extra_part(key, torch.tensor([r.fraction for r in results[order]], dtype=torch.float64))
 
     def _extra_outputs(self, order: np.ndarray) -> ExtraOutputs | None:
         if self.extra_parts is None:
@@ -609,7 +618,7 @@ class _Collector:
         cat = {k: (torch.cat(v).numpy().astype(np.float64)[order] if v else None) for k, v in self.extra_parts.items()}
         return ExtraOutputs(soft_comp_probs=cat["soft_comp"], soft_suff_probs=cat["soft_suff"],
                             random_comp_probs=cat["random_comp"], random_suff_probs=cat["random_suff"],
-                            sensitivity=cat["sensitivity"])
+                            sensitivity=cat["sensitivity"], **{k: cat[k] for k in FLIP_METRICS})
 
     def add(self, batch: dict, scores: torch.Tensor, bp: _BatchProbs) -> None:
         K, hard_j, parts = len(self.bins.bins), self.bins.hard_j, self.parts
@@ -705,13 +714,13 @@ class _Collector:
 @dataclass
 class _FlipRun:
     """The minimal flip search of an evaluation (``evaluate(flip=...)``), batch by batch; ``searched`` False
-    when not asked for or for a model the search does not handle (its metrics are then None)."""
+    when not asked for or for a model the search does not handle (its metrics are then None). Its per-example
+    fractions go to the outputs (:meth:`_Collector.add_flips`), whose means are the metrics."""
 
     options: FlipOptions | None
     pad_id: int
     searched: bool
     rng: np.random.Generator
-    tally: FlipTally = field(default_factory=FlipTally)
 
     @classmethod
     def start(cls, model, options: FlipOptions | None, scoring: Scoring, n_choices: int | None,
@@ -720,14 +729,14 @@ class _FlipRun:
                     and flip_supported(model) is None)
         return cls(options, pad_id, searched, np.random.default_rng(options.seed if options is not None else 0))
 
-    def add(self, model, batch: dict, scores: torch.Tensor) -> None:
-        if self.searched:
-            for results in search_batch(model, batch, scores, self.options, self.rng, self.pad_id).values():
-                self.tally.add(results)
+    def add(self, model, batch: dict, scores: torch.Tensor) -> dict[str, list[FlipResult]]:
+        """The batch's results per order (none when not searched)."""
+        return search_batch(model, batch, scores, self.options, self.rng, self.pad_id) if self.searched else {}
 
-    def metrics(self) -> dict[str, float | None]:
-        """``flip_words`` / ``flip_words_random`` when the search was asked for, else nothing."""
-        return {} if self.options is None else flip_metrics(self.tally)
+    def keep(self, computed: dict[str, float | None]) -> dict[str, float | None]:
+        """``computed`` (the registry's computed metrics) without ``flip_words`` / ``flip_words_random`` when
+        the search was not asked for (None when asked for and not run)."""
+        return computed if self.options is not None else {k: v for k, v in computed.items() if k not in FLIP_METRICS}
 
 
 def _model_device(model) -> torch.device:
@@ -809,7 +818,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
             if extra is not None and extra.groups:
                 kept.add_extra(extra_batch_probs(model, batch, scores, bp.full, explain, extra, bin_spec.hard_k,
                                                  chunk_size, pad_id, n_choices, strategy.select_then_predict))
-            flips.add(model, batch, scores)
+            kept.add_flips(flips.add(model, batch, scores))
             done += scores.shape[0] // (n_choices or 1)
             if progress is not None:
                 progress(done, len(dataset))
@@ -825,7 +834,7 @@ def evaluate(model, dataset, explain: Callable[[dict], torch.Tensor] | Sequence,
     gold_spans = gold_spans_from_source(source, table)
     metrics.update(word_level_plausibility(outputs, table, gold_spans, iou_threshold))
     metrics.update(kept.subword_metrics(iou_threshold))
-    metrics.update({**computed_metrics(outputs), **flips.metrics()})  # metrics of their own compute; the flips
+    metrics.update(flips.keep(computed_metrics(outputs)))  # metrics of their own compute, the flips' where asked
     seconds = time.perf_counter() - t0
     stats = {"examples": len(outputs), "seconds": seconds, "seconds_model": t_forward,
              "examples_per_s": len(outputs) / seconds if seconds > 0 else math.inf,
@@ -867,6 +876,8 @@ soft_suff_probs  list<f64> [C]           the soft comp / suff inputs' prediction
 random_comp_...  list<f64> [C]           rationale's comp / suff inputs' (``diag``: ``random_comp_probs``,
 random_suff_...  list<f64> [C]           ``random_suff_probs``), the scores' max-sensitivity (``sensitivity``)
 sensitivity      f64
+flip_words       f64                     ``training.eval_flip`` only: the flip search's fraction of words edited
+flip_words_ran.  f64                     in the extractor's / a random order (``flip_words_random``; 1.0: no flip)
 ===============  ======================  ==============================================================
 
 ``eval_<split>.json`` holds ``version``, ``split``, ``labels``, ``bins``, ``hard_k``, ``iou_threshold``,
@@ -923,8 +934,10 @@ def save_outputs(run_dir: str | Path, split: str, result: EvalResult, built=None
             if value is not None:
                 cols[name] = value.tolist()
                 schema[name] = pl.List(pl.Float64)
-        if o.extra.sensitivity is not None:
-            cols["sensitivity"] = pl.Series(o.extra.sensitivity, dtype=pl.Float64)
+        for name in ("sensitivity", *FLIP_METRICS):
+            value = getattr(o.extra, name)
+            if value is not None:
+                cols[name] = pl.Series(value, dtype=pl.Float64)
     df = pl.DataFrame(cols, schema_overrides=schema)
     with reporting_disk_full(f"the {split} evaluation outputs", parquet.parent):
         atomic_write(parquet, lambda tmp: df.write_parquet(tmp))
@@ -989,11 +1002,11 @@ def load_outputs(run_dir: str | Path, split: str) -> tuple[EvalOutputs, dict]:
 def _load_extra(df: pl.DataFrame, arr, shape: tuple[int, int]) -> ExtraOutputs | None:
     """The saved :class:`ExtraOutputs` columns of an outputs table (None when it has none)."""
     probs = ("soft_comp_probs", "soft_suff_probs", "random_comp_probs", "random_suff_probs")
-    if not any(c in df.columns for c in (*probs, "sensitivity")):
+    per_example = ("sensitivity", *FLIP_METRICS)  # one float per example
+    if not any(c in df.columns for c in (*probs, *per_example)):
         return None
     return ExtraOutputs(**{c: arr(c, shape) if c in df.columns else None for c in probs},
-                        sensitivity=df["sensitivity"].to_numpy().astype(np.float64) if "sensitivity" in df.columns
-                        else None)
+                        **{c: df[c].to_numpy().astype(np.float64) if c in df.columns else None for c in per_example})
 
 
 save_outputs.__doc__ += "\n" + OUTPUT_COLUMNS

@@ -13,6 +13,8 @@ plaus_ref_auprc, plaus_ref_token_f1                    a mean over examples (out
                                                        columns ``ref_auprc`` / ``ref_token_f1`` exist)
 soft_comp, soft_suff, sensitivity_max,                 a mean over examples, where the evaluation computed
 diag_comp, diag_suff                                   them (``eval.extra_metrics``, :mod:`unirex.metrics.extra`)
+flip_words, flip_words_random                          a mean over examples, where the evaluation ran the
+                                                       flip search (``training.eval_flip``)
 macro_f1, task_ref (macro or binary F1)                corpus-level: per-class tp / fp / fn counts,
                                                        F1 recomputed from the summed counts
 plaus_auprc                                            a mean over (annotation, document) instances:

@@ -26,6 +26,8 @@ plaus_ref_token_f1                     UNIREX's token F1: macro F1 over the two 
 soft_comp, soft_suff                   beside ERASER's, when ``eval.extra_metrics`` asks (:mod:`.extra`):
 sensitivity_max, diag_comp, diag_suff  soft comprehensiveness / sufficiency, max-sensitivity of the
                                        scores, diagnosticity against a random rationale
+flip_words, flip_words_random          when ``training.eval_flip`` asks (:mod:`unirex.counterfactual`): the
+                                       fraction of words edited to flip the prediction (lower is better)
 =====================================  ==================================================================
 
 Which of them each front shows, their labels and directions, is one table: :mod:`.registry`

@@ -40,6 +40,13 @@ label ``y_hat`` on the full input ``x`` and ``r`` the extractor's top-``hard_k``
 
 Select-then-predict models (A2R, FRESH) predict from their own hard rationale, so soft and random
 rationales have no prediction of theirs to score: ``soft`` and ``diag`` are None for them.
+
+The minimal flip search's metrics (:data:`FLIP_METRICS`, :mod:`unirex.counterfactual`; asked for by
+``training.eval_flip``, not by ``eval.extra_metrics``) are kept here too, as per-example fractions:
+
+* ``flip_words`` = mean over examples of the fraction of the read words the extractor's order edited until
+  the prediction flipped, 1.0 where it did not flip within the cap (lower is better)
+* ``flip_words_random`` = the same in a seeded random order (the control)
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ EXTRA_METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "sensitivity": ("sensitivity_max",),
     "diag": ("diag_comp", "diag_suff"),
 }
+#: the minimal flip search's metrics (``training.eval_flip``; :mod:`unirex.counterfactual`), per example in
+#: :class:`ExtraOutputs` as the groups' are
+FLIP_METRICS: tuple[str, ...] = ("flip_words", "flip_words_random")
 #: differences of the predicted label's probability this small count as ties in diagnosticity
 DIAG_TIE = 1e-6
 
@@ -78,13 +88,16 @@ class ExtraOutputs:
     """Per example (the rows of :class:`unirex.evaluate.EvalOutputs`), what the extra metrics read; a
     field is None when its group was not computed. Probabilities ``[N, C]`` (float64):
     ``soft_comp_probs`` / ``soft_suff_probs`` on the soft inputs, ``random_comp_probs`` /
-    ``random_suff_probs`` with the random rationale deleted / kept alone; ``sensitivity`` ``[N]``."""
+    ``random_suff_probs`` with the random rationale deleted / kept alone; ``sensitivity`` ``[N]``; the flip
+    search's fractions ``flip_words`` / ``flip_words_random`` ``[N]`` (``training.eval_flip``)."""
 
     soft_comp_probs: np.ndarray | None = None
     soft_suff_probs: np.ndarray | None = None
     random_comp_probs: np.ndarray | None = None
     random_suff_probs: np.ndarray | None = None
     sensitivity: np.ndarray | None = None
+    flip_words: np.ndarray | None = None
+    flip_words_random: np.ndarray | None = None
 
     def take(self, order: np.ndarray) -> "ExtraOutputs":
         """The same outputs for the rows ``order``."""
@@ -116,6 +129,9 @@ def per_example(outputs) -> dict[str, np.ndarray]:
         suff = prob_drop(outputs.probs, outputs.hard_suff_probs, outputs.pred)
         out["diag_comp"] = (comp > prob_drop(outputs.probs, ex.random_comp_probs, outputs.pred) + DIAG_TIE).astype(np.float64)
         out["diag_suff"] = (suff < prob_drop(outputs.probs, ex.random_suff_probs, outputs.pred) - DIAG_TIE).astype(np.float64)
+    for key in FLIP_METRICS:
+        if getattr(ex, key) is not None:
+            out[key] = np.asarray(getattr(ex, key), dtype=np.float64)
     return out
 
 
@@ -132,6 +148,7 @@ def _metric(key: str):
 soft_comp, soft_suff = _metric("soft_comp"), _metric("soft_suff")
 sensitivity_max = _metric("sensitivity_max")
 diag_comp, diag_suff = _metric("diag_comp"), _metric("diag_suff")
+flip_words, flip_words_random = _metric("flip_words"), _metric("flip_words_random")
 
-__all__ = ["DIAG_TIE", "EXTRA_METRIC_GROUPS", "ExtraOutputs", "diag_comp", "diag_suff", "parse_extra_metrics",
-           "per_example", "sensitivity_max", "soft_comp", "soft_suff"]
+__all__ = ["DIAG_TIE", "EXTRA_METRIC_GROUPS", "FLIP_METRICS", "ExtraOutputs", "diag_comp", "diag_suff", "flip_words",
+           "flip_words_random", "parse_extra_metrics", "per_example", "sensitivity_max", "soft_comp", "soft_suff"]

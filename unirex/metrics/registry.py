@@ -179,11 +179,14 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
                compute=extra.diag_comp),
     MetricSpec("diag_suff", "diag. suff", _F, title="Diagnosticity against random, sufficiency",
                compute=extra.diag_suff),
-    # the minimal flip search (:mod:`unirex.counterfactual`), when an evaluation runs it (``training.eval_flip``)
+    # the minimal flip search (:mod:`unirex.counterfactual`), when an evaluation runs it (``training.eval_flip``;
+    # the evaluator leaves them out otherwise); lower is better: fewer edits flip the prediction
     MetricSpec("flip_words", "flip words", _F, Direction.LOWER,
-               title="Fraction of words edited to flip the prediction, in the rationale's order"),
+               title="Fraction of words edited to flip the prediction, in the rationale's order",
+               compute=extra.flip_words),
     MetricSpec("flip_words_random", "flip words (random)", _F, Direction.LOWER,
-               title="Fraction of words edited to flip the prediction, in a random order (control)"),
+               title="Fraction of words edited to flip the prediction, in a random order (control)",
+               compute=extra.flip_words_random),
 )
 
 _LOCK = threading.Lock()
@@ -252,7 +255,7 @@ def metric_keys(family: Family | str | None = None, headline: Headline | int | b
 
 def on_request(present) -> list[MetricSpec]:
     """The compared metrics that are not headline ones but compute their own (``MetricSpec.compute``: an
-    evaluation reports them only when asked, ``eval.extra_metrics``), among ``present`` (the metrics a
+    evaluation reports them only when asked, ``eval.extra_metrics`` / ``training.eval_flip``), among ``present`` (the metrics a
     comparison holds): the tables show these beside the headline metrics, and no empty column otherwise."""
     have = set(present)
     return [s for s in metrics(headline=False, compared=True) if s.compute is not None and s.key in have]
