@@ -15,6 +15,7 @@ from unirex.counterfactual import (EXTRACTOR, MASK, RANDOM, FlipOptions, FlipTal
                                    search_batch, word_orders)
 from unirex.errors import UnirexError
 from unirex.inference import MAX_TEXT_CHARS
+from unirex.metrics.registry import Direction
 from unirex.textflip import flip_text
 
 CLS, SEP, PAD, KEY = 101, 102, 0, 7777  # KEY: the one token the answer depends on
@@ -311,3 +312,87 @@ def test_rounds_find_the_first_flipping_prefix_of_any_order():
     for order, r in zip(orders, found):
         expected = next(m for m in range(1, 21) if len(keys - set(int(w) for w in order[:m])) < 3)
         assert r.flipped and r.n_edits == expected and (r.base_label, r.label) == (1, 0)
+
+
+# ------------------------------------------------------------- per example, and in the comparison
+def _evaluated_run(ws, method, model, ds, built, scores, flip):
+    """A completed run whose final test evaluation (metrics and per-example outputs) is ``evaluate``'s, with
+    the flip search when ``flip``, as the engine logs and saves it."""
+    from unirex.evaluate import evaluate, save_outputs
+    from unirex.runs import RunDir
+
+    res = evaluate(model, ds, scores, batch_size=4, bins=(10.0,), flip=flip)
+    rd = RunDir.create(ws / "runs", {"seed": 0}, {"method": method, "dataset": "demo", "arch": "default", "seed": 0,
+                                                  "mode": "train"})
+    rd.log_metrics({k: v for k, v in res.metrics.items() if isinstance(v, (int, float))}, "test")
+    save_outputs(rd.path, "test", res, built)
+    rd.set_status("completed")
+    return rd, res
+
+
+def test_flip_metrics_are_kept_per_example_and_compared_with_intervals(tiny_arch, small_demo_dir, tmp_path, capsys):
+    """An evaluation with the flip search keeps each example's fraction (their mean is the metric), saved with
+    the outputs, so the comparison lists flip_words with a bootstrap interval and paired tests; a run
+    evaluated without the search shows an empty cell, not an error."""
+    from evalkit import TinyClassifier, random_scores, split_dataset
+
+    from cli import main
+    from ui.compare import shown_metrics, table_view
+    from unirex.evaluate import load_outputs
+    from unirex.metrics.registry import get_metric, on_request
+    from unirex.per_example import load_contributions
+    from workbench import RunFilter, Workbench
+
+    model = TinyClassifier(tiny_arch).eval()
+    ds, built = split_dataset(small_demo_dir, "demo", "test", tiny_arch, max_length=64, rows=range(8))
+    opts = FlipOptions(max_fraction=1.0, max_words=6)
+    ws = tmp_path / "ws"
+    rd, res = _evaluated_run(ws, "a", model, ds, built, random_scores(ds.table, seed=1), opts)
+    _evaluated_run(ws, "b", model, ds, built, random_scores(ds.table, seed=2), opts)
+    _evaluated_run(ws, "c", model, ds, built, random_scores(ds.table, seed=3), None)
+    for key in ("flip_words", "flip_words_random"):
+        per = getattr(res.outputs.extra, key)
+        assert per.shape == (8,) and ((per > 0) & (per <= 1)).all()
+        assert per.mean() == pytest.approx(res.metrics[key])  # the run-level metric is their mean
+        loaded, _ = load_outputs(rd.path, "test")
+        np.testing.assert_allclose(getattr(loaded.extra, key), per)
+        assert load_contributions(rd.path, "test").metrics[key].value == pytest.approx(res.metrics[key])
+    assert not (res.outputs.extra.flip_words == 1.0).all()  # some example flips before the cap
+    assert get_metric("flip_words").direction is Direction.LOWER
+    wb = Workbench(ws)
+    wb.sync()
+    cmp = wb.compare(RunFilter(status="completed"), split="test", by=("method",), convention="eraser")
+    assert {"flip_words", "flip_words_random"} <= set(cmp.metrics)
+    assert [m.key for m in on_request(cmp.metrics)] == ["flip_words", "flip_words_random"]
+    t = {r["method"]: r for r in cmp.table.iter_rows(named=True)}
+    for m in ("a", "b"):
+        lo, mean, hi = (t[m][f"flip_words_{c}"] for c in ("ci_low", "mean", "ci_high"))
+        assert lo is not None and lo <= mean <= hi
+    assert t["a"]["flip_words_ci_low"] < t["a"]["flip_words_ci_high"]  # its examples differ: a real interval
+    assert t["a"]["flip_words_mean"] == pytest.approx(res.metrics["flip_words"])
+    assert t["c"]["flip_words_mean"] is None and t["c"]["flip_words_ci_low"] is None
+    # the Compare tab's table and the CLI show the column; the run without the search has an empty cell
+    headers, rows = table_view(cmp)
+    col = headers.index("flip words ↓")
+    assert ("flip_words", "flip words ↓") in shown_metrics(cmp)
+    cells = {r[0]: r[col] for r in rows}
+    assert cells["c"] == "" and " ± " in cells["a"]
+    assert main(["compare", "--workspace", str(ws), "--by", "method"]) == 0
+    out = capsys.readouterr().out
+    assert "flip_words" in out and "flip_words_random" in out
+    # paired tests by example, as for comp / suff
+    tests = wb.pairwise("flip_words", RunFilter(status="completed"), by=("method",))
+    pair = {frozenset((x.a, x.b)): x for x in tests}[frozenset(("a", "b"))]
+    assert pair.ci_low <= pair.diff <= pair.ci_high and 0 <= pair.p <= 1
+
+
+def test_fewer_flip_edits_rank_best():
+    """Lower flip_words is better: the group that flips with fewer edits is the one marked best."""
+    from unirex.metrics.stats import bootstrap, mean_rows
+    from workbench.stats import best_is_significant
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.8, 200)
+    groups = {"few": [{"flip_words": mean_rows(np.clip(base - 0.15, 0, 1))}],
+              "many": [{"flip_words": mean_rows(np.clip(base + 0.15, 0, 1))}]}
+    assert best_is_significant(bootstrap(groups, n_resamples=400), "flip_words") == "few"
