@@ -384,6 +384,8 @@ def test_flip_metrics_are_kept_per_example_and_compared_with_intervals(tiny_arch
     tests = wb.pairwise("flip_words", RunFilter(status="completed"), by=("method",))
     pair = {frozenset((x.a, x.b)): x for x in tests}[frozenset(("a", "b"))]
     assert pair.ci_low <= pair.diff <= pair.ci_high and 0 <= pair.p <= 1
+    assert main(["compare", "--workspace", str(ws), "--by", "method", "--pairwise", "flip_words"]) == 0
+    assert "Holm" in capsys.readouterr().out
 
 
 def test_fewer_flip_edits_rank_best():
