@@ -576,6 +576,10 @@ def extra_batch_probs(model, batch: dict, scores: torch.Tensor, full: torch.Tens
     return out
 
 
+#: the fields of :class:`_ExtraProbs` a :class:`_Collector` keeps per batch
+_EXTRA_PROBS = ("soft_comp", "soft_suff", "random_comp", "random_suff", "sensitivity")
+
+
 class _Collector:
     """What :func:`evaluate` keeps of each batch: predictions, word-level scores and hard rationale, and
     the subword-level documents and reference rows of the plausibility metrics."""
@@ -592,14 +596,13 @@ class _Collector:
 
     def _add_extra_part(self, name: str, value: torch.Tensor | None) -> None:
         if self.extra_parts is None:
-            self.extra_parts = {n: [] for n in ("soft_comp", "soft_suff", "random_comp", "random_suff", "sensitivity",
-                                                *FLIP_METRICS)}
+            self.extra_parts = {n: [] for n in (*_EXTRA_PROBS, *FLIP_METRICS)}
         if value is not None:
             self.extra_parts[name].append(value)
 
     def add_extra(self, ep: _ExtraProbs) -> None:
         """A batch's :class:`_ExtraProbs` (after :meth:`add` of the same batch)."""
-        for name in ("soft_comp", "soft_suff", "random_comp", "random_suff", "sensitivity"):
+        for name in _EXTRA_PROBS:
             self._add_extra_part(name, getattr(ep, name))
         self.n_forward += ep.cost["forward_passes"]
         self.positions += ep.cost["positions"]
