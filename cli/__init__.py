@@ -17,6 +17,7 @@ from cli.annotations import add_annotations_parser
 from cli.batch_explain import add_explain_file_args, explain_file
 from cli.download import add_download_parser
 from cli.export import add_export_parser
+from cli.parsing import OneLineErrorParser
 from cli.roar import add_roar_parser
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
@@ -652,8 +653,10 @@ def _add_queue_commands(sub) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
+    # every subcommand's parser is made of the same class: an argparse error is one line, exit status 2
+    p = OneLineErrorParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
     p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
     sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
