@@ -144,11 +144,12 @@ def _runs(args) -> int:
     from cli.render import table
 
     wb = _workbench(args)
-    if args.set_tags:
-        run_id, tags = args.set_tags
-        tags = wb.set_tags(run_id, tags)
-        print(f"{run_id}: tags {','.join(tags) or '(none)'}")
-        return 0
+    for edit, given in ((wb.set_tags, args.set_tags), (wb.add_tags, args.add_tags), (wb.remove_tags, args.remove_tags)):
+        if given:
+            run_id, tags = given
+            tags = edit(run_id, tags)
+            print(f"{run_id}: tags {','.join(tags) or '(none)'}")
+            return 0
     stale = wb.refresh_index()
     if stale:  # a full disk: the index could not take the newest changes; what it holds is listed
         print(f"warning: {stale}", file=sys.stderr)
@@ -564,6 +565,10 @@ def _add_run_commands(sub) -> None:
     r.add_argument("--json", action="store_true")
     r.add_argument("--set-tags", dest="set_tags", nargs=2, metavar=("RUN", "A,B"),
                    help="replace a run's tags (comma separated; '' clears them) and exit")
+    r.add_argument("--add-tags", dest="add_tags", nargs=2, metavar=("RUN", "A,B"),
+                   help="add these tags to a run's and exit (edits at the same time all land)")
+    r.add_argument("--remove-tags", dest="remove_tags", nargs=2, metavar=("RUN", "A,B"),
+                   help="take these tags from a run's and exit")
     r.set_defaults(func=_runs)
 
     sh = sub.add_parser("show", help="one run: config, status, metrics per split and epoch, checkpoint, folder")
