@@ -234,6 +234,7 @@ def _pairwise(args, wb, cmp) -> int:
     import json
 
     from cli.render import table
+    from workbench import pair_labels
 
     tests = wb.pairwise(args.pairwise, cmp=cmp, pair=tuple(args.pair) if args.pair else None)
     if args.json:
@@ -248,11 +249,14 @@ def _pairwise(args, wb, cmp) -> int:
     if not tests:
         print(f"no pair of groups with per-example outputs on the same dataset for {args.pairwise}")
         return 0
-    print(f"{args.pairwise} on the {args.split} split: a - b, 95% interval and p-value paired by example (bootstrap, "
+    print(f"{args.pairwise}: a - b, 95% interval and p-value paired by example (bootstrap, "
           f"{unc.n_resamples} resamples of the examples, and of the seeds where a group has several; seed {unc.seed}); "
           f"p_adj: Holm over the {len(tests)} pair(s); * significant at {unc.alpha}")
-    table(["a", "b", "dataset", "diff", "95% CI", "p", "p_adj", ""],
-          [[t.a, t.b, t.dataset, f"{t.diff:+.4f}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]", f"{t.p:.4f}",
+    names = pair_labels(cmp, tests)  # each group named by what differs; what all share (the split too) said once
+    print(f"every group: {names.groups.caption}")
+    what = " / ".join(names.groups.columns)
+    table([f"a ({what})", f"b ({what})", "diff", "95% CI", "p", "p_adj", ""],
+          [[*names.of(t), f"{t.diff:+.4f}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]", f"{t.p:.4f}",
             f"{t.p_adj:.4f}", "*" if t.significant else ""] for t in tests])
     return 0
 
