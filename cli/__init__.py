@@ -17,6 +17,7 @@ from cli.annotations import add_annotations_parser
 from cli.batch_explain import add_explain_file_args, explain_file
 from cli.download import add_download_parser
 from cli.export import add_export_parser
+from cli.parsing import OneLineErrorParser
 from cli.roar import add_roar_parser
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
@@ -143,11 +144,12 @@ def _runs(args) -> int:
     from cli.render import table
 
     wb = _workbench(args)
-    if args.set_tags:
-        run_id, tags = args.set_tags
-        tags = wb.set_tags(run_id, tags)
-        print(f"{run_id}: tags {','.join(tags) or '(none)'}")
-        return 0
+    for edit, given in ((wb.set_tags, args.set_tags), (wb.add_tags, args.add_tags), (wb.remove_tags, args.remove_tags)):
+        if given:
+            run_id, tags = given
+            tags = edit(run_id, tags)
+            print(f"{run_id}: tags {','.join(tags) or '(none)'}")
+            return 0
     stale = wb.refresh_index()
     if stale:  # a full disk: the index could not take the newest changes; what it holds is listed
         print(f"warning: {stale}", file=sys.stderr)
@@ -232,6 +234,7 @@ def _pairwise(args, wb, cmp) -> int:
     import json
 
     from cli.render import table
+    from workbench import pair_labels
 
     tests = wb.pairwise(args.pairwise, cmp=cmp, pair=tuple(args.pair) if args.pair else None)
     if args.json:
@@ -246,11 +249,14 @@ def _pairwise(args, wb, cmp) -> int:
     if not tests:
         print(f"no pair of groups with per-example outputs on the same dataset for {args.pairwise}")
         return 0
-    print(f"{args.pairwise} on the {args.split} split: a - b, 95% interval and p-value paired by example (bootstrap, "
+    print(f"{args.pairwise}: a - b, 95% interval and p-value paired by example (bootstrap, "
           f"{unc.n_resamples} resamples of the examples, and of the seeds where a group has several; seed {unc.seed}); "
           f"p_adj: Holm over the {len(tests)} pair(s); * significant at {unc.alpha}")
-    table(["a", "b", "dataset", "diff", "95% CI", "p", "p_adj", ""],
-          [[t.a, t.b, t.dataset, f"{t.diff:+.4f}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]", f"{t.p:.4f}",
+    names = pair_labels(cmp, tests)  # each group named by what differs; what all share (the split too) said once
+    print(f"every group: {names.groups.caption}")
+    what = " / ".join(names.groups.columns)
+    table([f"a ({what})", f"b ({what})", "diff", "95% CI", "p", "p_adj", ""],
+          [[*names.of(t), f"{t.diff:+.4f}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]", f"{t.p:.4f}",
             f"{t.p_adj:.4f}", "*" if t.significant else ""] for t in tests])
     return 0
 
@@ -563,6 +569,10 @@ def _add_run_commands(sub) -> None:
     r.add_argument("--json", action="store_true")
     r.add_argument("--set-tags", dest="set_tags", nargs=2, metavar=("RUN", "A,B"),
                    help="replace a run's tags (comma separated; '' clears them) and exit")
+    r.add_argument("--add-tags", dest="add_tags", nargs=2, metavar=("RUN", "A,B"),
+                   help="add these tags to a run's and exit (edits at the same time all land)")
+    r.add_argument("--remove-tags", dest="remove_tags", nargs=2, metavar=("RUN", "A,B"),
+                   help="take these tags from a run's and exit")
     r.set_defaults(func=_runs)
 
     sh = sub.add_parser("show", help="one run: config, status, metrics per split and epoch, checkpoint, folder")
@@ -652,8 +662,10 @@ def _add_queue_commands(sub) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
+    # every subcommand's parser is made of the same class: an argparse error is one line, exit status 2
+    p = OneLineErrorParser(prog="unirex", description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           usage="python -m unirex [-m] key=value ...   |   python -m unirex COMMAND ...")
     p.add_argument("--workspace", help="workspace folder (default: $UNIREX_WORKSPACE or ./workspace)")
     sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 

@@ -15,13 +15,13 @@ after the other.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 from tqdm import tqdm
 
+from cli.parsing import OneLineErrorParser
 from cli.render import table
 from unirex.errors import UnirexError
 from unirex.events import DoneEvent, EvalEvent, EvalProgressEvent, EvalStartEvent, Event, LogEvent, PlanEvent, StepEvent
@@ -114,7 +114,7 @@ def summary_line(res: RunOutcome) -> str:
 
 
 def run_overrides(argv: list[str], subcommands: tuple[str, ...]) -> int:
-    p = argparse.ArgumentParser(prog="unirex", add_help=False)
+    p = OneLineErrorParser(prog="unirex", add_help=False)  # `--workspace` without a folder: one line
     p.add_argument("-m", "--multirun", action="store_true")
     p.add_argument("--workspace")
     p.add_argument("--no-progress", action="store_true")

@@ -274,11 +274,14 @@ def ingest_run(workspace: Path, run_dir: Path | RunDir) -> str:
     """Index one run directory. Idempotent: the run's rows are replaced as a whole, in one transaction.
     Returns the run's (effective) status."""
     rd = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-    rows = _run_rows(rd)
-    with store_lock(workspace), connect(workspace) as con:
-        con.execute("BEGIN TRANSACTION")
-        _write_run(con, rd.run_id, rows)
-        con.execute("COMMIT")
+    with store_lock(workspace):
+        # read under the lock: two indexings of one run (two tag edits at once) write in the order they read,
+        # so the last one written holds the folder's latest state
+        rows = _run_rows(rd)
+        with connect(workspace) as con:
+            con.execute("BEGIN TRANSACTION")
+            _write_run(con, rd.run_id, rows)
+            con.execute("COMMIT")
     return rows.run.status.value
 
 

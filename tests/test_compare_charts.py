@@ -146,3 +146,42 @@ def test_user_values_in_labels_subtitle_and_hover_are_text_not_markup(groups):
             assert "<" not in t.name and "$" not in t.name
             if getattr(t, "hovertext", None):
                 assert all("<" not in h.split("<br>")[0] for h in t.hovertext)
+
+
+def test_pair_matrix_labels_name_only_what_differs_and_say_the_shared_part_once():
+    """Three groups differing in method only: the matrix's labels are the methods, and the dataset, arch and
+    split they share are said once, under the title; over two datasets the dataset joins the labels."""
+    import polars as pl
+
+    from workbench import Comparison, PairTest, group_labels, pair_labels
+
+    rows = [{"method": m, "dataset": "demo", "arch": "default"} for m in ("task_lm", "slm_plaus_linear", "fresh")]
+    gl = group_labels(BY, rows)
+    assert [gl.label(r) for r in rows] == ["task_lm", "slm_plaus_linear", "fresh"]
+    assert gl.columns == ("method",) and gl.caption == "dataset demo, arch default"
+    cmp = Comparison(table=pl.DataFrame(rows), runs=pl.DataFrame(), split="dev", by=BY, metrics=("acc",),
+                     convention="eraser", nrg_metrics={})
+    key = [" / ".join(r[b] for b in BY) for r in rows]
+
+    def test(i, j, dataset="demo"):
+        return PairTest(a=key[i], b=key[j], metric="acc", diff=0.1 * (i + 1), ci_low=0.0, ci_high=0.2, p=0.01,
+                        p_adj=0.03, significant=True, dataset=dataset)
+
+    tests = [test(0, 1), test(0, 2), test(1, 2)]
+    names = pair_labels(cmp, tests)
+    assert [names.of(t) for t in tests] == [("task_lm", "slm_plaus_linear"), ("task_lm", "fresh"),
+                                            ("slm_plaus_linear", "fresh")]
+    assert names.groups.columns == ("method",)
+    assert names.groups.caption == "split dev, dataset demo, arch default"
+    labels = ["task_lm", "slm_plaus_linear", "fresh"]
+    diffs = {pair: (t.diff, t.significant) for t in tests for pair in (names.of(t),)}
+    fig = figures.pair_matrix(labels, diffs, "acc", "Paired differences", subtitle=names.groups.caption)
+    assert list(fig.data[0].x) == labels and fig.layout.title.subtitle.text == "split dev, dataset demo, arch default"
+    # grouped by method alone, tested on two datasets: the dataset (not in `by`) joins the labels
+    by_method = Comparison(table=pl.DataFrame([{"method": r["method"]} for r in rows]), runs=pl.DataFrame(),
+                           split="test", by=("method",), metrics=("acc",), convention="eraser", nrg_metrics={})
+    key[:] = [r["method"] for r in rows]
+    two = pair_labels(by_method, [test(0, 1), test(0, 1, "movies")])
+    assert [two.of(t) for t in (test(0, 1), test(0, 1, "movies"))] == [("task_lm / demo", "slm_plaus_linear / demo"),
+                                                                      ("task_lm / movies", "slm_plaus_linear / movies")]
+    assert two.groups.caption == "split test"

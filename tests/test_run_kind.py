@@ -259,3 +259,36 @@ def test_the_tabs_filter_pick_and_edit(tmp_path):
     assert rows[0][1] == 1 and cmp.runs["run_id"].unique().to_list() == [b.run_id] and "1 picked" in note
     cmp, _, rows, _ = dashboard(wb, by=("method",), tags=["best"])
     assert cmp.runs["run_id"].unique().to_list() == [b.run_id]
+
+
+def test_tag_edits_at_the_same_time_all_land(tmp_path, capsys):
+    """Eight threads each add their own tag to one run (the app's request threads, a CLI beside it): every
+    tag lands in meta.json and in the index; the other fields of meta.json are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rd = _run(tmp_path, tags=["base"])
+    wb = Workbench(tmp_path)
+    wb.sync()
+    before = {k: v for k, v in json.loads(rd.meta_path.read_text()).items() if k != "tags"}
+    mine = [f"t{i}" for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda t: wb.add_tags(rd.run_id, t), mine))
+    meta = json.loads(rd.meta_path.read_text())
+    assert meta["tags"][0] == "base" and sorted(meta["tags"][1:]) == mine
+    assert {k: v for k, v in meta.items() if k != "tags"} == before
+    assert set(get_run(tmp_path, rd.run_id).tags) == {"base", *mine}  # the index holds them all
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda t: wb.remove_tags(rd.run_id, t), mine[:4]))
+    left = tuple(t for t in meta["tags"] if t not in mine[:4])  # in the order they landed
+    assert RunDir(rd.path).tags() == left and set(left) == {"base", *mine[4:]}
+    # too many tags in the end: one line, nothing written
+    with pytest.raises(UnirexError, match="at most 16"):
+        wb.add_tags(rd.run_id, [f"x{i}" for i in range(12)])
+    assert RunDir(rd.path).tags() == left
+    w = ["--workspace", str(tmp_path), "runs"]
+    assert main([*w, "--add-tags", rd.run_id, "cli,base"]) == 0
+    assert capsys.readouterr().out.strip() == f"{rd.run_id}: tags {','.join(left)},cli"
+    assert main([*w, "--remove-tags", rd.run_id, "t4,t5,t6,t7,nope"]) == 0
+    assert capsys.readouterr().out.strip() == f"{rd.run_id}: tags base,cli"
+    assert main([*w, "--add-tags", "R-none", "x"]) == 2 and "no run" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "R-none").exists()

@@ -331,6 +331,11 @@ def test_pairwise_tests_in_the_workbench_and_the_cli(compared, capsys):
     assert main([*w, "compare", "--by", "method,dataset", "--pairwise", "acc"]) == 0
     out = capsys.readouterr().out
     assert "Holm" in out and "left out of the tests: blind / other" in out
+    # two datasets tested: each label says its method and dataset; only the split is shared
+    assert "every group: split test\n" in out and "strong / demo" in out and "a (method / dataset)" in out
+    assert main([*w, "compare", "--by", "method,dataset", "--dataset", "demo", "--pairwise", "acc"]) == 0
+    out = capsys.readouterr().out  # one dataset: it is said once, and the labels are the methods
+    assert "every group: split test, dataset demo\n" in out and "a (method)" in out and " / demo" not in out
     assert main([*w, "compare", "--by", "method,dataset", "--pairwise", "acurracy"]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'acc'" in err and len(err.strip().splitlines()) == 1
@@ -357,8 +362,10 @@ def test_compare_tab_shows_intervals_marks_and_the_pairs_matrix(compared):
     assert "95% interval" in note and f"over examples only: {md('single / demo')}" in note
     fig = pair_view(wb, cmp, "acc")
     heat = fig.data[0]
-    labels = list(heat.x)
-    i, j = labels.index("strong / demo"), labels.index("weak / demo")
+    labels = list(heat.x)  # every group is on demo: the labels name the methods, the subtitle the rest once
+    assert sorted(labels) == ["single", "strong", "weak"]
+    assert fig.layout.title.subtitle.text == "split test, dataset demo"
+    i, j = labels.index("strong"), labels.index("weak")
     assert heat.z[i][j] > 0 and heat.z[j][i] < 0 and heat.text[i][j].endswith("*")  # row minus column
     assert heat.z[i][i] is None
     assert "unknown metric" in pair_view(wb, cmp, "nope").layout.annotations[0].text

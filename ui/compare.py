@@ -14,7 +14,7 @@ from ui import figures
 from ui.common import Handlers, choice_or_none, code, handler, html_text, md, plot_text
 from unirex.errors import UnirexError
 from unirex.metrics.registry import Family, metric_keys, metrics, on_request
-from workbench import Comparison, RunFilter, Workbench
+from workbench import Comparison, RunFilter, Workbench, group_labels, pair_labels
 
 MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hundreds of bars says nothing)
 #: the scatter's axes after NRG's: headline metrics, faithfulness and plausibility first (the chart's question)
@@ -73,20 +73,17 @@ def _pm_ci(mean, low, high, std=None, best: bool = False) -> str:
 def label_of(by, rows: list[dict] | None = None):
     """A group's label: its ``by`` values joined by " / "; given the charted ``rows``, only the columns whose
     value differs between them (what the groups share goes in the title once: :func:`common_part`)."""
-    cols = varying(by, rows) if rows else list(by)
-    return lambda r: " / ".join(str(r.get(b)) for b in cols)
+    return group_labels(by, rows).label if rows else (lambda r: " / ".join(str(r.get(b)) for b in by))
 
 
 def varying(by, rows: list[dict]) -> list[str]:
     """The ``by`` columns whose value differs between ``rows`` (the first column when none does: one group)."""
-    cols = [b for b in by if len({r.get(b) for r in rows}) > 1]
-    return cols or list(by)[:1]
+    return list(group_labels(by, rows).columns) if rows else list(by)
 
 
 def common_part(by, rows: list[dict]) -> str:
     """What every charted group shares, for the charts' titles: ``dataset demo, arch default``."""
-    keep = varying(by, rows) if rows else list(by)
-    return ", ".join(f"{b} {rows[0].get(b)}" for b in by if b not in keep) if rows else ""
+    return group_labels(by, rows).caption if rows else ""
 
 
 def table_headers(by, cmp: Comparison | None = None) -> list[str]:
@@ -179,19 +176,15 @@ def pair_view(wb: Workbench, cmp: Comparison, metric: str | None):
         tests = wb.pairwise(metric, cmp=cmp)
     except UnirexError as e:
         return figures.empty(plot_text(title), plot_text(str(e)))
-    several = len({t.dataset for t in tests}) > 1 and "dataset" not in cmp.by
-
-    def name(label, ds):
-        return f"{label} @ {ds}" if several else label
-
+    names = pair_labels(cmp, tests)  # only what differs between the groups; what they share goes under the title
     labels: list[str] = []
     diffs: dict[tuple[str, str], tuple[float, bool]] = {}
     for t in tests:
-        a, b = name(t.a, t.dataset), name(t.b, t.dataset)
+        a, b = names.of(t)
         labels.extend(x for x in (a, b) if x not in labels)
         diffs[(a, b)] = (t.diff, t.significant)
         diffs[(b, a)] = (-t.diff, t.significant)
-    return figures.pair_matrix(labels[:MAX_CHART_GROUPS], diffs, metric, title)
+    return figures.pair_matrix(labels[:MAX_CHART_GROUPS], diffs, metric, title, subtitle=names.groups.caption)
 
 
 class CompareHandlers(Handlers):

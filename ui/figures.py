@@ -313,9 +313,10 @@ def bars(rows: list[dict], metrics: list[str], label_of,
 
 
 def pair_matrix(labels: list[str], diffs: dict[tuple[str, str], tuple[float, bool]], metric: str,
-                title: str) -> go.Figure:
+                title: str, subtitle: str = "") -> go.Figure:
     """A method x method matrix of paired differences on ``metric`` (row minus column), coloured by sign (blue
-    where the row is higher), ``*`` where the difference is significant after Holm's adjustment."""
+    where the row is higher), ``*`` where the difference is significant after Holm's adjustment; ``subtitle``
+    (under the title): what every group shares, said once rather than in each label."""
     if len(labels) < 2 or not diffs:
         return empty(title, "fewer than two groups with per-example outputs on one dataset")
     z, text = [], []
@@ -330,8 +331,11 @@ def pair_matrix(labels: list[str], diffs: dict[tuple[str, str], tuple[float, boo
     shown = [plot_text(lab) for lab in labels]  # group labels are user values: Plotly reads tags in them
     fig = go.Figure(go.Heatmap(z=z, x=shown, y=shown, text=text, texttemplate="%{text}", colorscale="RdBu",
                                zmid=0, colorbar=dict(title="row - col"), hoverongaps=False))
-    fig.update_layout(title=plot_text(title), xaxis_title=plot_text(f"{metric}: column"), yaxis_title="row",
+    fig.update_layout(title=dict(text=plot_text(title), subtitle=dict(text=plot_text(subtitle))),
+                      xaxis_title=plot_text(f"{metric}: column"), yaxis_title="row",
                       **{**_LAYOUT, "height": max(340, 60 + 40 * len(labels))})
+    if subtitle:  # room for the subtitle's line under the title
+        fig.update_layout(margin=dict(t=86))
     fig.update_yaxes(autorange="reversed")
     return fig
 

@@ -38,12 +38,13 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from unirex.errors import DiskFullError, UnirexError, scrub_secrets
-from unirex.fsutil import (append_whole, atomic_write, default_dir_mode, disk_full_error, pid_alive, reporting_disk_full,
-                           tmp_prefix, write_json_atomic)
+from unirex.fsutil import (append_whole, atomic_write, default_dir_mode, disk_full_error, file_lock, pid_alive,
+                           reporting_disk_full, tmp_prefix, write_json_atomic)
 
 STALE_AFTER_S = 600.0
 
@@ -202,6 +203,7 @@ class RunDir:
 
     CONFIG = "config.json"
     META = "meta.json"
+    META_LOCK = ".meta.lock"  # held while meta.json is read, changed and written back (RunDir.change_meta)
     STATUS = "status.json"
     METRICS = "metrics.jsonl"
     EVENTS = "events.jsonl"
@@ -467,11 +469,21 @@ class RunDir:
     def meta(self) -> dict:
         return self._record(self.META, {})
 
-    def update_meta(self, **fields) -> None:
-        meta = self.meta()
-        meta.update(fields)
-        with reporting_disk_full("the run's meta.json", self.path):
+    def change_meta(self, change: Callable[[dict], None]) -> dict:
+        """Read ``meta.json``, apply ``change`` to it and write it back (atomically), all under the run's meta
+        lock (an ``flock`` on ``.meta.lock`` in the run folder: threads and processes editing the same run take
+        turns, so no edit is lost to another's read-modify-write); returns the meta written. An error raised by
+        ``change`` writes nothing."""
+        if not self.meta_path.is_file():
+            raise UnirexError(f"no run '{self.run_id}' (looked for {self.meta_path})")
+        with reporting_disk_full("the run's meta.json", self.path), file_lock(self.path / self.META_LOCK):
+            meta = self.meta()
+            change(meta)
             write_json_atomic(self.meta_path, meta)
+        return meta
+
+    def update_meta(self, **fields) -> None:
+        self.change_meta(lambda meta: meta.update(fields))
 
     # --- kind, debug, tags -------------------------------------------------------------------------
     def tags(self) -> tuple[str, ...]:
@@ -483,6 +495,15 @@ class RunDir:
         parsed = parse_tags(tags)
         self.update_meta(**{_TAGS_FIELD: list(parsed)})
         return parsed
+
+    def edit_tags(self, add=(), remove=()) -> tuple[str, ...]:
+        """Add ``add`` to the run's tags and take ``remove`` from them (each :func:`parse_tags`), reading and
+        writing under the meta lock (:meth:`change_meta`), so edits made at the same time all land; returns the
+        tags. Too many tags in the end: :class:`UnirexError`, nothing written."""
+        add, remove = parse_tags(add), set(parse_tags(remove))
+        meta = self.change_meta(lambda m: m.update({_TAGS_FIELD: list(parse_tags(
+            [*(t for t in (m.get(_TAGS_FIELD) or ()) if t not in remove), *add]))}))
+        return tuple(meta[_TAGS_FIELD])
 
 
 def debug_of(rd: RunDir, meta: dict | None = None) -> bool:

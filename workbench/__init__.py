@@ -7,13 +7,15 @@ fronts and the store/core: ``app``/``ui``/``cli`` -> ``workbench`` -> ``store`` 
 
 from store import RunFilter
 from workbench.records import (FINAL_JOB_STATES, JOB_STATES, RUN_STATES, CatalogRow, CheckpointInfo, Comparison,
-                               DatasetExample, DatasetSummary, Explanation, ExportedFile, Job, MethodPreset,
-                               PairTest, PlannedRun, Progress, RunCurves, RunDetail, RunOutcome, RunSummary,
+                               DatasetExample, DatasetSummary, Explanation, ExportedFile, GroupLabels, Job,
+                               MethodPreset, PairLabels, PairTest, PlannedRun, Progress, RunCurves, RunDetail, RunOutcome, RunSummary,
                                ScoreScale, SettingsCheck, Uncertainty)
+from workbench.compare import group_labels, pair_labels
 from workbench.service import LAUNCHERS, Workbench, command_line
 from workbench.sweeps import comma_lists, is_sweep, quote_one_value_keys
 
 __all__ = ["FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "CatalogRow", "CheckpointInfo", "Comparison",
-           "DatasetExample", "DatasetSummary", "Explanation", "ExportedFile", "Job", "LAUNCHERS", "MethodPreset",
-           "PairTest", "PlannedRun", "Progress", "RunCurves", "RunDetail", "RunFilter", "RunOutcome", "RunSummary",
-           "ScoreScale", "SettingsCheck", "Uncertainty", "Workbench", "comma_lists", "command_line", "is_sweep", "quote_one_value_keys"]
+           "DatasetExample", "DatasetSummary", "Explanation", "ExportedFile", "GroupLabels", "Job", "LAUNCHERS", "MethodPreset",
+           "PairLabels", "PairTest", "PlannedRun", "Progress", "RunCurves", "RunDetail", "RunFilter", "RunOutcome", "RunSummary",
+           "ScoreScale", "SettingsCheck", "Uncertainty", "Workbench", "comma_lists", "command_line", "group_labels", "is_sweep",
+           "pair_labels", "quote_one_value_keys"]

@@ -27,7 +27,7 @@ from unirex.errors import UnirexError, did_you_mean
 from unirex.metrics.nrg import CONVENTIONS, DEFAULT_CONVENTION
 from unirex.metrics.registry import metric_keys
 from unirex.metrics.stats import PairTest, adjust, percentile_interval
-from workbench.records import Comparison
+from workbench.records import Comparison, GroupLabels, PairLabels
 
 
 def compare_metrics() -> tuple[str, ...]:
@@ -362,6 +362,31 @@ def pairwise(cmp: Comparison, metric: str, pair: tuple[str, str] | None = None) 
     return stats.pair_tests(cmp.uncertainty, metric)
 
 
+def group_labels(by, rows) -> GroupLabels:
+    """Short names for the groups of ``rows`` (dicts holding the ``by`` columns): only the columns whose value
+    differs between them (the first column when none does: one group keeps a name), what they all share once."""
+    rows = list(rows)
+    cols = [b for b in by if len({r.get(b) for r in rows}) > 1] or list(by)[:1]
+    shared = tuple((b, str(rows[0].get(b))) for b in by if b not in cols) if rows else ()
+    return GroupLabels(columns=tuple(cols), shared=shared)
+
+
+def pair_labels(cmp: Comparison, tests: list[PairTest]) -> PairLabels:
+    """The labels of the paired-tests matrix of ``tests`` (:func:`pairwise` of ``cmp``): each side named by the
+    parts of its group (and its dataset, where ``by`` has none) that differ between the tested groups; the
+    parts they all share, the split first, said once (``PairLabels.groups.caption``)."""
+    rows_of = {_group_key(r, cmp.by): r for r in cmp.table.iter_rows(named=True)}
+    cols = (*cmp.by, *(() if "dataset" in cmp.by else ("dataset",)))
+    sides: dict[tuple[str, str | None], dict] = {}
+    for t in tests:
+        for key in (t.a, t.b):
+            row = rows_of.get(key, {})
+            sides[(key, t.dataset)] = {**{b: row.get(b) for b in cmp.by}, "dataset": t.dataset}
+    gl = group_labels(cols, sides.values())
+    groups = GroupLabels(columns=gl.columns, shared=(("split", cmp.split), *gl.shared))
+    return PairLabels(names={side: gl.label(row) for side, row in sides.items()}, groups=groups)
+
+
 def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", convention: str = DEFAULT_CONVENTION):
     """NRG over individual runs (each its own entry)."""
     from unirex.metrics.nrg import nrg
@@ -377,5 +402,5 @@ def nrg_of_runs(workspace: Path, run_ids: list[str], split: str = "test", conven
     return nrg(entries, spec)
 
 
-__all__ = ["CONVENTIONS", "compare_metrics", "compare", "counted_runs", "metric_names", "nrg_of_runs", "nrg_spec",
-           "pairwise", "runs_metrics"]
+__all__ = ["CONVENTIONS", "compare_metrics", "compare", "counted_runs", "group_labels", "metric_names", "nrg_of_runs",
+           "nrg_spec", "pair_labels", "pairwise", "runs_metrics"]

@@ -291,6 +291,39 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class GroupLabels:
+    """Short names for compared groups (:func:`workbench.compare.group_labels`): each label says only the
+    ``columns`` whose value differs between the groups; what every group shares (``shared``: column, value) is
+    said once, in a title or caption (:attr:`caption`)."""
+
+    columns: tuple[str, ...]
+    shared: tuple[tuple[str, str], ...] = ()
+
+    def label(self, row) -> str:
+        """``row``'s label: its values of :attr:`columns` joined by " / "."""
+        return " / ".join(str(row.get(c)) for c in self.columns)
+
+    @property
+    def caption(self) -> str:
+        """What every group shares: ``dataset demo, arch default`` ("" when nothing is)."""
+        return ", ".join(f"{c} {v}" for c, v in self.shared)
+
+
+@dataclass(frozen=True)
+class PairLabels:
+    """The names of a paired-tests matrix (:func:`workbench.compare.pair_labels`): ``names`` maps a test's side
+    (its group key, its dataset) to the short label (the parts that differ between the tested groups);
+    ``groups`` says which parts those are and what every tested group shares (the split included)."""
+
+    names: dict[tuple[str, str | None], str]
+    groups: GroupLabels
+
+    def of(self, test: PairTest) -> tuple[str, str]:
+        """The short labels of ``test``'s two sides (``a``, ``b``)."""
+        return self.names[(test.a, test.dataset)], self.names[(test.b, test.dataset)]
+
+
+@dataclass(frozen=True)
 class Uncertainty:
     """The bootstrap of a comparison (:mod:`workbench.stats`): per dataset, its groups' resampled metrics
     (:class:`unirex.metrics.stats.BootstrapResult`, keyed by the table's group labels); ``left_out[dataset]
@@ -420,8 +453,8 @@ class ExportedFile:
 
 
 __all__ = ["CatalogRow", "CheckpointInfo", "Comparison", "DatasetExample", "DatasetSummary", "Explanation",
-           "ExportedFile", "FINAL_JOB_STATES", "JOB_STATES", "RUN_STATES", "Job", "MethodPreset", "Progress",
-           "PairTest", "RunCurves", "RunDetail", "RunSummary", "ScoreScale", "SettingsCheck", "Uncertainty"]
+           "ExportedFile", "FINAL_JOB_STATES", "GroupLabels", "JOB_STATES", "RUN_STATES", "Job", "MethodPreset",
+           "PairLabels", "Progress", "PairTest", "RunCurves", "RunDetail", "RunSummary", "ScoreScale", "SettingsCheck", "Uncertainty"]
 
 
 @dataclass(frozen=True)

@@ -663,11 +663,27 @@ class Workbench:
 
     def set_tags(self, run_id: str, tags) -> tuple[str, ...]:
         """Replace a run's tags (``a,b`` or a list; empty clears them; :func:`unirex.runs.parse_tags`, one-line
-        error for a bad tag) in its ``meta.json``, and index it again; returns the tags."""
+        error for a bad tag) in its ``meta.json`` (under the run's meta lock), and index it again; returns the tags."""
         rd = self._run_dir(run_id)
         parsed = rd.set_tags(tags)
         self._index(rd.path)
         return parsed
+
+    def add_tags(self, run_id: str, tags) -> tuple[str, ...]:
+        """Add tags to a run's (``a,b`` or a list; :func:`unirex.runs.parse_tags`) and index it again; returns its
+        tags. Edits at the same time (threads of the app, other processes) take turns on the run's meta lock, so
+        each lands (:meth:`unirex.runs.RunDir.edit_tags`)."""
+        rd = self._run_dir(run_id)
+        tags = rd.edit_tags(add=tags)
+        self._index(rd.path)
+        return tags
+
+    def remove_tags(self, run_id: str, tags) -> tuple[str, ...]:
+        """Take tags from a run's (a tag it does not hold is no error) and index it again; returns its tags."""
+        rd = self._run_dir(run_id)
+        tags = rd.edit_tags(remove=tags)
+        self._index(rd.path)
+        return tags
 
     def tags(self) -> list[str]:
         """Every tag of the indexed runs, sorted."""
