@@ -146,13 +146,15 @@ def ferret_throughput_side(spec_path: str) -> None:
         cls_name, kwargs = FERRET_EXPLAINERS[cell["algo"]]
         explainer = getattr(ferret, cls_name)(model, tok, **kwargs)
         # ferret reads an explainer's options from call_args (a top-level num_samples is ignored, and its LIME then
-        # draws min(#tokens^2, 5000) samples)
-        call = ({"call_args": {"num_samples": cell["lime_samples"]}} if cell["algo"] == "lime" and cell["lime_samples"]
-                else {})
-        explainer(cell["texts"][0], target=cell["targets"][0], **call)  # warm-up
+        # draws min(#tokens^2, 5000) samples), and pops them from that dict: a fresh one for every call
+        def call() -> dict:
+            return ({"call_args": {"num_samples": cell["lime_samples"]}}
+                    if cell["algo"] == "lime" and cell["lime_samples"] else {})
+
+        explainer(cell["texts"][0], target=cell["targets"][0], **call())  # warm-up
         t0 = time.perf_counter()
         for text, target in zip(cell["texts"], cell["targets"]):
-            explainer(text, target=target, **call)
+            explainer(text, target=target, **call())
         seconds = time.perf_counter() - t0
         out[cell["key"]] = {"seconds": seconds, "examples": len(cell["texts"])}
     print(json.dumps(out))
