@@ -5,6 +5,7 @@ new dataset, and the ``annotations`` CLI."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,80 @@ def test_cli_eraser_export_import_list_and_merge(tmp_path, capsys, small_demo_di
     assert cli_main([*args, "merge", "--name", "hum", "--into", "demo", "--out", "demo_hum"]) == 2
     assert cli_main([*args, "import", "--name", "x"]) == 2
     assert "give one of --label-studio FILE or --eraser FOLDER" in capsys.readouterr().err
+
+
+def _two_document_set(tmp_path):
+    """Two NLI examples of two documents each (the premise of the first has two sentences), two annotators."""
+    from unirex.data.annotations import AnnotatedText
+
+    premise = (("a", "man", "plays", "a", "guitar"), ("on", "a", "stage"))
+    ex1 = AnnotatedText("nli-1", (premise, (("a", "man", "performs"),)), "")
+    ex2 = AnnotatedText("nli-2", (((("two", "dogs", "run")),), (("animals", "are", "asleep"),)), "")
+    # ex1 (8 + 3 words): ana marks "plays a guitar" (doc 0) and "performs" (doc 1); bob "stage" and "a man"
+    anns = [HumanAnnotation(ex1, "entailment", tuple(i in (2, 3, 4, 10) for i in range(11)), "ana",
+                            "2026-01-02T10:00:00+00:00", "train", "hand"),
+            HumanAnnotation(ex1, "entailment", tuple(i in (7, 8, 9) for i in range(11)), "bob",
+                            "2026-01-03T10:00:00+00:00", "train", "hand"),
+            HumanAnnotation(ex2, "contradiction", tuple(i in (2, 5) for i in range(6)), "ana",
+                            "2026-01-04T10:00:00+00:00", "train", "hand")]
+    save_annotations(tmp_path, "nli", anns)
+    return load_set(tmp_path, "nli")
+
+
+def _records(folder: Path) -> list[dict]:
+    keep = ("example_id", "docids", "query", "label", "evidences", "annotator", "annotated_at")
+    rows = [json.loads(x) for x in (folder / "annotations.jsonl").read_text().splitlines()]
+    return sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: (r["example_id"], r["annotator"]))
+
+
+def test_label_studio_round_trip_of_two_document_examples(tmp_path):
+    s = _two_document_set(tmp_path)
+    tasks = label_studio_tasks(s)
+    t1 = next(t for t in tasks if t["data"]["example_id"] == "nli-1")
+    text = t1["data"]["text"]
+    assert text == "a man plays a guitar\non a stage\n\na man performs"  # what the annotator reads: one text
+    assert t1["data"]["documents"] == [{"docid": "nli-1_d0", "start": 0, "end": 31},
+                                       {"docid": "nli-1_d1", "start": 33, "end": 47}]
+    back = read_label_studio(_write(tmp_path, tasks, "nli.json"))
+    assert not back.notes
+    key = lambda a: (a.item.example_id, a.annotator)  # noqa: E731
+    got = sorted(((key(a), a.item, a.item.docids, a.spans(), a.label, a.annotated_at) for a in back.annotations))
+    want = sorted(((key(a), a.item, a.item.docids, a.spans(), a.label, a.annotated_at) for a in s.annotations))
+    assert got == want and got[0][1].docids == ["nli-1_d0", "nli-1_d1"]
+    assert got[0][3] == [(0, 2, 5), (1, 2, 3)]  # ana: "plays a guitar" in the premise, "performs" in the hypothesis
+    # saved again, the set's own records (docids, evidence per document) are the original's
+    save_annotations(tmp_path, "nli_back", list(back.annotations))
+    assert _records(tmp_path / "nli_back") == _records(tmp_path / "nli")
+
+
+def test_label_studio_span_across_two_documents_is_refused(tmp_path, capsys):
+    s = _two_document_set(tmp_path)
+    tasks = label_studio_tasks(s)
+    t1 = next(t for t in tasks if t["data"]["example_id"] == "nli-1")
+    t1["id"] = 41
+    t1["annotations"][0]["result"].insert(0, _span(26, 38))  # "stage\n\na man": the premise's end into the hypothesis
+    path = _write(tmp_path, tasks, "cross.json")
+    msg = "task 41: ana's span [26, 38) crosses from document 1 into document 2"
+    with pytest.raises(UnirexError, match=re.escape(msg)):
+        read_label_studio(path)
+    ws = tmp_path / "ws"
+    assert cli_main(["--workspace", str(ws), "annotations", "import", "--label-studio", str(path), "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and not (ws / "data" / "x").exists()
+    # a span over the blank line between the documents marks nothing; ranges that leave words out are refused
+    t1["annotations"][0]["result"][0] = _span(31, 33)
+    assert "covers no word (blanks only)" in "\n".join(read_label_studio(_write(tmp_path, tasks, "gap.json")).notes)
+    t1["data"]["documents"][1]["start"] = 35
+    with pytest.raises(UnirexError, match=r"task 41: data.text\[31:35\] holds words outside every document"):
+        read_label_studio(_write(tmp_path, tasks, "out.json"))
+
+
+def test_label_studio_single_text_task_is_one_document(tmp_path):
+    """A task made by another tool (no data.documents): its text is one document, blank lines or not."""
+    tasks = [{"id": 5, "data": {"text": "a man plays\n\na man performs"}, "annotations": [
+        {"completed_by": "ana", "result": [_span(6, 18), _choice("entailment")]}]}]  # "plays\n\na man"
+    report = read_label_studio(_write(tmp_path, tasks))
+    assert not report.notes  # one document: a span over the blank line is one span, not a crossing
+    (a,) = report.annotations
+    assert a.item.documents == ((("a", "man", "plays"), ("a", "man", "performs")),)
+    assert a.item.docids == ["ls-5"] and a.spans() == [(0, 2, 5)]

@@ -19,11 +19,28 @@ and is reported: an annotation with an empty ``result`` (or cancelled) is skippe
 merged, a span over blanks only marks nothing, an annotator's second annotation of a task replaces the
 first. A task without annotations is skipped.
 
+**Several documents** (an NLI premise and hypothesis, e-SNLI, a question's passages): the task keeps
+*one* ``data.text`` (the documents joined by a blank line) and says where each document lies in
+``data.documents``: a list of ``{"docid", "start", "end"}`` (character offsets into ``data.text``, end
+exclusive, in document order). Why one text and not one ``data`` field per document: a Label Studio
+project has one labeling config, and a set mixes one-document and two-document examples; with one text
+the same config (``<Labels>`` and ``<Choices>`` on one ``<Text value="$text"/>``) shows every task of the
+set, the annotator sees the documents together, as the model reads them, and every span is an offset
+into that one text, as Label Studio writes them. Label Studio keeps ``data`` keys its config does not
+name, so ``data.documents`` survives a round trip through it. On import, each document's words are
+read from its range, and a span belongs to the document whose words it covers: a span that covers
+words of two documents is refused, naming the task (one ERASER evidence lies in one document; mark each
+document's words apart), and words outside every range are refused too. The docids the set gives the
+documents are ``<example_id>_d<k>`` (:attr:`~unirex.data.annotations.AnnotatedText.docids`); other docids
+in ``data.documents`` are noted. A task without ``data.documents`` (made by another tool, or an export
+of a one-document example) is one document, as before.
+
 **Export** writes one task per example with one annotation per annotator (``completed_by`` the
 annotator's name, ``created_at`` the annotation time), the rationale as one ``labels`` result per run of
-marked words (character offsets into ``data.text``: the document's sentences joined by ``\\n``, its
-words by a space; several documents joined by a blank line) and the class label as a ``choices``
-result. Importing an export gives back the same annotations.
+marked words within a document (character offsets into ``data.text``: a document's sentences joined by
+``\\n``, its words by a space; several documents joined by a blank line and placed by
+``data.documents``) and the class label as a ``choices`` result. Importing an export gives back the same
+annotations: the same documents, words, rationale per document, labels, annotators and times.
 """
 
 from __future__ import annotations
@@ -69,6 +86,20 @@ class _Annotation(BaseModel):
     was_cancelled: bool = False
 
 
+class _DocumentRange(BaseModel):
+    """One entry of ``data.documents``: where a document lies in ``data.text``."""
+
+    model_config = ConfigDict(extra="ignore")
+    docid: StrictStr | None = None
+    start: StrictInt
+    end: StrictInt
+
+
+class _Documents(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    documents: list[_DocumentRange]
+
+
 class _Task(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: StrictInt | StrictStr | None = None
@@ -104,19 +135,60 @@ def _annotator(a: _Annotation, task: str, k: int) -> str:
         raise UnirexError(f"task {task}: annotation {k + 1}: {e}") from None
 
 
-def _words_of_spans(text: str, spans: list[tuple[int, int]], task: str, who: str, notes: list[str]) -> list[bool]:
-    lines = word_offsets(text)
-    words = [w for line in lines for w in line]
+def _words(text: str, ranges: list[tuple[int, int]]) -> list[tuple[str, int, int, int]]:
+    """The words of ``text`` as ``(word, start, end, document)`` (offsets into ``text``), document by document."""
+    out = []
+    for k, (s, e) in enumerate(ranges):
+        out += [(w, s + ws, s + we, k) for line in word_offsets(text[s:e]) for w, ws, we in line]
+    return out
+
+
+def _document_ranges(task: _Task, text: str, text_key: str) -> tuple[list[tuple[int, int]], list[str | None]]:
+    """Where each document lies in the text (``data.documents`` when the task has it, else one document) and
+    the docids ``data.documents`` gives them."""
+    if "documents" not in task.data:
+        return [(0, len(text))], [None]
+    try:
+        docs = _Documents.model_validate({"documents": task.data["documents"]}).documents
+    except ValidationError as e:
+        raise UnirexError(f"data: {schema_message(e)}") from None
+    if not docs:
+        raise UnirexError("data.documents is empty (leave it out for one document)")
+    ranges, end = [], 0
+    for k, d in enumerate(docs):
+        if not 0 <= d.start < d.end <= len(text):
+            raise UnirexError(f"data.documents[{k}] [{d.start}, {d.end}) is empty, reversed or outside "
+                              f"data.{text_key} ({len(text)} characters)")
+        if d.start < end:
+            raise UnirexError(f"data.documents[{k}] [{d.start}, {d.end}) overlaps the document before "
+                              "it or comes before it (give the documents in order)")
+        if text[end:d.start].strip():
+            raise UnirexError(f"data.{text_key}[{end}:{d.start}] holds words outside every document of "
+                              "data.documents")
+        ranges.append((d.start, d.end))
+        end = d.end
+    if text[end:].strip():
+        raise UnirexError(f"data.{text_key}[{end}:] holds words outside every document of "
+                          "data.documents")
+    return ranges, [d.docid for d in docs]
+
+
+def _words_of_spans(text: str, words: list[tuple[str, int, int, int]], spans: list[tuple[int, int]], task: str,
+                    who: str, notes: list[str]) -> list[bool]:
     mask = [False] * len(words)
     ordered = sorted(spans)
     for (s1, e1), (s2, e2) in zip(ordered, ordered[1:]):
         if s2 < e1:
             notes.append(f"task {task}: {who}'s spans [{s1}, {e1}) and [{s2}, {e2}) overlap: merged")
     for s, e in spans:
-        hit = [i for i, (_, ws, we) in enumerate(words) if ws < e and s < we]
+        hit = [i for i, (_, ws, we, _) in enumerate(words) if ws < e and s < we]
         if not hit:
             notes.append(f"task {task}: {who}'s span [{s}, {e}) covers no word (blanks only): nothing marked")
             continue
+        if words[hit[0]][3] != words[hit[-1]][3]:
+            raise UnirexError(f"task {task}: {who}'s span [{s}, {e}) crosses from document {words[hit[0]][3] + 1} "
+                              f"into document {words[hit[-1]][3] + 1} (data.documents): one span marks words of one "
+                              "document")
         first, last = words[hit[0]], words[hit[-1]]
         if s > first[1] or e < last[2]:
             notes.append(f"task {task}: {who}'s span [{s}, {e}) {text[s:e]!r} cuts a word: took the whole words "
@@ -170,11 +242,15 @@ def read_label_studio(path: Path, rationale_labels: tuple[str, ...] = (RATIONALE
         query = task.data.get("query") or ""
         if not isinstance(query, str):
             raise UnirexError(f"{path}: task {tid}: data.query is not text")
-        example_id = task.data.get("example_id") or f"ls-{task.id if task.id is not None else k + 1}"
+        example_id = str(task.data.get("example_id") or f"ls-{task.id if task.id is not None else k + 1}")
         try:
-            item = text_item([text], query, example_id=str(example_id))
+            ranges, given = _document_ranges(task, text, text_key)
+            item = text_item([text[s:e] for s, e in ranges], query, example_id=example_id)
         except UnirexError as e:
             raise UnirexError(f"{path}: task {tid}: {e}") from None
+        if any(d is not None for d in given) and given != item.docids:
+            notes.append(f"task {tid}: the documents {given} are named {item.docids} in the set")
+        words = _words(text, ranges)
         if not task.annotations:
             skipped += 1
             notes.append(f"task {tid}: no annotation: skipped")
@@ -213,7 +289,10 @@ def read_label_studio(path: Path, rationale_labels: tuple[str, ...] = (RATIONALE
             if class_labels is not None and labels[0] not in class_labels:
                 raise UnirexError(f"{path}: task {tid}: {who}'s class label '{labels[0]}' is not one of "
                                   f"{', '.join(class_labels)}")
-            mask = _words_of_spans(text, spans, tid, who, notes)
+            try:
+                mask = _words_of_spans(text, words, spans, tid, who, notes)
+            except UnirexError as e:
+                raise UnirexError(f"{path}: {e}") from None
             if who in by_annotator:
                 notes.append(f"task {tid}: {who} annotated it twice: the later annotation is kept")
             by_annotator[who] = HumanAnnotation(item, labels[0], tuple(mask), who,
@@ -225,11 +304,13 @@ def read_label_studio(path: Path, rationale_labels: tuple[str, ...] = (RATIONALE
     return ImportReport(tuple(out), len(raw), skipped, tuple(notes))
 
 
-def _text_and_offsets(item: AnnotatedText) -> tuple[str, list[tuple[int, int]]]:
-    text, offsets = "", []
+def _text_and_offsets(item: AnnotatedText) -> tuple[str, list[tuple[int, int]], list[tuple[int, int]]]:
+    """The task's text, each word's character range in it and each document's."""
+    text, offsets, ranges = "", [], []
     for k in range(len(item.documents)):
         if k:
             text += "\n\n"
+        start = len(text)
         for i, sent in enumerate(item.documents[k]):
             if i:
                 text += "\n"
@@ -238,7 +319,8 @@ def _text_and_offsets(item: AnnotatedText) -> tuple[str, list[tuple[int, int]]]:
                     text += " "
                 offsets.append((len(text), len(text) + len(w)))
                 text += w
-    return text, offsets
+        ranges.append((start, len(text)))
+    return text, offsets, ranges
 
 
 def label_studio_tasks(s: AnnotationSet) -> list[dict]:
@@ -246,8 +328,10 @@ def label_studio_tasks(s: AnnotationSet) -> list[dict]:
     tasks = []
     for n, (ex_id, anns) in enumerate(s.examples.items(), start=1):
         item = anns[0].item
-        text, offsets = _text_and_offsets(item)
-        data = {"text": text, "example_id": ex_id}
+        text, offsets, ranges = _text_and_offsets(item)
+        data: dict[str, Any] = {"text": text, "example_id": ex_id}
+        if len(ranges) > 1:
+            data["documents"] = [{"docid": d, "start": s0, "end": e0} for d, (s0, e0) in zip(item.docids, ranges)]
         if item.query:
             data["query"] = item.query
         annotations = []
