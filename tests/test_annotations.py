@@ -402,3 +402,37 @@ def test_label_studio_single_text_task_is_one_document(tmp_path):
     (a,) = report.annotations
     assert a.item.documents == ((("a", "man", "plays"), ("a", "man", "performs")),)
     assert a.item.docids == ["ls-5"] and a.spans() == [(0, 2, 5)]
+
+
+def test_annotate_panel_merges_a_set_into_a_new_dataset(tmp_path, small_demo_dir):
+    """The Datasets tab's merge (handler level, a real workbench): the new dataset, its pickers refreshed; a bad
+    or taken name is one error and nothing is written."""
+    import shutil
+
+    import gradio as gr
+
+    from ui.annotate import AnnotateHandlers
+    from workbench import Workbench
+
+    wb = Workbench(tmp_path / "ws")
+    data = wb.annotations.data_dir
+    shutil.copytree(small_demo_dir / "demo", data / "demo")
+    wb.annotations.import_label_studio(_write(tmp_path, TWO_ANNOTATORS), "hum")
+    h = AnnotateHandlers(wb)
+    assert h.merge_targets() == ["demo"]  # sets are not offered as a base
+    msg, picker, bases = h.on_merge("hum", "demo", " demo_hum ")
+    assert "Made `demo_hum`: `demo` with the **4** annotations of `hum`" in msg and "68 train examples" in msg
+    assert "demo_hum" in picker["choices"] and bases["choices"] == ["demo", "demo_hum"]
+    assert len(read_split(data / "demo_hum", "train")) == 68
+    before = _files(data)
+    for bad, why in [("../evil", "evil"), ("demo_hum", "exists: merging makes a new dataset"), ("", "Type a name")]:
+        with pytest.raises(gr.Error) as e:
+            h.on_merge("hum", "demo", bad)
+        assert why in e.value.message and "\n" not in e.value.message
+    assert _files(data) == before
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == ["demo", "demo_hum", "hum"]
+    # a bad name is refused before anything is made, even the demo a fresh workspace would generate as the base
+    fresh = Workbench(tmp_path / "fresh")
+    with pytest.raises(gr.Error, match="not a valid dataset name"):
+        AnnotateHandlers(fresh).on_merge("hum", "demo", "a/b")
+    assert not fresh.annotations.data_dir.exists() or not any(fresh.annotations.data_dir.iterdir())

@@ -2,7 +2,9 @@
 annotator's name and the time, into a named annotation set (a dataset in the workspace's data folder,
 :mod:`workbench.annotations`). One panel sits in the Explain tab (the typed text or dataset example
 explained there; it starts from the model's rationale or the gold one) and one in the Datasets browser
-(the example shown; it starts from the gold rationale), where the set's annotator agreement is shown too.
+(the example shown; it starts from the gold rationale), where the set's annotator agreement is shown too,
+and where a set is merged into a dataset's train split: a new dataset, the base left as it is
+(:meth:`workbench.annotations.AnnotationService.merge`, as ``python -m unirex annotations merge`` does).
 
 **Why a CheckboxGroup of words.** A ``gr.HighlightedText`` shows words but cannot be clicked; the
 interactive one lets a mouse drag select characters (not words) and hands back text pieces that must be
@@ -185,6 +187,27 @@ class AnnotateHandlers(Handlers):
                f"and train on {code(res.name)} as any other.{notes}")
         return msg, gr.update(choices=self.wb.annotations.sets(), value=res.name)
 
+    def merge_targets(self) -> list[str]:
+        """The datasets a set can be merged into: the workspace's datasets that are not annotation sets."""
+        sets = set(self.wb.annotations.sets())
+        return [n for n in self.wb.dataset_names() if n not in sets]
+
+    @handler
+    def on_merge(self, set_name, base, new_name):
+        """Merge set ``set_name`` into a copy of ``base``'s train split named ``new_name``; returns the message,
+        then the refreshed choices of the tab's dataset picker and of the merge's base picker."""
+        if not (set_name or "").strip():
+            raise gr.Error("Choose an annotation set.")
+        if not (base or "").strip():
+            raise gr.Error("Choose the dataset to merge the set into.")
+        if not (new_name or "").strip():
+            raise gr.Error("Type a name for the new dataset.")
+        r = self.wb.annotations.merge(set_name, base, new_name.strip())
+        msg = (f"Made {code(r.name)}: {code(r.base)} with the **{r.n_added}** annotations of {code(r.set_name)} "
+               f"(version {r.set_version}) added to its train split ({r.n_train} train examples); {code(r.base)} "
+               f"is unchanged. Choose {code(r.name)} in the Dataset picker above and build it.")
+        return msg, gr.update(choices=self.wb.dataset_names()), gr.update(choices=self.merge_targets())
+
     @handler
     def on_agreement(self, set_name):
         if not set_name:
@@ -208,8 +231,26 @@ def _name_for(shared: str, current: str):
     return gr.update() if (current or "").strip() or not (shared or "").strip() else shared
 
 
-def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_agreement: bool):
-    """The panel's blocks and the events inside it; returns ``(load button, state, outputs of a load, set)``."""
+def _merge_blocks(h: AnnotateHandlers, prefix: str, set_name, dataset) -> None:
+    """Merging the chosen set into a dataset's train split (a new dataset); ``dataset``: the tab's dataset
+    picker, whose choices are refreshed after a merge (as the merge's own base picker's are)."""
+    gr.Markdown("**Merge the annotation set chosen above into a dataset's train split**: a new dataset is made "
+                "(the base's files, the set's annotations appended to train); the base is not changed.")
+    with gr.Row():
+        targets = h.merge_targets()
+        base = gr.Dropdown(targets, value=targets[0] if targets else None, label="Into dataset",
+                           elem_id=f"{prefix}-merge-base")
+        new_name = gr.Textbox(label="New dataset's name", placeholder="e.g. demo_plus_annotations",
+                              elem_id=f"{prefix}-merge-name")
+        merge_btn = gr.Button("Merge into a new dataset", size="sm")
+    merge_status = gr.Markdown(elem_id=f"{prefix}-merge-status")
+    merge_btn.click(h.on_merge, [set_name, base, new_name], [merge_status, dataset, base], **PRIVATE)
+
+
+def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_agreement: bool,
+           dataset=None):
+    """The panel's blocks and the events inside it; returns ``(load button, state, outputs of a load, set)``.
+    ``dataset``: the tab's dataset picker; given, the panel merges sets too and refreshes it after a merge."""
     h = AnnotateHandlers(wb)
     sets = wb.annotations.sets()
     with gr.Accordion("Annotate: mark the rationale, set the label, save into an annotation set", open=False,
@@ -242,6 +283,8 @@ def _panel(wb: Workbench, prefix: str, load_label: str, with_model: bool, with_a
             agree_table = gr.Dataframe(headers=AGREEMENT_HEADERS, interactive=False, wrap=True,
                                        label="Per example (most disagreement first)")
             agree_btn.click(h.on_agreement, [set_name], [agree_md, agree_table], **PRIVATE)
+        if dataset is not None:
+            _merge_blocks(h, prefix, set_name, dataset)
     state = gr.State(None)
     shared = _shared_name()
     annotator.input(lambda v: v, [annotator], [shared], **PRIVATE)
@@ -271,8 +314,8 @@ def explain_panel(wb: Workbench, inputs: list) -> None:
 
 def datasets_panel(wb: Workbench, inputs: list) -> None:
     """The Datasets browser's panel; ``inputs``: dataset, arch, max length, split, shown rows, position."""
-    h, load_btn, state, outs, _, shared = _panel(wb, "ds", "Annotate this example", False, True)
     ds, arch, ml, split, indices, pos = inputs
+    h, load_btn, state, outs, _, shared = _panel(wb, "ds", "Annotate this example", False, True, ds)
     load_btn.click(lambda a, b, c, d, e, f, name, now: (*h.on_load_example(a, b, c, d, e, f), _name_for(name, now)),
                    [ds, arch, ml, split, indices, pos, shared, outs[-1]], outs, **PRIVATE)
 

@@ -105,9 +105,9 @@ class AnnotationService:
         """A new dataset ``new_name``: ``base`` with set ``name``'s annotations appended to its train split."""
         from unirex.data import ensure_source  # a generated base (the demo) is written on first use
 
-        base = self._name(base)
+        name, base, new_name = self._name(name), self._name(base), self._name(new_name)  # all checked before a write
         ensure_source(self.data_dir, base)
-        return _core()[0].merge_into_train(self.data_dir, self._name(name), base, self._name(new_name))
+        return _core()[0].merge_into_train(self.data_dir, name, base, new_name)
 
 
 __all__ = ["AnnotationService", "SPLIT_CHOICES"]
