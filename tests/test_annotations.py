@@ -114,6 +114,10 @@ def test_two_annotators_agreement_by_hand(tmp_path):
     ({"id": 12, "data": {"text": T1}, "annotations": [{"completed_by": "ana", "result": [
         {"type": "labels", "value": {"start": 1.5, "end": 3, "labels": ["Rationale"]}}, _choice("POS")]}]},
      "task 12: field 'annotations[0].result[0].value.start' should be an integer"),
+    ({"id": 13, "data": {"text": T1, "documents": [{"start": "0", "end": 3}]}, "annotations": []},
+     "task 13: data: field 'documents[0].start' should be an integer"),
+    ({"id": 14, "data": {"text": T1, "documents": [{"start": 0, "end": 10}, {"start": 5, "end": 29}]},
+      "annotations": []}, "task 14: data.documents[1] [5, 29) overlaps the document before it"),
 ])
 def test_import_refuses_with_the_task_named_and_writes_nothing(tmp_path, capsys, task, message):
     ws = tmp_path / "ws"
