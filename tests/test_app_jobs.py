@@ -132,6 +132,10 @@ def test_the_queue_lists_active_jobs_first_and_the_view_never_jumps_to_a_cancell
     # the followed run ended: it stays on screen, not the newest job (cancelled)
     assert _target(AUTO, ended, "J-1").job_id == "J-1"
     assert _target(AUTO, ended, None).job_id == "J-1"  # nothing shown before: the newest that was not cancelled
+    # a job launched after the shown one started and ended between two ticks: it is shown, not the older one
+    quick = [*ended, _job("J-3", "completed", 3), _job("J-4", "cancelled", 4)]
+    assert _target(AUTO, quick, "J-1").job_id == "J-3"
+    assert _target(AUTO, quick, "J-3").job_id == "J-3"
 
 
 def test_the_reproduce_line_quotes_each_word_once_as_a_person_types_it():

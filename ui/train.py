@@ -146,8 +146,9 @@ def progress_html(p, title: str = "") -> str:
 
 def _target(fol, jobs, shown=None):
     """The job the progress follows: the chosen one; else ("follow the running job") the running one, else the
-    one shown before (a followed run stays on screen once it ends), else the first waiting one, else the newest
-    that was not cancelled."""
+    one shown before (a followed run stays on screen once it ends) unless a job submitted after it was not
+    cancelled (a short job can start and end between two ticks: it must still be shown), else the first waiting
+    one, else the newest that was not cancelled."""
     if fol and fol != AUTO:
         j = next((j for j in jobs if j.job_id == fol), None)
         if j is not None:
@@ -155,9 +156,9 @@ def _target(fol, jobs, shown=None):
     running = [j for j in jobs if j.status == "running"]
     if running:
         return running[0]
-    before = next((j for j in jobs if j.job_id == shown), None) if shown else None
-    if before is not None:
-        return before
+    at = next((i for i, j in enumerate(jobs) if j.job_id == shown), None) if shown else None
+    if at is not None and all(j.status == "cancelled" for j in jobs[at + 1:]):
+        return jobs[at]
     waiting = [j for j in jobs if j.status == "waiting"]
     if waiting:
         return waiting[0]
