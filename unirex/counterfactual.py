@@ -21,7 +21,8 @@ An edit is one of (:data:`EDITS`):
   masked-LM head, so no arch is asked for in-context replacements: the one-token "vocabulary" is the mask
   token, which keeps the input's length and positions.
 
-As a faithfulness signal (:func:`flip_metrics`): ``flip_words`` is the mean over examples of the fraction of
+As a faithfulness signal (:func:`unirex.metrics.extra.flip_words`, from the per-example fractions the
+evaluator keeps): ``flip_words`` is the mean over examples of the fraction of
 the words the model read that the extractor's order had to edit to flip the prediction, an example that
 does not flip within the cap counting 1.0 (lower is better: a faithful rationale names the words the
 prediction rests on); ``flip_words_random`` is the same with the random order. The cap is
@@ -33,7 +34,7 @@ comes from their own rationale, which an edit would re-select) are not searched:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -185,23 +186,6 @@ def flip_search(model, batch: dict, orders: list[list[int]], options: FlipOption
     return results
 
 
-@dataclass
-class FlipTally:
-    """Per-example flip fractions of an evaluation, by order (:func:`flip_metrics` reads them)."""
-
-    fractions: dict[str, list[float]] = field(default_factory=lambda: {o: [] for o in ORDERS})
-    flipped: dict[str, int] = field(default_factory=lambda: {o: 0 for o in ORDERS})
-
-    def add(self, results: list[FlipResult]) -> None:
-        for r in results:
-            self.fractions[r.order].append(r.fraction)
-            self.flipped[r.order] += int(r.flipped)
-
-    @property
-    def n(self) -> int:
-        return len(self.fractions[EXTRACTOR])
-
-
 def search_batch(model, batch: dict, scores: torch.Tensor, options: FlipOptions, rng: np.random.Generator,
                  pad_token_id: int = 0, replacement_id: int | None = None) -> dict[str, list[FlipResult]]:
     """Both orders' searches of a batch, given its subword ``scores [B, L]``: ``{order: [FlipResult]}``."""
@@ -213,13 +197,5 @@ def search_batch(model, batch: dict, scores: torch.Tensor, options: FlipOptions,
     return out
 
 
-def flip_metrics(tally: FlipTally) -> dict[str, float | None]:
-    """``flip_words`` and ``flip_words_random``: the mean fractions (no flip = 1.0; None: no example)."""
-    def mean(values: list[float]) -> float | None:
-        return float(np.mean(values)) if values else None
-
-    return {"flip_words": mean(tally.fractions[EXTRACTOR]), "flip_words_random": mean(tally.fractions[RANDOM])}
-
-
-__all__ = ["EDITS", "EXTRACTOR", "FlipOptions", "FlipResult", "FlipTally", "MASK", "ORDERS", "RANDOM", "REMOVE",
-           "eval_flip_options", "flip_metrics", "flip_search", "flip_supported", "search_batch", "word_orders", "word_scores"]
+__all__ = ["EDITS", "EXTRACTOR", "FlipOptions", "FlipResult", "MASK", "ORDERS", "RANDOM", "REMOVE",
+           "eval_flip_options", "flip_search", "flip_supported", "search_batch", "word_orders", "word_scores"]
