@@ -14,7 +14,7 @@ from ui import figures
 from ui.common import Handlers, choice_or_none, code, handler, html_text, md, plot_text
 from unirex.errors import UnirexError
 from unirex.metrics.registry import Family, metric_keys, metrics, on_request
-from workbench import Comparison, RunFilter, Workbench, group_labels, pair_labels
+from workbench import Comparison, GroupLabels, RunFilter, Workbench, group_labels, pair_labels
 
 MAX_CHART_GROUPS = 24  # the charts draw the best groups by NRG (a chart of hundreds of bars says nothing)
 #: the scatter's axes after NRG's: headline metrics, faithfulness and plausibility first (the chart's question)
@@ -73,7 +73,7 @@ def _pm_ci(mean, low, high, std=None, best: bool = False) -> str:
 def label_of(by, rows: list[dict] | None = None):
     """A group's label: its ``by`` values joined by " / "; given the charted ``rows``, only the columns whose
     value differs between them (what the groups share goes in the title once: :func:`common_part`)."""
-    return group_labels(by, rows).label if rows else (lambda r: " / ".join(str(r.get(b)) for b in by))
+    return (group_labels(by, rows) if rows else GroupLabels(tuple(by))).label
 
 
 def varying(by, rows: list[dict]) -> list[str]:

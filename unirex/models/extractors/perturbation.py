@@ -69,6 +69,7 @@ def row_output(task_lm: nn.Module, batch: dict[str, torch.Tensor], r: int, feat:
     at about half the cost for LIME and KernelSHAP, whose samples hide half the words on average.
     Elsewhere they are hidden through the attention mask at the row's full length."""
     from unirex.models.removal import original_position_ids, resolve_removal  # removal imports the config
+    from unirex.packing import run_packed
 
     am = batch["attention_mask"][r]
     n = int(am.nonzero().max()) + 1 if bool(am.any()) else 1
@@ -96,8 +97,6 @@ def row_output(task_lm: nn.Module, batch: dict[str, torch.Tensor], r: int, feat:
             rows["token_type_ids"] = tt.expand(m, -1)
         with torch.no_grad():
             if drop:
-                from unirex.packing import run_packed
-
                 logits, _ = run_packed(logits_of, {**rows, "position_ids": positions.expand(m, -1)}, keep.bool(),
                                        chunk, getattr(task_lm, "pad_token_id", 0))
             else:
